@@ -1,0 +1,8 @@
+/* Subcommand entry points; each returns the process exit status. */
+#ifndef BL_CLI_H
+#define BL_CLI_H
+int cli_train(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_info(int argc, char **argv);
+#endif

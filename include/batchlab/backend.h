@@ -1,0 +1,143 @@
+/* The op interface. Layers never call BLAS or loops directly: they call
+ * through a bl_backend, a table of kernels with explicit dimensions.
+ * The CPU implementation (src/backend/cpu) comes first; a CUDA one can be
+ * added without touching src/nn.
+ *
+ * Conventions (llm.c style):
+ *   - outputs first, then inputs, then dims; row-major, NCHW activations;
+ *   - forward kernels overwrite their outputs;
+ *   - backward kernels OVERWRITE the input gradient (din, may be NULL when
+ *     not needed) and ACCUMULATE (+=) into parameter gradients (dw, db),
+ *     which is what gradient accumulation relies on;
+ *   - weights follow PyTorch layouts: dense w is (O, I), conv w is (K, C, R, S),
+ *     so checkpoints and golden dumps map one to one. */
+#ifndef BATCHLAB_BACKEND_H
+#define BATCHLAB_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "batchlab/core.h"
+
+typedef enum bl_act {
+    BL_ACT_RELU,
+    BL_ACT_LEAKY_RELU, /* alpha = negative slope */
+    BL_ACT_TANH,
+    BL_ACT_SIGMOID,
+    BL_ACT_GELU, /* exact erf form, as torch.nn.GELU() */
+} bl_act;
+
+typedef struct bl_conv_dims {
+    int B, C, H, W; /* input (B, C, H, W) */
+    int K, R, S;    /* K output channels, R x S kernel */
+    int stride, pad;
+    int P, Q; /* output height, width: (H + 2 pad - R) / stride + 1, likewise Q */
+} bl_conv_dims;
+
+typedef struct bl_pool_dims {
+    int B, C, H, W; /* input */
+    int k, stride;  /* square window, no padding */
+    int P, Q;       /* output: (H - k) / stride + 1 */
+} bl_pool_dims;
+
+typedef struct bl_backend {
+    const char *name;
+
+    /* C(M,N) = alpha * op(A) * op(B) + beta * C; row-major; op(X) = X or X^T. */
+    void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *Bm, int ldb, float beta, float *C, int ldc);
+
+    /* out(B,O) = in(B,I) @ w(O,I)^T + b(O).  b may be NULL. */
+    void (*dense_forward)(float *out, const float *in, const float *w, const float *b, int B,
+                          int I, int O);
+    /* din(B,I) = dout @ w; dw(O,I) += dout^T @ in; db(O) += sum_b dout. din/db may be NULL. */
+    void (*dense_backward)(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, int B, int I, int O);
+
+    /* Floats of scratch that conv2d_forward/backward need for dims d. */
+    size_t (*conv2d_workspace_floats)(const bl_conv_dims *d);
+    /* out(B,K,P,Q) = conv(in(B,C,H,W), w(K,C,R,S)) + b(K). b may be NULL. */
+    void (*conv2d_forward)(float *out, const float *in, const float *w, const float *b, float *ws,
+                           const bl_conv_dims *d);
+    /* din overwritten (may be NULL); dw, db accumulated (db may be NULL). */
+    void (*conv2d_backward)(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, float *ws, const bl_conv_dims *d);
+
+    /* argmax(B,C,P,Q) holds the flat index h*W+w of the max within its (b,c) plane. */
+    void (*maxpool_forward)(float *out, int32_t *argmax, const float *in, const bl_pool_dims *d);
+    void (*maxpool_backward)(float *din, const float *dout, const int32_t *argmax,
+                             const bl_pool_dims *d);
+    void (*avgpool_forward)(float *out, const float *in, const bl_pool_dims *d);
+    void (*avgpool_backward)(float *din, const float *dout, const bl_pool_dims *d);
+
+    /* Elementwise activation over n floats. */
+    void (*act_forward)(float *out, const float *in, size_t n, bl_act act, float alpha);
+    /* din = dout * f'(in); out = f(in) is passed so tanh/sigmoid need not recompute. */
+    void (*act_backward)(float *din, const float *dout, const float *in, const float *out,
+                         size_t n, bl_act act, float alpha);
+
+    /* Inverted dropout: mask[i] = keep (prob 1-p), out = in * mask / (1-p). */
+    void (*dropout_forward)(float *out, uint8_t *mask, const float *in, size_t n, float p,
+                            bl_rng *rng);
+    void (*dropout_backward)(float *din, const float *dout, const uint8_t *mask, size_t n,
+                             float p);
+
+    /* Batch norm over (B, C, HW), statistics per channel, as torch BatchNorm1d/2d.
+     * Train: normalise with the biased batch variance, save mean(C), rstd(C),
+     * and update running stats: run = (1-momentum) run + momentum * batch,
+     * using the UNBIASED variance for run_var. */
+    void (*batchnorm_forward_train)(float *out, float *mean, float *rstd, float *run_mean,
+                                    float *run_var, const float *in, const float *gamma,
+                                    const float *beta, int B, int C, int HW, float momentum,
+                                    float eps);
+    void (*batchnorm_forward_eval)(float *out, const float *in, const float *gamma,
+                                   const float *beta, const float *run_mean, const float *run_var,
+                                   int B, int C, int HW, float eps);
+    /* din overwritten; dgamma, dbeta accumulated. Uses the saved mean/rstd. */
+    void (*batchnorm_backward)(float *din, float *dgamma, float *dbeta, const float *dout,
+                               const float *in, const float *mean, const float *rstd,
+                               const float *gamma, int B, int C, int HW);
+
+    /* Softmax cross-entropy on logits(B,K) with integer labels. Writes probs(B,K)
+     * and returns the SUM over the batch of -log p[label] (double accumulator).
+     * If correct != NULL, adds the number of argmax hits. */
+    double (*softmax_xent_forward)(float *probs, int *correct, const float *logits,
+                                   const int32_t *labels, int B, int K);
+    /* dlogits = scale * (probs - onehot(labels)).  Overwrites. */
+    void (*softmax_xent_backward)(float *dlogits, const float *probs, const int32_t *labels,
+                                  int B, int K, float scale);
+    /* Per-sample loss is mean_k (pred - target)^2; returns the SUM over the batch. */
+    double (*mse_forward)(const float *pred, const float *target, int B, int K);
+    /* dpred = scale * 2 (pred - target) / K.  Overwrites. */
+    void (*mse_backward)(float *dpred, const float *pred, const float *target, int B, int K,
+                         float scale);
+
+    /* Flat-array helpers used on the arenas. */
+    double (*sumsq)(const float *x, size_t n);
+    void (*scale)(float *x, size_t n, float a);
+    void (*axpy)(float *y, const float *x, size_t n, float a); /* y += a x */
+    void (*fill)(float *x, size_t n, float v);
+    void (*copy)(float *dst, const float *src, size_t n);
+    int (*all_finite)(const float *x, size_t n); /* 1 if no NaN/Inf */
+
+    /* Optimizer updates over flat arenas (torch.optim semantics).
+     * SGD: g' = g + wd p; buf = mom buf + g' (buf = g' on the first step, i.e. when
+     *      first_step != 0); step = nesterov ? g' + mom buf : buf (or g' when mom == 0);
+     *      p -= lr step.  buf may be NULL when mom == 0. */
+    void (*sgd_step)(float *p, float *buf, const float *g, size_t n, float lr, float momentum,
+                     int nesterov, float weight_decay, int first_step);
+    /* Adam / AdamW at 1-based step t: decoupled != 0 gives AdamW (p -= lr wd p first),
+     * else wd is added to the gradient (Adam's L2). Bias-corrected m/v, eps outside sqrt. */
+    void (*adam_step)(float *p, float *m, float *v, const float *g, size_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, int decoupled,
+                      long t);
+} bl_backend;
+
+/* The CPU backend (OpenBLAS sgemm + im2col). Static storage; do not free. */
+const bl_backend *bl_backend_cpu(void);
+
+/* Output size of a convolution/pool window along one axis; <= 0 means invalid. */
+static inline int bl_conv_out_size(int in, int k, int stride, int pad) {
+    return stride > 0 ? (in + 2 * pad - k) / stride + 1 : 0;
+}
+
+#endif

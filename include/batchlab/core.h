@@ -1,0 +1,61 @@
+/* Core services shared by every layer: memory accounting, a seeded RNG,
+ * clocks and the context struct that carries them (no hidden globals). */
+#ifndef BATCHLAB_CORE_H
+#define BATCHLAB_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "batchlab/error.h"
+
+/* ---- memory accounting -------------------------------------------------
+ * Every long-lived buffer (arenas, activations, workspace, datasets) goes
+ * through a bl_mem so the peak is known exactly; a nonzero limit_bytes makes
+ * an allocation that would exceed it fail with BL_ERR_NOMEM instead of
+ * risking the OOM killer. Not thread-safe: allocate during setup only. */
+typedef struct bl_mem {
+    size_t cur_bytes;
+    size_t peak_bytes;
+    size_t limit_bytes; /* 0 = unlimited */
+} bl_mem;
+
+/* 64-byte aligned, zero-filled. `what` names the buffer in the error message.
+ * Returns NULL and fills err on failure. m may be NULL (no accounting). */
+void *bl_mem_alloc(bl_mem *m, size_t bytes, const char *what, bl_error *err);
+/* Free a pointer from bl_mem_alloc (NULL is fine). */
+void bl_mem_free(bl_mem *m, void *p);
+
+/* ---- RNG: xoshiro256**, seeded through splitmix64 ----------------------
+ * The whole state is 32 bytes, saved in checkpoints for exact resume. */
+typedef struct bl_rng {
+    uint64_t s[4];
+} bl_rng;
+
+void bl_rng_seed(bl_rng *r, uint64_t seed);
+uint64_t bl_rng_next(bl_rng *r);
+float bl_rng_uniform(bl_rng *r);             /* [0, 1) */
+double bl_rng_uniform_double(bl_rng *r);      /* [0, 1) */
+float bl_rng_normal(bl_rng *r);              /* N(0, 1) */
+uint32_t bl_rng_below(bl_rng *r, uint32_t n); /* uniform in [0, n), n > 0 */
+/* Fisher-Yates shuffle of idx[0..n). */
+void bl_rng_shuffle(bl_rng *r, uint32_t *idx, size_t n);
+/* Derive an independent stream, e.g. per epoch: seed mixed with a tag. */
+void bl_rng_derive(bl_rng *out, uint64_t seed, uint64_t tag);
+
+/* ---- clocks ------------------------------------------------------------ */
+uint64_t bl_now_ns(void); /* CLOCK_MONOTONIC */
+double bl_now_sec(void);
+/* Peak resident set size of this process in bytes (from getrusage). */
+size_t bl_peak_rss_bytes(void);
+
+/* ---- context ----------------------------------------------------------- */
+struct bl_backend;
+typedef struct bl_ctx {
+    int threads;                    /* compute threads (BLAS + ours) */
+    const struct bl_backend *be;    /* kernel table in use */
+    bl_mem mem;                     /* accounting for everything this ctx allocates */
+} bl_ctx;
+
+/* threads <= 0 picks the number of online CPUs. Selects the CPU backend. */
+void bl_ctx_init(bl_ctx *ctx, int threads);
+
+#endif

@@ -1,0 +1,73 @@
+/* Files that must never be left half-written: an atomic writer (temp file in
+ * the same directory, fsync, rename, fsync of the directory), and safetensors
+ * checkpoints built on it. */
+#ifndef BATCHLAB_IO_H
+#define BATCHLAB_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "batchlab/error.h"
+
+/* ---- atomic file ---------------------------------------------------------- */
+typedef struct bl_atomic_file {
+    FILE *fp;         /* write through this */
+    char path[4096];  /* final path */
+    char tmp[4096];   /* temporary path in the same directory */
+} bl_atomic_file;
+
+bl_status bl_atomic_open(bl_atomic_file *af, const char *path, bl_error *err);
+/* fflush + fsync + rename + fsync(dir). On any failure the temp file is removed and the
+ * previous file at path, if any, is untouched. */
+bl_status bl_atomic_commit(bl_atomic_file *af, bl_error *err);
+/* Drop the temp file (after an error). Safe to call twice. */
+void bl_atomic_abort(bl_atomic_file *af);
+/* Whole-buffer convenience. */
+bl_status bl_atomic_write(const char *path, const void *data, size_t n, bl_error *err);
+
+/* ---- safetensors ------------------------------------------------------------
+ * Layout: u64 LE header length N, N bytes of JSON
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {"key": "string value", ...}}, then the raw LE tensor bytes. */
+typedef enum { BL_DT_F32, BL_DT_F64, BL_DT_I32, BL_DT_I64, BL_DT_U8 } bl_dtype;
+size_t bl_dtype_size(bl_dtype dt);
+const char *bl_dtype_name(bl_dtype dt); /* "F32", ... */
+
+typedef struct bl_tensor {
+    char name[128];
+    bl_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    const void *data; /* reading: points into the file buffer (owned by bl_safetensors) */
+    size_t nbytes;
+} bl_tensor;
+
+typedef struct bl_meta_kv {
+    const char *key;
+    const char *value;
+} bl_meta_kv;
+
+/* Writes tensors (in the given order) and string metadata atomically. */
+bl_status bl_safetensors_write(const char *path, const bl_tensor *tensors, int n,
+                               const bl_meta_kv *meta, int n_meta, bl_error *err);
+
+typedef struct bl_safetensors {
+    uint8_t *buf;   /* whole file */
+    size_t size;
+    bl_tensor *tensors;
+    int n;
+    bl_meta_kv *meta; /* strings point into an owned copy */
+    int n_meta;
+    void *json;     /* cJSON root, owned */
+} bl_safetensors;
+
+/* Reads and validates a file: header length within the file, JSON well formed, dtypes
+ * known, offsets in bounds, contiguous and matching shape*dtype. Errors name the path
+ * and the offending tensor or field. */
+bl_status bl_safetensors_read(bl_safetensors *st, const char *path, bl_error *err);
+/* NULL if absent. */
+const bl_tensor *bl_safetensors_find(const bl_safetensors *st, const char *name);
+const char *bl_safetensors_meta(const bl_safetensors *st, const char *key);
+void bl_safetensors_free(bl_safetensors *st);
+
+#endif

@@ -1,0 +1,85 @@
+/* A model is a list of layers built from a textual spec such as
+ *   conv3x3:32,relu,maxpool2,flatten,dense:128,relu,dense:10
+ * with shapes inferred from the input shape when it is built. Parameters,
+ * gradients and buffers (batch-norm running statistics) each live in one flat
+ * arena; activations and scratch are sized once for the largest batch and
+ * reused for any smaller B, so nothing is allocated in the step loop.
+ *
+ * Parameter tensors are named as in a torch.nn.Sequential of the same layers
+ * ("0.weight", "0.bias", "3.running_mean", ...), with the spec's tokens as the
+ * module indices, so PyTorch state dicts map one to one.
+ *
+ * Spec tokens (comma-separated):
+ *   dense:N               linear layer to N outputs (input is flattened implicitly)
+ *   convRxS:K[:sN][:pN]   conv, K output channels, stride (1), pad (default R/2, "same")
+ *   maxpoolK[:sN]         max pool K x K, stride (default K); avgpoolK[:sN] likewise
+ *   flatten               (C,H,W) -> (C*H*W)
+ *   relu  lrelu[:A]  tanh  sigmoid  gelu
+ *   dropout[:P]           inverted dropout, P default 0.5
+ *   bn                    batch norm (1d after dense/flatten, 2d after conv)
+ * Presets: mlp, cnn (exactly the models of shared/ANCHORS.md) and logreg; their
+ * last layer gets n_classes outputs. */
+#ifndef BATCHLAB_MODEL_H
+#define BATCHLAB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "batchlab/backend.h"
+#include "batchlab/data.h"
+
+typedef enum { BL_LOSS_XENT, BL_LOSS_MSE } bl_loss_kind;
+
+typedef struct bl_model bl_model;
+
+typedef struct bl_param_info {
+    const char *name; /* "0.weight" */
+    size_t offset;    /* floats from the start of its arena */
+    size_t count;
+    int ndim;
+    int64_t shape[4];
+    int is_buffer;    /* 1: lives in the buffer arena (running stats), not trained */
+} bl_param_info;
+
+/* Parse spec (or a preset name), infer shapes from `input`, lay out the arenas.
+ * Allocates nothing big yet. An error names the offending token and why. */
+bl_status bl_model_create(bl_model **out, const char *spec, bl_shape input, int n_classes,
+                          bl_error *err);
+/* Allocate arenas (params, grads, buffers) and activations/scratch for batches up to
+ * max_batch, all through ctx->mem. */
+bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err);
+void bl_model_free(bl_model *m);
+
+/* PyTorch default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for dense/conv weights and
+ * biases; gamma 1, beta 0, running var 1), from a seeded RNG. Also seeds dropout. */
+void bl_model_init(bl_model *m, uint64_t seed);
+
+const char *bl_model_spec(const bl_model *m); /* expanded, canonical spec */
+bl_shape bl_model_input_shape(const bl_model *m);
+int bl_model_output_dim(const bl_model *m);
+int bl_model_max_batch(const bl_model *m);
+size_t bl_model_num_params(const bl_model *m);
+size_t bl_model_num_buffers(const bl_model *m);
+int bl_model_num_tensors(const bl_model *m);
+const bl_param_info *bl_model_tensor(const bl_model *m, int i);
+float *bl_model_params(bl_model *m);
+float *bl_model_grads(bl_model *m);
+float *bl_model_buffers(bl_model *m);
+bl_rng *bl_model_rng(bl_model *m); /* dropout stream (checkpointed) */
+
+/* Forward B <= max_batch samples x(B, in_dim). train=1 uses dropout and batch
+ * statistics. Returns the output (B, out_dim), valid until the next forward. */
+const float *bl_model_forward(bl_model *m, const float *x, int B, int train);
+/* Loss of the last forward against labels: returns the SUM over the batch
+ * (cross-entropy, or MSE against one-hot labels); adds argmax hits to *correct. */
+double bl_model_loss(bl_model *m, const int32_t *labels, int B, bl_loss_kind loss, int *correct);
+/* Backward of the last forward+loss; parameter gradients ACCUMULATE, each sample
+ * weighted by scale (1/total_batch for a mean over the total batch). */
+void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B,
+                       bl_loss_kind loss, float scale);
+void bl_model_zero_grad(bl_model *m);
+
+/* Predicted bytes for params+grads+buffers+activations+scratch at batch B (the
+ * optimizer state is counted by the caller). */
+size_t bl_model_memory_bytes(const bl_model *m, int B);
+
+#endif

@@ -1,0 +1,19 @@
+/* The context carries what would otherwise be globals: thread count, the
+ * kernel table, and memory accounting. */
+#include <string.h>
+#include <unistd.h>
+#include "batchlab/backend.h"
+#include "batchlab/core.h"
+
+extern void openblas_set_num_threads(int);
+
+void bl_ctx_init(bl_ctx *ctx, int threads) {
+    memset(ctx, 0, sizeof *ctx);
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    ctx->threads = threads;
+    ctx->be = bl_backend_cpu();
+    openblas_set_num_threads(threads);
+}

@@ -78,6 +78,19 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
                        bl_loss_kind loss, float scale);
 void bl_model_zero_grad(bl_model *m);
 
+/* Mean loss and accuracy over ds in eval mode (running batch-norm statistics, no
+ * dropout), max_batch samples at a time. BL_ERR_SHAPE if ds's sample size differs from
+ * the model input; BL_ERR_ARG if a label is outside the model's outputs. */
+bl_status bl_model_evaluate(bl_model *m, const bl_dataset *ds, bl_loss_kind loss,
+                            double *mean_loss, double *acc, bl_error *err);
+/* Eval-mode outputs for n samples x(n, in_dim) into out(n, out_dim), B <= max_batch at a
+ * time. */
+bl_status bl_model_predict(bl_model *m, const float *x, size_t n, int B, float *out,
+                           bl_error *err);
+/* BL_ERR_SHAPE naming `what` (a file) when a sample of `dim` floats is not the model's
+ * input size. */
+bl_status bl_model_check_input(const bl_model *m, size_t dim, const char *what, bl_error *err);
+
 /* Predicted bytes for params+grads+buffers+activations+scratch at batch B (the
  * optimizer state is counted by the caller). */
 size_t bl_model_memory_bytes(const bl_model *m, int B);

@@ -16,13 +16,16 @@ bl_status bl_fail(bl_error *err, bl_status code, const char *fmt, ...) {
 
 bl_status bl_error_prefix(bl_error *err, const char *fmt, ...) {
     if (!err) return BL_OK;
-    char prefix[512], old[sizeof err->msg];
+    char prefix[256], old[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* Truncation of an over-long message is acceptable; keep the start. */
+    int n = snprintf(err->msg, sizeof err->msg, "%s: ", prefix);
+    if (n > 0 && (size_t)n < sizeof err->msg)
+        snprintf(err->msg + n, sizeof err->msg - (size_t)n, "%.*s", (int)(sizeof err->msg - (size_t)n - 1), old);
     return err->code;
 }
 

@@ -1,0 +1,79 @@
+/* Internal layer representation shared by the spec parser and the model. */
+#ifndef BL_NN_LAYER_H
+#define BL_NN_LAYER_H
+
+#include "batchlab/backend.h"
+#include "batchlab/model.h"
+
+typedef enum {
+    BL_LAYER_DENSE,
+    BL_LAYER_CONV,
+    BL_LAYER_MAXPOOL,
+    BL_LAYER_AVGPOOL,
+    BL_LAYER_FLATTEN,
+    BL_LAYER_ACT,
+    BL_LAYER_DROPOUT,
+    BL_LAYER_BN,
+} bl_layer_kind;
+
+typedef struct bl_layer {
+    bl_layer_kind kind;
+    char token[64]; /* canonical spec token */
+    bl_shape in, out;
+    /* hyper-parameters */
+    int units;                  /* dense */
+    int K, R, S, stride, pad;   /* conv (stride/pad also pool: K unused) */
+    int pool;                   /* pool window */
+    bl_act act;
+    float alpha;                /* leaky slope */
+    float p;                    /* dropout */
+    /* parameter arena layout (floats) */
+    size_t w_off, w_n, b_off, b_n; /* dense/conv weight+bias; bn gamma+beta */
+    size_t buf_off;                /* bn: running_mean (C) then running_var (C) */
+    /* activation storage, set by bl_model_alloc */
+    float *out_buf;     /* (max_batch, out) unless the layer aliases its input */
+    int32_t *argmax;    /* maxpool */
+    uint8_t *mask;      /* dropout */
+    float *mean, *rstd; /* bn, (C) each */
+} bl_layer;
+
+#define BL_MAX_LAYERS 64
+
+/* Parse spec into layers (hyper-parameters only; shapes are inferred later).
+ * Presets are expanded with n_classes outputs. Errors name the token. */
+bl_status bl_spec_parse(bl_layer *layers, int *n_layers, const char *spec, int n_classes,
+                        bl_error *err);
+/* Kernel dims of a conv / pool layer at batch B. */
+void bl_layer_conv_dims(const bl_layer *l, int B, bl_conv_dims *d);
+void bl_layer_pool_dims(const bl_layer *l, int B, bl_pool_dims *d);
+/* Write the canonical token of l into l->token. */
+void bl_layer_format_token(bl_layer *l);
+
+/* The model object (opaque in the public API). */
+struct bl_model {
+    bl_layer layers[BL_MAX_LAYERS];
+    int n_layers;
+    bl_shape input;
+    int n_classes;
+    char spec[4096];
+    /* arenas */
+    size_t n_params, n_buffers;
+    float *params, *grads, *buffers;
+    bl_param_info info[3 * BL_MAX_LAYERS];
+    char info_names[3 * BL_MAX_LAYERS][32];
+    int n_info;
+    /* activation storage */
+    bl_ctx *ctx;
+    int max_batch;
+    float *gbuf[2];       /* gradient ping-pong, (max_batch, widest layer) */
+    float *probs;         /* (max_batch, out) softmax output */
+    float *target;        /* (max_batch, out) one-hot targets for MSE */
+    float *ws;            /* conv scratch */
+    size_t ws_floats;
+    /* last forward */
+    const float *acts[BL_MAX_LAYERS];
+    int last_B, last_train;
+    bl_rng dropout_rng;
+};
+
+#endif

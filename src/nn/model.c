@@ -1,0 +1,288 @@
+/* The model: a list of layers over three flat arenas (parameters, gradients,
+ * buffers). Shapes are inferred once at creation; activations are sized for
+ * the largest batch at allocation and reused for any smaller B, so forward and
+ * backward never allocate. Backward walks the layers in reverse with two
+ * ping-pong buffers for the gradient with respect to activations; flatten
+ * (and dropout in eval) alias their input instead of copying. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nn/layer.h"
+
+
+
+
+static void add_info(bl_model *m, int layer, const char *suffix, size_t off, size_t count,
+                     int ndim, const int64_t *shape, int is_buffer) {
+    bl_param_info *p = &m->info[m->n_info];
+    snprintf(m->info_names[m->n_info], sizeof m->info_names[0], "%d.%s", layer, suffix);
+    p->name = m->info_names[m->n_info];
+    p->offset = off;
+    p->count = count;
+    p->ndim = ndim;
+    for (int i = 0; i < 4; i++) p->shape[i] = i < ndim ? shape[i] : 0;
+    p->is_buffer = is_buffer;
+    m->n_info++;
+}
+
+void bl_layer_conv_dims(const bl_layer *l, int B, bl_conv_dims *d) {
+    d->B = B, d->C = l->in.c, d->H = l->in.h, d->W = l->in.w;
+    d->K = l->K, d->R = l->R, d->S = l->S, d->stride = l->stride, d->pad = l->pad;
+    d->P = l->out.h, d->Q = l->out.w;
+}
+
+void bl_layer_pool_dims(const bl_layer *l, int B, bl_pool_dims *d) {
+    d->B = B, d->C = l->in.c, d->H = l->in.h, d->W = l->in.w;
+    d->k = l->pool, d->stride = l->stride, d->P = l->out.h, d->Q = l->out.w;
+}
+
+
+static int layer_owns_output(const bl_layer *l) { return l->kind != BL_LAYER_FLATTEN; }
+
+static bl_status infer_shapes(bl_model *m, bl_error *err) {
+    bl_shape s = m->input;
+    size_t np = 0, nb = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        bl_layer *l = &m->layers[i];
+        l->in = s;
+        size_t in_n = bl_shape_size(s);
+        switch (l->kind) {
+        case BL_LAYER_DENSE: {
+            l->out = (bl_shape){l->units, 1, 1};
+            l->w_off = np, l->w_n = (size_t)l->units * in_n, np += l->w_n;
+            l->b_off = np, l->b_n = (size_t)l->units, np += l->b_n;
+            int64_t ws[2] = {l->units, (int64_t)in_n}, bs[1] = {l->units};
+            add_info(m, i, "weight", l->w_off, l->w_n, 2, ws, 0);
+            add_info(m, i, "bias", l->b_off, l->b_n, 1, bs, 0);
+            break;
+        }
+        case BL_LAYER_CONV: {
+            int P = bl_conv_out_size(s.h, l->R, l->stride, l->pad);
+            int Q = bl_conv_out_size(s.w, l->S, l->stride, l->pad);
+            if (P <= 0 || Q <= 0 || l->pad >= l->R || l->pad >= l->S)
+                return bl_fail(err, BL_ERR_SHAPE,
+                               "model spec: token %d '%s': a %dx%d kernel (stride %d, pad %d) "
+                               "does not fit its %dx%dx%d input",
+                               i, l->token, l->R, l->S, l->stride, l->pad, s.c, s.h, s.w);
+            l->out = (bl_shape){l->K, P, Q};
+            l->w_off = np, l->w_n = (size_t)l->K * s.c * l->R * l->S, np += l->w_n;
+            l->b_off = np, l->b_n = (size_t)l->K, np += l->b_n;
+            int64_t ws[4] = {l->K, s.c, l->R, l->S}, bs[1] = {l->K};
+            add_info(m, i, "weight", l->w_off, l->w_n, 4, ws, 0);
+            add_info(m, i, "bias", l->b_off, l->b_n, 1, bs, 0);
+            break;
+        }
+        case BL_LAYER_MAXPOOL:
+        case BL_LAYER_AVGPOOL: {
+            int P = s.h >= l->pool ? (s.h - l->pool) / l->stride + 1 : 0;
+            int Q = s.w >= l->pool ? (s.w - l->pool) / l->stride + 1 : 0;
+            if (P <= 0 || Q <= 0)
+                return bl_fail(err, BL_ERR_SHAPE,
+                               "model spec: token %d '%s': a %dx%d window does not fit its "
+                               "%dx%dx%d input",
+                               i, l->token, l->pool, l->pool, s.c, s.h, s.w);
+            l->out = (bl_shape){s.c, P, Q};
+            break;
+        }
+        case BL_LAYER_FLATTEN: l->out = (bl_shape){(int)in_n, 1, 1}; break;
+        case BL_LAYER_ACT:
+        case BL_LAYER_DROPOUT: l->out = s; break;
+        case BL_LAYER_BN: {
+            int C = s.c; /* channels of an image, or features of a vector */
+            l->out = s;
+            l->w_off = np, l->w_n = (size_t)C, np += l->w_n;
+            l->b_off = np, l->b_n = (size_t)C, np += l->b_n;
+            l->buf_off = nb, nb += 2 * (size_t)C;
+            int64_t cs[1] = {C};
+            add_info(m, i, "weight", l->w_off, l->w_n, 1, cs, 0);
+            add_info(m, i, "bias", l->b_off, l->b_n, 1, cs, 0);
+            add_info(m, i, "running_mean", l->buf_off, (size_t)C, 1, cs, 1);
+            add_info(m, i, "running_var", l->buf_off + C, (size_t)C, 1, cs, 1);
+            break;
+        }
+        }
+        s = l->out;
+    }
+    m->n_params = np;
+    m->n_buffers = nb;
+    int out_dim = (int)bl_shape_size(s);
+    if (m->n_classes > 0 && out_dim != m->n_classes)
+        return bl_fail(err, BL_ERR_SHAPE,
+                       "model spec: the last layer '%s' gives %d outputs but the data has %d "
+                       "classes (end the spec with dense:%d)",
+                       m->layers[m->n_layers - 1].token, out_dim, m->n_classes, m->n_classes);
+    return BL_OK;
+}
+
+bl_status bl_model_create(bl_model **out, const char *spec, bl_shape input, int n_classes,
+                          bl_error *err) {
+    *out = NULL;
+    if (input.c <= 0 || input.h <= 0 || input.w <= 0)
+        return bl_fail(err, BL_ERR_SHAPE, "model input shape %dx%dx%d is invalid", input.c,
+                       input.h, input.w);
+    bl_model *m = calloc(1, sizeof *m);
+    if (!m) return bl_fail(err, BL_ERR_NOMEM, "out of memory creating the model");
+    m->input = input;
+    m->n_classes = n_classes;
+    bl_status st = bl_spec_parse(m->layers, &m->n_layers, spec, n_classes, err);
+    if (!st) st = infer_shapes(m, err);
+    if (st) {
+        free(m);
+        return st;
+    }
+    size_t len = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        len += (size_t)snprintf(m->spec + len, sizeof m->spec - len, "%s%s", i ? "," : "",
+                                m->layers[i].token);
+    *out = m;
+    return BL_OK;
+}
+
+/* Byte counts of everything bl_model_alloc allocates at batch B; one function so
+ * the memory model and the allocator cannot disagree. */
+typedef struct {
+    size_t arenas, acts, aux, gbuf, loss, ws;
+} model_sizes;
+
+static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out) {
+    model_sizes z = {0};
+    const bl_backend *be = bl_backend_cpu();
+    size_t widest = bl_shape_size(m->input), ws = 0;
+    z.arenas = (2 * m->n_params + m->n_buffers) * sizeof(float);
+    for (int i = 0; i < m->n_layers; i++) {
+        const bl_layer *l = &m->layers[i];
+        size_t on = bl_shape_size(l->out);
+        if (on > widest) widest = on;
+        if (layer_owns_output(l)) z.acts += (size_t)B * on * sizeof(float);
+        if (l->kind == BL_LAYER_MAXPOOL) z.aux += (size_t)B * on * sizeof(int32_t);
+        if (l->kind == BL_LAYER_DROPOUT) z.aux += (size_t)B * on;
+        if (l->kind == BL_LAYER_BN) z.aux += 2 * (size_t)l->in.c * sizeof(float);
+        if (l->kind == BL_LAYER_CONV) {
+            bl_conv_dims d;
+            bl_layer_conv_dims(l, B, &d);
+            size_t w = be->conv2d_workspace_floats(&d);
+            if (w > ws) ws = w;
+        }
+    }
+    z.gbuf = 2 * (size_t)B * widest * sizeof(float);
+    z.loss = 2 * (size_t)B * (size_t)bl_model_output_dim(m) * sizeof(float);
+    z.ws = ws * sizeof(float);
+    if (ws_floats_out) *ws_floats_out = ws;
+    return z;
+}
+
+size_t bl_model_memory_bytes(const bl_model *m, int B) {
+    model_sizes z = compute_sizes(m, B, NULL);
+    return z.arenas + z.acts + z.aux + z.gbuf + z.loss + z.ws;
+}
+
+#define ALLOC(ptr, bytes, what)                                                                \
+    do {                                                                                       \
+        (ptr) = bl_mem_alloc(&ctx->mem, (bytes), (what), err);                                 \
+        if (!(ptr)) return err ? err->code : BL_ERR_NOMEM;                                     \
+    } while (0)
+
+bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err) {
+    if (max_batch <= 0)
+        return bl_fail(err, BL_ERR_ARG, "batch size %d is invalid: it must be at least 1",
+                       max_batch);
+    if (m->ctx) return bl_fail(err, BL_ERR_ARG, "model is already allocated");
+    m->ctx = ctx;
+    m->max_batch = max_batch;
+    compute_sizes(m, max_batch, &m->ws_floats);
+    int B = max_batch;
+    ALLOC(m->params, (m->n_params + 1) * sizeof(float), "parameters");
+    ALLOC(m->grads, (m->n_params + 1) * sizeof(float), "gradients");
+    ALLOC(m->buffers, (m->n_buffers + 1) * sizeof(float), "buffers");
+    size_t widest = bl_shape_size(m->input);
+    for (int i = 0; i < m->n_layers; i++) {
+        bl_layer *l = &m->layers[i];
+        size_t on = bl_shape_size(l->out);
+        if (on > widest) widest = on;
+        if (layer_owns_output(l)) ALLOC(l->out_buf, (size_t)B * on * sizeof(float), "activations");
+        if (l->kind == BL_LAYER_MAXPOOL)
+            ALLOC(l->argmax, (size_t)B * on * sizeof(int32_t), "maxpool indices");
+        if (l->kind == BL_LAYER_DROPOUT) ALLOC(l->mask, (size_t)B * on, "dropout mask");
+        if (l->kind == BL_LAYER_BN) {
+            ALLOC(l->mean, (size_t)l->in.c * sizeof(float), "batch-norm statistics");
+            ALLOC(l->rstd, (size_t)l->in.c * sizeof(float), "batch-norm statistics");
+        }
+    }
+    ALLOC(m->gbuf[0], (size_t)B * widest * sizeof(float), "activation gradients");
+    ALLOC(m->gbuf[1], (size_t)B * widest * sizeof(float), "activation gradients");
+    int od = bl_model_output_dim(m);
+    ALLOC(m->probs, (size_t)B * od * sizeof(float), "loss buffers");
+    ALLOC(m->target, (size_t)B * od * sizeof(float), "loss buffers");
+    if (m->ws_floats) ALLOC(m->ws, m->ws_floats * sizeof(float), "convolution workspace");
+    return BL_OK;
+}
+
+void bl_model_free(bl_model *m) {
+    if (!m) return;
+    if (m->ctx) {
+        bl_mem *mem = &m->ctx->mem;
+        bl_mem_free(mem, m->params);
+        bl_mem_free(mem, m->grads);
+        bl_mem_free(mem, m->buffers);
+        for (int i = 0; i < m->n_layers; i++) {
+            bl_layer *l = &m->layers[i];
+            bl_mem_free(mem, l->out_buf);
+            bl_mem_free(mem, l->argmax);
+            bl_mem_free(mem, l->mask);
+            bl_mem_free(mem, l->mean);
+            bl_mem_free(mem, l->rstd);
+        }
+        bl_mem_free(mem, m->gbuf[0]);
+        bl_mem_free(mem, m->gbuf[1]);
+        bl_mem_free(mem, m->probs);
+        bl_mem_free(mem, m->target);
+        bl_mem_free(mem, m->ws);
+    }
+    free(m);
+}
+
+void bl_model_init(bl_model *m, uint64_t seed) {
+    bl_rng r;
+    bl_rng_derive(&r, seed, 1);
+    bl_rng_derive(&m->dropout_rng, seed, 2);
+    for (int i = 0; i < m->n_layers; i++) {
+        bl_layer *l = &m->layers[i];
+        if (l->kind == BL_LAYER_DENSE || l->kind == BL_LAYER_CONV) {
+            /* torch: kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+            size_t fan_in = l->w_n / l->b_n;
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t j = 0; j < l->w_n; j++)
+                m->params[l->w_off + j] = bound * (2.0f * bl_rng_uniform(&r) - 1.0f);
+            for (size_t j = 0; j < l->b_n; j++)
+                m->params[l->b_off + j] = bound * (2.0f * bl_rng_uniform(&r) - 1.0f);
+        } else if (l->kind == BL_LAYER_BN) {
+            for (size_t j = 0; j < l->w_n; j++) m->params[l->w_off + j] = 1.0f;
+            for (size_t j = 0; j < l->b_n; j++) m->params[l->b_off + j] = 0.0f;
+            for (size_t j = 0; j < l->w_n; j++) {
+                m->buffers[l->buf_off + j] = 0.0f;
+                m->buffers[l->buf_off + l->w_n + j] = 1.0f;
+            }
+        }
+    }
+    memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+const char *bl_model_spec(const bl_model *m) { return m->spec; }
+bl_shape bl_model_input_shape(const bl_model *m) { return m->input; }
+int bl_model_output_dim(const bl_model *m) {
+    return (int)bl_shape_size(m->layers[m->n_layers - 1].out);
+}
+int bl_model_max_batch(const bl_model *m) { return m->max_batch; }
+size_t bl_model_num_params(const bl_model *m) { return m->n_params; }
+size_t bl_model_num_buffers(const bl_model *m) { return m->n_buffers; }
+int bl_model_num_tensors(const bl_model *m) { return m->n_info; }
+const bl_param_info *bl_model_tensor(const bl_model *m, int i) {
+    return i >= 0 && i < m->n_info ? &m->info[i] : NULL;
+}
+float *bl_model_params(bl_model *m) { return m->params; }
+float *bl_model_grads(bl_model *m) { return m->grads; }
+float *bl_model_buffers(bl_model *m) { return m->buffers; }
+bl_rng *bl_model_rng(bl_model *m) { return &m->dropout_rng; }
+
+void bl_model_zero_grad(bl_model *m) { m->ctx->be->fill(m->grads, m->n_params, 0.0f); }

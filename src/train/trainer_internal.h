@@ -1,0 +1,19 @@
+#ifndef BL_TRAINER_INTERNAL_H
+#define BL_TRAINER_INTERNAL_H
+#include "batchlab/train.h"
+
+struct bl_trainer {
+    bl_ctx *ctx;
+    bl_train_config cfg;
+    char spec[4096];
+    const bl_dataset *train;
+    int n_classes;
+    bl_model *model;
+    bl_optim opt;
+    bl_loader loader;
+    int loader_ready;
+    long step;
+    long samples_seen;
+};
+
+#endif

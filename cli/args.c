@@ -1,0 +1,132 @@
+/* Option parsing for the subcommands (see args.h). Accepts --name value and
+ * --name=value. */
+#include "args.h"
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "batchlab %s: error: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 2;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "batchlab %s: error: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+static void print_help(const char *cmd, const char *usage, const cli_opt *opts, int n) {
+    printf("usage: batchlab %s %s\n\noptions:\n", cmd, usage);
+    for (int i = 0; i < n; i++) {
+        const char *meta = opts[i].type == ARG_FLAG ? "" :
+                           opts[i].type == ARG_STR ? " S" :
+                           opts[i].type == ARG_FLOAT || opts[i].type == ARG_DOUBLE ? " X" : " N";
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s", opts[i].name, meta);
+        printf("  %-24s %s\n", left, opts[i].help);
+    }
+    printf("  %-24s %s\n", "--help", "show this help");
+}
+
+static int set_value(const char *cmd, cli_opt *o, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case ARG_FLAG: *(int *)o->ptr = 1; return 0;
+    case ARG_STR: *(const char **)o->ptr = v; return 0;
+    case ARG_INT:
+    case ARG_LONG:
+    case ARG_SIZE: {
+        long long x = strtoll(v, &end, 10);
+        if (!*v || *end || errno)
+            return cli_error(cmd, "--%s expects an integer, got '%s'", o->name, v);
+        if (o->type == ARG_SIZE && x < 0)
+            return cli_error(cmd, "--%s must not be negative, got '%s'", o->name, v);
+        if (o->type == ARG_INT) {
+            if (x < -2147483647LL || x > 2147483647LL)
+                return cli_error(cmd, "--%s value '%s' is out of range", o->name, v);
+            *(int *)o->ptr = (int)x;
+        } else if (o->type == ARG_LONG) {
+            *(long *)o->ptr = (long)x;
+        } else {
+            *(size_t *)o->ptr = (size_t)x;
+        }
+        return 0;
+    }
+    case ARG_FLOAT:
+    case ARG_DOUBLE: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(x))
+            return cli_error(cmd, "--%s expects a finite number, got '%s'", o->name, v);
+        if (o->type == ARG_FLOAT)
+            *(float *)o->ptr = (float)x;
+        else
+            *(double *)o->ptr = x;
+        return 0;
+    }
+    }
+    return 2;
+}
+
+int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int argc,
+              char **argv, const char **positional, int max_pos, int *n_pos) {
+    if (n_pos) *n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            print_help(cmd, usage, opts, n_opts);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (!positional || !n_pos || *n_pos >= max_pos)
+                return cli_error(cmd, "unexpected argument '%s' (see batchlab %s --help)", a,
+                                 cmd);
+            positional[(*n_pos)++] = a;
+            continue;
+        }
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, a + 2, len);
+        name[len] = '\0';
+        cli_opt *o = NULL;
+        for (int k = 0; k < n_opts; k++)
+            if (!strcmp(opts[k].name, name)) o = &opts[k];
+        if (!o)
+            return cli_error(cmd, "unknown option '--%s' (see batchlab %s --help)", name, cmd);
+        const char *v = NULL;
+        if (o->type != ARG_FLAG) {
+            if (eq)
+                v = eq + 1;
+            else if (i + 1 < argc)
+                v = argv[++i];
+            else
+                return cli_error(cmd, "--%s needs a value", name);
+        } else if (eq) {
+            return cli_error(cmd, "--%s takes no value", name);
+        }
+        if (set_value(cmd, o, v)) return 2;
+        o->seen = 1;
+    }
+    return 0;
+}
+
+const cli_opt *cli_find(const cli_opt *opts, int n_opts, const char *name) {
+    for (int i = 0; i < n_opts; i++)
+        if (!strcmp(opts[i].name, name)) return &opts[i];
+    return NULL;
+}

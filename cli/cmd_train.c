@@ -1,0 +1,369 @@
+/* batchlab train: parse options into a bl_train_config, load and normalise
+ * the data, then drive bl_trainer_step with evaluation, logging, checkpoints
+ * and the stop conditions (epochs, steps, target accuracy/loss). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "args.h"
+#include "cli.h"
+#include "data_opts.h"
+#include "progress.h"
+#include "batchlab/runlog.h"
+#include "batchlab/train.h"
+
+static volatile sig_atomic_t g_interrupted; /* set by SIGINT/SIGTERM; CLI-only state */
+static void on_signal(int sig) { g_interrupted = sig; }
+
+typedef struct train_opts {
+    const char *model, *optimizer, *schedule, *lr_scale, *loss;
+    const char *log_path, *save_path, *resume_path;
+    int epochs, json, quiet, threads, no_prefetch, drop_last, nesterov;
+    long steps, save_every, eval_every, warmup, step_size, seed;
+    double target_acc, target_loss;
+    float momentum, weight_decay;
+} train_opts;
+
+/* Everything the run loop needs besides the trainer. */
+typedef struct run_state {
+    bl_dataset train, val, test;
+    int have_val, have_test;
+    bl_norm norm;
+    bl_runlog log;
+    progress prog;
+    double epoch_loss_sum, epoch_acc_sum;
+    long epoch_samples;
+    double val_loss, val_acc;
+    const char *stop_reason;
+} run_state;
+
+static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
+                        bl_train_config *cfg) {
+    bl_error err = {0};
+    if (bl_optim_parse(&cfg->opt, o->optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
+    if (cli_find(opts, n_opts, "momentum")->seen) {
+        if (cfg->opt.kind != BL_OPT_SGD)
+            return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s", o->optimizer);
+        if (o->momentum < 0 || o->momentum >= 1)
+            return cli_error(cmd, "--momentum %g must be in [0, 1)", (double)o->momentum);
+        cfg->opt.momentum = o->momentum;
+    }
+    if (o->nesterov) {
+        if (cfg->opt.kind != BL_OPT_SGD || cfg->opt.momentum <= 0)
+            return cli_error(cmd, "--nesterov needs SGD with momentum > 0");
+        cfg->opt.nesterov = 1;
+    }
+    if (cli_find(opts, n_opts, "weight-decay")->seen) {
+        if (o->weight_decay < 0) return cli_error(cmd, "--weight-decay must be >= 0");
+        cfg->opt.weight_decay = o->weight_decay;
+    }
+    if (bl_schedule_parse(&cfg->sched, o->schedule, &err)) return cli_error(cmd, "--schedule: %s", err.msg);
+    if (bl_lr_scale_parse(&cfg->lr_scale, o->lr_scale, &err)) return cli_error(cmd, "--lr-scale: %s", err.msg);
+    if (!strcmp(o->loss, "xent")) cfg->loss = BL_LOSS_XENT;
+    else if (!strcmp(o->loss, "mse")) cfg->loss = BL_LOSS_MSE;
+    else return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
+    if (cfg->batch <= 0) return cli_error(cmd, "--batch %d is invalid: it must be at least 1", cfg->batch);
+    if (cfg->micro_batch < 0) return cli_error(cmd, "--micro-batch must be positive");
+    if (!(cfg->lr > 0)) return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)cfg->lr);
+    if (o->epochs < 0 || o->steps < 0 || o->warmup < 0 || o->save_every < 0 || o->eval_every < 0)
+        return cli_error(cmd, "--epochs, --steps, --warmup, --save-every and --eval-every must not be negative");
+    if (o->target_acc < 0 || o->target_acc > 1)
+        return cli_error(cmd, "--target-acc %g must be between 0 and 1", o->target_acc);
+    if (o->save_every && !o->save_path) return cli_error(cmd, "--save-every needs --save PATH");
+    if (o->seed < 0) return cli_error(cmd, "--seed must not be negative");
+    cfg->spec = o->model;
+    cfg->warmup_steps = o->warmup;
+    cfg->step_size = o->step_size;
+    cfg->seed = (uint64_t)o->seed;
+    cfg->prefetch = !o->no_prefetch;
+    cfg->drop_last = o->drop_last;
+    if (cfg->sched == BL_SCHED_STEP && cfg->step_size <= 0)
+        return cli_error(cmd, "--schedule step needs --step-size N (updates between decays)");
+    return 0;
+}
+
+/* Load train (+val split) and test data, fit normalisation on train. */
+static int load_data(const char *cmd, const cli_data_opts *d, bl_ctx *ctx, run_state *rs,
+                     uint64_t seed) {
+    bl_error err = {0};
+    bl_dataset all;
+    int rc = cli_load_dataset(cmd, d, d->data, d->labels, "train", &ctx->mem, &all);
+    if (rc) return rc;
+    if (d->val_frac < 0 || d->val_frac >= 1) {
+        bl_dataset_free(&all, &ctx->mem);
+        return cli_error(cmd, "--val-frac %g must be in [0, 1)", d->val_frac);
+    }
+    size_t val_n = (size_t)(d->val_frac * (double)all.n);
+    if (bl_dataset_split(&all, &rs->train, &rs->val, val_n, seed, &ctx->mem, &err))
+        return cli_fail(cmd, "%s", err.msg);
+    rs->have_val = val_n > 0;
+    const char *test = d->test;
+    if (!test && cli_data_is_dir(d->data)) test = d->data;
+    if (test) {
+        rc = cli_load_dataset(cmd, d, test, d->test_labels, "test", &ctx->mem, &rs->test);
+        if (rc) return rc;
+        rs->have_test = 1;
+    }
+    bl_norm_kind nk;
+    if (bl_norm_parse(&nk, d->norm, &err)) return cli_error(cmd, "--norm: %s", err.msg);
+    if (bl_norm_fit(&rs->norm, &ctx->mem, &rs->train, nk, &err)) return cli_fail(cmd, "%s", err.msg);
+    bl_norm_apply(&rs->norm, &rs->train);
+    if (rs->have_val) bl_norm_apply(&rs->norm, &rs->val);
+    if (rs->have_test) {
+        if (rs->test.dim != rs->train.dim)
+            return cli_fail(cmd, "%s: test samples have %zu values but training samples have %zu",
+                             rs->test.name, rs->test.dim, rs->train.dim);
+        bl_norm_apply(&rs->norm, &rs->test);
+    }
+    return 0;
+}
+
+static int evaluate_val(const char *cmd, bl_trainer *t, run_state *rs) {
+    bl_error err = {0};
+    rs->val_loss = rs->val_acc = NAN;
+    if (!rs->have_val) return 0;
+    if (bl_trainer_evaluate(t, &rs->val, &rs->val_loss, &rs->val_acc, &err))
+        return cli_fail(cmd, "%s", err.msg);
+    return 0;
+}
+
+static int save_checkpoint(const char *cmd, bl_trainer *t, run_state *rs, const char *path) {
+    bl_error err = {0};
+    if (bl_trainer_save(t, path, &rs->norm, &err)) return cli_fail(cmd, "%s", err.msg);
+    return 0;
+}
+
+static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, double wall,
+                          double test_loss, double test_acc, int json) {
+    bl_model *m = bl_trainer_model(t);
+    long steps = bl_trainer_steps_done(t);
+    double samples = (double)rs->prog.first_step; /* unused if 0 */
+    (void)samples;
+    const bl_train_config *c = bl_trainer_config(t);
+    double train_loss = rs->epoch_samples ? rs->epoch_loss_sum / rs->epoch_samples : NAN;
+    double train_acc = rs->epoch_samples ? rs->epoch_acc_sum / rs->epoch_samples : NAN;
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "model", bl_model_spec(m));
+        cJSON_AddNumberToObject(j, "params", (double)bl_model_num_params(m));
+        cJSON_AddNumberToObject(j, "batch", c->batch);
+        cJSON_AddNumberToObject(j, "micro_batch", c->micro_batch);
+        cJSON_AddStringToObject(j, "optimizer", bl_optim_name(&c->opt));
+        cJSON_AddNumberToObject(j, "steps", (double)steps);
+        cJSON_AddNumberToObject(j, "epochs", (double)bl_trainer_epoch(t));
+        cJSON_AddNumberToObject(j, "wall_s", wall);
+        cJSON_AddStringToObject(j, "stop_reason", rs->stop_reason);
+#define NUM(k, v) (isfinite(v) ? cJSON_AddNumberToObject(j, k, v) : cJSON_AddNullToObject(j, k))
+        NUM("train_loss", train_loss);
+        NUM("train_accuracy", train_acc);
+        NUM("val_loss", rs->val_loss);
+        NUM("val_accuracy", rs->val_acc);
+        NUM("test_loss", test_loss);
+        NUM("test_accuracy", test_acc);
+#undef NUM
+        cJSON_AddNumberToObject(j, "peak_mem_bytes", (double)bl_peak_rss_bytes());
+        if (o->save_path) cJSON_AddStringToObject(j, "checkpoint", o->save_path);
+        char *s = cJSON_Print(j);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(j);
+        return;
+    }
+    printf("\n== batchlab train: summary ==\n");
+    printf("model        %s (%zu parameters)\n", bl_model_spec(m), bl_model_num_params(m));
+    printf("batch        %d (micro-batch %d), optimizer %s, lr %g\n", c->batch, c->micro_batch,
+           bl_optim_name(&c->opt), (double)bl_trainer_current_lr(t));
+    printf("trained      %ld steps in %.1f s (%s)\n", steps, wall, rs->stop_reason);
+    if (isfinite(train_loss))
+        printf("train        loss %.4f  accuracy %.4f (last epoch's batches)\n", train_loss, train_acc);
+    if (isfinite(rs->val_acc)) printf("validation   loss %.4f  accuracy %.4f\n", rs->val_loss, rs->val_acc);
+    if (isfinite(test_acc)) printf("test         loss %.4f  accuracy %.4f\n", test_loss, test_acc);
+    printf("peak memory  %.1f MB resident\n", (double)bl_peak_rss_bytes() / 1e6);
+    if (o->save_path) printf("checkpoint   %s\n", o->save_path);
+    if (o->log_path) printf("log          %s\n", o->log_path);
+}
+
+/* The loop: step, account, evaluate at epoch ends (or every eval_every steps), stop. */
+static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs) {
+    bl_error err = {0};
+    long epochs = o->epochs;
+    double t0 = bl_now_sec();
+    for (;;) {
+        if (g_interrupted) {
+            rs->stop_reason = "interrupted";
+            break;
+        }
+        bl_step_info si;
+        if (bl_trainer_step(t, &si, &err)) {
+            progress_clear(&rs->prog);
+            cli_error(cmd, "%s", err.msg);
+            return 1;
+        }
+        rs->epoch_loss_sum += si.loss * si.batch;
+        rs->epoch_acc_sum += si.acc * si.batch;
+        rs->epoch_samples += si.batch;
+        bl_runlog_step(&rs->log, &si);
+        progress_step(&rs->prog, &si);
+        int do_eval = si.epoch_end || (o->eval_every && si.step % o->eval_every == 0);
+        if (do_eval && evaluate_val(cmd, t, rs)) return 1;
+        if (si.epoch_end) {
+            bl_epoch_info ei = {.epoch = si.epoch, .step = si.step, .samples_seen = si.samples_seen,
+                                .train_loss = rs->epoch_loss_sum / rs->epoch_samples,
+                                .train_acc = rs->epoch_acc_sum / rs->epoch_samples,
+                                .val_loss = rs->val_loss, .val_acc = rs->val_acc,
+                                .elapsed_s = bl_now_sec() - t0};
+            bl_runlog_epoch(&rs->log, &ei);
+            progress_epoch(&rs->prog, &ei);
+        }
+        if (o->save_every && si.step % o->save_every == 0 &&
+            save_checkpoint(cmd, t, rs, o->save_path))
+            return 1;
+        if (do_eval && o->target_acc > 0 && rs->val_acc >= o->target_acc) {
+            rs->stop_reason = "reached --target-acc on validation";
+            break;
+        }
+        if (do_eval && o->target_loss > 0 && rs->val_loss <= o->target_loss) {
+            rs->stop_reason = "reached --target-loss on validation";
+            break;
+        }
+        if (o->steps && si.step >= o->steps) {
+            rs->stop_reason = "reached --steps";
+            break;
+        }
+        if (si.epoch_end && epochs && si.epoch + 1 >= epochs) {
+            rs->stop_reason = o->target_acc > 0 || o->target_loss > 0
+                                  ? "target not reached within --epochs"
+                                  : "reached --epochs";
+            break;
+        }
+        if (si.epoch_end) rs->epoch_loss_sum = rs->epoch_acc_sum = 0, rs->epoch_samples = 0;
+    }
+    progress_clear(&rs->prog);
+    return 0;
+}
+
+static void free_run(bl_ctx *ctx, run_state *rs) {
+    bl_runlog_close(&rs->log);
+    bl_dataset_free(&rs->train, &ctx->mem);
+    bl_dataset_free(&rs->val, &ctx->mem);
+    bl_dataset_free(&rs->test, &ctx->mem);
+    bl_norm_free(&rs->norm, &ctx->mem);
+}
+
+int cli_train(int argc, char **argv) {
+    const char *cmd = "train";
+    bl_train_config cfg;
+    bl_train_config_default(&cfg);
+    cli_data_opts d;
+    cli_data_opts_default(&d);
+    train_opts o = {.model = "mlp", .optimizer = "momentum", .schedule = "constant",
+                    .lr_scale = "none", .loss = "xent", .seed = 1};
+    cli_opt opts[] = {
+        {"model", ARG_STR, &o.model, "model spec or preset: mlp (default), cnn, logreg", 0},
+        {"batch", ARG_INT, &cfg.batch, "samples per optimizer update (default 64)", 0},
+        {"micro-batch", ARG_INT, &cfg.micro_batch, "samples per forward/backward; accumulates batch/micro-batch", 0},
+        {"epochs", ARG_INT, &o.epochs, "stop after N epochs (default 1, or 50 with a target)", 0},
+        {"steps", ARG_LONG, &o.steps, "stop after N optimizer updates", 0},
+        {"target-acc", ARG_DOUBLE, &o.target_acc, "stop when validation accuracy reaches X", 0},
+        {"target-loss", ARG_DOUBLE, &o.target_loss, "stop when validation loss falls to X", 0},
+        {"eval-every", ARG_LONG, &o.eval_every, "evaluate validation every N steps (default: each epoch)", 0},
+        {"optimizer", ARG_STR, &o.optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
+        {"lr", ARG_FLOAT, &cfg.lr, "learning rate at --base-batch (default 0.05)", 0},
+        {"momentum", ARG_FLOAT, &o.momentum, "SGD momentum (default 0.9 for momentum/nesterov)", 0},
+        {"nesterov", ARG_FLAG, &o.nesterov, "Nesterov momentum", 0},
+        {"weight-decay", ARG_FLOAT, &o.weight_decay, "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
+        {"lr-scale", ARG_STR, &o.lr_scale, "scale lr with batch: none (default), linear, sqrt", 0},
+        {"base-batch", ARG_INT, &cfg.base_batch, "batch size at which --lr is given (default: --batch)", 0},
+        {"schedule", ARG_STR, &o.schedule, "constant (default), step, cosine", 0},
+        {"warmup", ARG_LONG, &o.warmup, "linear warm-up over N updates", 0},
+        {"step-size", ARG_LONG, &o.step_size, "step schedule: updates between decays", 0},
+        {"gamma", ARG_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)", 0},
+        {"min-lr", ARG_FLOAT, &cfg.min_lr, "cosine schedule: final learning rate (default 0)", 0},
+        {"loss", ARG_STR, &o.loss, "xent (default) or mse (against one-hot labels)", 0},
+        CLI_DATA_OPTS(d),
+        {"test", ARG_STR, &d.test, "test set evaluated at the end (default: Fashion-MNIST's)", 0},
+        {"test-labels", ARG_STR, &d.test_labels, "labels for --test", 0},
+        {"val-frac", ARG_DOUBLE, &d.val_frac, "fraction of training data for validation (default 0.1)", 0},
+        {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
+        {"drop-last", ARG_FLAG, &o.drop_last, "drop each epoch's last partial batch", 0},
+        {"no-prefetch", ARG_FLAG, &o.no_prefetch, "load batches on the compute thread", 0},
+        {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and dropout (default 1)", 0},
+        {"threads", ARG_INT, &o.threads, "compute threads (default: all cores)", 0},
+        {"log", ARG_STR, &o.log_path, "write a JSON Lines log (one line per step and per epoch)", 0},
+        {"save", ARG_STR, &o.save_path, "write the final checkpoint (safetensors) here", 0},
+        {"save-every", ARG_LONG, &o.save_every, "also write it every N steps", 0},
+        {"resume", ARG_STR, &o.resume_path, "continue from a checkpoint", 0},
+        {"json", ARG_FLAG, &o.json, "print a JSON summary on stdout", 0},
+        {"quiet", ARG_FLAG, &o.quiet, "no progress output", 0},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int rc = cli_parse(cmd, "[options]", opts, n_opts, argc, argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    if ((rc = build_config(cmd, &o, opts, n_opts, &cfg))) return rc;
+    if (!o.epochs && !o.steps) o.epochs = (o.target_acc > 0 || o.target_loss > 0) ? 50 : 1;
+
+    bl_ctx ctx;
+    bl_ctx_init(&ctx, o.threads);
+    run_state rs;
+    memset(&rs, 0, sizeof rs);
+    rs.val_loss = rs.val_acc = NAN;
+    rs.stop_reason = "finished";
+    if ((rc = load_data(cmd, &d, &ctx, &rs, cfg.seed))) {
+        free_run(&ctx, &rs);
+        return rc;
+    }
+    size_t n = rs.train.n;
+    long spe = cfg.drop_last ? (long)(n / (size_t)(cfg.batch > 0 ? cfg.batch : 1))
+                             : (long)((n + cfg.batch - 1) / cfg.batch);
+    long total = o.steps ? o.steps : (long)o.epochs * spe;
+    if (o.steps && o.epochs && (long)o.epochs * spe < total) total = (long)o.epochs * spe;
+    cfg.total_steps = total;
+
+    bl_error err = {0};
+    bl_trainer *t = NULL;
+    if (bl_trainer_create(&t, &ctx, &cfg, &rs.train, &err)) {
+        free_run(&ctx, &rs);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    if (rs.have_test && (rc = bl_model_check_input(bl_trainer_model(t), rs.test.dim, rs.test.name, &err))) {
+        cli_error(cmd, "%s", err.msg);
+        rc = 1;
+        goto done;
+    }
+    if (o.resume_path && bl_trainer_resume(t, o.resume_path, &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (o.log_path && bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (!o.quiet && !o.json)
+        fprintf(stderr, "training %s (%zu parameters) on %zu samples (%zu validation), batch %d, %s lr %g\n",
+                bl_model_spec(bl_trainer_model(t)), bl_model_num_params(bl_trainer_model(t)), n,
+                rs.val.n, cfg.batch, bl_optim_name(&cfg.opt), (double)bl_trainer_current_lr(t));
+    progress_init(&rs.prog, total, spe, bl_trainer_steps_done(t), o.quiet || o.json);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double t0 = bl_now_sec();
+    rc = run(cmd, t, &o, &rs);
+    double wall = bl_now_sec() - t0;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (rc) goto done;
+    if (o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path))) goto done;
+    double test_loss = NAN, test_acc = NAN;
+    if (rs.have_test && bl_trainer_evaluate(t, &rs.test, &test_loss, &test_acc, &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
+    if (isnan(rs.val_acc) && rs.have_val) evaluate_val(cmd, t, &rs);
+    print_summary(t, &o, &rs, wall, test_loss, test_acc, o.json);
+    if (g_interrupted) rc = 130;
+done:
+    bl_trainer_free(t);
+    free_run(&ctx, &rs);
+    return rc;
+}

@@ -114,7 +114,7 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
             return bl_fail(err, BL_ERR_NUMERIC,
                            "the loss became %s at step %ld (epoch %ld); the weights were not "
                            "updated. The learning rate %g is probably too high: try --lr %g",
-                           isnan(l) ? "NaN" : "infinite", t->step + 1, t->loader.epoch,
+                           isnan(l) ? "NaN" : "infinite", t->step + 1, t->loader.epoch + 1,
                            (double)bl_trainer_current_lr(t),
                            (double)bl_trainer_current_lr(t) / 10);
         loss_sum += l;

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# CLI behaviour on bad input: every case must exit nonzero WITHOUT a signal
+# (status < 128) and print a message naming the file, line, column, flag or
+# token at fault. Usage: cli_errors.sh BATCHLAB DATA_DIR
+set -u
+BL=$1
+DATA=$2
+SAMPLE=$DATA/fmnist-sample
+T=$(mktemp -d /tmp/bltest.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+
+# expect_error NAME PATTERN CMD...: nonzero exit < 128, stderr+stdout match PATTERN.
+expect_error() {
+    local name=$1 pattern=$2
+    shift 2
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then
+        echo "FAIL $name: exit status $rc (want 1..127)"; echo "$out" | tail -3 | sed 's/^/    /'
+        fail=$((fail + 1))
+    elif ! grep -qE -- "$pattern" <<<"$out"; then
+        echo "FAIL $name: message does not match /$pattern/:"; echo "$out" | tail -3 | sed 's/^/    /'
+        fail=$((fail + 1))
+    else
+        echo "ok   $name: $(grep -m1 -E -- "$pattern" <<<"$out" | cut -c1-150)"
+        pass=$((pass + 1))
+    fi
+}
+
+expect_ok() {
+    local name=$1
+    shift
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "FAIL $name: exit status $rc"; echo "$out" | tail -5 | sed 's/^/    /'
+        fail=$((fail + 1))
+    else
+        echo "ok   $name"
+        pass=$((pass + 1))
+    fi
+}
+
+TRAIN=("$BL" train --quiet --data "$SAMPLE" --epochs 1)
+
+# A good checkpoint to evaluate against.
+expect_ok "train a small model" "${TRAIN[@]}" --model "flatten,dense:16,relu,dense:10" --save "$T/good.safetensors"
+
+expect_error "missing file" "$T/nope.csv" "$BL" train --data "$T/nope.csv"
+expect_error "missing dataset dir" "apt-get install dataset-fashion-mnist" "$BL" train --data "$T"
+
+mkdir -p "$T/trunc"
+cp "$SAMPLE"/train-labels-idx1-ubyte.gz "$SAMPLE"/t10k-* "$T/trunc/"
+head -c 3000 "$SAMPLE/train-images-idx3-ubyte.gz" >"$T/trunc/train-images-idx3-ubyte.gz"
+expect_error "truncated .gz" "train-images-idx3-ubyte.gz.*(truncat|corrupt|end of file)" "${TRAIN[@]/$SAMPLE/$T/trunc}"
+
+printf '\x00\x00\x08\x07\x00\x00\x00\x01' >"$T/badmagic.idx"
+expect_error "IDX magic mismatch" "badmagic.idx.*(magic|dimension|type)" "$BL" train --data "$T/badmagic.idx" --labels "$SAMPLE/train-labels-idx1-ubyte.gz"
+expect_error "IDX count mismatch" "(count|mismatch|600|200)" "$BL" train --data "$SAMPLE/t10k-images-idx3-ubyte.gz" --labels "$SAMPLE/train-labels-idx1-ubyte.gz"
+
+printf '1,2,0\n3,4,1\n5,x7,0\n' >"$T/bad.csv"
+expect_error "CSV non-numeric cell" "bad.csv:3.*column 2" "$BL" train --data "$T/bad.csv"
+printf '1,2,0\n3,4\n' >"$T/ragged.csv"
+expect_error "CSV ragged row" "ragged.csv:2" "$BL" train --data "$T/ragged.csv"
+
+# 784 features + label 12, against the 10-class checkpoint.
+awk 'BEGIN { for (i = 0; i < 784; i++) printf "0,"; print "12" }' >"$T/label12.csv"
+expect_error "label out of range" "label 12" "$BL" eval --checkpoint "$T/good.safetensors" --data "$T/label12.csv"
+printf '1,2,3,0\n4,5,6,1\n' >"$T/small.csv"
+expect_error "input size mismatch" "small.csv.*3 values.*784" "$BL" eval --checkpoint "$T/good.safetensors" --data "$T/small.csv"
+
+expect_error "model spec typo" "token 2 'maxpol2'.*did you mean 'maxpool'" "${TRAIN[@]}" --model "conv3x3:8,relu,maxpol2,flatten,dense:10"
+expect_error "model spec bad value" "token 0 'dense:abc'" "${TRAIN[@]}" --model "dense:abc,dense:10"
+expect_error "model output width" "10 classes" "${TRAIN[@]}" --model "flatten,dense:5"
+expect_error "batch size 0" "batch.*0" "${TRAIN[@]}" --batch 0
+expect_error "batch larger than dataset" "batch size 100000.*540" "${TRAIN[@]}" --batch 100000
+expect_error "micro-batch does not divide" "micro-batch 5 must divide" "${TRAIN[@]}" --batch 32 --micro-batch 5
+expect_error "unknown flag" "unknown option '--bogus'" "${TRAIN[@]}" --bogus 3
+expect_error "non-numeric flag value" "--lr expects a finite number, got 'fast'" "${TRAIN[@]}" --lr fast
+expect_error "unknown optimizer" "sgd.*adam" "${TRAIN[@]}" --optimizer rmsprop
+expect_error "unknown command" "unknown command 'trian'" "$BL" trian
+
+# NaN: a huge learning rate diverges; the message names the step and suggests a lower
+# lr; the checkpoint written before stays loadable and finite.
+cp "$T/good.safetensors" "$T/ck.safetensors"
+expect_error "NaN loss" "(NaN|infinite|non-finite).*step [0-9]+.*(lower|--lr)" "${TRAIN[@]}" --model "flatten,dense:16,relu,dense:10" --lr 1e30 --save "$T/ck.safetensors" --save-every 1
+expect_ok "checkpoint still good after NaN" "$BL" eval --checkpoint "$T/ck.safetensors" --data "$SAMPLE"
+ls "$T" | grep -q '\.tmp\.' && { echo "FAIL temp files left behind: $(ls "$T")"; fail=$((fail + 1)); }
+
+printf 'garbage' >"$T/corrupt.safetensors"
+expect_error "corrupt checkpoint" "corrupt.safetensors" "$BL" eval --checkpoint "$T/corrupt.safetensors" --data "$SAMPLE"
+expect_error "predict without input" "--input" "$BL" predict --checkpoint "$T/good.safetensors"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -25,8 +25,8 @@ typedef struct bl_dataset {
     bl_shape shape; /* per-sample shape */
     size_t dim;     /* c*h*w */
     float *x;       /* (n, dim), owned (bl_mem_alloc) */
-    int32_t *y;     /* (n), owned; labels in [0, n_classes) */
-    int n_classes;  /* 1 + max label seen (or as declared by the loader) */
+    int32_t *y;     /* (n), owned; labels in [0, n_classes) (all 0 when unlabelled) */
+    int n_classes;  /* 1 + max label seen (or as declared by the loader); 0 = unlabelled */
     char name[256]; /* where it came from, for messages and logs */
 } bl_dataset;
 
@@ -40,20 +40,23 @@ void bl_dataset_free(bl_dataset *ds, bl_mem *mem);
 bl_status bl_idx_read_u8(const char *path, uint8_t **data, int *ndim, int dims[4],
                          bl_error *err);
 /* IDX images (n, h, w) or (n, d) + IDX labels (n). Pixels are stored as floats 0..255
- * (unnormalised; see bl_normalise). */
+ * (unnormalised; see bl_normalise). labels_path NULL loads the images unlabelled
+ * (y all 0, n_classes 0), e.g. for prediction. */
 bl_status bl_dataset_load_idx(bl_dataset *ds, bl_mem *mem, const char *images_path,
                               const char *labels_path, bl_error *err);
 
-typedef enum { BL_LABEL_FIRST = 0, BL_LABEL_LAST = -1 } bl_label_col_special;
+typedef enum { BL_LABEL_FIRST = 0, BL_LABEL_LAST = -1, BL_LABEL_NONE = -2 } bl_label_col_special;
 /* CSV: one sample per line, numeric cells, one integer label column.
- * label_col: 0 = first, -1 = last, k >= 0 = that 0-based column. has_header skips
+ * label_col: 0 = first, -1 = last, k >= 0 = that 0-based column, BL_LABEL_NONE = no
+ * label column (every cell is a feature; y all 0, n_classes 0). has_header skips
  * line 1. Blank lines (only whitespace) are skipped; a row with the wrong number of
  * cells or a non-numeric cell fails with "path:LINE: column COL: ...". */
 bl_status bl_dataset_load_csv(bl_dataset *ds, bl_mem *mem, const char *path, int label_col,
                               int has_header, bl_error *err);
 /* NumPy: x.npy is float32 or uint8, C order, shape (n, ...) with 1 to 3 trailing dims
  * ((n,d) -> (d,1,1); (n,h,w) -> (1,h,w); (n,c,h,w) -> (c,h,w)); y.npy is an integer
- * array of shape (n) (int32/int64/uint8). */
+ * array of shape (n) (int32/int64/uint8). float64 x is also read (converted to float32).
+ * y_path NULL loads x unlabelled (y all 0, n_classes 0). */
 bl_status bl_dataset_load_npy(bl_dataset *ds, bl_mem *mem, const char *x_path,
                               const char *y_path, bl_error *err);
 /* Write a float32 C-order .npy of shape (rows, cols), atomically. */

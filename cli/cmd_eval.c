@@ -1,0 +1,76 @@
+/* batchlab eval: loss and accuracy of a checkpoint on a dataset. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "args.h"
+#include "cli.h"
+#include "data_opts.h"
+#include "batchlab/train.h"
+
+int cli_eval(int argc, char **argv) {
+    const char *cmd = "eval";
+    cli_data_opts d;
+    cli_data_opts_default(&d);
+    const char *ckpt = NULL, *split = "test", *loss_name = "xent";
+    int batch = 256, json = 0, threads = 0;
+    cli_opt opts[] = {
+        {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
+        CLI_DATA_OPTS(d),
+        {"split", ARG_STR, &split, "for Fashion-MNIST or a directory: test (default) or train", 0},
+        {"batch", ARG_INT, &batch, "samples per forward pass (default 256)", 0},
+        {"loss", ARG_STR, &loss_name, "xent (default) or mse", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"json", ARG_FLAG, &json, "print the result as JSON", 0},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int rc = cli_parse(cmd, "--checkpoint PATH [--data ...]", opts, n_opts, argc, argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!ckpt) return cli_error(cmd, "--checkpoint PATH is required");
+    if (batch <= 0) return cli_error(cmd, "--batch %d is invalid: it must be at least 1", batch);
+    if (strcmp(split, "test") && strcmp(split, "train"))
+        return cli_error(cmd, "--split must be train or test, got '%s'", split);
+    bl_loss_kind loss;
+    if (!strcmp(loss_name, "xent")) loss = BL_LOSS_XENT;
+    else if (!strcmp(loss_name, "mse")) loss = BL_LOSS_MSE;
+    else return cli_error(cmd, "--loss must be xent or mse, got '%s'", loss_name);
+
+    bl_ctx ctx;
+    bl_ctx_init(&ctx, threads);
+    bl_error err = {0};
+    bl_model *m = NULL;
+    bl_norm norm;
+    if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err)) return cli_fail(cmd, "%s", err.msg);
+    bl_dataset ds;
+    rc = cli_load_dataset(cmd, &d, d.data, d.labels, split, &ctx.mem, &ds);
+    if (!rc && bl_model_check_input(m, ds.dim, ds.name, &err)) rc = cli_fail(cmd, "%s", err.msg);
+    double mean_loss = 0, acc = 0, t0 = bl_now_sec();
+    if (!rc) {
+        bl_norm_apply(&norm, &ds);
+        if (bl_model_evaluate(m, &ds, loss, &mean_loss, &acc, &err)) rc = cli_fail(cmd, "%s", err.msg);
+    }
+    double secs = bl_now_sec() - t0;
+    if (!rc) {
+        if (json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "checkpoint", ckpt);
+            cJSON_AddStringToObject(j, "data", ds.name);
+            cJSON_AddStringToObject(j, "model", bl_model_spec(m));
+            cJSON_AddNumberToObject(j, "samples", (double)ds.n);
+            cJSON_AddNumberToObject(j, "loss", mean_loss);
+            cJSON_AddNumberToObject(j, "accuracy", acc);
+            cJSON_AddNumberToObject(j, "seconds", secs);
+            char *s = cJSON_Print(j);
+            printf("%s\n", s);
+            free(s);
+            cJSON_Delete(j);
+        } else {
+            printf("%s on %s: loss %.4f accuracy %.4f (%zu samples, %.2f s)\n", ckpt, ds.name,
+                   mean_loss, acc, ds.n, secs);
+        }
+    }
+    bl_dataset_free(&ds, &ctx.mem);
+    bl_norm_free(&norm, &ctx.mem);
+    bl_model_free(m);
+    return rc;
+}

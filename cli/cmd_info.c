@@ -1,0 +1,103 @@
+/* batchlab info: what this build and machine offer, and (with --model) the
+ * parameter count and predicted memory of a model at a batch size. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "args.h"
+#include "cli.h"
+#include "batchlab/model.h"
+#include "batchlab/optim.h"
+
+extern char *openblas_get_config(void);
+extern char *openblas_get_corename(void);
+extern int openblas_get_num_threads(void);
+
+static const char *cuda_status(void) {
+    return BL_HAVE_CUDA_COMPILER ? "unavailable (nvcc was found at build time, but this version "
+                                   "has no CUDA backend yet)"
+                                 : "unavailable (no CUDA compiler found at build time)";
+}
+
+static const char *mpi_status(void) {
+    return BL_HAVE_MPI ? "unavailable (Open MPI was found at build time, but this version has no "
+                         "MPI support yet)"
+                       : "unavailable (MPI not found at build time)";
+}
+
+int cli_info(int argc, char **argv) {
+    const char *cmd = "info";
+    const char *model = NULL, *input = "1x28x28", *optimizer = "momentum";
+    int batch = 64, classes = 10, json = 0, threads = 0;
+    cli_opt opts[] = {
+        {"model", ARG_STR, &model, "also report a model's size and memory (spec or preset)", 0},
+        {"batch", ARG_INT, &batch, "batch size for the memory prediction (default 64)", 0},
+        {"input", ARG_STR, &input, "input shape CxHxW (default 1x28x28)", 0},
+        {"classes", ARG_INT, &classes, "number of outputs (default 10)", 0},
+        {"optimizer", ARG_STR, &optimizer, "optimizer whose state is counted (default momentum)", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"json", ARG_FLAG, &json, "print as JSON", 0},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int rc = cli_parse(cmd, "[--model M --batch B]", opts, n_opts, argc, argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    bl_ctx ctx;
+    bl_ctx_init(&ctx, threads);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "version", BL_VERSION);
+    cJSON_AddStringToObject(j, "blas", openblas_get_config());
+    cJSON_AddStringToObject(j, "blas_core", openblas_get_corename());
+    cJSON_AddNumberToObject(j, "threads", ctx.threads);
+    cJSON_AddNumberToObject(j, "cpus_online", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON_AddStringToObject(j, "backend", ctx.be->name);
+    cJSON_AddBoolToObject(j, "cuda", 0);
+    cJSON_AddStringToObject(j, "cuda_status", cuda_status());
+    cJSON_AddBoolToObject(j, "mpi", 0);
+    cJSON_AddStringToObject(j, "mpi_status", mpi_status());
+    if (model) {
+        bl_shape in;
+        bl_error err = {0};
+        if (sscanf(input, "%dx%dx%d", &in.c, &in.h, &in.w) != 3 || in.c <= 0 || in.h <= 0 || in.w <= 0)
+            return cJSON_Delete(j), cli_error(cmd, "--input expects CxHxW (e.g. 1x28x28), got '%s'", input);
+        if (batch <= 0) return cJSON_Delete(j), cli_error(cmd, "--batch %d is invalid: it must be at least 1", batch);
+        bl_optim_config oc;
+        if (bl_optim_parse(&oc, optimizer, &err)) return cJSON_Delete(j), cli_error(cmd, "--optimizer: %s", err.msg);
+        bl_model *m;
+        if (bl_model_create(&m, model, in, classes, &err)) return cJSON_Delete(j), cli_error(cmd, "%s", err.msg);
+        size_t np = bl_model_num_params(m);
+        size_t state = oc.kind == BL_OPT_SGD ? (oc.momentum > 0 ? np : 0) : 2 * np;
+        size_t model_bytes = bl_model_memory_bytes(m, batch);
+        cJSON *mj = cJSON_AddObjectToObject(j, "model");
+        cJSON_AddStringToObject(mj, "spec", bl_model_spec(m));
+        cJSON_AddNumberToObject(mj, "params", (double)np);
+        cJSON_AddNumberToObject(mj, "batch", batch);
+        cJSON_AddNumberToObject(mj, "model_bytes", (double)model_bytes);
+        cJSON_AddNumberToObject(mj, "optimizer_state_bytes", (double)(state * sizeof(float)));
+        cJSON_AddNumberToObject(mj, "predicted_bytes", (double)(model_bytes + state * sizeof(float)));
+        bl_model_free(m);
+    }
+    if (json) {
+        char *s = cJSON_Print(j);
+        printf("%s\n", s);
+        free(s);
+    } else {
+        printf("batchlab %s\n", BL_VERSION);
+        printf("backend   %s\n", ctx.be->name);
+        printf("blas      %s (core %s)\n", openblas_get_config(), openblas_get_corename());
+        printf("threads   %d of %ld online CPUs\n", ctx.threads, sysconf(_SC_NPROCESSORS_ONLN));
+        printf("cuda      %s\n", cuda_status());
+        printf("mpi       %s\n", mpi_status());
+        cJSON *mj = cJSON_GetObjectItem(j, "model");
+        if (mj) {
+            printf("model     %s\n", cJSON_GetObjectItem(mj, "spec")->valuestring);
+            printf("params    %.0f\n", cJSON_GetObjectItem(mj, "params")->valuedouble);
+            printf("memory    %.1f MB at batch %d (model %.1f MB + optimizer state %.1f MB)\n",
+                   cJSON_GetObjectItem(mj, "predicted_bytes")->valuedouble / 1e6, batch,
+                   cJSON_GetObjectItem(mj, "model_bytes")->valuedouble / 1e6,
+                   cJSON_GetObjectItem(mj, "optimizer_state_bytes")->valuedouble / 1e6);
+        }
+    }
+    cJSON_Delete(j);
+    return 0;
+}

@@ -1,0 +1,148 @@
+/* batchlab predict: batched inference from a checkpoint, written as CSV or
+ * .npy (atomically). Inputs need no labels. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "args.h"
+#include "cli.h"
+#include "batchlab/io.h"
+#include "batchlab/train.h"
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* out rows become probabilities (softmax) or a single class column. */
+static void transform(float *out, size_t n, int K, const char *kind, float *cls) {
+    for (size_t i = 0; i < n; i++) {
+        float *row = out + i * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (row[k] > row[best]) best = k;
+        if (cls) cls[i] = (float)best;
+        if (!strcmp(kind, "probs")) {
+            double mx = row[best], sum = 0;
+            for (int k = 0; k < K; k++) sum += exp((double)row[k] - mx);
+            for (int k = 0; k < K; k++) row[k] = (float)(exp((double)row[k] - mx) / sum);
+        }
+    }
+}
+
+static bl_status write_csv(const char *path, const float *v, size_t n, int K, int is_class,
+                           bl_error *err) {
+    bl_atomic_file af;
+    FILE *fp = stdout;
+    if (path) {
+        bl_status st = bl_atomic_open(&af, path, err);
+        if (st) return st;
+        fp = af.fp;
+    }
+    if (is_class)
+        fputs("class", fp);
+    else
+        for (int k = 0; k < K; k++) fprintf(fp, "%s%d", k ? "," : "", k);
+    fputc('\n', fp);
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < K; k++)
+            fprintf(fp, is_class ? "%s%.0f" : "%s%.7g", k ? "," : "", (double)v[i * K + k]);
+        fputc('\n', fp);
+    }
+    if (!path) return fflush(stdout) == 0 ? BL_OK : bl_fail(err, BL_ERR_IO, "stdout: write failed");
+    return bl_atomic_commit(&af, err);
+}
+
+int cli_predict(int argc, char **argv) {
+    const char *cmd = "predict";
+    const char *ckpt = NULL, *input = NULL, *output = NULL, *kind = "probs", *label_col = NULL;
+    int batch = 64, json = 0, threads = 0, header = 0;
+    cli_opt opts[] = {
+        {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
+        {"input", ARG_STR, &input, "samples: X.npy, X.csv or IDX images (.gz) (required)", 0},
+        {"label-col", ARG_STR, &label_col, "CSV input: a label column to ignore (first, last or N)", 0},
+        {"header", ARG_FLAG, &header, "CSV input: the first line is a header", 0},
+        {"batch", ARG_INT, &batch, "samples per forward pass (default 64)", 0},
+        {"output", ARG_STR, &output, "write to OUT.csv or OUT.npy (default: CSV on stdout)", 0},
+        {"output-kind", ARG_STR, &kind, "probs (default), logits or class", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"json", ARG_FLAG, &json, "print a JSON summary (needs --output)", 0},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int rc = cli_parse(cmd, "--checkpoint PATH --input FILE [--output OUT]", opts, n_opts, argc,
+                       argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!ckpt) return cli_error(cmd, "--checkpoint PATH is required");
+    if (!input) return cli_error(cmd, "--input FILE is required");
+    if (batch <= 0) return cli_error(cmd, "--batch %d is invalid: it must be at least 1", batch);
+    if (strcmp(kind, "probs") && strcmp(kind, "logits") && strcmp(kind, "class"))
+        return cli_error(cmd, "--output-kind must be probs, logits or class, got '%s'", kind);
+    if (output && !ends_with(output, ".csv") && !ends_with(output, ".npy"))
+        return cli_error(cmd, "--output must end in .csv or .npy, got '%s'", output);
+    if (json && !output) return cli_error(cmd, "--json needs --output (stdout carries the CSV)");
+
+    bl_ctx ctx;
+    bl_ctx_init(&ctx, threads);
+    bl_error err = {0};
+    bl_model *m = NULL;
+    bl_norm norm;
+    if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err)) return cli_fail(cmd, "%s", err.msg);
+    bl_dataset ds = {0};
+    bl_status st;
+    if (ends_with(input, ".npy")) {
+        st = bl_dataset_load_npy(&ds, &ctx.mem, input, NULL, &err);
+    } else if (ends_with(input, ".csv")) {
+        int col = BL_LABEL_NONE;
+        if (label_col) col = !strcmp(label_col, "first") ? 0 : !strcmp(label_col, "last") ? -1 : atoi(label_col);
+        st = bl_dataset_load_csv(&ds, &ctx.mem, input, col, header, &err);
+    } else {
+        st = bl_dataset_load_idx(&ds, &ctx.mem, input, NULL, &err);
+    }
+    if (!st) st = bl_model_check_input(m, ds.dim, ds.name, &err);
+    int K = bl_model_output_dim(m);
+    float *out = NULL, *cls = NULL;
+    double t0 = bl_now_sec(), secs = 0;
+    if (!st) {
+        bl_norm_apply(&norm, &ds);
+        out = bl_mem_alloc(&ctx.mem, ds.n * (size_t)K * sizeof(float) + 1, "predictions", &err);
+        cls = bl_mem_alloc(&ctx.mem, ds.n * sizeof(float) + 1, "predictions", &err);
+        st = out && cls ? bl_model_predict(m, ds.x, ds.n, batch, out, &err) : BL_ERR_NOMEM;
+        secs = bl_now_sec() - t0;
+    }
+    if (!st) {
+        int is_class = !strcmp(kind, "class");
+        transform(out, ds.n, K, kind, cls);
+        const float *v = is_class ? cls : out;
+        int cols = is_class ? 1 : K;
+        if (output && ends_with(output, ".npy"))
+            st = bl_npy_write_f32(output, v, ds.n, (size_t)cols, &err);
+        else
+            st = write_csv(output, v, ds.n, cols, is_class, &err);
+    }
+    if (st) {
+        rc = cli_fail(cmd, "%s", err.msg);
+    } else if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "checkpoint", ckpt);
+        cJSON_AddStringToObject(j, "input", input);
+        cJSON_AddStringToObject(j, "output", output);
+        cJSON_AddNumberToObject(j, "samples", (double)ds.n);
+        cJSON_AddNumberToObject(j, "batch", batch);
+        cJSON_AddNumberToObject(j, "seconds", secs);
+        cJSON_AddNumberToObject(j, "samples_per_s", secs > 0 ? ds.n / secs : 0);
+        char *s = cJSON_Print(j);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(j);
+    } else if (output) {
+        fprintf(stderr, "wrote %zu predictions to %s (%.0f samples/s)\n", ds.n, output,
+                secs > 0 ? ds.n / secs : 0);
+    }
+    bl_mem_free(&ctx.mem, out);
+    bl_mem_free(&ctx.mem, cls);
+    bl_dataset_free(&ds, &ctx.mem);
+    bl_norm_free(&norm, &ctx.mem);
+    bl_model_free(m);
+    return rc;
+}

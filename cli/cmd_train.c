@@ -73,6 +73,16 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         return cli_error(cmd, "--target-acc %g must be between 0 and 1", o->target_acc);
     if (o->save_every && !o->save_path) return cli_error(cmd, "--save-every needs --save PATH");
     if (o->seed < 0) return cli_error(cmd, "--seed must not be negative");
+    if (cfg->noise && cfg->micro_batch == 0) {
+        /* The estimator needs two batch sizes: split each update into two halves. */
+        if (cfg->batch < 2 || cfg->batch % 2)
+            return cli_error(cmd, "--noise needs --micro-batch smaller than --batch (or an even --batch)");
+        cfg->micro_batch = cfg->batch / 2;
+    }
+    if (cfg->noise && cfg->micro_batch >= cfg->batch)
+        return cli_error(cmd, "--noise needs --micro-batch smaller than --batch");
+    if (!(cfg->noise_decay > 0 && cfg->noise_decay < 1))
+        return cli_error(cmd, "--noise-decay %g must be in (0, 1)", cfg->noise_decay);
     cfg->spec = o->model;
     cfg->warmup_steps = o->warmup;
     cfg->step_size = o->step_size;
@@ -162,6 +172,7 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
         NUM("val_accuracy", rs->val_acc);
         NUM("test_loss", test_loss);
         NUM("test_accuracy", test_acc);
+        if (c->noise) NUM("noise_scale", bl_noise_scale(bl_trainer_noise(t)));
 #undef NUM
         cJSON_AddNumberToObject(j, "peak_mem_bytes", (double)bl_peak_rss_bytes());
         if (o->save_path) cJSON_AddStringToObject(j, "checkpoint", o->save_path);
@@ -180,6 +191,11 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
         printf("train        loss %.4f  accuracy %.4f (last epoch's batches)\n", train_loss, train_acc);
     if (isfinite(rs->val_acc)) printf("validation   loss %.4f  accuracy %.4f\n", rs->val_loss, rs->val_acc);
     if (isfinite(test_acc)) printf("test         loss %.4f  accuracy %.4f\n", test_loss, test_acc);
+    if (c->noise) {
+        const bl_noise *ns = bl_trainer_noise(t);
+        printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA over %ld steps)\n",
+               bl_noise_scale(ns), bl_noise_g2(ns), bl_noise_trace(ns), ns->n);
+    }
     printf("peak memory  %.1f MB resident\n", (double)bl_peak_rss_bytes() / 1e6);
     if (o->save_path) printf("checkpoint   %s\n", o->save_path);
     if (o->log_path) printf("log          %s\n", o->log_path);
@@ -282,6 +298,8 @@ int cli_train(int argc, char **argv) {
         {"gamma", ARG_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)", 0},
         {"min-lr", ARG_FLOAT, &cfg.min_lr, "cosine schedule: final learning rate (default 0)", 0},
         {"loss", ARG_STR, &o.loss, "xent (default) or mse (against one-hot labels)", 0},
+        {"noise", ARG_FLAG, &cfg.noise, "measure the gradient noise scale (logs noise_g2/trace/scale)", 0},
+        {"noise-decay", ARG_DOUBLE, &cfg.noise_decay, "EMA decay of the noise estimates (default 0.95)", 0},
         CLI_DATA_OPTS(d),
         {"test", ARG_STR, &d.test, "test set evaluated at the end (default: Fashion-MNIST's)", 0},
         {"test-labels", ARG_STR, &d.test_labels, "labels for --test", 0},

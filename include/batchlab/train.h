@@ -13,6 +13,7 @@
 
 #include "batchlab/data.h"
 #include "batchlab/model.h"
+#include "batchlab/noise.h"
 #include "batchlab/optim.h"
 
 typedef struct bl_train_config {
@@ -31,6 +32,8 @@ typedef struct bl_train_config {
     int prefetch;
     uint64_t seed;
     int n_classes; /* output width; 0 = from the data */
+    int noise;          /* measure the gradient noise scale (needs >= 2 micro-batches) */
+    double noise_decay; /* EMA decay of its estimates (default 0.95) */
 } bl_train_config;
 
 void bl_train_config_default(bl_train_config *c);
@@ -49,6 +52,8 @@ typedef struct bl_step_info {
     double samples_per_s;
     size_t peak_mem_bytes;
     int epoch_end;      /* this update finished an epoch */
+    int has_noise;      /* the three below were measured this step */
+    double noise_g2, noise_trace, noise_scale; /* smoothed |G|^2, tr(Sigma), B_simple */
 } bl_step_info;
 
 typedef struct bl_trainer bl_trainer;
@@ -70,6 +75,8 @@ bl_status bl_trainer_evaluate(bl_trainer *t, const bl_dataset *ds, double *loss,
                               bl_error *err);
 
 bl_model *bl_trainer_model(bl_trainer *t);
+/* The noise-scale estimator (all NaN unless cfg.noise). */
+const bl_noise *bl_trainer_noise(const bl_trainer *t);
 const bl_train_config *bl_trainer_config(const bl_trainer *t);
 long bl_trainer_steps_done(const bl_trainer *t);
 long bl_trainer_epoch(const bl_trainer *t);

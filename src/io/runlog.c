@@ -46,6 +46,11 @@ void bl_runlog_step(bl_runlog *log, const bl_step_info *s) {
     add_num(o, "step_time_s", s->step_time_s);
     add_num(o, "samples_per_s", s->samples_per_s);
     add_num(o, "peak_mem_bytes", (double)s->peak_mem_bytes);
+    if (s->has_noise) {
+        add_num(o, "noise_g2", s->noise_g2);
+        add_num(o, "noise_trace", s->noise_trace);
+        add_num(o, "noise_scale", s->noise_scale);
+    }
     emit(log, o);
 }
 

@@ -23,6 +23,7 @@ void bl_train_config_default(bl_train_config *c) {
     c->gamma = 0.1f;
     c->prefetch = 1;
     c->seed = 1;
+    c->noise_decay = 0.95;
 }
 
 bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config *cfg,
@@ -67,6 +68,7 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     }
     t->loader_ready = 1;
     bl_model_init(t->model, cfg->seed);
+    bl_noise_init(&t->noise, cfg->noise_decay);
     *out = t;
     return BL_OK;
 }
@@ -99,8 +101,8 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     size_t rem = n - t->loader.pos;
     int total = (size_t)t->cfg.batch < rem ? t->cfg.batch : (int)rem;
     float scale = 1.0f / (float)total;
-    double loss_sum = 0;
-    int correct = 0;
+    double loss_sum = 0, g2_small = NAN;
+    int correct = 0, b_small = 0;
     bl_model_zero_grad(m);
     for (int done = 0; done < total;) {
         int b = total - done < t->cfg.micro_batch ? total - done : t->cfg.micro_batch;
@@ -119,6 +121,12 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
                            (double)bl_trainer_current_lr(t) / 10);
         loss_sum += l;
         bl_model_backward(m, batch.x, batch.y, b, t->cfg.loss, scale);
+        if (t->cfg.noise && done == 0 && b < total) {
+            /* The arena holds (b/total) x the first micro-batch's mean gradient. */
+            double r = (double)total / b;
+            g2_small = be->sumsq(bl_model_grads(m), bl_model_num_params(m)) * r * r;
+            b_small = b;
+        }
         done += b;
     }
     double gsq = be->sumsq(bl_model_grads(m), bl_model_num_params(m));
@@ -127,6 +135,7 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
                        "the gradient became non-finite at step %ld; the weights were not "
                        "updated. Try a lower learning rate than %g",
                        t->step + 1, (double)bl_trainer_current_lr(t));
+    if (b_small) bl_noise_update(&t->noise, g2_small, b_small, gsq, total);
     float lr = bl_trainer_current_lr(t);
     bl_optim_step(&t->opt, be, bl_model_params(m), bl_model_grads(m), lr);
     t->step++;
@@ -150,6 +159,10 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     info->step_time_s = dt;
     info->samples_per_s = dt > 0 ? total / dt : 0;
     info->peak_mem_bytes = t->ctx->mem.peak_bytes;
+    info->has_noise = b_small > 0;
+    info->noise_g2 = bl_noise_g2(&t->noise);
+    info->noise_trace = bl_noise_trace(&t->noise);
+    info->noise_scale = bl_noise_scale(&t->noise);
     return BL_OK;
 }
 
@@ -159,6 +172,7 @@ bl_status bl_trainer_evaluate(bl_trainer *t, const bl_dataset *ds, double *loss,
 }
 
 bl_model *bl_trainer_model(bl_trainer *t) { return t->model; }
+const bl_noise *bl_trainer_noise(const bl_trainer *t) { return &t->noise; }
 const bl_train_config *bl_trainer_config(const bl_trainer *t) { return &t->cfg; }
 long bl_trainer_steps_done(const bl_trainer *t) { return t->step; }
 long bl_trainer_epoch(const bl_trainer *t) { return t->loader.epoch; }

@@ -14,6 +14,7 @@ struct bl_trainer {
     int loader_ready;
     long step;
     long samples_seen;
+    bl_noise noise;
 };
 
 #endif

@@ -1,0 +1,104 @@
+/* Elementwise activations and inverted dropout.
+ *
+ * One branch-free loop per activation, chosen outside the loop, so each body
+ * is simple enough for the compiler to vectorise (ReLU and leaky ReLU become
+ * blends; the transcendental ones call libm per element, which is exact but
+ * not vectorised without -ffast-math). ReLU keeps NaN as NaN (`x < 0 ? 0 : x`)
+ * instead of hiding it, so the divergence check downstream still sees it.
+ * Sigmoid is evaluated on the side where exp cannot overflow. GELU is the
+ * exact erf form of torch.nn.GELU(). Backward uses the saved output where
+ * that is cheaper (tanh, sigmoid), otherwise the input. */
+#include <math.h>
+#include "backend/cpu/cpu.h"
+
+static inline float sigmoidf(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+void cpu_act_forward(float *out, const float *in, size_t n, bl_act act, float alpha) {
+    float *restrict o = out;
+    const float *restrict x = in;
+    switch (act) {
+    case BL_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            o[i] = x[i] < 0.0f ? 0.0f : x[i];
+        break;
+    case BL_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            o[i] = x[i] < 0.0f ? alpha * x[i] : x[i];
+        break;
+    case BL_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            o[i] = tanhf(x[i]);
+        break;
+    case BL_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            o[i] = sigmoidf(x[i]);
+        break;
+    case BL_ACT_GELU:
+        for (size_t i = 0; i < n; i++)
+            o[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        break;
+    }
+}
+
+void cpu_act_backward(float *din, const float *dout, const float *in, const float *out, size_t n,
+                      bl_act act, float alpha) {
+    float *restrict g = din;
+    const float *restrict go = dout, *restrict x = in, *restrict y = out;
+    switch (act) {
+    case BL_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            g[i] = x[i] > 0.0f ? go[i] : 0.0f;
+        break;
+    case BL_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            g[i] = x[i] > 0.0f ? go[i] : alpha * go[i];
+        break;
+    case BL_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            g[i] = go[i] * (1.0f - y[i] * y[i]);
+        break;
+    case BL_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            g[i] = go[i] * y[i] * (1.0f - y[i]);
+        break;
+    case BL_ACT_GELU: {
+        /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+        const float inv_sqrt_2pi = 0.398942280401432677939946f;
+        for (size_t i = 0; i < n; i++) {
+            float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+            float pdf = inv_sqrt_2pi * expf(-0.5f * x[i] * x[i]);
+            g[i] = go[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    }
+    }
+}
+
+/* One uniform draw per element, in index order, so the mask is a pure
+ * function of the RNG state (determinism and resume rely on this). As in
+ * torch, the input is multiplied by the scaled mask, so a NaN input stays
+ * NaN even where it is dropped. */
+void cpu_dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p,
+                         bl_rng *rng) {
+    float *restrict o = out;
+    uint8_t *restrict m = mask;
+    const float *restrict x = in;
+    const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        m[i] = bl_rng_uniform(rng) >= p;
+    for (size_t i = 0; i < n; i++)
+        o[i] = x[i] * (m[i] ? keep_scale : 0.0f);
+}
+
+void cpu_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
+    float *restrict g = din;
+    const float *restrict go = dout;
+    const uint8_t *restrict m = mask;
+    const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        g[i] = go[i] * (m[i] ? keep_scale : 0.0f);
+}

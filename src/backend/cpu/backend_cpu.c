@@ -1,0 +1,41 @@
+/* The CPU backend's kernel table. A static const struct so that it needs no
+ * initialisation, no allocation and can be shared by every context and
+ * thread; layers only ever see it through bl_backend. */
+#include "backend/cpu/cpu.h"
+
+static const bl_backend cpu_backend = {
+    .name = "cpu",
+    .gemm = cpu_gemm,
+    .dense_forward = cpu_dense_forward,
+    .dense_backward = cpu_dense_backward,
+    .conv2d_workspace_floats = cpu_conv2d_workspace_floats,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward = cpu_conv2d_backward,
+    .maxpool_forward = cpu_maxpool_forward,
+    .maxpool_backward = cpu_maxpool_backward,
+    .avgpool_forward = cpu_avgpool_forward,
+    .avgpool_backward = cpu_avgpool_backward,
+    .act_forward = cpu_act_forward,
+    .act_backward = cpu_act_backward,
+    .dropout_forward = cpu_dropout_forward,
+    .dropout_backward = cpu_dropout_backward,
+    .batchnorm_forward_train = cpu_batchnorm_forward_train,
+    .batchnorm_forward_eval = cpu_batchnorm_forward_eval,
+    .batchnorm_backward = cpu_batchnorm_backward,
+    .softmax_xent_forward = cpu_softmax_xent_forward,
+    .softmax_xent_backward = cpu_softmax_xent_backward,
+    .mse_forward = cpu_mse_forward,
+    .mse_backward = cpu_mse_backward,
+    .sumsq = cpu_sumsq,
+    .scale = cpu_scale,
+    .axpy = cpu_axpy,
+    .fill = cpu_fill,
+    .copy = cpu_copy,
+    .all_finite = cpu_all_finite,
+    .sgd_step = cpu_sgd_step,
+    .adam_step = cpu_adam_step,
+};
+
+const bl_backend *bl_backend_cpu(void) {
+    return &cpu_backend;
+}

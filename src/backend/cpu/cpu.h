@@ -1,0 +1,79 @@
+/* Internal declarations of the CPU backend's kernels. Each group lives in its
+ * own file (gemm.c, conv.c, pool.c, act.c, batchnorm.c, loss.c, flat.c,
+ * update.c); backend_cpu.c gathers them into the bl_backend table. The
+ * signatures and semantics are exactly those documented in
+ * include/batchlab/backend.h, which is the contract; nothing here allocates,
+ * prints or exits. */
+#ifndef BL_BACKEND_CPU_H
+#define BL_BACKEND_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "batchlab/backend.h"
+
+/* gemm.c: the sgemm wrapper and the dense layer. */
+void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *Bm, int ldb, float beta, float *C, int ldc);
+void cpu_dense_forward(float *out, const float *in, const float *w, const float *b, int B, int I,
+                       int O);
+void cpu_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int B, int I, int O);
+
+/* conv.c: im2col + sgemm convolution. */
+size_t cpu_conv2d_workspace_floats(const bl_conv_dims *d);
+void cpu_conv2d_forward(float *out, const float *in, const float *w, const float *b, float *ws,
+                        const bl_conv_dims *d);
+void cpu_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, float *ws, const bl_conv_dims *d);
+
+/* pool.c */
+void cpu_maxpool_forward(float *out, int32_t *argmax, const float *in, const bl_pool_dims *d);
+void cpu_maxpool_backward(float *din, const float *dout, const int32_t *argmax,
+                          const bl_pool_dims *d);
+void cpu_avgpool_forward(float *out, const float *in, const bl_pool_dims *d);
+void cpu_avgpool_backward(float *din, const float *dout, const bl_pool_dims *d);
+
+/* act.c: activations and dropout. */
+void cpu_act_forward(float *out, const float *in, size_t n, bl_act act, float alpha);
+void cpu_act_backward(float *din, const float *dout, const float *in, const float *out, size_t n,
+                      bl_act act, float alpha);
+void cpu_dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p,
+                         bl_rng *rng);
+void cpu_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p);
+
+/* batchnorm.c */
+void cpu_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run_mean,
+                                 float *run_var, const float *in, const float *gamma,
+                                 const float *beta, int B, int C, int HW, float momentum,
+                                 float eps);
+void cpu_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
+                                const float *run_mean, const float *run_var, int B, int C, int HW,
+                                float eps);
+void cpu_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                            const float *in, const float *mean, const float *rstd,
+                            const float *gamma, int B, int C, int HW);
+
+/* loss.c */
+double cpu_softmax_xent_forward(float *probs, int *correct, const float *logits,
+                                const int32_t *labels, int B, int K);
+void cpu_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B,
+                               int K, float scale);
+double cpu_mse_forward(const float *pred, const float *target, int B, int K);
+void cpu_mse_backward(float *dpred, const float *pred, const float *target, int B, int K,
+                      float scale);
+
+/* flat.c: helpers over the flat arenas. */
+double cpu_sumsq(const float *x, size_t n);
+void cpu_scale(float *x, size_t n, float a);
+void cpu_axpy(float *y, const float *x, size_t n, float a);
+void cpu_fill(float *x, size_t n, float v);
+void cpu_copy(float *dst, const float *src, size_t n);
+int cpu_all_finite(const float *x, size_t n);
+
+/* update.c (optimizer steps, torch.optim semantics). */
+void cpu_sgd_step(float *p, float *buf, const float *g, size_t n, float lr, float momentum,
+                  int nesterov, float weight_decay, int first_step);
+void cpu_adam_step(float *p, float *m, float *v, const float *g, size_t n, float lr, float beta1,
+                   float beta2, float eps, float weight_decay, int decoupled, long t);
+
+#endif

@@ -1,0 +1,573 @@
+/* CPU backend: every fast float kernel against its naive double reference
+ * (src/backend/cpu/ref.h) on several shapes, including awkward ones (odd
+ * sizes, B = 1, C = 1, stride 2/3, pad 0/1/2, 3x5 kernels, channel counts
+ * that are not multiples of 8, several im2col chunks with a remainder).
+ * Backward is checked for the contract in backend.h: din is OVERWRITTEN
+ * (it starts as garbage) and dw/db ACCUMULATE (two calls give twice the
+ * gradient on top of what was there). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "backend/cpu/ref.h"
+#include "batchlab/backend.h"
+#include "test_util.h"
+
+#define ATOL 1e-4
+#define RTOL 1e-3
+
+static const bl_backend *be;
+
+static float *fnew(size_t n) {
+    return calloc(n ? n : 1, sizeof(float));
+}
+static double *dnew(size_t n) {
+    return calloc(n ? n : 1, sizeof(double));
+}
+static float *frand(size_t n, uint64_t seed) {
+    float *x = fnew(n);
+    tu_fill_normal(x, n, seed, 1.0f);
+    return x;
+}
+static double *todouble(const float *x, size_t n) {
+    double *d = dnew(n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i];
+    return d;
+}
+static void ffill(float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = v;
+}
+
+/* Worst |got - want| / (ATOL * scale + RTOL |want|) with scale = max(1, max|want|):
+ * the absolute part follows the magnitude of the tensor, because float sums
+ * of many terms lose digits relative to the terms, not to the result.
+ * <= 1 passes. Prints the worst element so a failure says where. */
+static double close_err(const float *got, const double *want, size_t n, const char *what) {
+    double scale = 1.0, worst = 0.0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]) / (ATOL * scale + RTOL * fabs(want[i]));
+        if (!(e <= worst)) {
+            worst = e;
+            at = i;
+        }
+    }
+    if (!(worst <= 1.0))
+        fprintf(stderr, "%s: worst at %zu: got %.8g want %.8g (err %.3g)\n", what, at,
+                n ? got[at] : 0.0, n ? want[at] : 0.0, worst);
+    return worst;
+}
+#define assert_close(got, want, n, what) assert_true(close_err(got, want, n, what) <= 1.0)
+
+static void backend_table_is_complete(void **state) {
+    assert_non_null(be);
+    assert_string_equal(be->name, "cpu");
+    const void *fns[] = {(void *)be->gemm,
+                         (void *)be->dense_forward,
+                         (void *)be->dense_backward,
+                         (void *)be->conv2d_workspace_floats,
+                         (void *)be->conv2d_forward,
+                         (void *)be->conv2d_backward,
+                         (void *)be->maxpool_forward,
+                         (void *)be->maxpool_backward,
+                         (void *)be->avgpool_forward,
+                         (void *)be->avgpool_backward,
+                         (void *)be->act_forward,
+                         (void *)be->act_backward,
+                         (void *)be->dropout_forward,
+                         (void *)be->dropout_backward,
+                         (void *)be->batchnorm_forward_train,
+                         (void *)be->batchnorm_forward_eval,
+                         (void *)be->batchnorm_backward,
+                         (void *)be->softmax_xent_forward,
+                         (void *)be->softmax_xent_backward,
+                         (void *)be->mse_forward,
+                         (void *)be->mse_backward,
+                         (void *)be->sumsq,
+                         (void *)be->scale,
+                         (void *)be->axpy,
+                         (void *)be->fill,
+                         (void *)be->copy,
+                         (void *)be->all_finite,
+                         (void *)be->sgd_step,
+                         (void *)be->adam_step};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        assert_non_null(fns[i]);
+    assert_ptr_equal(bl_backend_cpu(), be);
+}
+
+/* The checker must catch an error just above tolerance, and accept one below. */
+static void checker_catches_small_errors(void **state) {
+    double want[3] = {10.0, -2.0, 0.0};
+    float ok[3] = {10.0f + 4e-3f, -2.0f, 0.0f};
+    float bad[3] = {10.0f, -2.0f, 2e-3f};
+    assert_true(close_err(ok, want, 3, "ok") <= 1.0);
+    assert_true(close_err(bad, want, 3, "bad (expected to fail)") > 1.0);
+}
+
+/* ---- gemm ---------------------------------------------------------------- */
+
+static void gemm_all_transposes_match_naive(void **state) {
+    const int M = 37, N = 29, K = 53;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* stored shapes with padded leading dimensions */
+            int arows = ta ? K : M, acols = ta ? M : K, lda = acols + 3;
+            int brows = tb ? N : K, bcols = tb ? K : N, ldb = bcols + 5, ldc = N + 2;
+            float *A = frand((size_t)arows * lda, 1 + ta), *Bm = frand((size_t)brows * ldb, 3 + tb);
+            float *C = frand((size_t)M * ldc, 9);
+            double *want = dnew((size_t)M * ldc);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < ldc; j++) {
+                    double s = 0;
+                    for (int k = 0; k < K && j < N; k++) {
+                        double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                        double b = tb ? Bm[(size_t)j * ldb + k] : Bm[(size_t)k * ldb + j];
+                        s += a * b;
+                    }
+                    /* columns past N are padding and must be left alone */
+                    want[(size_t)i * ldc + j] =
+                        j < N ? 0.7 * s + 0.3 * C[(size_t)i * ldc + j] : C[(size_t)i * ldc + j];
+                }
+            be->gemm(ta, tb, M, N, K, 0.7f, A, lda, Bm, ldb, 0.3f, C, ldc);
+            assert_close(C, want, (size_t)M * ldc, "gemm");
+            free(A), free(Bm), free(C), free(want);
+        }
+    /* K = 0: C = beta C; M = 0: nothing touched */
+    float C[6] = {1, 2, 3, 4, 5, 6}, dummy[1] = {0};
+    be->gemm(0, 0, 2, 3, 0, 1.0f, dummy, 1, dummy, 3, 0.5f, C, 3);
+    for (int i = 0; i < 6; i++)
+        assert_true(C[i] == 0.5f * (float)(i + 1));
+    be->gemm(0, 0, 0, 3, 4, 1.0f, dummy, 4, dummy, 3, 0.0f, C, 3);
+    assert_true(C[0] == 0.5f);
+}
+
+/* ---- dense --------------------------------------------------------------- */
+
+static void dense_matches_reference(void **state) {
+    const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {17, 33, 9}, {64, 784, 10}, {5, 10, 129}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int B = shapes[t][0], I = shapes[t][1], O = shapes[t][2];
+        const size_t ni = (size_t)B * I, nw = (size_t)O * I, no = (size_t)B * O;
+        float *in = frand(ni, 10 + t), *w = frand(nw, 20 + t), *b = frand(O, 30 + t);
+        float *dout = frand(no, 40 + t), *out = fnew(no), *din = fnew(ni);
+        float *dw = frand(nw, 50 + t), *db = frand(O, 60 + t);
+        double *din_, *w_ = todouble(w, nw), *b_ = todouble(b, O), *dout_ = todouble(dout, no);
+        double *out_ = dnew(no), *dw_ = todouble(dw, nw), *db_ = todouble(db, O);
+        din_ = dnew(ni);
+        double *in_ = todouble(in, ni);
+
+        for (int withbias = 0; withbias < 2; withbias++) {
+            ffill(out, no, NAN);
+            be->dense_forward(out, in, w, withbias ? b : NULL, B, I, O);
+            ref_dense_forward(out_, in_, w_, withbias ? b_ : NULL, B, I, O);
+            assert_close(out, out_, no, "dense forward");
+        }
+        for (int call = 0; call < 2; call++) {
+            ffill(din, ni, 1e30f); /* garbage: must be overwritten */
+            be->dense_backward(din, dw, db, dout, in, w, B, I, O);
+            ref_dense_backward(din_, dw_, db_, dout_, in_, w_, B, I, O);
+            assert_close(din, din_, ni, "dense din");
+            assert_close(dw, dw_, nw, "dense dw (accumulated)");
+            assert_close(db, db_, O, "dense db (accumulated)");
+        }
+        /* din and db may be NULL */
+        be->dense_backward(NULL, dw, NULL, dout, in, w, B, I, O);
+        ref_dense_backward(NULL, dw_, NULL, dout_, in_, w_, B, I, O);
+        assert_close(dw, dw_, nw, "dense dw alone");
+        free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
+        free(in_), free(w_), free(b_), free(dout_), free(out_), free(din_), free(dw_), free(db_);
+    }
+}
+
+/* ---- conv2d -------------------------------------------------------------- */
+
+static bl_conv_dims conv_dims(int B, int C, int H, int W, int K, int R, int S, int st, int pad) {
+    bl_conv_dims d = {B, C, H, W, K, R, S, st, pad, 0, 0};
+    d.P = bl_conv_out_size(H, R, st, pad);
+    d.Q = bl_conv_out_size(W, S, st, pad);
+    return d;
+}
+
+static const int conv_cases[][9] = {
+    /* B, C, H, W, K, R, S, stride, pad */
+    {2, 3, 7, 9, 5, 3, 5, 1, 2},   {1, 1, 8, 8, 4, 3, 3, 2, 1},    {3, 5, 10, 6, 7, 1, 1, 1, 0},
+    {2, 13, 9, 11, 9, 2, 3, 2, 0}, {4, 2, 5, 5, 3, 5, 5, 1, 2},    {2, 3, 6, 7, 2, 3, 3, 3, 1},
+    {7, 3, 40, 40, 4, 3, 3, 1, 1}, {5, 3, 33, 31, 6, 3, 5, 2, 2},  {2, 4, 6, 6, 3, 1, 3, 1, 2},
+    {1, 10, 4, 4, 9, 1, 1, 2, 0},  {2, 3, 4, 5, 4, 1, 1, 1, 1},    {6, 9, 7, 7, 10, 3, 3, 1, 1},
+    {10, 8, 3, 3, 5, 3, 3, 1, 0},  {3, 1, 28, 28, 32, 3, 3, 1, 1}, {3, 32, 28, 28, 64, 3, 3, 1, 1},
+};
+
+#define WS_GUARD 64
+
+static void conv_one_case(const bl_conv_dims *d, uint64_t seed) {
+    const size_t ni = (size_t)d->B * d->C * d->H * d->W, nw = (size_t)d->K * d->C * d->R * d->S;
+    const size_t no = (size_t)d->B * d->K * d->P * d->Q, K = (size_t)d->K;
+    const size_t nws = be->conv2d_workspace_floats(d);
+    float *ws = fnew(nws + WS_GUARD);
+    float *in = frand(ni, seed), *w = frand(nw, seed + 1), *b = frand(K, seed + 2);
+    float *dout = frand(no, seed + 3), *out = fnew(no), *din = fnew(ni);
+    float *dw = frand(nw, seed + 4), *db = frand(K, seed + 5);
+    double *in_ = todouble(in, ni), *w_ = todouble(w, nw), *b_ = todouble(b, K);
+    double *dout_ = todouble(dout, no), *out_ = dnew(no), *din_ = dnew(ni);
+    double *dw_ = todouble(dw, nw), *db_ = todouble(db, K);
+    /* the workspace size is exact: nothing past it is written */
+    ffill(ws + nws, WS_GUARD, 12345.0f);
+
+    for (int withbias = 0; withbias < 2; withbias++) {
+        ffill(out, no, NAN);
+        be->conv2d_forward(out, in, w, withbias ? b : NULL, nws ? ws : NULL, d);
+        ref_conv2d_forward(out_, in_, w_, withbias ? b_ : NULL, d);
+        assert_close(out, out_, no, "conv forward");
+    }
+    for (int call = 0; call < 2; call++) {
+        ffill(din, ni, 1e30f);
+        be->conv2d_backward(din, dw, db, dout, in, w, nws ? ws : NULL, d);
+        ref_conv2d_backward(din_, dw_, db_, dout_, in_, w_, d);
+        assert_close(din, din_, ni, "conv din");
+        assert_close(dw, dw_, nw, "conv dw (accumulated)");
+        assert_close(db, db_, K, "conv db (accumulated)");
+    }
+    be->conv2d_backward(NULL, dw, NULL, dout, in, w, nws ? ws : NULL, d);
+    ref_conv2d_backward(NULL, dw_, NULL, dout_, in_, w_, d);
+    assert_close(dw, dw_, nw, "conv dw alone");
+    for (size_t i = 0; i < WS_GUARD; i++)
+        assert_true(ws[nws + i] == 12345.0f);
+
+    free(ws), free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
+    free(in_), free(w_), free(b_), free(dout_), free(out_), free(din_), free(dw_), free(db_);
+}
+
+static void conv2d_matches_reference(void **state) {
+    for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
+        const int *c = conv_cases[t];
+        bl_conv_dims d = conv_dims(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
+        assert_true(d.P > 0 && d.Q > 0);
+        conv_one_case(&d, 100 + 10 * t);
+    }
+}
+
+/* The workspace depends on the dims only, grows with them, and is zero only
+ * for the 1x1 stride-1 unpadded case (which needs no im2col). */
+static void conv2d_workspace_is_a_function_of_dims(void **state) {
+    bl_conv_dims a = conv_dims(32, 32, 28, 28, 64, 3, 3, 1, 1), b = a;
+    assert_int_equal(be->conv2d_workspace_floats(&a), be->conv2d_workspace_floats(&b));
+    assert_true(be->conv2d_workspace_floats(&a) >= (size_t)32 * 9 * 28 * 28);
+    bl_conv_dims p = conv_dims(4, 8, 5, 5, 3, 1, 1, 1, 0);
+    assert_int_equal(be->conv2d_workspace_floats(&p), 0);
+    bl_conv_dims big = conv_dims(32, 64, 28, 28, 64, 3, 3, 1, 1);
+    assert_true(be->conv2d_workspace_floats(&big) > be->conv2d_workspace_floats(&a));
+    /* never shrinks as B grows: a workspace sized for the largest batch serves
+     * every smaller one (the last partial batch, adaptive batch sizes) */
+    const int spatial[] = {1, 3, 7, 14, 28, 56};
+    for (int s = 0; s < 6; s++) {
+        size_t prev = 0;
+        for (int B = 1; B <= 300; B++) {
+            bl_conv_dims d = conv_dims(B, 16, spatial[s], spatial[s], 8, 3, 3, 1, 1);
+            size_t ws = be->conv2d_workspace_floats(&d);
+            assert_true(ws >= prev);
+            prev = ws;
+        }
+    }
+}
+
+/* ---- pooling ------------------------------------------------------------- */
+
+static bl_pool_dims pool_dims(int B, int C, int H, int W, int k, int st) {
+    bl_pool_dims d = {B, C, H, W, k, st, 0, 0};
+    d.P = bl_conv_out_size(H, k, st, 0);
+    d.Q = bl_conv_out_size(W, k, st, 0);
+    return d;
+}
+
+static const int pool_cases[][6] = {
+    {2, 3, 8, 8, 2, 2}, {1, 1, 7, 9, 2, 2},    {3, 5, 9, 7, 3, 2},
+    {2, 2, 6, 5, 3, 1}, {2, 64, 28, 28, 2, 2},
+};
+
+static void pools_match_reference(void **state) {
+    for (size_t t = 0; t < sizeof pool_cases / sizeof pool_cases[0]; t++) {
+        const int *c = pool_cases[t];
+        bl_pool_dims d = pool_dims(c[0], c[1], c[2], c[3], c[4], c[5]);
+        const size_t ni = (size_t)d.B * d.C * d.H * d.W, no = (size_t)d.B * d.C * d.P * d.Q;
+        float *in = frand(ni, 200 + t), *out = fnew(no), *dout = frand(no, 210 + t);
+        float *din = fnew(ni);
+        int32_t *am = calloc(no, sizeof *am), *am_ = calloc(no, sizeof *am_);
+        double *in_ = todouble(in, ni), *dout_ = todouble(dout, no), *out_ = dnew(no),
+               *din_ = dnew(ni);
+
+        be->maxpool_forward(out, am, in, &d);
+        ref_maxpool_forward(out_, am_, in_, &d);
+        assert_close(out, out_, no, "maxpool forward");
+        assert_memory_equal(am, am_, no * sizeof *am);
+        ffill(din, ni, 1e30f);
+        be->maxpool_backward(din, dout, am, &d);
+        ref_maxpool_backward(din_, dout_, am_, &d);
+        assert_close(din, din_, ni, "maxpool backward");
+
+        be->avgpool_forward(out, in, &d);
+        ref_avgpool_forward(out_, in_, &d);
+        assert_close(out, out_, no, "avgpool forward");
+        ffill(din, ni, 1e30f);
+        be->avgpool_backward(din, dout, &d);
+        ref_avgpool_backward(din_, dout_, &d);
+        assert_close(din, din_, ni, "avgpool backward");
+        free(in), free(out), free(dout), free(din), free(am), free(am_);
+        free(in_), free(dout_), free(out_), free(din_);
+    }
+}
+
+/* Ties go to the first maximum in row-major window order. */
+static void maxpool_tie_takes_first(void **state) {
+    bl_pool_dims d = pool_dims(1, 1, 4, 4, 2, 2);
+    float in[16] = {0, 5, 5, 1, 5, 5, 2, 2, 3, 1, 7, 7, 1, 3, 7, 7};
+    float out[4];
+    int32_t am[4];
+    be->maxpool_forward(out, am, in, &d);
+    assert_int_equal(am[0], 1);  /* 5 at (0,1) before (1,0),(1,1) */
+    assert_int_equal(am[1], 2);  /* 5 at (0,2) */
+    assert_int_equal(am[2], 8);  /* 3 at (2,0) before (3,1) */
+    assert_int_equal(am[3], 10); /* 7 at (2,2) */
+    assert_true(out[0] == 5 && out[1] == 5 && out[2] == 3 && out[3] == 7);
+}
+
+/* ---- activations and dropout --------------------------------------------- */
+
+static void activations_match_reference(void **state) {
+    const size_t n = 1003;
+    const bl_act acts[] = {BL_ACT_RELU, BL_ACT_LEAKY_RELU, BL_ACT_TANH, BL_ACT_SIGMOID,
+                           BL_ACT_GELU};
+    float *in = fnew(n), *out = fnew(n), *dout = frand(n, 301), *din = fnew(n);
+    tu_fill_normal(in, n, 300, 3.0f);
+    in[0] = 0.0f, in[1] = -0.0f, in[2] = 40.0f, in[3] = -40.0f, in[4] = -100.0f;
+    double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n);
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        ffill(out, n, NAN);
+        be->act_forward(out, in, n, acts[a], 0.1f);
+        ref_act_forward(out_, in_, n, acts[a], 0.1);
+        assert_close(out, out_, n, "act forward");
+        ffill(din, n, NAN);
+        be->act_backward(din, dout, in, out, n, acts[a], 0.1f);
+        ref_act_backward(din_, dout_, in_, out_, n, acts[a], 0.1);
+        assert_close(din, din_, n, "act backward");
+    }
+    /* ReLU lets NaN through rather than hiding it */
+    float x = NAN, y = 0;
+    be->act_forward(&y, &x, 1, BL_ACT_RELU, 0);
+    assert_true(isnan(y));
+    free(in), free(out), free(dout), free(din), free(in_), free(out_), free(dout_), free(din_);
+}
+
+static void dropout_mask_and_values(void **state) {
+    const size_t n = 20001;
+    const float p = 0.3f;
+    float *in = frand(n, 400), *out = fnew(n), *dout = frand(n, 401), *din = fnew(n);
+    uint8_t *mask = calloc(n, 1);
+    bl_rng rng, again;
+    bl_rng_seed(&rng, 77);
+    bl_rng_seed(&again, 77);
+    be->dropout_forward(out, mask, in, n, p, &rng);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(mask[i], bl_rng_uniform(&again) >= p);
+        kept += mask[i];
+    }
+    /* the RNG advanced by exactly one draw per element */
+    assert_true(bl_rng_next(&rng) == bl_rng_next(&again));
+    assert_true(fabs((double)kept / n - (1 - p)) < 0.015);
+    double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n);
+    ref_dropout_forward(out_, mask, in_, n, p);
+    assert_close(out, out_, n, "dropout forward");
+    be->dropout_backward(din, dout, mask, n, p);
+    ref_dropout_backward(din_, dout_, mask, n, p);
+    assert_close(din, din_, n, "dropout backward");
+    /* p = 0 keeps everything unchanged */
+    be->dropout_forward(out, mask, in, n, 0.0f, &rng);
+    assert_memory_equal(out, in, n * sizeof *out);
+    free(in), free(out), free(dout), free(din), free(mask);
+    free(in_), free(out_), free(dout_), free(din_);
+}
+
+/* ---- batch norm ---------------------------------------------------------- */
+
+static void batchnorm_matches_reference(void **state) {
+    const int shapes[][3] = {{4, 3, 5}, {16, 70, 1}, {1, 2, 9}, {7, 5, 13}, {32, 8, 49}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int B = shapes[t][0], C = shapes[t][1], HW = shapes[t][2];
+        const size_t n = (size_t)B * C * HW;
+        float *in = frand(n, 500 + t), *out = fnew(n), *dout = frand(n, 510 + t), *din = fnew(n);
+        float *gamma = frand(C, 520 + t), *beta = frand(C, 530 + t);
+        float *mean = fnew(C), *rstd = fnew(C), *rm = frand(C, 540 + t), *rv = fnew(C);
+        float *dg = frand(C, 550 + t), *dbt = frand(C, 560 + t);
+        for (int c = 0; c < C; c++)
+            rv[c] = 1.0f + 0.5f * (float)c / C;
+        for (size_t i = 0; i < n; i++)
+            in[i] = 3.0f * in[i] + 2.0f; /* nonzero mean */
+        double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n),
+               *g_ = todouble(gamma, C), *b_ = todouble(beta, C), *mean_ = dnew(C),
+               *rstd_ = dnew(C), *rm_ = todouble(rm, C), *rv_ = todouble(rv, C),
+               *dg_ = todouble(dg, C), *dbt_ = todouble(dbt, C);
+
+        be->batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f,
+                                    1e-5f);
+        ref_batchnorm_forward_train(out_, mean_, rstd_, rm_, rv_, in_, g_, b_, B, C, HW, 0.1, 1e-5);
+        assert_close(out, out_, n, "bn train out");
+        assert_close(mean, mean_, C, "bn mean");
+        assert_close(rstd, rstd_, C, "bn rstd");
+        assert_close(rm, rm_, C, "bn running mean");
+        assert_close(rv, rv_, C, "bn running var");
+        for (int call = 0; call < 2; call++) {
+            ffill(din, n, 1e30f);
+            be->batchnorm_backward(din, dg, dbt, dout, in, mean, rstd, gamma, B, C, HW);
+            ref_batchnorm_backward(din_, dg_, dbt_, dout_, in_, mean_, rstd_, g_, B, C, HW);
+            assert_close(din, din_, n, "bn din");
+            assert_close(dg, dg_, C, "bn dgamma (accumulated)");
+            assert_close(dbt, dbt_, C, "bn dbeta (accumulated)");
+        }
+        be->batchnorm_forward_eval(out, in, gamma, beta, rm, rv, B, C, HW, 1e-5f);
+        ref_batchnorm_forward_eval(out_, in_, g_, b_, rm_, rv_, B, C, HW, 1e-5);
+        assert_close(out, out_, n, "bn eval");
+        free(in), free(out), free(dout), free(din), free(gamma), free(beta), free(mean);
+        free(rstd), free(rm), free(rv), free(dg), free(dbt);
+        free(in_), free(out_), free(dout_), free(din_), free(g_), free(b_), free(mean_);
+        free(rstd_), free(rm_), free(rv_), free(dg_), free(dbt_);
+    }
+}
+
+/* ---- losses -------------------------------------------------------------- */
+
+static void softmax_xent_matches_reference(void **state) {
+    const int shapes[][2] = {{1, 1}, {5, 10}, {33, 7}, {128, 10}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int B = shapes[t][0], K = shapes[t][1];
+        const size_t n = (size_t)B * K;
+        float *logits = frand(n, 600 + t), *probs = fnew(n), *dl = fnew(n);
+        int32_t *labels = calloc(B, sizeof *labels);
+        bl_rng r;
+        bl_rng_seed(&r, 610 + t);
+        for (int b = 0; b < B; b++)
+            labels[b] = (int32_t)bl_rng_below(&r, K);
+        for (size_t i = 0; i < n; i += 3)
+            logits[i] *= 30.0f; /* some large gaps */
+        double *logits_ = todouble(logits, n), *probs_ = dnew(n), *dl_ = dnew(n);
+        int correct = 5, correct_ = 5; /* counts are added to what is there */
+        double loss = be->softmax_xent_forward(probs, &correct, logits, labels, B, K);
+        double loss_ = ref_softmax_xent_forward(probs_, &correct_, logits_, labels, B, K);
+        assert_true(fabs(loss - loss_) <= 1e-5 * (1 + fabs(loss_)));
+        assert_int_equal(correct, correct_);
+        assert_close(probs, probs_, n, "softmax probs");
+        ffill(dl, n, NAN);
+        be->softmax_xent_backward(dl, probs, labels, B, K, 0.25f);
+        ref_softmax_xent_backward(dl_, probs_, labels, B, K, 0.25);
+        assert_close(dl, dl_, n, "xent backward");
+        free(logits), free(probs), free(dl), free(labels), free(logits_), free(probs_), free(dl_);
+    }
+}
+
+/* Huge logits stay finite; the first of equal maxima is the prediction. */
+static void softmax_xent_stable_and_tie_rule(void **state) {
+    float logits[2 * 4] = {1000, -1000, 999, 0, 3, 1, 3, 2};
+    int32_t labels[2] = {1, 2};
+    float probs[8];
+    int correct = 0;
+    double loss = be->softmax_xent_forward(probs, &correct, logits, labels, 2, 4);
+    double row0 = 1000 + log(1 + exp(-2000.0) + exp(-1.0) + exp(-1000.0)) + 1000;
+    double row1 = log(2 + exp(-2.0) + exp(-1.0));
+    assert_true(isfinite(loss));
+    assert_true(fabs(loss - (row0 + row1)) < 1e-4 * (row0 + row1));
+    assert_int_equal(correct, 0); /* row 1: tie 3,3 -> class 0, label 2 misses */
+    labels[1] = 0;
+    be->softmax_xent_forward(probs, &correct, logits, labels, 2, 4);
+    assert_int_equal(correct, 1);
+    double s = 0;
+    for (int k = 0; k < 4; k++)
+        s += probs[k];
+    assert_true(fabs(s - 1.0) < 1e-6);
+}
+
+static void mse_matches_reference(void **state) {
+    const int B = 9, K = 13;
+    const size_t n = (size_t)B * K;
+    float *p = frand(n, 700), *t = frand(n, 701), *g = fnew(n);
+    double *p_ = todouble(p, n), *t_ = todouble(t, n), *g_ = dnew(n);
+    double l = be->mse_forward(p, t, B, K), l_ = ref_mse_forward(p_, t_, B, K);
+    assert_true(fabs(l - l_) <= 1e-6 * (1 + fabs(l_)));
+    ffill(g, n, NAN);
+    be->mse_backward(g, p, t, B, K, 0.5f);
+    ref_mse_backward(g_, p_, t_, B, K, 0.5);
+    assert_close(g, g_, n, "mse backward");
+    free(p), free(t), free(g), free(p_), free(t_), free(g_);
+}
+
+/* ---- flat helpers -------------------------------------------------------- */
+
+static void flat_helpers(void **state) {
+    const size_t n = 3001;
+    float *x = frand(n, 800), *y = frand(n, 801), *z = fnew(n);
+    double *want = dnew(n), s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    assert_true(fabs(be->sumsq(x, n) - s) <= 1e-12 * s);
+    assert_true(be->sumsq(x, 5) == (double)x[0] * x[0] + (double)x[1] * x[1] + (double)x[2] * x[2] +
+                                       (double)x[3] * x[3] + (double)x[4] * x[4]);
+    for (size_t i = 0; i < n; i++)
+        want[i] = (double)y[i] + 0.3 * (double)x[i];
+    be->axpy(y, x, n, 0.3f);
+    assert_close(y, want, n, "axpy");
+    for (size_t i = 0; i < n; i++)
+        want[i] = -2.5 * (double)x[i];
+    memcpy(z, x, n * sizeof *z);
+    be->scale(z, n, -2.5f);
+    assert_close(z, want, n, "scale");
+    be->fill(z, n, 0.75f);
+    for (size_t i = 0; i < n; i++)
+        assert_true(z[i] == 0.75f);
+    be->copy(z, x, n);
+    assert_memory_equal(z, x, n * sizeof *z);
+
+    assert_int_equal(be->all_finite(x, n), 1);
+    assert_int_equal(be->all_finite(x, 0), 1);
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    const size_t where[] = {0, 1500, n - 1};
+    for (int b = 0; b < 3; b++)
+        for (int w = 0; w < 3; w++) {
+            memcpy(z, x, n * sizeof *z);
+            z[where[w]] = bad[b];
+            assert_int_equal(be->all_finite(z, n), 0);
+        }
+    z[0] = 3.4e38f; /* huge but finite */
+    z[n - 1] = -3.4e38f;
+    assert_int_equal(be->all_finite(z, n), 1);
+    free(x), free(y), free(z), free(want);
+}
+
+int main(void) {
+    be = bl_backend_cpu();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(backend_table_is_complete),
+        cmocka_unit_test(checker_catches_small_errors),
+        cmocka_unit_test(gemm_all_transposes_match_naive),
+        cmocka_unit_test(dense_matches_reference),
+        cmocka_unit_test(conv2d_matches_reference),
+        cmocka_unit_test(conv2d_workspace_is_a_function_of_dims),
+        cmocka_unit_test(pools_match_reference),
+        cmocka_unit_test(maxpool_tie_takes_first),
+        cmocka_unit_test(activations_match_reference),
+        cmocka_unit_test(dropout_mask_and_values),
+        cmocka_unit_test(batchnorm_matches_reference),
+        cmocka_unit_test(softmax_xent_matches_reference),
+        cmocka_unit_test(softmax_xent_stable_and_tie_rule),
+        cmocka_unit_test(mse_matches_reference),
+        cmocka_unit_test(flat_helpers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

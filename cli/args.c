@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int silent; /* CLI-process state: set once at start-up by distributed runs */
+
+void cli_set_silent(int s) { silent = s; }
+
 int cli_error(const char *cmd, const char *fmt, ...) {
+    if (silent) return 2;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "batchlab %s: error: ", cmd);
@@ -19,6 +24,7 @@ int cli_error(const char *cmd, const char *fmt, ...) {
 }
 
 int cli_fail(const char *cmd, const char *fmt, ...) {
+    if (silent) return 1;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "batchlab %s: error: ", cmd);

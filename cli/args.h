@@ -29,4 +29,7 @@ int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Same format for a runtime failure (bad file, numeric error); returns 1. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Ranks other than 0 of a distributed run print nothing (rank 0 reports for all). */
+void cli_set_silent(int silent);
+
 #endif

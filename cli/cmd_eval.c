@@ -42,8 +42,9 @@ int cli_eval(int argc, char **argv) {
     bl_norm norm;
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err)) return cli_fail(cmd, "%s", err.msg);
     bl_dataset ds;
-    rc = cli_load_dataset(cmd, &d, d.data, d.labels, split, &ctx.mem, &ds);
-    if (!rc && bl_model_check_input(m, ds.dim, ds.name, &err)) rc = cli_fail(cmd, "%s", err.msg);
+    bl_status st = cli_load_dataset(&d, d.data, d.labels, split, &ctx.mem, &ds, &err);
+    if (!st) st = bl_model_check_input(m, ds.dim, ds.name, &err);
+    if (st) rc = cli_fail(cmd, "%s", err.msg);
     double mean_loss = 0, acc = 0, t0 = bl_now_sec();
     if (!rc) {
         bl_norm_apply(&norm, &ds);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "args.h"
 #include "cli.h"
+#include "batchlab/dist.h"
 #include "batchlab/model.h"
 #include "batchlab/optim.h"
 
@@ -21,9 +22,10 @@ static const char *cuda_status(void) {
 }
 
 static const char *mpi_status(void) {
-    return BL_HAVE_MPI ? "unavailable (Open MPI was found at build time, but this version has no "
-                         "MPI support yet)"
-                       : "unavailable (MPI not found at build time)";
+    static char buf[512]; /* CLI-only, filled once */
+    if (!bl_dist_built()) return bl_dist_library();
+    snprintf(buf, sizeof buf, "available (%s): mpirun -np N batchlab train ...", bl_dist_library());
+    return buf;
 }
 
 int cli_info(int argc, char **argv) {
@@ -53,7 +55,7 @@ int cli_info(int argc, char **argv) {
     cJSON_AddStringToObject(j, "backend", ctx.be->name);
     cJSON_AddBoolToObject(j, "cuda", 0);
     cJSON_AddStringToObject(j, "cuda_status", cuda_status());
-    cJSON_AddBoolToObject(j, "mpi", 0);
+    cJSON_AddBoolToObject(j, "mpi", bl_dist_built());
     cJSON_AddStringToObject(j, "mpi_status", mpi_status());
     if (model) {
         bl_shape in;

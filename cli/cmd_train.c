@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "data_opts.h"
 #include "progress.h"
+#include "batchlab/dist.h"
 #include "batchlab/runlog.h"
 #include "batchlab/train.h"
 
@@ -20,7 +21,8 @@ static void on_signal(int sig) { g_interrupted = sig; }
 typedef struct train_opts {
     const char *model, *optimizer, *schedule, *lr_scale, *loss;
     const char *log_path, *save_path, *resume_path;
-    int epochs, json, quiet, threads, no_prefetch, drop_last, nesterov;
+    int epochs, json, quiet, threads, no_prefetch, drop_last, nesterov, no_overlap;
+    size_t bucket_kb;
     long steps, save_every, eval_every, warmup, step_size, seed;
     double target_acc, target_loss;
     float momentum, weight_decay;
@@ -40,7 +42,7 @@ typedef struct run_state {
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
-                        bl_train_config *cfg) {
+                        bl_train_config *cfg, int world) {
     bl_error err = {0};
     if (bl_optim_parse(&cfg->opt, o->optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
     if (cli_find(opts, n_opts, "momentum")->seen) {
@@ -73,16 +75,24 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         return cli_error(cmd, "--target-acc %g must be between 0 and 1", o->target_acc);
     if (o->save_every && !o->save_path) return cli_error(cmd, "--save-every needs --save PATH");
     if (o->seed < 0) return cli_error(cmd, "--seed must not be negative");
-    if (cfg->noise && cfg->micro_batch == 0) {
+    if (world > 1 && cfg->batch % world)
+        return cli_error(cmd, "--batch %d must be a multiple of the %d ranks (global batch = "
+                         "micro-batch x accumulation steps x ranks)", cfg->batch, world);
+    if (world > 1 && cfg->micro_batch > cfg->batch / world)
+        return cli_error(cmd, "--micro-batch %d is larger than the %d samples each rank gets "
+                         "per update", cfg->micro_batch, cfg->batch / world);
+    if (cfg->noise && cfg->micro_batch == 0 && world == 1) {
         /* The estimator needs two batch sizes: split each update into two halves. */
         if (cfg->batch < 2 || cfg->batch % 2)
             return cli_error(cmd, "--noise needs --micro-batch smaller than --batch (or an even --batch)");
         cfg->micro_batch = cfg->batch / 2;
     }
-    if (cfg->noise && cfg->micro_batch >= cfg->batch)
+    if (cfg->noise && world == 1 && cfg->micro_batch >= cfg->batch)
         return cli_error(cmd, "--noise needs --micro-batch smaller than --batch");
     if (!(cfg->noise_decay > 0 && cfg->noise_decay < 1))
         return cli_error(cmd, "--noise-decay %g must be in (0, 1)", cfg->noise_decay);
+    cfg->overlap = !o->no_overlap;
+    if (o->bucket_kb) cfg->bucket_bytes = o->bucket_kb * 1024;
     cfg->spec = o->model;
     cfg->warmup_steps = o->warmup;
     cfg->step_size = o->step_size;
@@ -94,40 +104,40 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
     return 0;
 }
 
-/* Load train (+val split) and test data, fit normalisation on train. */
-static int load_data(const char *cmd, const cli_data_opts *d, bl_ctx *ctx, run_state *rs,
-                     uint64_t seed) {
-    bl_error err = {0};
+/* Load train (+val split) and test data, fit normalisation on train. Prints
+ * nothing, so a distributed run can agree on the outcome first. */
+static bl_status load_data(const cli_data_opts *d, bl_ctx *ctx, run_state *rs, uint64_t seed,
+                           bl_error *err) {
     bl_dataset all;
-    int rc = cli_load_dataset(cmd, d, d->data, d->labels, "train", &ctx->mem, &all);
-    if (rc) return rc;
+    bl_status st = cli_load_dataset(d, d->data, d->labels, "train", &ctx->mem, &all, err);
+    if (st) return st;
     if (d->val_frac < 0 || d->val_frac >= 1) {
         bl_dataset_free(&all, &ctx->mem);
-        return cli_error(cmd, "--val-frac %g must be in [0, 1)", d->val_frac);
+        return bl_fail(err, BL_ERR_ARG, "--val-frac %g must be in [0, 1)", d->val_frac);
     }
     size_t val_n = (size_t)(d->val_frac * (double)all.n);
-    if (bl_dataset_split(&all, &rs->train, &rs->val, val_n, seed, &ctx->mem, &err))
-        return cli_fail(cmd, "%s", err.msg);
+    if ((st = bl_dataset_split(&all, &rs->train, &rs->val, val_n, seed, &ctx->mem, err))) return st;
     rs->have_val = val_n > 0;
     const char *test = d->test;
     if (!test && cli_data_is_dir(d->data)) test = d->data;
     if (test) {
-        rc = cli_load_dataset(cmd, d, test, d->test_labels, "test", &ctx->mem, &rs->test);
-        if (rc) return rc;
+        if ((st = cli_load_dataset(d, test, d->test_labels, "test", &ctx->mem, &rs->test, err)))
+            return st;
         rs->have_test = 1;
     }
     bl_norm_kind nk;
-    if (bl_norm_parse(&nk, d->norm, &err)) return cli_error(cmd, "--norm: %s", err.msg);
-    if (bl_norm_fit(&rs->norm, &ctx->mem, &rs->train, nk, &err)) return cli_fail(cmd, "%s", err.msg);
+    if ((st = bl_norm_parse(&nk, d->norm, err))) return bl_error_prefix(err, "--norm");
+    if ((st = bl_norm_fit(&rs->norm, &ctx->mem, &rs->train, nk, err))) return st;
     bl_norm_apply(&rs->norm, &rs->train);
     if (rs->have_val) bl_norm_apply(&rs->norm, &rs->val);
     if (rs->have_test) {
         if (rs->test.dim != rs->train.dim)
-            return cli_fail(cmd, "%s: test samples have %zu values but training samples have %zu",
-                             rs->test.name, rs->test.dim, rs->train.dim);
+            return bl_fail(err, BL_ERR_SHAPE,
+                           "%s: test samples have %zu values but training samples have %zu",
+                           rs->test.name, rs->test.dim, rs->train.dim);
         bl_norm_apply(&rs->norm, &rs->test);
     }
-    return 0;
+    return BL_OK;
 }
 
 static int evaluate_val(const char *cmd, bl_trainer *t, run_state *rs) {
@@ -139,9 +149,12 @@ static int evaluate_val(const char *cmd, bl_trainer *t, run_state *rs) {
     return 0;
 }
 
-static int save_checkpoint(const char *cmd, bl_trainer *t, run_state *rs, const char *path) {
+/* Rank 0 writes; every rank learns whether it worked, so none runs on alone. */
+static int save_checkpoint(const char *cmd, bl_trainer *t, run_state *rs, const char *path,
+                           bl_dist *dist) {
     bl_error err = {0};
-    if (bl_trainer_save(t, path, &rs->norm, &err)) return cli_fail(cmd, "%s", err.msg);
+    bl_status st = bl_dist_rank(dist) == 0 ? bl_trainer_save(t, path, &rs->norm, &err) : BL_OK;
+    if (bl_dist_agree(dist, st, &err)) return cli_fail(cmd, "%s", err.msg);
     return 0;
 }
 
@@ -202,15 +215,13 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
 }
 
 /* The loop: step, account, evaluate at epoch ends (or every eval_every steps), stop. */
-static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs) {
+static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs,
+               bl_dist *dist) {
     bl_error err = {0};
     long epochs = o->epochs;
     double t0 = bl_now_sec();
     for (;;) {
-        if (g_interrupted) {
-            rs->stop_reason = "interrupted";
-            break;
-        }
+        if (g_interrupted) bl_trainer_request_stop(t);
         bl_step_info si;
         if (bl_trainer_step(t, &si, &err)) {
             progress_clear(&rs->prog);
@@ -234,8 +245,12 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
             progress_epoch(&rs->prog, &ei);
         }
         if (o->save_every && si.step % o->save_every == 0 &&
-            save_checkpoint(cmd, t, rs, o->save_path))
+            save_checkpoint(cmd, t, rs, o->save_path, dist))
             return 1;
+        if (si.stop_requested) {
+            rs->stop_reason = "interrupted";
+            break;
+        }
         if (do_eval && o->target_acc > 0 && rs->val_acc >= o->target_acc) {
             rs->stop_reason = "reached --target-acc on validation";
             break;
@@ -268,7 +283,7 @@ static void free_run(bl_ctx *ctx, run_state *rs) {
     bl_norm_free(&rs->norm, &ctx->mem);
 }
 
-int cli_train(int argc, char **argv) {
+static int train_main(int argc, char **argv, bl_dist *dist) {
     const char *cmd = "train";
     bl_train_config cfg;
     bl_train_config_default(&cfg);
@@ -313,24 +328,34 @@ int cli_train(int argc, char **argv) {
         {"save", ARG_STR, &o.save_path, "write the final checkpoint (safetensors) here", 0},
         {"save-every", ARG_LONG, &o.save_every, "also write it every N steps", 0},
         {"resume", ARG_STR, &o.resume_path, "continue from a checkpoint", 0},
+        {"no-overlap", ARG_FLAG, &o.no_overlap, "MPI: reduce gradients after backward, not during it", 0},
+        {"bucket-kb", ARG_SIZE, &o.bucket_kb, "MPI: gradient bucket size for the overlap (default 1024)", 0},
         {"json", ARG_FLAG, &o.json, "print a JSON summary on stdout", 0},
         {"quiet", ARG_FLAG, &o.quiet, "no progress output", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "[options]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
-    if ((rc = build_config(cmd, &o, opts, n_opts, &cfg))) return rc;
+    if ((rc = build_config(cmd, &o, opts, n_opts, &cfg, bl_dist_size(dist)))) return rc;
     if (!o.epochs && !o.steps) o.epochs = (o.target_acc > 0 || o.target_loss > 0) ? 50 : 1;
 
     bl_ctx ctx;
     bl_ctx_init(&ctx, o.threads);
+    ctx.dist = dist;
+    int rank = bl_dist_rank(dist), world = bl_dist_size(dist);
     run_state rs;
     memset(&rs, 0, sizeof rs);
     rs.val_loss = rs.val_acc = NAN;
     rs.stop_reason = "finished";
-    if ((rc = load_data(cmd, &d, &ctx, &rs, cfg.seed))) {
+    bl_error err = {0};
+    /* Test hook (fault injection): make one rank's data load fail for real. */
+    const char *fault = getenv("BATCHLAB_FAULT_DATA_RANK");
+    cli_data_opts my_d = d;
+    if (fault && atoi(fault) == rank) my_d.data = "/nonexistent/injected-fault.csv";
+    bl_status st = bl_dist_agree(dist, load_data(&my_d, &ctx, &rs, cfg.seed, &err), &err);
+    if (st) {
         free_run(&ctx, &rs);
-        return rc;
+        return cli_fail(cmd, "%s", err.msg);
     }
     size_t n = rs.train.n;
     long spe = cfg.drop_last ? (long)(n / (size_t)(cfg.batch > 0 ? cfg.batch : 1))
@@ -339,49 +364,63 @@ int cli_train(int argc, char **argv) {
     if (o.steps && o.epochs && (long)o.epochs * spe < total) total = (long)o.epochs * spe;
     cfg.total_steps = total;
 
-    bl_error err = {0};
     bl_trainer *t = NULL;
-    if (bl_trainer_create(&t, &ctx, &cfg, &rs.train, &err)) {
-        free_run(&ctx, &rs);
-        return cli_fail(cmd, "%s", err.msg);
-    }
-    if (rs.have_test && (rc = bl_model_check_input(bl_trainer_model(t), rs.test.dim, rs.test.name, &err))) {
-        cli_error(cmd, "%s", err.msg);
-        rc = 1;
-        goto done;
-    }
-    if (o.resume_path && bl_trainer_resume(t, o.resume_path, &err)) {
+    st = bl_trainer_create(&t, &ctx, &cfg, &rs.train, &err);
+    if (!st && rs.have_test) st = bl_model_check_input(bl_trainer_model(t), rs.test.dim, rs.test.name, &err);
+    if (!st && o.resume_path) st = bl_trainer_resume(t, o.resume_path, &err);
+    if (!st && rank == 0 && o.log_path)
+        st = bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err);
+    if ((st = bl_dist_agree(dist, st, &err))) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    if (o.log_path && bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err)) {
-        rc = cli_fail(cmd, "%s", err.msg);
-        goto done;
-    }
-    if (!o.quiet && !o.json)
-        fprintf(stderr, "training %s (%zu parameters) on %zu samples (%zu validation), batch %d, %s lr %g\n",
+    if (o.resume_path && rank == 0 && bl_trainer_resumed_world(t) != world)
+        fprintf(stderr,
+                "note: %s was written by a run with %d rank(s); continuing with %d. The global "
+                "batch (%d) and the data order are unchanged, so training continues correctly, "
+                "but not bit-identically (the gradient sum is ordered differently).\n",
+                o.resume_path, bl_trainer_resumed_world(t), world, cfg.batch);
+    if (!o.quiet && !o.json && rank == 0)
+        fprintf(stderr, "training %s (%zu parameters) on %zu samples (%zu validation), batch %d%s, %s lr %g\n",
                 bl_model_spec(bl_trainer_model(t)), bl_model_num_params(bl_trainer_model(t)), n,
-                rs.val.n, cfg.batch, bl_optim_name(&cfg.opt), (double)bl_trainer_current_lr(t));
-    progress_init(&rs.prog, total, spe, bl_trainer_steps_done(t), o.quiet || o.json);
+                rs.val.n, cfg.batch, world > 1 ? " across ranks" : "", bl_optim_name(&cfg.opt),
+                (double)bl_trainer_current_lr(t));
+    if (world > 1 && !o.quiet && !o.json && rank == 0)
+        fprintf(stderr, "data-parallel: %d ranks x %d samples per rank per update (micro-batch %d)\n",
+                world, cfg.batch / world, bl_trainer_config(t)->micro_batch);
+    progress_init(&rs.prog, total, spe, bl_trainer_steps_done(t), o.quiet || o.json || rank != 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     double t0 = bl_now_sec();
-    rc = run(cmd, t, &o, &rs);
+    rc = run(cmd, t, &o, &rs, dist);
     double wall = bl_now_sec() - t0;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (rc) goto done;
-    if (o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path))) goto done;
+    if (o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist))) goto done;
     double test_loss = NAN, test_acc = NAN;
     if (rs.have_test && bl_trainer_evaluate(t, &rs.test, &test_loss, &test_acc, &err)) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    if (isnan(rs.val_acc) && rs.have_val) evaluate_val(cmd, t, &rs);
-    print_summary(t, &o, &rs, wall, test_loss, test_acc, o.json);
-    if (g_interrupted) rc = 130;
+    if (isnan(rs.val_acc) && rs.have_val && evaluate_val(cmd, t, &rs)) {
+        rc = 1;
+        goto done;
+    }
+    if (rank == 0) print_summary(t, &o, &rs, wall, test_loss, test_acc, o.json);
+    if (strcmp(rs.stop_reason, "interrupted") == 0) rc = 130;
 done:
     bl_trainer_free(t);
     free_run(&ctx, &rs);
+    return rc;
+}
+
+int cli_train(int argc, char **argv) {
+    bl_dist *dist = NULL;
+    bl_error err = {0};
+    if (bl_dist_init(&dist, &err)) return cli_fail("train", "%s", err.msg);
+    cli_set_silent(bl_dist_rank(dist) != 0);
+    int rc = train_main(argc, argv, dist);
+    bl_dist_finalize(dist);
     return rc;
 }

@@ -24,21 +24,20 @@ int cli_data_is_dir(const char *path) {
     return !strcmp(path, "fashion-mnist") || (stat(path, &st) == 0 && S_ISDIR(st.st_mode));
 }
 
-static int parse_label_col(const char *cmd, const char *s, int *out) {
-    if (!strcmp(s, "first")) return *out = 0, 0;
-    if (!strcmp(s, "last")) return *out = -1, 0;
+static bl_status parse_label_col(const char *s, int *out, bl_error *err) {
+    if (!strcmp(s, "first")) return *out = 0, BL_OK;
+    if (!strcmp(s, "last")) return *out = -1, BL_OK;
     char *end;
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < 0 || v > 1000000)
-        return cli_error(cmd, "--label-col expects first, last or a 0-based column number, got '%s'",
-                         s);
+        return bl_fail(err, BL_ERR_ARG,
+                       "--label-col expects first, last or a 0-based column number, got '%s'", s);
     *out = (int)v;
-    return 0;
+    return BL_OK;
 }
 
-int cli_load_dataset(const char *cmd, const cli_data_opts *d, const char *path,
-                     const char *labels, const char *split, bl_mem *mem, bl_dataset *out) {
-    bl_error err = {0};
+bl_status cli_load_dataset(const cli_data_opts *d, const char *path, const char *labels,
+                           const char *split, bl_mem *mem, bl_dataset *out, bl_error *err) {
     bl_status st;
     memset(out, 0, sizeof *out);
     if (cli_data_is_dir(path)) {
@@ -46,23 +45,20 @@ int cli_load_dataset(const char *cmd, const cli_data_opts *d, const char *path,
         bl_dataset other = {0};
         int want_test = split && !strcmp(split, "test");
         st = bl_dataset_load_fashion_mnist(want_test ? &other : out, want_test ? out : &other,
-                                           mem, dir, &err);
+                                           mem, dir, err);
         bl_dataset_free(&other, mem);
     } else if (ends_with(path, ".csv")) {
         int col = -1;
-        if (parse_label_col(cmd, d->label_col, &col)) return 2;
-        st = bl_dataset_load_csv(out, mem, path, col, d->header, &err);
+        st = parse_label_col(d->label_col, &col, err);
+        if (!st) st = bl_dataset_load_csv(out, mem, path, col, d->header, err);
     } else {
         if (!labels)
-            return cli_error(cmd, "%s: --labels is required for .npy and IDX data", path);
+            return bl_fail(err, BL_ERR_ARG, "%s: --labels is required for .npy and IDX data",
+                           path);
         if (ends_with(path, ".npy"))
-            st = bl_dataset_load_npy(out, mem, path, labels, &err);
+            st = bl_dataset_load_npy(out, mem, path, labels, err);
         else
-            st = bl_dataset_load_idx(out, mem, path, labels, &err);
+            st = bl_dataset_load_idx(out, mem, path, labels, err);
     }
-    if (st) {
-        fprintf(stderr, "batchlab %s: error: %s\n", cmd, err.msg);
-        return 1;
-    }
-    return 0;
+    return st;
 }

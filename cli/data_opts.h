@@ -29,9 +29,9 @@ void cli_data_opts_default(cli_data_opts *d);
         {"header", ARG_FLAG, &(d).header, "CSV: the first line is a header", 0}
 
 /* Load one dataset from path (+labels). When path is "fashion-mnist" or a directory,
- * `split` picks "train" or "test". Prints the error and returns 2/1 on failure. */
-int cli_load_dataset(const char *cmd, const cli_data_opts *d, const char *path,
-                     const char *labels, const char *split, bl_mem *mem, bl_dataset *out);
+ * `split` picks "train" or "test". Prints nothing: the caller reports err. */
+bl_status cli_load_dataset(const cli_data_opts *d, const char *path, const char *labels,
+                           const char *split, bl_mem *mem, bl_dataset *out, bl_error *err);
 /* 1 if path names the Fashion-MNIST default or a directory. */
 int cli_data_is_dir(const char *path);
 

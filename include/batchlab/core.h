@@ -49,10 +49,12 @@ size_t bl_peak_rss_bytes(void);
 
 /* ---- context ----------------------------------------------------------- */
 struct bl_backend;
+struct bl_dist;
 typedef struct bl_ctx {
     int threads;                    /* compute threads (BLAS + ours) */
     const struct bl_backend *be;    /* kernel table in use */
     bl_mem mem;                     /* accounting for everything this ctx allocates */
+    struct bl_dist *dist;           /* data-parallel world (NULL = single process) */
 } bl_ctx;
 
 /* threads <= 0 picks the number of online CPUs. Selects the CPU backend. */

@@ -78,6 +78,13 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
                        bl_loss_kind loss, float scale);
 void bl_model_zero_grad(bl_model *m);
 
+/* Called by bl_model_backward right after a layer's parameter gradients are
+ * complete, with that layer's range [off, off+n) of the gradient arena; layers
+ * come last to first, so ranges arrive in decreasing offset order. Used to
+ * start reducing gradients across ranks while backward continues. NULL clears. */
+typedef void (*bl_grad_ready_fn)(void *user, size_t off, size_t n);
+void bl_model_set_grad_hook(bl_model *m, bl_grad_ready_fn fn, void *user);
+
 /* Mean loss and accuracy over ds in eval mode (running batch-norm statistics, no
  * dropout), max_batch samples at a time. BL_ERR_SHAPE if ds's sample size differs from
  * the model input; BL_ERR_ARG if a label is outside the model's outputs. */

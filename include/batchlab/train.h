@@ -4,9 +4,11 @@
  *   bl_trainer *t;  bl_trainer_create(&t, &ctx, &cfg, &train, &val, &err);
  *   while (!(st = bl_trainer_step(t, &info, &err)) && !info.done) { ... }
  *
- * One step is one optimizer update over `batch` samples, taken as
- * batch/micro_batch micro-batches whose gradients accumulate (loss scaled by
- * 1/total). An update never crosses an epoch boundary: the last update of an
+ * One step is one optimizer update over `batch` samples (the global batch):
+ * with ctx->dist a world of N ranks, rank r takes the r-th contiguous share of
+ * it from the shared shuffled order, as micro-batches whose gradients
+ * accumulate (loss scaled by 1/total), and the gradient arena is summed across
+ * ranks. So total batch = micro-batch x accumulation steps x N. An update never crosses an epoch boundary: the last update of an
  * epoch has fewer samples (or is dropped with drop_last). */
 #ifndef BATCHLAB_TRAIN_H
 #define BATCHLAB_TRAIN_H
@@ -34,6 +36,8 @@ typedef struct bl_train_config {
     int n_classes; /* output width; 0 = from the data */
     int noise;          /* measure the gradient noise scale (needs >= 2 micro-batches) */
     double noise_decay; /* EMA decay of its estimates (default 0.95) */
+    int overlap;         /* ranks > 1: reduce gradient buckets during backward (default 1) */
+    size_t bucket_bytes; /* bucket size for that overlap (default 1 MiB) */
 } bl_train_config;
 
 void bl_train_config_default(bl_train_config *c);
@@ -52,6 +56,8 @@ typedef struct bl_step_info {
     double samples_per_s;
     size_t peak_mem_bytes;
     int epoch_end;      /* this update finished an epoch */
+    double comm_time_s; /* of step_time_s, spent in reductions across ranks */
+    int stop_requested; /* some rank asked to stop (all ranks see the same value) */
     int has_noise;      /* the three below were measured this step */
     double noise_g2, noise_trace, noise_scale; /* smoothed |G|^2, tr(Sigma), B_simple */
 } bl_step_info;
@@ -68,6 +74,11 @@ void bl_trainer_free(bl_trainer *t);
 /* One update. BL_ERR_NUMERIC (naming the step and suggesting a lower LR) if the loss or
  * gradient is not finite; the parameters are then left as they were before the step. */
 bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err);
+
+/* Ask to stop (e.g. on SIGINT). The next step's reduction spreads the request, so
+ * every rank sees info.stop_requested after the same step and none is left
+ * waiting in a collective. */
+void bl_trainer_request_stop(bl_trainer *t);
 
 /* Mean loss and accuracy over a dataset in eval mode (batch norm running stats, no
  * dropout), in chunks of the model's max batch. */
@@ -90,6 +101,10 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
 /* Restore everything bl_trainer_save wrote into a trainer created with the same spec and
  * data; says which field differs otherwise. */
 bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err);
+
+/* Ranks of the run that wrote the checkpoint passed to bl_trainer_resume (the
+ * current world size if none was resumed). */
+int bl_trainer_resumed_world(const bl_trainer *t);
 
 /* For eval/predict: build and allocate a model from a checkpoint (spec and input shape
  * from its metadata) with batches up to max_batch, and load its normalisation into

@@ -45,6 +45,7 @@ void bl_runlog_step(bl_runlog *log, const bl_step_info *s) {
     add_num(o, "grad_norm", s->grad_norm);
     add_num(o, "step_time_s", s->step_time_s);
     add_num(o, "samples_per_s", s->samples_per_s);
+    if (s->comm_time_s > 0) add_num(o, "comm_time_s", s->comm_time_s);
     add_num(o, "peak_mem_bytes", (double)s->peak_mem_bytes);
     if (s->has_noise) {
         add_num(o, "noise_g2", s->noise_g2);

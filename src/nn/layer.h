@@ -73,6 +73,8 @@ struct bl_model {
     /* last forward */
     const float *acts[BL_MAX_LAYERS];
     int last_B, last_train;
+    bl_grad_ready_fn grad_hook;
+    void *grad_hook_user;
     bl_rng dropout_rng;
 };
 

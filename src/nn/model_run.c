@@ -141,7 +141,13 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
             break;
         }
         }
+        if (m->grad_hook && l->w_n) m->grad_hook(m->grad_hook_user, l->w_off, l->w_n + l->b_n);
         if (!din) break;
         cur = din;
     }
+}
+
+void bl_model_set_grad_hook(bl_model *m, bl_grad_ready_fn fn, void *user) {
+    m->grad_hook = fn;
+    m->grad_hook_user = user;
 }

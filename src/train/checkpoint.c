@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "batchlab/dist.h"
 #include "batchlab/io.h"
 #include "train/trainer_internal.h"
 
@@ -57,7 +58,7 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     }
     bl_shape in = bl_model_input_shape(m);
     char shape[64], ncls[16], step[32], epoch[32], pos[32], seen[32], seed[32], optt[32],
-        batch[16], micro[16], lr[32];
+        batch[16], micro[16], lr[32], world[16];
     snprintf(shape, sizeof shape, "%d,%d,%d", in.c, in.h, in.w);
     snprintf(ncls, sizeof ncls, "%d", t->n_classes);
     snprintf(step, sizeof step, "%ld", t->step);
@@ -69,6 +70,7 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     snprintf(batch, sizeof batch, "%d", t->cfg.batch);
     snprintf(micro, sizeof micro, "%d", t->cfg.micro_batch);
     snprintf(lr, sizeof lr, "%.9g", (double)t->cfg.lr);
+    snprintf(world, sizeof world, "%d", bl_dist_size(t->ctx->dist));
     bl_meta_kv meta[] = {
         {"format", CKPT_FORMAT},
         {"spec", bl_model_spec(m)},
@@ -86,6 +88,7 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
         {"micro_batch", micro},
         {"lr", lr},
         {"norm", norm ? norm_name(norm->kind) : "none"},
+        {"world_size", world},
     };
     return bl_safetensors_write(path, ts, n, meta, (int)(sizeof meta / sizeof meta[0]), err);
 }
@@ -215,12 +218,14 @@ bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err) {
                     "%s: the checkpoint was trained with --seed %s; resume with the same seed "
                     "(this run has %s) so the data order continues",
                     path, seed ? seed : "?", myseed);
-    long step = 0, epoch = 0, pos = 0, seen = 0, optt = 0;
+    long step = 0, epoch = 0, pos = 0, seen = 0, optt = 0, world = 1;
     if (!s) s = meta_long(&st, path, "step", &step, err);
     if (!s) s = meta_long(&st, path, "epoch", &epoch, err);
     if (!s) s = meta_long(&st, path, "epoch_pos", &pos, err);
     if (!s) s = meta_long(&st, path, "samples_seen", &seen, err);
     if (!s) s = meta_long(&st, path, "optim_t", &optt, err);
+    if (!s && bl_safetensors_meta(&st, "world_size"))
+        s = meta_long(&st, path, "world_size", &world, err);
     if (!s && (size_t)pos > t->train->n)
         s = bl_fail(err, BL_ERR_ARG, "%s: data position %ld is beyond this dataset's %zu samples",
                     path, pos, t->train->n);
@@ -239,6 +244,7 @@ bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err) {
     t->step = step;
     t->samples_seen = seen;
     t->opt.t = optt;
+    t->resumed_world = (int)world;
     bl_loader_seek(&t->loader, epoch, (size_t)pos);
     return BL_OK;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "batchlab/dist.h"
 #include "train/trainer_internal.h"
 
 void bl_train_config_default(bl_train_config *c) {
@@ -24,6 +25,8 @@ void bl_train_config_default(bl_train_config *c) {
     c->prefetch = 1;
     c->seed = 1;
     c->noise_decay = 0.95;
+    c->overlap = 1;
+    c->bucket_bytes = 1 << 20;
 }
 
 bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config *cfg,
@@ -34,12 +37,19 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
                        "batch size %d is invalid: it must be between 1 and the number of "
                        "training samples (%zu)",
                        cfg->batch, train->n);
-    int micro = cfg->micro_batch > 0 ? cfg->micro_batch : cfg->batch;
-    if (micro > cfg->batch || cfg->batch % micro != 0)
+    int world = bl_dist_size(ctx->dist);
+    if (cfg->batch % world)
+        return bl_fail(err, BL_ERR_ARG,
+                       "batch size %d must be a multiple of the %d ranks (global batch = "
+                       "micro-batch x accumulation steps x ranks)",
+                       cfg->batch, world);
+    int per_rank = cfg->batch / world;
+    int micro = cfg->micro_batch > 0 ? cfg->micro_batch : per_rank;
+    if (micro > per_rank || per_rank % micro != 0)
         return bl_fail(err, BL_ERR_ARG,
                        "micro-batch %d must divide the batch size %d (batch = micro-batch x "
-                       "accumulation steps)",
-                       micro, cfg->batch);
+                       "accumulation steps%s)",
+                       micro, per_rank, world > 1 ? " per rank" : "");
     if (!(cfg->lr > 0) || !isfinite(cfg->lr))
         return bl_fail(err, BL_ERR_ARG, "learning rate %g is invalid: it must be > 0",
                        (double)cfg->lr);
@@ -93,49 +103,137 @@ float bl_trainer_current_lr(const bl_trainer *t) {
     return bl_schedule_lr(&s, t->step);
 }
 
-bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
+/* Forward/backward this rank's share [lo, hi) of the update's `total` samples in
+ * micro-batches, accumulating gradients scaled by 1/total. stats[] gathers what
+ * the ranks must agree on; see bl_trainer_step. */
+enum { ST_NONFINITE, ST_LOSS, ST_CORRECT, ST_G2_SMALL, ST_B_SMALL, ST_STOP, ST_N };
+
+/* Overlap of the gradient reduction with backward: during the last micro-batch,
+ * each layer's finished gradient range joins a bucket (ranges arrive last layer
+ * first and are contiguous), and a full bucket starts a non-blocking allreduce
+ * while backward goes on with the layers below. Every rank issues the same
+ * buckets in the same order, since the layout is the same everywhere. */
+typedef struct bucket_state {
+    bl_trainer *t;
+    size_t lo, hi; /* open bucket [lo, hi), empty when hi == 0 */
+    int active;    /* only during the last micro-batch's backward */
+    int want_g2;   /* also sum the squares of the local gradient (noise scale) */
+    double g2;
+    bl_status st;
+    bl_error *err;
+} bucket_state;
+
+static void bucket_flush(bucket_state *b) {
+    if (b->hi == 0 || b->st) return;
+    float *g = bl_model_grads(b->t->model);
+    b->st = bl_dist_iallreduce_f32(b->t->ctx->dist, g + b->lo, b->hi - b->lo, b->err);
+    b->lo = b->hi = 0;
+}
+
+static void on_grad_ready(void *user, size_t off, size_t n) {
+    bucket_state *b = user;
+    if (!b->active || b->st) return;
+    if (b->want_g2) b->g2 += b->t->ctx->be->sumsq(bl_model_grads(b->t->model) + off, n);
+    if (b->hi == 0) b->hi = off + n;
+    b->lo = off;
+    if ((b->hi - b->lo) * sizeof(float) >= b->t->cfg.bucket_bytes)
+        bucket_flush(b);
+    else
+        bl_dist_progress(b->t->ctx->dist);
+}
+
+static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, double *stats,
+                            bucket_state *bucket, bl_error *err) {
     const bl_backend *be = t->ctx->be;
     bl_model *m = t->model;
-    uint64_t t0 = bl_now_ns();
-    size_t n = t->train->n;
-    size_t rem = n - t->loader.pos;
-    int total = (size_t)t->cfg.batch < rem ? t->cfg.batch : (int)rem;
+    int world = bl_dist_size(t->ctx->dist), rank = bl_dist_rank(t->ctx->dist);
     float scale = 1.0f / (float)total;
-    double loss_sum = 0, g2_small = NAN;
-    int correct = 0, b_small = 0;
-    bl_model_zero_grad(m);
-    for (int done = 0; done < total;) {
-        int b = total - done < t->cfg.micro_batch ? total - done : t->cfg.micro_batch;
+    int correct = 0;
+    size_t epoch_start = t->loader.pos;
+    if (world > 1) bl_loader_seek(&t->loader, t->loader.epoch, epoch_start + lo);
+    for (size_t done = 0; done < hi - lo;) {
+        int b = (int)(hi - lo - done < (size_t)t->cfg.micro_batch ? hi - lo - done
+                                                                 : (size_t)t->cfg.micro_batch);
         bl_batch batch;
         if (!bl_loader_next(&t->loader, b, &batch) || batch.B != b)
             return bl_fail(err, BL_ERR_FORMAT, "data loader returned %d samples, expected %d",
                            batch.B, b);
         bl_model_forward(m, batch.x, b, 1);
         double l = bl_model_loss(m, batch.y, b, t->cfg.loss, &correct);
-        if (!isfinite(l))
-            return bl_fail(err, BL_ERR_NUMERIC,
-                           "the loss became %s at step %ld (epoch %ld); the weights were not "
-                           "updated. The learning rate %g is probably too high: try --lr %g",
-                           isnan(l) ? "NaN" : "infinite", t->step + 1, t->loader.epoch + 1,
-                           (double)bl_trainer_current_lr(t),
-                           (double)bl_trainer_current_lr(t) / 10);
-        loss_sum += l;
-        bl_model_backward(m, batch.x, batch.y, b, t->cfg.loss, scale);
-        if (t->cfg.noise && done == 0 && b < total) {
-            /* The arena holds (b/total) x the first micro-batch's mean gradient. */
-            double r = (double)total / b;
-            g2_small = be->sumsq(bl_model_grads(m), bl_model_num_params(m)) * r * r;
-            b_small = b;
+        if (!isfinite(l)) {
+            stats[ST_NONFINITE] = 1;
+            if (world == 1) break; /* nothing to agree on: stop at once */
         }
-        done += b;
+        stats[ST_LOSS] += l;
+        int last = done + (size_t)b == hi - lo;
+        if (bucket) bucket->active = last;
+        if (bucket) bucket->want_g2 = t->cfg.noise && rank == 0 && total == t->cfg.batch;
+        bl_model_backward(m, batch.x, batch.y, b, t->cfg.loss, scale);
+        if (bucket) bucket->active = 0;
+        /* Noise scale, small batch: the first micro-batch in one process; rank 0's
+         * whole share across ranks (the arena holds (b/total) x its mean gradient). */
+        int small = world > 1 ? (rank == 0 && done + b == hi - lo)
+                              : (done == 0 && (size_t)b < hi - lo);
+        if (t->cfg.noise && small && total == t->cfg.batch) { /* full updates only */
+            double r = (double)total / (double)(done + b);
+            double g2 = bucket ? bucket->g2 : be->sumsq(bl_model_grads(m), bl_model_num_params(m));
+            stats[ST_G2_SMALL] = g2 * r * r;
+            stats[ST_B_SMALL] = (double)(done + b);
+        }
+        done += (size_t)b;
     }
+    stats[ST_CORRECT] = correct;
+    if (world > 1) bl_loader_seek(&t->loader, t->loader.epoch, epoch_start + (size_t)total);
+    return BL_OK;
+}
+
+bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
+    const bl_backend *be = t->ctx->be;
+    bl_dist *dist = t->ctx->dist;
+    bl_model *m = t->model;
+    uint64_t t0 = bl_now_ns();
+    double comm0 = bl_dist_comm_seconds(dist);
+    int world = bl_dist_size(dist), rank = bl_dist_rank(dist);
+    size_t n = t->train->n;
+    size_t rem = n - t->loader.pos;
+    int total = (size_t)t->cfg.batch < rem ? t->cfg.batch : (int)rem;
+    /* Balanced contiguous shares of the global batch, in the shared order. */
+    size_t lo = (size_t)total * (size_t)rank / (size_t)world;
+    size_t hi = (size_t)total * (size_t)(rank + 1) / (size_t)world;
+    double stats[ST_N] = {0};
+    stats[ST_STOP] = t->stop_requested;
+    bl_model_zero_grad(m);
+    /* Overlap needs every rank to run a backward (so all issue the same buckets). */
+    int overlap = world > 1 && t->cfg.overlap && total >= world;
+    bucket_state bucket = {.t = t, .err = err};
+    bl_model_set_grad_hook(m, overlap ? on_grad_ready : NULL, &bucket);
+    bl_status st = local_pass(t, lo, hi, total, stats, overlap ? &bucket : NULL, err);
+    if (overlap) {
+        bucket_flush(&bucket);
+        bl_status w = bl_dist_wait_all(t->ctx->dist, err);
+        if (!st) st = bucket.st ? bucket.st : w;
+    }
+    if (st) return st;
+    /* One small reduction carries the flags and sums every rank must agree on. */
+    if ((st = bl_dist_allreduce_f64(dist, stats, ST_N, err))) return st;
+    if (stats[ST_NONFINITE] > 0)
+        return bl_fail(err, BL_ERR_NUMERIC,
+                       "the loss became NaN or infinite at step %ld (epoch %ld); the weights "
+                       "were not updated. The learning rate %g is probably too high: try --lr %g",
+                       t->step + 1, t->loader.epoch + 1, (double)bl_trainer_current_lr(t),
+                       (double)bl_trainer_current_lr(t) / 10);
+    if (!overlap &&
+        (st = bl_dist_allreduce_f32(dist, bl_model_grads(m), bl_model_num_params(m), err)))
+        return st;
     double gsq = be->sumsq(bl_model_grads(m), bl_model_num_params(m));
     if (!isfinite(gsq))
         return bl_fail(err, BL_ERR_NUMERIC,
                        "the gradient became non-finite at step %ld; the weights were not "
                        "updated. Try a lower learning rate than %g",
                        t->step + 1, (double)bl_trainer_current_lr(t));
-    if (b_small) bl_noise_update(&t->noise, g2_small, b_small, gsq, total);
+    int b_small = (int)stats[ST_B_SMALL];
+    if (b_small > 0 && b_small < total)
+        bl_noise_update(&t->noise, stats[ST_G2_SMALL], b_small, gsq, total);
     float lr = bl_trainer_current_lr(t);
     bl_optim_step(&t->opt, be, bl_model_params(m), bl_model_grads(m), lr);
     t->step++;
@@ -153,26 +251,51 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     info->samples_seen = t->samples_seen;
     info->batch = total;
     info->lr = lr;
-    info->loss = loss_sum / total;
-    info->acc = (double)correct / total;
+    info->loss = stats[ST_LOSS] / total;
+    info->acc = stats[ST_CORRECT] / total;
     info->grad_norm = sqrt(gsq);
     info->step_time_s = dt;
+    info->comm_time_s = bl_dist_comm_seconds(dist) - comm0;
     info->samples_per_s = dt > 0 ? total / dt : 0;
     info->peak_mem_bytes = t->ctx->mem.peak_bytes;
-    info->has_noise = b_small > 0;
+    info->stop_requested = stats[ST_STOP] > 0;
+    info->has_noise = b_small > 0 && b_small < total;
     info->noise_g2 = bl_noise_g2(&t->noise);
     info->noise_trace = bl_noise_trace(&t->noise);
     info->noise_scale = bl_noise_scale(&t->noise);
     return BL_OK;
 }
 
+void bl_trainer_request_stop(bl_trainer *t) { t->stop_requested = 1; }
+
 bl_status bl_trainer_evaluate(bl_trainer *t, const bl_dataset *ds, double *loss, double *acc,
                               bl_error *err) {
-    return bl_model_evaluate(t->model, ds, t->cfg.loss, loss, acc, err);
+    bl_dist *dist = t->ctx->dist;
+    int world = bl_dist_size(dist), rank = bl_dist_rank(dist);
+    if (world == 1) return bl_model_evaluate(t->model, ds, t->cfg.loss, loss, acc, err);
+    /* Each rank evaluates a contiguous shard; sums are reduced so every rank
+     * sees the same numbers (and so takes the same stop decision). */
+    size_t lo = ds->n * (size_t)rank / (size_t)world, hi = ds->n * (size_t)(rank + 1) / (size_t)world;
+    bl_dataset shard = *ds;
+    shard.n = hi - lo;
+    shard.x = ds->x + lo * ds->dim;
+    shard.y = ds->y + lo;
+    double l = 0, a = 0;
+    bl_status st = bl_model_evaluate(t->model, &shard, t->cfg.loss, &l, &a, err);
+    double sums[3] = {l * (double)shard.n, a * (double)shard.n, (double)shard.n};
+    st = bl_dist_agree(dist, st, err);
+    if (!st) st = bl_dist_allreduce_f64(dist, sums, 3, err);
+    if (st) return st;
+    *loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
+    *acc = sums[2] > 0 ? sums[1] / sums[2] : 0;
+    return BL_OK;
 }
 
 bl_model *bl_trainer_model(bl_trainer *t) { return t->model; }
 const bl_noise *bl_trainer_noise(const bl_trainer *t) { return &t->noise; }
+int bl_trainer_resumed_world(const bl_trainer *t) {
+    return t->resumed_world ? t->resumed_world : bl_dist_size(t->ctx->dist);
+}
 const bl_train_config *bl_trainer_config(const bl_trainer *t) { return &t->cfg; }
 long bl_trainer_steps_done(const bl_trainer *t) { return t->step; }
 long bl_trainer_epoch(const bl_trainer *t) { return t->loader.epoch; }

@@ -15,6 +15,8 @@ struct bl_trainer {
     long step;
     long samples_seen;
     bl_noise noise;
+    int stop_requested;
+    int resumed_world; /* ranks of the run that wrote the resumed checkpoint */
 };
 
 #endif

@@ -1,0 +1,45 @@
+/* Data-parallel training across processes (MPI). A bl_dist is a world of
+ * `size` ranks; without MPI support, or when not launched by mpirun, it is a
+ * world of one and every call is a cheap no-op, so the trainer has one code
+ * path. Every collective must be called by all ranks in the same order. */
+#ifndef BATCHLAB_DIST_H
+#define BATCHLAB_DIST_H
+
+#include <stddef.h>
+#include "batchlab/error.h"
+
+typedef struct bl_dist bl_dist;
+
+/* 1 if this build has MPI support. */
+int bl_dist_built(void);
+/* MPI library version string, or a sentence saying why it is unavailable. */
+const char *bl_dist_library(void);
+
+/* Starts MPI when this process was launched by mpirun (MPI built in), else a
+ * world of one. *out is owned by the caller: bl_dist_finalize frees it. */
+bl_status bl_dist_init(bl_dist **out, bl_error *err);
+void bl_dist_finalize(bl_dist *d);
+int bl_dist_rank(const bl_dist *d); /* 0 for NULL */
+int bl_dist_size(const bl_dist *d); /* 1 for NULL */
+
+/* In-place sums over ranks. */
+bl_status bl_dist_allreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err);
+bl_status bl_dist_allreduce_f64(bl_dist *d, double *buf, int n, bl_error *err);
+
+/* Non-blocking sum of buf[0..n) (a bucket of the gradient arena); up to
+ * BL_DIST_MAX_PENDING may be in flight; bl_dist_wait_all completes them. */
+#define BL_DIST_MAX_PENDING 64
+bl_status bl_dist_iallreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err);
+void bl_dist_progress(bl_dist *d); /* let MPI advance pending reductions */
+bl_status bl_dist_wait_all(bl_dist *d, bl_error *err);
+
+/* Agreement on failure: each rank passes its own status (and message in err).
+ * Returns BL_OK on every rank if all were OK; otherwise the status of the lowest
+ * failing rank on every rank, with err->msg set to "rank R: <its message>" when
+ * the world has more than one rank. */
+bl_status bl_dist_agree(bl_dist *d, bl_status st, bl_error *err);
+
+/* Seconds spent inside reductions so far (for step-time accounting). */
+double bl_dist_comm_seconds(const bl_dist *d);
+
+#endif

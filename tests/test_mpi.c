@@ -1,0 +1,168 @@
+/* Data-parallel training under mpirun, against the single-process engine:
+ * equal weights, equal noise scale, clean failure, resume. Built only with MPI. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "batchlab/io.h"
+#include "test_util.h"
+
+#define MPI2 BL_MPIRUN " --allow-run-as-root --oversubscribe -np 2 "
+#define TRAIN                                                                                  \
+    BL_CLI_PATH " train --quiet --threads 1 --data " BL_TEST_DATA_DIR "/fmnist-sample "        \
+                "--model conv3x3:4,relu,maxpool2,flatten,dense:32,relu,dense:10 --optimizer adam " \
+                "--lr 0.003 "
+
+static char out[1 << 16];
+
+static void run_ok(const char *cmd) {
+    int rc = tu_run(cmd, out, sizeof out);
+    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n%s\n", rc, cmd, out);
+    assert_int_equal(rc, 0);
+}
+
+/* Worst |a-b| / (atol + rtol |b|) over every tensor of two checkpoints. */
+static double ckpt_diff(const char *a, const char *b) {
+    bl_safetensors sa, sb;
+    bl_error err = {0};
+    assert_int_equal(bl_safetensors_read(&sa, a, &err), BL_OK);
+    assert_int_equal(bl_safetensors_read(&sb, b, &err), BL_OK);
+    double worst = 0;
+    int compared = 0;
+    for (int i = 0; i < sa.n; i++) {
+        const bl_tensor *ta = &sa.tensors[i];
+        if (ta->dtype != BL_DT_F32) continue;
+        const bl_tensor *tb = bl_safetensors_find(&sb, ta->name);
+        assert_non_null(tb);
+        assert_int_equal(ta->nbytes, tb->nbytes);
+        double e = tu_max_rel_err(ta->data, tb->data, ta->nbytes / 4, 1e-5, 1e-4);
+        if (!(e <= worst)) worst = e;
+        compared++;
+    }
+    assert_true(compared >= 6);
+    bl_safetensors_free(&sa);
+    bl_safetensors_free(&sb);
+    return worst;
+}
+
+static cJSON *last_step(const char *path) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char line[8192], last[8192];
+    int steps = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "\"type\":\"step\"")) strcpy(last, line), steps++;
+    fclose(f);
+    assert_true(steps > 0);
+    return cJSON_Parse(last);
+}
+
+static void two_ranks_equal_one_rank(void **state) {
+    const char *d = tu_tmpdir();
+    char cmd[4096], a[512], b[512];
+    snprintf(a, sizeof a, "%s/one.safetensors", d);
+    snprintf(b, sizeof b, "%s/two.safetensors", d);
+    /* 540 samples / 64 = 9 updates per epoch: 14 steps cross an epoch boundary. */
+    snprintf(cmd, sizeof cmd, TRAIN "--batch 64 --steps 14 --save %s", a);
+    run_ok(cmd);
+    /* 2 ranks x 2 micro-batches of 16 = the same global batch of 64. */
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --micro-batch 16 --steps 14 --save %s", b);
+    run_ok(cmd);
+    double e = ckpt_diff(a, b);
+    fprintf(stderr, "  2 ranks vs 1 rank after 14 steps: worst %.3g of tolerance\n", e);
+    assert_true(e <= 1.0);
+    /* Live check: a different global batch gives different weights. */
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 32 --steps 14 --save %s", b);
+    run_ok(cmd);
+    assert_true(ckpt_diff(a, b) > 1.0);
+    tu_rmtree(d);
+}
+
+static void noise_scale_matches_accumulation(void **state) {
+    const char *d = tu_tmpdir();
+    char cmd[4096], la[512], lb[512];
+    snprintf(la, sizeof la, "%s/one.jsonl", d);
+    snprintf(lb, sizeof lb, "%s/two.jsonl", d);
+    snprintf(cmd, sizeof cmd, TRAIN "--batch 64 --micro-batch 32 --noise --steps 12 --log %s", la);
+    run_ok(cmd);
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --noise --steps 12 --log %s", lb);
+    run_ok(cmd);
+    cJSON *ja = last_step(la), *jb = last_step(lb);
+    const char *keys[] = {"noise_g2", "noise_trace", "noise_scale"};
+    for (int i = 0; i < 3; i++) {
+        double x = cJSON_GetObjectItem(ja, keys[i])->valuedouble;
+        double y = cJSON_GetObjectItem(jb, keys[i])->valuedouble;
+        fprintf(stderr, "  %s: accumulation %.6g, 2 ranks %.6g\n", keys[i], x, y);
+        assert_true(isfinite(x) && x != 0);
+        assert_true(fabs(x - y) <= 1e-4 * fabs(x));
+    }
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    tu_rmtree(d);
+}
+
+static void failure_on_one_rank_ends_job(void **state) {
+    char cmd[4096];
+    /* timeout turns a hang into status 124, which fails the test. */
+    snprintf(cmd, sizeof cmd,
+             "BATCHLAB_FAULT_DATA_RANK=1 timeout 120 " MPI2 TRAIN "--batch 64 --steps 5");
+    int rc = tu_run(cmd, out, sizeof out);
+    assert_true(rc != 0 && rc != 124 && rc != -1);
+    assert_non_null(strstr(out, "batchlab train: error: rank 1: /nonexistent/injected-fault.csv"));
+    /* Only rank 0 prints it. */
+    assert_null(strstr(strstr(out, "rank 1:") + 1, "batchlab train: error"));
+    /* NaN on every rank: all agree, nobody hangs. */
+    snprintf(cmd, sizeof cmd, "timeout 120 " MPI2 TRAIN "--batch 64 --steps 5 --lr 1e30");
+    rc = tu_run(cmd, out, sizeof out);
+    assert_true(rc != 0 && rc != 124 && rc != -1);
+    assert_non_null(strstr(out, "step"));
+}
+
+static void resume_with_same_and_other_world(void **state) {
+    const char *d = tu_tmpdir();
+    char cmd[4096], a[512], b[512], log[512];
+    snprintf(a, sizeof a, "%s/straight.safetensors", d);
+    snprintf(b, sizeof b, "%s/resumed.safetensors", d);
+    snprintf(log, sizeof log, "%s/log.jsonl", d);
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 12 --save %s", a);
+    run_ok(cmd);
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 5 --save %s --log %s", b, log);
+    run_ok(cmd);
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 12 --resume %s --save %s --log %s", b,
+             b, log);
+    run_ok(cmd);
+    /* Same world: bit-identical. */
+    assert_true(ckpt_diff(a, b) == 0.0);
+    /* Only rank 0 logged: 12 step lines, not 24. */
+    FILE *f = fopen(log, "r");
+    char line[8192];
+    int steps = 0;
+    while (fgets(line, sizeof line, f)) steps += strstr(line, "\"type\":\"step\"") != NULL;
+    fclose(f);
+    assert_int_equal(steps, 12);
+    /* Other world: a clear note, and training goes on correctly. */
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 5 --save %s", b);
+    run_ok(cmd);
+    snprintf(cmd, sizeof cmd, TRAIN "--batch 64 --steps 12 --resume %s --save %s", b, b);
+    int rc = tu_run(cmd, out, sizeof out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "written by a run with 2 rank(s); continuing with 1"));
+    assert_true(ckpt_diff(a, b) <= 1.0);
+    tu_rmtree(d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(two_ranks_equal_one_rank),
+        cmocka_unit_test(noise_scale_matches_accumulation),
+        cmocka_unit_test(failure_on_one_rank_ends_job),
+        cmocka_unit_test(resume_with_same_and_other_world),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

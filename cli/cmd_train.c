@@ -81,14 +81,11 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
     if (world > 1 && cfg->micro_batch > cfg->batch / world)
         return cli_error(cmd, "--micro-batch %d is larger than the %d samples each rank gets "
                          "per update", cfg->micro_batch, cfg->batch / world);
-    if (cfg->noise && cfg->micro_batch == 0 && world == 1) {
-        /* The estimator needs two batch sizes: split each update into two halves. */
-        if (cfg->batch < 2 || cfg->batch % 2)
-            return cli_error(cmd, "--noise needs --micro-batch smaller than --batch (or an even --batch)");
-        cfg->micro_batch = cfg->batch / 2;
-    }
-    if (cfg->noise && world == 1 && cfg->micro_batch >= cfg->batch)
-        return cli_error(cmd, "--noise needs --micro-batch smaller than --batch");
+    /* The estimator needs two batch sizes: the first micro-batch (or, with a single
+     * micro-batch, the first half of each measured update) and the whole update. */
+    if (cfg->noise && world == 1 && cfg->batch < 2)
+        return cli_error(cmd, "--noise needs --batch of at least 2 (a small and a big batch)");
+    if (cfg->noise_every < 0) return cli_error(cmd, "--noise-every must not be negative");
     if (!(cfg->noise_decay > 0 && cfg->noise_decay < 1))
         return cli_error(cmd, "--noise-decay %g must be in (0, 1)", cfg->noise_decay);
     cfg->overlap = !o->no_overlap;
@@ -314,6 +311,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"min-lr", ARG_FLOAT, &cfg.min_lr, "cosine schedule: final learning rate (default 0)", 0},
         {"loss", ARG_STR, &o.loss, "xent (default) or mse (against one-hot labels)", 0},
         {"noise", ARG_FLAG, &cfg.noise, "measure the gradient noise scale (logs noise_g2/trace/scale)", 0},
+        {"noise-every", ARG_INT, &cfg.noise_every, "measure the noise scale on every Nth update only (default 1)", 0},
         {"noise-decay", ARG_DOUBLE, &cfg.noise_decay, "EMA decay of the noise estimates (default 0.95)", 0},
         CLI_DATA_OPTS(d),
         {"test", ARG_STR, &d.test, "test set evaluated at the end (default: Fashion-MNIST's)", 0},

@@ -34,8 +34,10 @@ typedef struct bl_train_config {
     int prefetch;
     uint64_t seed;
     int n_classes; /* output width; 0 = from the data */
-    int noise;          /* measure the gradient noise scale (needs >= 2 micro-batches) */
-    double noise_decay; /* EMA decay of its estimates (default 0.95) */
+    int noise;          /* measure the gradient noise scale (an update made of one
+                           micro-batch is taken as two halves when it is measured) */
+    double noise_decay; /* EMA decay of its estimates, per measurement (default 0.95) */
+    int noise_every;    /* measure on every Nth update only (0 or 1: every update) */
     int overlap;         /* ranks > 1: reduce gradient buckets during backward (default 1) */
     size_t bucket_bytes; /* bucket size for that overlap (default 1 MiB) */
 } bl_train_config;

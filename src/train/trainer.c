@@ -150,10 +150,15 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
     float scale = 1.0f / (float)total;
     int correct = 0;
     size_t epoch_start = t->loader.pos;
+    int measure = t->cfg.noise && total == t->cfg.batch && /* full updates only */
+                  (t->cfg.noise_every <= 1 || t->step % t->cfg.noise_every == 0);
     if (world > 1) bl_loader_seek(&t->loader, t->loader.epoch, epoch_start + lo);
     for (size_t done = 0; done < hi - lo;) {
         int b = (int)(hi - lo - done < (size_t)t->cfg.micro_batch ? hi - lo - done
                                                                  : (size_t)t->cfg.micro_batch);
+        /* One process, one micro-batch: a measured update runs as two halves, so the
+         * first half is the small batch and unmeasured updates pay nothing. */
+        if (measure && world == 1 && done == 0 && (size_t)b == hi - lo && b >= 2) b /= 2;
         bl_batch batch;
         if (!bl_loader_next(&t->loader, b, &batch) || batch.B != b)
             return bl_fail(err, BL_ERR_FORMAT, "data loader returned %d samples, expected %d",
@@ -167,14 +172,14 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
         stats[ST_LOSS] += l;
         int last = done + (size_t)b == hi - lo;
         if (bucket) bucket->active = last;
-        if (bucket) bucket->want_g2 = t->cfg.noise && rank == 0 && total == t->cfg.batch;
+        if (bucket) bucket->want_g2 = measure && rank == 0;
         bl_model_backward(m, batch.x, batch.y, b, t->cfg.loss, scale);
         if (bucket) bucket->active = 0;
         /* Noise scale, small batch: the first micro-batch in one process; rank 0's
          * whole share across ranks (the arena holds (b/total) x its mean gradient). */
         int small = world > 1 ? (rank == 0 && done + b == hi - lo)
                               : (done == 0 && (size_t)b < hi - lo);
-        if (t->cfg.noise && small && total == t->cfg.batch) { /* full updates only */
+        if (measure && small) {
             double r = (double)total / (double)(done + b);
             double g2 = bucket ? bucket->g2 : be->sumsq(bl_model_grads(m), bl_model_num_params(m));
             stats[ST_G2_SMALL] = g2 * r * r;

@@ -8,9 +8,19 @@ struct bl_dist {
 };
 
 int bl_dist_built(void) { return 0; }
-const char *bl_dist_library(void) { return "unavailable (MPI not found at build time)"; }
+const char *bl_dist_library(void) {
+    return "unavailable (built without MPI: install libopenmpi-dev and rebuild)";
+}
 
 bl_status bl_dist_init(bl_dist **out, bl_error *err) {
+    /* Under mpirun every rank would train alone and write the same files. */
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!n) n = getenv("PMI_SIZE");
+    if (n && atoi(n) > 1)
+        return bl_fail(err, BL_ERR_UNSUPPORTED,
+                       "launched by mpirun with %s ranks, but this batchlab was built without "
+                       "MPI (install libopenmpi-dev and rebuild)",
+                       n);
     *out = calloc(1, sizeof **out);
     return *out ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "out of memory");
 }

@@ -231,6 +231,37 @@ static void bad_batch_sizes_are_rejected(void **state) {
     assert_null(t);
 }
 
+static void batch_can_change_between_updates(void **state) {
+    bl_train_config c;
+    bl_train_config_default(&c);
+    c.spec = "flatten,dense:16,relu,dense:10";
+    c.batch = 32;
+    c.reserve_batch = 64;
+    c.lr_scale = BL_LR_SCALE_LINEAR;
+    bl_error err = {0};
+    bl_trainer *t = NULL;
+    assert_int_equal(bl_trainer_create(&t, &g_ctx, &c, &g_train, &err), BL_OK);
+    run_steps(t, 3);
+    float lr32 = bl_trainer_current_lr(t);
+    assert_int_equal(bl_trainer_set_batch(t, 128, 64, 0, &err), BL_OK);
+    /* Linear scaling follows the new batch: 4x. */
+    assert_true(fabsf(bl_trainer_current_lr(t) - 4 * lr32) < 1e-6f);
+    bl_step_info si;
+    assert_int_equal(bl_trainer_step(t, &si, &err), BL_OK);
+    assert_int_equal(si.batch, 128);
+    assert_int_equal(si.samples_seen, 3 * 32 + 128);
+    /* An explicit factor replaces the rule (AdaScale-style gain). */
+    assert_int_equal(bl_trainer_set_batch(t, 64, 0, 1.5f, &err), BL_OK);
+    assert_true(fabsf(bl_trainer_current_lr(t) - 1.5f * c.lr) < 1e-6f);
+    /* Beyond the reserved activations, or not dividing: refused, nothing changes. */
+    assert_int_equal(bl_trainer_set_batch(t, 256, 128, 0, &err), BL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "reserved 64"));
+    assert_int_equal(bl_trainer_set_batch(t, 96, 64, 0, &err), BL_ERR_ARG);
+    assert_int_equal(bl_trainer_step(t, &si, &err), BL_OK);
+    assert_int_equal(si.batch, 64);
+    bl_trainer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(resume_is_bit_identical),
@@ -240,6 +271,7 @@ int main(void) {
         cmocka_unit_test(nan_loss_stops_and_keeps_weights),
         cmocka_unit_test(training_learns),
         cmocka_unit_test(bad_batch_sizes_are_rejected),
+        cmocka_unit_test(batch_can_change_between_updates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

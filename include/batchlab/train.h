@@ -38,6 +38,8 @@ typedef struct bl_train_config {
                            micro-batch is taken as two halves when it is measured) */
     double noise_decay; /* EMA decay of its estimates, per measurement (default 0.95) */
     int noise_every;    /* measure on every Nth update only (0 or 1: every update) */
+    int reserve_batch;   /* size activations for micro-batches up to this (0 = micro_batch),
+                            so bl_trainer_set_batch can grow the micro-batch later */
     int overlap;         /* ranks > 1: reduce gradient buckets during backward (default 1) */
     size_t bucket_bytes; /* bucket size for that overlap (default 1 MiB) */
 } bl_train_config;
@@ -76,6 +78,14 @@ void bl_trainer_free(bl_trainer *t);
 /* One update. BL_ERR_NUMERIC (naming the step and suggesting a lower LR) if the loss or
  * gradient is not finite; the parameters are then left as they were before the step. */
 bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err);
+
+/* Change the total batch and micro-batch from the next update on (adaptive batch
+ * size). No allocation: micro_batch must not exceed the reserved size (cfg
+ * reserve_batch), and must divide batch / ranks. The learning rate keeps following
+ * cfg.lr_scale against the new batch unless lr_factor > 0, which then replaces the
+ * batch scaling by lr x lr_factor (e.g. AdaScale's gain). */
+bl_status bl_trainer_set_batch(bl_trainer *t, int batch, int micro_batch, float lr_factor,
+                               bl_error *err);
 
 /* Ask to stop (e.g. on SIGINT). The next step's reduction spreads the request, so
  * every rank sees info.stop_requested after the same step and none is left

@@ -67,11 +67,12 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     t->n_classes = n_classes;
     if (t->cfg.base_batch <= 0) t->cfg.base_batch = cfg->batch;
     st = bl_model_create(&t->model, cfg->spec, train->shape, n_classes, err);
-    if (!st) st = bl_model_alloc(t->model, ctx, micro, err);
+    int reserve = cfg->reserve_batch > micro ? cfg->reserve_batch : micro;
+    if (!st) st = bl_model_alloc(t->model, ctx, reserve, err);
     if (!st) st = bl_optim_init(&t->opt, &cfg->opt, bl_model_num_params(t->model), &ctx->mem, err);
     if (!st)
-        st = bl_loader_init(&t->loader, train, micro, 0, 1, cfg->seed, cfg->prefetch, &ctx->mem,
-                            err);
+        st = bl_loader_init(&t->loader, train, reserve, 0, 1, cfg->seed, cfg->prefetch,
+                            &ctx->mem, err);
     if (st) {
         bl_trainer_free(t);
         return st;
@@ -93,8 +94,10 @@ void bl_trainer_free(bl_trainer *t) {
 
 float bl_trainer_current_lr(const bl_trainer *t) {
     const bl_train_config *c = &t->cfg;
+    float base = t->lr_factor > 0 ? c->lr * t->lr_factor
+                                  : bl_lr_scale(c->lr_scale, c->lr, c->batch, c->base_batch);
     bl_schedule s = {.kind = c->sched,
-                     .base_lr = bl_lr_scale(c->lr_scale, c->lr, c->batch, c->base_batch),
+                     .base_lr = base,
                      .warmup_steps = c->warmup_steps,
                      .total_steps = c->total_steps,
                      .step_size = c->step_size,
@@ -272,6 +275,27 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
 }
 
 void bl_trainer_request_stop(bl_trainer *t) { t->stop_requested = 1; }
+
+bl_status bl_trainer_set_batch(bl_trainer *t, int batch, int micro_batch, float lr_factor,
+                               bl_error *err) {
+    int world = bl_dist_size(t->ctx->dist);
+    int reserve = bl_model_max_batch(t->model);
+    if (batch <= 0 || (size_t)batch > t->train->n || batch % world)
+        return bl_fail(err, BL_ERR_ARG,
+                       "batch size %d is invalid: it must be between 1 and %zu and a multiple "
+                       "of the %d ranks",
+                       batch, t->train->n, world);
+    int per_rank = batch / world;
+    if (micro_batch <= 0) micro_batch = per_rank < reserve ? per_rank : reserve;
+    if (micro_batch > reserve || per_rank % micro_batch)
+        return bl_fail(err, BL_ERR_ARG,
+                       "micro-batch %d must divide %d and fit the reserved %d samples", micro_batch,
+                       per_rank, reserve);
+    t->cfg.batch = batch;
+    t->cfg.micro_batch = micro_batch;
+    t->lr_factor = lr_factor;
+    return BL_OK;
+}
 
 bl_status bl_trainer_evaluate(bl_trainer *t, const bl_dataset *ds, double *loss, double *acc,
                               bl_error *err) {

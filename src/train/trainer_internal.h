@@ -16,6 +16,7 @@ struct bl_trainer {
     long samples_seen;
     bl_noise noise;
     int stop_requested;
+    float lr_factor;   /* > 0: lr = cfg.lr x this (set_batch), replacing batch scaling */
     int resumed_world; /* ranks of the run that wrote the resumed checkpoint */
 };
 

@@ -1,0 +1,315 @@
+/* The gradient-noise-scale estimators against answers known in closed form.
+ *
+ * 1. Linear regression, y = w*.x + e with x ~ N(0, I_d), e ~ N(0, s2), loss
+ *    1/2 (w.x - y)^2. With d = w - w*, the per-sample gradient is
+ *    g = (d.x - e) x, so
+ *        G = E[g] = E[x x^T] d = d                      |G|^2 = |d|^2
+ *        E[g g^T] = E[(d.x)^2 x x^T] + s2 I = (|d|^2 + s2) I + 2 d d^T
+ *    (Isserlis: E[x_i x_j x_k x_l] = d_ij d_kl + d_ik d_jl + d_il d_jk; the
+ *    cross term in e vanishes since e is independent with mean 0), hence
+ *        Sigma = E[g g^T] - G G^T = (|d|^2 + s2) I + d d^T
+ *        tr(Sigma) = d (|d|^2 + s2) + |d|^2
+ *        B_simple = d + 1 + d s2 / |d|^2.
+ *    Gradients are sampled from that distribution directly and fed to the same
+ *    estimator the trainer uses (noise.h): the averaged one-shot estimates and
+ *    the EMA'd ratio must land within 10% of the truth at several weights, and
+ *    lying to the estimator about the small batch size must be caught.
+ * 2. bl_noise_measure on a real model and the committed Fashion-MNIST sample,
+ *    against |G|^2 and tr(Sigma) computed exactly from all per-sample
+ *    gradients of the finite dataset; and it must leave the model unchanged. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "batchlab/noise.h"
+#include "batchlab/noise_measure.h"
+#include "test_util.h"
+
+enum { DIM = 10 };
+static const double S2 = 0.25; /* label noise variance */
+
+typedef struct linreg {
+    double wstar[DIM], w[DIM];
+} linreg;
+
+/* w = w* + delta with |delta|^2 = d2 along a fixed random direction. */
+static void linreg_init(linreg *lr, double d2) {
+    bl_rng r;
+    bl_rng_seed(&r, 42);
+    double u[DIM], nu = 0;
+    for (int j = 0; j < DIM; j++) lr->wstar[j] = bl_rng_normal(&r), u[j] = bl_rng_normal(&r), nu += u[j] * u[j];
+    for (int j = 0; j < DIM; j++) lr->w[j] = lr->wstar[j] + sqrt(d2 / nu) * u[j];
+}
+
+static double truth_g2(double d2) { return d2; }
+static double truth_trace(double d2) { return DIM * (d2 + S2) + d2; }
+
+/* One nested pair: |mean g|^2 over the first bs samples and over all bb. */
+static void draw_pair(const linreg *lr, bl_rng *r, int bs, int bb, double *g2s, double *g2b) {
+    double sum[DIM] = {0};
+    for (int i = 0; i < bb; i++) {
+        double x[DIM], res = 0;
+        for (int j = 0; j < DIM; j++) x[j] = bl_rng_normal(r);
+        double y = 0;
+        for (int j = 0; j < DIM; j++) y += lr->wstar[j] * x[j];
+        y += sqrt(S2) * bl_rng_normal(r);
+        for (int j = 0; j < DIM; j++) res += lr->w[j] * x[j];
+        res -= y;
+        for (int j = 0; j < DIM; j++) sum[j] += res * x[j];
+        if (i + 1 == bs || i + 1 == bb) {
+            double s = 0;
+            for (int j = 0; j < DIM; j++) s += (sum[j] / (i + 1)) * (sum[j] / (i + 1));
+            *(i + 1 == bs ? g2s : g2b) = s;
+        }
+    }
+}
+
+typedef struct estimates {
+    double g2, trace, scale; /* averaged one-shot estimates and their ratio */
+    double ema_scale;        /* the EMA'd ratio, as the trainer reports it */
+} estimates;
+
+/* b_claimed is the small batch size told to the estimator (the truth is bs). */
+static estimates run_estimator(double d2, int bs, int bb, int b_claimed, int draws,
+                               double decay, uint64_t seed) {
+    linreg lr;
+    linreg_init(&lr, d2);
+    bl_rng r;
+    bl_rng_seed(&r, seed);
+    bl_noise ema;
+    bl_noise_init(&ema, decay);
+    double sg = 0, st = 0;
+    for (int k = 0; k < draws; k++) {
+        double g2s = 0, g2b = 0;
+        draw_pair(&lr, &r, bs, bb, &g2s, &g2b);
+        sg += bl_noise_g2_estimate(g2s, b_claimed, g2b, bb);
+        st += bl_noise_trace_estimate(g2s, b_claimed, g2b, bb);
+        bl_noise_update(&ema, g2s, b_claimed, g2b, bb);
+    }
+    estimates e = {.g2 = sg / draws, .trace = st / draws, .ema_scale = bl_noise_scale(&ema)};
+    e.scale = e.trace / e.g2;
+    return e;
+}
+
+static double rel_err(double got, double want) { return fabs(got - want) / fabs(want); }
+
+/* |delta|^2 from large (B_simple near d + 1) to small (B_simple ~ 74 > the big batch). */
+static const double settings[] = {4.0, 1.0, 0.25, 0.04};
+
+static void averaged_estimates_match_closed_form(void **state) {
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        double d2 = settings[i];
+        double want = truth_trace(d2) / truth_g2(d2);
+        estimates e = run_estimator(d2, 8, 64, 8, 20000, 0.95, 100 + i);
+        fprintf(stderr, "  |delta|^2 %-5g B_simple true %7.3f  averaged %7.3f (%+.1f%%)  "
+                "|G|^2 %+.1f%%  tr %+.1f%%\n", d2, want, e.scale, 100 * (e.scale / want - 1),
+                100 * (e.g2 / truth_g2(d2) - 1), 100 * (e.trace / truth_trace(d2) - 1));
+        assert_true(rel_err(e.g2, truth_g2(d2)) < 0.10);
+        assert_true(rel_err(e.trace, truth_trace(d2)) < 0.10);
+        assert_true(rel_err(e.scale, want) < 0.10);
+    }
+}
+
+static void ema_ratio_matches_closed_form(void **state) {
+    /* A slow EMA (window ~ 2/(1-decay) = 4000 draws) after 3x its window: the
+     * bias correction is then negligible and the ratio of the two smoothed
+     * estimates is what training would report at these weights. */
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        double d2 = settings[i];
+        double want = truth_trace(d2) / truth_g2(d2);
+        estimates e = run_estimator(d2, 8, 64, 8, 12000, 0.9995, 200 + i);
+        fprintf(stderr, "  |delta|^2 %-5g B_simple true %7.3f  EMA %7.3f (%+.1f%%)\n", d2, want,
+                e.ema_scale, 100 * (e.ema_scale / want - 1));
+        assert_true(rel_err(e.ema_scale, want) < 0.10);
+    }
+}
+
+static void wrong_small_batch_is_detected(void **state) {
+    /* The same gradients, but the estimator is told the small batch had 16
+     * samples instead of 8: the trace estimate halves-ish, and the test that
+     * passes above must fail here, so the 10% bound has teeth. */
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        double d2 = settings[i];
+        double want = truth_trace(d2) / truth_g2(d2);
+        estimates e = run_estimator(d2, 8, 64, 16, 20000, 0.95, 100 + i);
+        fprintf(stderr, "  |delta|^2 %-5g told b=16 (really 8): B_simple %7.3f vs %7.3f (%+.0f%%)\n",
+                d2, e.scale, want, 100 * (e.scale / want - 1));
+        assert_true(rel_err(e.scale, want) > 0.10);
+    }
+}
+
+static void one_shot_estimates_are_exact_without_noise(void **state) {
+    /* If |G_b|^2 = |G|^2 + tr/b exactly, the estimates recover both exactly. */
+    double g2 = 0.7, tr = 33.0;
+    double gs = g2 + tr / 4, gb = g2 + tr / 32;
+    assert_true(fabs(bl_noise_g2_estimate(gs, 4, gb, 32) - g2) < 1e-12);
+    assert_true(fabs(bl_noise_trace_estimate(gs, 4, gb, 32) - tr) < 1e-10);
+    bl_noise ns;
+    bl_noise_init(&ns, 0.9);
+    assert_true(isnan(bl_noise_scale(&ns)));
+    bl_noise_update(&ns, gs, 4, gb, 32);
+    assert_true(fabs(bl_noise_scale(&ns) - tr / g2) < 1e-9); /* bias-corrected from step 1 */
+    bl_noise_update(&ns, NAN, 4, gb, 32);                     /* ignored */
+    bl_noise_update(&ns, gs, 32, gb, 4);                      /* ignored: b_small >= b_big */
+    assert_int_equal(ns.n, 1);
+}
+
+/* ---- bl_noise_measure on a model and a finite dataset ------------------------ */
+
+static bl_ctx g_ctx;
+static bl_dataset g_train;
+
+static int setup(void **state) {
+    bl_error err = {0};
+    bl_dataset test = {0};
+    bl_ctx_init(&g_ctx, 1);
+    if (bl_dataset_load_fashion_mnist(&g_train, &test, &g_ctx.mem,
+                                      BL_TEST_DATA_DIR "/fmnist-sample", &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    bl_dataset_free(&test, &g_ctx.mem);
+    bl_norm nm;
+    if (bl_norm_fit(&nm, &g_ctx.mem, &g_train, BL_NORM_UNIT, &err)) return -1;
+    bl_norm_apply(&nm, &g_train);
+    bl_norm_free(&nm, &g_ctx.mem);
+    return 0;
+}
+
+static int teardown(void **state) {
+    bl_dataset_free(&g_train, &g_ctx.mem);
+    return 0;
+}
+
+static bl_model *make_model(const char *spec, int max_batch) {
+    bl_error err = {0};
+    bl_model *m = NULL;
+    assert_int_equal(bl_model_create(&m, spec, g_train.shape, 10, &err), BL_OK);
+    assert_int_equal(bl_model_alloc(m, &g_ctx, max_batch, &err), BL_OK);
+    bl_model_init(m, 3);
+    return m;
+}
+
+/* |G|^2 and tr(Sigma) of the whole dataset from every per-sample gradient. */
+static void exact_noise(bl_model *m, double *g2, double *trace) {
+    size_t np = bl_model_num_params(m), n = g_train.n;
+    double *mean = calloc(np, sizeof *mean), sq = 0;
+    assert_non_null(mean);
+    for (size_t i = 0; i < n; i++) {
+        int correct = 0;
+        bl_model_zero_grad(m);
+        bl_model_forward(m, g_train.x + i * g_train.dim, 1, 1);
+        bl_model_loss(m, g_train.y + i, 1, BL_LOSS_XENT, &correct);
+        bl_model_backward(m, g_train.x + i * g_train.dim, g_train.y + i, 1, BL_LOSS_XENT, 1.0f);
+        const float *g = bl_model_grads(m);
+        for (size_t k = 0; k < np; k++) mean[k] += g[k], sq += (double)g[k] * g[k];
+    }
+    double s = 0;
+    for (size_t k = 0; k < np; k++) s += (mean[k] / n) * (mean[k] / n);
+    *g2 = s;
+    *trace = sq / n - s;
+    free(mean);
+}
+
+static void measure_matches_exact_dataset_values(void **state) {
+    /* max batch 48 < b_big: the big batch runs in chunks 8, 48, 48, 24. */
+    bl_model *m = make_model("flatten,dense:16,relu,dense:10", 48);
+    double g2, tr;
+    exact_noise(m, &g2, &tr);
+    size_t np = bl_model_num_params(m);
+    float *before = malloc(np * sizeof *before);
+    assert_non_null(before);
+    memcpy(before, bl_model_params(m), np * sizeof *before);
+    bl_noise_measure_config c;
+    bl_noise_measure_config_default(&c);
+    c.b_small = 8, c.b_big = 128, c.draws = 3000, c.seed = 5;
+    bl_noise_measurement r;
+    bl_error err = {0};
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_OK);
+    double want = tr / g2;
+    fprintf(stderr, "  exact |G|^2 %.5g tr %.5g B_simple %.3f; measured %.5g %.5g %.3f "
+            "[%.3f, %.3f] in %.2f s\n", g2, tr, want, r.g2, r.trace, r.scale, r.scale_lo,
+            r.scale_hi, r.seconds);
+    assert_true(rel_err(r.g2, g2) < 0.10);
+    assert_true(rel_err(r.trace, tr) < 0.10);
+    assert_true(rel_err(r.scale, want) < 0.10);
+    assert_true(r.scale_lo < r.scale && r.scale < r.scale_hi);
+    assert_true(r.scale_lo <= want && want <= r.scale_hi);
+    assert_true(r.g2_se > 0 && r.trace_se > 0);
+    assert_memory_equal(before, bl_model_params(m), np * sizeof *before);
+    /* Same seed, same answer. */
+    bl_noise_measurement r2;
+    c.draws = 50;
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_OK);
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r2, &err), BL_OK);
+    assert_true(r.scale == r2.scale && r.scale_lo == r2.scale_lo);
+    free(before);
+    bl_model_free(m);
+}
+
+static void measure_restores_batchnorm_state(void **state) {
+    bl_model *m = make_model("flatten,dense:16,bn,relu,dropout:0.2,dense:10", 64);
+    size_t nb = bl_model_num_buffers(m);
+    assert_true(nb > 0);
+    float *buf = malloc(nb * sizeof *buf);
+    assert_non_null(buf);
+    memcpy(buf, bl_model_buffers(m), nb * sizeof *buf);
+    bl_rng rng = *bl_model_rng(m);
+    bl_noise_measure_config c;
+    bl_noise_measure_config_default(&c);
+    c.b_small = 16, c.b_big = 64, c.draws = 10;
+    bl_noise_measurement r;
+    bl_error err = {0};
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_OK);
+    assert_memory_equal(buf, bl_model_buffers(m), nb * sizeof *buf);
+    assert_memory_equal(&rng, bl_model_rng(m), sizeof rng);
+    assert_true(isfinite(r.mean_loss) && r.mean_loss > 0);
+    free(buf);
+    bl_model_free(m);
+}
+
+static int stop_now(void *arg) { return ++*(int *)arg > 2; }
+
+static void measure_rejects_bad_input(void **state) {
+    bl_model *m = make_model("logreg", 32);
+    bl_noise_measure_config c;
+    bl_noise_measure_config_default(&c);
+    bl_noise_measurement r;
+    bl_error err = {0};
+    c.b_small = 64, c.b_big = 64;
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "small batch (64)"));
+    c.b_small = 8, c.b_big = 100000;
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "100000"));
+    c.b_small = 33, c.b_big = 64;
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_ERR_ARG);
+    c.b_small = 8, c.draws = 1;
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_ERR_ARG);
+    int calls = 0;
+    c.draws = 10, c.should_stop = stop_now, c.stop_arg = &calls;
+    assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_ERR_INTERRUPTED);
+    bl_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest analytic[] = {
+        cmocka_unit_test(one_shot_estimates_are_exact_without_noise),
+        cmocka_unit_test(averaged_estimates_match_closed_form),
+        cmocka_unit_test(ema_ratio_matches_closed_form),
+        cmocka_unit_test(wrong_small_batch_is_detected),
+    };
+    const struct CMUnitTest model[] = {
+        cmocka_unit_test(measure_matches_exact_dataset_values),
+        cmocka_unit_test(measure_restores_batchnorm_state),
+        cmocka_unit_test(measure_rejects_bad_input),
+    };
+    int fails = cmocka_run_group_tests_name("noise scale: closed form", analytic, NULL, NULL);
+    return fails + cmocka_run_group_tests_name("noise scale: measured on a model", model, setup,
+                                               teardown);
+}

@@ -12,6 +12,7 @@ static const struct {
     {"eval", cli_eval, "evaluate a checkpoint on a dataset"},
     {"predict", cli_predict, "batched inference to CSV or .npy"},
     {"info", cli_info, "version, BLAS, threads, CUDA and MPI availability"},
+    {"noise", cli_noise, "gradient noise scale of a checkpoint, with an interval"},
 };
 
 static void usage(FILE *f) {

@@ -131,7 +131,7 @@ int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int
     return 0;
 }
 
-const cli_opt *cli_find(const cli_opt *opts, int n_opts, const char *name) {
+const cli_opt *cli_opt_find(const cli_opt *opts, int n_opts, const char *name) {
     for (int i = 0; i < n_opts; i++)
         if (!strcmp(opts[i].name, name)) return &opts[i];
     return NULL;

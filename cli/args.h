@@ -22,7 +22,7 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int argc,
               char **argv, const char **positional, int max_pos, int *n_pos);
 /* The entry for a flag, to ask whether it was given. */
-const cli_opt *cli_find(const cli_opt *opts, int n_opts, const char *name);
+const cli_opt *cli_opt_find(const cli_opt *opts, int n_opts, const char *name);
 /* Print an error in the common format and return 2 (the exit status). */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -45,7 +45,7 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
                         bl_train_config *cfg, int world) {
     bl_error err = {0};
     if (bl_optim_parse(&cfg->opt, o->optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
-    if (cli_find(opts, n_opts, "momentum")->seen) {
+    if (cli_opt_find(opts, n_opts, "momentum")->seen) {
         if (cfg->opt.kind != BL_OPT_SGD)
             return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s", o->optimizer);
         if (o->momentum < 0 || o->momentum >= 1)
@@ -57,7 +57,7 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
             return cli_error(cmd, "--nesterov needs SGD with momentum > 0");
         cfg->opt.nesterov = 1;
     }
-    if (cli_find(opts, n_opts, "weight-decay")->seen) {
+    if (cli_opt_find(opts, n_opts, "weight-decay")->seen) {
         if (o->weight_decay < 0) return cli_error(cmd, "--weight-decay must be >= 0");
         cfg->opt.weight_decay = o->weight_decay;
     }

@@ -12,6 +12,9 @@ static const struct {
     {"eval", cli_eval, "evaluate a checkpoint on a dataset"},
     {"predict", cli_predict, "batched inference to CSV or .npy"},
     {"info", cli_info, "version, BLAS, threads, CUDA and MPI availability"},
+    {"serve", cli_serve, "KServe v2 HTTP server with dynamic batching and /metrics"},
+    {"load", cli_load, "load generator: open/closed loop, percentiles, rate sweeps"},
+    {"find", cli_find, "largest batch for a memory budget, throughput knee, goodput-optimal batch"},
     {"noise", cli_noise, "gradient noise scale of a checkpoint, with an interval"},
 };
 

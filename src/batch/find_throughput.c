@@ -1,0 +1,94 @@
+/* Throughput against batch size, its knee, and the goodput-optimal batch.
+ * Throughput is measured with the real trainer on the real data (loader,
+ * forward, backward, optimizer), as the median of several timed runs after a
+ * warm-up, because that is what a user's run will see. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "batchlab/find.h"
+#include "batchlab/train.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_config *opt,
+                         int batch, int runs, double min_run_s, bl_ctx *ctx,
+                         bl_throughput_point *pt, bl_error *err) {
+    bl_train_config c;
+    bl_train_config_default(&c);
+    c.spec = spec;
+    c.batch = batch;
+    c.opt = *opt;
+    c.lr = 1e-3f; /* small: the weights should stay sane over many timed steps */
+    bl_trainer *t;
+    bl_status st = bl_trainer_create(&t, ctx, &c, ds, err);
+    if (st) return st;
+    bl_step_info si;
+    double rates[16];
+    if (runs > 16) runs = 16;
+    for (int w = 0; w < 2 && !st; w++) st = bl_trainer_step(t, &si, err);
+    for (int r = 0; r < runs && !st; r++) {
+        double t0 = bl_now_sec(), el = 0;
+        long samples = 0;
+        while (!st && el < min_run_s) {
+            st = bl_trainer_step(t, &si, err);
+            samples += si.batch;
+            el = bl_now_sec() - t0;
+        }
+        rates[r] = samples / el;
+    }
+    bl_trainer_free(t);
+    if (st) return st;
+    qsort(rates, (size_t)runs, sizeof(double), cmp_double);
+    pt->batch = batch;
+    pt->samples_per_s = rates[runs / 2];
+    pt->step_s = batch / pt->samples_per_s;
+    return BL_OK;
+}
+
+bl_status bl_find_throughput(const char *spec, const bl_dataset *ds,
+                             const bl_optim_config *opt, const int *batches, int n_batches,
+                             int runs, double min_run_s, bl_ctx *ctx, bl_throughput_curve *curve,
+                             bl_error *err) {
+    memset(curve, 0, sizeof *curve);
+    if (n_batches <= 0 || n_batches > BL_FIND_MAX_POINTS)
+        return bl_fail(err, BL_ERR_ARG, "between 1 and %d batch sizes, got %d", BL_FIND_MAX_POINTS,
+                       n_batches);
+    if (runs < 1) runs = 1;
+    for (int i = 0; i < n_batches; i++) {
+        bl_status st = measure(spec, ds, opt, batches[i], runs, min_run_s, ctx, &curve->p[i], err);
+        if (st) return st;
+        curve->n = i + 1;
+    }
+    curve->knee = bl_throughput_knee(curve, 0.05);
+    return BL_OK;
+}
+
+int bl_throughput_knee(const bl_throughput_curve *c, double gain) {
+    for (int i = 0; i + 1 < c->n; i++) {
+        /* Gain of doubling, from the next measured point scaled to a factor of two. */
+        double ratio = c->p[i + 1].samples_per_s / c->p[i].samples_per_s;
+        double factor = (double)c->p[i + 1].batch / c->p[i].batch;
+        double per_doubling = pow(ratio, log(2.0) / log(factor));
+        if (per_doubling < 1 + gain) return i;
+    }
+    return c->n - 1;
+}
+
+double bl_efficiency(double b_noise, int m0, int m) {
+    if (!(b_noise >= 0)) return NAN;
+    return (b_noise + m0) / (b_noise + m);
+}
+
+int bl_goodput_best(const bl_throughput_curve *c, double b_noise, int m0, double *goodput) {
+    int best = -1;
+    double g_best = 0;
+    for (int i = 0; i < c->n; i++) {
+        double g = c->p[i].samples_per_s * bl_efficiency(b_noise, m0, c->p[i].batch);
+        if (g > g_best) best = i, g_best = g;
+    }
+    if (goodput) *goodput = g_best;
+    return best;
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int silent; /* CLI-process state: set once at start-up by distributed runs */
 
@@ -136,3 +137,22 @@ const cli_opt *cli_opt_find(const cli_opt *opts, int n_opts, const char *name) {
         if (!strcmp(opts[i].name, name)) return &opts[i];
     return NULL;
 }
+
+/* "512M", "2G", "1.5GiB", "1000000" -> bytes (decimal K/M/G; KiB/MiB/GiB binary). */
+int cli_parse_bytes(const char *s, size_t *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v > 0)) return -1;
+    double mult = 1;
+    if (!strcasecmp(end, "") || !strcasecmp(end, "b")) mult = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb")) mult = 1e3;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb")) mult = 1e6;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb")) mult = 1e9;
+    else if (!strcasecmp(end, "kib")) mult = 1024.0;
+    else if (!strcasecmp(end, "mib")) mult = 1024.0 * 1024;
+    else if (!strcasecmp(end, "gib")) mult = 1024.0 * 1024 * 1024;
+    else return -1;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+

@@ -4,6 +4,7 @@
 #ifndef BL_CLI_ARGS_H
 #define BL_CLI_ARGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum { ARG_FLAG, ARG_INT, ARG_LONG, ARG_FLOAT, ARG_DOUBLE, ARG_STR, ARG_SIZE } arg_type;
@@ -31,5 +32,8 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 
 /* Ranks other than 0 of a distributed run print nothing (rank 0 reports for all). */
 void cli_set_silent(int silent);
+
+/* "512M", "2G", "1.5GiB", "1000000" -> bytes; -1 if malformed. */
+int cli_parse_bytes(const char *s, size_t *out);
 
 #endif

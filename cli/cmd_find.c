@@ -20,24 +20,6 @@ typedef struct find_opts {
     double margin, min_run, noise_scale;
 } find_opts;
 
-/* "512M", "2G", "1.5GiB", "1000000" -> bytes (decimal K/M/G; KiB/MiB/GiB binary). */
-static int parse_bytes(const char *s, size_t *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || !(v > 0)) return -1;
-    double mult = 1;
-    if (!strcasecmp(end, "") || !strcasecmp(end, "b")) mult = 1;
-    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb")) mult = 1e3;
-    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb")) mult = 1e6;
-    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb")) mult = 1e9;
-    else if (!strcasecmp(end, "kib")) mult = 1024.0;
-    else if (!strcasecmp(end, "mib")) mult = 1024.0 * 1024;
-    else if (!strcasecmp(end, "gib")) mult = 1024.0 * 1024 * 1024;
-    else return -1;
-    *out = (size_t)(v * mult);
-    return 0;
-}
-
 /* "1,2,4,8" -> ascending list; returns the count or -1. */
 static int parse_batches(const char *s, int *out, int max) {
     int n = 0;
@@ -57,7 +39,7 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
     bl_find_memory_config c = {.spec = o->model, .input = in, .n_classes = n_classes,
                                .opt = *opt, .margin = o->margin, .max_batch = o->max_batch,
                                .threads = o->threads};
-    if (parse_bytes(o->memory, &c.budget_bytes))
+    if (cli_parse_bytes(o->memory, &c.budget_bytes))
         return cli_error(cmd, "--memory expects a size such as 512M, 2G or 1.5GiB, got '%s'", o->memory);
     if (!strcmp(o->mode, "power")) c.mode = BL_FIND_POWER;
     else if (!strcmp(o->mode, "binsearch")) c.mode = BL_FIND_BINSEARCH;

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "data_opts.h"
 #include "progress.h"
+#include "batchlab/adapt.h"
 #include "batchlab/dist.h"
 #include "batchlab/runlog.h"
 #include "batchlab/train.h"
@@ -21,6 +22,9 @@ static void on_signal(int sig) { g_interrupted = sig; }
 typedef struct train_opts {
     const char *model, *optimizer, *schedule, *lr_scale, *loss;
     const char *log_path, *save_path, *resume_path;
+    const char *batch, *memory, *adapt_lr;
+    int auto_batch, min_batch, max_batch;
+    long adapt_every;
     int epochs, json, quiet, threads, no_prefetch, drop_last, nesterov, no_overlap;
     size_t bucket_kb;
     long steps, save_every, eval_every, warmup, step_size, seed;
@@ -39,6 +43,8 @@ typedef struct run_state {
     long epoch_samples;
     double val_loss, val_acc;
     const char *stop_reason;
+    bl_adapt *adapt; /* --batch auto */
+    int decisions;
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -66,7 +72,28 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
     if (!strcmp(o->loss, "xent")) cfg->loss = BL_LOSS_XENT;
     else if (!strcmp(o->loss, "mse")) cfg->loss = BL_LOSS_MSE;
     else return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
-    if (cfg->batch <= 0) return cli_error(cmd, "--batch %d is invalid: it must be at least 1", cfg->batch);
+    if (!strcmp(o->batch, "auto")) {
+        if (world > 1) return cli_error(cmd, "--batch auto is not supported with several MPI ranks yet");
+        o->auto_batch = 1;
+        if (cfg->micro_batch) return cli_error(cmd, "--batch auto chooses the micro-batch itself; drop --micro-batch");
+        if (!cfg->base_batch) cfg->base_batch = 64;
+        if (o->max_batch <= 0) o->max_batch = 4096;
+        if (o->min_batch <= 0) o->min_batch = 16 < cfg->base_batch ? 16 : cfg->base_batch;
+        if (o->adapt_every <= 0) o->adapt_every = 50;
+        cfg->batch = cfg->base_batch;
+        cfg->micro_batch = cfg->batch / 2; /* two micro-batches: the noise scale's small batch */
+        cfg->reserve_batch = o->max_batch / 2;
+        cfg->noise = 1;
+        cfg->lr_scale = BL_LR_SCALE_NONE;
+    } else {
+        char *end;
+        long b = strtol(o->batch, &end, 10);
+        if (!*o->batch || *end || b <= 0 || b > 1 << 30)
+            return cli_error(cmd, "--batch expects a positive integer or auto, got '%s'", o->batch);
+        cfg->batch = (int)b;
+        if (o->min_batch || o->max_batch || o->memory || o->adapt_every || strcmp(o->adapt_lr, "adascale"))
+            return cli_error(cmd, "--min-batch, --max-batch, --memory, --adapt-every and --adapt-lr go with --batch auto");
+    }
     if (cfg->micro_batch < 0) return cli_error(cmd, "--micro-batch must be positive");
     if (!(cfg->lr > 0)) return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)cfg->lr);
     if (o->epochs < 0 || o->steps < 0 || o->warmup < 0 || o->save_every < 0 || o->eval_every < 0)
@@ -203,6 +230,7 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
     if (isfinite(test_acc)) printf("test         loss %.4f  accuracy %.4f\n", test_loss, test_acc);
     if (c->noise) {
         const bl_noise *ns = bl_trainer_noise(t);
+        if (rs->adapt) printf("batch auto   %d changes, final batch %d\n", rs->decisions, bl_trainer_config(t)->batch);
         printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA over %ld steps)\n",
                bl_noise_scale(ns), bl_noise_g2(ns), bl_noise_trace(ns), ns->n);
     }
@@ -212,6 +240,29 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
 }
 
 /* The loop: step, account, evaluate at epoch ends (or every eval_every steps), stop. */
+/* --batch auto: after each step, let the controller decide; apply and log changes. */
+static int adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step_info *si,
+                      run_state *rs) {
+    bl_adapt_observe(a, si->batch, si->samples_per_s);
+    bl_adapt_decision d;
+    int r = bl_adapt_decide(a, si->step, bl_trainer_noise(t), &d);
+    if (r < 0) return 0;
+    bl_error err = {0};
+    int batch = bl_adapt_batch(a);
+    /* AdaScale's gain moves with the noise scale even when the batch stays. */
+    float f = bl_adapt_lr_factor(a->cfg.lr_rule, d.noise_scale, a->cfg.base_batch, batch);
+    if (r == 1) f = d.lr_factor;
+    if (bl_trainer_set_batch(t, batch, batch / 2, f, &err)) return cli_fail(cmd, "%s", err.msg);
+    bl_runlog_decision(&rs->log, &d, r == 1, bl_trainer_current_lr(t));
+    rs->decisions += r == 1;
+    if (r == 1 && !rs->prog.quiet) {
+        progress_clear(&rs->prog);
+        fprintf(stderr, "step %ld: batch %d -> %d, lr %.4g: %s\n", si->step, d.from_batch,
+                d.to_batch, (double)bl_trainer_current_lr(t), d.reason);
+    }
+    return 0;
+}
+
 static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs,
                bl_dist *dist) {
     bl_error err = {0};
@@ -230,6 +281,7 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         rs->epoch_samples += si.batch;
         bl_runlog_step(&rs->log, &si);
         progress_step(&rs->prog, &si);
+        if (rs->adapt && adapt_step(cmd, t, rs->adapt, &si, rs)) return 1;
         int do_eval = si.epoch_end || (o->eval_every && si.step % o->eval_every == 0);
         if (do_eval && evaluate_val(cmd, t, rs)) return 1;
         if (si.epoch_end) {
@@ -287,10 +339,16 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     cli_data_opts d;
     cli_data_opts_default(&d);
     train_opts o = {.model = "mlp", .optimizer = "momentum", .schedule = "constant",
-                    .lr_scale = "none", .loss = "xent", .seed = 1};
+                    .lr_scale = "none", .loss = "xent", .seed = 1, .batch = "64",
+                    .adapt_lr = "adascale"};
     cli_opt opts[] = {
         {"model", ARG_STR, &o.model, "model spec or preset: mlp (default), cnn, logreg", 0},
-        {"batch", ARG_INT, &cfg.batch, "samples per optimizer update (default 64)", 0},
+        {"batch", ARG_STR, &o.batch, "samples per optimizer update (default 64), or auto (adaptive, by goodput)", 0},
+        {"min-batch", ARG_INT, &o.min_batch, "--batch auto: smallest batch (default 16)", 0},
+        {"max-batch", ARG_INT, &o.max_batch, "--batch auto: largest batch (default 4096)", 0},
+        {"memory", ARG_STR, &o.memory, "--batch auto: memory budget for the batch (e.g. 2G)", 0},
+        {"adapt-every", ARG_LONG, &o.adapt_every, "--batch auto: re-evaluate every N updates (default 50)", 0},
+        {"adapt-lr", ARG_STR, &o.adapt_lr, "--batch auto: lr rule: adascale (default), linear, sqrt, none", 0},
         {"micro-batch", ARG_INT, &cfg.micro_batch, "samples per forward/backward; accumulates batch/micro-batch", 0},
         {"epochs", ARG_INT, &o.epochs, "stop after N epochs (default 1, or 50 with a target)", 0},
         {"steps", ARG_LONG, &o.steps, "stop after N optimizer updates", 0},
@@ -371,6 +429,28 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     if ((st = bl_dist_agree(dist, st, &err))) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
+    }
+    bl_adapt adapt;
+    if (o.auto_batch) {
+        bl_adapt_config ac = {.base_batch = cfg.base_batch, .min_batch = o.min_batch,
+                              .max_batch = o.max_batch, .every_steps = o.adapt_every,
+                              .min_gain = 0.05};
+        if ((size_t)ac.max_batch > rs.train.n) ac.max_batch = (int)rs.train.n;
+        if (o.memory && cli_parse_bytes(o.memory, &ac.memory_bytes)) {
+            rc = cli_error(cmd, "--memory expects a size such as 512M or 2G, got '%s'", o.memory);
+            goto done;
+        }
+        if (bl_adapt_lr_parse(&ac.lr_rule, o.adapt_lr, &err)) {
+            rc = cli_error(cmd, "--adapt-lr: %s", err.msg);
+            goto done;
+        }
+        if (!o.quiet && !o.json)
+            fprintf(stderr, "--batch auto: measuring throughput of batches %d..%d...\n", ac.min_batch, ac.max_batch);
+        if (bl_adapt_init(&adapt, &ac, o.model, &rs.train, &cfg.opt, &ctx, &err)) {
+            rc = cli_fail(cmd, "%s", err.msg);
+            goto done;
+        }
+        rs.adapt = &adapt;
     }
     if (o.resume_path && rank == 0 && bl_trainer_resumed_world(t) != world)
         fprintf(stderr,

@@ -70,6 +70,22 @@ void bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e) {
     emit(log, o);
 }
 
+void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed, float lr) {
+    if (!log || !log->fp) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "decision");
+    add_num(o, "step", (double)d->step);
+    cJSON_AddBoolToObject(o, "changed", changed);
+    add_num(o, "from_batch", d->from_batch);
+    add_num(o, "to_batch", d->to_batch);
+    add_num(o, "noise_scale", d->noise_scale);
+    add_num(o, "goodput_from", d->goodput_from);
+    add_num(o, "goodput_to", d->goodput_to);
+    add_num(o, "lr", lr);
+    cJSON_AddStringToObject(o, "reason", d->reason);
+    emit(log, o);
+}
+
 void bl_runlog_close(bl_runlog *log) {
     if (log && log->fp) fclose(log->fp);
     if (log) log->fp = NULL;

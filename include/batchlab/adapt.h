@@ -1,0 +1,61 @@
+/* Adaptive batch size while training (`batchlab train --batch auto`).
+ *
+ * Goodput(M) = throughput(M) x efficiency(M), efficiency from the live noise
+ * scale as in Pollux: (B_noise + M0) / (B_noise + M). Throughput per candidate
+ * batch is measured once at start-up on a scratch model and then corrected
+ * live from the steps actually run. Every `every_steps` updates the controller
+ * re-evaluates; it moves to the goodput-optimal candidate only when the
+ * predicted gain exceeds min_gain (5%), so measurement noise does not make it
+ * oscillate. The learning rate follows AdaScale's gain ratio
+ *   r = (tr Sigma + |G|^2) / (tr Sigma / s + |G|^2) = (B_noise + 1) / (B_noise / s + 1),
+ * with s = M / M0, or a fixed rule. */
+#ifndef BATCHLAB_ADAPT_H
+#define BATCHLAB_ADAPT_H
+
+#include "batchlab/find.h"
+#include "batchlab/noise.h"
+
+typedef enum { BL_ADAPT_LR_ADASCALE, BL_ADAPT_LR_LINEAR, BL_ADAPT_LR_SQRT, BL_ADAPT_LR_NONE } bl_adapt_lr;
+
+typedef struct bl_adapt_config {
+    int base_batch;      /* M0: the batch --lr is given for, and the first batch used */
+    int min_batch, max_batch;
+    size_t memory_bytes; /* 0 = no budget; otherwise candidates must fit (training footprint) */
+    long every_steps;    /* re-evaluate this often */
+    double min_gain;     /* switch only above this predicted goodput gain (0.05) */
+    bl_adapt_lr lr_rule;
+} bl_adapt_config;
+
+typedef struct bl_adapt_decision {
+    long step;
+    int from_batch, to_batch;
+    double noise_scale;
+    double goodput_from, goodput_to; /* predicted, base-batch-equivalent samples/s */
+    float lr_factor;                  /* lr = --lr x this at the new batch */
+    char reason[192];
+} bl_adapt_decision;
+
+typedef struct bl_adapt {
+    bl_adapt_config cfg;
+    bl_throughput_curve curve; /* candidates (powers of two in [min, max]) */
+    int current;               /* index into curve */
+    long last_eval_step;
+} bl_adapt;
+
+bl_status bl_adapt_lr_parse(bl_adapt_lr *out, const char *s, bl_error *err);
+/* The lr multiplier for batch m at noise scale b_noise under rule. */
+float bl_adapt_lr_factor(bl_adapt_lr rule, double b_noise, int m0, int m);
+
+/* Candidates and their throughput (measured on ds with a scratch model of spec). */
+bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
+                        const bl_dataset *ds, const bl_optim_config *opt, bl_ctx *ctx,
+                        bl_error *err);
+/* Feed the throughput of a real step at the current batch (EMA correction). */
+void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s);
+/* At step `step` with the live noise estimate: returns 1 and fills d when the batch
+ * should change (or 0, with d->reason saying why not, when it is time to evaluate
+ * but no change pays; -1 when it is not time yet). */
+int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decision *d);
+int bl_adapt_batch(const bl_adapt *a); /* the current batch */
+
+#endif

@@ -1,0 +1,113 @@
+/* Adaptive batch controller: when it switches, where to, with which learning
+ * rate, and when it holds still. Driven with a synthetic throughput curve. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "batchlab/adapt.h"
+
+static bl_adapt make(void) {
+    bl_adapt a;
+    memset(&a, 0, sizeof a);
+    a.cfg = (bl_adapt_config){.base_batch = 32, .min_batch = 16, .max_batch = 512,
+                              .every_steps = 10, .min_gain = 0.05,
+                              .lr_rule = BL_ADAPT_LR_ADASCALE};
+    int b[] = {16, 32, 64, 128, 256, 512};
+    double sps[] = {3000, 5000, 8000, 11000, 12000, 12300};
+    for (int i = 0; i < 6; i++) a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
+    a.curve.n = 6;
+    a.current = 1; /* batch 32 */
+    return a;
+}
+
+/* A noise estimator fed to a chosen B_simple = tr / g2 (|G|^2 = 1). */
+static bl_noise noise_at(double b_simple) {
+    bl_noise ns;
+    bl_noise_init(&ns, 0.9);
+    /* |G_s|^2 = |G|^2 + tr/b, |G_b|^2 = |G|^2 + tr/B  (exact expectations) */
+    for (int i = 0; i < 5; i++) bl_noise_update(&ns, 1 + b_simple / 16, 16, 1 + b_simple / 64, 64);
+    return ns;
+}
+
+static void lr_factors(void **state) {
+    /* AdaScale r = (B_noise + 1) / (B_noise / s + 1): 1 at s = 1, -> s for large noise, -> 1 for none */
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 100, 32, 32) - 1) < 1e-6f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 1e9, 32, 128) - 4) < 1e-3f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 0, 32, 128) - 1) < 1e-6f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 63, 32, 128) - 64.0f / (63.0f / 4 + 1)) < 1e-4f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_LINEAR, 5, 32, 128) - 4) < 1e-6f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_SQRT, 5, 32, 128) - 2) < 1e-6f);
+    bl_adapt_lr r;
+    assert_int_equal(bl_adapt_lr_parse(&r, "adascale", NULL), BL_OK);
+    assert_int_equal(bl_adapt_lr_parse(&r, "fancy", NULL), BL_ERR_ARG);
+}
+
+static void waits_and_needs_an_estimate(void **state) {
+    bl_adapt a = make();
+    bl_adapt_decision d;
+    bl_noise none;
+    bl_noise_init(&none, 0.9);
+    assert_int_equal(bl_adapt_decide(&a, 5, &none, &d), -1); /* not time yet */
+    assert_int_equal(bl_adapt_decide(&a, 10, &none, &d), 0);
+    assert_non_null(strstr(d.reason, "no noise-scale estimate"));
+    assert_int_equal(bl_adapt_batch(&a), 32);
+}
+
+static void grows_with_the_noise_scale(void **state) {
+    bl_adapt a = make();
+    bl_adapt_decision d;
+    /* Tiny noise scale: efficiency falls fast, batch 16 or 32 is best; 16 gains
+     * 3000 x (4+32)/(4+16) = 5400 vs 5000: +8% > 5% -> switch down. */
+    bl_noise ns = noise_at(4);
+    assert_true(fabs(bl_noise_scale(&ns) - 4) < 1e-6);
+    assert_int_equal(bl_adapt_decide(&a, 10, &ns, &d), 1);
+    assert_int_equal(d.to_batch, 16);
+    /* Large noise scale: goodput ~ throughput, so the largest efficient batch wins. */
+    ns = noise_at(5000);
+    assert_int_equal(bl_adapt_decide(&a, 20, &ns, &d), 1);
+    assert_int_equal(d.from_batch, 16);
+    assert_true(d.to_batch >= 256);
+    assert_true(d.goodput_to > 1.05 * d.goodput_from);
+    assert_true(fabsf(d.lr_factor - bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, d.noise_scale, 32,
+                                                       d.to_batch)) < 1e-5f);
+    assert_non_null(strstr(d.reason, "more goodput"));
+    assert_int_equal(bl_adapt_batch(&a), d.to_batch);
+    /* Same noise again: already optimal, holds still. */
+    assert_int_equal(bl_adapt_decide(&a, 30, &ns, &d), 0);
+    assert_int_equal(d.to_batch, d.from_batch);
+    assert_non_null(strstr(d.reason, "keep batch"));
+}
+
+static void hysteresis(void **state) {
+    bl_adapt a = make();
+    a.current = 4; /* 256 */
+    bl_adapt_decision d;
+    /* 512 is best at huge noise but gains only 12300/12000 = 2.5% < 5%: keep 256. */
+    bl_noise ns = noise_at(1e7);
+    assert_int_equal(bl_adapt_decide(&a, 10, &ns, &d), 0);
+    assert_int_equal(bl_adapt_batch(&a), 256);
+    a.cfg.min_gain = 0.01;
+    assert_int_equal(bl_adapt_decide(&a, 20, &ns, &d), 1);
+    assert_int_equal(d.to_batch, 512);
+}
+
+static void observations_correct_the_curve(void **state) {
+    bl_adapt a = make();
+    for (int i = 0; i < 100; i++) bl_adapt_observe(&a, 64, 2000);
+    assert_true(fabs(a.curve.p[2].samples_per_s - 2000) < 10);
+    assert_true(a.curve.p[1].samples_per_s == 5000); /* others untouched */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lr_factors),
+        cmocka_unit_test(waits_and_needs_an_estimate),
+        cmocka_unit_test(grows_with_the_noise_scale),
+        cmocka_unit_test(hysteresis),
+        cmocka_unit_test(observations_correct_the_curve),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

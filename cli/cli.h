@@ -8,5 +8,7 @@ int cli_info(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_load(int argc, char **argv);
 int cli_find(int argc, char **argv);
+int cli_tune(int argc, char **argv);
 int cli_noise(int argc, char **argv);
+int cli_sweep(int argc, char **argv);
 #endif

@@ -34,9 +34,7 @@ typedef struct train_opts {
 
 /* Everything the run loop needs besides the trainer. */
 typedef struct run_state {
-    bl_dataset train, val, test;
-    int have_val, have_test;
-    bl_norm norm;
+    cli_splits sp;
     bl_runlog log;
     progress prog;
     double epoch_loss_sum, epoch_acc_sum;
@@ -128,47 +126,11 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
     return 0;
 }
 
-/* Load train (+val split) and test data, fit normalisation on train. Prints
- * nothing, so a distributed run can agree on the outcome first. */
-static bl_status load_data(const cli_data_opts *d, bl_ctx *ctx, run_state *rs, uint64_t seed,
-                           bl_error *err) {
-    bl_dataset all;
-    bl_status st = cli_load_dataset(d, d->data, d->labels, "train", &ctx->mem, &all, err);
-    if (st) return st;
-    if (d->val_frac < 0 || d->val_frac >= 1) {
-        bl_dataset_free(&all, &ctx->mem);
-        return bl_fail(err, BL_ERR_ARG, "--val-frac %g must be in [0, 1)", d->val_frac);
-    }
-    size_t val_n = (size_t)(d->val_frac * (double)all.n);
-    if ((st = bl_dataset_split(&all, &rs->train, &rs->val, val_n, seed, &ctx->mem, err))) return st;
-    rs->have_val = val_n > 0;
-    const char *test = d->test;
-    if (!test && cli_data_is_dir(d->data)) test = d->data;
-    if (test) {
-        if ((st = cli_load_dataset(d, test, d->test_labels, "test", &ctx->mem, &rs->test, err)))
-            return st;
-        rs->have_test = 1;
-    }
-    bl_norm_kind nk;
-    if ((st = bl_norm_parse(&nk, d->norm, err))) return bl_error_prefix(err, "--norm");
-    if ((st = bl_norm_fit(&rs->norm, &ctx->mem, &rs->train, nk, err))) return st;
-    bl_norm_apply(&rs->norm, &rs->train);
-    if (rs->have_val) bl_norm_apply(&rs->norm, &rs->val);
-    if (rs->have_test) {
-        if (rs->test.dim != rs->train.dim)
-            return bl_fail(err, BL_ERR_SHAPE,
-                           "%s: test samples have %zu values but training samples have %zu",
-                           rs->test.name, rs->test.dim, rs->train.dim);
-        bl_norm_apply(&rs->norm, &rs->test);
-    }
-    return BL_OK;
-}
-
 static int evaluate_val(const char *cmd, bl_trainer *t, run_state *rs) {
     bl_error err = {0};
     rs->val_loss = rs->val_acc = NAN;
-    if (!rs->have_val) return 0;
-    if (bl_trainer_evaluate(t, &rs->val, &rs->val_loss, &rs->val_acc, &err))
+    if (!rs->sp.have_val) return 0;
+    if (bl_trainer_evaluate(t, &rs->sp.val, &rs->val_loss, &rs->val_acc, &err))
         return cli_fail(cmd, "%s", err.msg);
     return 0;
 }
@@ -177,7 +139,7 @@ static int evaluate_val(const char *cmd, bl_trainer *t, run_state *rs) {
 static int save_checkpoint(const char *cmd, bl_trainer *t, run_state *rs, const char *path,
                            bl_dist *dist) {
     bl_error err = {0};
-    bl_status st = bl_dist_rank(dist) == 0 ? bl_trainer_save(t, path, &rs->norm, &err) : BL_OK;
+    bl_status st = bl_dist_rank(dist) == 0 ? bl_trainer_save(t, path, &rs->sp.norm, &err) : BL_OK;
     if (bl_dist_agree(dist, st, &err)) return cli_fail(cmd, "%s", err.msg);
     return 0;
 }
@@ -326,10 +288,7 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
 
 static void free_run(bl_ctx *ctx, run_state *rs) {
     bl_runlog_close(&rs->log);
-    bl_dataset_free(&rs->train, &ctx->mem);
-    bl_dataset_free(&rs->val, &ctx->mem);
-    bl_dataset_free(&rs->test, &ctx->mem);
-    bl_norm_free(&rs->norm, &ctx->mem);
+    cli_splits_free(&rs->sp, &ctx->mem);
 }
 
 static int train_main(int argc, char **argv, bl_dist *dist) {
@@ -408,12 +367,12 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     const char *fault = getenv("BATCHLAB_FAULT_DATA_RANK");
     cli_data_opts my_d = d;
     if (fault && atoi(fault) == rank) my_d.data = "/nonexistent/injected-fault.csv";
-    bl_status st = bl_dist_agree(dist, load_data(&my_d, &ctx, &rs, cfg.seed, &err), &err);
+    bl_status st = bl_dist_agree(dist, cli_load_splits(&my_d, &ctx.mem, &rs.sp, cfg.seed, &err), &err);
     if (st) {
         free_run(&ctx, &rs);
         return cli_fail(cmd, "%s", err.msg);
     }
-    size_t n = rs.train.n;
+    size_t n = rs.sp.train.n;
     long spe = cfg.drop_last ? (long)(n / (size_t)(cfg.batch > 0 ? cfg.batch : 1))
                              : (long)((n + cfg.batch - 1) / cfg.batch);
     long total = o.steps ? o.steps : (long)o.epochs * spe;
@@ -421,8 +380,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     cfg.total_steps = total;
 
     bl_trainer *t = NULL;
-    st = bl_trainer_create(&t, &ctx, &cfg, &rs.train, &err);
-    if (!st && rs.have_test) st = bl_model_check_input(bl_trainer_model(t), rs.test.dim, rs.test.name, &err);
+    st = bl_trainer_create(&t, &ctx, &cfg, &rs.sp.train, &err);
+    if (!st && rs.sp.have_test) st = bl_model_check_input(bl_trainer_model(t), rs.sp.test.dim, rs.sp.test.name, &err);
     if (!st && o.resume_path) st = bl_trainer_resume(t, o.resume_path, &err);
     if (!st && rank == 0 && o.log_path)
         st = bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err);
@@ -435,7 +394,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         bl_adapt_config ac = {.base_batch = cfg.base_batch, .min_batch = o.min_batch,
                               .max_batch = o.max_batch, .every_steps = o.adapt_every,
                               .min_gain = 0.05};
-        if ((size_t)ac.max_batch > rs.train.n) ac.max_batch = (int)rs.train.n;
+        if ((size_t)ac.max_batch > rs.sp.train.n) ac.max_batch = (int)rs.sp.train.n;
         if (o.memory && cli_parse_bytes(o.memory, &ac.memory_bytes)) {
             rc = cli_error(cmd, "--memory expects a size such as 512M or 2G, got '%s'", o.memory);
             goto done;
@@ -446,7 +405,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         }
         if (!o.quiet && !o.json)
             fprintf(stderr, "--batch auto: measuring throughput of batches %d..%d...\n", ac.min_batch, ac.max_batch);
-        if (bl_adapt_init(&adapt, &ac, o.model, &rs.train, &cfg.opt, &ctx, &err)) {
+        if (bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &ctx, &err)) {
             rc = cli_fail(cmd, "%s", err.msg);
             goto done;
         }
@@ -461,7 +420,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     if (!o.quiet && !o.json && rank == 0)
         fprintf(stderr, "training %s (%zu parameters) on %zu samples (%zu validation), batch %d%s, %s lr %g\n",
                 bl_model_spec(bl_trainer_model(t)), bl_model_num_params(bl_trainer_model(t)), n,
-                rs.val.n, cfg.batch, world > 1 ? " across ranks" : "", bl_optim_name(&cfg.opt),
+                rs.sp.val.n, cfg.batch, world > 1 ? " across ranks" : "", bl_optim_name(&cfg.opt),
                 (double)bl_trainer_current_lr(t));
     if (world > 1 && !o.quiet && !o.json && rank == 0)
         fprintf(stderr, "data-parallel: %d ranks x %d samples per rank per update (micro-batch %d)\n",
@@ -477,11 +436,11 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     if (rc) goto done;
     if (o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist))) goto done;
     double test_loss = NAN, test_acc = NAN;
-    if (rs.have_test && bl_trainer_evaluate(t, &rs.test, &test_loss, &test_acc, &err)) {
+    if (rs.sp.have_test && bl_trainer_evaluate(t, &rs.sp.test, &test_loss, &test_acc, &err)) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    if (isnan(rs.val_acc) && rs.have_val && evaluate_val(cmd, t, &rs)) {
+    if (isnan(rs.val_acc) && rs.sp.have_val && evaluate_val(cmd, t, &rs)) {
         rc = 1;
         goto done;
     }

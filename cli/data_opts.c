@@ -62,3 +62,45 @@ bl_status cli_load_dataset(const cli_data_opts *d, const char *path, const char 
     }
     return st;
 }
+
+bl_status cli_load_splits(const cli_data_opts *d, bl_mem *mem, cli_splits *sp, uint64_t seed,
+                          bl_error *err) {
+    memset(sp, 0, sizeof *sp);
+    bl_dataset all;
+    bl_status st = cli_load_dataset(d, d->data, d->labels, "train", mem, &all, err);
+    if (st) return st;
+    if (d->val_frac < 0 || d->val_frac >= 1) {
+        bl_dataset_free(&all, mem);
+        return bl_fail(err, BL_ERR_ARG, "--val-frac %g must be in [0, 1)", d->val_frac);
+    }
+    size_t val_n = (size_t)(d->val_frac * (double)all.n);
+    if ((st = bl_dataset_split(&all, &sp->train, &sp->val, val_n, seed, mem, err))) return st;
+    sp->have_val = val_n > 0;
+    const char *test = d->test;
+    if (!test && cli_data_is_dir(d->data)) test = d->data;
+    if (test) {
+        if ((st = cli_load_dataset(d, test, d->test_labels, "test", mem, &sp->test, err)))
+            return st;
+        sp->have_test = 1;
+    }
+    bl_norm_kind nk;
+    if ((st = bl_norm_parse(&nk, d->norm, err))) return bl_error_prefix(err, "--norm");
+    if ((st = bl_norm_fit(&sp->norm, mem, &sp->train, nk, err))) return st;
+    bl_norm_apply(&sp->norm, &sp->train);
+    if (sp->have_val) bl_norm_apply(&sp->norm, &sp->val);
+    if (sp->have_test) {
+        if (sp->test.dim != sp->train.dim)
+            return bl_fail(err, BL_ERR_SHAPE,
+                           "%s: test samples have %zu values but training samples have %zu",
+                           sp->test.name, sp->test.dim, sp->train.dim);
+        bl_norm_apply(&sp->norm, &sp->test);
+    }
+    return BL_OK;
+}
+
+void cli_splits_free(cli_splits *sp, bl_mem *mem) {
+    bl_dataset_free(&sp->train, mem);
+    bl_dataset_free(&sp->val, mem);
+    bl_dataset_free(&sp->test, mem);
+    bl_norm_free(&sp->norm, mem);
+}

@@ -35,4 +35,18 @@ bl_status cli_load_dataset(const cli_data_opts *d, const char *path, const char 
 /* 1 if path names the Fashion-MNIST default or a directory. */
 int cli_data_is_dir(const char *path);
 
+/* Training data as train/validation/test with a normalisation fitted on train. */
+typedef struct cli_splits {
+    bl_dataset train, val, test;
+    int have_val, have_test;
+    bl_norm norm;
+} cli_splits;
+
+/* Load --data (split into train and --val-frac validation with seed), the test set
+ * (--test, or Fashion-MNIST's own), fit --norm on train and apply it everywhere.
+ * Prints nothing; *sp is zeroed first and may be freed whatever happens. */
+bl_status cli_load_splits(const cli_data_opts *d, bl_mem *mem, cli_splits *sp, uint64_t seed,
+                          bl_error *err);
+void cli_splits_free(cli_splits *sp, bl_mem *mem);
+
 #endif

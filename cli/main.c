@@ -15,7 +15,9 @@ static const struct {
     {"serve", cli_serve, "KServe v2 HTTP server with dynamic batching and /metrics"},
     {"load", cli_load, "load generator: open/closed loop, percentiles, rate sweeps"},
     {"find", cli_find, "largest batch for a memory budget, throughput knee, goodput-optimal batch"},
+    {"tune", cli_tune, "joint batch size x learning rate search (ASHA, examples as the resource)"},
     {"noise", cli_noise, "gradient noise scale of a checkpoint, with an interval"},
+    {"sweep", cli_sweep, "steps to a target across batch sizes, B_crit, plots, report"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,354 @@
+/* Serving: batched inference over HTTP, and a load generator to measure it.
+ *
+ *   bl_batcher   a bounded queue between request threads and ONE compute thread that
+ *                owns the model: batches form when they reach the current max batch, a
+ *                preferred size, or when the oldest request has waited max_delay_us.
+ *                Requests may carry several samples; big ones span batches.
+ *   bl_aimd      the run-time controller that moves max batch and delay to keep the
+ *                observed p99 under an objective (additive increase, multiplicative
+ *                decrease, as in Clipper, NSDI'17).
+ *   bl_server    the KServe v2 / Open Inference Protocol over libmicrohttpd, with
+ *                Prometheus text at /metrics and a graceful drain on stop.
+ *   bl_load_run  an open-loop (constant or Poisson arrivals, latency measured from the
+ *                intended send time) or closed-loop load generator over libcurl.
+ *   bl_hdr       a log-bucketed latency histogram (HDR style, < 1% relative error).
+ *
+ * Typical use (what `batchlab serve` does):
+ *
+ *   bl_serve_config cfg;  bl_serve_config_default(&cfg);
+ *   cfg.port = 0;  cfg.batch.max_batch = bl_model_max_batch(m);
+ *   bl_server *s;  bl_server_start(&s, &cfg, m, &norm, &err);   // s now owns the batcher
+ *   ... bl_server_port(s) ...  wait for SIGTERM ...
+ *   bl_server_stop(s);   // queued requests are answered first
+ *   bl_server_free(s);
+ *
+ * Thread safety: bl_batcher_submit, bl_server_* and the metrics are safe from any thread;
+ * the model is touched by the batcher thread only. */
+#ifndef BATCHLAB_SERVE_H
+#define BATCHLAB_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "batchlab/data.h"
+#include "batchlab/error.h"
+#include "batchlab/model.h"
+
+/* ======================================================================== hdr histogram */
+#define BL_HDR_SUB_BITS 7 /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
+#define BL_HDR_MAX_LOG2 44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped */
+#define BL_HDR_BUCKETS ((BL_HDR_MAX_LOG2 - BL_HDR_SUB_BITS + 2) << BL_HDR_SUB_BITS)
+
+typedef struct bl_hdr {
+    uint64_t counts[BL_HDR_BUCKETS];
+    uint64_t total, min, max;
+    double sum;
+} bl_hdr;
+
+void bl_hdr_reset(bl_hdr *h);
+void bl_hdr_record(bl_hdr *h, uint64_t value);
+void bl_hdr_record_n(bl_hdr *h, uint64_t value, uint64_t n);
+/* Add every count of src into dst. */
+void bl_hdr_merge(bl_hdr *dst, const bl_hdr *src);
+/* The value at percentile q in [0, 100]: the highest value that falls in the same bucket
+ * as the ceil(q% * total)-th smallest recorded value (never above max). 0 if empty. */
+uint64_t bl_hdr_percentile(const bl_hdr *h, double q);
+double bl_hdr_mean(const bl_hdr *h);
+/* Bucket index of a value and the bucket's [lo, hi] range (exposed for tests). */
+int bl_hdr_index(uint64_t value);
+void bl_hdr_bucket_range(int index, uint64_t *lo, uint64_t *hi);
+
+/* ======================================================================== metrics */
+typedef enum {
+    BL_FAIL_BAD_REQUEST, /* 400: malformed JSON, wrong shape/datatype/name */
+    BL_FAIL_NOT_FOUND,   /* 404: unknown path or model */
+    BL_FAIL_METHOD,      /* 405 */
+    BL_FAIL_TOO_LARGE,   /* 413: body over max_body_bytes */
+    BL_FAIL_QUEUE_FULL,  /* 503: max_queue requests already waiting */
+    BL_FAIL_SHUTDOWN,    /* 503: the server is draining */
+    BL_FAIL_TIMEOUT,     /* 504: waited in the queue past its timeout */
+    BL_FAIL_INTERNAL,    /* 500 */
+    BL_FAIL_KINDS
+} bl_fail_kind;
+const char *bl_fail_kind_name(bl_fail_kind k); /* "bad_request", ... */
+
+typedef struct bl_serve_metrics bl_serve_metrics; /* atomics; opaque */
+
+/* Prometheus text exposition format 0.0.4 of every metric (names start with batchlab_).
+ * *out is malloc'ed (caller frees). */
+bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char **out,
+                            size_t *len, bl_error *err);
+/* Read single values (for tests and the CLI's exit summary). */
+uint64_t bl_metrics_inferences(const bl_serve_metrics *m); /* samples computed */
+uint64_t bl_metrics_executions(const bl_serve_metrics *m); /* batches run */
+uint64_t bl_metrics_successes(const bl_serve_metrics *m);
+uint64_t bl_metrics_failures(const bl_serve_metrics *m, bl_fail_kind k);
+void bl_metrics_count_success(bl_serve_metrics *m, uint64_t latency_ns);
+void bl_metrics_count_failure(bl_serve_metrics *m, bl_fail_kind k);
+
+/* ======================================================================== adaptive */
+typedef enum { BL_AIMD_HOLD, BL_AIMD_INCREASE, BL_AIMD_DECREASE, BL_AIMD_SATURATED } bl_aimd_action;
+const char *bl_aimd_action_name(bl_aimd_action a);
+
+#define BL_AIMD_WINDOW_MAX 512
+/* Every window (>= min_samples completed requests and >= window_ns, or
+ * BL_AIMD_WINDOW_MAX requests) the controller looks at the p99 of request latency
+ * (queue + compute), the p99 of batch compute time and how often batches were full:
+ *  - p99 over the objective, batches mostly full and max batch below the cap: the queue
+ *    is the problem, so add to max batch (more throughput per batch) and halve the delay;
+ *    at the cap it can only hold (SATURATED: shed load with --max-queue);
+ *  - p99 over the objective otherwise: multiply max batch by `decrease` and halve delay;
+ *  - p99 under `headroom` x the objective: add `step` to max batch, and while batches are
+ *    not full, add delay_step_us to the delay (bigger batches cost less CPU per sample);
+ *  - else hold. */
+typedef struct bl_aimd {
+    double slo_ns;
+    int cap_batch, max_batch, step;
+    long cap_delay_us, delay_us, delay_step_us;
+    double decrease, headroom;
+    long min_samples;
+    uint64_t window_ns, window_start_ns;
+    /* current window */
+    uint64_t lat[BL_AIMD_WINDOW_MAX];
+    int n_lat;
+    uint64_t compute_max_ns;
+    long batches, full_batches;
+    /* last decision, for metrics */
+    uint64_t last_p99_ns;
+    bl_aimd_action last_action;
+    long decisions[4];
+} bl_aimd;
+
+/* slo_p99_ms > 0; cap_batch >= 1. The start is max batch max(1, cap/4) and delay 0; the
+ * delay never exceeds min(cap_delay_us, slo/4). */
+void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us);
+/* Record one batch of `size` samples (max batch was `max_batch` when it formed) that took
+ * compute_ns. */
+void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns);
+/* Record one completed request's latency. Returns 1 when this closed a window and a
+ * decision was made (then a->max_batch / a->delay_us / a->last_action are the new ones). */
+int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns);
+
+/* ======================================================================== batcher */
+typedef enum { BL_REQ_PENDING, BL_REQ_OK, BL_REQ_TIMEOUT, BL_REQ_FAILED } bl_req_outcome;
+
+typedef struct bl_infer_req bl_infer_req;
+/* Called exactly once per accepted request, on the batcher thread, with no batcher lock
+ * held. After it returns the batcher never touches the request again. */
+typedef void (*bl_req_done_fn)(bl_infer_req *r);
+
+struct bl_infer_req {
+    /* --- set by the caller before bl_batcher_submit; owned by the caller --- */
+    const float *x;     /* (n, in_dim) raw inputs */
+    float *out;         /* (n, out_dim) results */
+    int n;              /* samples, >= 1; may exceed the max batch (spans batches) */
+    long timeout_us;    /* 0: the batcher's default; a value above the default is capped */
+    bl_req_done_fn done;
+    void *user;
+    /* --- filled by the batcher --- */
+    bl_req_outcome outcome;
+    uint64_t t_enqueue_ns, t_start_ns, t_end_ns; /* t_start: its first batch began */
+    int batch_size;                              /* samples in its last batch */
+    /* --- private --- */
+    bl_infer_req *next;
+    uint64_t deadline_ns;
+    int taken;
+};
+
+/* Compute out(B, out_dim) from x(B, in_dim); x is the batcher's buffer and may be
+ * modified. Returns nonzero on failure (every request of the batch then FAILS). */
+typedef int (*bl_batch_fn)(void *user, float *x, int B, float *out);
+
+#define BL_MAX_PREFERRED 8
+typedef struct bl_batcher_config {
+    int max_batch;       /* hard cap (the model's max_batch), >= 1 */
+    long max_delay_us;   /* wait at most this long for a batch to fill; 0 = dispatch at once */
+    int preferred[BL_MAX_PREFERRED]; /* sizes dispatched as soon as they can be formed */
+    int n_preferred;
+    int max_queue;       /* requests waiting; a submit beyond it is refused; >= 1 */
+    long timeout_ms;     /* default per-request queue timeout; 0 = none */
+    double slo_p99_ms;   /* > 0: adaptive max batch and delay (bl_aimd); 0 = fixed */
+} bl_batcher_config;
+
+void bl_batcher_config_default(bl_batcher_config *c);
+/* Check ranges; errors name the field (as the CLI flag) and the value. */
+bl_status bl_batcher_config_check(const bl_batcher_config *c, bl_error *err);
+
+/* How many samples to dispatch now (0: keep waiting), given `queued` samples whose oldest
+ * request has waited waited_us. The rule: the current max batch when that many are
+ * queued; else the largest preferred size that can be formed; else everything (up to the
+ * max) once the delay has passed or when draining. Pure; exposed for tests. */
+int bl_batch_policy(long queued, long waited_us, int max_batch, long delay_us,
+                    const int *preferred, int n_preferred, int draining);
+
+typedef struct bl_batcher bl_batcher;
+
+/* Start the compute thread. fn/user compute a batch; in_dim/out_dim size the buffers.
+ * The batcher owns its metrics (bl_batcher_metrics). */
+bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int in_dim,
+                            int out_dim, bl_batch_fn fn, void *user, bl_error *err);
+/* Queue r. BL_OK: r->done will be called once. Refusals (r->done is NOT called):
+ * BL_ERR_NOMEM when max_queue requests are already waiting, BL_ERR_INTERRUPTED after
+ * bl_batcher_drain began, BL_ERR_ARG for n < 1 or missing buffers. */
+bl_status bl_batcher_submit(bl_batcher *b, bl_infer_req *r, bl_error *err);
+/* Submit and wait for the outcome (for tests and simple callers; r->done/user must be
+ * unset; they are used internally). */
+bl_status bl_batcher_infer(bl_batcher *b, bl_infer_req *r, bl_error *err);
+/* Refuse new requests, run everything queued at once (no delay), then stop the thread.
+ * Returns the number of requests that were waiting when the drain began. Idempotent. */
+long bl_batcher_drain(bl_batcher *b);
+/* Drain (if not yet) and free. */
+void bl_batcher_free(bl_batcher *b);
+
+bl_serve_metrics *bl_batcher_metrics(bl_batcher *b);
+long bl_batcher_queue_requests(bl_batcher *b); /* waiting now (not yet fully dispatched) */
+int bl_batcher_current_max_batch(bl_batcher *b);
+long bl_batcher_current_delay_us(bl_batcher *b);
+
+/* A bl_batch_fn that applies the checkpoint normalisation x' = (x - mean) * scale in place
+ * and runs the model's eval forward pass. Fill a bl_model_runner and pass it as user. */
+typedef struct bl_model_runner {
+    bl_model *model;
+    const bl_norm *norm; /* may be NULL or kind NONE */
+} bl_model_runner;
+int bl_model_runner_fn(void *user, float *x, int B, float *out);
+
+/* ======================================================================== protocol */
+/* What the protocol layer needs to know about the served model. */
+typedef struct bl_kserve_model {
+    const char *name;
+    const char *spec;
+    bl_shape in; /* per-sample input shape; flat models are (d, 1, 1) */
+    int in_dim, out_dim, max_batch;
+} bl_kserve_model;
+
+typedef struct bl_kserve_request {
+    char id[256];     /* "" when absent */
+    float *x;         /* (n, in_dim), malloc'ed: bl_kserve_request_free */
+    int n;
+    long timeout_ms;  /* parameters.timeout_ms; 0 = none */
+    int binary_output; /* answer with the binary-data extension */
+} bl_kserve_request;
+
+/* Parse an infer request body. header_len: the Inference-Header-Content-Length value, or
+ * -1 when the header is absent (then the whole body is JSON). Every failure is a client
+ * error (HTTP 400) with a message naming the field. */
+bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *mdl,
+                                const char *body, size_t len, long header_len, bl_error *err);
+void bl_kserve_request_free(bl_kserve_request *rq);
+/* The response body for out(n, out_dim). With rq->binary_output the JSON header is
+ * followed by the raw little-endian float32 logits and *json_len is its length (for the
+ * Inference-Header-Content-Length header); otherwise *json_len = *len. *body is malloc'ed. */
+bl_status bl_kserve_format_infer(const bl_kserve_model *mdl, const bl_kserve_request *rq,
+                                 const float *out, char **body, size_t *len, size_t *json_len,
+                                 bl_error *err);
+/* GET /v2/models/{name} body (malloc'ed; NULL only when out of memory). */
+char *bl_kserve_metadata_json(const bl_kserve_model *mdl);
+/* {"error": msg} (malloc'ed; NULL only when out of memory). */
+char *bl_kserve_error_json(const char *msg);
+
+/* ======================================================================== server */
+typedef struct bl_serve_config {
+    const char *host;       /* address to bind, default "127.0.0.1" */
+    int port;               /* 0 = any free port (see bl_server_port) */
+    const char *model_name; /* the {name} in /v2/models/{name}; default "model" */
+    int http_threads;       /* libmicrohttpd polling threads, default 1 */
+    size_t max_body_bytes;  /* larger request bodies get 413; default 64 MiB */
+    bl_batcher_config batch;
+} bl_serve_config;
+
+void bl_serve_config_default(bl_serve_config *c);
+
+typedef struct bl_server bl_server;
+
+/* Bind, start the batcher (which owns m from now on: do not run it elsewhere until
+ * bl_server_free) and the HTTP threads. cfg->batch.max_batch must not exceed the model's
+ * max batch. Errors: BL_ERR_ARG (config), BL_ERR_IO (cannot bind: names host:port). */
+bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
+                          const bl_norm *norm, bl_error *err);
+int bl_server_port(const bl_server *s);
+bl_serve_metrics *bl_server_metrics(bl_server *s);
+bl_batcher *bl_server_batcher(bl_server *s);
+
+typedef struct bl_server_stats {
+    uint64_t accepted;    /* infer requests queued to the batcher */
+    uint64_t answered;    /* of those, responses fully sent */
+    uint64_t unanswered;  /* of those, connections lost before the response was sent */
+    long queued_at_stop;  /* waiting in the queue when the drain began */
+} bl_server_stats;
+/* Graceful stop: readiness turns false and new infer requests get 503, every queued
+ * request is computed and answered, then (after at most grace_ms for the last responses
+ * to be written) the HTTP threads stop. Idempotent. */
+void bl_server_stop(bl_server *s, long grace_ms);
+void bl_server_get_stats(bl_server *s, bl_server_stats *st);
+/* Stops (if not yet) and frees; the model is the caller's again. */
+void bl_server_free(bl_server *s);
+
+/* ======================================================================== load generator */
+typedef enum { BL_LOAD_OPEN, BL_LOAD_CLOSED } bl_load_mode;
+typedef enum { BL_LOAD_JSON, BL_LOAD_BINARY } bl_load_format;
+
+typedef struct bl_load_config {
+    const char *url;     /* server base, e.g. "http://127.0.0.1:8000" */
+    const char *model;   /* model name */
+    bl_load_mode mode;
+    double rate;         /* open loop: intended requests per second */
+    int poisson;         /* open loop: exponential gaps (1) or constant (0) */
+    int concurrency;     /* closed loop: requests in flight; open loop: connections */
+    double duration_s;   /* send for this long (after warm-up) */
+    double warmup_s;     /* sent but not counted */
+    long max_requests;   /* stop sending after this many (0: no limit) */
+    long max_errors;     /* stop sending after this many failures (0: no limit) */
+    double timeout_s;    /* client timeout per request */
+    bl_load_format format;
+    const float *samples; /* (n_samples, in_dim) inputs sent round-robin */
+    size_t n_samples;
+    bl_shape shape;       /* per-sample shape (sent as [k, c, h, w]) */
+    int per_request;      /* samples per request, >= 1 */
+    uint64_t seed;        /* Poisson gaps */
+} bl_load_config;
+
+void bl_load_config_default(bl_load_config *c);
+
+typedef struct bl_load_result {
+    double offered_rps;   /* the open-loop target (0 for closed loop) */
+    double throughput_rps; /* successful counted requests / counted wall time */
+    double elapsed_s;      /* counted wall time: first counted intended send to last answer */
+    long sent, ok, failed; /* counted requests (after warm-up) */
+    long http_4xx, http_503, http_5xx, transport; /* failure classes */
+    long unsent;           /* open loop: still waiting for a connection when the run ended */
+    bl_hdr latency;        /* ns, successful counted requests, from the INTENDED send time */
+    bl_hdr send_lag;       /* ns, actual minus intended send time (generator health) */
+    char last_error[256];  /* the last failure: curl's message or the server's body */
+} bl_load_result;
+
+/* Run one load test. The result is heap-sized (two bl_hdr); allocate it with malloc.
+ * Errors: BL_ERR_ARG for a bad config, BL_ERR_IO if curl cannot start. Request failures
+ * are counted, not errors. */
+bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err);
+
+/* GET {url}/v2/models/{model}: the per-sample input shape. */
+bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shape,
+                              bl_error *err);
+/* GET {url}/metrics and read batchlab_inference_count_total, batchlab_execution_count_total
+ * and the current max batch (any pointer may be NULL). */
+bl_status bl_load_scrape(const char *url, double *inferences, double *executions,
+                         double *max_batch, bl_error *err);
+
+/* One line per rate of a sweep. */
+typedef struct bl_sweep_point {
+    double offered_rps, throughput_rps;
+    double p50_ms, p90_ms, p99_ms, p999_ms, max_ms;
+    long ok, failed;
+    double avg_batch; /* from /metrics deltas; 0 if unknown */
+    double max_batch; /* the server's current max batch at the end; 0 if unknown */
+} bl_sweep_point;
+
+/* Write the points as CSV, atomically. */
+bl_status bl_sweep_write_csv(const char *path, const bl_sweep_point *p, int n, bl_error *err);
+/* Plot p50 and p99 latency against achieved throughput (with a horizontal line at
+ * slo_ms when > 0) through gnuplot into png_path and svg_path; each is written to a
+ * temporary name and renamed, so a failed plot leaves no half-written file. */
+bl_status bl_sweep_plot(const char *csv_path, const char *png_path, const char *svg_path,
+                        const char *title, double slo_ms, bl_error *err);
+
+#endif

@@ -1,0 +1,118 @@
+/* Adaptive batching to a latency objective: AIMD on the max batch (and the delay).
+ *
+ * Clipper (Crankshaw et al., NSDI'17) grows the batch size additively until a batch
+ * takes longer than the objective, then cuts it multiplicatively. That rule looks at
+ * the compute time of a batch only. A server also queues, and under load queueing is
+ * most of the latency; cutting the batch then lowers throughput and makes the queue
+ * longer still. So each window looks at three things: the p99 of request latency
+ * (queue + compute), the longest batch compute time, and the share of batches that
+ * were full (the max batch was binding):
+ *
+ *   p99 > objective, batches full, compute < objective/2 -> the queue is the problem:
+ *        more per batch is the cure (additive increase; SATURATED at the cap);
+ *   p99 > objective otherwise                             -> batches are too slow or the
+ *        delay too long: multiplicative decrease of both;
+ *   p99 < headroom x objective                            -> additive increase where it
+ *        binds (batch when batches were full, delay when they were not and p99 is under
+ *        half the objective, since waiting to fill batches saves CPU per sample);
+ *   otherwise hold.
+ *
+ * The controller is a plain struct driven by the batcher thread (no locks); it is
+ * deterministic given its inputs, so tests feed it synthetic latencies. */
+#include <stdlib.h>
+#include <string.h>
+#include "batchlab/serve.h"
+
+const char *bl_aimd_action_name(bl_aimd_action a) {
+    switch (a) {
+    case BL_AIMD_HOLD: return "hold";
+    case BL_AIMD_INCREASE: return "increase";
+    case BL_AIMD_DECREASE: return "decrease";
+    case BL_AIMD_SATURATED: return "saturated";
+    }
+    return "?";
+}
+
+void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us) {
+    memset(a, 0, sizeof *a);
+    a->slo_ns = slo_p99_ms * 1e6;
+    a->cap_batch = cap_batch < 1 ? 1 : cap_batch;
+    a->max_batch = a->cap_batch / 4 > 1 ? a->cap_batch / 4 : 1;
+    a->step = a->cap_batch / 16 > 1 ? a->cap_batch / 16 : 1;
+    long quarter_us = (long)(slo_p99_ms * 1000.0 / 4.0);
+    a->cap_delay_us = cap_delay_us < 0 || cap_delay_us > quarter_us ? quarter_us : cap_delay_us;
+    a->delay_us = 0;
+    a->delay_step_us = (long)(slo_p99_ms * 1000.0 / 50.0);
+    if (a->delay_step_us < 1) a->delay_step_us = 1;
+    a->decrease = 0.8;
+    a->headroom = 0.8;
+    a->min_samples = 64;
+    a->window_ns = 100000000ULL; /* 100 ms */
+    a->last_action = BL_AIMD_HOLD;
+}
+
+void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns) {
+    a->batches++;
+    if (size >= max_batch) a->full_batches++;
+    if (compute_ns > a->compute_max_ns) a->compute_max_ns = compute_ns;
+}
+
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static void decide(bl_aimd *a) {
+    qsort(a->lat, (size_t)a->n_lat, sizeof a->lat[0], cmp_u64);
+    int k = (int)((99 * (long)a->n_lat + 99) / 100) - 1; /* ceil(0.99 n) - 1 */
+    uint64_t p99 = a->lat[k < 0 ? 0 : k];
+    a->last_p99_ns = p99;
+    double full = a->batches ? (double)a->full_batches / (double)a->batches : 0.0;
+    int batches_full = full >= 0.5;
+    int compute_ok = (double)a->compute_max_ns < a->slo_ns / 2;
+    bl_aimd_action act = BL_AIMD_HOLD;
+    if ((double)p99 > a->slo_ns) {
+        if (batches_full && compute_ok) {
+            if (a->max_batch < a->cap_batch) {
+                a->max_batch += a->step;
+                if (a->max_batch > a->cap_batch) a->max_batch = a->cap_batch;
+                act = BL_AIMD_INCREASE;
+            } else {
+                act = BL_AIMD_SATURATED;
+            }
+        } else {
+            int nb = (int)(a->max_batch * a->decrease);
+            if (nb >= a->max_batch) nb = a->max_batch - 1;
+            a->max_batch = nb < 1 ? 1 : nb;
+            act = BL_AIMD_DECREASE;
+        }
+        a->delay_us /= 2;
+    } else if ((double)p99 < a->headroom * a->slo_ns) {
+        if (a->full_batches > 0 && compute_ok && a->max_batch < a->cap_batch) {
+            a->max_batch += a->step;
+            if (a->max_batch > a->cap_batch) a->max_batch = a->cap_batch;
+            act = BL_AIMD_INCREASE;
+        }
+        if (!batches_full && (double)p99 < 0.5 * a->slo_ns && a->delay_us < a->cap_delay_us) {
+            a->delay_us += a->delay_step_us;
+            if (a->delay_us > a->cap_delay_us) a->delay_us = a->cap_delay_us;
+            act = BL_AIMD_INCREASE;
+        }
+    }
+    a->last_action = act;
+    a->decisions[act]++;
+}
+
+int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns) {
+    if (a->n_lat == 0 && a->window_start_ns == 0) a->window_start_ns = now_ns;
+    if (a->n_lat < BL_AIMD_WINDOW_MAX) a->lat[a->n_lat++] = latency_ns;
+    int close = a->n_lat >= BL_AIMD_WINDOW_MAX ||
+                (a->n_lat >= a->min_samples && now_ns - a->window_start_ns >= a->window_ns);
+    if (!close) return 0;
+    decide(a);
+    a->n_lat = 0;
+    a->compute_max_ns = 0;
+    a->batches = a->full_batches = 0;
+    a->window_start_ns = now_ns;
+    return 1;
+}

@@ -1,0 +1,465 @@
+/* The HTTP side of `batchlab serve`: libmicrohttpd routing for the KServe v2 endpoints,
+ * /metrics, and the hand-off of infer requests to the batcher.
+ *
+ * Request threads never block on the model. An infer request is parsed on the HTTP
+ * thread, queued to the batcher, and its connection is SUSPENDED (MHD_suspend_connection)
+ * so the same few polling threads keep serving other connections; the batcher's
+ * completion callback RESUMES it, MHD calls the handler again, and the response is
+ * formatted there. One server-wide mutex orders "suspend" before "resume": the handler
+ * holds it from submit to suspend, and the callback takes it before resuming, so a fast
+ * batch can never resume a connection that is not suspended yet. (A per-request mutex
+ * would be freed by the HTTP thread while the batcher might still be unlocking it.)
+ *
+ * Graceful stop: readiness goes false and new infer requests get 503; the batcher drains
+ * its queue (every accepted request is computed and resumed), then we wait, bounded by a
+ * grace period, until every accepted request's response has been written (counted in the
+ * MHD completion callback), and only then stop the daemon. `accepted == answered` is
+ * what the SIGTERM test checks. Bodies larger than max_body_bytes are read and dropped,
+ * then answered 413: replying before reading them would make the kernel reset the
+ * connection and the client could lose the answer. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "serve_internal.h"
+
+typedef enum {
+    R_LIVE, R_READY, R_SERVER_META, R_METRICS, R_MODEL_META, R_MODEL_READY, R_INFER,
+    R_NOT_FOUND, R_UNKNOWN_MODEL, R_UNKNOWN_VERSION
+} route_kind;
+
+struct bl_server {
+    struct MHD_Daemon *d;
+    bl_batcher *b;
+    bl_serve_metrics *m;
+    bl_model_runner runner;
+    bl_kserve_model km;
+    char name[128];
+    char *metadata;
+    size_t max_body;
+    int port;
+    pthread_mutex_t conn_mu; /* orders suspend before resume */
+    pthread_mutex_t stop_mu;
+    atomic_int draining;
+    int stopped;
+    atomic_long inflight; /* accepted requests whose response is not finished */
+    atomic_uint_fast64_t accepted, answered, unanswered;
+    long queued_at_stop;
+};
+
+typedef struct conn_ctx {
+    bl_server *s;
+    struct MHD_Connection *conn;
+    route_kind route;
+    char what[160]; /* the model or version named in the URL, for 404 messages */
+    uint64_t t0;
+    char *body;
+    size_t len, cap;
+    size_t declared; /* Content-Length, 0 if absent */
+    int too_large;
+    size_t dropped;  /* bytes read and discarded after too_large */
+    int submitted, completed, accepted;
+    bl_kserve_request rq;
+    float *out;
+    bl_infer_req ir;
+} conn_ctx;
+
+void bl_serve_config_default(bl_serve_config *c) {
+    memset(c, 0, sizeof *c);
+    c->host = "127.0.0.1";
+    c->port = 8000;
+    c->model_name = "model";
+    c->http_threads = 1;
+    c->max_body_bytes = 64u << 20;
+    bl_batcher_config_default(&c->batch);
+}
+
+/* ---- responses ------------------------------------------------------------------ */
+
+static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, char *body,
+                                 size_t len, const char *type, size_t json_len) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
+                                                                         : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (json_len) {
+        char v[32];
+        snprintf(v, sizeof v, "%zu", json_len);
+        MHD_add_response_header(r, "Inference-Header-Content-Length", v);
+    }
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, "Allow", "GET, POST");
+    enum MHD_Result ret = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, const char *json) {
+    char *b = strdup(json);
+    return send_body(conn, code, b, b ? strlen(b) : 0, "application/json", 0);
+}
+
+static enum MHD_Result send_error(bl_server *s, struct MHD_Connection *conn, unsigned code,
+                                  bl_fail_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static enum MHD_Result send_error(bl_server *s, struct MHD_Connection *conn, unsigned code,
+                                  bl_fail_kind kind, const char *fmt, ...) {
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    bl_metrics_count_failure(s->m, kind);
+    char *b = bl_kserve_error_json(msg);
+    return send_body(conn, code, b, b ? strlen(b) : 0, "application/json", 0);
+}
+
+/* ---- routing --------------------------------------------------------------------- */
+
+static route_kind route(bl_server *s, const char *url, char *what, size_t what_cap) {
+    if (!strcmp(url, "/v2/health/live")) return R_LIVE;
+    if (!strcmp(url, "/v2/health/ready")) return R_READY;
+    if (!strcmp(url, "/v2") || !strcmp(url, "/v2/")) return R_SERVER_META;
+    if (!strcmp(url, "/metrics")) return R_METRICS;
+    static const char pfx[] = "/v2/models/";
+    if (strncmp(url, pfx, sizeof pfx - 1)) return R_NOT_FOUND;
+    const char *name = url + sizeof pfx - 1, *slash = strchr(name, '/');
+    size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
+    snprintf(what, what_cap, "%.*s", (int)(nlen < 120 ? nlen : 120), name);
+    if (nlen != strlen(s->name) || strncmp(name, s->name, nlen)) return R_UNKNOWN_MODEL;
+    const char *rest = name + nlen;
+    static const char ver[] = "/versions/";
+    if (!strncmp(rest, ver, sizeof ver - 1)) {
+        const char *v = rest + sizeof ver - 1, *vs = strchr(v, '/');
+        size_t vlen = vs ? (size_t)(vs - v) : strlen(v);
+        if (vlen != 1 || v[0] != '1') {
+            snprintf(what, what_cap, "%.*s", (int)(vlen < 120 ? vlen : 120), v);
+            return R_UNKNOWN_VERSION;
+        }
+        rest = v + vlen;
+    }
+    if (!*rest) return R_MODEL_META;
+    if (!strcmp(rest, "/ready")) return R_MODEL_READY;
+    if (!strcmp(rest, "/infer")) return R_INFER;
+    return R_NOT_FOUND;
+}
+
+/* ---- infer ----------------------------------------------------------------------- */
+
+static void on_batch_done(bl_infer_req *r) {
+    conn_ctx *c = r->user;
+    pthread_mutex_lock(&c->s->conn_mu);
+    c->completed = 1;
+    MHD_resume_connection(c->conn);
+    pthread_mutex_unlock(&c->s->conn_mu);
+}
+
+static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
+    struct MHD_Connection *conn = c->conn;
+    if (c->too_large)
+        return send_error(s, conn, MHD_HTTP_CONTENT_TOO_LARGE, BL_FAIL_TOO_LARGE,
+                          "the request body (%zu bytes) exceeds the limit of %zu bytes "
+                          "(--max-body-bytes)", c->len + c->dropped, s->max_body);
+    if (atomic_load(&s->draining))
+        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
+                          "the server is shutting down");
+    long hdr_len = -1;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                "Inference-Header-Content-Length");
+    if (h) {
+        char *end;
+        hdr_len = strtol(h, &end, 10);
+        if (!*h || *end || hdr_len < 0)
+            return send_error(s, conn, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST,
+                              "Inference-Header-Content-Length '%.40s' is not a byte count", h);
+    }
+    bl_error err = {0};
+    if (bl_kserve_parse_infer(&c->rq, &s->km, c->body ? c->body : "", c->len, hdr_len, &err))
+        return send_error(s, conn, err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR
+                                                            : MHD_HTTP_BAD_REQUEST,
+                          err.code == BL_ERR_NOMEM ? BL_FAIL_INTERNAL : BL_FAIL_BAD_REQUEST, "%s",
+                          err.msg);
+    free(c->body); /* the floats are in rq.x now */
+    c->body = NULL;
+    c->out = malloc((size_t)c->rq.n * (size_t)s->km.out_dim * sizeof(float));
+    if (!c->out)
+        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+                          "out of memory for %d outputs", c->rq.n);
+    c->ir = (bl_infer_req){.x = c->rq.x, .out = c->out, .n = c->rq.n,
+                           .timeout_us = c->rq.timeout_ms * 1000, .done = on_batch_done,
+                           .user = c};
+    pthread_mutex_lock(&s->conn_mu);
+    bl_status st = bl_batcher_submit(s->b, &c->ir, &err);
+    if (!st) {
+        c->submitted = c->accepted = 1;
+        atomic_fetch_add(&s->accepted, 1);
+        atomic_fetch_add(&s->inflight, 1);
+        MHD_suspend_connection(conn);
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+    if (!st) return MHD_YES;
+    if (st == BL_ERR_NOMEM)
+        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_QUEUE_FULL, "%s", err.msg);
+    if (st == BL_ERR_INTERRUPTED)
+        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN, "%s", err.msg);
+    return send_error(s, conn, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST, "%s", err.msg);
+}
+
+static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
+    struct MHD_Connection *conn = c->conn;
+    bl_infer_req *r = &c->ir;
+    if (r->outcome == BL_REQ_TIMEOUT)
+        return send_error(s, conn, MHD_HTTP_GATEWAY_TIMEOUT, BL_FAIL_TIMEOUT,
+                          "the request waited %.1f ms in the queue, past its timeout",
+                          (double)(r->t_end_ns - r->t_enqueue_ns) * 1e-6);
+    if (r->outcome != BL_REQ_OK)
+        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+                          "the model failed on this batch");
+    char *body = NULL;
+    size_t len = 0, json_len = 0;
+    bl_error err = {0};
+    if (bl_kserve_format_infer(&s->km, &c->rq, c->out, &body, &len, &json_len, &err))
+        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
+    bl_metrics_count_success(s->m, bl_now_ns() - c->t0);
+    if (c->rq.binary_output)
+        return send_body(conn, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
+    return send_body(conn, MHD_HTTP_OK, body, len, "application/json", 0);
+}
+
+/* ---- the access handler ------------------------------------------------------------ */
+
+static enum MHD_Result respond_get(bl_server *s, conn_ctx *c) {
+    struct MHD_Connection *conn = c->conn;
+    char buf[512];
+    switch (c->route) {
+    case R_LIVE: return send_json(conn, MHD_HTTP_OK, "{\"live\":true}");
+    case R_READY:
+        return atomic_load(&s->draining) ? send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"ready\":false}")
+                                         : send_json(conn, MHD_HTTP_OK, "{\"ready\":true}");
+    case R_SERVER_META:
+        return send_json(conn, MHD_HTTP_OK,
+                         "{\"name\":\"batchlab\",\"version\":\"" BL_VERSION
+                         "\",\"extensions\":[\"binary_tensor_data\",\"metrics\"]}");
+    case R_MODEL_META: return send_json(conn, MHD_HTTP_OK, s->metadata);
+    case R_MODEL_READY: {
+        int ready = !atomic_load(&s->draining);
+        snprintf(buf, sizeof buf, "{\"name\":\"%s\",\"ready\":%s}", s->name, ready ? "true" : "false");
+        return send_json(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf);
+    }
+    case R_METRICS: {
+        char *text = NULL;
+        size_t len = 0;
+        if (bl_metrics_render(s->m, s->name, &text, &len, NULL))
+            return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+                              "cannot render metrics");
+        return send_body(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4", 0);
+    }
+    default: return MHD_NO;
+    }
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls) {
+    bl_server *s = cls;
+    conn_ctx *c = *con_cls;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        c->s = s;
+        c->conn = conn;
+        c->t0 = bl_now_ns();
+        c->route = route(s, url, c->what, sizeof c->what);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) c->declared = strtoull(cl, NULL, 10);
+        if (c->declared > s->max_body) c->too_large = 1;
+        *con_cls = c;
+        return MHD_YES;
+    }
+    if (*upload_size) { /* a chunk of the body */
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (c->route != R_INFER || c->too_large || c->len + n > s->max_body) {
+            c->too_large = c->route == R_INFER;
+            c->dropped += n;
+            return MHD_YES;
+        }
+        if (c->len + n > c->cap) {
+            size_t cap = c->cap ? c->cap : (c->declared && c->declared <= s->max_body ? c->declared : 4096);
+            while (cap < c->len + n) cap *= 2;
+            char *p = realloc(c->body, cap);
+            if (!p) return MHD_NO;
+            c->body = p;
+            c->cap = cap;
+        }
+        memcpy(c->body + c->len, upload, n);
+        c->len += n;
+        return MHD_YES;
+    }
+    /* The whole request has arrived (or the batcher resumed us). */
+    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET), is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
+    switch (c->route) {
+    case R_NOT_FOUND:
+        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s", url);
+    case R_UNKNOWN_MODEL:
+        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
+                          "unknown model '%s': this server serves '%s'", c->what, s->name);
+    case R_UNKNOWN_VERSION:
+        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
+                          "model '%s' has no version '%s' (only 1)", s->name, c->what);
+    case R_INFER:
+        if (!is_post)
+            return send_error(s, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
+                              "%s %s: infer takes POST", method, url);
+        if (!c->submitted) return infer_submit(s, c);
+        pthread_mutex_lock(&s->conn_mu); /* pairs with on_batch_done */
+        int done = c->completed;
+        pthread_mutex_unlock(&s->conn_mu);
+        return done ? infer_respond(s, c) : MHD_YES;
+    default:
+        if (!is_get)
+            return send_error(s, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
+                              "%s %s: this endpoint takes GET", method, url);
+        return respond_get(s, c);
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    bl_server *s = cls;
+    conn_ctx *c = *con_cls;
+    if (!c) return;
+    if (c->accepted) {
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) atomic_fetch_add(&s->answered, 1);
+        else atomic_fetch_add(&s->unanswered, 1);
+        atomic_fetch_sub(&s->inflight, 1);
+    }
+    bl_kserve_request_free(&c->rq);
+    free(c->out);
+    free(c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static int valid_name(const char *n) {
+    if (!n || !*n || strlen(n) > 100) return 0;
+    for (; *n; n++)
+        if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
+              *n == '_' || *n == '-' || *n == '.'))
+            return 0;
+    return 1;
+}
+
+bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
+                          const bl_norm *norm, bl_error *err) {
+    *out = NULL;
+    if (!valid_name(cfg->model_name))
+        return bl_fail(err, BL_ERR_ARG, "--name '%s' is invalid: use 1 to 100 of A-Z a-z 0-9 _ - .",
+                       cfg->model_name ? cfg->model_name : "");
+    if (cfg->port < 0 || cfg->port > 65535)
+        return bl_fail(err, BL_ERR_ARG, "--port %d is invalid: it must be in [0, 65535]", cfg->port);
+    if (cfg->http_threads < 1 || cfg->http_threads > 64)
+        return bl_fail(err, BL_ERR_ARG, "--http-threads %d is invalid: it must be in [1, 64]",
+                       cfg->http_threads);
+    if (cfg->max_body_bytes < 64)
+        return bl_fail(err, BL_ERR_ARG, "--max-body-bytes %zu is invalid: it must be at least 64",
+                       cfg->max_body_bytes);
+    if (cfg->batch.max_batch > bl_model_max_batch(m))
+        return bl_fail(err, BL_ERR_ARG, "--max-batch %d exceeds the batch the model was allocated "
+                       "for (%d)", cfg->batch.max_batch, bl_model_max_batch(m));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return bl_fail(err, BL_ERR_ARG, "--host '%s' is not an IPv4 address", host);
+    bl_server *s = calloc(1, sizeof *s);
+    if (!s) return bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
+    snprintf(s->name, sizeof s->name, "%s", cfg->model_name);
+    s->max_body = cfg->max_body_bytes;
+    s->runner = (bl_model_runner){m, norm};
+    bl_shape in = bl_model_input_shape(m);
+    s->km = (bl_kserve_model){s->name, bl_model_spec(m), in, (int)bl_shape_size(in),
+                              bl_model_output_dim(m), cfg->batch.max_batch};
+    pthread_mutex_init(&s->conn_mu, NULL);
+    pthread_mutex_init(&s->stop_mu, NULL);
+    s->metadata = bl_kserve_metadata_json(&s->km);
+    bl_status st = s->metadata ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
+    if (!st)
+        st = bl_batcher_create(&s->b, &cfg->batch, s->km.in_dim, s->km.out_dim, bl_model_runner_fn,
+                               &s->runner, err);
+    if (!st) {
+        s->m = bl_batcher_metrics(s->b);
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
+        s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handle, s,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        if (!s->d)
+            st = bl_fail(err, BL_ERR_IO, "cannot listen on %s:%d (port in use, or not a local "
+                         "address?)", host, cfg->port);
+    }
+    if (st) {
+        bl_batcher_free(s->b);
+        free(s->metadata);
+        pthread_mutex_destroy(&s->conn_mu);
+        pthread_mutex_destroy(&s->stop_mu);
+        free(s);
+        return st;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    *out = s;
+    return BL_OK;
+}
+
+int bl_server_port(const bl_server *s) { return s->port; }
+bl_serve_metrics *bl_server_metrics(bl_server *s) { return s->m; }
+bl_batcher *bl_server_batcher(bl_server *s) { return s->b; }
+
+void bl_server_stop(bl_server *s, long grace_ms) {
+    pthread_mutex_lock(&s->stop_mu);
+    if (!s->stopped) {
+        atomic_store(&s->draining, 1);
+        s->queued_at_stop = bl_batcher_drain(s->b);
+        uint64_t deadline = bl_now_ns() + (uint64_t)(grace_ms > 0 ? grace_ms : 0) * 1000000ULL;
+        while (atomic_load(&s->inflight) > 0 && bl_now_ns() < deadline) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        MHD_stop_daemon(s->d);
+        s->d = NULL;
+        s->stopped = 1;
+    }
+    pthread_mutex_unlock(&s->stop_mu);
+}
+
+void bl_server_get_stats(bl_server *s, bl_server_stats *st) {
+    st->accepted = atomic_load(&s->accepted);
+    st->answered = atomic_load(&s->answered);
+    st->unanswered = atomic_load(&s->unanswered);
+    pthread_mutex_lock(&s->stop_mu);
+    st->queued_at_stop = s->queued_at_stop;
+    pthread_mutex_unlock(&s->stop_mu);
+}
+
+void bl_server_free(bl_server *s) {
+    if (!s) return;
+    bl_server_stop(s, 5000);
+    bl_batcher_free(s->b);
+    free(s->metadata);
+    pthread_mutex_destroy(&s->conn_mu);
+    pthread_mutex_destroy(&s->stop_mu);
+    free(s);
+}

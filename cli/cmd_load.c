@@ -1,0 +1,341 @@
+/* batchlab load: a load generator for `batchlab serve` (or any KServe v2 server).
+ *
+ * Open loop (default): constant or Poisson arrivals at --rate, latency measured from the
+ * intended send time. --closed: --concurrency requests always in flight. --sweep runs
+ * the open loop at each rate and writes a CSV and a latency-throughput plot.
+ * --bare CHECKPOINT times the same requests through the model in this process, paced the
+ * same way but with no HTTP and no batcher: the baseline that gives the server's
+ * overhead. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include "args.h"
+#include "cli.h"
+#include "batchlab/serve.h"
+#include "batchlab/train.h"
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static bl_status load_input(bl_dataset *ds, bl_mem *mem, const char *path, bl_error *err) {
+    if (ends_with(path, ".npy")) return bl_dataset_load_npy(ds, mem, path, NULL, err);
+    if (ends_with(path, ".csv")) return bl_dataset_load_csv(ds, mem, path, BL_LABEL_NONE, 0, err);
+    return bl_dataset_load_idx(ds, mem, path, NULL, err);
+}
+
+/* Pixel-like inputs (uniform 0..255) when no --input is given. */
+static float *random_samples(bl_shape s, size_t n, uint64_t seed) {
+    size_t dim = bl_shape_size(s);
+    float *x = malloc(n * dim * sizeof(float));
+    if (!x) return NULL;
+    bl_rng r;
+    bl_rng_seed(&r, seed);
+    for (size_t i = 0; i < n * dim; i++)
+        x[i] = (float)(int)(256.0f * bl_rng_uniform(&r));
+    return x;
+}
+
+static double ms(uint64_t ns) { return (double)ns * 1e-6; }
+
+static void to_point(const bl_load_result *r, bl_sweep_point *p) {
+    memset(p, 0, sizeof *p);
+    p->offered_rps = r->offered_rps;
+    p->throughput_rps = r->throughput_rps;
+    p->p50_ms = ms(bl_hdr_percentile(&r->latency, 50));
+    p->p90_ms = ms(bl_hdr_percentile(&r->latency, 90));
+    p->p99_ms = ms(bl_hdr_percentile(&r->latency, 99));
+    p->p999_ms = ms(bl_hdr_percentile(&r->latency, 99.9));
+    p->max_ms = ms(r->latency.max ? r->latency.max : 0);
+    p->ok = r->ok;
+    p->failed = r->failed;
+}
+
+static cJSON *result_json(const bl_load_result *r, const bl_sweep_point *p, int per_request) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "offered_rps", r->offered_rps);
+    cJSON_AddNumberToObject(j, "throughput_rps", r->throughput_rps);
+    cJSON_AddNumberToObject(j, "samples_per_s", r->throughput_rps * per_request);
+    cJSON_AddNumberToObject(j, "elapsed_s", r->elapsed_s);
+    cJSON_AddNumberToObject(j, "sent", (double)r->sent);
+    cJSON_AddNumberToObject(j, "ok", (double)r->ok);
+    cJSON_AddNumberToObject(j, "failed", (double)r->failed);
+    cJSON_AddNumberToObject(j, "http_4xx", (double)r->http_4xx);
+    cJSON_AddNumberToObject(j, "http_503", (double)r->http_503);
+    cJSON_AddNumberToObject(j, "http_5xx", (double)r->http_5xx);
+    cJSON_AddNumberToObject(j, "transport", (double)r->transport);
+    cJSON_AddNumberToObject(j, "unsent", (double)r->unsent);
+    cJSON *l = cJSON_AddObjectToObject(j, "latency_ms");
+    cJSON_AddNumberToObject(l, "p50", p->p50_ms);
+    cJSON_AddNumberToObject(l, "p90", p->p90_ms);
+    cJSON_AddNumberToObject(l, "p99", p->p99_ms);
+    cJSON_AddNumberToObject(l, "p999", p->p999_ms);
+    cJSON_AddNumberToObject(l, "max", p->max_ms);
+    cJSON_AddNumberToObject(l, "mean", bl_hdr_mean(&r->latency) * 1e-6);
+    cJSON *s = cJSON_AddObjectToObject(j, "send_lag_ms");
+    cJSON_AddNumberToObject(s, "p50", ms(bl_hdr_percentile(&r->send_lag, 50)));
+    cJSON_AddNumberToObject(s, "p99", ms(bl_hdr_percentile(&r->send_lag, 99)));
+    if (p->avg_batch > 0) cJSON_AddNumberToObject(j, "server_avg_batch", p->avg_batch);
+    if (p->max_batch > 0) cJSON_AddNumberToObject(j, "server_max_batch", p->max_batch);
+    if (r->last_error[0]) cJSON_AddStringToObject(j, "last_error", r->last_error);
+    return j;
+}
+
+static void print_result(const bl_load_result *r, const bl_sweep_point *p, int per_request) {
+    printf("sent %ld, ok %ld, failed %ld (4xx %ld, 503 %ld, other 5xx %ld, transport %ld), "
+           "unsent %ld\n", r->sent, r->ok, r->failed, r->http_4xx, r->http_503, r->http_5xx,
+           r->transport, r->unsent);
+    printf("throughput %.1f req/s (%.1f samples/s) over %.2f s\n", r->throughput_rps,
+           r->throughput_rps * per_request, r->elapsed_s);
+    printf("latency ms (from intended send): p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  "
+           "mean %.3f\n", p->p50_ms, p->p90_ms, p->p99_ms, p->p999_ms, p->max_ms,
+           bl_hdr_mean(&r->latency) * 1e-6);
+    printf("send lag ms: p50 %.3f  p99 %.3f\n", ms(bl_hdr_percentile(&r->send_lag, 50)),
+           ms(bl_hdr_percentile(&r->send_lag, 99)));
+    if (p->avg_batch > 0)
+        printf("server: average batch %.2f during the run, max batch now %.0f\n", p->avg_batch,
+               p->max_batch);
+    if (r->last_error[0]) printf("last error: %s\n", r->last_error);
+}
+
+/* In-process baseline: the model runner the batcher uses, paced like the open loop. */
+static void run_bare(bl_model *m, const bl_norm *norm, const bl_load_config *c, long n_req,
+                     bl_load_result *r) {
+    memset(r, 0, sizeof *r);
+    bl_hdr_reset(&r->latency);
+    bl_hdr_reset(&r->send_lag);
+    bl_model_runner mr = {m, norm};
+    size_t dim = bl_shape_size(c->shape);
+    int k = c->per_request;
+    float *x = malloc((size_t)k * dim * sizeof(float));
+    float *out = malloc((size_t)k * (size_t)bl_model_output_dim(m) * sizeof(float));
+    bl_rng rng;
+    bl_rng_seed(&rng, c->seed);
+    long warm = (long)(c->warmup_s * c->rate);
+    double gap = 1e9 / c->rate, t = (double)bl_now_ns() + 1e6;
+    uint64_t first = 0, last = 0;
+    for (long i = 0; i < warm + n_req; i++) {
+        uint64_t intended = (uint64_t)t;
+        struct timespec ts = {(time_t)(intended / 1000000000ULL), (long)(intended % 1000000000ULL)};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        uint64_t sent = bl_now_ns();
+        for (int j = 0; j < k; j++)
+            memcpy(x + (size_t)j * dim, c->samples + (((size_t)i * k + j) % c->n_samples) * dim,
+                   dim * sizeof(float));
+        bl_model_runner_fn(&mr, x, k, out);
+        uint64_t done = bl_now_ns();
+        if (i >= warm) {
+            if (!first) first = intended;
+            last = done;
+            r->sent++;
+            r->ok++;
+            bl_hdr_record(&r->latency, done - intended);
+            bl_hdr_record(&r->send_lag, sent - intended);
+        }
+        t += c->poisson ? -log(1.0 - bl_rng_uniform_double(&rng)) * gap : gap;
+    }
+    r->elapsed_s = last > first ? (double)(last - first) * 1e-9 : 0;
+    r->throughput_rps = r->elapsed_s > 0 ? (double)r->ok / r->elapsed_s : 0;
+    r->offered_rps = c->rate;
+    free(x);
+    free(out);
+}
+
+static int parse_rates(const char *s, double *out, int cap) {
+    int n = 0;
+    while (s && *s) {
+        char *end;
+        double v = strtod(s, &end);
+        if (end == s || !(v > 0) || n == cap || (*end && *end != ',')) return -1;
+        out[n++] = v;
+        s = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+/* One run against the server, with the server's batch statistics over the run. */
+static bl_status run_http(const bl_load_config *c, bl_load_result *r, bl_sweep_point *p,
+                          bl_error *err) {
+    double inf0 = NAN, ex0 = NAN, inf1 = NAN, ex1 = NAN, mb = NAN;
+    bl_load_scrape(c->url, &inf0, &ex0, NULL, NULL);
+    bl_status st = bl_load_run(c, r, err);
+    if (st) return st;
+    to_point(r, p);
+    if (!bl_load_scrape(c->url, &inf1, &ex1, &mb, NULL) && ex1 > ex0) {
+        p->avg_batch = (inf1 - inf0) / (ex1 - ex0);
+        p->max_batch = mb;
+    }
+    return BL_OK;
+}
+
+int cli_load(int argc, char **argv) {
+    const char *cmd = "load";
+    bl_load_config c;
+    bl_load_config_default(&c);
+    const char *arrivals = "constant", *format = "json", *input = NULL, *sweep = NULL;
+    const char *csv = NULL, *plot = NULL, *bare = NULL;
+    int closed = 0, json = 0, threads = 1;
+    long requests = 0, seed = 1;
+    double slo_ms = 0;
+    cli_opt opts[] = {
+        {"url", ARG_STR, &c.url, "server base URL (default http://127.0.0.1:8000)", 0},
+        {"model", ARG_STR, &c.model, "model name (default model)", 0},
+        {"rate", ARG_DOUBLE, &c.rate, "open loop: intended requests per second (default 100)", 0},
+        {"arrivals", ARG_STR, &arrivals, "open loop: constant (default) or poisson", 0},
+        {"closed", ARG_FLAG, &closed, "closed loop: --concurrency requests always in flight", 0},
+        {"concurrency", ARG_INT, &c.concurrency,
+         "closed loop: requests in flight; open loop: connections (default 64)", 0},
+        {"duration", ARG_DOUBLE, &c.duration_s, "seconds of measured load (default 5)", 0},
+        {"warmup", ARG_DOUBLE, &c.warmup_s, "seconds sent first and not counted (default 0.5)", 0},
+        {"requests", ARG_LONG, &requests, "stop after this many requests (default: no limit)", 0},
+        {"max-errors", ARG_LONG, &c.max_errors, "stop sending after this many failures", 0},
+        {"timeout", ARG_DOUBLE, &c.timeout_s, "client timeout per request in seconds (default 30)", 0},
+        {"format", ARG_STR, &format, "json (default) or binary (binary-data extension)", 0},
+        {"input", ARG_STR, &input, "samples to send: X.npy, X.csv or IDX images (default: random)", 0},
+        {"per-request", ARG_INT, &c.per_request, "samples per request (default 1)", 0},
+        {"seed", ARG_LONG, &seed, "seed of Poisson gaps and random inputs (default 1)", 0},
+        {"sweep", ARG_STR, &sweep, "open loop at each rate, e.g. 500,1000,2000", 0},
+        {"csv", ARG_STR, &csv, "sweep: write the points to this CSV", 0},
+        {"plot", ARG_STR, &plot, "sweep: write PREFIX.png and PREFIX.svg (gnuplot)", 0},
+        {"slo-ms", ARG_DOUBLE, &slo_ms, "sweep: draw this p99 objective on the plot", 0},
+        {"bare", ARG_STR, &bare, "time CHECKPOINT's forward pass in-process instead (no HTTP)", 0},
+        {"threads", ARG_INT, &threads, "--bare: BLAS threads (default 1)", 0},
+        {"json", ARG_FLAG, &json, "print the result as JSON", 0},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int rc = cli_parse(cmd, "[--url URL] [--model NAME] (--rate R | --closed --concurrency N | "
+                       "--sweep R1,R2,..) ...", opts, n_opts, argc, argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (strcmp(arrivals, "constant") && strcmp(arrivals, "poisson"))
+        return cli_error(cmd, "--arrivals must be constant or poisson, got '%s'", arrivals);
+    c.poisson = !strcmp(arrivals, "poisson");
+    if (strcmp(format, "json") && strcmp(format, "binary"))
+        return cli_error(cmd, "--format must be json or binary, got '%s'", format);
+    c.format = !strcmp(format, "binary") ? BL_LOAD_BINARY : BL_LOAD_JSON;
+    c.mode = closed ? BL_LOAD_CLOSED : BL_LOAD_OPEN;
+    c.max_requests = requests;
+    c.seed = (uint64_t)seed;
+    if (requests < 0) return cli_error(cmd, "--requests %ld is invalid: it must be >= 0", requests);
+    if (closed && sweep) return cli_error(cmd, "--sweep is an open-loop mode; drop --closed");
+    if ((csv || plot) && !sweep) return cli_error(cmd, "--csv and --plot go with --sweep");
+    if (sweep && !csv) return cli_error(cmd, "--sweep needs --csv PATH");
+    if (bare && (closed || sweep)) return cli_error(cmd, "--bare times the open loop only");
+    if (c.per_request < 1)
+        return cli_error(cmd, "--per-request %d is invalid: it must be at least 1", c.per_request);
+    double rates[64];
+    int n_rates = 0;
+    if (sweep && (n_rates = parse_rates(sweep, rates, 64)) <= 0)
+        return cli_error(cmd, "--sweep '%s' must be up to 64 comma-separated positive rates", sweep);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* send times to the microsecond */
+
+    bl_error err = {0};
+    bl_ctx ctx;
+    bl_ctx_init(&ctx, threads);
+    bl_model *m = NULL;
+    bl_norm norm = {0};
+    bl_dataset ds = {0};
+    float *rnd = NULL;
+    bl_load_result *res = malloc(sizeof *res);
+    if (!res) return cli_fail(cmd, "out of memory");
+    if (bare && bl_checkpoint_load_model(&m, &norm, &ctx, bare, c.per_request, &err))
+        rc = cli_fail(cmd, "%s", err.msg);
+    if (!rc && input) {
+        if (load_input(&ds, &ctx.mem, input, &err)) rc = cli_fail(cmd, "%s", err.msg);
+        c.samples = ds.x;
+        c.n_samples = ds.n;
+        c.shape = ds.shape;
+    } else if (!rc) {
+        if (m) c.shape = bl_model_input_shape(m);
+        else if (bl_load_fetch_shape(c.url, c.model, &c.shape, &err)) rc = cli_fail(cmd, "%s", err.msg);
+        if (!rc) {
+            c.n_samples = 256;
+            c.samples = rnd = random_samples(c.shape, c.n_samples, c.seed);
+            if (!rnd) rc = cli_fail(cmd, "out of memory");
+        }
+    }
+    if (!rc && m && bl_model_check_input(m, bl_shape_size(c.shape), input ? input : "input", &err))
+        rc = cli_fail(cmd, "%s", err.msg);
+    bl_sweep_point pt;
+    if (!rc && bare) {
+        long n = requests ? requests : (long)ceil(c.rate * c.duration_s);
+        if (!json)
+            printf("bare forward of %s in-process: %ld requests of %d sample(s), %s arrivals at "
+                   "%g/s\n", bare, n, c.per_request, arrivals, c.rate);
+        run_bare(m, &norm, &c, n < 1 ? 1 : n, res);
+        to_point(res, &pt);
+    } else if (!rc && !sweep) {
+        if (!json) {
+            if (closed)
+                printf("closed loop: %d in flight for %g s (+%g s warm-up), %s, %d sample(s)/request\n",
+                       c.concurrency, c.duration_s, c.warmup_s, format, c.per_request);
+            else
+                printf("open loop: %s arrivals at %g req/s for %g s (+%g s warm-up), %d connections, "
+                       "%s, %d sample(s)/request\n", arrivals, c.rate, c.duration_s, c.warmup_s,
+                       c.concurrency, format, c.per_request);
+            fflush(stdout);
+        }
+        if (run_http(&c, res, &pt, &err)) rc = cli_fail(cmd, "%s", err.msg);
+    }
+    if (!rc && !sweep) {
+        if (json) {
+            cJSON *j = result_json(res, &pt, c.per_request);
+            cJSON_AddStringToObject(j, "mode", bare ? "bare" : closed ? "closed" : "open");
+            char *s = cJSON_Print(j);
+            printf("%s\n", s);
+            free(s);
+            cJSON_Delete(j);
+        } else {
+            print_result(res, &pt, c.per_request);
+        }
+    }
+    if (!rc && sweep) {
+        bl_sweep_point pts[64];
+        cJSON *arr = json ? cJSON_CreateArray() : NULL;
+        if (!json)
+            printf("%10s %12s %9s %9s %9s %9s %8s %9s\n", "offered/s", "achieved/s", "p50 ms",
+                   "p99 ms", "p99.9 ms", "failed", "avg B", "max B");
+        for (int i = 0; i < n_rates && !rc; i++) {
+            c.rate = rates[i];
+            if (run_http(&c, res, &pts[i], &err)) {
+                rc = cli_fail(cmd, "%s", err.msg);
+                break;
+            }
+            if (json) {
+                cJSON_AddItemToArray(arr, result_json(res, &pts[i], c.per_request));
+            } else {
+                printf("%10.0f %12.1f %9.3f %9.3f %9.3f %9ld %8.2f %9.0f\n", pts[i].offered_rps,
+                       pts[i].throughput_rps, pts[i].p50_ms, pts[i].p99_ms, pts[i].p999_ms,
+                       pts[i].failed, pts[i].avg_batch, pts[i].max_batch);
+                fflush(stdout);
+            }
+        }
+        if (!rc && bl_sweep_write_csv(csv, pts, n_rates, &err)) rc = cli_fail(cmd, "%s", err.msg);
+        if (!rc && plot) {
+            char png[4096], svg[4096], title[256];
+            snprintf(png, sizeof png, "%s.png", plot);
+            snprintf(svg, sizeof svg, "%s.svg", plot);
+            snprintf(title, sizeof title, "batchlab serve: latency against throughput (%s)", format);
+            if (bl_sweep_plot(csv, png, svg, title, slo_ms, &err)) rc = cli_fail(cmd, "%s", err.msg);
+        }
+        if (json && !rc) {
+            char *s = cJSON_Print(arr);
+            printf("%s\n", s);
+            free(s);
+        }
+        cJSON_Delete(arr);
+        if (!rc && !json)
+            fprintf(stderr, "wrote %s%s%s%s\n", csv, plot ? " and " : "", plot ? plot : "",
+                    plot ? ".{png,svg}" : "");
+    }
+    free(res);
+    free(rnd);
+    bl_dataset_free(&ds, &ctx.mem);
+    bl_norm_free(&norm, &ctx.mem);
+    bl_model_free(m);
+    return rc;
+}

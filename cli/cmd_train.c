@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "data_opts.h"
 #include "progress.h"
+#include "train_report.h"
 #include "batchlab/adapt.h"
 #include "batchlab/dist.h"
 #include "batchlab/runlog.h"
@@ -21,7 +22,7 @@ static void on_signal(int sig) { g_interrupted = sig; }
 
 typedef struct train_opts {
     const char *model, *optimizer, *schedule, *lr_scale, *loss;
-    const char *log_path, *save_path, *resume_path;
+    const char *log_path, *save_path, *resume_path, *report;
     const char *batch, *memory, *adapt_lr;
     int auto_batch, min_batch, max_batch;
     long adapt_every;
@@ -43,6 +44,7 @@ typedef struct run_state {
     const char *stop_reason;
     bl_adapt *adapt; /* --batch auto */
     int decisions;
+    train_history *hist; /* --report */
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -217,6 +219,7 @@ static int adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step
     if (bl_trainer_set_batch(t, batch, batch / 2, f, &err)) return cli_fail(cmd, "%s", err.msg);
     bl_runlog_decision(&rs->log, &d, r == 1, bl_trainer_current_lr(t));
     rs->decisions += r == 1;
+    if (r == 1 && rs->hist) history_decision(rs->hist, &d);
     if (r == 1 && !rs->prog.quiet) {
         progress_clear(&rs->prog);
         fprintf(stderr, "step %ld: batch %d -> %d, lr %.4g: %s\n", si->step, d.from_batch,
@@ -243,9 +246,12 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         rs->epoch_samples += si.batch;
         bl_runlog_step(&rs->log, &si);
         progress_step(&rs->prog, &si);
+        if (rs->hist) history_step(rs->hist, &si);
         if (rs->adapt && adapt_step(cmd, t, rs->adapt, &si, rs)) return 1;
         int do_eval = si.epoch_end || (o->eval_every && si.step % o->eval_every == 0);
         if (do_eval && evaluate_val(cmd, t, rs)) return 1;
+        if (do_eval && rs->hist && rs->sp.have_val)
+            history_eval(rs->hist, si.samples_seen, bl_now_sec() - t0, rs->val_acc);
         if (si.epoch_end) {
             bl_epoch_info ei = {.epoch = si.epoch, .step = si.step, .samples_seen = si.samples_seen,
                                 .train_loss = rs->epoch_loss_sum / rs->epoch_samples,
@@ -345,6 +351,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"resume", ARG_STR, &o.resume_path, "continue from a checkpoint", 0},
         {"no-overlap", ARG_FLAG, &o.no_overlap, "MPI: reduce gradients after backward, not during it", 0},
         {"bucket-kb", ARG_SIZE, &o.bucket_kb, "MPI: gradient bucket size for the overlap (default 1024)", 0},
+        {"report", ARG_STR, &o.report, "write a report (Markdown, HTML, plots) into this folder", 0},
         {"json", ARG_FLAG, &o.json, "print a JSON summary on stdout", 0},
         {"quiet", ARG_FLAG, &o.quiet, "no progress output", 0},
     };
@@ -425,6 +432,10 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     if (world > 1 && !o.quiet && !o.json && rank == 0)
         fprintf(stderr, "data-parallel: %d ranks x %d samples per rank per update (micro-batch %d)\n",
                 world, cfg.batch / world, bl_trainer_config(t)->micro_batch);
+    if (o.report && rank == 0 && !(rs.hist = calloc(1, sizeof *rs.hist))) {
+        rc = cli_fail(cmd, "out of memory");
+        goto done;
+    }
     progress_init(&rs.prog, total, spe, bl_trainer_steps_done(t), o.quiet || o.json || rank != 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -445,8 +456,27 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         goto done;
     }
     if (rank == 0) print_summary(t, &o, &rs, wall, test_loss, test_acc, o.json);
+    if (rs.hist) {
+        char command[2048] = "batchlab";
+        for (int i = 0; i < argc; i++)
+            snprintf(command + strlen(command), sizeof command - strlen(command), " %s", argv[i]);
+        train_outcome out = {.spec = bl_model_spec(bl_trainer_model(t)), .data = rs.sp.train.name,
+                             .stop_reason = rs.stop_reason, .command = command,
+                             .final_batch = bl_trainer_config(t)->batch,
+                             .base_batch = bl_trainer_config(t)->base_batch,
+                             .final_lr = bl_trainer_current_lr(t), .steps = bl_trainer_steps_done(t),
+                             .samples = bl_trainer_samples_seen(t), .wall_s = wall,
+                             .val_acc = rs.val_acc, .test_acc = test_acc, .target_acc = o.target_acc,
+                             .noise_scale = bl_noise_scale(bl_trainer_noise(t))};
+        if (train_report_write(o.report, rs.hist, &out, rs.adapt, &err)) {
+            rc = cli_fail(cmd, "%s", err.msg);
+            goto done;
+        }
+        if (!o.json) printf("report       %s/report.md (and report.html, plots/)\n", o.report);
+    }
     if (strcmp(rs.stop_reason, "interrupted") == 0) rc = 130;
 done:
+    free(rs.hist);
     bl_trainer_free(t);
     free_run(&ctx, &rs);
     return rc;

@@ -102,6 +102,7 @@ bl_model *bl_trainer_model(bl_trainer *t);
 const bl_noise *bl_trainer_noise(const bl_trainer *t);
 const bl_train_config *bl_trainer_config(const bl_trainer *t);
 long bl_trainer_steps_done(const bl_trainer *t);
+long bl_trainer_samples_seen(const bl_trainer *t);
 long bl_trainer_epoch(const bl_trainer *t);
 /* Current learning rate (schedule and batch scaling applied) for the next update. */
 float bl_trainer_current_lr(const bl_trainer *t);

@@ -327,4 +327,5 @@ int bl_trainer_resumed_world(const bl_trainer *t) {
 }
 const bl_train_config *bl_trainer_config(const bl_trainer *t) { return &t->cfg; }
 long bl_trainer_steps_done(const bl_trainer *t) { return t->step; }
+long bl_trainer_samples_seen(const bl_trainer *t) { return t->samples_seen; }
 long bl_trainer_epoch(const bl_trainer *t) { return t->loader.epoch; }

@@ -1,0 +1,135 @@
+/* The training report (see train_report.h). */
+#include "train_report.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "batchlab/io.h"
+#include "batchlab/markdown.h"
+#include "batchlab/plot.h"
+
+void history_step(train_history *h, const bl_step_info *si) {
+    if (h->stride == 0) h->stride = 1;
+    if (h->skip++ % h->stride) return;
+    if (h->n == HIST_MAX) { /* full: keep every other point and halve the rate */
+        for (int i = 0; i < HIST_MAX / 2; i++) {
+            h->step[i] = h->step[2 * i], h->batch[i] = h->batch[2 * i];
+            h->noise[i] = h->noise[2 * i], h->lr[i] = h->lr[2 * i];
+        }
+        h->n = HIST_MAX / 2;
+        h->stride *= 2;
+    }
+    h->step[h->n] = (double)si->step;
+    h->batch[h->n] = si->batch;
+    h->noise[h->n] = si->has_noise ? si->noise_scale : NAN;
+    h->lr[h->n] = si->lr;
+    h->n++;
+}
+
+void history_eval(train_history *h, long samples, double elapsed_s, double val_acc) {
+    if (h->m == HIST_MAX) return;
+    h->ev_samples[h->m] = (double)samples;
+    h->ev_time[h->m] = elapsed_s;
+    h->ev_acc[h->m++] = val_acc;
+}
+
+void history_decision(train_history *h, const bl_adapt_decision *d) {
+    if (h->n_dec < 64) h->dec[h->n_dec++] = *d;
+}
+
+static void plot1(const char *dir, const char *name, const char *title, const char *xl,
+                  const char *yl, const double *x, const double *y, int n, int logy,
+                  char *md, size_t cap) {
+    if (n <= 0) return;
+    bl_plot_series s = {.title = NULL, .x = x, .y = y, .n = (size_t)n, .style = BL_PLOT_LINES};
+    bl_plot p = {.title = title, .xlabel = xl, .ylabel = yl, .logy = logy, .series = &s, .n_series = 1};
+    char base[4096];
+    snprintf(base, sizeof base, "%s/plots/%s", dir, name);
+    if (bl_plot_write(&p, base, NULL) == BL_OK)
+        snprintf(md + strlen(md), cap - strlen(md), "\n![%s](plots/%s.png)\n", title, name);
+}
+
+bl_status train_report_write(const char *dir, const train_history *h, const train_outcome *o,
+                             const bl_adapt *adapt, bl_error *err) {
+    char path[4096];
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return bl_fail(err, BL_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/plots", dir);
+    if (mkdir(path, 0755) && errno != EEXIST)
+        return bl_fail(err, BL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    size_t cap = 1 << 16;
+    char *md = calloc(1, cap);
+    if (!md) return bl_fail(err, BL_ERR_NOMEM, "out of memory writing the report");
+#define ADD(...) snprintf(md + strlen(md), cap - strlen(md), __VA_ARGS__)
+    ADD("# Training report\n\n");
+    if (adapt) {
+        ADD("**Batch size: %d**, chosen while training by goodput (throughput x statistical "
+            "efficiency at the measured gradient noise scale, %.0f at the end), starting from "
+            "%d; learning rate %.4g (AdaScale gain). ",
+            o->final_batch, o->noise_scale, o->base_batch, (double)o->final_lr);
+    } else {
+        ADD("**Batch size: %d**, fixed; learning rate %.4g. ", o->final_batch, (double)o->final_lr);
+    }
+    if (o->target_acc > 0)
+        ADD("%s the validation target %.3f in %.1f s (%ld steps, %ld examples).\n\n",
+            !strncmp(o->stop_reason, "reached --target", 16) ? "Reached" : "Did not reach",
+            o->target_acc, o->wall_s, o->steps, o->samples);
+    else
+        ADD("Trained %ld steps (%ld examples) in %.1f s (%s).\n\n", o->steps, o->samples, o->wall_s,
+            o->stop_reason);
+    ADD("| | |\n|---|---|\n| model | `%s` |\n| data | %s |\n", o->spec, o->data);
+    if (isfinite(o->val_acc)) ADD("| validation accuracy | %.4f |\n", o->val_acc);
+    if (isfinite(o->test_acc)) ADD("| test accuracy | %.4f |\n", o->test_acc);
+    if (isfinite(o->noise_scale)) ADD("| gradient noise scale B_simple | %.0f |\n", o->noise_scale);
+    ADD("| command | `%s` |\n", o->command ? o->command : "");
+    if (h->n_dec) {
+        ADD("\n## Batch-size decisions\n\n| step | from | to | noise scale | predicted goodput gain |\n|---|---|---|---|---|\n");
+        for (int i = 0; i < h->n_dec; i++)
+            ADD("| %ld | %d | %d | %.0f | %+.1f%% |\n", h->dec[i].step, h->dec[i].from_batch,
+                h->dec[i].to_batch, h->dec[i].noise_scale,
+                100 * (h->dec[i].goodput_to / h->dec[i].goodput_from - 1));
+    }
+    ADD("\n## Evidence\n");
+    plot1(dir, "accuracy", "Validation accuracy against time", "seconds", "validation accuracy",
+          h->ev_time, h->ev_acc, h->m, 0, md, cap);
+    plot1(dir, "batch", "Batch size over training", "step", "batch size", h->step, h->batch, h->n,
+          1, md, cap);
+    int any_noise = 0;
+    for (int i = 0; i < h->n; i++) any_noise |= isfinite(h->noise[i]);
+    if (any_noise)
+        plot1(dir, "noise", "Gradient noise scale over training", "step", "B_simple", h->step,
+              h->noise, h->n, 1, md, cap);
+    if (adapt && adapt->curve.n) {
+        double x[BL_FIND_MAX_POINTS], t[BL_FIND_MAX_POINTS], g[BL_FIND_MAX_POINTS];
+        ADD("\n| batch | samples/s | efficiency | goodput |\n|---|---|---|---|\n");
+        for (int i = 0; i < adapt->curve.n; i++) {
+            x[i] = adapt->curve.p[i].batch, t[i] = adapt->curve.p[i].samples_per_s;
+            double e = bl_efficiency(o->noise_scale, o->base_batch, adapt->curve.p[i].batch);
+            g[i] = t[i] * e;
+            ADD("| %d%s | %.0f | %.3f | %.0f |\n", adapt->curve.p[i].batch,
+                adapt->curve.p[i].batch == o->final_batch ? " (chosen)" : "", t[i], e, g[i]);
+        }
+        bl_plot_series s[2] = {
+            {.title = "throughput (samples/s)", .x = x, .y = t, .n = (size_t)adapt->curve.n, .style = BL_PLOT_LINESPOINTS},
+            {.title = "goodput at the final noise scale", .x = x, .y = g, .n = (size_t)adapt->curve.n, .style = BL_PLOT_LINESPOINTS}};
+        bl_plot p = {.title = "Throughput and goodput against batch size", .xlabel = "batch size",
+                     .ylabel = "samples/s", .logx = 1, .logx2 = 1, .series = s, .n_series = 2};
+        snprintf(path, sizeof path, "%s/plots/goodput", dir);
+        if (bl_plot_write(&p, path, NULL) == BL_OK)
+            ADD("\n![Throughput and goodput](plots/goodput.png)\n");
+    }
+#undef ADD
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    bl_status st = bl_atomic_write(path, md, strlen(md), err);
+    char *html = st ? NULL : bl_markdown_to_html(md, "batchlab training report", 1);
+    if (!st && !html) st = bl_fail(err, BL_ERR_NOMEM, "out of memory writing the report");
+    if (!st) {
+        snprintf(path, sizeof path, "%s/report.html", dir);
+        st = bl_atomic_write(path, html, strlen(html), err);
+    }
+    free(html);
+    free(md);
+    return st;
+}

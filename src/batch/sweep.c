@@ -1,0 +1,401 @@
+/* The batch-size sweep loop (see include/batchlab/sweep.h): trials over
+ * batch sizes x learning-rate grid, each a loop around bl_trainer_step with
+ * validation checks, then the fit, results, plots and report.
+ *
+ * Design notes:
+ * - Each trial gets its own bl_ctx memory account, so its peak is exactly what
+ *   training at that B needs (datasets and the evaluation model are not in it).
+ * - Evaluation runs on a second model allocated once for big batches, with the
+ *   trainer's parameters and buffers copied in. A trainer at B = 16 would
+ *   otherwise evaluate 16 samples at a time, and evaluation cost would depend
+ *   on B and distort the comparison.
+ * - A trial's log is written as logs/<id>.jsonl.part and renamed when the trial
+ *   ends, and the trial's JSON record is the commit point: a folder holds only
+ *   finished trials, whatever moment the run is stopped at.
+ * - The noise scale at the end is measured on the evaluation model (big
+ *   batches), with bl_noise_measure restoring any state it touches. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "batch/sweep_internal.h"
+#include "batchlab/noise_measure.h"
+#include "batchlab/runlog.h"
+
+void bl_sweep_config_default(bl_sweep_config *c) {
+    memset(c, 0, sizeof *c);
+    bl_train_config_default(&c->train);
+    c->train.lr_scale = BL_LR_SCALE_SQRT;
+    c->train.base_batch = 128;
+    c->lr_mults[0] = 0.5, c->lr_mults[1] = 1, c->lr_mults[2] = 2;
+    c->n_lr_mults = 3;
+    c->eval_every_samples = 4096;
+    c->max_epochs = 20;
+    c->prune = 1;
+    c->noise_every = 10;
+    c->noise_draws = 32, c->noise_small = 64, c->noise_big = 1024;
+    c->data_name = "";
+}
+
+int bl_sweep_default_batches(size_t n_train, int *out, int cap) {
+    size_t top = n_train / 8;
+    int start = top >= 16 ? 16 : 1, n = 0;
+    for (size_t b = (size_t)start; b <= top && n < cap; b *= 2) out[n++] = (int)b;
+    if (n == 0 && cap > 0 && n_train >= 1) out[n++] = 1;
+    return n;
+}
+
+const char *bl_trial_status_name(bl_trial_status s) {
+    switch (s) {
+    case BL_TRIAL_REACHED: return "reached";
+    case BL_TRIAL_NOT_REACHED: return "not_reached";
+    case BL_TRIAL_DIVERGED: return "diverged";
+    case BL_TRIAL_PRUNED: return "pruned";
+    }
+    return "?";
+}
+
+void bl_sweep_result_free(bl_sweep_result *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_trials; i++) free(r->trials[i].hist);
+    free(r->trials);
+    r->trials = NULL;
+    r->n_trials = 0;
+}
+
+typedef struct sweep_run {
+    bl_ctx *ctx;
+    const bl_sweep_config *c;
+    const bl_dataset *train, *val, *test;
+    bl_model *eval; /* evaluation copy of the model, big batches */
+    int index, total;
+} sweep_run;
+
+static void emit(sweep_run *s, bl_sweep_ev_kind kind, const bl_trial *t, const bl_trial_point *p) {
+    if (!s->c->on_event) return;
+    bl_sweep_event ev = {.kind = kind, .index = s->index, .total = s->total, .trial = t, .point = p};
+    s->c->on_event(s->c->event_arg, &ev);
+}
+
+static int stop_requested(const bl_sweep_config *c) {
+    return c->should_stop && c->should_stop(c->stop_arg);
+}
+
+static int stop_cb(void *arg) { return stop_requested(arg); }
+
+static void sync_eval_model(bl_model *dst, bl_model *src) {
+    memcpy(bl_model_params(dst), bl_model_params(src), bl_model_num_params(src) * sizeof(float));
+    if (bl_model_num_buffers(src))
+        memcpy(bl_model_buffers(dst), bl_model_buffers(src),
+               bl_model_num_buffers(src) * sizeof(float));
+}
+
+static int reached(const bl_sweep_config *c, double acc, double loss) {
+    return c->target_acc > 0 ? acc >= c->target_acc : loss <= c->target_loss;
+}
+
+static void log_eval(bl_runlog *log, const bl_trial_point *p) {
+    if (!log->fp) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "eval");
+    cJSON_AddNumberToObject(o, "step", (double)p->step);
+    cJSON_AddNumberToObject(o, "samples_seen", (double)p->samples);
+    cJSON_AddNumberToObject(o, "val_loss", p->val_loss);
+    cJSON_AddNumberToObject(o, "val_accuracy", p->val_acc);
+    if (isfinite(p->noise_scale)) cJSON_AddNumberToObject(o, "noise_scale", p->noise_scale);
+    char *txt = cJSON_PrintUnformatted(o);
+    if (txt) fprintf(log->fp, "%s\n", txt), fflush(log->fp);
+    free(txt);
+    cJSON_Delete(o);
+}
+
+static bl_status add_point(bl_trial *t, const bl_trial_point *p, bl_error *err) {
+    if ((t->n_hist & (t->n_hist - 1)) == 0) { /* grow at powers of two */
+        size_t cap = t->n_hist ? (size_t)t->n_hist * 2 : 16;
+        bl_trial_point *h = realloc(t->hist, cap * sizeof *h);
+        if (!h) return bl_fail(err, BL_ERR_NOMEM, "sweep: out of memory for a trial's history");
+        t->hist = h;
+    }
+    t->hist[t->n_hist++] = *p;
+    return BL_OK;
+}
+
+/* Updates between evaluations at update s (see sweep.h). */
+static long eval_interval(const bl_sweep_config *c, int batch, long s) {
+    long k = lround((double)c->eval_every_samples / batch), r = (long)floor(0.02 * (double)s);
+    long v = k > r ? k : r;
+    return v > 1 ? v : 1;
+}
+
+/* The end of a trial that ran to a verdict: full-split accuracy and the noise scale. */
+static bl_status finish_trial(sweep_run *s, bl_trainer *tr, bl_trial *t, bl_error *err) {
+    const bl_sweep_config *c = s->c;
+    bl_model *m = bl_trainer_model(tr);
+    bl_loss_kind loss = c->train.loss;
+    sync_eval_model(s->eval, m);
+    bl_status st = bl_model_evaluate(s->eval, s->train, loss, &t->train_loss, &t->train_acc, err);
+    const bl_dataset *gap = s->test && s->test->n ? s->test : s->val;
+    if (!st) st = bl_model_evaluate(s->eval, gap, loss, &t->test_loss, &t->test_acc, err);
+    if (st) return st;
+    t->gen_gap = t->train_acc - t->test_acc;
+    if (t->status != BL_TRIAL_REACHED || c->noise_draws < 2) return BL_OK;
+    bl_noise_measure_config nc;
+    bl_noise_measure_config_default(&nc);
+    nc.b_small = c->noise_small, nc.b_big = c->noise_big, nc.draws = c->noise_draws;
+    nc.seed = c->train.seed, nc.loss = loss;
+    nc.should_stop = stop_cb, nc.stop_arg = (void *)c;
+    bl_noise_measurement nm;
+    st = bl_noise_measure(s->eval, s->train, &nc, &nm, err);
+    if (st) return st;
+    t->noise_scale = nm.scale, t->noise_lo = nm.scale_lo, t->noise_hi = nm.scale_hi;
+    return BL_OK;
+}
+
+static void trial_config(const bl_sweep_config *c, const bl_trial *t, long max_steps,
+                         bl_train_config *tc) {
+    *tc = c->train;
+    tc->batch = t->batch;
+    tc->micro_batch = 0;
+    tc->lr = t->lr;
+    tc->lr_scale = BL_LR_SCALE_NONE; /* already applied, with the grid multiplier */
+    tc->base_batch = t->batch;
+    tc->noise = c->noise_every > 0 && t->batch >= 2;
+    tc->noise_every = c->noise_every;
+    tc->total_steps = max_steps; /* the cosine horizon, if that schedule is chosen */
+    tc->drop_last = 0;
+}
+
+/* Runs one trial to its verdict; best_steps (or LONG_MAX) is the pruning bound. */
+static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error *err) {
+    const bl_sweep_config *c = s->c;
+    double w0 = bl_now_sec();
+    long spe = (long)((s->train->n + (size_t)t->batch - 1) / (size_t)t->batch);
+    long max_steps = (long)ceil(c->max_epochs * (double)spe);
+    if (max_steps < 1) max_steps = 1;
+    long cap = c->prune && best_steps < max_steps ? best_steps : max_steps;
+    bl_train_config tc;
+    trial_config(c, t, max_steps, &tc);
+    bl_ctx tctx = *s->ctx;
+    memset(&tctx.mem, 0, sizeof tctx.mem);
+    tctx.dist = NULL;
+    char rel[128], log_path[4096], part[4200];
+    snprintf(rel, sizeof rel, "logs/%s.jsonl", t->id);
+    sweep_path(log_path, sizeof log_path, c->out_dir, rel);
+    snprintf(part, sizeof part, "%s.part", log_path);
+    bl_trainer *tr = NULL;
+    bl_runlog log = {0};
+    bl_status st = bl_trainer_create(&tr, &tctx, &tc, s->train, err);
+    if (!st) st = bl_runlog_open(&log, part, 0, err);
+    emit(s, BL_SWEEP_EV_START, t, NULL);
+    double ep_loss = 0, ep_acc = 0;
+    long ep_n = 0, next_eval = 0;
+    bl_trial_point last = {0};
+    last.val_acc = last.val_loss = NAN;
+    while (!st) {
+        if (stop_requested(c)) {
+            st = bl_fail(err, BL_ERR_INTERRUPTED, "interrupted");
+            break;
+        }
+        bl_step_info si;
+        bl_status ss = bl_trainer_step(tr, &si, err);
+        if (ss == BL_ERR_NUMERIC) {
+            t->status = BL_TRIAL_DIVERGED;
+            t->steps = bl_trainer_steps_done(tr) + 1;
+            t->examples = (long)t->steps * t->batch;
+            bl_error_clear(err);
+            break;
+        }
+        if ((st = ss)) break;
+        t->train_s += si.step_time_s;
+        t->steps = si.step, t->examples = si.samples_seen;
+        bl_runlog_step(&log, &si);
+        ep_loss += si.loss * si.batch, ep_acc += si.acc * si.batch, ep_n += si.batch;
+        if (next_eval == 0) next_eval = eval_interval(c, t->batch, 0);
+        int at_cap = si.step >= cap;
+        if (si.step >= next_eval || at_cap) {
+            sync_eval_model(s->eval, bl_trainer_model(tr));
+            bl_trial_point p = {.step = si.step, .samples = si.samples_seen,
+                                .noise_scale = bl_noise_scale(bl_trainer_noise(tr))};
+            if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, &p.val_loss, &p.val_acc, err)))
+                break;
+            if ((st = add_point(t, &p, err))) break;
+            log_eval(&log, &p);
+            last = p;
+            emit(s, BL_SWEEP_EV_EVAL, t, &p);
+            next_eval = si.step + eval_interval(c, t->batch, si.step);
+            if (reached(c, p.val_acc, p.val_loss)) {
+                t->status = BL_TRIAL_REACHED;
+                break;
+            }
+        }
+        if (si.epoch_end) {
+            bl_epoch_info ei = {.epoch = si.epoch, .step = si.step, .samples_seen = si.samples_seen,
+                                .train_loss = ep_loss / ep_n, .train_acc = ep_acc / ep_n,
+                                .val_loss = last.val_loss, .val_acc = last.val_acc,
+                                .elapsed_s = bl_now_sec() - w0};
+            bl_runlog_epoch(&log, &ei);
+            ep_loss = ep_acc = 0, ep_n = 0;
+        }
+        if (at_cap) {
+            t->status = cap < max_steps ? BL_TRIAL_PRUNED : BL_TRIAL_NOT_REACHED;
+            break;
+        }
+    }
+    t->val_acc = last.val_acc, t->val_loss = last.val_loss;
+    if (tr) {
+        t->noise_ema = bl_noise_scale(bl_trainer_noise(tr));
+        t->peak_mem_bytes = tctx.mem.peak_bytes;
+    }
+    if (!st && (t->status == BL_TRIAL_REACHED || t->status == BL_TRIAL_NOT_REACHED))
+        st = finish_trial(s, tr, t, err);
+    bl_trainer_free(tr);
+    bl_runlog_close(&log);
+    if (!st && rename(part, log_path) != 0)
+        st = bl_fail(err, BL_ERR_IO, "%s: renaming the finished log into place failed", log_path);
+    if (st) unlink(part);
+    t->wall_s = bl_now_sec() - w0;
+    if (st) bl_error_prefix(err, "trial %s", t->id);
+    return st;
+}
+
+static bl_status check_config(const bl_sweep_config *c, const bl_dataset *train,
+                              const bl_dataset *val, bl_error *err) {
+    if (!c->out_dir || !*c->out_dir) return bl_fail(err, BL_ERR_ARG, "sweep: no output folder given");
+    if (c->n_batches < 1 || c->n_batches > BL_SWEEP_MAX_BATCHES)
+        return bl_fail(err, BL_ERR_ARG, "sweep: %d batch sizes given; 1 to %d are allowed",
+                       c->n_batches, BL_SWEEP_MAX_BATCHES);
+    for (int i = 0; i < c->n_batches; i++) {
+        if (c->batches[i] < 1 || (size_t)c->batches[i] > train->n)
+            return bl_fail(err, BL_ERR_ARG,
+                           "sweep: batch size %d must be between 1 and the %zu training samples",
+                           c->batches[i], train->n);
+        for (int j = 0; j < i; j++)
+            if (c->batches[j] == c->batches[i])
+                return bl_fail(err, BL_ERR_ARG, "sweep: batch size %d is listed twice", c->batches[i]);
+    }
+    if (c->n_lr_mults < 1 || c->n_lr_mults > BL_SWEEP_MAX_LRS)
+        return bl_fail(err, BL_ERR_ARG, "sweep: %d learning-rate multipliers given; 1 to %d are allowed",
+                       c->n_lr_mults, BL_SWEEP_MAX_LRS);
+    for (int i = 0; i < c->n_lr_mults; i++)
+        if (!(c->lr_mults[i] > 0) || !isfinite(c->lr_mults[i]))
+            return bl_fail(err, BL_ERR_ARG, "sweep: learning-rate multiplier %g must be > 0",
+                           c->lr_mults[i]);
+    if ((c->target_acc > 0) == (c->target_loss > 0))
+        return bl_fail(err, BL_ERR_ARG, "sweep: give exactly one target (accuracy or loss)");
+    if (c->target_acc > 1)
+        return bl_fail(err, BL_ERR_ARG, "sweep: target accuracy %g must be at most 1", c->target_acc);
+    if (!(c->max_epochs > 0)) return bl_fail(err, BL_ERR_ARG, "sweep: max epochs must be > 0");
+    if (c->eval_every_samples < 1)
+        return bl_fail(err, BL_ERR_ARG, "sweep: evaluation interval must be at least 1 sample");
+    if (!val || val->n == 0)
+        return bl_fail(err, BL_ERR_ARG, "sweep: a validation split is needed to check the target");
+    if (c->noise_draws >= 2 && (c->noise_small < 1 || c->noise_big <= c->noise_small ||
+                                (size_t)c->noise_big > train->n))
+        return bl_fail(err, BL_ERR_ARG,
+                       "sweep: noise batches %d < %d must fit in the %zu training samples",
+                       c->noise_small, c->noise_big, train->n);
+    return BL_OK;
+}
+
+/* Grid order: multiplier 1 (the rule) first, then outward, so pruning bites early. */
+static void grid_order(const bl_sweep_config *c, int *order) {
+    for (int i = 0; i < c->n_lr_mults; i++) order[i] = i;
+    for (int i = 1; i < c->n_lr_mults; i++)
+        for (int j = i; j > 0; j--) {
+            double a = fabs(log(c->lr_mults[order[j]])), b = fabs(log(c->lr_mults[order[j - 1]]));
+            if (a >= b) break;
+            int x = order[j];
+            order[j] = order[j - 1], order[j - 1] = x;
+        }
+}
+
+static int better(const bl_trial *a, const bl_trial *b) { /* a beats b */
+    if (a->status != BL_TRIAL_REACHED) return 0;
+    if (!b || b->status != BL_TRIAL_REACHED) return 1;
+    return a->steps < b->steps || (a->steps == b->steps && a->train_s < b->train_s);
+}
+
+static void fit_and_recommend(const bl_sweep_config *c, bl_sweep_result *r) {
+    double S[BL_SWEEP_MAX_BATCHES], E[BL_SWEEP_MAX_BATCHES];
+    int n = 0;
+    r->recommended = -1;
+    for (int i = 0; i < c->n_batches; i++) {
+        int k = r->best[i];
+        if (k < 0) continue;
+        S[n] = (double)r->trials[k].steps, E[n] = (double)r->trials[k].examples, n++;
+        if (r->recommended < 0 || r->trials[k].train_s < r->trials[r->recommended].train_s)
+            r->recommended = k;
+    }
+    bl_error e = {0};
+    r->fit_ok = bl_bcrit_fit(&r->fit, S, E, n, &e) == BL_OK;
+    snprintf(r->fit_msg, sizeof r->fit_msg, "%.500s", r->fit_ok ? "" : e.msg);
+}
+
+bl_status bl_sweep_run(bl_ctx *ctx, const bl_sweep_config *c, const bl_dataset *train,
+                       const bl_dataset *val, const bl_dataset *test, bl_sweep_result *out,
+                       bl_error *err) {
+    memset(out, 0, sizeof *out);
+    bl_status st = check_config(c, train, val, err);
+    if (st) return st;
+    sweep_data_info di = {.n_train = train->n, .n_val = val->n, .n_test = test ? test->n : 0,
+                          .test_is_val = !test || test->n == 0};
+    if ((st = sweep_prepare_dir(c, &di, err))) return st;
+    sweep_run s = {.ctx = ctx, .c = c, .train = train, .val = val, .test = test,
+                   .total = c->n_batches * c->n_lr_mults};
+    int n_classes = c->train.n_classes > 0 ? c->train.n_classes : train->n_classes;
+    int eval_batch = 1024;
+    if (c->noise_draws >= 2 && c->noise_small > eval_batch) eval_batch = c->noise_small;
+    st = bl_model_create(&s.eval, c->train.spec, train->shape, n_classes, err);
+    if (!st) st = bl_model_alloc(s.eval, ctx, eval_batch, err);
+    out->trials = calloc((size_t)s.total, sizeof *out->trials);
+    if (!st && !out->trials) st = bl_fail(err, BL_ERR_NOMEM, "sweep: out of memory");
+    int order[BL_SWEEP_MAX_LRS];
+    grid_order(c, order);
+    for (int bi = 0; bi < c->n_batches && !st; bi++) {
+        int B = c->batches[bi];
+        float lr0 = bl_lr_scale(c->train.lr_scale, c->train.lr, B, c->train.base_batch);
+        bl_trial *best = NULL;
+        out->best[bi] = -1;
+        for (int g = 0; g < c->n_lr_mults && !st; g++) {
+            int k = bi * c->n_lr_mults + order[g];
+            bl_trial *t = &out->trials[k];
+            out->n_trials = out->n_trials > k + 1 ? out->n_trials : k + 1;
+            t->batch = B;
+            t->lr_mult = c->lr_mults[order[g]];
+            t->lr = (float)(lr0 * t->lr_mult);
+            sweep_trial_id(t->id, sizeof t->id, B, t->lr);
+            t->train_acc = t->train_loss = t->test_acc = t->test_loss = t->gen_gap = NAN;
+            t->noise_ema = t->noise_scale = t->noise_lo = t->noise_hi = NAN;
+            t->val_acc = t->val_loss = NAN;
+            s.index = bi * c->n_lr_mults + g + 1;
+            int got = sweep_trial_load(c->out_dir, t, err);
+            if (got < 0) {
+                st = err ? err->code : BL_ERR_FORMAT;
+                break;
+            }
+            if (got) {
+                out->n_skipped++;
+                emit(&s, BL_SWEEP_EV_SKIP, t, NULL);
+            } else {
+                st = run_trial(&s, t, best ? best->steps : LONG_MAX, err);
+                if (!st) st = sweep_trial_save(c->out_dir, t, err);
+                if (!st) emit(&s, BL_SWEEP_EV_END, t, NULL);
+            }
+            if (!st && better(t, best)) best = t, out->best[bi] = k;
+        }
+    }
+    if (out->trials) out->n_trials = s.total;
+    bl_model_free(s.eval);
+    if (!st) {
+        fit_and_recommend(c, out);
+        st = sweep_write_results(c, &di, out, err);
+    }
+    if (!st) st = sweep_write_report(c, &di, out, err);
+    if (!st && stop_requested(c))
+        st = bl_fail(err, BL_ERR_INTERRUPTED, "sweep interrupted while writing the report");
+    if (st) bl_sweep_result_free(out);
+    return st;
+}

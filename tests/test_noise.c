@@ -105,7 +105,7 @@ static void averaged_estimates_match_closed_form(void **state) {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
         double d2 = settings[i];
         double want = truth_trace(d2) / truth_g2(d2);
-        estimates e = run_estimator(d2, 8, 64, 8, 20000, 0.95, 100 + i);
+        estimates e = run_estimator(d2, 8, 64, 8, 10000, 0.95, 100 + i);
         fprintf(stderr, "  |delta|^2 %-5g B_simple true %7.3f  averaged %7.3f (%+.1f%%)  "
                 "|G|^2 %+.1f%%  tr %+.1f%%\n", d2, want, e.scale, 100 * (e.scale / want - 1),
                 100 * (e.g2 / truth_g2(d2) - 1), 100 * (e.trace / truth_trace(d2) - 1));
@@ -136,7 +136,7 @@ static void wrong_small_batch_is_detected(void **state) {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
         double d2 = settings[i];
         double want = truth_trace(d2) / truth_g2(d2);
-        estimates e = run_estimator(d2, 8, 64, 16, 20000, 0.95, 100 + i);
+        estimates e = run_estimator(d2, 8, 64, 16, 2000, 0.95, 100 + i);
         fprintf(stderr, "  |delta|^2 %-5g told b=16 (really 8): B_simple %7.3f vs %7.3f (%+.0f%%)\n",
                 d2, e.scale, want, 100 * (e.scale / want - 1));
         assert_true(rel_err(e.scale, want) > 0.10);

@@ -15,8 +15,12 @@
 #include "batchlab/train.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; CLI-only state */
-static void on_signal(int sig) { g_stop = sig; }
-static int should_stop(void *arg) { return g_stop != 0; }
+static void on_signal(int sig) {
+    g_stop = sig;
+}
+static int should_stop(void *arg) {
+    return g_stop != 0;
+}
 
 static void add_num(cJSON *j, const char *k, double v) {
     if (isfinite(v))
@@ -64,8 +68,10 @@ static void print_result(const char *ckpt, const bl_dataset *ds, const bl_noise_
         else
             printf("unbounded] (|G|^2 is not resolved: use more --draws or a bigger --big)\n");
     } else {
-        printf("  B_simple     not resolved: the |G|^2 estimate is not positive; use more --draws or "
-               "a bigger --big (lower bound %.1f)\n", r->scale_lo);
+        printf(
+            "  B_simple     not resolved: the |G|^2 estimate is not positive; use more --draws or "
+            "a bigger --big (lower bound %.1f)\n",
+            r->scale_lo);
     }
     printf("  train loss   %.4f (train mode, over the big batches); %.1f s\n", r->mean_loss,
            r->seconds);
@@ -99,19 +105,24 @@ int cli_noise(int argc, char **argv) {
                        n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     if (!ckpt) return cli_error(cmd, "--checkpoint PATH is required");
-    if (c.b_small < 1) return cli_error(cmd, "--small %d is invalid: it must be at least 1", c.b_small);
+    if (c.b_small < 1)
+        return cli_error(cmd, "--small %d is invalid: it must be at least 1", c.b_small);
     if (c.b_big <= c.b_small)
         return cli_error(cmd, "--big %d must be larger than --small %d", c.b_big, c.b_small);
     if (c.draws < 2) return cli_error(cmd, "--draws %d is invalid: at least 2 are needed", c.draws);
     if (!(c.confidence > 0 && c.confidence < 1))
         return cli_error(cmd, "--confidence %g must be between 0 and 1", c.confidence);
-    if (c.n_boot < 100) return cli_error(cmd, "--bootstrap %d is too few: use at least 100", c.n_boot);
+    if (c.n_boot < 100)
+        return cli_error(cmd, "--bootstrap %d is too few: use at least 100", c.n_boot);
     if (seed < 0) return cli_error(cmd, "--seed must not be negative");
     if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_error(cmd, "--split must be train or test, got '%s'", split);
-    if (!strcmp(loss_name, "xent")) c.loss = BL_LOSS_XENT;
-    else if (!strcmp(loss_name, "mse")) c.loss = BL_LOSS_MSE;
-    else return cli_error(cmd, "--loss must be xent or mse, got '%s'", loss_name);
+    if (!strcmp(loss_name, "xent"))
+        c.loss = BL_LOSS_XENT;
+    else if (!strcmp(loss_name, "mse"))
+        c.loss = BL_LOSS_MSE;
+    else
+        return cli_error(cmd, "--loss must be xent or mse, got '%s'", loss_name);
     c.seed = (uint64_t)seed;
     c.should_stop = should_stop;
 
@@ -139,10 +150,14 @@ int cli_noise(int argc, char **argv) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
     }
-    if (st == BL_ERR_INTERRUPTED) rc = (cli_fail(cmd, "%s", err.msg), 130);
-    else if (st == BL_ERR_ARG) rc = cli_error(cmd, "%s", err.msg);
-    else if (st) rc = cli_fail(cmd, "%s", err.msg);
-    else print_result(ckpt, &ds, &r, json);
+    if (st == BL_ERR_INTERRUPTED)
+        rc = (cli_fail(cmd, "%s", err.msg), 130);
+    else if (st == BL_ERR_ARG)
+        rc = cli_error(cmd, "%s", err.msg);
+    else if (st)
+        rc = cli_fail(cmd, "%s", err.msg);
+    else
+        print_result(ckpt, &ds, &r, json);
     bl_dataset_free(&ds, &ctx.mem);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);

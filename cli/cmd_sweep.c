@@ -15,8 +15,12 @@
 #include "batchlab/sweep.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; CLI-only state */
-static void on_signal(int sig) { g_stop = sig; }
-static int should_stop(void *arg) { return g_stop != 0; }
+static void on_signal(int sig) {
+    g_stop = sig;
+}
+static int should_stop(void *arg) {
+    return g_stop != 0;
+}
 
 typedef struct sweep_opts {
     const char *model, *optimizer, *schedule, *lr_scale, *loss, *batches, *grid, *out;
@@ -43,8 +47,10 @@ static int parse_list(const char *cmd, const char *flag, const char *s, int as_i
         for (int i = 0; i < *n; i++)
             if (as_int ? ints[i] == (int)v : dbls[i] == v)
                 return cli_error(cmd, "%s: %g is listed twice", flag, v);
-        if (as_int) ints[(*n)++] = (int)v;
-        else dbls[(*n)++] = v;
+        if (as_int)
+            ints[(*n)++] = (int)v;
+        else
+            dbls[(*n)++] = v;
         if (*end == '\0') return 0;
         p = end + 1;
     }
@@ -60,10 +66,12 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
                         bl_sweep_config *c) {
     bl_error err = {0};
     bl_train_config *t = &c->train;
-    if (bl_optim_parse(&t->opt, o->optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
+    if (bl_optim_parse(&t->opt, o->optimizer, &err))
+        return cli_error(cmd, "--optimizer: %s", err.msg);
     if (seen(opts, n_opts, "momentum")) {
         if (t->opt.kind != BL_OPT_SGD)
-            return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s", o->optimizer);
+            return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s",
+                             o->optimizer);
         if (o->momentum < 0 || o->momentum >= 1)
             return cli_error(cmd, "--momentum %g must be in [0, 1)", (double)o->momentum);
         t->opt.momentum = o->momentum;
@@ -77,14 +85,21 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
         if (o->weight_decay < 0) return cli_error(cmd, "--weight-decay must be >= 0");
         t->opt.weight_decay = o->weight_decay;
     }
-    if (bl_schedule_parse(&t->sched, o->schedule, &err)) return cli_error(cmd, "--schedule: %s", err.msg);
-    if (t->sched == BL_SCHED_STEP) return cli_error(cmd, "--schedule step is not supported by sweep; use constant or cosine");
-    if (bl_lr_scale_parse(&t->lr_scale, o->lr_scale, &err)) return cli_error(cmd, "--lr-scale: %s", err.msg);
-    if (!strcmp(o->loss, "xent")) t->loss = BL_LOSS_XENT;
-    else if (!strcmp(o->loss, "mse")) t->loss = BL_LOSS_MSE;
-    else return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
+    if (bl_schedule_parse(&t->sched, o->schedule, &err))
+        return cli_error(cmd, "--schedule: %s", err.msg);
+    if (t->sched == BL_SCHED_STEP)
+        return cli_error(cmd, "--schedule step is not supported by sweep; use constant or cosine");
+    if (bl_lr_scale_parse(&t->lr_scale, o->lr_scale, &err))
+        return cli_error(cmd, "--lr-scale: %s", err.msg);
+    if (!strcmp(o->loss, "xent"))
+        t->loss = BL_LOSS_XENT;
+    else if (!strcmp(o->loss, "mse"))
+        t->loss = BL_LOSS_MSE;
+    else
+        return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
     if (!(t->lr > 0)) return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)t->lr);
-    if (t->base_batch < 1) return cli_error(cmd, "--base-batch %d must be at least 1", t->base_batch);
+    if (t->base_batch < 1)
+        return cli_error(cmd, "--base-batch %d must be at least 1", t->base_batch);
     if (o->warmup < 0) return cli_error(cmd, "--warmup must not be negative");
     if (o->seed < 0) return cli_error(cmd, "--seed must not be negative");
     if (o->batches && parse_list(cmd, "--batches", o->batches, 1, c->batches, NULL,
@@ -96,7 +111,7 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
     int has_acc = seen(opts, n_opts, "target-acc"), has_loss = seen(opts, n_opts, "target-loss");
     if (has_acc == has_loss)
         return cli_error(cmd, "give exactly one target: --target-acc X (validation accuracy) or "
-                         "--target-loss X (validation loss)");
+                              "--target-loss X (validation loss)");
     if (has_acc && !(c->target_acc > 0 && c->target_acc <= 1))
         return cli_error(cmd, "--target-acc %g must be in (0, 1]", c->target_acc);
     if (has_loss && !(c->target_loss > 0))
@@ -112,7 +127,9 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
                          c->noise_small, c->noise_big);
     if (!(t->noise_decay > 0 && t->noise_decay < 1))
         return cli_error(cmd, "--noise-decay %g must be in (0, 1)", t->noise_decay);
-    if (!o->out) return cli_error(cmd, "--out DIR is required: the folder for results, plots and the report");
+    if (!o->out)
+        return cli_error(cmd,
+                         "--out DIR is required: the folder for results, plots and the report");
     t->spec = o->model;
     t->warmup_steps = o->warmup;
     t->seed = (uint64_t)o->seed;
@@ -139,8 +156,10 @@ static bl_status load_data(const cli_data_opts *d, bl_mem *mem, uint64_t seed, d
                            bl_error *err) {
     bl_dataset all;
     if (!(d->val_frac > 0 && d->val_frac < 1))
-        return bl_fail(err, BL_ERR_ARG, "--val-frac %g must be in (0, 1): the target is checked "
-                       "on validation data", d->val_frac);
+        return bl_fail(err, BL_ERR_ARG,
+                       "--val-frac %g must be in (0, 1): the target is checked "
+                       "on validation data",
+                       d->val_frac);
     bl_status st = cli_load_dataset(d, d->data, d->labels, "train", mem, &all, err);
     if (st) return st;
     size_t val_n = (size_t)(d->val_frac * (double)all.n);
@@ -157,8 +176,10 @@ static bl_status load_data(const cli_data_opts *d, bl_mem *mem, uint64_t seed, d
     bl_norm_apply(&ds->norm, &ds->val);
     if (ds->test.n) {
         if (ds->test.dim != ds->train.dim)
-            return bl_fail(err, BL_ERR_SHAPE, "%s: test samples have %zu values but training "
-                           "samples have %zu", ds->test.name, ds->test.dim, ds->train.dim);
+            return bl_fail(err, BL_ERR_SHAPE,
+                           "%s: test samples have %zu values but training "
+                           "samples have %zu",
+                           ds->test.name, ds->test.dim, ds->train.dim);
         bl_norm_apply(&ds->norm, &ds->test);
     }
     return BL_OK;
@@ -220,18 +241,21 @@ static void print_summary(const bl_sweep_config *c, const bl_sweep_result *r, in
     else
         printf("recommended  none: no batch size reached the target\n");
     if (r->fit_ok)
-        printf("B_crit       %.0f (S_min %.0f steps, E_min %.0f examples, R^2 %.3f over %d sizes)\n",
-               r->fit.b_crit, r->fit.s_min, r->fit.e_min, r->fit.r2, r->fit.n);
+        printf(
+            "B_crit       %.0f (S_min %.0f steps, E_min %.0f examples, R^2 %.3f over %d sizes)\n",
+            r->fit.b_crit, r->fit.s_min, r->fit.e_min, r->fit.r2, r->fit.n);
     else
         printf("B_crit       not fitted: %s\n", r->fit_msg);
     if (r->plot_msg[0]) printf("plots        %s\n", r->plot_msg);
-    printf("report       %s/report.md and report.html; table %s/results.csv\n", c->out_dir, c->out_dir);
+    printf("report       %s/report.md and report.html; table %s/results.csv\n", c->out_dir,
+           c->out_dir);
 }
 
 /* The command line, for the report (arguments with spaces quoted). */
 static char *join_args(int argc, char **argv) {
     size_t n = 32;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 3;
+    for (int i = 0; i < argc; i++)
+        n += strlen(argv[i]) + 3;
     char *s = malloc(n);
     if (!s) return NULL;
     strcpy(s, "batchlab sweep");
@@ -251,37 +275,56 @@ int cli_sweep(int argc, char **argv) {
     cli_data_opts d;
     cli_data_opts_default(&d);
     c.train.lr = 0.05f;
-    sweep_opts o = {.model = "mlp", .optimizer = "momentum", .schedule = "constant",
-                    .lr_scale = "sqrt", .loss = "xent", .seed = 1};
+    sweep_opts o = {.model = "mlp",
+                    .optimizer = "momentum",
+                    .schedule = "constant",
+                    .lr_scale = "sqrt",
+                    .loss = "xent",
+                    .seed = 1};
     cli_opt opts[] = {
-        {"out", ARG_STR, &o.out, "folder for trials, logs, results, plots and report (required)", 0},
+        {"out", ARG_STR, &o.out, "folder for trials, logs, results, plots and report (required)",
+         0},
         {"model", ARG_STR, &o.model, "model spec or preset: mlp (default), cnn, logreg", 0},
-        {"batches", ARG_STR, &o.batches, "batch sizes, e.g. 16,32,64 (default: powers of two from 16 to n/8)", 0},
-        {"target-acc", ARG_DOUBLE, &c.target_acc, "train each trial to this validation accuracy", 0},
+        {"batches", ARG_STR, &o.batches,
+         "batch sizes, e.g. 16,32,64 (default: powers of two from 16 to n/8)", 0},
+        {"target-acc", ARG_DOUBLE, &c.target_acc, "train each trial to this validation accuracy",
+         0},
         {"target-loss", ARG_DOUBLE, &c.target_loss, "... or to this validation loss", 0},
-        {"max-epochs", ARG_DOUBLE, &c.max_epochs, "give up on a trial after N epochs (default 20)", 0},
-        {"eval-every-samples", ARG_LONG, &c.eval_every_samples, "check the target every ~N examples (default 4096)", 0},
+        {"max-epochs", ARG_DOUBLE, &c.max_epochs, "give up on a trial after N epochs (default 20)",
+         0},
+        {"eval-every-samples", ARG_LONG, &c.eval_every_samples,
+         "check the target every ~N examples (default 4096)", 0},
         {"lr", ARG_FLOAT, &c.train.lr, "learning rate at --base-batch (default 0.05)", 0},
-        {"lr-scale", ARG_STR, &o.lr_scale, "scale lr with the batch: sqrt (default), linear, none", 0},
-        {"base-batch", ARG_INT, &c.train.base_batch, "batch size at which --lr is given (default 128)", 0},
-        {"lr-grid", ARG_STR, &o.grid, "multipliers tried around the scaled lr, best kept (default 0.5,1,2; 1 = rule only)", 0},
-        {"no-prune", ARG_FLAG, &o.no_prune, "run every grid trial to its end, even when it cannot win", 0},
+        {"lr-scale", ARG_STR, &o.lr_scale, "scale lr with the batch: sqrt (default), linear, none",
+         0},
+        {"base-batch", ARG_INT, &c.train.base_batch,
+         "batch size at which --lr is given (default 128)", 0},
+        {"lr-grid", ARG_STR, &o.grid,
+         "multipliers tried around the scaled lr, best kept (default 0.5,1,2; 1 = rule only)", 0},
+        {"no-prune", ARG_FLAG, &o.no_prune,
+         "run every grid trial to its end, even when it cannot win", 0},
         {"optimizer", ARG_STR, &o.optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
         {"momentum", ARG_FLOAT, &o.momentum, "SGD momentum (default 0.9 for momentum/nesterov)", 0},
         {"nesterov", ARG_FLAG, &o.nesterov, "Nesterov momentum", 0},
-        {"weight-decay", ARG_FLOAT, &o.weight_decay, "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
+        {"weight-decay", ARG_FLOAT, &o.weight_decay,
+         "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
         {"schedule", ARG_STR, &o.schedule, "constant (default) or cosine over --max-epochs", 0},
         {"warmup", ARG_LONG, &o.warmup, "linear warm-up over N updates", 0},
         {"loss", ARG_STR, &o.loss, "xent (default) or mse", 0},
-        {"noise-every", ARG_INT, &c.noise_every, "noise-scale estimate during training every N updates (default 10, 0 = off)", 0},
-        {"noise-decay", ARG_DOUBLE, &c.train.noise_decay, "EMA decay of that estimate (default 0.95)", 0},
-        {"noise-draws", ARG_INT, &c.noise_draws, "batches for the noise scale at the target (default 32, 0 = off)", 0},
+        {"noise-every", ARG_INT, &c.noise_every,
+         "noise-scale estimate during training every N updates (default 10, 0 = off)", 0},
+        {"noise-decay", ARG_DOUBLE, &c.train.noise_decay,
+         "EMA decay of that estimate (default 0.95)", 0},
+        {"noise-draws", ARG_INT, &c.noise_draws,
+         "batches for the noise scale at the target (default 32, 0 = off)", 0},
         {"noise-small", ARG_INT, &c.noise_small, "small batch of that measurement (default 64)", 0},
         {"noise-big", ARG_INT, &c.noise_big, "big batch of that measurement (default 1024)", 0},
         CLI_DATA_OPTS(d),
-        {"test", ARG_STR, &d.test, "test set for the generalisation gap (default: Fashion-MNIST's)", 0},
+        {"test", ARG_STR, &d.test, "test set for the generalisation gap (default: Fashion-MNIST's)",
+         0},
         {"test-labels", ARG_STR, &d.test_labels, "labels for --test", 0},
-        {"val-frac", ARG_DOUBLE, &d.val_frac, "fraction of training data for validation (default 0.1)", 0},
+        {"val-frac", ARG_DOUBLE, &d.val_frac,
+         "fraction of training data for validation (default 0.1)", 0},
         {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and the split (default 1)", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (default: all cores)", 0},
@@ -289,7 +332,8 @@ int cli_sweep(int argc, char **argv) {
         {"quiet", ARG_FLAG, &o.quiet, "no progress lines", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    int rc = cli_parse(cmd, "--out DIR --target-acc X [options]", opts, n_opts, argc, argv, NULL, 0, NULL);
+    int rc = cli_parse(cmd, "--out DIR --target-acc X [options]", opts, n_opts, argc, argv, NULL, 0,
+                       NULL);
     if (rc) return rc == 1 ? 0 : rc;
     if ((rc = build_config(cmd, &o, opts, n_opts, &c))) return rc;
 
@@ -303,16 +347,20 @@ int cli_sweep(int argc, char **argv) {
         free_data(&ds, &ctx.mem);
         return st == BL_ERR_ARG ? cli_error(cmd, "%s", err.msg) : cli_fail(cmd, "%s", err.msg);
     }
-    if (c.n_batches == 0) c.n_batches = bl_sweep_default_batches(ds.train.n, c.batches, BL_SWEEP_MAX_BATCHES);
+    if (c.n_batches == 0)
+        c.n_batches = bl_sweep_default_batches(ds.train.n, c.batches, BL_SWEEP_MAX_BATCHES);
     for (int i = 0; i < c.n_batches; i++)
         if ((size_t)c.batches[i] > ds.train.n) {
-            rc = cli_error(cmd, "--batches: %d exceeds the %zu training samples (after the %g "
-                           "validation split)", c.batches[i], ds.train.n, d.val_frac);
+            rc = cli_error(cmd,
+                           "--batches: %d exceeds the %zu training samples (after the %g "
+                           "validation split)",
+                           c.batches[i], ds.train.n, d.val_frac);
             free_data(&ds, &ctx.mem);
             return rc;
         }
     if (c.noise_draws && (size_t)c.noise_big > ds.train.n) c.noise_big = (int)ds.train.n;
-    if (c.noise_draws && c.noise_small >= c.noise_big) c.noise_small = c.noise_big / 2 > 0 ? c.noise_big / 2 : 1;
+    if (c.noise_draws && c.noise_small >= c.noise_big)
+        c.noise_small = c.noise_big / 2 > 0 ? c.noise_big / 2 : 1;
     c.data_name = ds.train.name;
     char *line = join_args(argc, argv);
     c.command = line;
@@ -320,9 +368,11 @@ int cli_sweep(int argc, char **argv) {
     c.should_stop = should_stop;
     c.on_event = on_event, c.event_arg = &ps;
     if (!ps.quiet)
-        fprintf(stderr, "sweep of %s on %zu samples (%zu validation): %d batch sizes x %d learning "
-                "rates, target %s %g, into %s\n", o.model, ds.train.n, ds.val.n, c.n_batches,
-                c.n_lr_mults, c.target_acc > 0 ? "val acc" : "val loss",
+        fprintf(stderr,
+                "sweep of %s on %zu samples (%zu validation): %d batch sizes x %d learning "
+                "rates, target %s %g, into %s\n",
+                o.model, ds.train.n, ds.val.n, c.n_batches, c.n_lr_mults,
+                c.target_acc > 0 ? "val acc" : "val loss",
                 c.target_acc > 0 ? c.target_acc : c.target_loss, c.out_dir);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -332,8 +382,10 @@ int cli_sweep(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     if (ps.tty && !ps.quiet) fputs("\r\033[K", stderr);
     if (st == BL_ERR_INTERRUPTED) {
-        cli_fail(cmd, "interrupted (%s). Finished trials are saved in %s; run the same command "
-                 "again to continue", err.msg, c.out_dir);
+        cli_fail(cmd,
+                 "interrupted (%s). Finished trials are saved in %s; run the same command "
+                 "again to continue",
+                 err.msg, c.out_dir);
         rc = 130;
     } else if (st == BL_ERR_ARG) {
         rc = cli_error(cmd, "%s", err.msg);

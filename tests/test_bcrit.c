@@ -69,11 +69,13 @@ static void noise_lowers_r2(void **state) {
 static void other_law_lowers_r2(void **state) {
     /* S ~ B^-0.5 everywhere: no perfect-scaling regime and no floor. */
     double S[NB], E[NB];
-    for (int i = 0; i < NB; i++) S[i] = 20000 / sqrt(batches[i]), E[i] = batches[i] * S[i];
+    for (int i = 0; i < NB; i++)
+        S[i] = 20000 / sqrt(batches[i]), E[i] = batches[i] * S[i];
     bl_bcrit f;
     bl_error err = {0};
     bl_status st = bl_bcrit_fit(&f, S, E, NB, &err);
-    fprintf(stderr, "  S ~ B^-1/2: status %d, R^2 %.4f, R^2 log S %.4f\n", st, f.r2, f.r2_log_steps);
+    fprintf(stderr, "  S ~ B^-1/2: status %d, R^2 %.4f, R^2 log S %.4f\n", st, f.r2,
+            f.r2_log_steps);
     assert_true(f.r2 < 0.99);
     if (st == BL_OK) assert_true(f.r2_log_steps < 0.99);
 }

@@ -10,14 +10,13 @@
 #include "batchlab/markdown.h"
 
 static void converts_the_report_subset(void **state) {
-    const char *md =
-        "# Title <x>\n\n"
-        "**Use batch 64** with `lr 0.1` & see [the table](results.csv).\n"
-        "second line\n\n"
-        "- one\n- **two**\n\n"
-        "| B | steps |\n|---|---|\n| 16 | 4000 |\n| 32 | 2100 |\n\n"
-        "![steps](plots/steps.png)\n\n"
-        "```\nbatchlab sweep --out a<b\n```\n";
+    const char *md = "# Title <x>\n\n"
+                     "**Use batch 64** with `lr 0.1` & see [the table](results.csv).\n"
+                     "second line\n\n"
+                     "- one\n- **two**\n\n"
+                     "| B | steps |\n|---|---|\n| 16 | 4000 |\n| 32 | 2100 |\n\n"
+                     "![steps](plots/steps.png)\n\n"
+                     "```\nbatchlab sweep --out a<b\n```\n";
     char *html = bl_markdown_to_html(md, "T & t", 1);
     assert_non_null(html);
     assert_non_null(strstr(html, "<title>T &amp; t</title>"));

@@ -42,28 +42,39 @@ static void linreg_init(linreg *lr, double d2) {
     bl_rng r;
     bl_rng_seed(&r, 42);
     double u[DIM], nu = 0;
-    for (int j = 0; j < DIM; j++) lr->wstar[j] = bl_rng_normal(&r), u[j] = bl_rng_normal(&r), nu += u[j] * u[j];
-    for (int j = 0; j < DIM; j++) lr->w[j] = lr->wstar[j] + sqrt(d2 / nu) * u[j];
+    for (int j = 0; j < DIM; j++)
+        lr->wstar[j] = bl_rng_normal(&r), u[j] = bl_rng_normal(&r), nu += u[j] * u[j];
+    for (int j = 0; j < DIM; j++)
+        lr->w[j] = lr->wstar[j] + sqrt(d2 / nu) * u[j];
 }
 
-static double truth_g2(double d2) { return d2; }
-static double truth_trace(double d2) { return DIM * (d2 + S2) + d2; }
+static double truth_g2(double d2) {
+    return d2;
+}
+static double truth_trace(double d2) {
+    return DIM * (d2 + S2) + d2;
+}
 
 /* One nested pair: |mean g|^2 over the first bs samples and over all bb. */
 static void draw_pair(const linreg *lr, bl_rng *r, int bs, int bb, double *g2s, double *g2b) {
     double sum[DIM] = {0};
     for (int i = 0; i < bb; i++) {
         double x[DIM], res = 0;
-        for (int j = 0; j < DIM; j++) x[j] = bl_rng_normal(r);
+        for (int j = 0; j < DIM; j++)
+            x[j] = bl_rng_normal(r);
         double y = 0;
-        for (int j = 0; j < DIM; j++) y += lr->wstar[j] * x[j];
+        for (int j = 0; j < DIM; j++)
+            y += lr->wstar[j] * x[j];
         y += sqrt(S2) * bl_rng_normal(r);
-        for (int j = 0; j < DIM; j++) res += lr->w[j] * x[j];
+        for (int j = 0; j < DIM; j++)
+            res += lr->w[j] * x[j];
         res -= y;
-        for (int j = 0; j < DIM; j++) sum[j] += res * x[j];
+        for (int j = 0; j < DIM; j++)
+            sum[j] += res * x[j];
         if (i + 1 == bs || i + 1 == bb) {
             double s = 0;
-            for (int j = 0; j < DIM; j++) s += (sum[j] / (i + 1)) * (sum[j] / (i + 1));
+            for (int j = 0; j < DIM; j++)
+                s += (sum[j] / (i + 1)) * (sum[j] / (i + 1));
             *(i + 1 == bs ? g2s : g2b) = s;
         }
     }
@@ -75,8 +86,8 @@ typedef struct estimates {
 } estimates;
 
 /* b_claimed is the small batch size told to the estimator (the truth is bs). */
-static estimates run_estimator(double d2, int bs, int bb, int b_claimed, int draws,
-                               double decay, uint64_t seed) {
+static estimates run_estimator(double d2, int bs, int bb, int b_claimed, int draws, double decay,
+                               uint64_t seed) {
     linreg lr;
     linreg_init(&lr, d2);
     bl_rng r;
@@ -96,7 +107,9 @@ static estimates run_estimator(double d2, int bs, int bb, int b_claimed, int dra
     return e;
 }
 
-static double rel_err(double got, double want) { return fabs(got - want) / fabs(want); }
+static double rel_err(double got, double want) {
+    return fabs(got - want) / fabs(want);
+}
 
 /* |delta|^2 from large (B_simple near d + 1) to small (B_simple ~ 74 > the big batch). */
 static const double settings[] = {4.0, 1.0, 0.25, 0.04};
@@ -106,9 +119,11 @@ static void averaged_estimates_match_closed_form(void **state) {
         double d2 = settings[i];
         double want = truth_trace(d2) / truth_g2(d2);
         estimates e = run_estimator(d2, 8, 64, 8, 10000, 0.95, 100 + i);
-        fprintf(stderr, "  |delta|^2 %-5g B_simple true %7.3f  averaged %7.3f (%+.1f%%)  "
-                "|G|^2 %+.1f%%  tr %+.1f%%\n", d2, want, e.scale, 100 * (e.scale / want - 1),
-                100 * (e.g2 / truth_g2(d2) - 1), 100 * (e.trace / truth_trace(d2) - 1));
+        fprintf(stderr,
+                "  |delta|^2 %-5g B_simple true %7.3f  averaged %7.3f (%+.1f%%)  "
+                "|G|^2 %+.1f%%  tr %+.1f%%\n",
+                d2, want, e.scale, 100 * (e.scale / want - 1), 100 * (e.g2 / truth_g2(d2) - 1),
+                100 * (e.trace / truth_trace(d2) - 1));
         assert_true(rel_err(e.g2, truth_g2(d2)) < 0.10);
         assert_true(rel_err(e.trace, truth_trace(d2)) < 0.10);
         assert_true(rel_err(e.scale, want) < 0.10);
@@ -137,8 +152,9 @@ static void wrong_small_batch_is_detected(void **state) {
         double d2 = settings[i];
         double want = truth_trace(d2) / truth_g2(d2);
         estimates e = run_estimator(d2, 8, 64, 16, 2000, 0.95, 100 + i);
-        fprintf(stderr, "  |delta|^2 %-5g told b=16 (really 8): B_simple %7.3f vs %7.3f (%+.0f%%)\n",
-                d2, e.scale, want, 100 * (e.scale / want - 1));
+        fprintf(stderr,
+                "  |delta|^2 %-5g told b=16 (really 8): B_simple %7.3f vs %7.3f (%+.0f%%)\n", d2,
+                e.scale, want, 100 * (e.scale / want - 1));
         assert_true(rel_err(e.scale, want) > 0.10);
     }
 }
@@ -154,8 +170,8 @@ static void one_shot_estimates_are_exact_without_noise(void **state) {
     assert_true(isnan(bl_noise_scale(&ns)));
     bl_noise_update(&ns, gs, 4, gb, 32);
     assert_true(fabs(bl_noise_scale(&ns) - tr / g2) < 1e-9); /* bias-corrected from step 1 */
-    bl_noise_update(&ns, NAN, 4, gb, 32);                     /* ignored */
-    bl_noise_update(&ns, gs, 32, gb, 4);                      /* ignored: b_small >= b_big */
+    bl_noise_update(&ns, NAN, 4, gb, 32);                    /* ignored */
+    bl_noise_update(&ns, gs, 32, gb, 4);                     /* ignored: b_small >= b_big */
     assert_int_equal(ns.n, 1);
 }
 
@@ -207,10 +223,12 @@ static void exact_noise(bl_model *m, double *g2, double *trace) {
         bl_model_loss(m, g_train.y + i, 1, BL_LOSS_XENT, &correct);
         bl_model_backward(m, g_train.x + i * g_train.dim, g_train.y + i, 1, BL_LOSS_XENT, 1.0f);
         const float *g = bl_model_grads(m);
-        for (size_t k = 0; k < np; k++) mean[k] += g[k], sq += (double)g[k] * g[k];
+        for (size_t k = 0; k < np; k++)
+            mean[k] += g[k], sq += (double)g[k] * g[k];
     }
     double s = 0;
-    for (size_t k = 0; k < np; k++) s += (mean[k] / n) * (mean[k] / n);
+    for (size_t k = 0; k < np; k++)
+        s += (mean[k] / n) * (mean[k] / n);
     *g2 = s;
     *trace = sq / n - s;
     free(mean);
@@ -232,9 +250,10 @@ static void measure_matches_exact_dataset_values(void **state) {
     bl_error err = {0};
     assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_OK);
     double want = tr / g2;
-    fprintf(stderr, "  exact |G|^2 %.5g tr %.5g B_simple %.3f; measured %.5g %.5g %.3f "
-            "[%.3f, %.3f] in %.2f s\n", g2, tr, want, r.g2, r.trace, r.scale, r.scale_lo,
-            r.scale_hi, r.seconds);
+    fprintf(stderr,
+            "  exact |G|^2 %.5g tr %.5g B_simple %.3f; measured %.5g %.5g %.3f "
+            "[%.3f, %.3f] in %.2f s\n",
+            g2, tr, want, r.g2, r.trace, r.scale, r.scale_lo, r.scale_hi, r.seconds);
     assert_true(rel_err(r.g2, g2) < 0.10);
     assert_true(rel_err(r.trace, tr) < 0.10);
     assert_true(rel_err(r.scale, want) < 0.10);
@@ -273,7 +292,9 @@ static void measure_restores_batchnorm_state(void **state) {
     bl_model_free(m);
 }
 
-static int stop_now(void *arg) { return ++*(int *)arg > 2; }
+static int stop_now(void *arg) {
+    return ++*(int *)arg > 2;
+}
 
 static void measure_rejects_bad_input(void **state) {
     bl_model *m = make_model("logreg", 32);
@@ -310,6 +331,6 @@ int main(void) {
         cmocka_unit_test(measure_rejects_bad_input),
     };
     int fails = cmocka_run_group_tests_name("noise scale: closed form", analytic, NULL, NULL);
-    return fails + cmocka_run_group_tests_name("noise scale: measured on a model", model, setup,
-                                               teardown);
+    return fails +
+           cmocka_run_group_tests_name("noise scale: measured on a model", model, setup, teardown);
 }

@@ -40,17 +40,28 @@ static void draws_png_and_svg(void **state) {
     snprintf(base, sizeof base, "%s/steps", sub);
     double x[] = {16, 32, 64, 128, -1}, y[] = {4000, 2100, 1200, 800, 5};
     double fx[50], fy[50];
-    for (int i = 0; i < 50; i++) fx[i] = 8 * pow(2, i / 7.0), fy[i] = 500 * (1 + 128 / fx[i]);
+    for (int i = 0; i < 50; i++)
+        fx[i] = 8 * pow(2, i / 7.0), fy[i] = 500 * (1 + 128 / fx[i]);
     const char *labels[] = {"B=16", "B=32", "B=\"64\"", "B=128", "bad"};
     double lo[] = {3500, 2000, NAN, 700, 1}, hi[] = {4500, 2200, 1300, INFINITY, 9};
     bl_plot_series s[] = {
-        {.title = "measured (it's \"quoted\")", .x = x, .y = y, .n = 5, .style = BL_PLOT_POINTS,
+        {.title = "measured (it's \"quoted\")",
+         .x = x,
+         .y = y,
+         .n = 5,
+         .style = BL_PLOT_POINTS,
          .labels = labels},
         {.title = "fit", .x = fx, .y = fy, .n = 50, .style = BL_PLOT_LINES, .dashed = 1},
         {.title = "with bars", .x = x, .y = y, .n = 5, .ylo = lo, .yhi = hi},
     };
-    bl_plot p = {.title = "Steps_to target: 'a' & b", .xlabel = "batch size", .ylabel = "steps",
-                 .logx = 1, .logx2 = 1, .logy = 1, .series = s, .n_series = 3};
+    bl_plot p = {.title = "Steps_to target: 'a' & b",
+                 .xlabel = "batch size",
+                 .ylabel = "steps",
+                 .logx = 1,
+                 .logx2 = 1,
+                 .logy = 1,
+                 .series = s,
+                 .n_series = 3};
     bl_error err = {0};
     bl_status st = bl_plot_write(&p, base, &err);
     if (st) fprintf(stderr, "%s\n", err.msg);

@@ -22,9 +22,9 @@
 #include "batchlab/error.h"
 
 typedef struct bl_bcrit {
-    int n;              /* points used */
+    int n; /* points used */
     double s_min, e_min, b_crit;
-    double r2;          /* of the line 1/S against 1/E (NaN if 1/S does not vary) */
+    double r2;           /* of the line 1/S against 1/E (NaN if 1/S does not vary) */
     double r2_log_steps; /* 1 - SS_res/SS_tot of ln S against the fitted S(B) */
 } bl_bcrit;
 

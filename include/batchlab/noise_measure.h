@@ -27,8 +27,8 @@ typedef struct bl_noise_measure_config {
     int draws;          /* random big batches averaged, >= 2 */
     uint64_t seed;
     bl_loss_kind loss;
-    double confidence;  /* interval level in (0, 1), e.g. 0.95 */
-    int n_boot;         /* bootstrap resamples, e.g. 2000 */
+    double confidence;             /* interval level in (0, 1), e.g. 0.95 */
+    int n_boot;                    /* bootstrap resamples, e.g. 2000 */
     int (*should_stop)(void *arg); /* polled between draws (NULL = never) */
     void *stop_arg;
 } bl_noise_measure_config;
@@ -37,13 +37,13 @@ void bl_noise_measure_config_default(bl_noise_measure_config *c);
 
 typedef struct bl_noise_measurement {
     int b_small, b_big, draws;
-    double g2, trace;        /* means of the unbiased |G|^2 and tr(Sigma) estimates */
-    double g2_se, trace_se;  /* their standard errors */
-    double scale;            /* B_simple = trace / g2 (NaN when g2 <= 0: not resolved) */
+    double g2, trace;          /* means of the unbiased |G|^2 and tr(Sigma) estimates */
+    double g2_se, trace_se;    /* their standard errors */
+    double scale;              /* B_simple = trace / g2 (NaN when g2 <= 0: not resolved) */
     double scale_lo, scale_hi; /* bootstrap interval; scale_hi is +inf when the resampled
                                   |G|^2 reaches 0 (then only a lower bound is known) */
     double confidence;
-    double mean_loss;        /* training loss over the big batches, train mode */
+    double mean_loss; /* training loss over the big batches, train mode */
     double seconds;
 } bl_noise_measurement;
 

@@ -21,12 +21,12 @@
 typedef enum { BL_PLOT_POINTS, BL_PLOT_LINES, BL_PLOT_LINESPOINTS } bl_plot_style;
 
 typedef struct bl_plot_series {
-    const char *title;      /* legend entry; NULL or "" for none */
-    const double *x, *y;    /* n points; a non-finite point (or <= 0 on a log axis) is
-                               left out, and breaks a line there */
+    const char *title;   /* legend entry; NULL or "" for none */
+    const double *x, *y; /* n points; a non-finite point (or <= 0 on a log axis) is
+                            left out, and breaks a line there */
     size_t n;
     bl_plot_style style;
-    int dashed;             /* draw the line dashed (fits, reference lines) */
+    int dashed;                /* draw the line dashed (fits, reference lines) */
     const char *const *labels; /* optional text beside each point (NULL = none) */
     const double *ylo, *yhi;   /* optional error bars (both or neither; labels are then
                                   not drawn); a non-finite end is left open */
@@ -34,8 +34,8 @@ typedef struct bl_plot_series {
 
 typedef struct bl_plot {
     const char *title, *xlabel, *ylabel;
-    int logx, logy;         /* logarithmic axes (base 10 tics; logx2 for base 2) */
-    int logx2;              /* with logx: label the x axis in powers of two */
+    int logx, logy;          /* logarithmic axes (base 10 tics; logx2 for base 2) */
+    int logx2;               /* with logx: label the x axis in powers of two */
     int width_px, height_px; /* 0 = 900 x 600 */
     const bl_plot_series *series;
     int n_series;

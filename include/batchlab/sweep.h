@@ -51,29 +51,34 @@ typedef struct bl_trial_point { /* one validation evaluation */
 } bl_trial_point;
 
 typedef struct bl_trial {
-    char id[64];          /* "B64_lr0.025": file names under trials/ and logs/ */
+    char id[64]; /* "B64_lr0.025": file names under trials/ and logs/ */
     int batch;
     double lr_mult;
-    float lr;             /* the learning rate used */
+    float lr; /* the learning rate used */
     bl_trial_status status;
-    long steps, examples; /* when it stopped: to the target if reached */
-    double train_s;       /* seconds in optimizer updates (no evaluation) */
-    double wall_s;        /* the whole trial, evaluations and the end measurements included */
-    double val_acc, val_loss;                   /* at the last evaluation */
+    long steps, examples;     /* when it stopped: to the target if reached */
+    double train_s;           /* seconds in optimizer updates (no evaluation) */
+    double wall_s;            /* the whole trial, evaluations and the end measurements included */
+    double val_acc, val_loss; /* at the last evaluation */
     double train_acc, train_loss, test_acc, test_loss; /* full splits at the end (NaN if
                                                           diverged or pruned) */
-    double gen_gap;       /* train_acc - test_acc */
+    double gen_gap;                                    /* train_acc - test_acc */
     size_t peak_mem_bytes; /* model, gradients, optimizer state, activations and loader at B */
-    double noise_ema;     /* the trainer's B_simple EMA at the end (NaN if not measured) */
+    double noise_ema;      /* the trainer's B_simple EMA at the end (NaN if not measured) */
     double noise_scale, noise_lo, noise_hi; /* bl_noise_measure at the end (reached only) */
-    bl_trial_point *hist; /* evaluations, owned */
+    bl_trial_point *hist;                   /* evaluations, owned */
     int n_hist;
 } bl_trial;
 
-typedef enum { BL_SWEEP_EV_START, BL_SWEEP_EV_EVAL, BL_SWEEP_EV_END, BL_SWEEP_EV_SKIP } bl_sweep_ev_kind;
+typedef enum {
+    BL_SWEEP_EV_START,
+    BL_SWEEP_EV_EVAL,
+    BL_SWEEP_EV_END,
+    BL_SWEEP_EV_SKIP
+} bl_sweep_ev_kind;
 typedef struct bl_sweep_event {
     bl_sweep_ev_kind kind;
-    int index, total;     /* trial number (1-based) of the total planned */
+    int index, total; /* trial number (1-based) of the total planned */
     const bl_trial *trial;
     const bl_trial_point *point; /* EV_EVAL */
 } bl_sweep_event;
@@ -86,16 +91,16 @@ typedef struct bl_sweep_config {
     int n_batches;
     double lr_mults[BL_SWEEP_MAX_LRS]; /* grid around the scaled lr; {1} = the rule alone */
     int n_lr_mults;
-    double target_acc;        /* > 0: validation accuracy to reach */
-    double target_loss;       /* > 0: validation loss to reach (exactly one target) */
-    long eval_every_samples;  /* see above (default 4096) */
-    double max_epochs;        /* per trial (default 20) */
-    int prune;                /* default 1 */
-    int noise_every;          /* in-training noise estimate every N updates (0 = off; 10) */
+    double target_acc;       /* > 0: validation accuracy to reach */
+    double target_loss;      /* > 0: validation loss to reach (exactly one target) */
+    long eval_every_samples; /* see above (default 4096) */
+    double max_epochs;       /* per trial (default 20) */
+    int prune;               /* default 1 */
+    int noise_every;         /* in-training noise estimate every N updates (0 = off; 10) */
     int noise_draws, noise_small, noise_big; /* end-of-trial bl_noise_measure (draws 0 = off) */
     const char *out_dir;
-    const char *data_name;    /* recorded in the settings and the report */
-    const char *command;      /* the command line, quoted in the report (may be NULL) */
+    const char *data_name; /* recorded in the settings and the report */
+    const char *command;   /* the command line, quoted in the report (may be NULL) */
     int (*should_stop)(void *arg);
     void *stop_arg;
     void (*on_event)(void *arg, const bl_sweep_event *ev);
@@ -109,7 +114,7 @@ void bl_sweep_config_default(bl_sweep_config *c);
 int bl_sweep_default_batches(size_t n_train, int *out, int cap);
 
 typedef struct bl_sweep_result {
-    bl_trial *trials;   /* batches x grid, in run order, owned */
+    bl_trial *trials; /* batches x grid, in run order, owned */
     int n_trials;
     int best[BL_SWEEP_MAX_BATCHES]; /* trial index of each batch size's best reached trial, or -1 */
     int fit_ok;

@@ -15,14 +15,17 @@ bl_status bl_bcrit_fit(bl_bcrit *out, const double *steps, const double *example
     if (n < 2)
         return bl_fail(err, BL_ERR_ARG,
                        "the critical-batch fit needs at least 2 batch sizes that reached the "
-                       "target, got %d", n);
+                       "target, got %d",
+                       n);
     for (int i = 0; i < n; i++)
         if (!(steps[i] > 0) || !(examples[i] > 0) || !isfinite(steps[i]) || !isfinite(examples[i]))
             return bl_fail(err, BL_ERR_ARG,
                            "critical-batch fit: point %d has steps %g and examples %g; both "
-                           "must be positive", i, steps[i], examples[i]);
+                           "must be positive",
+                           i, steps[i], examples[i]);
     double mx = 0, my = 0;
-    for (int i = 0; i < n; i++) mx += 1 / examples[i], my += 1 / steps[i];
+    for (int i = 0; i < n; i++)
+        mx += 1 / examples[i], my += 1 / steps[i];
     mx /= n, my /= n;
     double sxx = 0, sxy = 0, syy = 0;
     for (int i = 0; i < n; i++) {
@@ -45,12 +48,14 @@ bl_status bl_bcrit_fit(bl_bcrit *out, const double *steps, const double *example
                        "critical-batch fit: the line 1/S = %.4g %+.4g/E has %s, so steps and "
                        "examples do not trade off as S = S_min(1 + B_crit/B) predicts (the "
                        "batch sizes may all lie in one regime, or the target is too noisy)",
-                       icpt, slope, !(icpt > 0) ? "a non-positive intercept" : "a non-negative slope");
+                       icpt, slope,
+                       !(icpt > 0) ? "a non-positive intercept" : "a non-negative slope");
     out->s_min = 1 / icpt;
     out->b_crit = -slope;
     out->e_min = out->b_crit * out->s_min;
     double ml = 0;
-    for (int i = 0; i < n; i++) ml += log(steps[i]);
+    for (int i = 0; i < n; i++)
+        ml += log(steps[i]);
     ml /= n;
     double lres = 0, ltot = 0;
     for (int i = 0; i < n; i++) {
@@ -62,7 +67,9 @@ bl_status bl_bcrit_fit(bl_bcrit *out, const double *steps, const double *example
     return BL_OK;
 }
 
-double bl_bcrit_steps(const bl_bcrit *f, double batch) { return f->s_min * (1 + f->b_crit / batch); }
+double bl_bcrit_steps(const bl_bcrit *f, double batch) {
+    return f->s_min * (1 + f->b_crit / batch);
+}
 
 double bl_bcrit_examples(const bl_bcrit *f, double batch) {
     return f->e_min * (1 + batch / f->b_crit);
@@ -76,9 +83,12 @@ bl_regime bl_bcrit_regime(double batch, double b_crit) {
 
 const char *bl_regime_name(bl_regime r) {
     switch (r) {
-    case BL_REGIME_PERFECT: return "perfect scaling";
-    case BL_REGIME_DIMINISHING: return "diminishing returns";
-    case BL_REGIME_MAXIMAL: return "maximal data parallelism";
+    case BL_REGIME_PERFECT:
+        return "perfect scaling";
+    case BL_REGIME_DIMINISHING:
+        return "diminishing returns";
+    case BL_REGIME_MAXIMAL:
+        return "maximal data parallelism";
     }
     return "?";
 }

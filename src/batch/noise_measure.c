@@ -33,8 +33,10 @@ static double grad_sumsq(bl_model *m) {
     double acc[4] = {0};
     size_t i = 0;
     for (; i + 4 <= n; i += 4)
-        for (int j = 0; j < 4; j++) acc[j] += (double)g[i + j] * g[i + j];
-    for (; i < n; i++) acc[0] += (double)g[i] * g[i];
+        for (int j = 0; j < 4; j++)
+            acc[j] += (double)g[i + j] * g[i + j];
+    for (; i < n; i++)
+        acc[0] += (double)g[i] * g[i];
     return acc[0] + acc[1] + acc[2] + acc[3];
 }
 
@@ -61,7 +63,8 @@ static void bootstrap(bl_noise_measurement *out, const double *g2, const double 
     if (!v) return;
     bl_rng r;
     bl_rng_derive(&r, c->seed, 0x6e6f697365ULL /* "noise" */);
-    for (int b = 0; b < nb; b++) v[b] = resample_ratio(g2, tr, n, &r);
+    for (int b = 0; b < nb; b++)
+        v[b] = resample_ratio(g2, tr, n, &r);
     qsort(v, (size_t)nb, sizeof *v, cmp_double);
     double a = (1 - c->confidence) / 2;
     int lo = (int)floor(a * (nb - 1)), hi = (int)ceil((1 - a) * (nb - 1));
@@ -72,7 +75,8 @@ static void bootstrap(bl_noise_measurement *out, const double *g2, const double 
 
 static double std_error(const double *v, int n, double mean) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (v[i] - mean) * (v[i] - mean);
+    for (int i = 0; i < n; i++)
+        s += (v[i] - mean) * (v[i] - mean);
     return n > 1 ? sqrt(s / (n - 1) / n) : NAN;
 }
 
@@ -81,17 +85,21 @@ static bl_status check_config(const bl_model *m, const bl_dataset *ds,
     if (c->b_small < 1 || c->b_big <= c->b_small)
         return bl_fail(err, BL_ERR_ARG,
                        "noise scale: the small batch (%d) must be at least 1 and smaller than "
-                       "the big batch (%d)", c->b_small, c->b_big);
+                       "the big batch (%d)",
+                       c->b_small, c->b_big);
     if ((size_t)c->b_big > ds->n)
-        return bl_fail(err, BL_ERR_ARG, "noise scale: the big batch %d exceeds the %zu samples of %s",
-                       c->b_big, ds->n, ds->name);
+        return bl_fail(err, BL_ERR_ARG,
+                       "noise scale: the big batch %d exceeds the %zu samples of %s", c->b_big,
+                       ds->n, ds->name);
     if (c->b_small > bl_model_max_batch(m))
         return bl_fail(err, BL_ERR_ARG,
                        "noise scale: the small batch %d exceeds the model's allocated batch %d",
                        c->b_small, bl_model_max_batch(m));
     if (c->draws < 2)
-        return bl_fail(err, BL_ERR_ARG, "noise scale: %d draws given; at least 2 are needed for "
-                       "an interval", c->draws);
+        return bl_fail(err, BL_ERR_ARG,
+                       "noise scale: %d draws given; at least 2 are needed for "
+                       "an interval",
+                       c->draws);
     if (!(c->confidence > 0 && c->confidence < 1))
         return bl_fail(err, BL_ERR_ARG, "noise scale: confidence %g must be in (0, 1)",
                        c->confidence);
@@ -132,14 +140,17 @@ static bl_status one_draw(bl_model *m, const bl_dataset *ds, const bl_noise_meas
         int b = done == 0 ? c->b_small : (c->b_big - done < mb ? c->b_big - done : mb);
         for (int k = 0; k < b; k++) {
             uint32_t idx = s->perm[done + k];
-            memcpy(s->x + (size_t)k * ds->dim, ds->x + (size_t)idx * ds->dim, ds->dim * sizeof(float));
+            memcpy(s->x + (size_t)k * ds->dim, ds->x + (size_t)idx * ds->dim,
+                   ds->dim * sizeof(float));
             s->y[k] = ds->y[idx];
         }
         bl_model_forward(m, s->x, b, 1);
         double l = bl_model_loss(m, s->y, b, c->loss, &correct);
         if (!isfinite(l))
-            return bl_fail(err, BL_ERR_NUMERIC, "noise scale: the loss is not finite on %s; the "
-                           "checkpoint's weights may be diverged", ds->name);
+            return bl_fail(err, BL_ERR_NUMERIC,
+                           "noise scale: the loss is not finite on %s; the "
+                           "checkpoint's weights may be diverged",
+                           ds->name);
         *loss_sum += l;
         bl_model_backward(m, s->x, s->y, b, c->loss, scale);
         if (done == 0) { /* the arena holds (b_small/b_big) x the small batch's mean gradient */
@@ -176,7 +187,8 @@ bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_mea
         return bl_fail(err, BL_ERR_NOMEM, "noise scale: out of memory for %d draws of %d samples",
                        c->draws, c->b_big);
     }
-    for (size_t i = 0; i < ds->n; i++) s.perm[i] = (uint32_t)i;
+    for (size_t i = 0; i < ds->n; i++)
+        s.perm[i] = (uint32_t)i;
     if (s.n_buffers) memcpy(s.buffers, bl_model_buffers(m), s.n_buffers * sizeof(float));
     s.model_rng = *bl_model_rng(m);
     bl_model_set_grad_hook(m, NULL, NULL);

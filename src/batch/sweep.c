@@ -43,24 +43,30 @@ void bl_sweep_config_default(bl_sweep_config *c) {
 int bl_sweep_default_batches(size_t n_train, int *out, int cap) {
     size_t top = n_train / 8;
     int start = top >= 16 ? 16 : 1, n = 0;
-    for (size_t b = (size_t)start; b <= top && n < cap; b *= 2) out[n++] = (int)b;
+    for (size_t b = (size_t)start; b <= top && n < cap; b *= 2)
+        out[n++] = (int)b;
     if (n == 0 && cap > 0 && n_train >= 1) out[n++] = 1;
     return n;
 }
 
 const char *bl_trial_status_name(bl_trial_status s) {
     switch (s) {
-    case BL_TRIAL_REACHED: return "reached";
-    case BL_TRIAL_NOT_REACHED: return "not_reached";
-    case BL_TRIAL_DIVERGED: return "diverged";
-    case BL_TRIAL_PRUNED: return "pruned";
+    case BL_TRIAL_REACHED:
+        return "reached";
+    case BL_TRIAL_NOT_REACHED:
+        return "not_reached";
+    case BL_TRIAL_DIVERGED:
+        return "diverged";
+    case BL_TRIAL_PRUNED:
+        return "pruned";
     }
     return "?";
 }
 
 void bl_sweep_result_free(bl_sweep_result *r) {
     if (!r) return;
-    for (int i = 0; i < r->n_trials; i++) free(r->trials[i].hist);
+    for (int i = 0; i < r->n_trials; i++)
+        free(r->trials[i].hist);
     free(r->trials);
     r->trials = NULL;
     r->n_trials = 0;
@@ -76,7 +82,8 @@ typedef struct sweep_run {
 
 static void emit(sweep_run *s, bl_sweep_ev_kind kind, const bl_trial *t, const bl_trial_point *p) {
     if (!s->c->on_event) return;
-    bl_sweep_event ev = {.kind = kind, .index = s->index, .total = s->total, .trial = t, .point = p};
+    bl_sweep_event ev = {
+        .kind = kind, .index = s->index, .total = s->total, .trial = t, .point = p};
     s->c->on_event(s->c->event_arg, &ev);
 }
 
@@ -84,7 +91,9 @@ static int stop_requested(const bl_sweep_config *c) {
     return c->should_stop && c->should_stop(c->stop_arg);
 }
 
-static int stop_cb(void *arg) { return stop_requested(arg); }
+static int stop_cb(void *arg) {
+    return stop_requested(arg);
+}
 
 static void sync_eval_model(bl_model *dst, bl_model *src) {
     memcpy(bl_model_params(dst), bl_model_params(src), bl_model_num_params(src) * sizeof(float));
@@ -217,9 +226,11 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
         int at_cap = si.step >= cap;
         if (si.step >= next_eval || at_cap) {
             sync_eval_model(s->eval, bl_trainer_model(tr));
-            bl_trial_point p = {.step = si.step, .samples = si.samples_seen,
+            bl_trial_point p = {.step = si.step,
+                                .samples = si.samples_seen,
                                 .noise_scale = bl_noise_scale(bl_trainer_noise(tr))};
-            if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, &p.val_loss, &p.val_acc, err)))
+            if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, &p.val_loss, &p.val_acc,
+                                        err)))
                 break;
             if ((st = add_point(t, &p, err))) break;
             log_eval(&log, &p);
@@ -232,9 +243,13 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
             }
         }
         if (si.epoch_end) {
-            bl_epoch_info ei = {.epoch = si.epoch, .step = si.step, .samples_seen = si.samples_seen,
-                                .train_loss = ep_loss / ep_n, .train_acc = ep_acc / ep_n,
-                                .val_loss = last.val_loss, .val_acc = last.val_acc,
+            bl_epoch_info ei = {.epoch = si.epoch,
+                                .step = si.step,
+                                .samples_seen = si.samples_seen,
+                                .train_loss = ep_loss / ep_n,
+                                .train_acc = ep_acc / ep_n,
+                                .val_loss = last.val_loss,
+                                .val_acc = last.val_acc,
                                 .elapsed_s = bl_now_sec() - w0};
             bl_runlog_epoch(&log, &ei);
             ep_loss = ep_acc = 0, ep_n = 0;
@@ -263,7 +278,8 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
 
 static bl_status check_config(const bl_sweep_config *c, const bl_dataset *train,
                               const bl_dataset *val, bl_error *err) {
-    if (!c->out_dir || !*c->out_dir) return bl_fail(err, BL_ERR_ARG, "sweep: no output folder given");
+    if (!c->out_dir || !*c->out_dir)
+        return bl_fail(err, BL_ERR_ARG, "sweep: no output folder given");
     if (c->n_batches < 1 || c->n_batches > BL_SWEEP_MAX_BATCHES)
         return bl_fail(err, BL_ERR_ARG, "sweep: %d batch sizes given; 1 to %d are allowed",
                        c->n_batches, BL_SWEEP_MAX_BATCHES);
@@ -274,10 +290,12 @@ static bl_status check_config(const bl_sweep_config *c, const bl_dataset *train,
                            c->batches[i], train->n);
         for (int j = 0; j < i; j++)
             if (c->batches[j] == c->batches[i])
-                return bl_fail(err, BL_ERR_ARG, "sweep: batch size %d is listed twice", c->batches[i]);
+                return bl_fail(err, BL_ERR_ARG, "sweep: batch size %d is listed twice",
+                               c->batches[i]);
     }
     if (c->n_lr_mults < 1 || c->n_lr_mults > BL_SWEEP_MAX_LRS)
-        return bl_fail(err, BL_ERR_ARG, "sweep: %d learning-rate multipliers given; 1 to %d are allowed",
+        return bl_fail(err, BL_ERR_ARG,
+                       "sweep: %d learning-rate multipliers given; 1 to %d are allowed",
                        c->n_lr_mults, BL_SWEEP_MAX_LRS);
     for (int i = 0; i < c->n_lr_mults; i++)
         if (!(c->lr_mults[i] > 0) || !isfinite(c->lr_mults[i]))
@@ -286,14 +304,15 @@ static bl_status check_config(const bl_sweep_config *c, const bl_dataset *train,
     if ((c->target_acc > 0) == (c->target_loss > 0))
         return bl_fail(err, BL_ERR_ARG, "sweep: give exactly one target (accuracy or loss)");
     if (c->target_acc > 1)
-        return bl_fail(err, BL_ERR_ARG, "sweep: target accuracy %g must be at most 1", c->target_acc);
+        return bl_fail(err, BL_ERR_ARG, "sweep: target accuracy %g must be at most 1",
+                       c->target_acc);
     if (!(c->max_epochs > 0)) return bl_fail(err, BL_ERR_ARG, "sweep: max epochs must be > 0");
     if (c->eval_every_samples < 1)
         return bl_fail(err, BL_ERR_ARG, "sweep: evaluation interval must be at least 1 sample");
     if (!val || val->n == 0)
         return bl_fail(err, BL_ERR_ARG, "sweep: a validation split is needed to check the target");
-    if (c->noise_draws >= 2 && (c->noise_small < 1 || c->noise_big <= c->noise_small ||
-                                (size_t)c->noise_big > train->n))
+    if (c->noise_draws >= 2 &&
+        (c->noise_small < 1 || c->noise_big <= c->noise_small || (size_t)c->noise_big > train->n))
         return bl_fail(err, BL_ERR_ARG,
                        "sweep: noise batches %d < %d must fit in the %zu training samples",
                        c->noise_small, c->noise_big, train->n);
@@ -302,7 +321,8 @@ static bl_status check_config(const bl_sweep_config *c, const bl_dataset *train,
 
 /* Grid order: multiplier 1 (the rule) first, then outward, so pruning bites early. */
 static void grid_order(const bl_sweep_config *c, int *order) {
-    for (int i = 0; i < c->n_lr_mults; i++) order[i] = i;
+    for (int i = 0; i < c->n_lr_mults; i++)
+        order[i] = i;
     for (int i = 1; i < c->n_lr_mults; i++)
         for (int j = i; j > 0; j--) {
             double a = fabs(log(c->lr_mults[order[j]])), b = fabs(log(c->lr_mults[order[j - 1]]));
@@ -340,10 +360,16 @@ bl_status bl_sweep_run(bl_ctx *ctx, const bl_sweep_config *c, const bl_dataset *
     memset(out, 0, sizeof *out);
     bl_status st = check_config(c, train, val, err);
     if (st) return st;
-    sweep_data_info di = {.n_train = train->n, .n_val = val->n, .n_test = test ? test->n : 0,
+    sweep_data_info di = {.n_train = train->n,
+                          .n_val = val->n,
+                          .n_test = test ? test->n : 0,
                           .test_is_val = !test || test->n == 0};
     if ((st = sweep_prepare_dir(c, &di, err))) return st;
-    sweep_run s = {.ctx = ctx, .c = c, .train = train, .val = val, .test = test,
+    sweep_run s = {.ctx = ctx,
+                   .c = c,
+                   .train = train,
+                   .val = val,
+                   .test = test,
                    .total = c->n_batches * c->n_lr_mults};
     int n_classes = c->train.n_classes > 0 ? c->train.n_classes : train->n_classes;
     int eval_batch = 1024;

@@ -14,7 +14,7 @@
 #include "batchlab/plot.h"
 
 const char *const sweep_plot_names[SWEEP_N_PLOTS] = {
-    "steps_vs_batch", "examples_vs_steps", "time_vs_batch", "gap_vs_batch",
+    "steps_vs_batch", "examples_vs_steps",   "time_vs_batch",        "gap_vs_batch",
     "noise_vs_batch", "noise_over_training", "val_acc_over_training"};
 
 typedef struct best_points {
@@ -54,7 +54,8 @@ static void collect(const bl_sweep_config *c, const bl_sweep_result *r, best_poi
 
 /* Geometric grid over [lo, hi]. */
 static void geom(double *x, int n, double lo, double hi) {
-    for (int i = 0; i < n; i++) x[i] = lo * pow(hi / lo, (double)i / (n - 1));
+    for (int i = 0; i < n; i++)
+        x[i] = lo * pow(hi / lo, (double)i / (n - 1));
 }
 
 static void min_max(const double *v, int n, double *lo, double *hi) {
@@ -90,7 +91,10 @@ static void plot_steps(plot_ctx *pc, const best_points *bp) {
     double lo = bp->B[0] / 1.5, hi = bp->B[bp->n - 1] * 1.5;
     geom(bx, NF, lo, hi);
     bl_plot_series s[4] = {
-        {.title = "best trial at each batch size", .x = bp->B, .y = bp->S, .n = (size_t)bp->n,
+        {.title = "best trial at each batch size",
+         .x = bp->B,
+         .y = bp->S,
+         .n = (size_t)bp->n,
          .style = BL_PLOT_POINTS},
     };
     int ns = 1;
@@ -100,55 +104,98 @@ static void plot_steps(plot_ctx *pc, const best_points *bp) {
             fit[i] = bl_bcrit_steps(&r->fit, bx[i]);
             perfect[i] = r->fit.e_min / bx[i];
         }
-        snprintf(fit_title, sizeof fit_title, "fit S = %.0f (1 + %.0f/B)", r->fit.s_min, r->fit.b_crit);
+        snprintf(fit_title, sizeof fit_title, "fit S = %.0f (1 + %.0f/B)", r->fit.s_min,
+                 r->fit.b_crit);
         snprintf(perfect_title, sizeof perfect_title, "perfect scaling S = E_min/B");
-        s[ns++] = (bl_plot_series){.title = fit_title, .x = bx, .y = fit, .n = NF, .style = BL_PLOT_LINES};
-        s[ns++] = (bl_plot_series){.title = perfect_title, .x = bx, .y = perfect, .n = NF,
-                                   .style = BL_PLOT_LINES, .dashed = 1};
+        s[ns++] = (bl_plot_series){
+            .title = fit_title, .x = bx, .y = fit, .n = NF, .style = BL_PLOT_LINES};
+        s[ns++] = (bl_plot_series){.title = perfect_title,
+                                   .x = bx,
+                                   .y = perfect,
+                                   .n = NF,
+                                   .style = BL_PLOT_LINES,
+                                   .dashed = 1};
     }
-    bl_plot p = {.title = "Steps to the target against batch size", .xlabel = "batch size B",
-                 .ylabel = "steps S to the target", .logx = 1, .logx2 = 1, .logy = 1,
-                 .series = s, .n_series = ns};
+    bl_plot p = {.title = "Steps to the target against batch size",
+                 .xlabel = "batch size B",
+                 .ylabel = "steps S to the target",
+                 .logx = 1,
+                 .logx2 = 1,
+                 .logy = 1,
+                 .series = s,
+                 .n_series = ns};
     draw(pc, SWEEP_PLOT_STEPS, &p);
 }
 
 static void plot_front(plot_ctx *pc, const best_points *bp) {
     const bl_sweep_result *r = pc->r;
     double bx[NF], fs[NF], fe[NF];
-    bl_plot_series s[2] = {{.title = "best trial at each batch size", .x = bp->S, .y = bp->E,
-                            .n = (size_t)bp->n, .style = BL_PLOT_LINESPOINTS, .labels = bp->labels}};
+    bl_plot_series s[2] = {{.title = "best trial at each batch size",
+                            .x = bp->S,
+                            .y = bp->E,
+                            .n = (size_t)bp->n,
+                            .style = BL_PLOT_LINESPOINTS,
+                            .labels = bp->labels}};
     int ns = 1;
     if (r->fit_ok) {
         geom(bx, NF, bp->B[0] / 2, bp->B[bp->n - 1] * 2);
-        for (int i = 0; i < NF; i++) fs[i] = bl_bcrit_steps(&r->fit, bx[i]), fe[i] = bl_bcrit_examples(&r->fit, bx[i]);
-        s[ns++] = (bl_plot_series){.title = "fit: S/S_min - 1 = 1/(E/E_min - 1)", .x = fs, .y = fe,
-                                   .n = NF, .style = BL_PLOT_LINES, .dashed = 1};
+        for (int i = 0; i < NF; i++)
+            fs[i] = bl_bcrit_steps(&r->fit, bx[i]), fe[i] = bl_bcrit_examples(&r->fit, bx[i]);
+        s[ns++] = (bl_plot_series){.title = "fit: S/S_min - 1 = 1/(E/E_min - 1)",
+                                   .x = fs,
+                                   .y = fe,
+                                   .n = NF,
+                                   .style = BL_PLOT_LINES,
+                                   .dashed = 1};
     }
     bl_plot p = {.title = "Examples against steps to the target (the trade-off front)",
-                 .xlabel = "steps S", .ylabel = "examples E", .logx = 1, .logy = 1, .series = s,
+                 .xlabel = "steps S",
+                 .ylabel = "examples E",
+                 .logx = 1,
+                 .logy = 1,
+                 .series = s,
                  .n_series = ns};
     draw(pc, SWEEP_PLOT_FRONT, &p);
 }
 
 static void plot_time(plot_ctx *pc, const best_points *bp) {
     bl_plot_series s[2] = {
-        {.title = "training time (updates only)", .x = bp->B, .y = bp->train_s, .n = (size_t)bp->n,
+        {.title = "training time (updates only)",
+         .x = bp->B,
+         .y = bp->train_s,
+         .n = (size_t)bp->n,
          .style = BL_PLOT_LINESPOINTS},
-        {.title = "whole trial (with evaluations)", .x = bp->B, .y = bp->wall_s, .n = (size_t)bp->n,
-         .style = BL_PLOT_LINESPOINTS, .dashed = 1},
+        {.title = "whole trial (with evaluations)",
+         .x = bp->B,
+         .y = bp->wall_s,
+         .n = (size_t)bp->n,
+         .style = BL_PLOT_LINESPOINTS,
+         .dashed = 1},
     };
     bl_plot p = {.title = "Wall-clock time to the target against batch size",
-                 .xlabel = "batch size B", .ylabel = "seconds", .logx = 1, .logx2 = 1, .logy = 1,
-                 .series = s, .n_series = 2};
+                 .xlabel = "batch size B",
+                 .ylabel = "seconds",
+                 .logx = 1,
+                 .logx2 = 1,
+                 .logy = 1,
+                 .series = s,
+                 .n_series = 2};
     draw(pc, SWEEP_PLOT_TIME, &p);
 }
 
 static void plot_gap(plot_ctx *pc, const best_points *bp) {
-    bl_plot_series s = {.title = "train accuracy - test accuracy", .x = bp->B, .y = bp->gap,
-                        .n = (size_t)bp->n, .style = BL_PLOT_LINESPOINTS};
+    bl_plot_series s = {.title = "train accuracy - test accuracy",
+                        .x = bp->B,
+                        .y = bp->gap,
+                        .n = (size_t)bp->n,
+                        .style = BL_PLOT_LINESPOINTS};
     bl_plot p = {.title = "Generalisation gap at the target against batch size",
-                 .xlabel = "batch size B", .ylabel = "gap (percentage points)", .logx = 1,
-                 .logx2 = 1, .series = &s, .n_series = 1};
+                 .xlabel = "batch size B",
+                 .ylabel = "gap (percentage points)",
+                 .logx = 1,
+                 .logx2 = 1,
+                 .series = &s,
+                 .n_series = 1};
     draw(pc, SWEEP_PLOT_GAP, &p);
 }
 
@@ -156,23 +203,37 @@ static void plot_noise_vs_batch(plot_ctx *pc, const best_points *bp) {
     const bl_sweep_result *r = pc->r;
     double bx[2] = {bp->B[0] / 1.5, bp->B[bp->n - 1] * 1.5}, bc[2];
     char conf[96];
-    snprintf(conf, sizeof conf, "B_simple at the target (%d draws, 95%% interval)", pc->c->noise_draws);
+    snprintf(conf, sizeof conf, "B_simple at the target (%d draws, 95%% interval)",
+             pc->c->noise_draws);
     bl_plot_series s[3] = {
-        {.title = conf, .x = bp->B, .y = bp->noise, .n = (size_t)bp->n, .ylo = bp->lo, .yhi = bp->hi},
-        {.title = "B_simple EMA during training, at the end", .x = bp->B, .y = bp->ema,
-         .n = (size_t)bp->n, .style = BL_PLOT_POINTS},
+        {.title = conf,
+         .x = bp->B,
+         .y = bp->noise,
+         .n = (size_t)bp->n,
+         .ylo = bp->lo,
+         .yhi = bp->hi},
+        {.title = "B_simple EMA during training, at the end",
+         .x = bp->B,
+         .y = bp->ema,
+         .n = (size_t)bp->n,
+         .style = BL_PLOT_POINTS},
     };
     int ns = 2;
     char title[64];
     if (r->fit_ok) {
         bc[0] = bc[1] = r->fit.b_crit;
         snprintf(title, sizeof title, "fitted B_crit = %.0f", r->fit.b_crit);
-        s[ns++] = (bl_plot_series){.title = title, .x = bx, .y = bc, .n = 2, .style = BL_PLOT_LINES,
-                                   .dashed = 1};
+        s[ns++] = (bl_plot_series){
+            .title = title, .x = bx, .y = bc, .n = 2, .style = BL_PLOT_LINES, .dashed = 1};
     }
     bl_plot p = {.title = "Gradient noise scale at the target against batch size",
-                 .xlabel = "batch size B of the trial", .ylabel = "B_simple = tr(Sigma)/|G|^2",
-                 .logx = 1, .logx2 = 1, .logy = 1, .series = s, .n_series = ns};
+                 .xlabel = "batch size B of the trial",
+                 .ylabel = "B_simple = tr(Sigma)/|G|^2",
+                 .logx = 1,
+                 .logx2 = 1,
+                 .logy = 1,
+                 .series = s,
+                 .n_series = ns};
     draw(pc, SWEEP_PLOT_NOISE_B, &p);
 }
 
@@ -196,27 +257,35 @@ static void plot_history(plot_ctx *pc, const best_points *bp, int field) {
         double a, b;
         min_max(xs[k], t->n_hist, &a, &b);
         xmin = fmin(xmin, a), xmax = fmax(xmax, b);
-        s[ns++] = (bl_plot_series){.title = bp->labels[k], .x = xs[k], .y = ys[k],
-                                   .n = (size_t)t->n_hist, .style = BL_PLOT_LINES};
+        s[ns++] = (bl_plot_series){.title = bp->labels[k],
+                                   .x = xs[k],
+                                   .y = ys[k],
+                                   .n = (size_t)t->n_hist,
+                                   .style = BL_PLOT_LINES};
     }
     double bx[2] = {xmin, xmax}, by[2];
     char title[64];
     if (field == 0 && r->fit_ok && ns > 0) {
         by[0] = by[1] = r->fit.b_crit;
         snprintf(title, sizeof title, "fitted B_crit = %.0f", r->fit.b_crit);
-        s[ns++] = (bl_plot_series){.title = title, .x = bx, .y = by, .n = 2, .style = BL_PLOT_LINES,
-                                   .dashed = 1};
+        s[ns++] = (bl_plot_series){
+            .title = title, .x = bx, .y = by, .n = 2, .style = BL_PLOT_LINES, .dashed = 1};
     } else if (field == 1 && ns > 0) {
         by[0] = by[1] = pc->c->target_acc > 0 ? pc->c->target_acc : NAN;
-        s[ns++] = (bl_plot_series){.title = "target", .x = bx, .y = by, .n = 2,
-                                   .style = BL_PLOT_LINES, .dashed = 1};
+        s[ns++] = (bl_plot_series){
+            .title = "target", .x = bx, .y = by, .n = 2, .style = BL_PLOT_LINES, .dashed = 1};
     }
     bl_plot p = {.title = field == 0 ? "Gradient noise scale over training (trainer's EMA)"
                                      : "Validation accuracy over training",
-                 .xlabel = "examples seen", .ylabel = field == 0 ? "B_simple" : "validation accuracy",
-                 .logx = 1, .logy = field == 0, .series = s, .n_series = ns};
+                 .xlabel = "examples seen",
+                 .ylabel = field == 0 ? "B_simple" : "validation accuracy",
+                 .logx = 1,
+                 .logy = field == 0,
+                 .series = s,
+                 .n_series = ns};
     if (ns > 0) draw(pc, field == 0 ? SWEEP_PLOT_NOISE_T : SWEEP_PLOT_VAL, &p);
-    for (int k = 0; k < bp->n; k++) free(xs[k]), free(ys[k]);
+    for (int k = 0; k < bp->n; k++)
+        free(xs[k]), free(ys[k]);
 }
 
 void sweep_draw_plots(const bl_sweep_config *c, bl_sweep_result *r, int drawn[SWEEP_N_PLOTS]) {
@@ -235,7 +304,8 @@ void sweep_draw_plots(const bl_sweep_config *c, bl_sweep_result *r, int drawn[SW
         plot_history(&pc, bp, 0);
         plot_history(&pc, bp, 1);
     } else {
-        snprintf(r->plot_msg, sizeof r->plot_msg, "no batch size reached the target, so there is "
+        snprintf(r->plot_msg, sizeof r->plot_msg,
+                 "no batch size reached the target, so there is "
                  "nothing to plot");
     }
     free(bp);

@@ -38,7 +38,8 @@ static const char *target_text(const bl_sweep_config *c, char *buf, size_t cap) 
 static int grid_edge(const bl_sweep_config *c, double mult) {
     if (c->n_lr_mults < 2) return 0;
     double lo = INFINITY, hi = 0;
-    for (int i = 0; i < c->n_lr_mults; i++) lo = fmin(lo, c->lr_mults[i]), hi = fmax(hi, c->lr_mults[i]);
+    for (int i = 0; i < c->n_lr_mults; i++)
+        lo = fmin(lo, c->lr_mults[i]), hi = fmax(hi, c->lr_mults[i]);
     return mult == lo ? -1 : mult == hi ? 1 : 0;
 }
 
@@ -47,7 +48,8 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
     char tb[96];
     fputs("## Recommendation\n\n", o);
     if (r->recommended < 0) {
-        fprintf(o, "**No batch size reached the target** (%s) within %g epochs. Lower the target, "
+        fprintf(o,
+                "**No batch size reached the target** (%s) within %g epochs. Lower the target, "
                 "raise `--max-epochs`, or check the learning rate: the per-trial table below says "
                 "how far each trial got and whether it diverged.\n\n",
                 target_text(c, tb, sizeof tb), c->max_epochs);
@@ -57,46 +59,59 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
     const bl_train_config *tc = &c->train;
     fprintf(o, "**Use batch size %d with learning rate %.4g** (%s", t->batch, (double)t->lr,
             bl_optim_name(&tc->opt));
-    if (tc->opt.kind == BL_OPT_SGD && tc->opt.momentum > 0) fprintf(o, ", momentum %g", (double)tc->opt.momentum);
+    if (tc->opt.kind == BL_OPT_SGD && tc->opt.momentum > 0)
+        fprintf(o, ", momentum %g", (double)tc->opt.momentum);
     fprintf(o, "; that is %g x the %s-scaled rate from %g at batch %d).\n\n", t->lr_mult,
             rule_name(tc->lr_scale), (double)tc->lr, tc->base_batch);
-    fprintf(o, "Why: of all batch sizes it reached the target (%s) in the least training time "
+    fprintf(o,
+            "Why: of all batch sizes it reached the target (%s) in the least training time "
             "on this machine, %.1f s: %ld steps, %ld examples (%.2f epochs). Test accuracy at that "
-            "point: ", target_text(c, tb, sizeof tb), t->train_s, t->steps, t->examples,
+            "point: ",
+            target_text(c, tb, sizeof tb), t->train_s, t->steps, t->examples,
             (double)t->examples / (double)di->n_train);
     num(o, t->test_acc, "%.4f");
     fputs(".\n\n", o);
     if (r->fit_ok) {
         double bc = r->fit.b_crit, B = t->batch;
         bl_regime g = bl_bcrit_regime(B, bc);
-        fprintf(o, "The fitted critical batch size is **B_crit = %.0f** (R^2 = %.3f), so batch %d "
-                "is in the *%s* regime. ", bc, r->fit.r2, t->batch, bl_regime_name(g));
+        fprintf(o,
+                "The fitted critical batch size is **B_crit = %.0f** (R^2 = %.3f), so batch %d "
+                "is in the *%s* regime. ",
+                bc, r->fit.r2, t->batch, bl_regime_name(g));
         if (g == BL_REGIME_PERFECT)
-            fprintf(o, "Larger batches would still cut the steps almost in proportion: on hardware "
+            fprintf(o,
+                    "Larger batches would still cut the steps almost in proportion: on hardware "
                     "whose throughput keeps growing with the batch (a GPU, several processes), "
                     "raise it towards B_crit, where training takes 2 S_min = %.0f steps and "
                     "2 E_min = %.0f examples. Here the CPU's throughput stops growing first, which "
                     "is why a smaller batch wins on the clock.\n\n",
                     2 * r->fit.s_min, 2 * r->fit.e_min);
         else if (g == BL_REGIME_DIMINISHING)
-            fprintf(o, "That is near the balance between steps and examples: the fit predicts "
+            fprintf(o,
+                    "That is near the balance between steps and examples: the fit predicts "
                     "%.0f steps at B = %d and %.0f at B = %d, against %.0f here, while examples go "
-                    "from %.0f to %.0f.\n\n", bl_bcrit_steps(&r->fit, B / 2), t->batch / 2,
-                    bl_bcrit_steps(&r->fit, 2 * B), t->batch * 2, bl_bcrit_steps(&r->fit, B),
-                    bl_bcrit_examples(&r->fit, B / 2), bl_bcrit_examples(&r->fit, 2 * B));
+                    "from %.0f to %.0f.\n\n",
+                    bl_bcrit_steps(&r->fit, B / 2), t->batch / 2, bl_bcrit_steps(&r->fit, 2 * B),
+                    t->batch * 2, bl_bcrit_steps(&r->fit, B), bl_bcrit_examples(&r->fit, B / 2),
+                    bl_bcrit_examples(&r->fit, 2 * B));
         else
-            fprintf(o, "Beyond 4 B_crit extra batch buys few steps (S_min = %.0f is the floor) and "
+            fprintf(o,
+                    "Beyond 4 B_crit extra batch buys few steps (S_min = %.0f is the floor) and "
                     "costs examples nearly in proportion; it wins here only because larger "
-                    "batches run faster per example on this machine.\n\n", r->fit.s_min);
+                    "batches run faster per example on this machine.\n\n",
+                    r->fit.s_min);
     } else {
-        fprintf(o, "No critical batch size could be fitted (%s), so this rests on the measured "
-                "times alone.\n\n", r->fit_msg);
+        fprintf(o,
+                "No critical batch size could be fitted (%s), so this rests on the measured "
+                "times alone.\n\n",
+                r->fit_msg);
     }
     int edge = grid_edge(c, t->lr_mult);
     if (edge)
-        fprintf(o, "Note: its best learning rate is at the %s end of the grid (x%g), so a %s rate "
-                "may be faster still; widen `--lr-grid`.\n\n", edge < 0 ? "low" : "high",
-                t->lr_mult, edge < 0 ? "lower" : "higher");
+        fprintf(o,
+                "Note: its best learning rate is at the %s end of the grid (x%g), so a %s rate "
+                "may be faster still; widen `--lr-grid`.\n\n",
+                edge < 0 ? "low" : "high", t->lr_mult, edge < 0 ? "lower" : "higher");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -111,11 +126,14 @@ static void fit_section(FILE *o, const bl_sweep_config *c, const bl_sweep_result
         return;
     }
     const bl_bcrit *f = &r->fit;
-    fprintf(o, "Least squares of 1/S on 1/E over the best trial of each batch size that reached "
-            "the target (%d points), from S = S_min (1 + B_crit/B) and E = E_min (1 + B/B_crit):\n\n",
-            f->n);
-    fprintf(o, "| B_crit | S_min (steps) | E_min (examples) | R^2 (1/S on 1/E) | R^2 (log S) |\n"
-               "|---|---|---|---|---|\n| %.0f | %.0f | %.0f | %.4f | %.4f |\n\n",
+    fprintf(
+        o,
+        "Least squares of 1/S on 1/E over the best trial of each batch size that reached "
+        "the target (%d points), from S = S_min (1 + B_crit/B) and E = E_min (1 + B/B_crit):\n\n",
+        f->n);
+    fprintf(o,
+            "| B_crit | S_min (steps) | E_min (examples) | R^2 (1/S on 1/E) | R^2 (log S) |\n"
+            "|---|---|---|---|---|\n| %.0f | %.0f | %.0f | %.4f | %.4f |\n\n",
             f->b_crit, f->s_min, f->e_min, f->r2, f->r2_log_steps);
     const char *desc[3] = {"B < B_crit/4: doubling B nearly halves the steps",
                            "B_crit/4 <= B <= 4 B_crit: each doubling buys less",
@@ -140,33 +158,39 @@ static void noise_section(FILE *o, const bl_sweep_config *c, const bl_sweep_resu
     fputs("## Noise scale against the critical batch size\n\n", o);
     if (n == 0) {
         fputs("The gradient noise scale was not measured at the target (`--noise-draws 0`, or no "
-              "trial reached it).\n\n", o);
+              "trial reached it).\n\n",
+              o);
         return;
     }
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     double med = n % 2 ? v[n / 2] : sqrt(v[n / 2 - 1] * v[n / 2]);
-    fprintf(o, "The simple noise scale B_simple = tr(Sigma)/|G|^2 measured at the weights where "
+    fprintf(o,
+            "The simple noise scale B_simple = tr(Sigma)/|G|^2 measured at the weights where "
             "each batch size reached the target (%d random batches of %d, small batch %d) ranges "
-            "from %.0f to %.0f, median **%.0f**.", c->noise_draws, c->noise_big, c->noise_small,
-            v[0], v[n - 1], med);
+            "from %.0f to %.0f, median **%.0f**.",
+            c->noise_draws, c->noise_big, c->noise_small, v[0], v[n - 1], med);
     if (r->fit_ok) {
         double ratio = r->fit.b_crit / med;
-        fprintf(o, " The fitted B_crit is %.0f, **%.2g x** the median noise scale. McCandlish et "
+        fprintf(o,
+                " The fitted B_crit is %.0f, **%.2g x** the median noise scale. McCandlish et "
                 "al. (2018) found that the noise scale predicts the critical batch size to within "
-                "about an order of magnitude; here it %s.", r->fit.b_crit, ratio,
+                "about an order of magnitude; here it %s.",
+                r->fit.b_crit, ratio,
                 ratio >= 0.1 && ratio <= 10 ? "does (within a factor of 10)"
                                             : "does not (the two differ by more than 10x)");
     }
     fputs(" B_simple ignores the curvature (it is B_noise with the Hessian taken as the "
           "identity), and it grows as the loss falls, so the comparison is at the target, where "
-          "B_crit is defined.\n\n", o);
+          "B_crit is defined.\n\n",
+          o);
 }
 
 static void best_table(FILE *o, const bl_sweep_config *c, const bl_sweep_result *r) {
     fputs("## Each batch size at its best learning rate\n\n", o);
     fputs("| B | lr (x grid) | steps S | examples E | train s | trial s | val acc | train acc | "
           "test acc | gap | peak MB | B_simple EMA | B_simple at target [95%] | regime |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", o);
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+          o);
     for (int i = 0; i < c->n_batches; i++) {
         if (r->best[i] < 0) {
             fprintf(o, "| %d | – | not reached | | | | | | | | | | | |\n", c->batches[i]);
@@ -174,8 +198,8 @@ static void best_table(FILE *o, const bl_sweep_config *c, const bl_sweep_result 
         }
         const bl_trial *t = &r->trials[r->best[i]];
         fprintf(o, "| %d%s | %.4g (x%g) | %ld | %ld | %.1f | %.1f | ", t->batch,
-                r->best[i] == r->recommended ? " **(rec.)**" : "", (double)t->lr, t->lr_mult, t->steps,
-                t->examples, t->train_s, t->wall_s);
+                r->best[i] == r->recommended ? " **(rec.)**" : "", (double)t->lr, t->lr_mult,
+                t->steps, t->examples, t->train_s, t->wall_s);
         num(o, t->val_acc, "%.4f");
         fputs(" | ", o);
         num(o, t->train_acc, "%.4f");
@@ -191,11 +215,14 @@ static void best_table(FILE *o, const bl_sweep_config *c, const bl_sweep_result 
             fputs(" [", o);
             num(o, t->noise_lo, "%.0f");
             fputs(", ", o);
-            if (isfinite(t->noise_hi)) num(o, t->noise_hi, "%.0f");
-            else fputs("inf", o);
+            if (isfinite(t->noise_hi))
+                num(o, t->noise_hi, "%.0f");
+            else
+                fputs("inf", o);
             fputs("]", o);
         }
-        fprintf(o, " | %s |\n", r->fit_ok ? bl_regime_name(bl_bcrit_regime(t->batch, r->fit.b_crit)) : "–");
+        fprintf(o, " | %s |\n",
+                r->fit_ok ? bl_regime_name(bl_bcrit_regime(t->batch, r->fit.b_crit)) : "–");
     }
     fputs("\n", o);
 }
@@ -206,7 +233,8 @@ static void plots_section(FILE *o, const bl_sweep_result *r, const int *drawn) {
         "Examples against steps: each point a batch size; down-left is better, and the curve "
         "is the fitted front.",
         "Wall-clock time to the target on this machine.",
-        "Generalisation gap (full training split minus test accuracy) at the end of each best trial.",
+        "Generalisation gap (full training split minus test accuracy) at the end of each best "
+        "trial.",
         "Noise scale at the target (bootstrap interval) and the trainer's running estimate, "
         "with the fitted B_crit.",
         "The trainer's running estimate of the noise scale over training (it grows as the loss "
@@ -217,25 +245,30 @@ static void plots_section(FILE *o, const bl_sweep_result *r, const int *drawn) {
     for (int i = 0; i < SWEEP_N_PLOTS; i++) {
         if (!drawn[i]) continue;
         any = 1;
-        fprintf(o, "%s\n\n![%s](plots/%s.png)\n\n", caption[i], sweep_plot_names[i], sweep_plot_names[i]);
+        fprintf(o, "%s\n\n![%s](plots/%s.png)\n\n", caption[i], sweep_plot_names[i],
+                sweep_plot_names[i]);
     }
-    if (!any) fprintf(o, "No plots: %s\n\n", r->plot_msg[0] ? r->plot_msg : "nothing to draw");
-    else if (r->plot_msg[0]) fprintf(o, "Some plots are missing: %s\n\n", r->plot_msg);
+    if (!any)
+        fprintf(o, "No plots: %s\n\n", r->plot_msg[0] ? r->plot_msg : "nothing to draw");
+    else if (r->plot_msg[0])
+        fprintf(o, "Some plots are missing: %s\n\n", r->plot_msg);
 }
 
 static void trials_table(FILE *o, const bl_sweep_result *r) {
     fputs("## Every trial\n\n| B | lr | x grid | outcome | steps | examples | train s | val acc |\n"
-          "|---|---|---|---|---|---|---|---|\n", o);
+          "|---|---|---|---|---|---|---|---|\n",
+          o);
     for (int k = 0; k < r->n_trials; k++) {
         const bl_trial *t = &r->trials[k];
-        fprintf(o, "| %d | %.4g | %g | %s | %ld | %ld | %.1f | ", t->batch, (double)t->lr, t->lr_mult,
-                bl_trial_status_name(t->status), t->steps, t->examples, t->train_s);
+        fprintf(o, "| %d | %.4g | %g | %s | %ld | %ld | %.1f | ", t->batch, (double)t->lr,
+                t->lr_mult, bl_trial_status_name(t->status), t->steps, t->examples, t->train_s);
         num(o, t->val_acc, "%.4f");
         fputs(" |\n", o);
     }
     fputs("\nOutcomes: *reached* the target; *not_reached* within the epoch cap; *diverged* (the "
           "loss became NaN); *pruned*: stopped once it had used as many steps as the best trial "
-          "of its batch size without reaching the target, since it could no longer win.\n\n", o);
+          "of its batch size without reaching the target, since it could no longer win.\n\n",
+          o);
 }
 
 static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_info *di) {
@@ -246,31 +279,45 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
     fprintf(o, "- Model `%s` on %s: %zu training, %zu validation and %zu test samples.\n", tc->spec,
             c->data_name && *c->data_name ? c->data_name : "the given data", di->n_train, di->n_val,
             di->n_test);
-    fprintf(o, "- Target: %s, checked every max(1, round(%ld/B), floor(0.02 s)) updates at update s, so "
-            "S is resolved to about %ld examples or 2%%, whichever is coarser. Each trial stops at "
-            "%g epochs if it has not reached it.\n", target_text(c, tb, sizeof tb),
-            c->eval_every_samples, c->eval_every_samples, c->max_epochs);
-    fprintf(o, "- Optimizer %s, learning rate %g at batch %d scaled %s with B, times each grid "
-            "multiplier (", bl_optim_name(&tc->opt), (double)tc->lr, tc->base_batch, rule_name(tc->lr_scale));
-    for (int i = 0; i < c->n_lr_mults; i++) fprintf(o, "%s%g", i ? ", " : "", c->lr_mults[i]);
-    fprintf(o, "); for each B the trial with the fewest steps to the target is kept (Shallue et "
+    fprintf(
+        o,
+        "- Target: %s, checked every max(1, round(%ld/B), floor(0.02 s)) updates at update s, so "
+        "S is resolved to about %ld examples or 2%%, whichever is coarser. Each trial stops at "
+        "%g epochs if it has not reached it.\n",
+        target_text(c, tb, sizeof tb), c->eval_every_samples, c->eval_every_samples, c->max_epochs);
+    fprintf(o,
+            "- Optimizer %s, learning rate %g at batch %d scaled %s with B, times each grid "
+            "multiplier (",
+            bl_optim_name(&tc->opt), (double)tc->lr, tc->base_batch, rule_name(tc->lr_scale));
+    for (int i = 0; i < c->n_lr_mults; i++)
+        fprintf(o, "%s%g", i ? ", " : "", c->lr_mults[i]);
+    fprintf(o,
+            "); for each B the trial with the fewest steps to the target is kept (Shallue et "
             "al. 2018). Schedule %s, warm-up %ld updates, seed %llu.%s\n",
-            tc->sched == BL_SCHED_COSINE ? "cosine" : tc->sched == BL_SCHED_STEP ? "step" : "constant",
+            tc->sched == BL_SCHED_COSINE ? "cosine"
+            : tc->sched == BL_SCHED_STEP ? "step"
+                                         : "constant",
             tc->warmup_steps, (unsigned long long)tc->seed,
             c->prune ? " Trials that cannot beat the best of their batch size are pruned." : "");
     fputs("- Steps S and examples E are counted to the first evaluation at or above the target. "
           "*train s* sums the time of the optimizer updates; *trial s* adds evaluations and the "
           "end-of-trial measurements. Peak memory is what training at that B allocates (weights, "
-          "gradients, optimizer state, activations, batch buffers).\n", o);
-    fprintf(o, "- Generalisation gap: accuracy on the full training split minus accuracy on the "
-            "%s split, at the end of the trial.\n", di->test_is_val ? "validation (no test split "
-            "was given)" : "test");
-    fprintf(o, "- Noise scale: during training, every %d updates the update is split into two "
+          "gradients, optimizer state, activations, batch buffers).\n",
+          o);
+    fprintf(o,
+            "- Generalisation gap: accuracy on the full training split minus accuracy on the "
+            "%s split, at the end of the trial.\n",
+            di->test_is_val ? "validation (no test split "
+                              "was given)"
+                            : "test");
+    fprintf(o,
+            "- Noise scale: during training, every %d updates the update is split into two "
             "halves, giving |G|^2 and tr(Sigma) from the two batch sizes, smoothed by EMAs "
             "(decay %g); at the target, bl_noise_measure averages %d draws of %d samples (the "
-            "first %d as the small batch) with a bootstrap interval.\n", c->noise_every,
-            tc->noise_decay, c->noise_draws, c->noise_big, c->noise_small);
-    fprintf(o, "- Fit: 1/S = 1/S_min - B_crit (1/E), ordinary least squares; regimes split at "
+            "first %d as the small batch) with a bootstrap interval.\n",
+            c->noise_every, tc->noise_decay, c->noise_draws, c->noise_big, c->noise_small);
+    fprintf(o,
+            "- Fit: 1/S = 1/S_min - B_crit (1/E), ordinary least squares; regimes split at "
             "B_crit/%g and %g B_crit, where the other resource's overhead reaches 25%%.\n\n",
             BL_REGIME_FACTOR, BL_REGIME_FACTOR);
 }

@@ -145,7 +145,8 @@ static bl_status compare_settings(const char *path, const cJSON *old, const cJSO
         bl_status st = bl_fail(err, BL_ERR_ARG,
                                "%s holds a sweep with different settings: %s is %s there but %s "
                                "now. Use another --out folder, or run with the same settings to "
-                               "resume it", path, item->string, a ? a : "absent", b ? b : "?");
+                               "resume it",
+                               path, item->string, a ? a : "absent", b ? b : "?");
         free(a), free(b);
         return st;
     }
@@ -169,8 +170,10 @@ bl_status sweep_prepare_dir(const bl_sweep_config *c, const sweep_data_info *di,
         free(old_txt);
         const cJSON *os = old ? cJSON_GetObjectItemCaseSensitive(old, "settings") : NULL;
         if (!cJSON_IsObject(os))
-            st = bl_fail(err, BL_ERR_FORMAT, "%s is damaged (not a sweep settings record); "
-                         "delete the folder or use another --out", path);
+            st = bl_fail(err, BL_ERR_FORMAT,
+                         "%s is damaged (not a sweep settings record); "
+                         "delete the folder or use another --out",
+                         path);
         else
             st = compare_settings(c->out_dir, os, now, err);
         cJSON_Delete(old);
@@ -184,9 +187,11 @@ bl_status sweep_prepare_dir(const bl_sweep_config *c, const sweep_data_info *di,
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "settings", now);
     cJSON *b = cJSON_AddArrayToObject(root, "batches");
-    for (int i = 0; i < c->n_batches; i++) cJSON_AddItemToArray(b, cJSON_CreateNumber(c->batches[i]));
+    for (int i = 0; i < c->n_batches; i++)
+        cJSON_AddItemToArray(b, cJSON_CreateNumber(c->batches[i]));
     cJSON *g = cJSON_AddArrayToObject(root, "lr_mults");
-    for (int i = 0; i < c->n_lr_mults; i++) cJSON_AddItemToArray(g, cJSON_CreateNumber(c->lr_mults[i]));
+    for (int i = 0; i < c->n_lr_mults; i++)
+        cJSON_AddItemToArray(g, cJSON_CreateNumber(c->lr_mults[i]));
     st = write_json(path, root, err);
     cJSON_Delete(root);
     return st;
@@ -230,8 +235,11 @@ bl_status sweep_trial_save(const char *dir, const bl_trial *t, bl_error *err) {
         cJSON *a = cJSON_AddArrayToObject(h, keys[k]);
         for (int i = 0; i < t->n_hist; i++) {
             const bl_trial_point *p = &t->hist[i];
-            double v = k == 0 ? (double)p->step : k == 1 ? (double)p->samples
-                     : k == 2 ? p->val_acc : k == 3 ? p->val_loss : p->noise_scale;
+            double v = k == 0   ? (double)p->step
+                       : k == 1 ? (double)p->samples
+                       : k == 2 ? p->val_acc
+                       : k == 3 ? p->val_loss
+                                : p->noise_scale;
             cJSON_AddItemToArray(a, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
         }
     }
@@ -242,7 +250,8 @@ bl_status sweep_trial_save(const char *dir, const bl_trial *t, bl_error *err) {
 
 static int parse_status(const char *s, bl_trial_status *out) {
     for (int i = BL_TRIAL_REACHED; i <= BL_TRIAL_PRUNED; i++)
-        if (s && !strcmp(s, bl_trial_status_name((bl_trial_status)i))) return *out = (bl_trial_status)i, 1;
+        if (s && !strcmp(s, bl_trial_status_name((bl_trial_status)i)))
+            return *out = (bl_trial_status)i, 1;
     return 0;
 }
 
@@ -265,8 +274,11 @@ static int read_history(bl_trial *t, const cJSON *h) {
             const cJSON *x = cJSON_GetArrayItem(a[k], i);
             v[k] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
         }
-        t->hist[i] = (bl_trial_point){.step = (long)v[0], .samples = (long)v[1], .val_acc = v[2],
-                                      .val_loss = v[3], .noise_scale = v[4]};
+        t->hist[i] = (bl_trial_point){.step = (long)v[0],
+                                      .samples = (long)v[1],
+                                      .val_acc = v[2],
+                                      .val_loss = v[3],
+                                      .noise_scale = v[4]};
     }
     t->n_hist = n;
     return 1;
@@ -306,8 +318,10 @@ int sweep_trial_load(const char *dir, bl_trial *t, bl_error *err) {
     }
     cJSON_Delete(o);
     if (!ok) {
-        bl_fail(err, BL_ERR_FORMAT, "%s is damaged or is not this trial's record; delete it to "
-                "run the trial again", path);
+        bl_fail(err, BL_ERR_FORMAT,
+                "%s is damaged or is not this trial's record; delete it to "
+                "run the trial again",
+                path);
         return -1;
     }
     return 1;
@@ -394,7 +408,8 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
         cJSON_AddItemToArray(best, o);
     }
     cJSON *all = cJSON_AddArrayToObject(root, "trials");
-    for (int k = 0; k < r->n_trials; k++) cJSON_AddItemToArray(all, trial_json(&r->trials[k]));
+    for (int k = 0; k < r->n_trials; k++)
+        cJSON_AddItemToArray(all, trial_json(&r->trials[k]));
     char path[4096];
     sweep_path(path, sizeof path, c->out_dir, "results.json");
     st = write_json(path, root, err);

@@ -14,11 +14,20 @@ typedef enum { B_NONE, B_PARA, B_LIST, B_TABLE, B_CODE } block;
 static void esc(FILE *o, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
-        case '&': fputs("&amp;", o); break;
-        case '<': fputs("&lt;", o); break;
-        case '>': fputs("&gt;", o); break;
-        case '"': fputs("&quot;", o); break;
-        default: fputc(s[i], o);
+        case '&':
+            fputs("&amp;", o);
+            break;
+        case '<':
+            fputs("&lt;", o);
+            break;
+        case '>':
+            fputs("&gt;", o);
+            break;
+        case '"':
+            fputs("&quot;", o);
+            break;
+        default:
+            fputc(s[i], o);
         }
     }
 }
@@ -64,7 +73,8 @@ static void inline_md(FILE *o, const char *s, size_t n) {
 }
 
 static void close_block(FILE *o, block *b) {
-    static const char *closer[] = {"", "</p>\n", "</ul>\n", "</tbody></table>\n", "</code></pre>\n"};
+    static const char *closer[] = {"", "</p>\n", "</ul>\n", "</tbody></table>\n",
+                                   "</code></pre>\n"};
     fputs(closer[*b], o);
     *b = B_NONE;
 }
@@ -83,8 +93,10 @@ static void table_row(FILE *o, const char *s, size_t n, const char *cell) {
         const char *bar = memchr(s, '|', n);
         size_t len = bar ? (size_t)(bar - s) : n;
         size_t a = 0, z = len;
-        while (a < z && s[a] == ' ') a++;
-        while (z > a && s[z - 1] == ' ') z--;
+        while (a < z && s[a] == ' ')
+            a++;
+        while (z > a && s[z - 1] == ' ')
+            z--;
         fprintf(o, "<%s>", cell);
         inline_md(o, s + a, z - a);
         fprintf(o, "</%s>", cell);
@@ -101,12 +113,14 @@ char *bl_markdown_to_html(const char *md, const char *title, int svg) {
     if (!o) return NULL;
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>", o);
     esc(o, title, strlen(title));
-    fputs("</title>\n<style>\nbody{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;"
-          "padding:0 1rem;line-height:1.5;color:#222}\ntable{border-collapse:collapse;margin:1rem 0;"
-          "font-size:.9rem}\nth,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}\n"
-          "th{background:#f3f3f3}\ncode{background:#f3f3f3;padding:0 .2rem}\npre{background:#f3f3f3;"
-          "padding:.75rem;overflow-x:auto}\nimg{max-width:100%;border:1px solid #ddd}\n"
-          "figure{margin:1rem 0}\n</style></head><body>\n", o);
+    fputs(
+        "</title>\n<style>\nbody{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;"
+        "padding:0 1rem;line-height:1.5;color:#222}\ntable{border-collapse:collapse;margin:1rem 0;"
+        "font-size:.9rem}\nth,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}\n"
+        "th{background:#f3f3f3}\ncode{background:#f3f3f3;padding:0 .2rem}\npre{background:#f3f3f3;"
+        "padding:.75rem;overflow-x:auto}\nimg{max-width:100%;border:1px solid #ddd}\n"
+        "figure{margin:1rem 0}\n</style></head><body>\n",
+        o);
     block b = B_NONE;
     int table_head = 0;
     for (const char *line = md; *line;) {
@@ -114,8 +128,10 @@ char *bl_markdown_to_html(const char *md, const char *title, int svg) {
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
         const char *next = nl ? nl + 1 : line + n;
         if (b == B_CODE) {
-            if (n >= 3 && !strncmp(line, "```", 3)) close_block(o, &b);
-            else esc(o, line, n), fputc('\n', o);
+            if (n >= 3 && !strncmp(line, "```", 3))
+                close_block(o, &b);
+            else
+                esc(o, line, n), fputc('\n', o);
         } else if (n >= 3 && !strncmp(line, "```", 3)) {
             close_block(o, &b);
             fputs("<pre><code>", o);
@@ -124,7 +140,8 @@ char *bl_markdown_to_html(const char *md, const char *title, int svg) {
             close_block(o, &b);
         } else if (line[0] == '#') {
             int level = 0;
-            while (level < (int)n && line[level] == '#') level++;
+            while (level < (int)n && line[level] == '#')
+                level++;
             close_block(o, &b);
             if (level > 6) level = 6;
             size_t skip = (size_t)level + (n > (size_t)level && line[level] == ' ');
@@ -159,8 +176,10 @@ char *bl_markdown_to_html(const char *md, const char *title, int svg) {
             esc(o, line + 2, (size_t)(mid - line - 2));
             fputs("\"></figure>\n", o);
         } else {
-            if (b != B_PARA) close_block(o, &b), fputs("<p>", o), b = B_PARA;
-            else fputc('\n', o);
+            if (b != B_PARA)
+                close_block(o, &b), fputs("<p>", o), b = B_PARA;
+            else
+                fputc('\n', o);
             inline_md(o, line, n);
         }
         line = next;

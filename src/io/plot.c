@@ -105,9 +105,15 @@ static void put_plot_command(FILE *f, const bl_plot *p) {
         }
         fprintf(f, "$d%d using 1:2 ", i);
         switch (s->style) {
-        case BL_PLOT_POINTS: fprintf(f, "with points lt %d pt 7 ps 1.3", lt); break;
-        case BL_PLOT_LINES: fprintf(f, "with lines lt %d lw 2", lt); break;
-        case BL_PLOT_LINESPOINTS: fprintf(f, "with linespoints lt %d lw 2 pt 7 ps 1.1", lt); break;
+        case BL_PLOT_POINTS:
+            fprintf(f, "with points lt %d pt 7 ps 1.3", lt);
+            break;
+        case BL_PLOT_LINES:
+            fprintf(f, "with lines lt %d lw 2", lt);
+            break;
+        case BL_PLOT_LINESPOINTS:
+            fprintf(f, "with linespoints lt %d lw 2 pt 7 ps 1.1", lt);
+            break;
         }
         if (s->dashed && s->style != BL_PLOT_POINTS) fputs(" dt 2", f);
         if (s->title && *s->title) {
@@ -117,7 +123,8 @@ static void put_plot_command(FILE *f, const bl_plot *p) {
             fputs(" notitle", f);
         }
         if (s->labels)
-            fprintf(f, ", \\\n     $d%d using 1:2:3 with labels offset char 0.8,0.8 font ',8' notitle",
+            fprintf(f,
+                    ", \\\n     $d%d using 1:2:3 with labels offset char 0.8,0.8 font ',8' notitle",
                     i);
     }
     fputc('\n', f);
@@ -125,7 +132,8 @@ static void put_plot_command(FILE *f, const bl_plot *p) {
 
 static void put_script(FILE *f, const bl_plot *p, char tmp_out[N_OUT][4200]) {
     int w = p->width_px > 0 ? p->width_px : 900, h = p->height_px > 0 ? p->height_px : 600;
-    for (int i = 0; i < p->n_series; i++) put_data(f, p, i);
+    for (int i = 0; i < p->n_series; i++)
+        put_data(f, p, i);
     fputs("set termoption noenhanced\nset grid\nset key top right box opaque\n", f);
     if (p->title) fputs("set title ", f), put_quoted(f, p->title), fputc('\n', f);
     if (p->xlabel) fputs("set xlabel ", f), put_quoted(f, p->xlabel), fputc('\n', f);
@@ -137,7 +145,8 @@ static void put_script(FILE *f, const bl_plot *p, char tmp_out[N_OUT][4200]) {
     put_quoted(f, tmp_out[0]);
     fputc('\n', f);
     put_plot_command(f, p);
-    fprintf(f, "set terminal svg noenhanced size %d,%d dynamic background '#ffffff'\nset output ", w, h);
+    fprintf(f, "set terminal svg noenhanced size %d,%d dynamic background '#ffffff'\nset output ",
+            w, h);
     put_quoted(f, tmp_out[1]);
     fputs("\nreplot\nunset output\n", f);
 }
@@ -176,7 +185,8 @@ static int run_gnuplot(const char *script, char *msg, size_t cap) {
         ssize_t r = read(fds[0], buf, sizeof buf);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
-        for (ssize_t i = 0; i < r && len + 1 < cap; i++) msg[len++] = buf[i];
+        for (ssize_t i = 0; i < r && len + 1 < cap; i++)
+            msg[len++] = buf[i];
     }
     msg[len] = '\0';
     close(fds[0]);
@@ -205,7 +215,8 @@ static bl_status commit_file(const char *tmp, const char *final, bl_error *err) 
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0) close(fd);
-        return bl_fail(err, BL_ERR_IO, "%s: gnuplot's output is missing: %s", final, strerror(errno));
+        return bl_fail(err, BL_ERR_IO, "%s: gnuplot's output is missing: %s", final,
+                       strerror(errno));
     }
     int rc = fsync(fd);
     close(fd);
@@ -222,9 +233,12 @@ static void sync_dir_of(const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
         (void)fsync(fd);
@@ -245,7 +259,8 @@ bl_status bl_plot_write(const bl_plot *p, const char *base, bl_error *err) {
     if (!bl_plot_available())
         return bl_fail(err, BL_ERR_UNSUPPORTED,
                        "%s: gnuplot is not on PATH, so no plot was drawn (apt-get install "
-                       "gnuplot-nox)", base);
+                       "gnuplot-nox)",
+                       base);
     char script[4200], tmp_out[N_OUT][4200] = {{0}};
     bl_status st = BL_OK;
     if (make_temp(script, sizeof script, base, "gp") != 0)
@@ -269,7 +284,8 @@ bl_status bl_plot_write(const bl_plot *p, const char *base, bl_error *err) {
         char msg[768];
         int rc = run_gnuplot(script, msg, sizeof msg);
         size_t ml = strlen(msg);
-        while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' ')) msg[--ml] = '\0';
+        while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' '))
+            msg[--ml] = '\0';
         if (rc == 127)
             st = bl_fail(err, BL_ERR_UNSUPPORTED,
                          "%s: gnuplot could not be started (apt-get install gnuplot-nox)", base);

@@ -24,7 +24,7 @@ typedef struct train_opts {
     const char *model, *optimizer, *schedule, *lr_scale, *loss;
     const char *log_path, *save_path, *resume_path, *report;
     const char *batch, *memory, *adapt_lr;
-    int auto_batch, min_batch, max_batch;
+    int auto_batch, min_batch, max_batch, noise_decay_set;
     long adapt_every;
     int epochs, json, quiet, threads, no_prefetch, drop_last, nesterov, no_overlap;
     size_t bucket_kb;
@@ -45,6 +45,7 @@ typedef struct run_state {
     bl_adapt *adapt; /* --batch auto */
     int decisions;
     train_history *hist; /* --report */
+    int reverts;         /* --batch auto: divergences recovered from */
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -79,7 +80,9 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         if (!cfg->base_batch) cfg->base_batch = 64;
         if (o->max_batch <= 0) o->max_batch = 4096;
         if (o->min_batch <= 0) o->min_batch = 16 < cfg->base_batch ? 16 : cfg->base_batch;
-        if (o->adapt_every <= 0) o->adapt_every = 50;
+        if (o->adapt_every <= 0) o->adapt_every = 100;
+        /* The controller steers by the noise scale: average it over ~200 updates. */
+        if (!o->noise_decay_set) cfg->noise_decay = 0.995;
         cfg->batch = cfg->base_batch;
         cfg->micro_batch = cfg->batch / 2; /* two micro-batches: the noise scale's small batch */
         cfg->reserve_batch = o->max_batch / 2;
@@ -236,7 +239,22 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
     for (;;) {
         if (g_interrupted) bl_trainer_request_stop(t);
         bl_step_info si;
-        if (bl_trainer_step(t, &si, &err)) {
+        bl_status st = bl_trainer_step(t, &si, &err);
+        if (st == BL_ERR_NUMERIC && rs->adapt && rs->reverts < 3) {
+            /* The weights were not updated: step back to the last batch that worked. */
+            bl_adapt_decision d;
+            double bn = bl_noise_scale(bl_trainer_noise(t));
+            if (bl_adapt_revert(rs->adapt, bl_trainer_steps_done(t), bn, &d) &&
+                !bl_trainer_set_batch(t, d.to_batch, d.to_batch / 2, d.lr_factor, &err)) {
+                rs->reverts++;
+                bl_runlog_decision(&rs->log, &d, 1, bl_trainer_current_lr(t));
+                if (rs->hist) history_decision(rs->hist, &d);
+                progress_clear(&rs->prog);
+                if (!rs->prog.quiet) fprintf(stderr, "step %ld: %s\n", d.step, d.reason);
+                continue;
+            }
+        }
+        if (st) {
             progress_clear(&rs->prog);
             cli_error(cmd, "%s", err.msg);
             return 1;
@@ -312,7 +330,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"min-batch", ARG_INT, &o.min_batch, "--batch auto: smallest batch (default 16)", 0},
         {"max-batch", ARG_INT, &o.max_batch, "--batch auto: largest batch (default 4096)", 0},
         {"memory", ARG_STR, &o.memory, "--batch auto: memory budget for the batch (e.g. 2G)", 0},
-        {"adapt-every", ARG_LONG, &o.adapt_every, "--batch auto: re-evaluate every N updates (default 50)", 0},
+        {"adapt-every", ARG_LONG, &o.adapt_every, "--batch auto: re-evaluate every N updates (default 100)", 0},
         {"adapt-lr", ARG_STR, &o.adapt_lr, "--batch auto: lr rule: adascale (default), linear, sqrt, none", 0},
         {"micro-batch", ARG_INT, &cfg.micro_batch, "samples per forward/backward; accumulates batch/micro-batch", 0},
         {"epochs", ARG_INT, &o.epochs, "stop after N epochs (default 1, or 50 with a target)", 0},
@@ -358,6 +376,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "[options]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
+    o.noise_decay_set = cli_opt_find(opts, n_opts, "noise-decay")->seen;
     if ((rc = build_config(cmd, &o, opts, n_opts, &cfg, bl_dist_size(dist)))) return rc;
     if (!o.epochs && !o.steps) o.epochs = (o.target_acc > 0 || o.target_loss > 0) ? 50 : 1;
 

@@ -19,7 +19,8 @@ static bl_adapt make(void) {
     double sps[] = {3000, 5000, 8000, 11000, 12000, 12300};
     for (int i = 0; i < 6; i++) a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
     a.curve.n = 6;
-    a.current = 1; /* batch 32 */
+    a.current = a.previous = 1; /* batch 32 */
+    a.ceiling = 5;
     return a;
 }
 
@@ -65,18 +66,22 @@ static void grows_with_the_noise_scale(void **state) {
     assert_true(fabs(bl_noise_scale(&ns) - 4) < 1e-6);
     assert_int_equal(bl_adapt_decide(&a, 10, &ns, &d), 1);
     assert_int_equal(d.to_batch, 16);
-    /* Large noise scale: goodput ~ throughput, so the largest efficient batch wins. */
+    /* Large noise scale: goodput ~ throughput, so it climbs, one doubling per decision,
+     * until the next doubling gains less than 5% (256 -> 512 gains 2.5%). */
     ns = noise_at(5000);
-    assert_int_equal(bl_adapt_decide(&a, 20, &ns, &d), 1);
-    assert_int_equal(d.from_batch, 16);
-    assert_true(d.to_batch >= 256);
-    assert_true(d.goodput_to > 1.05 * d.goodput_from);
-    assert_true(fabsf(d.lr_factor - bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, d.noise_scale, 32,
-                                                       d.to_batch)) < 1e-5f);
-    assert_non_null(strstr(d.reason, "more goodput"));
-    assert_int_equal(bl_adapt_batch(&a), d.to_batch);
-    /* Same noise again: already optimal, holds still. */
-    assert_int_equal(bl_adapt_decide(&a, 30, &ns, &d), 0);
+    int expect[] = {32, 64, 128, 256};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(bl_adapt_decide(&a, 20 + 10 * i, &ns, &d), 1);
+        assert_int_equal(d.to_batch, expect[i]);
+        assert_int_equal(d.from_batch, i ? expect[i - 1] : 16);
+        assert_true(d.goodput_to > 1.05 * d.goodput_from);
+        assert_true(fabsf(d.lr_factor - bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, d.noise_scale,
+                                                           32, d.to_batch)) < 1e-5f);
+        assert_non_null(strstr(d.reason, "more goodput"));
+        assert_int_equal(bl_adapt_batch(&a), d.to_batch);
+    }
+    /* Same noise again: the next step does not pay, it holds still. */
+    assert_int_equal(bl_adapt_decide(&a, 60, &ns, &d), 0);
     assert_int_equal(d.to_batch, d.from_batch);
     assert_non_null(strstr(d.reason, "keep batch"));
 }
@@ -94,6 +99,23 @@ static void hysteresis(void **state) {
     assert_int_equal(d.to_batch, 512);
 }
 
+static void revert_after_divergence(void **state) {
+    bl_adapt a = make();
+    bl_adapt_decision d;
+    bl_noise ns = noise_at(5000);
+    assert_int_equal(bl_adapt_decide(&a, 10, &ns, &d), 1); /* 32 -> 64 */
+    assert_int_equal(bl_adapt_revert(&a, 12, 5000, &d), 1);
+    assert_int_equal(d.from_batch, 64);
+    assert_int_equal(d.to_batch, 32);
+    assert_non_null(strstr(d.reason, "diverged"));
+    /* 64 and above are now off limits: it stays at 32 however large the noise. */
+    assert_int_equal(bl_adapt_decide(&a, 30, &ns, &d), 0);
+    assert_int_equal(bl_adapt_batch(&a), 32);
+    /* Nothing below the smallest batch to go back to. */
+    a.current = a.previous = 0;
+    assert_int_equal(bl_adapt_revert(&a, 40, 5000, &d), 0);
+}
+
 static void observations_correct_the_curve(void **state) {
     bl_adapt a = make();
     for (int i = 0; i < 100; i++) bl_adapt_observe(&a, 64, 2000);
@@ -107,6 +129,7 @@ int main(void) {
         cmocka_unit_test(waits_and_needs_an_estimate),
         cmocka_unit_test(grows_with_the_noise_scale),
         cmocka_unit_test(hysteresis),
+        cmocka_unit_test(revert_after_divergence),
         cmocka_unit_test(observations_correct_the_curve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

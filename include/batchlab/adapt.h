@@ -6,7 +6,10 @@
  * live from the steps actually run. Every `every_steps` updates the controller
  * re-evaluates; it moves to the goodput-optimal candidate only when the
  * predicted gain exceeds min_gain (5%), so measurement noise does not make it
- * oscillate. The learning rate follows AdaScale's gain ratio
+ * oscillate, and it moves one candidate (a factor of two) at a time towards the
+ * optimum, so the learning rate never jumps by more than the gain of one doubling.
+ * If training diverges after a change, bl_adapt_revert steps back and caps the
+ * batch below the one that failed. The learning rate follows AdaScale's gain ratio
  *   r = (tr Sigma + |G|^2) / (tr Sigma / s + |G|^2) = (B_noise + 1) / (B_noise / s + 1),
  * with s = M / M0, or a fixed rule. */
 #ifndef BATCHLAB_ADAPT_H
@@ -39,6 +42,8 @@ typedef struct bl_adapt {
     bl_adapt_config cfg;
     bl_throughput_curve curve; /* candidates (powers of two in [min, max]) */
     int current;               /* index into curve */
+    int ceiling;               /* highest usable index (lowered after a divergence) */
+    int previous;              /* index before the last change */
     long last_eval_step;
 } bl_adapt;
 
@@ -57,5 +62,8 @@ void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s);
  * but no change pays; -1 when it is not time yet). */
 int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decision *d);
 int bl_adapt_batch(const bl_adapt *a); /* the current batch */
+/* Training diverged at the current batch: go back to the previous one and never try
+ * this one (or larger) again. Returns 0 if there is nothing to go back to. */
+int bl_adapt_revert(bl_adapt *a, long step, double b_noise, bl_adapt_decision *d);
 
 #endif

@@ -65,6 +65,8 @@ bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
     if (st) return st;
     for (int i = 0; i < a->curve.n; i++)
         if (a->curve.p[i].batch == c->base_batch) a->current = i;
+    a->previous = a->current;
+    a->ceiling = a->curve.n - 1;
     return BL_OK;
 }
 
@@ -90,16 +92,22 @@ int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decisio
         return 0;
     }
     int m0 = a->cfg.base_batch;
-    double g_best;
-    int best = bl_goodput_best(&a->curve, d->noise_scale, m0, &g_best);
-    const bl_throughput_point *cur = &a->curve.p[a->current];
+    /* The optimum among usable candidates, then one step towards it. */
+    bl_throughput_curve usable = a->curve;
+    if (a->ceiling < 0) a->ceiling = a->curve.n - 1;
+    usable.n = a->ceiling + 1;
+    int best = bl_goodput_best(&usable, d->noise_scale, m0, NULL);
+    int next = best > a->current ? a->current + 1 : best < a->current ? a->current - 1 : best;
+    const bl_throughput_point *cur = &a->curve.p[a->current], *nx = &a->curve.p[next];
+    double g_best = nx->samples_per_s * bl_efficiency(d->noise_scale, m0, nx->batch);
     d->goodput_from = cur->samples_per_s * bl_efficiency(d->noise_scale, m0, cur->batch);
     d->goodput_to = g_best;
-    d->to_batch = a->curve.p[best].batch;
-    if (best == a->current || g_best <= d->goodput_from * (1 + a->cfg.min_gain)) {
+    d->to_batch = nx->batch;
+    if (next == a->current || g_best <= d->goodput_from * (1 + a->cfg.min_gain)) {
         d->to_batch = d->from_batch;
         snprintf(d->reason, sizeof d->reason,
-                 "keep batch %d: best candidate %d gains %.1f%% goodput (< %.0f%%) at noise scale %.0f",
+                 "keep batch %d: the step towards the optimum (%d) gains %.1f%% goodput (< %.0f%%) "
+                 "at noise scale %.0f",
                  d->from_batch, a->curve.p[best].batch, 100 * (g_best / d->goodput_from - 1),
                  100 * a->cfg.min_gain, d->noise_scale);
         return 0;
@@ -107,9 +115,28 @@ int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decisio
     d->lr_factor = bl_adapt_lr_factor(a->cfg.lr_rule, d->noise_scale, m0, d->to_batch);
     snprintf(d->reason, sizeof d->reason,
              "noise scale %.0f: batch %d predicts %.1f%% more goodput than %d (%.0f vs %.0f "
-             "samples/s x efficiency)",
+             "samples/s x efficiency; optimum %d)",
              d->noise_scale, d->to_batch, 100 * (g_best / d->goodput_from - 1), d->from_batch,
-             g_best, d->goodput_from);
-    a->current = best;
+             g_best, d->goodput_from, a->curve.p[best].batch);
+    a->previous = a->current;
+    a->current = next;
+    return 1;
+}
+
+int bl_adapt_revert(bl_adapt *a, long step, double b_noise, bl_adapt_decision *d) {
+    memset(d, 0, sizeof *d);
+    d->step = step;
+    d->from_batch = bl_adapt_batch(a);
+    d->noise_scale = b_noise;
+    int back = a->previous != a->current ? a->previous : a->current - 1;
+    if (back < 0 || back >= a->current) return 0;
+    a->ceiling = a->current - 1;
+    a->current = a->previous = back;
+    d->to_batch = bl_adapt_batch(a);
+    d->lr_factor = bl_adapt_lr_factor(a->cfg.lr_rule, b_noise, a->cfg.base_batch, d->to_batch);
+    snprintf(d->reason, sizeof d->reason,
+             "training diverged at batch %d: back to %d, and no batch above %d from now on",
+             d->from_batch, d->to_batch, a->curve.p[a->ceiling].batch);
+    a->last_eval_step = step;
     return 1;
 }

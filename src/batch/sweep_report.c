@@ -27,6 +27,18 @@ static const char *rule_name(bl_lr_scale_rule r) {
     return r == BL_LR_SCALE_LINEAR ? "linearly" : r == BL_LR_SCALE_SQRT ? "square-root" : "un";
 }
 
+static const char *optimizer_text(const bl_optim_config *o, char *buf, size_t cap) {
+    if (o->kind == BL_OPT_SGD && o->momentum > 0)
+        snprintf(buf, cap, "SGD with %smomentum %g", o->nesterov ? "Nesterov " : "",
+                 (double)o->momentum);
+    else
+        snprintf(buf, cap, "%s", o->kind == BL_OPT_SGD ? "plain SGD" : bl_optim_name(o));
+    if (o->weight_decay > 0)
+        snprintf(buf + strlen(buf), cap - strlen(buf), ", weight decay %g",
+                 (double)o->weight_decay);
+    return buf;
+}
+
 static const char *target_text(const bl_sweep_config *c, char *buf, size_t cap) {
     if (c->target_acc > 0)
         snprintf(buf, cap, "validation accuracy %.4g", c->target_acc);
@@ -57,11 +69,11 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
     }
     const bl_trial *t = &r->trials[r->recommended];
     const bl_train_config *tc = &c->train;
-    fprintf(o, "**Use batch size %d with learning rate %.4g** (%s", t->batch, (double)t->lr,
-            bl_optim_name(&tc->opt));
-    if (tc->opt.kind == BL_OPT_SGD && tc->opt.momentum > 0)
-        fprintf(o, ", momentum %g", (double)tc->opt.momentum);
-    fprintf(o, "; that is %g x the %s-scaled rate from %g at batch %d).\n\n", t->lr_mult,
+    char ot[96];
+    fprintf(o,
+            "**Use batch size %d with learning rate %.4g** (%s; that is %g x the %s-scaled "
+            "rate from %g at batch %d).\n\n",
+            t->batch, (double)t->lr, optimizer_text(&tc->opt, ot, sizeof ot), t->lr_mult,
             rule_name(tc->lr_scale), (double)tc->lr, tc->base_batch);
     fprintf(o,
             "Why: of all batch sizes it reached the target (%s) in the least training time "
@@ -272,7 +284,7 @@ static void trials_table(FILE *o, const bl_sweep_result *r) {
 }
 
 static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_info *di) {
-    char tb[96];
+    char tb[96], ot[96];
     const bl_train_config *tc = &c->train;
     fputs("## Method and settings\n\n", o);
     if (c->command) fprintf(o, "```\n%s\n```\n\n", c->command);
@@ -286,9 +298,12 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
         "%g epochs if it has not reached it.\n",
         target_text(c, tb, sizeof tb), c->eval_every_samples, c->eval_every_samples, c->max_epochs);
     fprintf(o,
-            "- Optimizer %s, learning rate %g at batch %d scaled %s with B, times each grid "
+            "- Optimizer %s, learning rate %g at batch %d %s, times each grid "
             "multiplier (",
-            bl_optim_name(&tc->opt), (double)tc->lr, tc->base_batch, rule_name(tc->lr_scale));
+            optimizer_text(&tc->opt, ot, sizeof ot), (double)tc->lr, tc->base_batch,
+            tc->lr_scale == BL_LR_SCALE_LINEAR ? "scaled in proportion to B"
+            : tc->lr_scale == BL_LR_SCALE_SQRT ? "scaled with sqrt(B)"
+                                               : "used at every B");
     for (int i = 0; i < c->n_lr_mults; i++)
         fprintf(o, "%s%g", i ? ", " : "", c->lr_mults[i]);
     fprintf(o,

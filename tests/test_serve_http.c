@@ -584,6 +584,50 @@ static void stop_under_load_answers_every_accepted_request(void **state) {
     bl_server_free(s);
 }
 
+/* A client that gives up while its request waits: the late answer goes nowhere and the
+ * server keeps serving. (The batcher's callback once read the connection after resuming
+ * it, when MHD may already have freed it; under overload that deadlocked the server.) */
+static void client_gives_up_while_queued(void **state) {
+    (void)state;
+    bl_serve_config cfg;
+    bl_serve_config_default(&cfg);
+    cfg.batch.max_batch = 32;
+    cfg.batch.max_delay_us = 300000;
+    char base[64], url[256];
+    bl_server *s = start(&cfg, base, sizeof base);
+    snprintf(url, sizeof url, "%s/v2/models/mlp/infer", base);
+    char *body = json_request(image(1), 1, NULL);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 50L); /* gives up long before the 300 ms delay */
+    assert_int_equal(curl_easy_perform(e), CURLE_OPERATION_TIMEDOUT);
+    curl_easy_cleanup(e);
+    double t0 = bl_now_sec();
+    bl_server_stats st;
+    do { /* the batch runs when the delay is over; the answer goes to a closed socket
+          * (written to the kernel: "answered", or refused: "unanswered") */
+        if (bl_now_sec() - t0 > WAIT_LIMIT_S) fail_msg("the abandoned request was never finished");
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        bl_server_get_stats(s, &st);
+    } while (st.answered + st.unanswered < 1);
+    assert_int_equal(st.accepted, 1);
+    resp r;
+    float out[10];
+    assert_int_equal(http(NULL, "POST", url, body, strlen(body), NULL, &r), 200);
+    assert_int_equal(response_logits(&r, 1, out), 0);
+    free(r.body);
+    free(body);
+    bl_server_stop(s, 10000);
+    bl_server_get_stats(s, &st);
+    assert_int_equal(st.accepted, 2);
+    assert_int_equal(st.answered + st.unanswered, 2);
+    bl_server_free(s);
+}
+
 static void start_errors(void **state) {
     (void)state;
     bl_serve_config cfg;
@@ -614,6 +658,7 @@ int main(void) {
         cmocka_unit_test(full_queue_503_then_drain_answers),
         cmocka_unit_test(queue_timeout_504),
         cmocka_unit_test(stop_under_load_answers_every_accepted_request),
+        cmocka_unit_test(client_gives_up_while_queued),
         cmocka_unit_test(start_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

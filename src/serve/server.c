@@ -63,7 +63,7 @@ typedef struct conn_ctx {
     size_t declared; /* Content-Length, 0 if absent */
     int too_large;
     size_t dropped;  /* bytes read and discarded after too_large */
-    int submitted, completed, accepted;
+    int submitted, completed, accepted, orphaned;
     bl_kserve_request rq;
     float *out;
     bl_infer_req ir;
@@ -154,12 +154,28 @@ static route_kind route(bl_server *s, const char *url, char *what, size_t what_c
 
 /* ---- infer ----------------------------------------------------------------------- */
 
+static void free_ctx(conn_ctx *c) {
+    bl_kserve_request_free(&c->rq);
+    free(c->out);
+    free(c->body);
+    free(c);
+}
+
+/* Batcher thread. Once the connection is resumed, MHD may finish it and free c at any
+ * moment (a client that gave up is closed without calling the handler again), so c is
+ * not touched after MHD_resume_connection, not even to find the lock. */
 static void on_batch_done(bl_infer_req *r) {
     conn_ctx *c = r->user;
-    pthread_mutex_lock(&c->s->conn_mu);
+    bl_server *s = c->s;
+    pthread_mutex_lock(&s->conn_mu);
+    if (c->orphaned) { /* MHD already gave the connection up (see on_completed) */
+        pthread_mutex_unlock(&s->conn_mu);
+        free_ctx(c);
+        return;
+    }
     c->completed = 1;
     MHD_resume_connection(c->conn);
-    pthread_mutex_unlock(&c->s->conn_mu);
+    pthread_mutex_unlock(&s->conn_mu);
 }
 
 static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
@@ -338,16 +354,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bl_server *s = cls;
     conn_ctx *c = *con_cls;
     if (!c) return;
+    *con_cls = NULL;
     if (c->accepted) {
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) atomic_fetch_add(&s->answered, 1);
         else atomic_fetch_add(&s->unanswered, 1);
         atomic_fetch_sub(&s->inflight, 1);
     }
-    bl_kserve_request_free(&c->rq);
-    free(c->out);
-    free(c->body);
-    free(c);
-    *con_cls = NULL;
+    /* Should MHD ever end a connection whose request the batcher still holds, the
+     * batcher's callback frees it instead. */
+    pthread_mutex_lock(&s->conn_mu);
+    int held = c->submitted && !c->completed;
+    if (held) c->orphaned = 1;
+    pthread_mutex_unlock(&s->conn_mu);
+    if (!held) free_ctx(c);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */

@@ -27,14 +27,16 @@ int main(void) {
     for (size_t n = 256; n <= max_floats; n *= 4) {
         enum { REPS = 21 };
         double t[REPS];
-        for (int w = 0; w < 3; w++) bl_dist_allreduce_f32(d, buf, n, &err);
+        for (int w = 0; w < 3; w++)
+            bl_dist_allreduce_f32(d, buf, n, &err);
         for (int r = 0; r < REPS; r++) {
             double t0 = bl_now_sec();
             bl_dist_allreduce_f32(d, buf, n, &err);
             t[r] = bl_now_sec() - t0;
         }
         double mx[REPS];
-        for (int r = 0; r < REPS; r++) mx[r] = t[r];
+        for (int r = 0; r < REPS; r++)
+            mx[r] = t[r];
         qsort(mx, REPS, sizeof(double), cmp);
         if (rank == 0) printf("%d,%zu,%.9f,%.9f\n", size, n * sizeof(float), mx[REPS / 2], mx[0]);
         fflush(stdout);

@@ -11,7 +11,9 @@
 
 static int silent; /* CLI-process state: set once at start-up by distributed runs */
 
-void cli_set_silent(int s) { silent = s; }
+void cli_set_silent(int s) {
+    silent = s;
+}
 
 int cli_error(const char *cmd, const char *fmt, ...) {
     if (silent) return 2;
@@ -38,9 +40,10 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts, int n) {
     printf("usage: batchlab %s %s\n\noptions:\n", cmd, usage);
     for (int i = 0; i < n; i++) {
-        const char *meta = opts[i].type == ARG_FLAG ? "" :
-                           opts[i].type == ARG_STR ? " S" :
-                           opts[i].type == ARG_FLOAT || opts[i].type == ARG_DOUBLE ? " X" : " N";
+        const char *meta = opts[i].type == ARG_FLAG                                  ? ""
+                           : opts[i].type == ARG_STR                                 ? " S"
+                           : opts[i].type == ARG_FLOAT || opts[i].type == ARG_DOUBLE ? " X"
+                                                                                     : " N";
         char left[64];
         snprintf(left, sizeof left, "--%s%s", opts[i].name, meta);
         printf("  %-24s %s\n", left, opts[i].help);
@@ -52,8 +55,12 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
     char *end = NULL;
     errno = 0;
     switch (o->type) {
-    case ARG_FLAG: *(int *)o->ptr = 1; return 0;
-    case ARG_STR: *(const char **)o->ptr = v; return 0;
+    case ARG_FLAG:
+        *(int *)o->ptr = 1;
+        return 0;
+    case ARG_STR:
+        *(const char **)o->ptr = v;
+        return 0;
     case ARG_INT:
     case ARG_LONG:
     case ARG_SIZE: {
@@ -88,8 +95,8 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
     return 2;
 }
 
-int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int argc,
-              char **argv, const char **positional, int max_pos, int *n_pos) {
+int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int argc, char **argv,
+              const char **positional, int max_pos, int *n_pos) {
     if (n_pos) *n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -99,8 +106,7 @@ int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (!positional || !n_pos || *n_pos >= max_pos)
-                return cli_error(cmd, "unexpected argument '%s' (see batchlab %s --help)", a,
-                                 cmd);
+                return cli_error(cmd, "unexpected argument '%s' (see batchlab %s --help)", a, cmd);
             positional[(*n_pos)++] = a;
             continue;
         }
@@ -113,8 +119,7 @@ int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int
         cli_opt *o = NULL;
         for (int k = 0; k < n_opts; k++)
             if (!strcmp(opts[k].name, name)) o = &opts[k];
-        if (!o)
-            return cli_error(cmd, "unknown option '--%s' (see batchlab %s --help)", name, cmd);
+        if (!o) return cli_error(cmd, "unknown option '--%s' (see batchlab %s --help)", name, cmd);
         const char *v = NULL;
         if (o->type != ARG_FLAG) {
             if (eq)
@@ -144,15 +149,22 @@ int cli_parse_bytes(const char *s, size_t *out) {
     double v = strtod(s, &end);
     if (end == s || !(v > 0)) return -1;
     double mult = 1;
-    if (!strcasecmp(end, "") || !strcasecmp(end, "b")) mult = 1;
-    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb")) mult = 1e3;
-    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb")) mult = 1e6;
-    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb")) mult = 1e9;
-    else if (!strcasecmp(end, "kib")) mult = 1024.0;
-    else if (!strcasecmp(end, "mib")) mult = 1024.0 * 1024;
-    else if (!strcasecmp(end, "gib")) mult = 1024.0 * 1024 * 1024;
-    else return -1;
+    if (!strcasecmp(end, "") || !strcasecmp(end, "b"))
+        mult = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
+        mult = 1e3;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb"))
+        mult = 1e6;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb"))
+        mult = 1e9;
+    else if (!strcasecmp(end, "kib"))
+        mult = 1024.0;
+    else if (!strcasecmp(end, "mib"))
+        mult = 1024.0 * 1024;
+    else if (!strcasecmp(end, "gib"))
+        mult = 1024.0 * 1024 * 1024;
+    else
+        return -1;
     *out = (size_t)(v * mult);
     return 0;
 }
-

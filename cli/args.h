@@ -12,16 +12,16 @@ typedef enum { ARG_FLAG, ARG_INT, ARG_LONG, ARG_FLOAT, ARG_DOUBLE, ARG_STR, ARG_
 typedef struct cli_opt {
     const char *name; /* without the leading "--" */
     arg_type type;
-    void *ptr;        /* int* for FLAG/INT, long*, float*, double*, const char**, size_t* */
+    void *ptr; /* int* for FLAG/INT, long*, float*, double*, const char**, size_t* */
     const char *help;
-    int seen;         /* set by the parser */
+    int seen; /* set by the parser */
 } cli_opt;
 
 /* Parse argv[1..] (argv[0] is the subcommand). Positional arguments go to
  * *positional (at most max_pos; NULL if none allowed). Returns 0 on success, 1 when
  * --help was printed, 2 after printing an error. */
-int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int argc,
-              char **argv, const char **positional, int max_pos, int *n_pos);
+int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int n_opts, int argc, char **argv,
+              const char **positional, int max_pos, int *n_pos);
 /* The entry for a flag, to ask whether it was given. */
 const cli_opt *cli_opt_find(const cli_opt *opts, int n_opts, const char *name);
 /* Print an error in the common format and return 2 (the exit status). */

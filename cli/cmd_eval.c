@@ -24,23 +24,28 @@ int cli_eval(int argc, char **argv) {
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    int rc = cli_parse(cmd, "--checkpoint PATH [--data ...]", opts, n_opts, argc, argv, NULL, 0, NULL);
+    int rc =
+        cli_parse(cmd, "--checkpoint PATH [--data ...]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     if (!ckpt) return cli_error(cmd, "--checkpoint PATH is required");
     if (batch <= 0) return cli_error(cmd, "--batch %d is invalid: it must be at least 1", batch);
     if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_error(cmd, "--split must be train or test, got '%s'", split);
     bl_loss_kind loss;
-    if (!strcmp(loss_name, "xent")) loss = BL_LOSS_XENT;
-    else if (!strcmp(loss_name, "mse")) loss = BL_LOSS_MSE;
-    else return cli_error(cmd, "--loss must be xent or mse, got '%s'", loss_name);
+    if (!strcmp(loss_name, "xent"))
+        loss = BL_LOSS_XENT;
+    else if (!strcmp(loss_name, "mse"))
+        loss = BL_LOSS_MSE;
+    else
+        return cli_error(cmd, "--loss must be xent or mse, got '%s'", loss_name);
 
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
     bl_error err = {0};
     bl_model *m = NULL;
     bl_norm norm;
-    if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err))
+        return cli_fail(cmd, "%s", err.msg);
     bl_dataset ds;
     bl_status st = cli_load_dataset(&d, d.data, d.labels, split, &ctx.mem, &ds, &err);
     if (!st) st = bl_model_check_input(m, ds.dim, ds.name, &err);
@@ -48,7 +53,8 @@ int cli_eval(int argc, char **argv) {
     double mean_loss = 0, acc = 0, t0 = bl_now_sec();
     if (!rc) {
         bl_norm_apply(&norm, &ds);
-        if (bl_model_evaluate(m, &ds, loss, &mean_loss, &acc, &err)) rc = cli_fail(cmd, "%s", err.msg);
+        if (bl_model_evaluate(m, &ds, loss, &mean_loss, &acc, &err))
+            rc = cli_fail(cmd, "%s", err.msg);
     }
     double secs = bl_now_sec() - t0;
     if (!rc) {

@@ -36,15 +36,24 @@ static int parse_batches(const char *s, int *out, int max) {
 
 static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
                       const bl_optim_config *opt, cJSON *j) {
-    bl_find_memory_config c = {.spec = o->model, .input = in, .n_classes = n_classes,
-                               .opt = *opt, .margin = o->margin, .max_batch = o->max_batch,
+    bl_find_memory_config c = {.spec = o->model,
+                               .input = in,
+                               .n_classes = n_classes,
+                               .opt = *opt,
+                               .margin = o->margin,
+                               .max_batch = o->max_batch,
                                .threads = o->threads};
     if (cli_parse_bytes(o->memory, &c.budget_bytes))
-        return cli_error(cmd, "--memory expects a size such as 512M, 2G or 1.5GiB, got '%s'", o->memory);
-    if (!strcmp(o->mode, "power")) c.mode = BL_FIND_POWER;
-    else if (!strcmp(o->mode, "binsearch")) c.mode = BL_FIND_BINSEARCH;
-    else return cli_error(cmd, "--mode must be power or binsearch, got '%s'", o->mode);
-    if (!(o->margin >= 0 && o->margin < 1)) return cli_error(cmd, "--margin %g must be in [0, 1)", o->margin);
+        return cli_error(cmd, "--memory expects a size such as 512M, 2G or 1.5GiB, got '%s'",
+                         o->memory);
+    if (!strcmp(o->mode, "power"))
+        c.mode = BL_FIND_POWER;
+    else if (!strcmp(o->mode, "binsearch"))
+        c.mode = BL_FIND_BINSEARCH;
+    else
+        return cli_error(cmd, "--mode must be power or binsearch, got '%s'", o->mode);
+    if (!(o->margin >= 0 && o->margin < 1))
+        return cli_error(cmd, "--margin %g must be in [0, 1)", o->margin);
     bl_find_memory_result r;
     bl_error err = {0};
     if (bl_find_memory(&c, &r, &err)) return cli_fail(cmd, "%s", err.msg);
@@ -55,15 +64,17 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
         printf("footprint     %.2f MB + %.3f MB per sample (parameters, gradients, optimizer "
                "state, activations, workspace, input buffers)\n",
                r.fixed_bytes / 1e6, r.per_sample_bytes / 1e6);
-        printf("model says    batch %d%s\n", r.predicted, r.capped ? " (capped by --max-batch)" : "");
+        printf("model says    batch %d%s\n", r.predicted,
+               r.capped ? " (capped by --max-batch)" : "");
         for (int i = 0; i < r.n_trials; i++)
             printf("  trial       batch %-7d %-6s predicted %.1f MB%s\n", r.trials[i].batch,
                    r.trials[i].fits ? "fits" : "fails", r.trials[i].bytes / 1e6,
                    r.trials[i].fits ? "" : " (allocation refused by the budget)");
         printf("largest batch %d (%s mode)\n", r.found, o->mode);
         if (o->batch > 0 && micro)
-            printf("batch %d does not fit: use --batch %d --micro-batch %d (%d accumulation steps)\n",
-                   o->batch, o->batch, micro, o->batch / micro);
+            printf(
+                "batch %d does not fit: use --batch %d --micro-batch %d (%d accumulation steps)\n",
+                o->batch, o->batch, micro, o->batch / micro);
         else if (o->batch > 0)
             printf("batch %d fits as one micro-batch\n", o->batch);
     }
@@ -126,7 +137,8 @@ static int probe_noise(const char *cmd, find_opts *o, const bl_dataset *ds,
         }
     }
     bl_trainer_free(t);
-    if (!tr->n) return cli_fail(cmd, "the noise scale could not be measured in %d steps", o->noise_steps);
+    if (!tr->n)
+        return cli_fail(cmd, "the noise scale could not be measured in %d steps", o->noise_steps);
     return 0;
 }
 
@@ -135,13 +147,23 @@ static void plot_curves(const char *cmd, const find_opts *o, const bl_throughput
     if (!o->out) return;
     mkdir(o->out, 0755);
     double x[BL_FIND_MAX_POINTS], y[BL_FIND_MAX_POINTS], kx[1], ky[1];
-    for (int i = 0; i < cv->n; i++) x[i] = cv->p[i].batch, y[i] = cv->p[i].samples_per_s;
+    for (int i = 0; i < cv->n; i++)
+        x[i] = cv->p[i].batch, y[i] = cv->p[i].samples_per_s;
     kx[0] = x[cv->knee], ky[0] = y[cv->knee];
     bl_plot_series s[1 + MAX_TRAJ] = {
-        {.title = "training samples/s", .x = x, .y = y, .n = (size_t)cv->n, .style = BL_PLOT_LINESPOINTS},
+        {.title = "training samples/s",
+         .x = x,
+         .y = y,
+         .n = (size_t)cv->n,
+         .style = BL_PLOT_LINESPOINTS},
         {.title = "knee (doubling gains < 5%)", .x = kx, .y = ky, .n = 1, .style = BL_PLOT_POINTS}};
-    bl_plot p = {.title = "Throughput against batch size", .xlabel = "batch size",
-                 .ylabel = "samples/s", .logx = 1, .logx2 = 1, .series = s, .n_series = 2};
+    bl_plot p = {.title = "Throughput against batch size",
+                 .xlabel = "batch size",
+                 .ylabel = "samples/s",
+                 .logx = 1,
+                 .logx2 = 1,
+                 .series = s,
+                 .n_series = 2};
     char base[4096];
     bl_error err = {0};
     snprintf(base, sizeof base, "%s/throughput", o->out);
@@ -151,14 +173,23 @@ static void plot_curves(const char *cmd, const find_opts *o, const bl_throughput
     char titles[MAX_TRAJ][64];
     for (int k = 0; k < tr->n; k++) {
         for (int i = 0; i < cv->n; i++)
-            gy[k][i] = cv->p[i].samples_per_s * bl_efficiency(tr->b_noise[k], o->base_batch, cv->p[i].batch);
-        snprintf(titles[k], sizeof titles[k], "step %ld, B_noise %.0f", tr->step[k], tr->b_noise[k]);
-        s[k] = (bl_plot_series){.title = titles[k], .x = x, .y = gy[k], .n = (size_t)cv->n,
+            gy[k][i] = cv->p[i].samples_per_s *
+                       bl_efficiency(tr->b_noise[k], o->base_batch, cv->p[i].batch);
+        snprintf(titles[k], sizeof titles[k], "step %ld, B_noise %.0f", tr->step[k],
+                 tr->b_noise[k]);
+        s[k] = (bl_plot_series){.title = titles[k],
+                                .x = x,
+                                .y = gy[k],
+                                .n = (size_t)cv->n,
                                 .style = BL_PLOT_LINESPOINTS};
     }
     bl_plot g = {.title = "Goodput = throughput x efficiency, as the noise scale grows",
-                 .xlabel = "batch size", .ylabel = "goodput (base-batch-equivalent samples/s)",
-                 .logx = 1, .logx2 = 1, .series = s, .n_series = tr->n};
+                 .xlabel = "batch size",
+                 .ylabel = "goodput (base-batch-equivalent samples/s)",
+                 .logx = 1,
+                 .logx2 = 1,
+                 .series = s,
+                 .n_series = tr->n};
     snprintf(base, sizeof base, "%s/goodput", o->out);
     if (bl_plot_write(&g, base, &err)) fprintf(stderr, "batchlab %s: warning: %s\n", cmd, err.msg);
 }
@@ -168,16 +199,22 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     int batches[BL_FIND_MAX_POINTS], n = 0;
     if (o->batches) {
         n = parse_batches(o->batches, batches, BL_FIND_MAX_POINTS);
-        if (n < 0) return cli_error(cmd, "--batches expects ascending positive integers, e.g. 16,32,64, got '%s'", o->batches);
+        if (n < 0)
+            return cli_error(
+                cmd, "--batches expects ascending positive integers, e.g. 16,32,64, got '%s'",
+                o->batches);
     } else {
         int cap = o->max_batch > 0 ? o->max_batch : 4096;
-        for (int b = 1; b <= cap && (size_t)b <= ds->n && n < BL_FIND_MAX_POINTS; b *= 2) batches[n++] = b;
+        for (int b = 1; b <= cap && (size_t)b <= ds->n && n < BL_FIND_MAX_POINTS; b *= 2)
+            batches[n++] = b;
     }
     for (int i = 0; i < n; i++)
         if ((size_t)batches[i] > ds->n)
-            return cli_error(cmd, "batch %d in --batches exceeds the %zu training samples", batches[i], ds->n);
+            return cli_error(cmd, "batch %d in --batches exceeds the %zu training samples",
+                             batches[i], ds->n);
     if (o->goodput && o->base_batch > batches[n - 1])
-        return cli_error(cmd, "--base-batch %d is above the largest batch measured (%d)", o->base_batch, batches[n - 1]);
+        return cli_error(cmd, "--base-batch %d is above the largest batch measured (%d)",
+                         o->base_batch, batches[n - 1]);
     bl_throughput_curve cv;
     bl_error err = {0};
     if (!o->json) fprintf(stderr, "measuring throughput at %d batch sizes...\n", n);
@@ -199,8 +236,9 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     double b_noise = tr.n ? tr.b_noise[tr.n - 1] : NAN;
     double g_best = 0;
     int best = tr.n ? bl_goodput_best(&cv, b_noise, o->base_batch, &g_best) : -1;
-    if (!o->json) printf("%8s %12s %10s%s\n", "batch", "samples/s", "step ms",
-                         tr.n ? "  efficiency     goodput" : "");
+    if (!o->json)
+        printf("%8s %12s %10s%s\n", "batch", "samples/s", "step ms",
+               tr.n ? "  efficiency     goodput" : "");
     for (int i = 0; i < cv.n; i++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "batch", cv.p[i].batch);
@@ -218,7 +256,8 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     }
     cJSON_AddNumberToObject(j, "knee_batch", cv.p[cv.knee].batch);
     if (!o->json)
-        printf("knee: batch %d (doubling it gains less than 5%% throughput)\n", cv.p[cv.knee].batch);
+        printf("knee: batch %d (doubling it gains less than 5%% throughput)\n",
+               cv.p[cv.knee].batch);
     if (tr.n) {
         cJSON *g = cJSON_AddObjectToObject(j, "goodput");
         cJSON_AddNumberToObject(g, "base_batch", o->base_batch);
@@ -227,8 +266,9 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
         cJSON_AddNumberToObject(g, "goodput", g_best);
         cJSON *path = cJSON_AddArrayToObject(g, "as_noise_grows");
         if (!o->json)
-            printf("goodput-optimal batch %d at noise scale %.0f (efficiency relative to batch %d)\n",
-                   cv.p[best].batch, b_noise, o->base_batch);
+            printf(
+                "goodput-optimal batch %d at noise scale %.0f (efficiency relative to batch %d)\n",
+                cv.p[best].batch, b_noise, o->base_batch);
         for (int k = 0; k < tr.n; k++) {
             int bk = bl_goodput_best(&cv, tr.b_noise[k], o->base_batch, NULL);
             cJSON *e = cJSON_CreateObject();
@@ -237,7 +277,8 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
             cJSON_AddNumberToObject(e, "batch", cv.p[bk].batch);
             cJSON_AddItemToArray(path, e);
             if (!o->json && tr.n > 1)
-                printf("  at step %-5ld noise scale %8.1f -> best batch %d\n", tr.step[k], tr.b_noise[k], cv.p[bk].batch);
+                printf("  at step %-5ld noise scale %8.1f -> best batch %d\n", tr.step[k],
+                       tr.b_noise[k], cv.p[bk].batch);
         }
     }
     plot_curves(cmd, o, &cv, &tr);
@@ -248,24 +289,38 @@ int cli_find(int argc, char **argv) {
     const char *cmd = "find";
     cli_data_opts d;
     cli_data_opts_default(&d);
-    find_opts o = {.model = "mlp", .optimizer = "momentum", .mode = "binsearch", .margin = 0.1,
-                   .runs = 3, .min_run = 0.3, .base_batch = 64, .noise_steps = 200};
+    find_opts o = {.model = "mlp",
+                   .optimizer = "momentum",
+                   .mode = "binsearch",
+                   .margin = 0.1,
+                   .runs = 3,
+                   .min_run = 0.3,
+                   .base_batch = 64,
+                   .noise_steps = 200};
     cli_opt opts[] = {
         {"model", ARG_STR, &o.model, "model spec or preset (default mlp)", 0},
         {"optimizer", ARG_STR, &o.optimizer, "optimizer whose state counts (default momentum)", 0},
-        {"memory", ARG_STR, &o.memory, "find the largest batch within this budget (512M, 2G, 1.5GiB)", 0},
+        {"memory", ARG_STR, &o.memory,
+         "find the largest batch within this budget (512M, 2G, 1.5GiB)", 0},
         {"margin", ARG_DOUBLE, &o.margin, "fraction of the budget kept free (default 0.1)", 0},
-        {"mode", ARG_STR, &o.mode, "memory search: binsearch (exact, default) or power (of two)", 0},
+        {"mode", ARG_STR, &o.mode, "memory search: binsearch (exact, default) or power (of two)",
+         0},
         {"max-batch", ARG_INT, &o.max_batch, "never answer more than this", 0},
-        {"batch", ARG_INT, &o.batch, "memory: the total batch you want; proposes micro-batch x accumulation", 0},
-        {"throughput", ARG_FLAG, &o.throughput, "measure samples/s against batch size and find the knee", 0},
-        {"goodput", ARG_FLAG, &o.goodput, "find the goodput-optimal batch (implies --throughput)", 0},
+        {"batch", ARG_INT, &o.batch,
+         "memory: the total batch you want; proposes micro-batch x accumulation", 0},
+        {"throughput", ARG_FLAG, &o.throughput,
+         "measure samples/s against batch size and find the knee", 0},
+        {"goodput", ARG_FLAG, &o.goodput, "find the goodput-optimal batch (implies --throughput)",
+         0},
         {"batches", ARG_STR, &o.batches, "batch sizes to measure (default powers of two)", 0},
         {"runs", ARG_INT, &o.runs, "timed runs per batch size, median kept (default 3)", 0},
         {"min-run", ARG_DOUBLE, &o.min_run, "seconds per timed run (default 0.3)", 0},
-        {"base-batch", ARG_INT, &o.base_batch, "goodput: base batch M0 of the efficiency (default 64)", 0},
-        {"noise-steps", ARG_INT, &o.noise_steps, "goodput: steps of the noise-scale probe (default 200)", 0},
-        {"noise-scale", ARG_DOUBLE, &o.noise_scale, "goodput: use this noise scale instead of probing", 0},
+        {"base-batch", ARG_INT, &o.base_batch,
+         "goodput: base batch M0 of the efficiency (default 64)", 0},
+        {"noise-steps", ARG_INT, &o.noise_steps,
+         "goodput: steps of the noise-scale probe (default 200)", 0},
+        {"noise-scale", ARG_DOUBLE, &o.noise_scale,
+         "goodput: use this noise scale instead of probing", 0},
         CLI_DATA_OPTS(d),
         {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
         {"out", ARG_STR, &o.out, "write throughput/goodput plots (PNG, SVG) into this folder", 0},
@@ -273,7 +328,8 @@ int cli_find(int argc, char **argv) {
         {"json", ARG_FLAG, &o.json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    int rc = cli_parse(cmd, "--memory SIZE | --throughput | --goodput [options]", opts, n_opts, argc, argv, NULL, 0, NULL);
+    int rc = cli_parse(cmd, "--memory SIZE | --throughput | --goodput [options]", opts, n_opts,
+                       argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     if (o.goodput) o.throughput = 1;
     if (!o.memory && !o.throughput)

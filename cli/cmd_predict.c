@@ -25,8 +25,10 @@ static void transform(float *out, size_t n, int K, const char *kind, float *cls)
         if (cls) cls[i] = (float)best;
         if (!strcmp(kind, "probs")) {
             double mx = row[best], sum = 0;
-            for (int k = 0; k < K; k++) sum += exp((double)row[k] - mx);
-            for (int k = 0; k < K; k++) row[k] = (float)(exp((double)row[k] - mx) / sum);
+            for (int k = 0; k < K; k++)
+                sum += exp((double)row[k] - mx);
+            for (int k = 0; k < K; k++)
+                row[k] = (float)(exp((double)row[k] - mx) / sum);
         }
     }
 }
@@ -43,7 +45,8 @@ static bl_status write_csv(const char *path, const float *v, size_t n, int K, in
     if (is_class)
         fputs("class", fp);
     else
-        for (int k = 0; k < K; k++) fprintf(fp, "%s%d", k ? "," : "", k);
+        for (int k = 0; k < K; k++)
+            fprintf(fp, "%s%d", k ? "," : "", k);
     fputc('\n', fp);
     for (size_t i = 0; i < n; i++) {
         for (int k = 0; k < K; k++)
@@ -61,7 +64,8 @@ int cli_predict(int argc, char **argv) {
     cli_opt opts[] = {
         {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
         {"input", ARG_STR, &input, "samples: X.npy, X.csv or IDX images (.gz) (required)", 0},
-        {"label-col", ARG_STR, &label_col, "CSV input: a label column to ignore (first, last or N)", 0},
+        {"label-col", ARG_STR, &label_col, "CSV input: a label column to ignore (first, last or N)",
+         0},
         {"header", ARG_FLAG, &header, "CSV input: the first line is a header", 0},
         {"batch", ARG_INT, &batch, "samples per forward pass (default 64)", 0},
         {"output", ARG_STR, &output, "write to OUT.csv or OUT.npy (default: CSV on stdout)", 0},
@@ -87,14 +91,18 @@ int cli_predict(int argc, char **argv) {
     bl_error err = {0};
     bl_model *m = NULL;
     bl_norm norm;
-    if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err))
+        return cli_fail(cmd, "%s", err.msg);
     bl_dataset ds = {0};
     bl_status st;
     if (ends_with(input, ".npy")) {
         st = bl_dataset_load_npy(&ds, &ctx.mem, input, NULL, &err);
     } else if (ends_with(input, ".csv")) {
         int col = BL_LABEL_NONE;
-        if (label_col) col = !strcmp(label_col, "first") ? 0 : !strcmp(label_col, "last") ? -1 : atoi(label_col);
+        if (label_col)
+            col = !strcmp(label_col, "first")  ? 0
+                  : !strcmp(label_col, "last") ? -1
+                                               : atoi(label_col);
         st = bl_dataset_load_csv(&ds, &ctx.mem, input, col, header, &err);
     } else {
         st = bl_dataset_load_idx(&ds, &ctx.mem, input, NULL, &err);

@@ -18,7 +18,9 @@
 #include "batchlab/train.h"
 
 static volatile sig_atomic_t g_interrupted; /* set by SIGINT/SIGTERM; CLI-only state */
-static void on_signal(int sig) { g_interrupted = sig; }
+static void on_signal(int sig) {
+    g_interrupted = sig;
+}
 
 typedef struct train_opts {
     const char *model, *optimizer, *schedule, *lr_scale, *loss;
@@ -51,10 +53,12 @@ typedef struct run_state {
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
                         bl_train_config *cfg, int world) {
     bl_error err = {0};
-    if (bl_optim_parse(&cfg->opt, o->optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
+    if (bl_optim_parse(&cfg->opt, o->optimizer, &err))
+        return cli_error(cmd, "--optimizer: %s", err.msg);
     if (cli_opt_find(opts, n_opts, "momentum")->seen) {
         if (cfg->opt.kind != BL_OPT_SGD)
-            return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s", o->optimizer);
+            return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s",
+                             o->optimizer);
         if (o->momentum < 0 || o->momentum >= 1)
             return cli_error(cmd, "--momentum %g must be in [0, 1)", (double)o->momentum);
         cfg->opt.momentum = o->momentum;
@@ -68,15 +72,23 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         if (o->weight_decay < 0) return cli_error(cmd, "--weight-decay must be >= 0");
         cfg->opt.weight_decay = o->weight_decay;
     }
-    if (bl_schedule_parse(&cfg->sched, o->schedule, &err)) return cli_error(cmd, "--schedule: %s", err.msg);
-    if (bl_lr_scale_parse(&cfg->lr_scale, o->lr_scale, &err)) return cli_error(cmd, "--lr-scale: %s", err.msg);
-    if (!strcmp(o->loss, "xent")) cfg->loss = BL_LOSS_XENT;
-    else if (!strcmp(o->loss, "mse")) cfg->loss = BL_LOSS_MSE;
-    else return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
+    if (bl_schedule_parse(&cfg->sched, o->schedule, &err))
+        return cli_error(cmd, "--schedule: %s", err.msg);
+    if (bl_lr_scale_parse(&cfg->lr_scale, o->lr_scale, &err))
+        return cli_error(cmd, "--lr-scale: %s", err.msg);
+    if (!strcmp(o->loss, "xent"))
+        cfg->loss = BL_LOSS_XENT;
+    else if (!strcmp(o->loss, "mse"))
+        cfg->loss = BL_LOSS_MSE;
+    else
+        return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
     if (!strcmp(o->batch, "auto")) {
-        if (world > 1) return cli_error(cmd, "--batch auto is not supported with several MPI ranks yet");
+        if (world > 1)
+            return cli_error(cmd, "--batch auto is not supported with several MPI ranks yet");
         o->auto_batch = 1;
-        if (cfg->micro_batch) return cli_error(cmd, "--batch auto chooses the micro-batch itself; drop --micro-batch");
+        if (cfg->micro_batch)
+            return cli_error(cmd,
+                             "--batch auto chooses the micro-batch itself; drop --micro-batch");
         if (!cfg->base_batch) cfg->base_batch = 64;
         if (o->max_batch <= 0) o->max_batch = 4096;
         if (o->min_batch <= 0) o->min_batch = 16 < cfg->base_batch ? 16 : cfg->base_batch;
@@ -94,23 +106,31 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         if (!*o->batch || *end || b <= 0 || b > 1 << 30)
             return cli_error(cmd, "--batch expects a positive integer or auto, got '%s'", o->batch);
         cfg->batch = (int)b;
-        if (o->min_batch || o->max_batch || o->memory || o->adapt_every || strcmp(o->adapt_lr, "adascale"))
-            return cli_error(cmd, "--min-batch, --max-batch, --memory, --adapt-every and --adapt-lr go with --batch auto");
+        if (o->min_batch || o->max_batch || o->memory || o->adapt_every ||
+            strcmp(o->adapt_lr, "adascale"))
+            return cli_error(cmd, "--min-batch, --max-batch, --memory, --adapt-every and "
+                                  "--adapt-lr go with --batch auto");
     }
     if (cfg->micro_batch < 0) return cli_error(cmd, "--micro-batch must be positive");
-    if (!(cfg->lr > 0)) return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)cfg->lr);
+    if (!(cfg->lr > 0))
+        return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)cfg->lr);
     if (o->epochs < 0 || o->steps < 0 || o->warmup < 0 || o->save_every < 0 || o->eval_every < 0)
-        return cli_error(cmd, "--epochs, --steps, --warmup, --save-every and --eval-every must not be negative");
+        return cli_error(
+            cmd, "--epochs, --steps, --warmup, --save-every and --eval-every must not be negative");
     if (o->target_acc < 0 || o->target_acc > 1)
         return cli_error(cmd, "--target-acc %g must be between 0 and 1", o->target_acc);
     if (o->save_every && !o->save_path) return cli_error(cmd, "--save-every needs --save PATH");
     if (o->seed < 0) return cli_error(cmd, "--seed must not be negative");
     if (world > 1 && cfg->batch % world)
-        return cli_error(cmd, "--batch %d must be a multiple of the %d ranks (global batch = "
-                         "micro-batch x accumulation steps x ranks)", cfg->batch, world);
+        return cli_error(cmd,
+                         "--batch %d must be a multiple of the %d ranks (global batch = "
+                         "micro-batch x accumulation steps x ranks)",
+                         cfg->batch, world);
     if (world > 1 && cfg->micro_batch > cfg->batch / world)
-        return cli_error(cmd, "--micro-batch %d is larger than the %d samples each rank gets "
-                         "per update", cfg->micro_batch, cfg->batch / world);
+        return cli_error(cmd,
+                         "--micro-batch %d is larger than the %d samples each rank gets "
+                         "per update",
+                         cfg->micro_batch, cfg->batch / world);
     /* The estimator needs two batch sizes: the first micro-batch (or, with a single
      * micro-batch, the first half of each measured update) and the whole update. */
     if (cfg->noise && world == 1 && cfg->batch < 2)
@@ -192,12 +212,16 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
            bl_optim_name(&c->opt), (double)bl_trainer_current_lr(t));
     printf("trained      %ld steps in %.1f s (%s)\n", steps, wall, rs->stop_reason);
     if (isfinite(train_loss))
-        printf("train        loss %.4f  accuracy %.4f (last epoch's batches)\n", train_loss, train_acc);
-    if (isfinite(rs->val_acc)) printf("validation   loss %.4f  accuracy %.4f\n", rs->val_loss, rs->val_acc);
+        printf("train        loss %.4f  accuracy %.4f (last epoch's batches)\n", train_loss,
+               train_acc);
+    if (isfinite(rs->val_acc))
+        printf("validation   loss %.4f  accuracy %.4f\n", rs->val_loss, rs->val_acc);
     if (isfinite(test_acc)) printf("test         loss %.4f  accuracy %.4f\n", test_loss, test_acc);
     if (c->noise) {
         const bl_noise *ns = bl_trainer_noise(t);
-        if (rs->adapt) printf("batch auto   %d changes, final batch %d\n", rs->decisions, bl_trainer_config(t)->batch);
+        if (rs->adapt)
+            printf("batch auto   %d changes, final batch %d\n", rs->decisions,
+                   bl_trainer_config(t)->batch);
         printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA over %ld steps)\n",
                bl_noise_scale(ns), bl_noise_g2(ns), bl_noise_trace(ns), ns->n);
     }
@@ -231,8 +255,7 @@ static int adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step
     return 0;
 }
 
-static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs,
-               bl_dist *dist) {
+static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs, bl_dist *dist) {
     bl_error err = {0};
     long epochs = o->epochs;
     double t0 = bl_now_sec();
@@ -271,10 +294,13 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         if (do_eval && rs->hist && rs->sp.have_val)
             history_eval(rs->hist, si.samples_seen, bl_now_sec() - t0, rs->val_acc);
         if (si.epoch_end) {
-            bl_epoch_info ei = {.epoch = si.epoch, .step = si.step, .samples_seen = si.samples_seen,
+            bl_epoch_info ei = {.epoch = si.epoch,
+                                .step = si.step,
+                                .samples_seen = si.samples_seen,
                                 .train_loss = rs->epoch_loss_sum / rs->epoch_samples,
                                 .train_acc = rs->epoch_acc_sum / rs->epoch_samples,
-                                .val_loss = rs->val_loss, .val_acc = rs->val_acc,
+                                .val_loss = rs->val_loss,
+                                .val_acc = rs->val_acc,
                                 .elapsed_s = bl_now_sec() - t0};
             bl_runlog_epoch(&rs->log, &ei);
             progress_epoch(&rs->prog, &ei);
@@ -321,55 +347,75 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     bl_train_config_default(&cfg);
     cli_data_opts d;
     cli_data_opts_default(&d);
-    train_opts o = {.model = "mlp", .optimizer = "momentum", .schedule = "constant",
-                    .lr_scale = "none", .loss = "xent", .seed = 1, .batch = "64",
+    train_opts o = {.model = "mlp",
+                    .optimizer = "momentum",
+                    .schedule = "constant",
+                    .lr_scale = "none",
+                    .loss = "xent",
+                    .seed = 1,
+                    .batch = "64",
                     .adapt_lr = "adascale"};
     cli_opt opts[] = {
         {"model", ARG_STR, &o.model, "model spec or preset: mlp (default), cnn, logreg", 0},
-        {"batch", ARG_STR, &o.batch, "samples per optimizer update (default 64), or auto (adaptive, by goodput)", 0},
+        {"batch", ARG_STR, &o.batch,
+         "samples per optimizer update (default 64), or auto (adaptive, by goodput)", 0},
         {"min-batch", ARG_INT, &o.min_batch, "--batch auto: smallest batch (default 16)", 0},
         {"max-batch", ARG_INT, &o.max_batch, "--batch auto: largest batch (default 4096)", 0},
         {"memory", ARG_STR, &o.memory, "--batch auto: memory budget for the batch (e.g. 2G)", 0},
-        {"adapt-every", ARG_LONG, &o.adapt_every, "--batch auto: re-evaluate every N updates (default 100)", 0},
-        {"adapt-lr", ARG_STR, &o.adapt_lr, "--batch auto: lr rule: adascale (default), linear, sqrt, none", 0},
-        {"micro-batch", ARG_INT, &cfg.micro_batch, "samples per forward/backward; accumulates batch/micro-batch", 0},
+        {"adapt-every", ARG_LONG, &o.adapt_every,
+         "--batch auto: re-evaluate every N updates (default 100)", 0},
+        {"adapt-lr", ARG_STR, &o.adapt_lr,
+         "--batch auto: lr rule: adascale (default), linear, sqrt, none", 0},
+        {"micro-batch", ARG_INT, &cfg.micro_batch,
+         "samples per forward/backward; accumulates batch/micro-batch", 0},
         {"epochs", ARG_INT, &o.epochs, "stop after N epochs (default 1, or 50 with a target)", 0},
         {"steps", ARG_LONG, &o.steps, "stop after N optimizer updates", 0},
         {"target-acc", ARG_DOUBLE, &o.target_acc, "stop when validation accuracy reaches X", 0},
         {"target-loss", ARG_DOUBLE, &o.target_loss, "stop when validation loss falls to X", 0},
-        {"eval-every", ARG_LONG, &o.eval_every, "evaluate validation every N steps (default: each epoch)", 0},
+        {"eval-every", ARG_LONG, &o.eval_every,
+         "evaluate validation every N steps (default: each epoch)", 0},
         {"optimizer", ARG_STR, &o.optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
         {"lr", ARG_FLOAT, &cfg.lr, "learning rate at --base-batch (default 0.05)", 0},
         {"momentum", ARG_FLOAT, &o.momentum, "SGD momentum (default 0.9 for momentum/nesterov)", 0},
         {"nesterov", ARG_FLAG, &o.nesterov, "Nesterov momentum", 0},
-        {"weight-decay", ARG_FLOAT, &o.weight_decay, "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
+        {"weight-decay", ARG_FLOAT, &o.weight_decay,
+         "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
         {"lr-scale", ARG_STR, &o.lr_scale, "scale lr with batch: none (default), linear, sqrt", 0},
-        {"base-batch", ARG_INT, &cfg.base_batch, "batch size at which --lr is given (default: --batch)", 0},
+        {"base-batch", ARG_INT, &cfg.base_batch,
+         "batch size at which --lr is given (default: --batch)", 0},
         {"schedule", ARG_STR, &o.schedule, "constant (default), step, cosine", 0},
         {"warmup", ARG_LONG, &o.warmup, "linear warm-up over N updates", 0},
         {"step-size", ARG_LONG, &o.step_size, "step schedule: updates between decays", 0},
         {"gamma", ARG_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)", 0},
         {"min-lr", ARG_FLOAT, &cfg.min_lr, "cosine schedule: final learning rate (default 0)", 0},
         {"loss", ARG_STR, &o.loss, "xent (default) or mse (against one-hot labels)", 0},
-        {"noise", ARG_FLAG, &cfg.noise, "measure the gradient noise scale (logs noise_g2/trace/scale)", 0},
-        {"noise-every", ARG_INT, &cfg.noise_every, "measure the noise scale on every Nth update only (default 1)", 0},
-        {"noise-decay", ARG_DOUBLE, &cfg.noise_decay, "EMA decay of the noise estimates (default 0.95)", 0},
+        {"noise", ARG_FLAG, &cfg.noise,
+         "measure the gradient noise scale (logs noise_g2/trace/scale)", 0},
+        {"noise-every", ARG_INT, &cfg.noise_every,
+         "measure the noise scale on every Nth update only (default 1)", 0},
+        {"noise-decay", ARG_DOUBLE, &cfg.noise_decay,
+         "EMA decay of the noise estimates (default 0.95)", 0},
         CLI_DATA_OPTS(d),
         {"test", ARG_STR, &d.test, "test set evaluated at the end (default: Fashion-MNIST's)", 0},
         {"test-labels", ARG_STR, &d.test_labels, "labels for --test", 0},
-        {"val-frac", ARG_DOUBLE, &d.val_frac, "fraction of training data for validation (default 0.1)", 0},
+        {"val-frac", ARG_DOUBLE, &d.val_frac,
+         "fraction of training data for validation (default 0.1)", 0},
         {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
         {"drop-last", ARG_FLAG, &o.drop_last, "drop each epoch's last partial batch", 0},
         {"no-prefetch", ARG_FLAG, &o.no_prefetch, "load batches on the compute thread", 0},
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and dropout (default 1)", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (default: all cores)", 0},
-        {"log", ARG_STR, &o.log_path, "write a JSON Lines log (one line per step and per epoch)", 0},
+        {"log", ARG_STR, &o.log_path, "write a JSON Lines log (one line per step and per epoch)",
+         0},
         {"save", ARG_STR, &o.save_path, "write the final checkpoint (safetensors) here", 0},
         {"save-every", ARG_LONG, &o.save_every, "also write it every N steps", 0},
         {"resume", ARG_STR, &o.resume_path, "continue from a checkpoint", 0},
-        {"no-overlap", ARG_FLAG, &o.no_overlap, "MPI: reduce gradients after backward, not during it", 0},
-        {"bucket-kb", ARG_SIZE, &o.bucket_kb, "MPI: gradient bucket size for the overlap (default 1024)", 0},
-        {"report", ARG_STR, &o.report, "write a report (Markdown, HTML, plots) into this folder", 0},
+        {"no-overlap", ARG_FLAG, &o.no_overlap,
+         "MPI: reduce gradients after backward, not during it", 0},
+        {"bucket-kb", ARG_SIZE, &o.bucket_kb,
+         "MPI: gradient bucket size for the overlap (default 1024)", 0},
+        {"report", ARG_STR, &o.report, "write a report (Markdown, HTML, plots) into this folder",
+         0},
         {"json", ARG_FLAG, &o.json, "print a JSON summary on stdout", 0},
         {"quiet", ARG_FLAG, &o.quiet, "no progress output", 0},
     };
@@ -393,7 +439,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     const char *fault = getenv("BATCHLAB_FAULT_DATA_RANK");
     cli_data_opts my_d = d;
     if (fault && atoi(fault) == rank) my_d.data = "/nonexistent/injected-fault.csv";
-    bl_status st = bl_dist_agree(dist, cli_load_splits(&my_d, &ctx.mem, &rs.sp, cfg.seed, &err), &err);
+    bl_status st =
+        bl_dist_agree(dist, cli_load_splits(&my_d, &ctx.mem, &rs.sp, cfg.seed, &err), &err);
     if (st) {
         free_run(&ctx, &rs);
         return cli_fail(cmd, "%s", err.msg);
@@ -407,7 +454,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
 
     bl_trainer *t = NULL;
     st = bl_trainer_create(&t, &ctx, &cfg, &rs.sp.train, &err);
-    if (!st && rs.sp.have_test) st = bl_model_check_input(bl_trainer_model(t), rs.sp.test.dim, rs.sp.test.name, &err);
+    if (!st && rs.sp.have_test)
+        st = bl_model_check_input(bl_trainer_model(t), rs.sp.test.dim, rs.sp.test.name, &err);
     if (!st && o.resume_path) st = bl_trainer_resume(t, o.resume_path, &err);
     if (!st && rank == 0 && o.log_path)
         st = bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err);
@@ -417,8 +465,10 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     }
     bl_adapt adapt;
     if (o.auto_batch) {
-        bl_adapt_config ac = {.base_batch = cfg.base_batch, .min_batch = o.min_batch,
-                              .max_batch = o.max_batch, .every_steps = o.adapt_every,
+        bl_adapt_config ac = {.base_batch = cfg.base_batch,
+                              .min_batch = o.min_batch,
+                              .max_batch = o.max_batch,
+                              .every_steps = o.adapt_every,
                               .min_gain = 0.05};
         if ((size_t)ac.max_batch > rs.sp.train.n) ac.max_batch = (int)rs.sp.train.n;
         if (o.memory && cli_parse_bytes(o.memory, &ac.memory_bytes)) {
@@ -430,7 +480,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
             goto done;
         }
         if (!o.quiet && !o.json)
-            fprintf(stderr, "--batch auto: measuring throughput of batches %d..%d...\n", ac.min_batch, ac.max_batch);
+            fprintf(stderr, "--batch auto: measuring throughput of batches %d..%d...\n",
+                    ac.min_batch, ac.max_batch);
         if (bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &ctx, &err)) {
             rc = cli_fail(cmd, "%s", err.msg);
             goto done;
@@ -444,12 +495,15 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
                 "but not bit-identically (the gradient sum is ordered differently).\n",
                 o.resume_path, bl_trainer_resumed_world(t), world, cfg.batch);
     if (!o.quiet && !o.json && rank == 0)
-        fprintf(stderr, "training %s (%zu parameters) on %zu samples (%zu validation), batch %d%s, %s lr %g\n",
-                bl_model_spec(bl_trainer_model(t)), bl_model_num_params(bl_trainer_model(t)), n,
-                rs.sp.val.n, cfg.batch, world > 1 ? " across ranks" : "", bl_optim_name(&cfg.opt),
-                (double)bl_trainer_current_lr(t));
+        fprintf(
+            stderr,
+            "training %s (%zu parameters) on %zu samples (%zu validation), batch %d%s, %s lr %g\n",
+            bl_model_spec(bl_trainer_model(t)), bl_model_num_params(bl_trainer_model(t)), n,
+            rs.sp.val.n, cfg.batch, world > 1 ? " across ranks" : "", bl_optim_name(&cfg.opt),
+            (double)bl_trainer_current_lr(t));
     if (world > 1 && !o.quiet && !o.json && rank == 0)
-        fprintf(stderr, "data-parallel: %d ranks x %d samples per rank per update (micro-batch %d)\n",
+        fprintf(stderr,
+                "data-parallel: %d ranks x %d samples per rank per update (micro-batch %d)\n",
                 world, cfg.batch / world, bl_trainer_config(t)->micro_batch);
     if (o.report && rank == 0 && !(rs.hist = calloc(1, sizeof *rs.hist))) {
         rc = cli_fail(cmd, "out of memory");
@@ -479,13 +533,19 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         char command[2048] = "batchlab";
         for (int i = 0; i < argc; i++)
             snprintf(command + strlen(command), sizeof command - strlen(command), " %s", argv[i]);
-        train_outcome out = {.spec = bl_model_spec(bl_trainer_model(t)), .data = rs.sp.train.name,
-                             .stop_reason = rs.stop_reason, .command = command,
+        train_outcome out = {.spec = bl_model_spec(bl_trainer_model(t)),
+                             .data = rs.sp.train.name,
+                             .stop_reason = rs.stop_reason,
+                             .command = command,
                              .final_batch = bl_trainer_config(t)->batch,
                              .base_batch = bl_trainer_config(t)->base_batch,
-                             .final_lr = bl_trainer_current_lr(t), .steps = bl_trainer_steps_done(t),
-                             .samples = bl_trainer_samples_seen(t), .wall_s = wall,
-                             .val_acc = rs.val_acc, .test_acc = test_acc, .target_acc = o.target_acc,
+                             .final_lr = bl_trainer_current_lr(t),
+                             .steps = bl_trainer_steps_done(t),
+                             .samples = bl_trainer_samples_seen(t),
+                             .wall_s = wall,
+                             .val_acc = rs.val_acc,
+                             .test_acc = test_acc,
+                             .target_acc = o.target_acc,
                              .noise_scale = bl_noise_scale(bl_trainer_noise(t))};
         if (train_report_write(o.report, rs.hist, &out, rs.adapt, &err)) {
             rc = cli_fail(cmd, "%s", err.msg);

@@ -12,8 +12,12 @@
 #include "batchlab/tune.h"
 
 static volatile sig_atomic_t g_stop; /* CLI-only: set by SIGINT/SIGTERM */
-static void on_signal(int sig) { g_stop = sig; }
-static int should_stop(void *arg) { return g_stop != 0; }
+static void on_signal(int sig) {
+    g_stop = sig;
+}
+static int should_stop(void *arg) {
+    return g_stop != 0;
+}
 
 static void on_rung(void *arg, const bl_tune_trial *t, int rung, long total) {
     if (*(int *)arg) return;
@@ -63,16 +67,21 @@ int cli_tune(int argc, char **argv) {
         {"model", ARG_STR, &model, "model spec or preset (default mlp)", 0},
         {"optimizer", ARG_STR, &optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
         {"batches", ARG_STR, &batches, "batch sizes (default 16,32,...,1024)", 0},
-        {"lrs", ARG_STR, &lrs, "learning rates at --base-batch (default 0.0125,0.025,0.05,0.1,0.2; adam: 1e-3 x 1/4..4)", 0},
-        {"lr-scale", ARG_STR, &lr_scale, "how each lr moves with the batch: linear (default), sqrt, none", 0},
+        {"lrs", ARG_STR, &lrs,
+         "learning rates at --base-batch (default 0.0125,0.025,0.05,0.1,0.2; adam: 1e-3 x 1/4..4)",
+         0},
+        {"lr-scale", ARG_STR, &lr_scale,
+         "how each lr moves with the batch: linear (default), sqrt, none", 0},
         {"base-batch", ARG_INT, &base_batch, "batch size the --lrs are given for (default 64)", 0},
-        {"momenta", ARG_STR, &momenta, "also search SGD momentum over these values (e.g. 0.8,0.9,0.95)", 0},
+        {"momenta", ARG_STR, &momenta,
+         "also search SGD momentum over these values (e.g. 0.8,0.9,0.95)", 0},
         {"min-examples", ARG_LONG, &min_ex, "examples at rung 0 (default: a quarter epoch)", 0},
         {"max-examples", ARG_LONG, &max_ex, "examples at the top rung (default: 6 epochs)", 0},
         {"eta", ARG_INT, &eta, "keep the top 1/eta at each rung (default 3)", 0},
         {"out", ARG_STR, &out, "run folder (required; re-running continues it)", 0},
         CLI_DATA_OPTS(d),
-        {"val-frac", ARG_DOUBLE, &d.val_frac, "fraction of training data for validation (default 0.1)", 0},
+        {"val-frac", ARG_DOUBLE, &d.val_frac,
+         "fraction of training data for validation (default 0.1)", 0},
         {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
         {"seed", ARG_LONG, &seed, "seed (default 1)", 0},
         {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
@@ -81,30 +90,40 @@ int cli_tune(int argc, char **argv) {
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "--out DIR [options]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
-    if (!out) return cli_error(cmd, "--out DIR is required (the search is saved there and can be resumed)");
-    bl_tune_config c = {.eta = eta, .out_dir = out, .should_stop = should_stop, .on_rung = on_rung,
+    if (!out)
+        return cli_error(cmd,
+                         "--out DIR is required (the search is saved there and can be resumed)");
+    bl_tune_config c = {.eta = eta,
+                        .out_dir = out,
+                        .should_stop = should_stop,
+                        .on_rung = on_rung,
                         .rung_arg = &json};
     bl_train_config_default(&c.train);
     bl_error err = {0};
     c.train.spec = model;
     c.train.base_batch = base_batch;
     c.train.seed = (uint64_t)seed;
-    if (bl_optim_parse(&c.train.opt, optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
-    if (bl_lr_scale_parse(&c.train.lr_scale, lr_scale, &err)) return cli_error(cmd, "--lr-scale: %s", err.msg);
+    if (bl_optim_parse(&c.train.opt, optimizer, &err))
+        return cli_error(cmd, "--optimizer: %s", err.msg);
+    if (bl_lr_scale_parse(&c.train.lr_scale, lr_scale, &err))
+        return cli_error(cmd, "--lr-scale: %s", err.msg);
     if (base_batch < 1) return cli_error(cmd, "--base-batch must be at least 1");
     if (eta < 2) return cli_error(cmd, "--eta must be at least 2");
     if (batches && (c.n_batches = parse_ints(batches, c.batches, 32)) < 0)
-        return cli_error(cmd, "--batches expects positive integers, e.g. 32,64,128, got '%s'", batches);
+        return cli_error(cmd, "--batches expects positive integers, e.g. 32,64,128, got '%s'",
+                         batches);
     if (lrs && (c.n_lrs = parse_floats(lrs, c.lrs, 32, 0, 1e3)) < 0)
         return cli_error(cmd, "--lrs expects positive numbers, e.g. 0.01,0.1, got '%s'", lrs);
     if (momenta) {
-        if (c.train.opt.kind != BL_OPT_SGD) return cli_error(cmd, "--momenta applies to SGD optimizers");
+        if (c.train.opt.kind != BL_OPT_SGD)
+            return cli_error(cmd, "--momenta applies to SGD optimizers");
         if ((c.n_momenta = parse_floats(momenta, c.momenta, 8, -1e-9f, 1)) < 0)
             return cli_error(cmd, "--momenta expects values in [0, 1), got '%s'", momenta);
     }
     if (!lrs) {
         float base = c.train.opt.kind == BL_OPT_SGD ? 0.05f : 1e-3f, m[] = {0.25f, 0.5f, 1, 2, 4};
-        for (int i = 0; i < 5; i++) c.lrs[c.n_lrs++] = base * m[i];
+        for (int i = 0; i < 5; i++)
+            c.lrs[c.n_lrs++] = base * m[i];
     }
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
@@ -115,14 +134,17 @@ int cli_tune(int argc, char **argv) {
     }
     if (!sp.have_val) {
         cli_splits_free(&sp, &ctx.mem);
-        return cli_error(cmd, "tune ranks configurations on validation data: --val-frac must be > 0");
+        return cli_error(cmd,
+                         "tune ranks configurations on validation data: --val-frac must be > 0");
     }
     if (!batches)
-        for (int b = 16; b <= 1024 && (size_t)b * 4 <= sp.train.n; b *= 2) c.batches[c.n_batches++] = b;
+        for (int b = 16; b <= 1024 && (size_t)b * 4 <= sp.train.n; b *= 2)
+            c.batches[c.n_batches++] = b;
     for (int i = 0; i < c.n_batches; i++)
         if ((size_t)c.batches[i] > sp.train.n) {
             cli_splits_free(&sp, &ctx.mem);
-            return cli_error(cmd, "batch %d exceeds the %zu training samples", c.batches[i], sp.train.n);
+            return cli_error(cmd, "batch %d exceeds the %zu training samples", c.batches[i],
+                             sp.train.n);
         }
     c.min_examples = min_ex ? min_ex : (long)sp.train.n / 4;
     c.max_examples = max_ex ? max_ex : 6 * (long)sp.train.n;
@@ -130,11 +152,15 @@ int cli_tune(int argc, char **argv) {
     if (!r) return cli_fail(cmd, "out of memory");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    bl_status st = bl_tune_run(&ctx, &c, &sp.train, &sp.val, sp.have_test ? &sp.test : NULL, r, &err);
+    bl_status st =
+        bl_tune_run(&ctx, &c, &sp.train, &sp.val, sp.have_test ? &sp.test : NULL, r, &err);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (st == BL_ERR_INTERRUPTED) {
-        fprintf(stderr, "batchlab tune: interrupted; finished rungs are saved in %s (run the same command to continue)\n", out);
+        fprintf(stderr,
+                "batchlab tune: interrupted; finished rungs are saved in %s (run the same command "
+                "to continue)\n",
+                out);
         rc = 130;
     } else if (st) {
         rc = cli_fail(cmd, "%s", err.msg);
@@ -152,24 +178,30 @@ int cli_tune(int argc, char **argv) {
             fclose(f);
         }
     } else {
-        printf("\n%-26s %6s %10s %5s %6s %10s  val acc by rung (examples:", "config", "batch", "lr", "mom", "rungs", "examples");
-        for (int k = 0; k < r->n_rungs; k++) printf(" %ld", r->rung_examples[k]);
+        printf("\n%-26s %6s %10s %5s %6s %10s  val acc by rung (examples:", "config", "batch", "lr",
+               "mom", "rungs", "examples");
+        for (int k = 0; k < r->n_rungs; k++)
+            printf(" %ld", r->rung_examples[k]);
         printf(")\n");
         for (int i = 0; i < r->n_trials; i++) {
             const bl_tune_trial *t = &r->trials[i];
-            printf("%-26s %6d %10.4g %5.2f %6d %10ld ", t->id, t->batch, (double)t->lr, (double)t->momentum,
-                   t->rungs_done, t->examples);
-            for (int k = 0; k < t->rungs_done; k++) printf(" %.4f", t->acc[k]);
+            printf("%-26s %6d %10.4g %5.2f %6d %10ld ", t->id, t->batch, (double)t->lr,
+                   (double)t->momentum, t->rungs_done, t->examples);
+            for (int k = 0; k < t->rungs_done; k++)
+                printf(" %.4f", t->acc[k]);
             printf("%s%s\n", t->diverged ? "  diverged" : "", i == r->best ? "  <- best" : "");
         }
         if (r->best >= 0) {
             const bl_tune_trial *b = &r->trials[r->best];
-            printf("\nbest: batch %d, lr %.4g, momentum %.2f: validation accuracy %.4f after %ld examples",
-                   b->batch, (double)b->lr, (double)b->momentum, b->acc[b->rungs_done - 1], b->examples);
+            printf("\nbest: batch %d, lr %.4g, momentum %.2f: validation accuracy %.4f after %ld "
+                   "examples",
+                   b->batch, (double)b->lr, (double)b->momentum, b->acc[b->rungs_done - 1],
+                   b->examples);
             if (isfinite(r->best_test_acc)) printf(", test accuracy %.4f", r->best_test_acc);
             printf("\ncompute: %.2fM training examples in all (%d configurations, eta %d)\n",
                    r->total_examples / 1e6, r->n_trials, c.eta);
-            printf("results: %s/results.csv, %s/results.json, %s/plots/landscape.png\n", out, out, out);
+            printf("results: %s/results.csv, %s/results.json, %s/plots/landscape.png\n", out, out,
+                   out);
         }
     }
     free(r);

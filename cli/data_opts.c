@@ -44,8 +44,8 @@ bl_status cli_load_dataset(const cli_data_opts *d, const char *path, const char 
         const char *dir = !strcmp(path, "fashion-mnist") ? NULL : path;
         bl_dataset other = {0};
         int want_test = split && !strcmp(split, "test");
-        st = bl_dataset_load_fashion_mnist(want_test ? &other : out, want_test ? out : &other,
-                                           mem, dir, err);
+        st = bl_dataset_load_fashion_mnist(want_test ? &other : out, want_test ? out : &other, mem,
+                                           dir, err);
         bl_dataset_free(&other, mem);
     } else if (ends_with(path, ".csv")) {
         int col = -1;
@@ -53,8 +53,7 @@ bl_status cli_load_dataset(const cli_data_opts *d, const char *path, const char 
         if (!st) st = bl_dataset_load_csv(out, mem, path, col, d->header, err);
     } else {
         if (!labels)
-            return bl_fail(err, BL_ERR_ARG, "%s: --labels is required for .npy and IDX data",
-                           path);
+            return bl_fail(err, BL_ERR_ARG, "%s: --labels is required for .npy and IDX data", path);
         if (ends_with(path, ".npy"))
             st = bl_dataset_load_npy(out, mem, path, labels, err);
         else

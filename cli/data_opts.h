@@ -7,26 +7,28 @@
 #include "batchlab/data.h"
 
 typedef struct cli_data_opts {
-    const char *data;        /* "fashion-mnist", a directory, or a file */
-    const char *labels;      /* labels file for .npy / IDX data */
-    const char *test;        /* optional test set (file or directory) */
+    const char *data;   /* "fashion-mnist", a directory, or a file */
+    const char *labels; /* labels file for .npy / IDX data */
+    const char *test;   /* optional test set (file or directory) */
     const char *test_labels;
-    const char *label_col;   /* CSV: first | last | N */
-    int header;              /* CSV has a header row */
-    const char *norm;        /* unit | standard | none */
-    double val_frac;         /* fraction of training data held out for validation */
+    const char *label_col; /* CSV: first | last | N */
+    int header;            /* CSV has a header row */
+    const char *norm;      /* unit | standard | none */
+    double val_frac;       /* fraction of training data held out for validation */
 } cli_data_opts;
 
 void cli_data_opts_default(cli_data_opts *d);
 
 /* The option table entries for these (train uses all; eval/predict a subset). */
-#define CLI_DATA_OPTS(d)                                                                       \
-    {"data", ARG_STR, &(d).data,                                                               \
-     "fashion-mnist (default), a directory of *-ubyte.gz files, X.csv, X.npy or IDX images",   \
-     0},                                                                                       \
-        {"labels", ARG_STR, &(d).labels, "labels file for .npy or IDX data", 0},               \
-        {"label-col", ARG_STR, &(d).label_col, "CSV label column: first, last (default) or N (0-based)", 0}, \
-        {"header", ARG_FLAG, &(d).header, "CSV: the first line is a header", 0}
+#define CLI_DATA_OPTS(d)                                                                           \
+    {"data", ARG_STR, &(d).data,                                                                   \
+     "fashion-mnist (default), a directory of *-ubyte.gz files, X.csv, X.npy or IDX images", 0},   \
+        {"labels", ARG_STR, &(d).labels, "labels file for .npy or IDX data", 0},                   \
+        {"label-col", ARG_STR, &(d).label_col,                                                     \
+         "CSV label column: first, last (default) or N (0-based)", 0},                             \
+    {                                                                                              \
+        "header", ARG_FLAG, &(d).header, "CSV: the first line is a header", 0                      \
+    }
 
 /* Load one dataset from path (+labels). When path is "fashion-mnist" or a directory,
  * `split` picks "train" or "test". Prints nothing: the caller reports err. */

@@ -63,7 +63,8 @@ void progress_step(progress *p, const bl_step_info *s) {
         double frac = p->total_steps > 0 ? (double)s->step / p->total_steps : 0;
         if (frac > 1) frac = 1;
         filled = (int)(frac * width);
-        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+        for (int i = 0; i < width; i++)
+            bar[i] = i < filled ? '#' : '.';
         bar[width] = '\0';
         fprintf(stderr,
                 "\r\033[Kepoch %ld [%s] %3.0f%% step %ld | loss %.4f acc %.3f | %.0f samples/s | "
@@ -72,9 +73,9 @@ void progress_step(progress *p, const bl_step_info *s) {
                 eta);
         fflush(stderr);
     } else if (!s->epoch_end) {
-        fprintf(stderr, "step %ld epoch %ld: loss %.4f acc %.3f %.0f samples/s lr %.4g (%s, ETA %s)\n",
-                s->step, s->epoch + 1, p->ema_loss, p->ema_acc, p->ema_rate, (double)s->lr, el,
-                eta);
+        fprintf(
+            stderr, "step %ld epoch %ld: loss %.4f acc %.3f %.0f samples/s lr %.4g (%s, ETA %s)\n",
+            s->step, s->epoch + 1, p->ema_loss, p->ema_acc, p->ema_rate, (double)s->lr, el, eta);
     }
 }
 
@@ -84,8 +85,8 @@ void progress_epoch(progress *p, const bl_epoch_info *e) {
     char el[32];
     fmt_time(el, sizeof el, e->elapsed_s);
     if (isnan(e->val_acc))
-        fprintf(stderr, "epoch %ld done (step %ld): train loss %.4f acc %.4f [%s]\n",
-                e->epoch + 1, e->step, e->train_loss, e->train_acc, el);
+        fprintf(stderr, "epoch %ld done (step %ld): train loss %.4f acc %.4f [%s]\n", e->epoch + 1,
+                e->step, e->train_loss, e->train_acc, el);
     else
         fprintf(stderr,
                 "epoch %ld done (step %ld): train loss %.4f acc %.4f | val loss %.4f acc %.4f "

@@ -40,11 +40,12 @@ void history_decision(train_history *h, const bl_adapt_decision *d) {
 }
 
 static void plot1(const char *dir, const char *name, const char *title, const char *xl,
-                  const char *yl, const double *x, const double *y, int n, int logy,
-                  char *md, size_t cap) {
+                  const char *yl, const double *x, const double *y, int n, int logy, char *md,
+                  size_t cap) {
     if (n <= 0) return;
     bl_plot_series s = {.title = NULL, .x = x, .y = y, .n = (size_t)n, .style = BL_PLOT_LINES};
-    bl_plot p = {.title = title, .xlabel = xl, .ylabel = yl, .logy = logy, .series = &s, .n_series = 1};
+    bl_plot p = {
+        .title = title, .xlabel = xl, .ylabel = yl, .logy = logy, .series = &s, .n_series = 1};
     char base[4096];
     snprintf(base, sizeof base, "%s/plots/%s", dir, name);
     if (bl_plot_write(&p, base, NULL) == BL_OK)
@@ -85,7 +86,8 @@ bl_status train_report_write(const char *dir, const train_history *h, const trai
     if (isfinite(o->noise_scale)) ADD("| gradient noise scale B_simple | %.0f |\n", o->noise_scale);
     ADD("| command | `%s` |\n", o->command ? o->command : "");
     if (h->n_dec) {
-        ADD("\n## Batch-size decisions\n\n| step | from | to | noise scale | predicted goodput gain |\n|---|---|---|---|---|\n");
+        ADD("\n## Batch-size decisions\n\n| step | from | to | noise scale | predicted goodput "
+            "gain |\n|---|---|---|---|---|\n");
         for (int i = 0; i < h->n_dec; i++)
             ADD("| %ld | %d | %d | %.0f | %+.1f%% |\n", h->dec[i].step, h->dec[i].from_batch,
                 h->dec[i].to_batch, h->dec[i].noise_scale,
@@ -97,7 +99,8 @@ bl_status train_report_write(const char *dir, const train_history *h, const trai
     plot1(dir, "batch", "Batch size over training", "step", "batch size", h->step, h->batch, h->n,
           1, md, cap);
     int any_noise = 0;
-    for (int i = 0; i < h->n; i++) any_noise |= isfinite(h->noise[i]);
+    for (int i = 0; i < h->n; i++)
+        any_noise |= isfinite(h->noise[i]);
     if (any_noise)
         plot1(dir, "noise", "Gradient noise scale over training", "step", "B_simple", h->step,
               h->noise, h->n, 1, md, cap);
@@ -111,11 +114,23 @@ bl_status train_report_write(const char *dir, const train_history *h, const trai
             ADD("| %d%s | %.0f | %.3f | %.0f |\n", adapt->curve.p[i].batch,
                 adapt->curve.p[i].batch == o->final_batch ? " (chosen)" : "", t[i], e, g[i]);
         }
-        bl_plot_series s[2] = {
-            {.title = "throughput (samples/s)", .x = x, .y = t, .n = (size_t)adapt->curve.n, .style = BL_PLOT_LINESPOINTS},
-            {.title = "goodput at the final noise scale", .x = x, .y = g, .n = (size_t)adapt->curve.n, .style = BL_PLOT_LINESPOINTS}};
-        bl_plot p = {.title = "Throughput and goodput against batch size", .xlabel = "batch size",
-                     .ylabel = "samples/s", .logx = 1, .logx2 = 1, .series = s, .n_series = 2};
+        bl_plot_series s[2] = {{.title = "throughput (samples/s)",
+                                .x = x,
+                                .y = t,
+                                .n = (size_t)adapt->curve.n,
+                                .style = BL_PLOT_LINESPOINTS},
+                               {.title = "goodput at the final noise scale",
+                                .x = x,
+                                .y = g,
+                                .n = (size_t)adapt->curve.n,
+                                .style = BL_PLOT_LINESPOINTS}};
+        bl_plot p = {.title = "Throughput and goodput against batch size",
+                     .xlabel = "batch size",
+                     .ylabel = "samples/s",
+                     .logx = 1,
+                     .logx2 = 1,
+                     .series = s,
+                     .n_series = 2};
         snprintf(path, sizeof path, "%s/plots/goodput", dir);
         if (bl_plot_write(&p, path, NULL) == BL_OK)
             ADD("\n![Throughput and goodput](plots/goodput.png)\n");

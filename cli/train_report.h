@@ -11,11 +11,11 @@
 
 #define HIST_MAX 2048
 typedef struct train_history {
-    int n, stride, skip;            /* steps kept, keep every stride-th */
+    int n, stride, skip; /* steps kept, keep every stride-th */
     double step[HIST_MAX], batch[HIST_MAX], noise[HIST_MAX], lr[HIST_MAX];
-    int m;                          /* evaluations */
+    int m; /* evaluations */
     double ev_samples[HIST_MAX], ev_time[HIST_MAX], ev_acc[HIST_MAX];
-    bl_adapt_decision dec[64];      /* batch changes (auto) */
+    bl_adapt_decision dec[64]; /* batch changes (auto) */
     int n_dec;
 } train_history;
 

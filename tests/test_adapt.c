@@ -12,12 +12,16 @@
 static bl_adapt make(void) {
     bl_adapt a;
     memset(&a, 0, sizeof a);
-    a.cfg = (bl_adapt_config){.base_batch = 32, .min_batch = 16, .max_batch = 512,
-                              .every_steps = 10, .min_gain = 0.05,
+    a.cfg = (bl_adapt_config){.base_batch = 32,
+                              .min_batch = 16,
+                              .max_batch = 512,
+                              .every_steps = 10,
+                              .min_gain = 0.05,
                               .lr_rule = BL_ADAPT_LR_ADASCALE};
     int b[] = {16, 32, 64, 128, 256, 512};
     double sps[] = {3000, 5000, 8000, 11000, 12000, 12300};
-    for (int i = 0; i < 6; i++) a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
+    for (int i = 0; i < 6; i++)
+        a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
     a.curve.n = 6;
     a.current = a.previous = 1; /* batch 32 */
     a.ceiling = 5;
@@ -29,16 +33,19 @@ static bl_noise noise_at(double b_simple) {
     bl_noise ns;
     bl_noise_init(&ns, 0.9);
     /* |G_s|^2 = |G|^2 + tr/b, |G_b|^2 = |G|^2 + tr/B  (exact expectations) */
-    for (int i = 0; i < 5; i++) bl_noise_update(&ns, 1 + b_simple / 16, 16, 1 + b_simple / 64, 64);
+    for (int i = 0; i < 5; i++)
+        bl_noise_update(&ns, 1 + b_simple / 16, 16, 1 + b_simple / 64, 64);
     return ns;
 }
 
 static void lr_factors(void **state) {
-    /* AdaScale r = (B_noise + 1) / (B_noise / s + 1): 1 at s = 1, -> s for large noise, -> 1 for none */
+    /* AdaScale r = (B_noise + 1) / (B_noise / s + 1): 1 at s = 1, -> s for large noise, -> 1 for
+     * none */
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 100, 32, 32) - 1) < 1e-6f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 1e9, 32, 128) - 4) < 1e-3f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 0, 32, 128) - 1) < 1e-6f);
-    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 63, 32, 128) - 64.0f / (63.0f / 4 + 1)) < 1e-4f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 63, 32, 128) -
+                      64.0f / (63.0f / 4 + 1)) < 1e-4f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_LINEAR, 5, 32, 128) - 4) < 1e-6f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_SQRT, 5, 32, 128) - 2) < 1e-6f);
     bl_adapt_lr r;
@@ -75,8 +82,8 @@ static void grows_with_the_noise_scale(void **state) {
         assert_int_equal(d.to_batch, expect[i]);
         assert_int_equal(d.from_batch, i ? expect[i - 1] : 16);
         assert_true(d.goodput_to > 1.05 * d.goodput_from);
-        assert_true(fabsf(d.lr_factor - bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, d.noise_scale,
-                                                           32, d.to_batch)) < 1e-5f);
+        assert_true(fabsf(d.lr_factor - bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, d.noise_scale, 32,
+                                                           d.to_batch)) < 1e-5f);
         assert_non_null(strstr(d.reason, "more goodput"));
         assert_int_equal(bl_adapt_batch(&a), d.to_batch);
     }
@@ -118,7 +125,8 @@ static void revert_after_divergence(void **state) {
 
 static void observations_correct_the_curve(void **state) {
     bl_adapt a = make();
-    for (int i = 0; i < 100; i++) bl_adapt_observe(&a, 64, 2000);
+    for (int i = 0; i < 100; i++)
+        bl_adapt_observe(&a, 64, 2000);
     assert_true(fabs(a.curve.p[2].samples_per_s - 2000) < 10);
     assert_true(a.curve.p[1].samples_per_s == 5000); /* others untouched */
 }

@@ -12,7 +12,8 @@ static void rng_is_deterministic(void **state) {
     bl_rng a, b;
     bl_rng_seed(&a, 42);
     bl_rng_seed(&b, 42);
-    for (int i = 0; i < 1000; i++) assert_true(bl_rng_next(&a) == bl_rng_next(&b));
+    for (int i = 0; i < 1000; i++)
+        assert_true(bl_rng_next(&a) == bl_rng_next(&b));
     bl_rng_seed(&b, 43);
     assert_false(bl_rng_next(&a) == bl_rng_next(&b));
 }
@@ -36,16 +37,19 @@ static void rng_shuffle_is_permutation(void **state) {
     bl_rng_seed(&r, 1);
     uint32_t idx[257];
     int seen[257] = {0};
-    for (uint32_t i = 0; i < 257; i++) idx[i] = i;
+    for (uint32_t i = 0; i < 257; i++)
+        idx[i] = i;
     bl_rng_shuffle(&r, idx, 257);
     int moved = 0;
     for (uint32_t i = 0; i < 257; i++) {
         seen[idx[i]]++;
         moved += idx[i] != i;
     }
-    for (int i = 0; i < 257; i++) assert_int_equal(seen[i], 1);
+    for (int i = 0; i < 257; i++)
+        assert_int_equal(seen[i], 1);
     assert_true(moved > 200);
-    for (int i = 0; i < 10000; i++) assert_true(bl_rng_below(&r, 10) < 10);
+    for (int i = 0; i < 10000; i++)
+        assert_true(bl_rng_below(&r, 10) < 10);
 }
 
 static void mem_counts_and_enforces_budget(void **state) {

@@ -36,19 +36,27 @@ static int fits(const char *spec, const bl_optim_config *opt, int batch, size_t 
 
 static int true_max(const char *spec, const bl_optim_config *opt, size_t limit) {
     int lo = 0, hi = 1;
-    while (fits(spec, opt, hi, limit)) lo = hi, hi *= 2;
+    while (fits(spec, opt, hi, limit))
+        lo = hi, hi *= 2;
     while (hi - lo > 1) {
         int mid = (lo + hi) / 2;
-        if (fits(spec, opt, mid, limit)) lo = mid;
-        else hi = mid;
+        if (fits(spec, opt, mid, limit))
+            lo = mid;
+        else
+            hi = mid;
     }
     return lo;
 }
 
 static void check_budget(const char *spec, bl_opt_kind kind, size_t budget, double margin,
                          bl_find_mode mode) {
-    bl_find_memory_config c = {.spec = spec, .input = IMG, .n_classes = 10, .budget_bytes = budget,
-                               .margin = margin, .mode = mode, .threads = 1};
+    bl_find_memory_config c = {.spec = spec,
+                               .input = IMG,
+                               .n_classes = 10,
+                               .budget_bytes = budget,
+                               .margin = margin,
+                               .mode = mode,
+                               .threads = 1};
     bl_optim_config_default(&c.opt, kind);
     if (kind == BL_OPT_SGD) c.opt.momentum = 0.9f;
     bl_find_memory_result r;
@@ -86,9 +94,14 @@ static void memory_finder_meets_budget(void **state) {
 }
 
 static void memory_finder_cap_and_errors(void **state) {
-    bl_find_memory_config c = {.spec = "mlp", .input = IMG, .n_classes = 10,
-                               .budget_bytes = 100000000, .margin = 0.1, .max_batch = 100,
-                               .mode = BL_FIND_BINSEARCH, .threads = 1};
+    bl_find_memory_config c = {.spec = "mlp",
+                               .input = IMG,
+                               .n_classes = 10,
+                               .budget_bytes = 100000000,
+                               .margin = 0.1,
+                               .max_batch = 100,
+                               .mode = BL_FIND_BINSEARCH,
+                               .threads = 1};
     bl_optim_config_default(&c.opt, BL_OPT_SGD);
     bl_find_memory_result r;
     bl_error err = {0};
@@ -113,7 +126,8 @@ static void knee_and_goodput(void **state) {
     bl_throughput_curve c = {.n = 5};
     int b[] = {16, 32, 64, 128, 256};
     double sps[] = {1000, 1800, 2600, 2700, 2750};
-    for (int i = 0; i < 5; i++) c.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
+    for (int i = 0; i < 5; i++)
+        c.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
     /* 64 -> 128 gains 3.8% < 5%: the knee is 64. */
     assert_int_equal(bl_throughput_knee(&c, 0.05), 2);
     assert_int_equal(bl_throughput_knee(&c, 0.03), 3); /* 128 -> 256 gains 1.9% */

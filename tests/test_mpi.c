@@ -14,8 +14,8 @@
 #include "test_util.h"
 
 #define MPI2 BL_MPIRUN " --allow-run-as-root --oversubscribe -np 2 "
-#define TRAIN                                                                                  \
-    BL_CLI_PATH " train --quiet --threads 1 --data " BL_TEST_DATA_DIR "/fmnist-sample "        \
+#define TRAIN                                                                                      \
+    BL_CLI_PATH " train --quiet --threads 1 --data " BL_TEST_DATA_DIR "/fmnist-sample "            \
                 "--model conv3x3:4,relu,maxpool2,flatten,dense:32,relu,dense:10 --optimizer adam " \
                 "--lr 0.003 "
 
@@ -143,7 +143,8 @@ static void resume_with_same_and_other_world(void **state) {
     FILE *f = fopen(log, "r");
     char line[8192];
     int steps = 0;
-    while (fgets(line, sizeof line, f)) steps += strstr(line, "\"type\":\"step\"") != NULL;
+    while (fgets(line, sizeof line, f))
+        steps += strstr(line, "\"type\":\"step\"") != NULL;
     fclose(f);
     assert_int_equal(steps, 12);
     /* Other world: a clear note, and training goes on correctly. */

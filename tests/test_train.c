@@ -104,8 +104,8 @@ static void resume_is_bit_identical(void **state) {
     /* The comparison is live: a fresh model differs. */
     bl_trainer *d = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
     run_steps(d, 24);
-    assert_true(memcmp(bl_model_params(ma), bl_model_params(bl_trainer_model(d)),
-                       np * sizeof(float)) != 0);
+    assert_true(
+        memcmp(bl_model_params(ma), bl_model_params(bl_trainer_model(d)), np * sizeof(float)) != 0);
     bl_trainer_free(a);
     bl_trainer_free(c);
     bl_trainer_free(d);
@@ -150,8 +150,8 @@ static double accum_max_diff(const char *spec, bl_loss_kind loss, int steps) {
     double gw = tu_max_rel_err(bl_model_grads(mb), bl_model_grads(ma), np, 1e-6, 1e-3);
     bl_trainer_free(a);
     bl_trainer_free(b);
-    fprintf(stderr, "  accumulation vs big batch (%s): params %.3g, grads %.3g of tolerance\n", spec,
-            worst, gw);
+    fprintf(stderr, "  accumulation vs big batch (%s): params %.3g, grads %.3g of tolerance\n",
+            spec, worst, gw);
     return worst > gw ? worst : gw;
 }
 

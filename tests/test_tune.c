@@ -19,7 +19,8 @@ static int setup(void **state) {
     bl_error err = {0};
     bl_dataset all;
     bl_ctx_init(&g_ctx, 1);
-    if (bl_dataset_load_fashion_mnist(&all, &g_test, &g_ctx.mem, BL_TEST_DATA_DIR "/fmnist-sample", &err))
+    if (bl_dataset_load_fashion_mnist(&all, &g_test, &g_ctx.mem, BL_TEST_DATA_DIR "/fmnist-sample",
+                                      &err))
         return -1;
     if (bl_dataset_split(&all, &g_train, &g_val, 100, 3, &g_ctx.mem, &err)) return -1;
     bl_norm nm;
@@ -50,10 +51,18 @@ static int stop_when(void *arg) {
 }
 
 static bl_tune_config config(const char *dir, counter *cnt) {
-    bl_tune_config c = {.batches = {8, 16, 32}, .n_batches = 3, .lrs = {0.01f, 0.05f, 0.2f},
-                        .n_lrs = 3, .min_examples = 150, .max_examples = 1350, .eta = 3,
-                        .out_dir = dir, .on_rung = count_rung, .rung_arg = cnt,
-                        .should_stop = stop_when, .stop_arg = cnt};
+    bl_tune_config c = {.batches = {8, 16, 32},
+                        .n_batches = 3,
+                        .lrs = {0.01f, 0.05f, 0.2f},
+                        .n_lrs = 3,
+                        .min_examples = 150,
+                        .max_examples = 1350,
+                        .eta = 3,
+                        .out_dir = dir,
+                        .on_rung = count_rung,
+                        .rung_arg = cnt,
+                        .should_stop = stop_when,
+                        .stop_arg = cnt};
     bl_train_config_default(&c.train);
     c.train.spec = "flatten,dense:32,relu,dense:10";
     c.train.base_batch = 16;
@@ -76,7 +85,8 @@ static void asha_promotes_top_third(void **state) {
     long sum = 0;
     for (int i = 0; i < 9; i++) {
         const bl_tune_trial *t = &r->trials[i];
-        for (int k = 0; k < t->rungs_done; k++) at[k]++;
+        for (int k = 0; k < t->rungs_done; k++)
+            at[k]++;
         /* examples are the resource: each stopped within one batch past its rung */
         long goal = r->rung_examples[t->rungs_done - 1];
         assert_true(t->examples >= goal && t->examples < goal + t->batch);
@@ -95,7 +105,8 @@ static void asha_promotes_top_third(void **state) {
     for (int i = 0; i < 9; i++) {
         if (r->trials[i].rungs_done < 2) continue;
         int better = 0;
-        for (int j = 0; j < 9; j++) better += r->trials[j].acc[0] > r->trials[i].acc[0];
+        for (int j = 0; j < 9; j++)
+            better += r->trials[j].acc[0] > r->trials[i].acc[0];
         assert_true(better < 3 || r->trials[i].acc[0] == 0);
     }
     char p[512];
@@ -125,7 +136,8 @@ static void interrupted_then_resumed_equals_straight(void **state) {
     bl_tune_config ca = config(d1, &a), cb = config(d2, &b);
     bl_tune_result *ra = calloc(1, sizeof *ra), *rb = calloc(1, sizeof *rb);
     assert_int_equal(bl_tune_run(&g_ctx, &ca, &g_train, &g_val, &g_test, ra, &err), BL_OK);
-    assert_int_equal(bl_tune_run(&g_ctx, &cb, &g_train, &g_val, &g_test, rb, &err), BL_ERR_INTERRUPTED);
+    assert_int_equal(bl_tune_run(&g_ctx, &cb, &g_train, &g_val, &g_test, rb, &err),
+                     BL_ERR_INTERRUPTED);
     b.stop_after = 0;
     assert_int_equal(bl_tune_run(&g_ctx, &cb, &g_train, &g_val, &g_test, rb, &err), BL_OK);
     assert_int_equal(a.rungs, b.rungs);

@@ -33,7 +33,8 @@ int tu_run(const char *cmd, char *out, size_t cap) {
     size_t n = 0;
     if (out && cap) {
         size_t r;
-        while (n + 1 < cap && (r = fread(out + n, 1, cap - 1 - n, p)) > 0) n += r;
+        while (n + 1 < cap && (r = fread(out + n, 1, cap - 1 - n, p)) > 0)
+            n += r;
         out[n] = '\0';
     }
     char sink[4096];
@@ -57,7 +58,8 @@ double tu_max_rel_err(const float *a, const float *b, size_t n, double atol, dou
 void tu_fill_normal(float *x, size_t n, uint64_t seed, float sd) {
     bl_rng r;
     bl_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) x[i] = sd * bl_rng_normal(&r);
+    for (size_t i = 0; i < n; i++)
+        x[i] = sd * bl_rng_normal(&r);
 }
 
 int tu_file_exists(const char *path) {

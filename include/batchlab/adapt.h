@@ -18,10 +18,15 @@
 #include "batchlab/find.h"
 #include "batchlab/noise.h"
 
-typedef enum { BL_ADAPT_LR_ADASCALE, BL_ADAPT_LR_LINEAR, BL_ADAPT_LR_SQRT, BL_ADAPT_LR_NONE } bl_adapt_lr;
+typedef enum {
+    BL_ADAPT_LR_ADASCALE,
+    BL_ADAPT_LR_LINEAR,
+    BL_ADAPT_LR_SQRT,
+    BL_ADAPT_LR_NONE
+} bl_adapt_lr;
 
 typedef struct bl_adapt_config {
-    int base_batch;      /* M0: the batch --lr is given for, and the first batch used */
+    int base_batch; /* M0: the batch --lr is given for, and the first batch used */
     int min_batch, max_batch;
     size_t memory_bytes; /* 0 = no budget; otherwise candidates must fit (training footprint) */
     long every_steps;    /* re-evaluate this often */
@@ -34,7 +39,7 @@ typedef struct bl_adapt_decision {
     int from_batch, to_batch;
     double noise_scale;
     double goodput_from, goodput_to; /* predicted, base-batch-equivalent samples/s */
-    float lr_factor;                  /* lr = --lr x this at the new batch */
+    float lr_factor;                 /* lr = --lr x this at the new batch */
     char reason[192];
 } bl_adapt_decision;
 

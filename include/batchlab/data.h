@@ -18,7 +18,9 @@ typedef struct bl_shape {
     int c, h, w; /* per-sample shape; a flat vector of d features is (d, 1, 1) */
 } bl_shape;
 
-static inline size_t bl_shape_size(bl_shape s) { return (size_t)s.c * s.h * s.w; }
+static inline size_t bl_shape_size(bl_shape s) {
+    return (size_t)s.c * s.h * s.w;
+}
 
 typedef struct bl_dataset {
     size_t n;       /* samples */
@@ -37,8 +39,7 @@ void bl_dataset_free(bl_dataset *ds, bl_mem *mem);
 
 /* Raw IDX file (gz detected by its magic bytes 1f 8b). Returns the uint8 payload
  * (caller frees with free()) and its dims. Only type 0x08 (unsigned byte) is accepted. */
-bl_status bl_idx_read_u8(const char *path, uint8_t **data, int *ndim, int dims[4],
-                         bl_error *err);
+bl_status bl_idx_read_u8(const char *path, uint8_t **data, int *ndim, int dims[4], bl_error *err);
 /* IDX images (n, h, w) or (n, d) + IDX labels (n). Pixels are stored as floats 0..255
  * (unnormalised; see bl_normalise). labels_path NULL loads the images unlabelled
  * (y all 0, n_classes 0), e.g. for prediction. */
@@ -57,8 +58,8 @@ bl_status bl_dataset_load_csv(bl_dataset *ds, bl_mem *mem, const char *path, int
  * ((n,d) -> (d,1,1); (n,h,w) -> (1,h,w); (n,c,h,w) -> (c,h,w)); y.npy is an integer
  * array of shape (n) (int32/int64/uint8). float64 x is also read (converted to float32).
  * y_path NULL loads x unlabelled (y all 0, n_classes 0). */
-bl_status bl_dataset_load_npy(bl_dataset *ds, bl_mem *mem, const char *x_path,
-                              const char *y_path, bl_error *err);
+bl_status bl_dataset_load_npy(bl_dataset *ds, bl_mem *mem, const char *x_path, const char *y_path,
+                              bl_error *err);
 /* Write a float32 C-order .npy of shape (rows, cols), atomically. */
 bl_status bl_npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
                            bl_error *err);

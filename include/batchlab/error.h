@@ -26,7 +26,8 @@ typedef struct bl_error {
 bl_status bl_fail(bl_error *err, bl_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prefix an existing message with more context ("while loading X: ..."). */
-bl_status bl_error_prefix(bl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bl_status bl_error_prefix(bl_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void bl_error_clear(bl_error *err);
 /* Short stable name of a status ("io", "format", ...). */
 const char *bl_status_name(bl_status s);

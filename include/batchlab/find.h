@@ -31,8 +31,8 @@ typedef struct bl_find_memory_config {
     int n_classes;
     bl_optim_config opt;
     size_t budget_bytes;
-    double margin;  /* fraction of the budget kept free (0.1 = use 90%) */
-    int max_batch;  /* cap on the answer (0 = none) */
+    double margin;     /* fraction of the budget kept free (0.1 = use 90%) */
+    int max_batch;     /* cap on the answer (0 = none) */
     bl_find_mode mode; /* POWER: largest power of two that fits; BINSEARCH: exact */
     int threads;
 } bl_find_memory_config;
@@ -41,8 +41,8 @@ typedef struct bl_find_memory_config {
 typedef struct bl_find_trial {
     int batch;
     int fits;
-    size_t bytes;   /* predicted footprint at this batch */
-    double step_s;  /* the real training step it ran (0 if it did not fit) */
+    size_t bytes;  /* predicted footprint at this batch */
+    double step_s; /* the real training step it ran (0 if it did not fit) */
 } bl_find_trial;
 
 typedef struct bl_find_memory_result {
@@ -57,8 +57,7 @@ typedef struct bl_find_memory_result {
 } bl_find_memory_result;
 
 /* BL_ERR_NOMEM (naming the budget and the footprint of B = 1) when nothing fits. */
-bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *r,
-                         bl_error *err);
+bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *r, bl_error *err);
 /* When a requested total batch does not fit: the largest micro-batch <= max_fit that
  * divides total (accumulation = total / micro). Returns 0 if total <= max_fit. */
 int bl_find_micro_batch(int total, int max_fit);
@@ -79,10 +78,9 @@ typedef struct bl_throughput_curve {
 
 /* Measure training-step throughput of spec on ds at each batch in batches[] (ascending),
  * each as the median of `runs` timed runs of >= min_run_s after a warm-up. */
-bl_status bl_find_throughput(const char *spec, const bl_dataset *ds,
-                             const bl_optim_config *opt, const int *batches, int n_batches,
-                             int runs, double min_run_s, bl_ctx *ctx, bl_throughput_curve *curve,
-                             bl_error *err);
+bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_optim_config *opt,
+                             const int *batches, int n_batches, int runs, double min_run_s,
+                             bl_ctx *ctx, bl_throughput_curve *curve, bl_error *err);
 /* Index of the first point whose doubling gains less than gain (0.05). */
 int bl_throughput_knee(const bl_throughput_curve *c, double gain);
 

@@ -11,9 +11,9 @@
 
 /* ---- atomic file ---------------------------------------------------------- */
 typedef struct bl_atomic_file {
-    FILE *fp;         /* write through this */
-    char path[4096];  /* final path */
-    char tmp[4096];   /* temporary path in the same directory */
+    FILE *fp;        /* write through this */
+    char path[4096]; /* final path */
+    char tmp[4096];  /* temporary path in the same directory */
 } bl_atomic_file;
 
 bl_status bl_atomic_open(bl_atomic_file *af, const char *path, bl_error *err);
@@ -52,13 +52,13 @@ bl_status bl_safetensors_write(const char *path, const bl_tensor *tensors, int n
                                const bl_meta_kv *meta, int n_meta, bl_error *err);
 
 typedef struct bl_safetensors {
-    uint8_t *buf;   /* whole file */
+    uint8_t *buf; /* whole file */
     size_t size;
     bl_tensor *tensors;
     int n;
     bl_meta_kv *meta; /* strings point into an owned copy */
     int n_meta;
-    void *json;     /* cJSON root, owned */
+    void *json; /* cJSON root, owned */
 } bl_safetensors;
 
 /* Reads and validates a file: header length within the file, JSON well formed, dtypes

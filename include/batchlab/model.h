@@ -37,7 +37,7 @@ typedef struct bl_param_info {
     size_t count;
     int ndim;
     int64_t shape[4];
-    int is_buffer;    /* 1: lives in the buffer arena (running stats), not trained */
+    int is_buffer; /* 1: lives in the buffer arena (running stats), not trained */
 } bl_param_info;
 
 /* Parse spec (or a preset name), infer shapes from `input`, lay out the arenas.
@@ -74,8 +74,8 @@ const float *bl_model_forward(bl_model *m, const float *x, int B, int train);
 double bl_model_loss(bl_model *m, const int32_t *labels, int B, bl_loss_kind loss, int *correct);
 /* Backward of the last forward+loss; parameter gradients ACCUMULATE, each sample
  * weighted by scale (1/total_batch for a mean over the total batch). */
-void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B,
-                       bl_loss_kind loss, float scale);
+void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B, bl_loss_kind loss,
+                       float scale);
 void bl_model_zero_grad(bl_model *m);
 
 /* Called by bl_model_backward right after a layer's parameter gradients are
@@ -88,12 +88,11 @@ void bl_model_set_grad_hook(bl_model *m, bl_grad_ready_fn fn, void *user);
 /* Mean loss and accuracy over ds in eval mode (running batch-norm statistics, no
  * dropout), max_batch samples at a time. BL_ERR_SHAPE if ds's sample size differs from
  * the model input; BL_ERR_ARG if a label is outside the model's outputs. */
-bl_status bl_model_evaluate(bl_model *m, const bl_dataset *ds, bl_loss_kind loss,
-                            double *mean_loss, double *acc, bl_error *err);
+bl_status bl_model_evaluate(bl_model *m, const bl_dataset *ds, bl_loss_kind loss, double *mean_loss,
+                            double *acc, bl_error *err);
 /* Eval-mode outputs for n samples x(n, in_dim) into out(n, out_dim), B <= max_batch at a
  * time. */
-bl_status bl_model_predict(bl_model *m, const float *x, size_t n, int B, float *out,
-                           bl_error *err);
+bl_status bl_model_predict(bl_model *m, const float *x, size_t n, int B, float *out, bl_error *err);
 /* BL_ERR_SHAPE naming `what` (a file) when a sample of `dim` floats is not the model's
  * input size. */
 bl_status bl_model_check_input(const bl_model *m, size_t dim, const char *what, bl_error *err);

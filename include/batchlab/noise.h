@@ -13,9 +13,9 @@
 #define BATCHLAB_NOISE_H
 
 typedef struct bl_noise {
-    double decay;          /* EMA decay per update, e.g. 0.95 */
-    double g2_ema, tr_ema; /* raw EMAs (divide by 1 - decay^n) */
-    long n;                /* updates seen */
+    double decay;            /* EMA decay per update, e.g. 0.95 */
+    double g2_ema, tr_ema;   /* raw EMAs (divide by 1 - decay^n) */
+    long n;                  /* updates seen */
     double last_g2, last_tr; /* the latest unsmoothed estimates */
 } bl_noise;
 

@@ -36,20 +36,19 @@ typedef struct bl_optim {
 bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, bl_mem *mem,
                         bl_error *err);
 /* One update p -= f(g) at learning rate lr, through the backend's kernels. */
-void bl_optim_step(bl_optim *o, const bl_backend *be, float *params, const float *grads,
-                   float lr);
+void bl_optim_step(bl_optim *o, const bl_backend *be, float *params, const float *grads, float lr);
 void bl_optim_free(bl_optim *o, bl_mem *mem);
 
 /* ---- schedules: lr(step) for 0-based update index ----------------------- */
 typedef enum { BL_SCHED_CONSTANT, BL_SCHED_STEP, BL_SCHED_COSINE } bl_sched_kind;
 typedef struct bl_schedule {
     bl_sched_kind kind;
-    float base_lr;      /* after batch-size scaling */
-    long warmup_steps;  /* linear ramp from base_lr/warmup_steps... to base_lr, 0 = none */
-    long total_steps;   /* cosine horizon (including warm-up) */
-    long step_size;     /* STEP: multiply by gamma every step_size updates */
-    float gamma;        /* STEP decay factor */
-    float min_lr;       /* COSINE floor */
+    float base_lr;     /* after batch-size scaling */
+    long warmup_steps; /* linear ramp from base_lr/warmup_steps... to base_lr, 0 = none */
+    long total_steps;  /* cosine horizon (including warm-up) */
+    long step_size;    /* STEP: multiply by gamma every step_size updates */
+    float gamma;       /* STEP decay factor */
+    float min_lr;      /* COSINE floor */
 } bl_schedule;
 /* Warm-up (if any) is linear: lr = base_lr * (step+1) / warmup_steps for step <
  * warmup_steps, as Goyal et al. 2017; afterwards the chosen decay runs over the

@@ -13,7 +13,7 @@ typedef struct bl_runlog {
 } bl_runlog;
 
 typedef struct bl_epoch_info {
-    long epoch;        /* 0-based epoch just finished */
+    long epoch; /* 0-based epoch just finished */
     long step;
     long samples_seen;
     double train_loss, train_acc; /* means over the epoch's training batches */

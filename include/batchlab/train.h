@@ -8,8 +8,8 @@
  * with ctx->dist a world of N ranks, rank r takes the r-th contiguous share of
  * it from the shared shuffled order, as micro-batches whose gradients
  * accumulate (loss scaled by 1/total), and the gradient arena is summed across
- * ranks. So total batch = micro-batch x accumulation steps x N. An update never crosses an epoch boundary: the last update of an
- * epoch has fewer samples (or is dropped with drop_last). */
+ * ranks. So total batch = micro-batch x accumulation steps x N. An update never crosses an epoch
+ * boundary: the last update of an epoch has fewer samples (or is dropped with drop_last). */
 #ifndef BATCHLAB_TRAIN_H
 #define BATCHLAB_TRAIN_H
 
@@ -33,11 +33,11 @@ typedef struct bl_train_config {
     int drop_last;
     int prefetch;
     uint64_t seed;
-    int n_classes; /* output width; 0 = from the data */
-    int noise;          /* measure the gradient noise scale (an update made of one
-                           micro-batch is taken as two halves when it is measured) */
-    double noise_decay; /* EMA decay of its estimates, per measurement (default 0.95) */
-    int noise_every;    /* measure on every Nth update only (0 or 1: every update) */
+    int n_classes;       /* output width; 0 = from the data */
+    int noise;           /* measure the gradient noise scale (an update made of one
+                            micro-batch is taken as two halves when it is measured) */
+    double noise_decay;  /* EMA decay of its estimates, per measurement (default 0.95) */
+    int noise_every;     /* measure on every Nth update only (0 or 1: every update) */
     int reserve_batch;   /* size activations for micro-batches up to this (0 = micro_batch),
                             so bl_trainer_set_batch can grow the micro-batch later */
     int overlap;         /* ranks > 1: reduce gradient buckets during backward (default 1) */
@@ -47,15 +47,15 @@ typedef struct bl_train_config {
 void bl_train_config_default(bl_train_config *c);
 
 typedef struct bl_step_info {
-    long step;          /* updates done, after this one */
-    long epoch;         /* epoch of this update (0-based) */
-    size_t epoch_pos;   /* samples of this epoch consumed so far */
+    long step;        /* updates done, after this one */
+    long epoch;       /* epoch of this update (0-based) */
+    size_t epoch_pos; /* samples of this epoch consumed so far */
     long samples_seen;
-    int batch;          /* samples in this update */
+    int batch; /* samples in this update */
     float lr;
-    double loss;        /* mean over the batch */
-    double acc;         /* training accuracy on the batch */
-    double grad_norm;   /* L2 norm of the accumulated (mean) gradient */
+    double loss;      /* mean over the batch */
+    double acc;       /* training accuracy on the batch */
+    double grad_norm; /* L2 norm of the accumulated (mean) gradient */
     double step_time_s;
     double samples_per_s;
     size_t peak_mem_bytes;

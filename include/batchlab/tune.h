@@ -25,16 +25,17 @@ typedef struct bl_tune_trial {
     char id[64];
     int batch;
     float lr, momentum;
-    int rungs_done;                     /* rungs completed */
-    double acc[BL_TUNE_MAX_RUNGS];      /* validation accuracy at each rung */
+    int rungs_done;                /* rungs completed */
+    double acc[BL_TUNE_MAX_RUNGS]; /* validation accuracy at each rung */
     double loss[BL_TUNE_MAX_RUNGS];
-    long examples;                      /* trained so far */
+    long examples; /* trained so far */
     double train_s;
     int diverged;
 } bl_tune_trial;
 
 typedef struct bl_tune_config {
-    bl_train_config train; /* template: spec, optimizer, seed... (batch, lr, momentum set per trial) */
+    bl_train_config
+        train; /* template: spec, optimizer, seed... (batch, lr, momentum set per trial) */
     int batches[32];
     int n_batches;
     float lrs[32]; /* learning rates at base_batch; each scaled to B by lr_scale */
@@ -55,9 +56,9 @@ typedef struct bl_tune_result {
     int n_trials;
     int n_rungs;
     long rung_examples[BL_TUNE_MAX_RUNGS];
-    int best;              /* index of the best trial (highest rung, then accuracy) */
-    long total_examples;   /* compute spent, in training examples */
-    double best_test_acc;  /* the best checkpoint on the test split (NaN without one) */
+    int best;             /* index of the best trial (highest rung, then accuracy) */
+    long total_examples;  /* compute spent, in training examples */
+    double best_test_acc; /* the best checkpoint on the test split (NaN without one) */
 } bl_tune_result;
 
 bl_status bl_tune_run(bl_ctx *ctx, const bl_tune_config *c, const bl_dataset *train,

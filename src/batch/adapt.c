@@ -5,12 +5,17 @@
 #include <string.h>
 
 bl_status bl_adapt_lr_parse(bl_adapt_lr *out, const char *s, bl_error *err) {
-    if (!strcmp(s, "adascale")) *out = BL_ADAPT_LR_ADASCALE;
-    else if (!strcmp(s, "linear")) *out = BL_ADAPT_LR_LINEAR;
-    else if (!strcmp(s, "sqrt")) *out = BL_ADAPT_LR_SQRT;
-    else if (!strcmp(s, "none")) *out = BL_ADAPT_LR_NONE;
+    if (!strcmp(s, "adascale"))
+        *out = BL_ADAPT_LR_ADASCALE;
+    else if (!strcmp(s, "linear"))
+        *out = BL_ADAPT_LR_LINEAR;
+    else if (!strcmp(s, "sqrt"))
+        *out = BL_ADAPT_LR_SQRT;
+    else if (!strcmp(s, "none"))
+        *out = BL_ADAPT_LR_NONE;
     else
-        return bl_fail(err, BL_ERR_ARG, "unknown rule '%s' (choose adascale, linear, sqrt or none)", s);
+        return bl_fail(err, BL_ERR_ARG, "unknown rule '%s' (choose adascale, linear, sqrt or none)",
+                       s);
     return BL_OK;
 }
 
@@ -21,9 +26,12 @@ float bl_adapt_lr_factor(bl_adapt_lr rule, double b_noise, int m0, int m) {
         /* Without an estimate yet, be conservative (r = 1). */
         if (!(b_noise >= 0)) return 1.0f;
         return (float)((b_noise + 1) / (b_noise / s + 1));
-    case BL_ADAPT_LR_LINEAR: return (float)s;
-    case BL_ADAPT_LR_SQRT: return (float)sqrt(s);
-    case BL_ADAPT_LR_NONE: return 1.0f;
+    case BL_ADAPT_LR_LINEAR:
+        return (float)s;
+    case BL_ADAPT_LR_SQRT:
+        return (float)sqrt(s);
+    case BL_ADAPT_LR_NONE:
+        return 1.0f;
     }
     return 1.0f;
 }
@@ -53,8 +61,8 @@ bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
     int kept = 0;
     for (int i = 0; i < n; i++) {
         size_t bytes = 0;
-        bl_status st = bl_train_memory_bytes(spec, ds->shape, ds->n_classes, opt, cand[i] / 2,
-                                             &bytes, err);
+        bl_status st =
+            bl_train_memory_bytes(spec, ds->shape, ds->n_classes, opt, cand[i] / 2, &bytes, err);
         if (st) return st;
         if (!c->memory_bytes || bytes <= c->memory_bytes) cand[kept++] = cand[i];
     }
@@ -78,7 +86,9 @@ void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s) {
         }
 }
 
-int bl_adapt_batch(const bl_adapt *a) { return a->curve.p[a->current].batch; }
+int bl_adapt_batch(const bl_adapt *a) {
+    return a->curve.p[a->current].batch;
+}
 
 int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decision *d) {
     if (step - a->last_eval_step < a->cfg.every_steps) return -1;

@@ -54,8 +54,10 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
         y = (int32_t *)(x + 2 * (size_t)batch * dim);
         bl_rng r;
         bl_rng_seed(&r, 1);
-        for (size_t i = 0; i < (size_t)batch * dim; i++) x[i] = bl_rng_normal(&r);
-        for (int i = 0; i < batch; i++) y[i] = (int32_t)bl_rng_below(&r, (uint32_t)c->n_classes);
+        for (size_t i = 0; i < (size_t)batch * dim; i++)
+            x[i] = bl_rng_normal(&r);
+        for (int i = 0; i < batch; i++)
+            y[i] = (int32_t)bl_rng_below(&r, (uint32_t)c->n_classes);
         bl_model_init(m, 1);
         double t0 = bl_now_sec();
         bl_model_zero_grad(m);
@@ -65,7 +67,8 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
         bl_optim_step(&opt, ctx.be, bl_model_params(m), bl_model_grads(m), 0.01f);
         *step_s = bl_now_sec() - t0;
     }
-    if (st == BL_ERR_NOMEM) result = 0;
+    if (st == BL_ERR_NOMEM)
+        result = 0;
     else if (st) {
         result = -1;
         if (err) *err = e;
@@ -92,8 +95,7 @@ static int record(const bl_find_memory_config *c, bl_find_memory_result *r, int 
     return fits;
 }
 
-bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *r,
-                         bl_error *err) {
+bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *r, bl_error *err) {
     memset(r, 0, sizeof *r);
     if (!(c->margin >= 0 && c->margin < 1))
         return bl_fail(err, BL_ERR_ARG, "memory margin %g must be in [0, 1)", c->margin);
@@ -116,19 +118,21 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
      * growing once a GEMM group is full): binary search on the exact value. */
     size_t lo_b = 1, hi_b = 2;
     for (size_t bytes = 0;; hi_b *= 2) {
-        if ((st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, (int)hi_b,
-                                        &bytes, err)))
+        if ((st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, (int)hi_b, &bytes,
+                                        err)))
             return st;
         if (bytes > r->limit_bytes || hi_b >= (1u << 30)) break;
         lo_b = hi_b;
     }
     while (hi_b - lo_b > 1) {
         size_t mid = lo_b + (hi_b - lo_b) / 2, bytes;
-        if ((st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, (int)mid,
-                                        &bytes, err)))
+        if ((st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, (int)mid, &bytes,
+                                        err)))
             return st;
-        if (bytes <= r->limit_bytes) lo_b = mid;
-        else hi_b = mid;
+        if (bytes <= r->limit_bytes)
+            lo_b = mid;
+        else
+            hi_b = mid;
     }
     size_t pred = lo_b;
     int cap = c->max_batch > 0 ? c->max_batch : 1 << 30;
@@ -136,7 +140,8 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
     r->capped = target == cap && (int)pred > cap;
     if (c->mode == BL_FIND_POWER) {
         int p = 1;
-        while (p * 2 <= target) p *= 2;
+        while (p * 2 <= target)
+            p *= 2;
         target = p;
     }
     r->predicted = target;
@@ -144,37 +149,47 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
     int lo = 0, hi = 0; /* largest known fit, smallest known failure */
     int f = record(c, r, target, err);
     if (f < 0) return err ? err->code : BL_ERR_ARG;
-    if (f) lo = target;
-    else hi = target;
+    if (f)
+        lo = target;
+    else
+        hi = target;
     int next = c->mode == BL_FIND_POWER ? target * 2 : target + 1;
     if (f && !r->capped && next <= cap) {
         int g = record(c, r, next, err);
         if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g) lo = next; /* the model was pessimistic: search upwards */
-        else hi = next;
+        if (g)
+            lo = next; /* the model was pessimistic: search upwards */
+        else
+            hi = next;
     }
     /* Fallback search if a trial disagreed with the model. */
     while (!hi && lo < cap && r->n_trials < BL_FIND_MAX_TRIALS) {
         int b = lo * 2 <= cap ? lo * 2 : cap;
         int g = record(c, r, b, err);
         if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g) lo = b;
-        else hi = b;
+        if (g)
+            lo = b;
+        else
+            hi = b;
         if (b == cap) break;
     }
     while (!lo && hi > 1 && r->n_trials < BL_FIND_MAX_TRIALS) {
         int b = hi / 2;
         int g = record(c, r, b, err);
         if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g) lo = b;
-        else hi = b;
+        if (g)
+            lo = b;
+        else
+            hi = b;
     }
     while (c->mode == BL_FIND_BINSEARCH && hi && hi - lo > 1 && r->n_trials < BL_FIND_MAX_TRIALS) {
         int b = lo + (hi - lo) / 2;
         int g = record(c, r, b, err);
         if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g) lo = b;
-        else hi = b;
+        if (g)
+            lo = b;
+        else
+            hi = b;
     }
     if (!lo)
         return bl_fail(err, BL_ERR_NOMEM, "no batch size fits the %.1f MB budget",

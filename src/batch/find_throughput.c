@@ -28,7 +28,8 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     bl_step_info si;
     double rates[16];
     if (runs > 16) runs = 16;
-    for (int w = 0; w < 2 && !st; w++) st = bl_trainer_step(t, &si, err);
+    for (int w = 0; w < 2 && !st; w++)
+        st = bl_trainer_step(t, &si, err);
     for (int r = 0; r < runs && !st; r++) {
         double t0 = bl_now_sec(), el = 0;
         long samples = 0;
@@ -48,10 +49,9 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     return BL_OK;
 }
 
-bl_status bl_find_throughput(const char *spec, const bl_dataset *ds,
-                             const bl_optim_config *opt, const int *batches, int n_batches,
-                             int runs, double min_run_s, bl_ctx *ctx, bl_throughput_curve *curve,
-                             bl_error *err) {
+bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_optim_config *opt,
+                             const int *batches, int n_batches, int runs, double min_run_s,
+                             bl_ctx *ctx, bl_throughput_curve *curve, bl_error *err) {
     memset(curve, 0, sizeof *curve);
     if (n_batches <= 0 || n_batches > BL_FIND_MAX_POINTS)
         return bl_fail(err, BL_ERR_ARG, "between 1 and %d batch sizes, got %d", BL_FIND_MAX_POINTS,

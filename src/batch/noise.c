@@ -26,11 +26,17 @@ void bl_noise_update(bl_noise *ns, double g2_small, int b_small, double g2_big, 
     ns->n++;
 }
 
-static double correction(const bl_noise *ns) { return 1 - pow(ns->decay, (double)ns->n); }
+static double correction(const bl_noise *ns) {
+    return 1 - pow(ns->decay, (double)ns->n);
+}
 
-double bl_noise_g2(const bl_noise *ns) { return ns->n ? ns->g2_ema / correction(ns) : NAN; }
+double bl_noise_g2(const bl_noise *ns) {
+    return ns->n ? ns->g2_ema / correction(ns) : NAN;
+}
 
-double bl_noise_trace(const bl_noise *ns) { return ns->n ? ns->tr_ema / correction(ns) : NAN; }
+double bl_noise_trace(const bl_noise *ns) {
+    return ns->n ? ns->tr_ema / correction(ns) : NAN;
+}
 
 double bl_noise_scale(const bl_noise *ns) {
     double g2 = bl_noise_g2(ns);

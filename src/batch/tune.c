@@ -44,11 +44,14 @@ static cJSON *settings_json(const bl_tune_config *c) {
     cJSON_AddNumberToObject(j, "max_examples", (double)c->max_examples);
     cJSON_AddNumberToObject(j, "eta", c->eta);
     cJSON *b = cJSON_AddArrayToObject(j, "batches");
-    for (int i = 0; i < c->n_batches; i++) cJSON_AddItemToArray(b, cJSON_CreateNumber(c->batches[i]));
+    for (int i = 0; i < c->n_batches; i++)
+        cJSON_AddItemToArray(b, cJSON_CreateNumber(c->batches[i]));
     cJSON *l = cJSON_AddArrayToObject(j, "lrs");
-    for (int i = 0; i < c->n_lrs; i++) cJSON_AddItemToArray(l, cJSON_CreateNumber(c->lrs[i]));
+    for (int i = 0; i < c->n_lrs; i++)
+        cJSON_AddItemToArray(l, cJSON_CreateNumber(c->lrs[i]));
     cJSON *m = cJSON_AddArrayToObject(j, "momenta");
-    for (int i = 0; i < c->n_momenta; i++) cJSON_AddItemToArray(m, cJSON_CreateNumber(c->momenta[i]));
+    for (int i = 0; i < c->n_momenta; i++)
+        cJSON_AddItemToArray(m, cJSON_CreateNumber(c->momenta[i]));
     return j;
 }
 
@@ -119,7 +122,8 @@ static bl_status save_trial(const tune_state *s, const bl_tune_trial *t, bl_erro
     cJSON_AddNumberToObject(j, "examples", (double)t->examples);
     cJSON_AddNumberToObject(j, "train_s", t->train_s);
     cJSON_AddBoolToObject(j, "diverged", t->diverged);
-    cJSON *a = cJSON_AddArrayToObject(j, "val_accuracy"), *l = cJSON_AddArrayToObject(j, "val_loss");
+    cJSON *a = cJSON_AddArrayToObject(j, "val_accuracy"),
+          *l = cJSON_AddArrayToObject(j, "val_loss");
     for (int k = 0; k < t->rungs_done; k++) {
         cJSON_AddItemToArray(a, cJSON_CreateNumber(t->acc[k]));
         cJSON_AddItemToArray(l, cJSON_CreateNumber(isfinite(t->loss[k]) ? t->loss[k] : -1));
@@ -215,7 +219,8 @@ static bl_status run_rung(tune_state *s, bl_tune_trial *t, int k, bl_error *err)
 static void sort_by_acc(int *idx, int n, const bl_tune_trial *t, int k) {
     for (int i = 1; i < n; i++) {
         int v = idx[i], j = i;
-        for (; j > 0 && t[idx[j - 1]].acc[k] < t[v].acc[k]; j--) idx[j] = idx[j - 1];
+        for (; j > 0 && t[idx[j - 1]].acc[k] < t[v].acc[k]; j--)
+            idx[j] = idx[j - 1];
         idx[j] = v;
     }
 }
@@ -252,7 +257,8 @@ static void pick_best(bl_tune_result *r) {
         if (t->diverged || !t->rungs_done) continue;
         const bl_tune_trial *b = r->best >= 0 ? &r->trials[r->best] : NULL;
         if (!b || t->rungs_done > b->rungs_done ||
-            (t->rungs_done == b->rungs_done && t->acc[t->rungs_done - 1] > b->acc[b->rungs_done - 1]))
+            (t->rungs_done == b->rungs_done &&
+             t->acc[t->rungs_done - 1] > b->acc[b->rungs_done - 1]))
             r->best = i;
     }
 }
@@ -265,22 +271,26 @@ static bl_status write_results(const tune_state *s, bl_error *err) {
     bl_status st = bl_atomic_open(&af, path, err);
     if (st) return st;
     fprintf(af.fp, "id,batch,lr,momentum,rungs_done,examples,train_s,diverged");
-    for (int k = 0; k < r->n_rungs; k++) fprintf(af.fp, ",val_acc_r%d", k);
+    for (int k = 0; k < r->n_rungs; k++)
+        fprintf(af.fp, ",val_acc_r%d", k);
     fputc('\n', af.fp);
     for (int i = 0; i < r->n_trials; i++) {
         const bl_tune_trial *t = &r->trials[i];
         fprintf(af.fp, "%s,%d,%.6g,%.3g,%d,%ld,%.2f,%d", t->id, t->batch, (double)t->lr,
                 (double)t->momentum, t->rungs_done, t->examples, t->train_s, t->diverged);
         for (int k = 0; k < r->n_rungs; k++)
-            if (k < t->rungs_done) fprintf(af.fp, ",%.5f", t->acc[k]);
-            else fprintf(af.fp, ",");
+            if (k < t->rungs_done)
+                fprintf(af.fp, ",%.5f", t->acc[k]);
+            else
+                fprintf(af.fp, ",");
         fputc('\n', af.fp);
     }
     if ((st = bl_atomic_commit(&af, err))) return st;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "total_examples", (double)r->total_examples);
     cJSON *re = cJSON_AddArrayToObject(j, "rung_examples");
-    for (int k = 0; k < r->n_rungs; k++) cJSON_AddItemToArray(re, cJSON_CreateNumber((double)r->rung_examples[k]));
+    for (int k = 0; k < r->n_rungs; k++)
+        cJSON_AddItemToArray(re, cJSON_CreateNumber((double)r->rung_examples[k]));
     if (r->best >= 0) {
         const bl_tune_trial *b = &r->trials[r->best];
         cJSON *bj = cJSON_AddObjectToObject(j, "best");
@@ -290,7 +300,8 @@ static bl_status write_results(const tune_state *s, bl_error *err) {
         cJSON_AddNumberToObject(bj, "momentum", b->momentum);
         cJSON_AddNumberToObject(bj, "val_accuracy", b->acc[b->rungs_done - 1]);
         cJSON_AddNumberToObject(bj, "examples", (double)b->examples);
-        if (isfinite(r->best_test_acc)) cJSON_AddNumberToObject(bj, "test_accuracy", r->best_test_acc);
+        if (isfinite(r->best_test_acc))
+            cJSON_AddNumberToObject(bj, "test_accuracy", r->best_test_acc);
     }
     path_in(path, sizeof path, s->c->out_dir, "results.json", NULL, NULL);
     st = write_json(path, j, err);
@@ -317,14 +328,22 @@ static void plot_landscape(const tune_state *s) {
         }
         if (!n) continue;
         snprintf(titles[ns], sizeof titles[ns], "batch %d", c->batches[bi]);
-        ser[ns] = (bl_plot_series){.title = titles[ns], .x = x[ns], .y = y[ns], .n = (size_t)n,
+        ser[ns] = (bl_plot_series){.title = titles[ns],
+                                   .x = x[ns],
+                                   .y = y[ns],
+                                   .n = (size_t)n,
                                    .style = BL_PLOT_LINESPOINTS};
         ns++;
     }
     char title[160], base[4096];
-    snprintf(title, sizeof title, "Validation accuracy after %ld examples (rung 0)", r->rung_examples[0]);
-    bl_plot p = {.title = title, .xlabel = "learning rate (at this batch size)",
-                 .ylabel = "validation accuracy", .logx = 1, .series = ser, .n_series = ns};
+    snprintf(title, sizeof title, "Validation accuracy after %ld examples (rung 0)",
+             r->rung_examples[0]);
+    bl_plot p = {.title = title,
+                 .xlabel = "learning rate (at this batch size)",
+                 .ylabel = "validation accuracy",
+                 .logx = 1,
+                 .series = ser,
+                 .n_series = ns};
     path_in(base, sizeof base, c->out_dir, "plots", "landscape", NULL);
     bl_plot_write(&p, base, NULL); /* a missing gnuplot costs the picture, not the search */
 }
@@ -368,7 +387,8 @@ bl_status bl_tune_run(bl_ctx *ctx, const bl_tune_config *c, const bl_dataset *tr
             }
     bl_rng rng;
     bl_rng_derive(&rng, c->train.seed, 0x74756e65); /* "tune" */
-    for (int i = 0; i < r->n_trials; i++) s.order[i] = i;
+    for (int i = 0; i < r->n_trials; i++)
+        s.order[i] = i;
     bl_rng_shuffle(&rng, (uint32_t *)s.order, (size_t)r->n_trials);
     int rung;
     for (int i; (i = next_job(&s, &rung)) >= 0;)

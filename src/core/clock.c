@@ -11,7 +11,9 @@ uint64_t bl_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-double bl_now_sec(void) { return (double)bl_now_ns() * 1e-9; }
+double bl_now_sec(void) {
+    return (double)bl_now_ns() * 1e-9;
+}
 
 size_t bl_peak_rss_bytes(void) {
     struct rusage ru;

@@ -25,7 +25,8 @@ bl_status bl_error_prefix(bl_error *err, const char *fmt, ...) {
     /* Truncation of an over-long message is acceptable; keep the start. */
     int n = snprintf(err->msg, sizeof err->msg, "%s: ", prefix);
     if (n > 0 && (size_t)n < sizeof err->msg)
-        snprintf(err->msg + n, sizeof err->msg - (size_t)n, "%.*s", (int)(sizeof err->msg - (size_t)n - 1), old);
+        snprintf(err->msg + n, sizeof err->msg - (size_t)n, "%.*s",
+                 (int)(sizeof err->msg - (size_t)n - 1), old);
     return err->code;
 }
 
@@ -37,15 +38,24 @@ void bl_error_clear(bl_error *err) {
 
 const char *bl_status_name(bl_status s) {
     switch (s) {
-    case BL_OK: return "ok";
-    case BL_ERR_IO: return "io";
-    case BL_ERR_FORMAT: return "format";
-    case BL_ERR_ARG: return "argument";
-    case BL_ERR_SHAPE: return "shape";
-    case BL_ERR_NOMEM: return "memory";
-    case BL_ERR_NUMERIC: return "numeric";
-    case BL_ERR_UNSUPPORTED: return "unsupported";
-    case BL_ERR_INTERRUPTED: return "interrupted";
+    case BL_OK:
+        return "ok";
+    case BL_ERR_IO:
+        return "io";
+    case BL_ERR_FORMAT:
+        return "format";
+    case BL_ERR_ARG:
+        return "argument";
+    case BL_ERR_SHAPE:
+        return "shape";
+    case BL_ERR_NOMEM:
+        return "memory";
+    case BL_ERR_NUMERIC:
+        return "numeric";
+    case BL_ERR_UNSUPPORTED:
+        return "unsupported";
+    case BL_ERR_INTERRUPTED:
+        return "interrupted";
     }
     return "unknown";
 }

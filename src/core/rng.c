@@ -10,11 +10,14 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 void bl_rng_seed(bl_rng *r, uint64_t seed) {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
 }
 
 void bl_rng_derive(bl_rng *out, uint64_t seed, uint64_t tag) {
@@ -35,9 +38,13 @@ uint64_t bl_rng_next(bl_rng *r) {
     return result;
 }
 
-float bl_rng_uniform(bl_rng *r) { return (float)(bl_rng_next(r) >> 40) * 0x1.0p-24f; }
+float bl_rng_uniform(bl_rng *r) {
+    return (float)(bl_rng_next(r) >> 40) * 0x1.0p-24f;
+}
 
-double bl_rng_uniform_double(bl_rng *r) { return (double)(bl_rng_next(r) >> 11) * 0x1.0p-53; }
+double bl_rng_uniform_double(bl_rng *r) {
+    return (double)(bl_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 float bl_rng_normal(bl_rng *r) {
     /* Box-Muller; u1 in (0,1] so log never sees 0. */

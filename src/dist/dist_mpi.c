@@ -16,7 +16,9 @@ struct bl_dist {
     double comm_s;
 };
 
-int bl_dist_built(void) { return 1; }
+int bl_dist_built(void) {
+    return 1;
+}
 
 const char *bl_dist_library(void) {
     static char version[MPI_MAX_LIBRARY_VERSION_STRING]; /* constant once filled */
@@ -61,9 +63,15 @@ void bl_dist_finalize(bl_dist *d) {
     free(d);
 }
 
-int bl_dist_rank(const bl_dist *d) { return d ? d->rank : 0; }
-int bl_dist_size(const bl_dist *d) { return d ? d->size : 1; }
-double bl_dist_comm_seconds(const bl_dist *d) { return d ? d->comm_s : 0; }
+int bl_dist_rank(const bl_dist *d) {
+    return d ? d->rank : 0;
+}
+int bl_dist_size(const bl_dist *d) {
+    return d ? d->size : 1;
+}
+double bl_dist_comm_seconds(const bl_dist *d) {
+    return d ? d->comm_s : 0;
+}
 
 static bl_status mpi_fail(bl_error *err, int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING];

@@ -7,7 +7,9 @@ struct bl_dist {
     int unused;
 };
 
-int bl_dist_built(void) { return 0; }
+int bl_dist_built(void) {
+    return 0;
+}
 const char *bl_dist_library(void) {
     return "unavailable (built without MPI: install libopenmpi-dev and rebuild)";
 }
@@ -25,13 +27,31 @@ bl_status bl_dist_init(bl_dist **out, bl_error *err) {
     return *out ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "out of memory");
 }
 
-void bl_dist_finalize(bl_dist *d) { free(d); }
-int bl_dist_rank(const bl_dist *d) { return 0; }
-int bl_dist_size(const bl_dist *d) { return 1; }
-double bl_dist_comm_seconds(const bl_dist *d) { return 0; }
-bl_status bl_dist_allreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err) { return BL_OK; }
-bl_status bl_dist_allreduce_f64(bl_dist *d, double *buf, int n, bl_error *err) { return BL_OK; }
-bl_status bl_dist_iallreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err) { return BL_OK; }
+void bl_dist_finalize(bl_dist *d) {
+    free(d);
+}
+int bl_dist_rank(const bl_dist *d) {
+    return 0;
+}
+int bl_dist_size(const bl_dist *d) {
+    return 1;
+}
+double bl_dist_comm_seconds(const bl_dist *d) {
+    return 0;
+}
+bl_status bl_dist_allreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err) {
+    return BL_OK;
+}
+bl_status bl_dist_allreduce_f64(bl_dist *d, double *buf, int n, bl_error *err) {
+    return BL_OK;
+}
+bl_status bl_dist_iallreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err) {
+    return BL_OK;
+}
 void bl_dist_progress(bl_dist *d) {}
-bl_status bl_dist_wait_all(bl_dist *d, bl_error *err) { return BL_OK; }
-bl_status bl_dist_agree(bl_dist *d, bl_status st, bl_error *err) { return st; }
+bl_status bl_dist_wait_all(bl_dist *d, bl_error *err) {
+    return BL_OK;
+}
+bl_status bl_dist_agree(bl_dist *d, bl_status st, bl_error *err) {
+    return st;
+}

@@ -57,8 +57,8 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
         if (norm->mean) add_tensor(ts, &n, "norm.mean", BL_DT_F32, norm->mean, (int64_t)norm->dim);
     }
     bl_shape in = bl_model_input_shape(m);
-    char shape[64], ncls[16], step[32], epoch[32], pos[32], seen[32], seed[32], optt[32],
-        batch[16], micro[16], lr[32], world[16];
+    char shape[64], ncls[16], step[32], epoch[32], pos[32], seen[32], seed[32], optt[32], batch[16],
+        micro[16], lr[32], world[16];
     snprintf(shape, sizeof shape, "%d,%d,%d", in.c, in.h, in.w);
     snprintf(ncls, sizeof ncls, "%d", t->n_classes);
     snprintf(step, sizeof step, "%ld", t->step);
@@ -93,29 +93,31 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     return bl_safetensors_write(path, ts, n, meta, (int)(sizeof meta / sizeof meta[0]), err);
 }
 
-static bl_status meta_long(const bl_safetensors *st, const char *path, const char *key,
-                           long *out, bl_error *err) {
+static bl_status meta_long(const bl_safetensors *st, const char *path, const char *key, long *out,
+                           bl_error *err) {
     const char *v = bl_safetensors_meta(st, key);
     char *end;
     if (!v || !*v)
         return bl_fail(err, BL_ERR_FORMAT, "%s: checkpoint metadata has no '%s'", path, key);
     long x = strtol(v, &end, 10);
     if (*end || x < 0)
-        return bl_fail(err, BL_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%s' is not a "
-                       "non-negative integer", path, key, v);
+        return bl_fail(err, BL_ERR_FORMAT,
+                       "%s: checkpoint metadata '%s' = '%s' is not a "
+                       "non-negative integer",
+                       path, key, v);
     *out = x;
     return BL_OK;
 }
 
 /* Copy a named F32 tensor of exactly count floats into dst. */
-static bl_status load_f32(const bl_safetensors *st, const char *path, const char *name,
-                          float *dst, size_t count, bl_error *err) {
+static bl_status load_f32(const bl_safetensors *st, const char *path, const char *name, float *dst,
+                          size_t count, bl_error *err) {
     const bl_tensor *t = bl_safetensors_find(st, name);
     if (!t) return bl_fail(err, BL_ERR_FORMAT, "%s: checkpoint has no tensor '%s'", path, name);
     if (t->dtype != BL_DT_F32 || t->nbytes != count * sizeof(float))
         return bl_fail(err, BL_ERR_SHAPE,
-                       "%s: tensor '%s' has %zu bytes of %s but the model needs %zu floats",
-                       path, name, t->nbytes, bl_dtype_name(t->dtype), count);
+                       "%s: tensor '%s' has %zu bytes of %s but the model needs %zu floats", path,
+                       name, t->nbytes, bl_dtype_name(t->dtype), count);
     memcpy(dst, t->data, t->nbytes);
     return BL_OK;
 }
@@ -131,8 +133,8 @@ static bl_status load_model_tensors(bl_model *m, const bl_safetensors *st, const
     return BL_OK;
 }
 
-static bl_status load_norm(bl_norm *norm, bl_ctx *ctx, const bl_safetensors *st,
-                           const char *path, size_t dim, bl_error *err) {
+static bl_status load_norm(bl_norm *norm, bl_ctx *ctx, const bl_safetensors *st, const char *path,
+                           size_t dim, bl_error *err) {
     memset(norm, 0, sizeof *norm);
     const char *kind = bl_safetensors_meta(st, "norm");
     if (!kind || !strcmp(kind, "none")) return BL_OK;
@@ -173,8 +175,10 @@ bl_status bl_checkpoint_load_model(bl_model **out, bl_norm *norm, bl_ctx *ctx, c
     long ncls = 0;
     bl_shape in = {0, 0, 0};
     if (!s && (!spec || !shape || sscanf(shape, "%d,%d,%d", &in.c, &in.h, &in.w) != 3))
-        s = bl_fail(err, BL_ERR_FORMAT, "%s: checkpoint metadata lacks a valid 'spec' or "
-                    "'input_shape'", path);
+        s = bl_fail(err, BL_ERR_FORMAT,
+                    "%s: checkpoint metadata lacks a valid 'spec' or "
+                    "'input_shape'",
+                    path);
     if (!s) s = meta_long(&st, path, "n_classes", &ncls, err);
     bl_model *m = NULL;
     if (!s) {
@@ -202,14 +206,13 @@ bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err) {
     s = check_format(&st, path, err);
     const char *spec = bl_safetensors_meta(&st, "spec");
     if (!s && (!spec || strcmp(spec, bl_model_spec(m))))
-        s = bl_fail(err, BL_ERR_ARG,
-                    "%s: the checkpoint's model '%s' differs from this run's '%s'", path,
-                    spec ? spec : "?", bl_model_spec(m));
+        s = bl_fail(err, BL_ERR_ARG, "%s: the checkpoint's model '%s' differs from this run's '%s'",
+                    path, spec ? spec : "?", bl_model_spec(m));
     const char *opt = bl_safetensors_meta(&st, "optimizer");
     if (!s && (!opt || strcmp(opt, bl_optim_name(&t->opt.cfg))))
         s = bl_fail(err, BL_ERR_ARG,
-                    "%s: the checkpoint was trained with optimizer '%s', this run uses '%s'",
-                    path, opt ? opt : "?", bl_optim_name(&t->opt.cfg));
+                    "%s: the checkpoint was trained with optimizer '%s', this run uses '%s'", path,
+                    opt ? opt : "?", bl_optim_name(&t->opt.cfg));
     const char *seed = bl_safetensors_meta(&st, "seed");
     char myseed[32];
     snprintf(myseed, sizeof myseed, "%" PRIu64, t->cfg.seed);

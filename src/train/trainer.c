@@ -71,8 +71,8 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     if (!st) st = bl_model_alloc(t->model, ctx, reserve, err);
     if (!st) st = bl_optim_init(&t->opt, &cfg->opt, bl_model_num_params(t->model), &ctx->mem, err);
     if (!st)
-        st = bl_loader_init(&t->loader, train, reserve, 0, 1, cfg->seed, cfg->prefetch,
-                            &ctx->mem, err);
+        st = bl_loader_init(&t->loader, train, reserve, 0, 1, cfg->seed, cfg->prefetch, &ctx->mem,
+                            err);
     if (st) {
         bl_trainer_free(t);
         return st;
@@ -158,7 +158,7 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
     if (world > 1) bl_loader_seek(&t->loader, t->loader.epoch, epoch_start + lo);
     for (size_t done = 0; done < hi - lo;) {
         int b = (int)(hi - lo - done < (size_t)t->cfg.micro_batch ? hi - lo - done
-                                                                 : (size_t)t->cfg.micro_batch);
+                                                                  : (size_t)t->cfg.micro_batch);
         /* One process, one micro-batch: a measured update runs as two halves, so the
          * first half is the small batch and unmeasured updates pay nothing. */
         if (measure && world == 1 && done == 0 && (size_t)b == hi - lo && b >= 2) b /= 2;
@@ -180,8 +180,8 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
         if (bucket) bucket->active = 0;
         /* Noise scale, small batch: the first micro-batch in one process; rank 0's
          * whole share across ranks (the arena holds (b/total) x its mean gradient). */
-        int small = world > 1 ? (rank == 0 && done + b == hi - lo)
-                              : (done == 0 && (size_t)b < hi - lo);
+        int small =
+            world > 1 ? (rank == 0 && done + b == hi - lo) : (done == 0 && (size_t)b < hi - lo);
         if (measure && small) {
             double r = (double)total / (double)(done + b);
             double g2 = bucket ? bucket->g2 : be->sumsq(bl_model_grads(m), bl_model_num_params(m));
@@ -274,7 +274,9 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     return BL_OK;
 }
 
-void bl_trainer_request_stop(bl_trainer *t) { t->stop_requested = 1; }
+void bl_trainer_request_stop(bl_trainer *t) {
+    t->stop_requested = 1;
+}
 
 bl_status bl_trainer_set_batch(bl_trainer *t, int batch, int micro_batch, float lr_factor,
                                bl_error *err) {
@@ -304,7 +306,8 @@ bl_status bl_trainer_evaluate(bl_trainer *t, const bl_dataset *ds, double *loss,
     if (world == 1) return bl_model_evaluate(t->model, ds, t->cfg.loss, loss, acc, err);
     /* Each rank evaluates a contiguous shard; sums are reduced so every rank
      * sees the same numbers (and so takes the same stop decision). */
-    size_t lo = ds->n * (size_t)rank / (size_t)world, hi = ds->n * (size_t)(rank + 1) / (size_t)world;
+    size_t lo = ds->n * (size_t)rank / (size_t)world,
+           hi = ds->n * (size_t)(rank + 1) / (size_t)world;
     bl_dataset shard = *ds;
     shard.n = hi - lo;
     shard.x = ds->x + lo * ds->dim;
@@ -320,12 +323,24 @@ bl_status bl_trainer_evaluate(bl_trainer *t, const bl_dataset *ds, double *loss,
     return BL_OK;
 }
 
-bl_model *bl_trainer_model(bl_trainer *t) { return t->model; }
-const bl_noise *bl_trainer_noise(const bl_trainer *t) { return &t->noise; }
+bl_model *bl_trainer_model(bl_trainer *t) {
+    return t->model;
+}
+const bl_noise *bl_trainer_noise(const bl_trainer *t) {
+    return &t->noise;
+}
 int bl_trainer_resumed_world(const bl_trainer *t) {
     return t->resumed_world ? t->resumed_world : bl_dist_size(t->ctx->dist);
 }
-const bl_train_config *bl_trainer_config(const bl_trainer *t) { return &t->cfg; }
-long bl_trainer_steps_done(const bl_trainer *t) { return t->step; }
-long bl_trainer_samples_seen(const bl_trainer *t) { return t->samples_seen; }
-long bl_trainer_epoch(const bl_trainer *t) { return t->loader.epoch; }
+const bl_train_config *bl_trainer_config(const bl_trainer *t) {
+    return &t->cfg;
+}
+long bl_trainer_steps_done(const bl_trainer *t) {
+    return t->step;
+}
+long bl_trainer_samples_seen(const bl_trainer *t) {
+    return t->samples_seen;
+}
+long bl_trainer_epoch(const bl_trainer *t) {
+    return t->loader.epoch;
+}

@@ -290,6 +290,72 @@ static void kserve_binary_extension(void **state) {
     assert_non_null(strstr(err.msg, "binary data follow"));
 }
 
+/* The fast "data" reader gives the floats cJSON would, bit for bit, for every way a
+ * number can be written; a second "data" key forces the general path to compare with. */
+static void kserve_fast_data_path_is_exact(void **state) {
+    (void)state;
+    static const bl_kserve_model wide = {"m", "", {64, 1, 1}, 64, 1, 1};
+    const char *fixed[] = {"0", "-0", "255", "1e5", "1E-5", "-2.5e+3", "0.1", "3.4028235e38",
+                           "1.17549435e-38", "1e-45", "123456789012345678901234", "0.30000000000000004",
+                           "1.00000005960464477539062500000001", "9007199254740993", "5e-324", "7"};
+    bl_rng r;
+    bl_rng_seed(&r, 11);
+    for (int round = 0; round < 200; round++) {
+        char data[64][48];
+        for (int i = 0; i < 64; i++) {
+            double v = (bl_rng_uniform_double(&r) - 0.5) * pow(10.0, (double)(bl_rng_below(&r, 40)) - 20);
+            switch (bl_rng_below(&r, 5)) {
+            case 0: snprintf(data[i], sizeof data[i], "%.9g", (double)(float)v); break;
+            case 1: snprintf(data[i], sizeof data[i], "%.17g", v); break;
+            case 2: snprintf(data[i], sizeof data[i], "%d", (int)bl_rng_below(&r, 256)); break;
+            case 3: snprintf(data[i], sizeof data[i], "%.3e", v); break;
+            default: snprintf(data[i], sizeof data[i], "%s", fixed[bl_rng_below(&r, 16)]);
+            }
+        }
+        char body[2][8192];
+        for (int b = 0; b < 2; b++) {
+            size_t k = (size_t)snprintf(body[b], sizeof body[b], "{%s\"inputs\":[{\"name\":\"input\","
+                                        "\"shape\":[1,64],\"datatype\":\"FP32\",\"data\": [[",
+                                        b ? "\"parameters\":{\"data\":0}," : "");
+            for (int i = 0; i < 64; i++) /* nested as 8 rows of 8, with stray spaces */
+                k += (size_t)snprintf(body[b] + k, sizeof body[b] - k, "%s%s", data[i],
+                                      i == 63 ? "]" : i % 8 == 7 ? "],\n [" : " , ");
+            snprintf(body[b] + k, sizeof body[b] - k, " ] }]}");
+        }
+        size_t db, de;
+        float *fx;
+        assert_int_equal(json_data_floats(body[0], strlen(body[0]), &db, &de, &fx), 64);
+        free(fx);
+        assert_int_equal(json_data_floats(body[1], strlen(body[1]), &db, &de, &fx), -1);
+        bl_kserve_request fast, slow;
+        bl_error err = {0};
+        if (bl_kserve_parse_infer(&fast, &wide, body[0], strlen(body[0]), -1, &err))
+            fail_msg("fast: %s\n%s", err.msg, body[0]);
+        if (bl_kserve_parse_infer(&slow, &wide, body[1], strlen(body[1]), -1, &err))
+            fail_msg("slow: %s", err.msg);
+        for (int i = 0; i < 64; i++) {
+            float want = (float)strtod(data[i], NULL);
+            if (memcmp(&fast.x[i], &want, 4) || memcmp(&slow.x[i], &want, 4))
+                fail_msg("'%s': fast %.9g slow %.9g strtod %.9g", data[i], fast.x[i], slow.x[i], want);
+        }
+        bl_kserve_request_free(&fast);
+        bl_kserve_request_free(&slow);
+    }
+    /* "data" inside a string is not a key; data in the wrong place is still an error */
+    bl_kserve_request rq;
+    bl_error err = {0};
+    assert_int_equal(parse("{\"id\":\"\\\"data\\\": [1]\",\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],"
+                           "\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6]}]}", &rq, &err), BL_OK);
+    assert_true(rq.x[5] == 6.0f);
+    bl_kserve_request_free(&rq);
+    assert_int_not_equal(parse("{\"parameters\":{\"data\":[1,2,3,4,5,6]},\"inputs\":[{\"name\":\"input\","
+                               "\"shape\":[1,6],\"datatype\":\"FP32\"}]}", &rq, &err), BL_OK);
+    assert_non_null(strstr(err.msg, "data is missing"));
+    assert_int_not_equal(parse("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\","
+                               "\"data\":[1,2,3,4,5,6,]}]}", &rq, &err), BL_OK);
+    assert_non_null(strstr(err.msg, "malformed JSON"));
+}
+
 static void kserve_formats_responses(void **state) {
     (void)state;
     bl_kserve_request rq = {.n = 2};
@@ -447,6 +513,7 @@ int main(void) {
         cmocka_unit_test(kserve_parses_valid_requests),
         cmocka_unit_test(kserve_rejects_bad_requests),
         cmocka_unit_test(kserve_binary_extension),
+        cmocka_unit_test(kserve_fast_data_path_is_exact),
         cmocka_unit_test(kserve_formats_responses),
         cmocka_unit_test(kserve_metadata_and_errors),
         cmocka_unit_test(metrics_text),

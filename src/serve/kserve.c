@@ -13,16 +13,17 @@
  * then carries the logits the same way. This is the fast path: no number is printed or
  * parsed. (The host is little-endian: x86-64 and aarch64 Linux.)
  *
- * The response is printed by hand rather than through cJSON: numbers are the whole
- * body, and "%.9g" round-trips every float32 exactly. Every parse error is a client
- * error whose message names the field at fault. */
+ * The "data" array is read by json_floats.c (no node per number) and cJSON parses the
+ * rest; the response is printed by hand, since numbers are the whole body and "%.9g"
+ * round-trips every float32 exactly. Every parse error is a client error whose message
+ * names the field at fault. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "batchlab/serve.h"
+#include "serve_internal.h"
 
 #define INPUT_NAME "input"
 #define OUTPUT_NAME "logits"
@@ -134,8 +135,15 @@ static bl_status parse_outputs(bl_kserve_request *rq, const cJSON *root, bl_erro
     return BL_OK;
 }
 
+/* Numbers of inputs[0].data already read by the fast path (n < 0: none). */
+typedef struct pre_data {
+    float *x;
+    long n;
+} pre_data;
+
 static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, const cJSON *in,
-                             const char *bin, size_t bin_len, int have_bin, bl_error *err) {
+                             const char *bin, size_t bin_len, int have_bin, pre_data *pre,
+                             bl_error *err) {
     if (!cJSON_IsObject(in)) return bl_fail(err, BL_ERR_ARG, "inputs[0] must be an object");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
     if (!cJSON_IsString(name))
@@ -173,8 +181,16 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
     if (!cJSON_IsArray(data))
         return bl_fail(err, BL_ERR_ARG, "inputs[0].data is missing or not an array");
     size_t k = 0;
-    st = flatten(data, rq->x, &k, want, 0, err);
-    if (st) return st;
+    if (pre->n >= 0) { /* the [] left where the fast path took the numbers out */
+        if ((size_t)pre->n > want)
+            return bl_fail(err, BL_ERR_SHAPE,
+                           "inputs[0].data has more than the %zu values its shape implies", want);
+        k = (size_t)pre->n;
+        memcpy(rq->x, pre->x, k * sizeof(float));
+    } else {
+        st = flatten(data, rq->x, &k, want, 0, err);
+        if (st) return st;
+    }
     if (k != want)
         return bl_fail(err, BL_ERR_SHAPE, "inputs[0].data has %zu values, its shape implies %zu",
                        k, want);
@@ -194,7 +210,23 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
     size_t json_len = have_bin ? (size_t)header_len : len;
     if (json_len == 0) return bl_fail(err, BL_ERR_FORMAT, "the request body is empty");
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, json_len, &end, 0);
+    cJSON *root = NULL;
+    size_t db = 0, de = 0;
+    pre_data pre = {NULL, -1};
+    pre.n = json_data_floats(body, json_len, &db, &de, &pre.x);
+    char *rest = pre.n >= 0 ? malloc(json_len - (de - db) + 2) : NULL;
+    if (rest) {
+        memcpy(rest, body, db);
+        memcpy(rest + db, "[]", 2);
+        memcpy(rest + db + 2, body + de, json_len - de);
+        root = cJSON_ParseWithLengthOpts(rest, json_len - (de - db) + 2, &end, 0);
+        free(rest);
+    }
+    if (!root) { /* no fast path, or the rest is malformed: parse it all, for the message */
+        free(pre.x);
+        pre = (pre_data){NULL, -1};
+        root = cJSON_ParseWithLengthOpts(body, json_len, &end, 0);
+    }
     if (!root) {
         long at = end ? (long)(end - body) : -1;
         return bl_fail(err, BL_ERR_FORMAT, "malformed JSON near byte %ld of the request", at);
@@ -215,8 +247,10 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
         st = bl_fail(err, BL_ERR_ARG, "inputs must hold exactly one tensor ('" INPUT_NAME
                      "'), got %d", cJSON_GetArraySize(inputs));
     if (!st)
-        st = parse_input(rq, m, inputs->child, body + json_len, len - json_len, have_bin, err);
+        st = parse_input(rq, m, inputs->child, body + json_len, len - json_len, have_bin, &pre,
+                         err);
     cJSON_Delete(root);
+    free(pre.x);
     if (st) bl_kserve_request_free(rq);
     return st;
 }

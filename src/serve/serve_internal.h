@@ -38,4 +38,9 @@ void metrics_observe_batch(bl_serve_metrics *m, int size, uint64_t compute_ns);
 void metrics_observe_queue_time(bl_serve_metrics *m, uint64_t queue_ns);
 void metrics_publish_aimd(bl_serve_metrics *m, const bl_aimd *a);
 
+/* json_floats.c: when the JSON text s has exactly one "data" key and its value is a
+ * (possibly nested) array of numbers, parse it into *out (malloc'ed), set [*begin, *end)
+ * to the array's span and return the count; otherwise -1 (use the general parser). */
+long json_data_floats(const char *s, size_t len, size_t *begin, size_t *end, float **out);
+
 #endif

@@ -142,6 +142,8 @@ struct bl_infer_req {
     float *out;         /* (n, out_dim) results */
     int n;              /* samples, >= 1; may exceed the max batch (spans batches) */
     long timeout_us;    /* 0: the batcher's default; a value above the default is capped */
+    uint64_t t_arrival_ns; /* when it reached the server (0: at submit); the adaptive
+                            * controller measures latency from here, parsing included */
     bl_req_done_fn done;
     void *user;
     /* --- filled by the batcher --- */

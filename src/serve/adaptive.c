@@ -6,7 +6,8 @@
  * most of the latency; cutting the batch then lowers throughput and makes the queue
  * longer still. So each window looks at three things: the p99 of request latency
  * (queue + compute), the longest batch compute time, and the share of batches that
- * were full (the max batch was binding):
+ * were full (the max batch was binding). Request latency runs from the request's arrival
+ * at the server (parsing included) to the end of its batch:
  *
  *   p99 > objective, batches full, compute < objective/2 -> the queue is the problem:
  *        more per batch is the cure (additive increase; SATURATED at the cap);

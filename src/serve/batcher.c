@@ -203,7 +203,9 @@ static void run_batch(bl_batcher *b, int B, int n_seg, int max_at_formation) {
         if (r->outcome != BL_REQ_FAILED) r->outcome = BL_REQ_OK;
         r->t_end_ns = t_end;
         r->batch_size = B;
-        if (b->adaptive && bl_aimd_observe(&b->aimd, t_end - r->t_enqueue_ns, t_end)) {
+        uint64_t t_from = r->t_arrival_ns && r->t_arrival_ns <= r->t_enqueue_ns ? r->t_arrival_ns
+                                                                                 : r->t_enqueue_ns;
+        if (b->adaptive && bl_aimd_observe(&b->aimd, t_end - t_from, t_end)) {
             b->cur_max = b->aimd.max_batch;
             b->cur_delay_us = b->aimd.delay_us;
             metrics_publish_aimd(&b->metrics, &b->aimd);

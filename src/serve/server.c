@@ -210,8 +210,8 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
         return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                           "out of memory for %d outputs", c->rq.n);
     c->ir = (bl_infer_req){.x = c->rq.x, .out = c->out, .n = c->rq.n,
-                           .timeout_us = c->rq.timeout_ms * 1000, .done = on_batch_done,
-                           .user = c};
+                           .timeout_us = c->rq.timeout_ms * 1000, .t_arrival_ns = c->t0,
+                           .done = on_batch_done, .user = c};
     pthread_mutex_lock(&s->conn_mu);
     bl_status st = bl_batcher_submit(s->b, &c->ir, &err);
     if (!st) {

@@ -1,0 +1,228 @@
+/* Training-step throughput of the ANCHORS presets against the sgemm limit.
+ *
+ * For each model and batch size B it measures (shared/ANCHORS.md method:
+ * median of 5 timed runs, each >= 0.3 s, after a warm-up of >= 0.3 s):
+ *   - the training step: zero grads, forward, loss, backward, SGD momentum
+ *     0.9, on synthetic N(0,1) inputs with random labels, all through the
+ *     public API;
+ *   - the same step's BLAS calls replayed bare (gemm_trace.c records the
+ *     exact shapes of one step, then replays them on scratch buffers): the
+ *     step time if everything but sgemm were free, i.e. the limit of an
+ *     im2col+GEMM design. Its rate is "the sgemm rate on the step's shapes",
+ *     and replay time / step time is the fraction of that limit reached;
+ *   - the share of the step's wall time spent inside BLAS calls;
+ * and forward-only (eval mode) latency per call at a few batch sizes.
+ *
+ * GFLOP/s counts the GEMM flops the step really executes (2 M N K per call;
+ * the first layer's input gradient is never computed, so the MLP executes
+ * 9.56 MFLOP per sample, not the nominal 6 x 1.86 M = 11.2 of ANCHORS.md).
+ *
+ * Output: tab-separated records, one per line, meant for bench/step_bench.sh
+ * (which joins them with bench/peer_torch.py's and prints the table):
+ *   env     threads  blas_core
+ *   step    model B  step_s  samples_per_s  gflop_per_step  gflops  sgemm_gflops  frac  blas_share
+ *   latency model B  us_per_call
+ * Usage: bench_step [--models mlp,cnn] [--batches 1,8,32,128,512,2048]
+ *                   [--latency 1,8,64] [--threads N] [--min-time S] [--runs N] [--no-sgemm] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "batchlab/model.h"
+#include "batchlab/optim.h"
+#include "gemm_trace.h"
+
+extern char *openblas_get_corename(void);
+
+static double min_time = 0.3;
+static int runs = 5;
+
+typedef void (*bench_fn)(void *arg);
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median seconds per call: warm up for >= min_time (at least one call), then
+ * `runs` timed runs of enough calls to last >= min_time each. *blas_share
+ * (if not NULL) gets the fraction of the timed runs' wall time spent in BLAS. */
+static double median_seconds(bench_fn fn, void *arg, double *blas_share) {
+    double t0 = bl_now_sec(), t;
+    long calls = 0;
+    do {
+        fn(arg);
+        calls++;
+        t = bl_now_sec() - t0;
+    } while (t < min_time);
+    long reps = (long)(min_time / (t / calls)) + 1;
+    double per[64], total = 0;
+    int n = runs < 64 ? runs : 64;
+    gemm_timing_seconds();
+    gemm_timing(blas_share != NULL);
+    for (int k = 0; k < n; k++) {
+        double s = bl_now_sec();
+        for (long i = 0; i < reps; i++)
+            fn(arg);
+        double e = bl_now_sec() - s;
+        per[k] = e / reps;
+        total += e;
+    }
+    gemm_timing(0);
+    if (blas_share) *blas_share = gemm_timing_seconds() / total;
+    qsort(per, (size_t)n, sizeof per[0], cmp_double);
+    return per[n / 2];
+}
+
+typedef struct {
+    bl_ctx *ctx;
+    bl_model *m;
+    bl_optim opt;
+    float *x;
+    int32_t *labels;
+    int B;
+} step_arg;
+
+static void train_step(void *p) {
+    step_arg *a = p;
+    bl_model_zero_grad(a->m);
+    bl_model_forward(a->m, a->x, a->B, 1);
+    bl_model_loss(a->m, a->labels, a->B, BL_LOSS_XENT, NULL);
+    bl_model_backward(a->m, a->x, a->labels, a->B, BL_LOSS_XENT, 1.0f / (float)a->B);
+    bl_optim_step(&a->opt, a->ctx->be, bl_model_params(a->m), bl_model_grads(a->m), 0.01f);
+}
+
+static void infer(void *p) {
+    step_arg *a = p;
+    bl_model_forward(a->m, a->x, a->B, 0);
+}
+
+static void replay(void *p) { gemm_replay_run(p); }
+
+/* Model, optimizer and a synthetic batch at B; 0 on success. */
+static int setup(step_arg *a, bl_ctx *ctx, const char *model, int B) {
+    bl_error err = {0};
+    memset(a, 0, sizeof *a);
+    a->ctx = ctx, a->B = B;
+    bl_shape in = {1, 28, 28};
+    bl_optim_config oc;
+    if (bl_model_create(&a->m, model, in, 10, &err) || bl_model_alloc(a->m, ctx, B, &err) ||
+        bl_optim_parse(&oc, "momentum", &err) ||
+        bl_optim_init(&a->opt, &oc, bl_model_num_params(a->m), &ctx->mem, &err)) {
+        fprintf(stderr, "bench_step: %s at B=%d: %s\n", model, B, err.msg);
+        return 1;
+    }
+    bl_model_init(a->m, 42);
+    size_t n = (size_t)B * bl_shape_size(in);
+    a->x = malloc(n * sizeof *a->x);
+    a->labels = malloc((size_t)B * sizeof *a->labels);
+    if (!a->x || !a->labels) return 1;
+    bl_rng r;
+    bl_rng_seed(&r, 7 + (uint64_t)B);
+    for (size_t i = 0; i < n; i++)
+        a->x[i] = bl_rng_normal(&r);
+    for (int b = 0; b < B; b++)
+        a->labels[b] = (int32_t)bl_rng_below(&r, 10);
+    return 0;
+}
+
+static void teardown(step_arg *a) {
+    bl_optim_free(&a->opt, &a->ctx->mem);
+    bl_model_free(a->m);
+    free(a->x), free(a->labels);
+}
+
+static int bench_train(bl_ctx *ctx, const char *model, int B, int with_sgemm) {
+    step_arg a;
+    if (setup(&a, ctx, model, B)) return 1;
+    double share = 0;
+    double step_s = median_seconds(train_step, &a, &share);
+    const gemm_call *calls;
+    gemm_trace_start();
+    train_step(&a);
+    int n = gemm_trace_stop(&calls);
+    double flops = gemm_trace_flops(calls, n), replay_s = 0;
+    if (with_sgemm) {
+        gemm_replay *r = gemm_replay_create(calls, n, 1234);
+        if (!r) {
+            fprintf(stderr, "bench_step: out of memory for the sgemm replay\n");
+        } else {
+            replay_s = median_seconds(replay, r, NULL);
+            gemm_replay_free(r);
+        }
+    }
+    printf("step\t%s\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.4f\t%.4f\n", model, B, step_s,
+           B / step_s, flops * 1e-9, flops / step_s * 1e-9,
+           replay_s > 0 ? flops / replay_s * 1e-9 : 0.0, replay_s > 0 ? replay_s / step_s : 0.0,
+           share);
+    fflush(stdout);
+    teardown(&a);
+    return 0;
+}
+
+static int bench_latency(bl_ctx *ctx, const char *model, int B) {
+    step_arg a;
+    if (setup(&a, ctx, model, B)) return 1;
+    double s = median_seconds(infer, &a, NULL);
+    printf("latency\t%s\t%d\t%.2f\n", model, B, s * 1e6);
+    fflush(stdout);
+    teardown(&a);
+    return 0;
+}
+
+/* "1,8,32" into v (at most cap values); returns the count. */
+static int parse_list(const char *s, int *v, int cap) {
+    int n = 0;
+    while (*s && n < cap) {
+        char *end;
+        long x = strtol(s, &end, 10);
+        if (end == s || x <= 0) return -1;
+        v[n++] = (int)x;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+int main(int argc, char **argv) {
+    const char *models = "mlp,cnn";
+    int batches[16] = {1, 8, 32, 128, 512, 2048}, nb = 6;
+    int lat[16] = {1, 8, 64}, nl = 3, threads = 0, with_sgemm = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--no-sgemm")) {
+            with_sgemm = 0;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "bench_step: %s needs a value (see the comment at the top)\n", o);
+            return 2;
+        }
+        i++;
+        if (!strcmp(o, "--models")) models = v;
+        else if (!strcmp(o, "--batches")) nb = parse_list(v, batches, 16);
+        else if (!strcmp(o, "--latency")) nl = strcmp(v, "none") ? parse_list(v, lat, 16) : 0;
+        else if (!strcmp(o, "--threads")) threads = atoi(v);
+        else if (!strcmp(o, "--min-time")) min_time = atof(v);
+        else if (!strcmp(o, "--runs")) runs = atoi(v);
+        else {
+            fprintf(stderr, "bench_step: unknown option %s\n", o);
+            return 2;
+        }
+        if (nb < 0 || nl < 0 || runs < 1) {
+            fprintf(stderr, "bench_step: bad value '%s' for %s\n", v, o);
+            return 2;
+        }
+    }
+    bl_ctx ctx;
+    bl_ctx_init(&ctx, threads);
+    printf("env\t%d\t%s\n", ctx.threads, openblas_get_corename());
+    char list[256];
+    snprintf(list, sizeof list, "%s", models);
+    for (char *save = NULL, *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+        for (int i = 0; i < nb; i++)
+            if (bench_train(&ctx, m, batches[i], with_sgemm)) return 1;
+        for (int i = 0; i < nl; i++)
+            if (bench_latency(&ctx, m, lat[i])) return 1;
+    }
+    return 0;
+}

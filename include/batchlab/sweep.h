@@ -64,7 +64,8 @@ typedef struct bl_trial {
                                                           diverged or pruned) */
     double gen_gap;                                    /* train_acc - test_acc */
     size_t peak_mem_bytes; /* model, gradients, optimizer state, activations and loader at B */
-    double noise_ema;      /* the trainer's B_simple EMA at the end (NaN if not measured) */
+    double noise_ema;      /* the trainer's B_simple EMA at the end (NaN if not measured or
+                              not resolved: its smoothed tr(Sigma) still negative) */
     double noise_scale, noise_lo, noise_hi; /* bl_noise_measure at the end (reached only) */
     bl_trial_point *hist;                   /* evaluations, owned */
     int n_hist;

@@ -95,6 +95,13 @@ static int stop_cb(void *arg) {
     return stop_requested(arg);
 }
 
+/* The trainer's B_simple, or NaN while its smoothed tr(Sigma) is still negative: with
+ * few measurements, or a small batch half the big one, the estimate is not resolved. */
+static double resolved_noise(const bl_trainer *tr) {
+    double v = bl_noise_scale(bl_trainer_noise(tr));
+    return v > 0 ? v : NAN;
+}
+
 static void sync_eval_model(bl_model *dst, bl_model *src) {
     memcpy(bl_model_params(dst), bl_model_params(src), bl_model_num_params(src) * sizeof(float));
     if (bl_model_num_buffers(src))
@@ -226,9 +233,8 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
         int at_cap = si.step >= cap;
         if (si.step >= next_eval || at_cap) {
             sync_eval_model(s->eval, bl_trainer_model(tr));
-            bl_trial_point p = {.step = si.step,
-                                .samples = si.samples_seen,
-                                .noise_scale = bl_noise_scale(bl_trainer_noise(tr))};
+            bl_trial_point p = {
+                .step = si.step, .samples = si.samples_seen, .noise_scale = resolved_noise(tr)};
             if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, &p.val_loss, &p.val_acc,
                                         err)))
                 break;
@@ -261,7 +267,7 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
     }
     t->val_acc = last.val_acc, t->val_loss = last.val_loss;
     if (tr) {
-        t->noise_ema = bl_noise_scale(bl_trainer_noise(tr));
+        t->noise_ema = resolved_noise(tr);
         t->peak_mem_bytes = tctx.mem.peak_bytes;
     }
     if (!st && (t->status == BL_TRIAL_REACHED || t->status == BL_TRIAL_NOT_REACHED))

@@ -274,6 +274,7 @@ static int read_history(bl_trial *t, const cJSON *h) {
             const cJSON *x = cJSON_GetArrayItem(a[k], i);
             v[k] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
         }
+        if (!(v[4] > 0)) v[4] = NAN;
         t->hist[i] = (bl_trial_point){.step = (long)v[0],
                                       .samples = (long)v[1],
                                       .val_acc = v[2],
@@ -310,6 +311,7 @@ int sweep_trial_load(const char *dir, bl_trial *t, bl_error *err) {
         double pm = get_num(o, "peak_mem_bytes");
         t->peak_mem_bytes = isfinite(pm) && pm > 0 ? (size_t)pm : 0;
         t->noise_ema = get_num(o, "noise_ema");
+        if (!(t->noise_ema > 0)) t->noise_ema = NAN; /* not resolved (older records kept it) */
         t->noise_scale = get_num(o, "noise_scale");
         t->noise_lo = get_num(o, "noise_lo");
         t->noise_hi = get_num(o, "noise_hi");

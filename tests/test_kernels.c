@@ -71,35 +71,16 @@ static double close_err(const float *got, const double *want, size_t n, const ch
 static void backend_table_is_complete(void **state) {
     assert_non_null(be);
     assert_string_equal(be->name, "cpu");
-    const void *fns[] = {(void *)be->gemm,
-                         (void *)be->dense_forward,
-                         (void *)be->dense_backward,
-                         (void *)be->conv2d_workspace_floats,
-                         (void *)be->conv2d_forward,
-                         (void *)be->conv2d_backward,
-                         (void *)be->maxpool_forward,
-                         (void *)be->maxpool_backward,
-                         (void *)be->avgpool_forward,
-                         (void *)be->avgpool_backward,
-                         (void *)be->act_forward,
-                         (void *)be->act_backward,
-                         (void *)be->dropout_forward,
-                         (void *)be->dropout_backward,
-                         (void *)be->batchnorm_forward_train,
-                         (void *)be->batchnorm_forward_eval,
-                         (void *)be->batchnorm_backward,
-                         (void *)be->softmax_xent_forward,
-                         (void *)be->softmax_xent_backward,
-                         (void *)be->mse_forward,
-                         (void *)be->mse_backward,
-                         (void *)be->sumsq,
-                         (void *)be->scale,
-                         (void *)be->axpy,
-                         (void *)be->fill,
-                         (void *)be->copy,
-                         (void *)be->all_finite,
-                         (void *)be->sgd_step,
-                         (void *)be->adam_step};
+    const void *fns[] = {
+        be->gemm, be->dense_forward, be->dense_backward, be->conv2d_workspace_floats,
+        be->conv2d_forward, be->conv2d_backward, be->maxpool_forward, be->maxpool_backward,
+        be->avgpool_forward, be->avgpool_backward, be->act_forward, be->act_backward,
+        be->dropout_forward, be->dropout_backward, be->batchnorm_forward_train,
+        be->batchnorm_forward_eval, be->batchnorm_backward, be->softmax_xent_forward,
+        be->softmax_xent_backward, be->mse_forward, be->mse_backward, be->sumsq, be->scale,
+        be->axpy, be->fill, be->copy, be->all_finite, be->sgd_step, be->adam_step,
+        be->dense_relu_forward, be->dense_relu_backward, be->conv2d_relu_forward,
+        be->conv2d_relu_backward, be->set_threads};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         assert_non_null(fns[i]);
     assert_ptr_equal(bl_backend_cpu(), be);
@@ -205,6 +186,7 @@ static const int conv_cases[][9] = {
     {7, 3, 40, 40, 4, 3, 3, 1, 1}, {5, 3, 33, 31, 6, 3, 5, 2, 2},  {2, 4, 6, 6, 3, 1, 3, 1, 2},
     {1, 10, 4, 4, 9, 1, 1, 2, 0},  {2, 3, 4, 5, 4, 1, 1, 1, 1},    {6, 9, 7, 7, 10, 3, 3, 1, 1},
     {10, 8, 3, 3, 5, 3, 3, 1, 0},  {3, 1, 28, 28, 32, 3, 3, 1, 1}, {3, 32, 28, 28, 64, 3, 3, 1, 1},
+    {2, 2, 2, 3, 3, 5, 5, 1, 2}, /* "same" with taps that see no row at all */
 };
 
 #define WS_GUARD 64
@@ -280,6 +262,106 @@ static void conv2d_workspace_is_a_function_of_dims(void **state) {
     }
 }
 
+/* ---- fused layer + ReLU ---------------------------------------------------
+ * The fused kernels must give the SAME floats as the layer followed by the
+ * ReLU kernels (the model swaps one for the other), and match the reference.
+ * dout is scratch for them, so each call gets a fresh copy. */
+
+typedef struct {
+    size_t ni, nw, no, nb, nws;
+    float *in, *w, *b, *out, *pre, *unf, *dout, *dz, *din, *din_u, *dw, *dw_u, *db, *db_u, *ws;
+    double *in_, *w_, *b_, *out_, *dout_, *dz_, *din_, *dw_, *db_;
+} fused_case;
+
+static void fused_alloc(fused_case *f, size_t ni, size_t nw, size_t no, size_t nb, size_t nws,
+                        uint64_t seed) {
+    *f = (fused_case){.ni = ni, .nw = nw, .no = no, .nb = nb, .nws = nws};
+    f->in = frand(ni, seed), f->w = frand(nw, seed + 1), f->b = frand(nb, seed + 2);
+    f->dout = frand(no, seed + 3), f->dw = frand(nw, seed + 4), f->db = frand(nb, seed + 5);
+    f->out = fnew(no), f->pre = fnew(no), f->unf = fnew(no), f->dz = fnew(no);
+    f->din = fnew(ni), f->din_u = fnew(ni), f->dw_u = fnew(nw), f->db_u = fnew(nb);
+    f->ws = fnew(nws);
+    memcpy(f->dw_u, f->dw, nw * sizeof(float)), memcpy(f->db_u, f->db, nb * sizeof(float));
+    f->in_ = todouble(f->in, ni), f->w_ = todouble(f->w, nw), f->b_ = todouble(f->b, nb);
+    f->dout_ = todouble(f->dout, no), f->dw_ = todouble(f->dw, nw), f->db_ = todouble(f->db, nb);
+    f->out_ = dnew(no), f->dz_ = dnew(no), f->din_ = dnew(ni);
+}
+
+static void fused_free(fused_case *f) {
+    float *fl[] = {f->in, f->w, f->b, f->out, f->pre, f->unf, f->dout, f->dz, f->din, f->din_u,
+                   f->dw, f->dw_u, f->db, f->db_u, f->ws};
+    double *dl[] = {f->in_, f->w_, f->b_, f->out_, f->dout_, f->dz_, f->din_, f->dw_, f->db_};
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
+        free(fl[i]);
+    for (size_t i = 0; i < sizeof dl / sizeof dl[0]; i++)
+        free(dl[i]);
+}
+
+/* After the forward calls: fused == unfused bit for bit, and both near the reference. */
+static void fused_check_forward(fused_case *f) {
+    be->act_forward(f->unf, f->pre, f->no, BL_ACT_RELU, 0);
+    assert_memory_equal(f->out, f->unf, f->no * sizeof(float));
+    assert_close(f->out, f->out_, f->no, "fused forward");
+}
+
+/* Backward twice (dw/db accumulate; din is overwritten), against the
+ * unfused kernels (bit for bit) and the reference. */
+#define FUSED_BACKWARD(f, fused_call, unfused_call, ref_call)                                  \
+    for (int call = 0; call < 2; call++) {                                                     \
+        memcpy((f).dz, (f).dout, (f).no * sizeof(float)); /* scratch copy */                   \
+        ffill((f).din, (f).ni, 1e30f);                                                         \
+        fused_call;                                                                            \
+        be->act_backward((f).dz, (f).dout, (f).pre, (f).out, (f).no, BL_ACT_RELU, 0);          \
+        unfused_call;                                                                          \
+        ref_call;                                                                              \
+        assert_memory_equal((f).din, (f).din_u, (f).ni * sizeof(float));                       \
+        assert_memory_equal((f).dw, (f).dw_u, (f).nw * sizeof(float));                         \
+        assert_memory_equal((f).db, (f).db_u, (f).nb * sizeof(float));                         \
+        assert_close((f).din, (f).din_, (f).ni, "fused din");                                  \
+        assert_close((f).dw, (f).dw_, (f).nw, "fused dw (accumulated)");                       \
+        assert_close((f).db, (f).db_, (f).nb, "fused db (accumulated)");                       \
+    }
+
+static void dense_relu_matches_unfused_and_reference(void **state) {
+    const int shapes[][3] = {{1, 33, 17}, {1, 300, 200}, {5, 10, 129}, {64, 784, 100}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int B = shapes[t][0], I = shapes[t][1], O = shapes[t][2];
+        fused_case f;
+        fused_alloc(&f, (size_t)B * I, (size_t)O * I, (size_t)B * O, (size_t)O, 0, 900 + 10 * t);
+        ffill(f.out, f.no, NAN);
+        be->dense_relu_forward(f.out, f.in, f.w, f.b, B, I, O);
+        be->dense_forward(f.pre, f.in, f.w, f.b, B, I, O);
+        ref_dense_relu_forward(f.out_, f.in_, f.w_, f.b_, B, I, O);
+        fused_check_forward(&f);
+        FUSED_BACKWARD(f, be->dense_relu_backward(f.din, f.dw, f.db, f.dz, f.out, f.in, f.w, B, I, O),
+                       be->dense_backward(f.din_u, f.dw_u, f.db_u, f.dz, f.in, f.w, B, I, O),
+                       ref_dense_relu_backward(f.din_, f.dw_, f.db_, f.dz_, f.dout_, f.out_, f.in_,
+                                               f.w_, B, I, O));
+        fused_free(&f);
+    }
+}
+
+static void conv2d_relu_matches_unfused_and_reference(void **state) {
+    for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
+        const int *c = conv_cases[t];
+        bl_conv_dims d = conv_dims(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
+        fused_case f;
+        fused_alloc(&f, (size_t)d.B * d.C * d.H * d.W, (size_t)d.K * d.C * d.R * d.S,
+                    (size_t)d.B * d.K * d.P * d.Q, (size_t)d.K, be->conv2d_workspace_floats(&d),
+                    950 + 10 * t);
+        ffill(f.out, f.no, NAN);
+        be->conv2d_relu_forward(f.out, f.in, f.w, f.b, f.ws, &d);
+        be->conv2d_forward(f.pre, f.in, f.w, f.b, f.ws, &d);
+        ref_conv2d_relu_forward(f.out_, f.in_, f.w_, f.b_, &d);
+        fused_check_forward(&f);
+        FUSED_BACKWARD(f, be->conv2d_relu_backward(f.din, f.dw, f.db, f.dz, f.out, f.in, f.w, f.ws, &d),
+                       be->conv2d_backward(f.din_u, f.dw_u, f.db_u, f.dz, f.in, f.w, f.ws, &d),
+                       ref_conv2d_relu_backward(f.din_, f.dw_, f.db_, f.dz_, f.dout_, f.out_, f.in_,
+                                                f.w_, &d));
+        fused_free(&f);
+    }
+}
+
 /* ---- pooling ------------------------------------------------------------- */
 
 static bl_pool_dims pool_dims(int B, int C, int H, int W, int k, int st) {
@@ -338,6 +420,42 @@ static void maxpool_tie_takes_first(void **state) {
     assert_int_equal(am[2], 8);  /* 3 at (2,0) before (3,1) */
     assert_int_equal(am[3], 10); /* 7 at (2,2) */
     assert_true(out[0] == 5 && out[1] == 5 && out[2] == 3 && out[3] == 7);
+}
+
+/* The backend's own threads split work, never the arithmetic: 1 and 3
+ * threads give the same bits (a large conv and dense, pools, SGD, sumsq). */
+static void thread_count_does_not_change_results(void **state) {
+    bl_conv_dims d = conv_dims(9, 32, 28, 28, 64, 3, 3, 1, 1);
+    bl_pool_dims pd = pool_dims(9, 64, 28, 28, 2, 2);
+    const size_t ni = (size_t)9 * 32 * 784, nw = (size_t)64 * 32 * 9, no = (size_t)9 * 64 * 784;
+    const size_t np = no / 4, big = (size_t)1 << 20;
+    float *r[2][8];
+    double sq[2];
+    float *in = frand(ni, 1000), *w = frand(nw, 1001), *b = frand(64, 1002), *ws = NULL;
+    float *g = frand(big, 1003);
+    ws = fnew(be->conv2d_workspace_floats(&d));
+    for (int k = 0; k < 2; k++) {
+        be->set_threads(k ? 3 : 1);
+        float **o = r[k];
+        o[0] = fnew(no), o[1] = frand(no, 1004), o[2] = fnew(ni), o[3] = fnew(nw), o[4] = fnew(64);
+        o[5] = fnew(np), o[6] = frand(big, 1005), o[7] = frand(big, 1006);
+        int32_t *am = calloc(np, sizeof *am);
+        be->conv2d_relu_forward(o[0], in, w, b, ws, &d);
+        be->conv2d_relu_backward(o[2], o[3], o[4], o[1], o[0], in, w, ws, &d);
+        be->maxpool_forward(o[5], am, o[0], &pd);
+        be->maxpool_backward(o[0], o[5], am, &pd);
+        be->sgd_step(o[6], o[7], g, big, 0.1f, 0.9f, 0, 1e-4f, 0);
+        sq[k] = be->sumsq(o[6], big);
+        free(am);
+    }
+    const size_t sizes[8] = {no, no, ni, nw, 64, np, big, big};
+    for (int i = 0; i < 8; i++) {
+        assert_memory_equal(r[0][i], r[1][i], sizes[i] * sizeof(float));
+        free(r[0][i]), free(r[1][i]);
+    }
+    assert_true(sq[0] == sq[1]);
+    be->set_threads(2);
+    free(in), free(w), free(b), free(ws), free(g);
 }
 
 /* ---- activations and dropout --------------------------------------------- */
@@ -552,6 +670,7 @@ static void flat_helpers(void **state) {
 
 int main(void) {
     be = bl_backend_cpu();
+    be->set_threads(2); /* the parallel paths, even on a 1-core runner */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backend_table_is_complete),
         cmocka_unit_test(checker_catches_small_errors),
@@ -559,6 +678,9 @@ int main(void) {
         cmocka_unit_test(dense_matches_reference),
         cmocka_unit_test(conv2d_matches_reference),
         cmocka_unit_test(conv2d_workspace_is_a_function_of_dims),
+        cmocka_unit_test(dense_relu_matches_unfused_and_reference),
+        cmocka_unit_test(conv2d_relu_matches_unfused_and_reference),
+        cmocka_unit_test(thread_count_does_not_change_results),
         cmocka_unit_test(pools_match_reference),
         cmocka_unit_test(maxpool_tie_takes_first),
         cmocka_unit_test(activations_match_reference),

@@ -130,6 +130,30 @@ typedef struct bl_backend {
     void (*adam_step)(float *p, float *m, float *v, const float *g, size_t n, float lr,
                       float beta1, float beta2, float eps, float weight_decay, int decoupled,
                       long t);
+
+    /* A dense or conv layer fused with the ReLU that follows it: one pass over
+     * the output applies bias and ReLU, and the activation is stored once.
+     * Results are bit-identical to the layer followed by act_forward(RELU).
+     * out holds the activation relu(z), never z: ReLU's derivative is read
+     * from it (out > 0 exactly where z > 0). */
+    void (*dense_relu_forward)(float *out, const float *in, const float *w, const float *b,
+                               int B, int I, int O);
+    /* Backward through the ReLU and then the layer, as act_backward(RELU) followed
+     * by dense_backward / conv2d_backward. dout, the gradient at the ReLU's
+     * output, is used as scratch: its contents afterwards are unspecified. */
+    void (*dense_relu_backward)(float *din, float *dw, float *db, float *dout, const float *out,
+                                const float *in, const float *w, int B, int I, int O);
+    void (*conv2d_relu_forward)(float *out, const float *in, const float *w, const float *b,
+                                float *ws, const bl_conv_dims *d);
+    void (*conv2d_relu_backward)(float *din, float *dw, float *db, float *dout, const float *out,
+                                 const float *in, const float *w, float *ws,
+                                 const bl_conv_dims *d);
+
+    /* Threads for the backend's own parallel loops (the passes between BLAS
+     * calls), the caller included; bl_ctx_init sets it with the BLAS threads.
+     * Process-wide, like the BLAS setting. */
+    void (*set_threads)(int threads);
+
 } bl_backend;
 
 /* The CPU backend (OpenBLAS sgemm + im2col). Static storage; do not free. */

@@ -1,5 +1,7 @@
 /* The context carries what would otherwise be globals: thread count, the
- * kernel table, and memory accounting. */
+ * kernel table, and memory accounting. The thread count goes both to
+ * OpenBLAS and to the backend's own pool for the passes between BLAS calls;
+ * the two never run at the same time, so together they use `threads` cores. */
 #include <string.h>
 #include <unistd.h>
 #include "batchlab/backend.h"
@@ -16,4 +18,5 @@ void bl_ctx_init(bl_ctx *ctx, int threads) {
     ctx->threads = threads;
     ctx->be = bl_backend_cpu();
     openblas_set_num_threads(threads);
+    if (ctx->be->set_threads) ctx->be->set_threads(threads);
 }

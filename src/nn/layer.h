@@ -35,6 +35,11 @@ typedef struct bl_layer {
     int32_t *argmax;    /* maxpool */
     uint8_t *mask;      /* dropout */
     float *mean, *rstd; /* bn, (C) each */
+    /* fusion, decided when the model is built: a dense/conv layer directly
+     * followed by ReLU runs both as one kernel (fused_relu on the layer, whose
+     * output then holds the activation), and the ReLU layer is a no-op that
+     * aliases it (fused_into_prev) */
+    int fused_relu, fused_into_prev;
 } bl_layer;
 
 #define BL_MAX_LAYERS 64

@@ -3,7 +3,8 @@
  * the largest batch at allocation and reused for any smaller B, so forward and
  * backward never allocate. Backward walks the layers in reverse with two
  * ping-pong buffers for the gradient with respect to activations; flatten
- * (and dropout in eval) alias their input instead of copying. */
+ * (and dropout in eval) alias their input instead of copying, and so does a
+ * ReLU fused into the dense/conv layer before it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,21 @@ void bl_layer_pool_dims(const bl_layer *l, int B, bl_pool_dims *d) {
 }
 
 
-static int layer_owns_output(const bl_layer *l) { return l->kind != BL_LAYER_FLATTEN; }
+static int layer_owns_output(const bl_layer *l) {
+    return l->kind != BL_LAYER_FLATTEN && !l->fused_into_prev;
+}
+
+/* Dense or conv followed directly by ReLU: one fused kernel, one buffer. */
+static void mark_fusions(bl_model *m) {
+    for (int i = 0; i + 1 < m->n_layers; i++) {
+        bl_layer *l = &m->layers[i], *next = &m->layers[i + 1];
+        if ((l->kind == BL_LAYER_DENSE || l->kind == BL_LAYER_CONV) &&
+            next->kind == BL_LAYER_ACT && next->act == BL_ACT_RELU) {
+            l->fused_relu = 1;
+            next->fused_into_prev = 1;
+        }
+    }
+}
 
 static bl_status infer_shapes(bl_model *m, bl_error *err) {
     bl_shape s = m->input;
@@ -131,6 +146,7 @@ bl_status bl_model_create(bl_model **out, const char *spec, bl_shape input, int 
         free(m);
         return st;
     }
+    mark_fusions(m);
     size_t len = 0;
     for (int i = 0; i < m->n_layers; i++)
         len += (size_t)snprintf(m->spec + len, sizeof m->spec - len, "%s%s", i ? "," : "",

@@ -1,6 +1,7 @@
 /* Forward, loss and backward over the layer list. Every kernel call goes
  * through the backend table with explicit dims; parameter views are offsets
- * into the flat arenas. */
+ * into the flat arenas. A dense/conv layer marked fused_relu runs its fused
+ * kernel and the ReLU after it passes its input through, both ways. */
 #include <string.h>
 #include "nn/layer.h"
 
@@ -13,11 +14,19 @@ const float *bl_model_forward(bl_model *m, const float *x, int B, int train) {
         size_t in_n = bl_shape_size(l->in), n = (size_t)B * in_n;
         float *out = l->out_buf;
         switch (l->kind) {
-        case BL_LAYER_DENSE: be->dense_forward(out, h, w, b, B, (int)in_n, l->units); break;
+        case BL_LAYER_DENSE:
+            if (l->fused_relu)
+                be->dense_relu_forward(out, h, w, b, B, (int)in_n, l->units);
+            else
+                be->dense_forward(out, h, w, b, B, (int)in_n, l->units);
+            break;
         case BL_LAYER_CONV: {
             bl_conv_dims d;
             bl_layer_conv_dims(l, B, &d);
-            be->conv2d_forward(out, h, w, b, m->ws, &d);
+            if (l->fused_relu)
+                be->conv2d_relu_forward(out, h, w, b, m->ws, &d);
+            else
+                be->conv2d_forward(out, h, w, b, m->ws, &d);
             break;
         }
         case BL_LAYER_MAXPOOL: {
@@ -33,7 +42,12 @@ const float *bl_model_forward(bl_model *m, const float *x, int B, int train) {
             break;
         }
         case BL_LAYER_FLATTEN: out = (float *)h; break;
-        case BL_LAYER_ACT: be->act_forward(out, h, n, l->act, l->alpha); break;
+        case BL_LAYER_ACT:
+            if (l->fused_into_prev)
+                out = (float *)h;
+            else
+                be->act_forward(out, h, n, l->act, l->alpha);
+            break;
         case BL_LAYER_DROPOUT:
             if (train && l->p > 0)
                 be->dropout_forward(out, l->mask, h, n, l->p, &m->dropout_rng);
@@ -108,11 +122,20 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
         float *din = i > first ? (cur == m->gbuf[0] ? m->gbuf[1] : m->gbuf[0]) : NULL;
         size_t in_n = bl_shape_size(l->in), n = (size_t)B * in_n;
         switch (l->kind) {
-        case BL_LAYER_DENSE: be->dense_backward(din, dw, db, cur, in, w, B, (int)in_n, l->units); break;
+        case BL_LAYER_DENSE:
+            if (l->fused_relu) /* cur is a ping-pong buffer: scratch for the kernel */
+                be->dense_relu_backward(din, dw, db, cur, m->acts[i], in, w, B, (int)in_n,
+                                        l->units);
+            else
+                be->dense_backward(din, dw, db, cur, in, w, B, (int)in_n, l->units);
+            break;
         case BL_LAYER_CONV: {
             bl_conv_dims d;
             bl_layer_conv_dims(l, B, &d);
-            be->conv2d_backward(din, dw, db, cur, in, w, m->ws, &d);
+            if (l->fused_relu)
+                be->conv2d_relu_backward(din, dw, db, cur, m->acts[i], in, w, m->ws, &d);
+            else
+                be->conv2d_backward(din, dw, db, cur, in, w, m->ws, &d);
             break;
         }
         case BL_LAYER_MAXPOOL: {
@@ -128,7 +151,12 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
             break;
         }
         case BL_LAYER_FLATTEN: din = cur; break;
-        case BL_LAYER_ACT: be->act_backward(din, cur, in, m->acts[i], n, l->act, l->alpha); break;
+        case BL_LAYER_ACT:
+            if (l->fused_into_prev) /* the fused layer below applies the mask */
+                din = cur;
+            else
+                be->act_backward(din, cur, in, m->acts[i], n, l->act, l->alpha);
+            break;
         case BL_LAYER_DROPOUT:
             if (m->last_train && l->p > 0)
                 be->dropout_backward(din, cur, l->mask, n, l->p);

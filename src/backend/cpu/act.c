@@ -17,7 +17,7 @@ static inline float sigmoidf(float x) {
     return e / (1.0f + e);
 }
 
-void cpu_act_forward(float *out, const float *in, size_t n, bl_act act, float alpha) {
+static void act_forward_range(float *out, const float *in, size_t n, bl_act act, float alpha) {
     float *restrict o = out;
     const float *restrict x = in;
     switch (act) {
@@ -44,8 +44,8 @@ void cpu_act_forward(float *out, const float *in, size_t n, bl_act act, float al
     }
 }
 
-void cpu_act_backward(float *din, const float *dout, const float *in, const float *out, size_t n,
-                      bl_act act, float alpha) {
+static void act_backward_range(float *din, const float *dout, const float *in, const float *out,
+                               size_t n, bl_act act, float alpha) {
     float *restrict g = din;
     const float *restrict go = dout, *restrict x = in, *restrict y = out;
     switch (act) {
@@ -76,6 +76,43 @@ void cpu_act_backward(float *din, const float *dout, const float *in, const floa
         break;
     }
     }
+}
+
+/* The passes run on the fork-join pool (par.c) in contiguous slices; every
+ * element is computed the same way whatever the split. ReLU is one compare
+ * per element, so it needs long slices to pay for waking a thread; the
+ * transcendental ones pay for it much sooner. */
+typedef struct {
+    float *o;
+    const float *x, *g, *y;
+    bl_act act;
+    float alpha;
+} act_arg;
+
+static size_t act_min_per_thread(bl_act act) {
+    return act == BL_ACT_RELU || act == BL_ACT_LEAKY_RELU ? 32768 : 2048;
+}
+
+static void act_forward_slice(void *p, size_t lo, size_t hi) {
+    const act_arg *a = p;
+    act_forward_range(a->o + lo, a->x + lo, hi - lo, a->act, a->alpha);
+}
+
+static void act_backward_slice(void *p, size_t lo, size_t hi) {
+    const act_arg *a = p;
+    act_backward_range(a->o + lo, a->g + lo, a->x + lo, a->y ? a->y + lo : NULL, hi - lo, a->act,
+                       a->alpha);
+}
+
+void cpu_act_forward(float *out, const float *in, size_t n, bl_act act, float alpha) {
+    act_arg a = {.o = out, .x = in, .act = act, .alpha = alpha};
+    cpu_par_for(n, 16, act_min_per_thread(act), act_forward_slice, &a);
+}
+
+void cpu_act_backward(float *din, const float *dout, const float *in, const float *out, size_t n,
+                      bl_act act, float alpha) {
+    act_arg a = {.o = din, .g = dout, .x = in, .y = out, .act = act, .alpha = alpha};
+    cpu_par_for(n, 16, act_min_per_thread(act), act_backward_slice, &a);
 }
 
 /* One uniform draw per element, in index order, so the mask is a pure

@@ -34,6 +34,11 @@ static const bl_backend cpu_backend = {
     .all_finite = cpu_all_finite,
     .sgd_step = cpu_sgd_step,
     .adam_step = cpu_adam_step,
+    .dense_relu_forward = cpu_dense_relu_forward,
+    .dense_relu_backward = cpu_dense_relu_backward,
+    .conv2d_relu_forward = cpu_conv2d_relu_forward,
+    .conv2d_relu_backward = cpu_conv2d_relu_backward,
+    .set_threads = cpu_par_set_threads,
 };
 
 const bl_backend *bl_backend_cpu(void) {

@@ -11,6 +11,15 @@
 #include <stdint.h>
 #include "batchlab/backend.h"
 
+/* par.c: the fork-join pool for non-BLAS work. fn(arg, lo, hi) handles items
+ * [lo, hi); slices are contiguous, in order, cut on multiples of grain, and
+ * at least min_per_part items each (fewer parts otherwise; 1 part = a plain
+ * call on this thread). */
+typedef void (*cpu_par_fn)(void *arg, size_t lo, size_t hi);
+void cpu_par_for(size_t n, size_t grain, size_t min_per_part, cpu_par_fn fn, void *arg);
+void cpu_par_set_threads(int threads);
+int cpu_par_threads(void);
+
 /* gemm.c: the sgemm wrapper and the dense layer. */
 void cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *Bm, int ldb, float beta, float *C, int ldc);
@@ -18,6 +27,10 @@ void cpu_dense_forward(float *out, const float *in, const float *w, const float 
                        int O);
 void cpu_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int B, int I, int O);
+void cpu_dense_relu_forward(float *out, const float *in, const float *w, const float *b, int B,
+                            int I, int O);
+void cpu_dense_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,
+                             const float *in, const float *w, int B, int I, int O);
 
 /* conv.c: im2col + sgemm convolution. */
 size_t cpu_conv2d_workspace_floats(const bl_conv_dims *d);
@@ -25,6 +38,10 @@ void cpu_conv2d_forward(float *out, const float *in, const float *w, const float
                         const bl_conv_dims *d);
 void cpu_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, float *ws, const bl_conv_dims *d);
+void cpu_conv2d_relu_forward(float *out, const float *in, const float *w, const float *b,
+                             float *ws, const bl_conv_dims *d);
+void cpu_conv2d_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,
+                              const float *in, const float *w, float *ws, const bl_conv_dims *d);
 
 /* pool.c */
 void cpu_maxpool_forward(float *out, int32_t *argmax, const float *in, const bl_pool_dims *d);

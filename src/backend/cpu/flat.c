@@ -5,11 +5,29 @@
  * accumulates in double; eight independent accumulators keep it vectorised
  * without -ffast-math (a single running sum is a serial dependency that the
  * compiler may not reorder). all_finite looks at exponent bits rather than
- * comparing floats, so it stays right even under -ffinite-math-only. */
+ * comparing floats, so it stays right even under -ffinite-math-only.
+ *
+ * Long arrays are split across the fork-join pool (par.c). The sum of squares
+ * is cut into blocks whose size depends on n alone, summed block by block in
+ * order, so it gives the same double for any thread count. */
+#include <stdatomic.h>
 #include <string.h>
 #include "backend/cpu/cpu.h"
 
-double cpu_sumsq(const float *x, size_t n) {
+#define FLAT_PAR_MIN 32768   /* floats per thread below which a pass stays serial */
+#define SUMSQ_BLOCK 65536    /* floats per partial sum (more for huge arrays) */
+#define SUMSQ_MAX_BLOCKS 4096
+
+typedef struct {
+    float *y;
+    const float *x;
+    float a;
+    double *partial;
+    size_t block, n;
+    atomic_int bad;
+} flat_arg;
+
+static double sumsq_serial(const float *x, size_t n) {
     const float *restrict v = x;
     double acc[8] = {0};
     size_t i = 0;
@@ -24,40 +42,99 @@ double cpu_sumsq(const float *x, size_t n) {
     return s;
 }
 
+static void sumsq_blocks(void *p, size_t lo, size_t hi) {
+    flat_arg *a = p;
+    for (size_t b = lo; b < hi; b++) {
+        size_t i0 = b * a->block, len = a->n - i0 < a->block ? a->n - i0 : a->block;
+        a->partial[b] = sumsq_serial(a->x + i0, len);
+    }
+}
+
+double cpu_sumsq(const float *x, size_t n) {
+    if (n <= SUMSQ_BLOCK) return sumsq_serial(x, n);
+    double partial[SUMSQ_MAX_BLOCKS];
+    size_t block = SUMSQ_BLOCK;
+    if ((n + block - 1) / block > SUMSQ_MAX_BLOCKS) block = (n + SUMSQ_MAX_BLOCKS - 1) / SUMSQ_MAX_BLOCKS;
+    flat_arg a = {.x = x, .partial = partial, .block = block, .n = n};
+    size_t blocks = (n + block - 1) / block;
+    cpu_par_for(blocks, 1, (FLAT_PAR_MIN + block - 1) / block, sumsq_blocks, &a);
+    double s = 0;
+    for (size_t b = 0; b < blocks; b++)
+        s += partial[b];
+    return s;
+}
+
+static void scale_slice(void *p, size_t lo, size_t hi) {
+    const flat_arg *a = p;
+    float *restrict v = a->y;
+    for (size_t i = lo; i < hi; i++)
+        v[i] *= a->a;
+}
+
 void cpu_scale(float *x, size_t n, float a) {
-    float *restrict v = x;
-    for (size_t i = 0; i < n; i++)
-        v[i] *= a;
+    flat_arg f = {.y = x, .a = a};
+    cpu_par_for(n, 16, FLAT_PAR_MIN, scale_slice, &f);
+}
+
+static void axpy_slice(void *p, size_t lo, size_t hi) {
+    const flat_arg *a = p;
+    float *restrict yy = a->y;
+    const float *restrict xx = a->x;
+    for (size_t i = lo; i < hi; i++)
+        yy[i] += a->a * xx[i];
 }
 
 void cpu_axpy(float *y, const float *x, size_t n, float a) {
-    float *restrict yy = y;
-    const float *restrict xx = x;
-    for (size_t i = 0; i < n; i++)
-        yy[i] += a * xx[i];
+    flat_arg f = {.y = y, .x = x, .a = a};
+    cpu_par_for(n, 16, FLAT_PAR_MIN, axpy_slice, &f);
+}
+
+static void fill_slice(void *p, size_t lo, size_t hi) {
+    const flat_arg *a = p;
+    float *restrict o = a->y;
+    if (a->a == 0.0f) { /* +0.0 only: memset writes the bits of +0.0 */
+        uint32_t bits;
+        memcpy(&bits, &a->a, sizeof bits);
+        if (bits == 0) {
+            memset(o + lo, 0, (hi - lo) * sizeof *o);
+            return;
+        }
+    }
+    for (size_t i = lo; i < hi; i++)
+        o[i] = a->a;
 }
 
 void cpu_fill(float *x, size_t n, float v) {
-    float *restrict o = x;
-    for (size_t i = 0; i < n; i++)
-        o[i] = v;
+    flat_arg f = {.y = x, .a = v};
+    cpu_par_for(n, 16, FLAT_PAR_MIN, fill_slice, &f);
 }
 
 void cpu_copy(float *dst, const float *src, size_t n) {
     if (n && dst != src) memmove(dst, src, n * sizeof *dst);
 }
 
-int cpu_all_finite(const float *x, size_t n) {
+static void finite_slice(void *p, size_t lo, size_t hi) {
+    flat_arg *a = p;
     const size_t chunk = 1024; /* vectorised inner loop, early exit between chunks */
-    for (size_t i0 = 0; i0 < n; i0 += chunk) {
-        const size_t end = n - i0 < chunk ? n : i0 + chunk;
+    for (size_t i0 = lo; i0 < hi; i0 += chunk) {
+        if (atomic_load_explicit(&a->bad, memory_order_relaxed)) return;
+        const size_t end = hi - i0 < chunk ? hi : i0 + chunk;
         unsigned bad = 0;
         for (size_t i = i0; i < end; i++) {
             uint32_t bits;
-            memcpy(&bits, &x[i], sizeof bits);
+            memcpy(&bits, &a->x[i], sizeof bits);
             bad |= (bits & 0x7f800000u) == 0x7f800000u;
         }
-        if (bad) return 0;
+        if (bad) {
+            atomic_store(&a->bad, 1);
+            return;
+        }
     }
-    return 1;
+}
+
+int cpu_all_finite(const float *x, size_t n) {
+    flat_arg a = {.x = x};
+    atomic_init(&a.bad, 0);
+    cpu_par_for(n, 1024, FLAT_PAR_MIN, finite_slice, &a);
+    return !atomic_load(&a.bad);
 }

@@ -84,3 +84,41 @@ void ref_conv2d_backward(double *din, double *dw, double *db, const double *dout
                             }
                 }
 }
+
+/* ---- fused with ReLU ------------------------------------------------------ */
+
+static void relu_inplace(double *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0 ? x[i] : 0.0;
+}
+
+static void relu_mask(double *dz, const double *dout, const double *out, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dz[i] = out[i] > 0 ? dout[i] : 0.0;
+}
+
+void ref_dense_relu_forward(double *out, const double *in, const double *w, const double *b, int B,
+                            int I, int O) {
+    ref_dense_forward(out, in, w, b, B, I, O);
+    relu_inplace(out, (size_t)B * O);
+}
+
+void ref_dense_relu_backward(double *din, double *dw, double *db, double *dz, const double *dout,
+                             const double *out, const double *in, const double *w, int B, int I,
+                             int O) {
+    relu_mask(dz, dout, out, (size_t)B * O);
+    ref_dense_backward(din, dw, db, dz, in, w, B, I, O);
+}
+
+void ref_conv2d_relu_forward(double *out, const double *in, const double *w, const double *b,
+                             const bl_conv_dims *d) {
+    ref_conv2d_forward(out, in, w, b, d);
+    relu_inplace(out, (size_t)d->B * d->K * d->P * d->Q);
+}
+
+void ref_conv2d_relu_backward(double *din, double *dw, double *db, double *dz, const double *dout,
+                              const double *out, const double *in, const double *w,
+                              const bl_conv_dims *d) {
+    relu_mask(dz, dout, out, (size_t)d->B * d->K * d->P * d->Q);
+    ref_conv2d_backward(din, dw, db, dz, in, w, d);
+}

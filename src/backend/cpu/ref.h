@@ -27,6 +27,20 @@ void ref_conv2d_forward(double *out, const double *in, const double *w, const do
 void ref_conv2d_backward(double *din, double *dw, double *db, const double *dout, const double *in,
                          const double *w, const bl_conv_dims *d);
 
+/* Fused layer + ReLU: out = relu(layer(in)); backward masks dout by (out > 0)
+ * into dz (scratch of dout's size, so dout stays untouched) and runs the
+ * layer's backward on it. Compositions of the references above. */
+void ref_dense_relu_forward(double *out, const double *in, const double *w, const double *b, int B,
+                            int I, int O);
+void ref_dense_relu_backward(double *din, double *dw, double *db, double *dz, const double *dout,
+                             const double *out, const double *in, const double *w, int B, int I,
+                             int O);
+void ref_conv2d_relu_forward(double *out, const double *in, const double *w, const double *b,
+                             const bl_conv_dims *d);
+void ref_conv2d_relu_backward(double *din, double *dw, double *db, double *dz, const double *dout,
+                              const double *out, const double *in, const double *w,
+                              const bl_conv_dims *d);
+
 void ref_maxpool_forward(double *out, int32_t *argmax, const double *in, const bl_pool_dims *d);
 void ref_maxpool_backward(double *din, const double *dout, const int32_t *argmax,
                           const bl_pool_dims *d);

@@ -70,11 +70,16 @@ int cli_info(int argc, char **argv) {
         size_t np = bl_model_num_params(m);
         size_t state = oc.kind == BL_OPT_SGD ? (oc.momentum > 0 ? np : 0) : 2 * np;
         size_t model_bytes = bl_model_memory_bytes(m, batch);
+        /* parameters and gradients (arenas, as allocated), the rest is per batch:
+         * activations, their gradients, conv workspace and BLAS's packing buffers */
+        size_t weight_bytes = (2 * (np + 1) + bl_model_num_buffers(m) + 1) * sizeof(float);
         cJSON *mj = cJSON_AddObjectToObject(j, "model");
         cJSON_AddStringToObject(mj, "spec", bl_model_spec(m));
         cJSON_AddNumberToObject(mj, "params", (double)np);
         cJSON_AddNumberToObject(mj, "batch", batch);
         cJSON_AddNumberToObject(mj, "model_bytes", (double)model_bytes);
+        cJSON_AddNumberToObject(mj, "weight_bytes", (double)weight_bytes);
+        cJSON_AddNumberToObject(mj, "activation_bytes", (double)(model_bytes - weight_bytes));
         cJSON_AddNumberToObject(mj, "optimizer_state_bytes", (double)(state * sizeof(float)));
         cJSON_AddNumberToObject(mj, "predicted_bytes", (double)(model_bytes + state * sizeof(float)));
         bl_model_free(m);
@@ -94,10 +99,13 @@ int cli_info(int argc, char **argv) {
         if (mj) {
             printf("model     %s\n", cJSON_GetObjectItem(mj, "spec")->valuestring);
             printf("params    %.0f\n", cJSON_GetObjectItem(mj, "params")->valuedouble);
-            printf("memory    %.1f MB at batch %d (model %.1f MB + optimizer state %.1f MB)\n",
+            printf("memory    %.1f MB at batch %d: weights+gradients %.1f MB, optimizer state %.1f MB,\n"
+                   "          activations+workspace+BLAS buffers %.1f MB (peak resident-set growth of\n"
+                   "          a training process; the data set and its batches come on top)\n",
                    cJSON_GetObjectItem(mj, "predicted_bytes")->valuedouble / 1e6, batch,
-                   cJSON_GetObjectItem(mj, "model_bytes")->valuedouble / 1e6,
-                   cJSON_GetObjectItem(mj, "optimizer_state_bytes")->valuedouble / 1e6);
+                   cJSON_GetObjectItem(mj, "weight_bytes")->valuedouble / 1e6,
+                   cJSON_GetObjectItem(mj, "optimizer_state_bytes")->valuedouble / 1e6,
+                   cJSON_GetObjectItem(mj, "activation_bytes")->valuedouble / 1e6);
         }
     }
     cJSON_Delete(j);

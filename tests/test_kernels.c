@@ -80,7 +80,7 @@ static void backend_table_is_complete(void **state) {
         be->softmax_xent_backward, be->mse_forward, be->mse_backward, be->sumsq, be->scale,
         be->axpy, be->fill, be->copy, be->all_finite, be->sgd_step, be->adam_step,
         be->dense_relu_forward, be->dense_relu_backward, be->conv2d_relu_forward,
-        be->conv2d_relu_backward, be->set_threads};
+        be->conv2d_relu_backward, be->set_threads, be->dense_blas_bytes, be->conv2d_blas_bytes};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         assert_non_null(fns[i]);
     assert_ptr_equal(bl_backend_cpu(), be);

@@ -154,6 +154,11 @@ typedef struct bl_backend {
      * Process-wide, like the BLAS setting. */
     void (*set_threads)(int threads);
 
+    /* Bytes the BLAS library touches in its own (persistent) packing buffers
+     * for the largest GEMM a training step of this layer makes: an estimate
+     * from the library's blocking, which the memory model adds. */
+    size_t (*dense_blas_bytes)(int B, int I, int O);
+    size_t (*conv2d_blas_bytes)(const bl_conv_dims *d);
 } bl_backend;
 
 /* The CPU backend (OpenBLAS sgemm + im2col). Static storage; do not free. */

@@ -75,6 +75,7 @@ struct bl_model {
     float *target;        /* (max_batch, out) one-hot targets for MSE */
     float *ws;            /* conv scratch */
     size_t ws_floats;
+    size_t blas_bytes;    /* BLAS packing buffers charged to ctx->mem at alloc */
     /* last forward */
     const float *acts[BL_MAX_LAYERS];
     int last_B, last_train;

@@ -4,7 +4,12 @@
  * backward never allocate. Backward walks the layers in reverse with two
  * ping-pong buffers for the gradient with respect to activations; flatten
  * (and dropout in eval) alias their input instead of copying, and so does a
- * ReLU fused into the dense/conv layer before it. */
+ * ReLU fused into the dense/conv layer before it.
+ *
+ * The memory model (bl_model_memory_bytes) is the allocator's own size
+ * function plus the BLAS library's packing buffers, which are not ours to
+ * allocate but are resident while the model trains: bl_model_alloc charges
+ * them to ctx->mem like any buffer, so a budget sees them too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,14 +163,14 @@ bl_status bl_model_create(bl_model **out, const char *spec, bl_shape input, int 
 /* Byte counts of everything bl_model_alloc allocates at batch B; one function so
  * the memory model and the allocator cannot disagree. */
 typedef struct {
-    size_t arenas, acts, aux, gbuf, loss, ws;
+    size_t arenas, acts, aux, gbuf, loss, ws, blas;
 } model_sizes;
 
 static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out) {
     model_sizes z = {0};
     const bl_backend *be = bl_backend_cpu();
     size_t widest = bl_shape_size(m->input), ws = 0;
-    z.arenas = (2 * m->n_params + m->n_buffers) * sizeof(float);
+    z.arenas = (2 * (m->n_params + 1) + m->n_buffers + 1) * sizeof(float); /* as allocated */
     for (int i = 0; i < m->n_layers; i++) {
         const bl_layer *l = &m->layers[i];
         size_t on = bl_shape_size(l->out);
@@ -174,12 +179,17 @@ static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out
         if (l->kind == BL_LAYER_MAXPOOL) z.aux += (size_t)B * on * sizeof(int32_t);
         if (l->kind == BL_LAYER_DROPOUT) z.aux += (size_t)B * on;
         if (l->kind == BL_LAYER_BN) z.aux += 2 * (size_t)l->in.c * sizeof(float);
+        size_t blas = 0;
         if (l->kind == BL_LAYER_CONV) {
             bl_conv_dims d;
             bl_layer_conv_dims(l, B, &d);
             size_t w = be->conv2d_workspace_floats(&d);
             if (w > ws) ws = w;
+            blas = be->conv2d_blas_bytes(&d);
+        } else if (l->kind == BL_LAYER_DENSE) {
+            blas = be->dense_blas_bytes(B, (int)bl_shape_size(l->in), l->units);
         }
+        if (blas > z.blas) z.blas = blas; /* the buffers are reused: the largest counts */
     }
     z.gbuf = 2 * (size_t)B * widest * sizeof(float);
     z.loss = 2 * (size_t)B * (size_t)bl_model_output_dim(m) * sizeof(float);
@@ -190,7 +200,23 @@ static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out
 
 size_t bl_model_memory_bytes(const bl_model *m, int B) {
     model_sizes z = compute_sizes(m, B, NULL);
-    return z.arenas + z.acts + z.aux + z.gbuf + z.loss + z.ws;
+    return z.arenas + z.acts + z.aux + z.gbuf + z.loss + z.ws + z.blas;
+}
+
+/* Charge (or, with release != 0, give back) bytes that live outside bl_mem. */
+static bl_status mem_charge(bl_mem *mem, size_t bytes, int release, bl_error *err) {
+    if (release) {
+        mem->cur_bytes = mem->cur_bytes >= bytes ? mem->cur_bytes - bytes : 0;
+        return BL_OK;
+    }
+    if (mem->limit_bytes && mem->cur_bytes + bytes > mem->limit_bytes)
+        return bl_fail(err, BL_ERR_NOMEM,
+                       "the BLAS library's packing buffers (%zu bytes) would exceed the memory "
+                       "budget of %zu bytes (%zu in use)",
+                       bytes, mem->limit_bytes, mem->cur_bytes);
+    mem->cur_bytes += bytes;
+    if (mem->cur_bytes > mem->peak_bytes) mem->peak_bytes = mem->cur_bytes;
+    return BL_OK;
 }
 
 #define ALLOC(ptr, bytes, what)                                                                \
@@ -206,7 +232,7 @@ bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err)
     if (m->ctx) return bl_fail(err, BL_ERR_ARG, "model is already allocated");
     m->ctx = ctx;
     m->max_batch = max_batch;
-    compute_sizes(m, max_batch, &m->ws_floats);
+    model_sizes z = compute_sizes(m, max_batch, &m->ws_floats);
     int B = max_batch;
     ALLOC(m->params, (m->n_params + 1) * sizeof(float), "parameters");
     ALLOC(m->grads, (m->n_params + 1) * sizeof(float), "gradients");
@@ -231,7 +257,9 @@ bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err)
     ALLOC(m->probs, (size_t)B * od * sizeof(float), "loss buffers");
     ALLOC(m->target, (size_t)B * od * sizeof(float), "loss buffers");
     if (m->ws_floats) ALLOC(m->ws, m->ws_floats * sizeof(float), "convolution workspace");
-    return BL_OK;
+    bl_status st = mem_charge(&ctx->mem, z.blas, 0, err);
+    if (!st) m->blas_bytes = z.blas;
+    return st;
 }
 
 void bl_model_free(bl_model *m) {
@@ -254,6 +282,7 @@ void bl_model_free(bl_model *m) {
         bl_mem_free(mem, m->probs);
         bl_mem_free(mem, m->target);
         bl_mem_free(mem, m->ws);
+        mem_charge(mem, m->blas_bytes, 1, NULL);
     }
     free(m);
 }

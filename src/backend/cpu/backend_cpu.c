@@ -39,6 +39,8 @@ static const bl_backend cpu_backend = {
     .conv2d_relu_forward = cpu_conv2d_relu_forward,
     .conv2d_relu_backward = cpu_conv2d_relu_backward,
     .set_threads = cpu_par_set_threads,
+    .dense_blas_bytes = cpu_dense_blas_bytes,
+    .conv2d_blas_bytes = cpu_conv2d_blas_bytes,
 };
 
 const bl_backend *bl_backend_cpu(void) {

@@ -54,6 +54,17 @@ size_t cpu_conv2d_workspace_floats(const bl_conv_dims *d) {
     return col + y;
 }
 
+/* The BLAS library's own buffers for the largest GEMMs of a chunk (gemm.c). */
+size_t cpu_conv2d_blas_bytes(const bl_conv_dims *d) {
+    if (d->B <= 0 || d->K <= 0 || d->P <= 0 || d->Q <= 0) return 0;
+    const size_t pq = (size_t)d->P * d->Q, K = (size_t)d->K;
+    const size_t rows = conv_is_pointwise(d) ? (size_t)d->C : (size_t)d->C * d->R * d->S;
+    const size_t ld = (size_t)conv_chunk(d) * pq;
+    size_t f = cpu_gemm_blas_bytes(K, ld, rows), w = cpu_gemm_blas_bytes(K, rows, ld);
+    size_t x = cpu_gemm_blas_bytes(rows, ld, K), m = f > w ? f : w;
+    return m > x ? m : x;
+}
+
 /* The output columns q whose input column q*stride - pad + s lies inside
  * [0, W): [*lo, *hi). Everything outside reads padding (zero). */
 static void conv_valid_q(int s, const bl_conv_dims *d, int *lo, int *hi) {

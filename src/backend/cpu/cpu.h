@@ -27,6 +27,10 @@ void cpu_dense_forward(float *out, const float *in, const float *w, const float 
                        int O);
 void cpu_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int B, int I, int O);
+/* Estimated bytes OpenBLAS touches in its own buffers for a row-major
+ * sgemm (M,N,K), and the largest over a dense layer's training GEMMs. */
+size_t cpu_gemm_blas_bytes(size_t M, size_t N, size_t K);
+size_t cpu_dense_blas_bytes(int B, int I, int O);
 void cpu_dense_relu_forward(float *out, const float *in, const float *w, const float *b, int B,
                             int I, int O);
 void cpu_dense_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,
@@ -34,6 +38,7 @@ void cpu_dense_relu_backward(float *din, float *dw, float *db, float *dout, cons
 
 /* conv.c: im2col + sgemm convolution. */
 size_t cpu_conv2d_workspace_floats(const bl_conv_dims *d);
+size_t cpu_conv2d_blas_bytes(const bl_conv_dims *d);
 void cpu_conv2d_forward(float *out, const float *in, const float *w, const float *b, float *ws,
                         const bl_conv_dims *d);
 void cpu_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,

@@ -115,7 +115,9 @@ static void put_plot_command(FILE *f, const bl_plot *p) {
             fprintf(f, "with linespoints lt %d lw 2 pt 7 ps 1.1", lt);
             break;
         }
-        if (s->dashed && s->style != BL_PLOT_POINTS) fputs(" dt 2", f);
+        /* gnuplot's colours repeat after 8 series: tell the later ones apart by dashes */
+        if (s->style != BL_PLOT_POINTS && (s->dashed || i >= 8))
+            fprintf(f, " dt %d", s->dashed ? 2 : 3 + (i / 8) % 3);
         if (s->title && *s->title) {
             fputs(" title ", f);
             put_quoted(f, s->title);
@@ -134,7 +136,10 @@ static void put_script(FILE *f, const bl_plot *p, char tmp_out[N_OUT][4200]) {
     int w = p->width_px > 0 ? p->width_px : 900, h = p->height_px > 0 ? p->height_px : 600;
     for (int i = 0; i < p->n_series; i++)
         put_data(f, p, i);
-    fputs("set termoption noenhanced\nset grid\nset key top right box opaque\n", f);
+    fputs("set termoption noenhanced\nset grid\n", f);
+    /* a long legend goes beside the plot, where it cannot hide the data */
+    fputs(p->n_series > 4 ? "set key outside right top box\n" : "set key top right box opaque\n",
+          f);
     if (p->title) fputs("set title ", f), put_quoted(f, p->title), fputc('\n', f);
     if (p->xlabel) fputs("set xlabel ", f), put_quoted(f, p->xlabel), fputc('\n', f);
     if (p->ylabel) fputs("set ylabel ", f), put_quoted(f, p->ylabel), fputc('\n', f);

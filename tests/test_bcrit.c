@@ -80,6 +80,26 @@ static void other_law_lowers_r2(void **state) {
     if (st == BL_OK) assert_true(f.r2_log_steps < 0.99);
 }
 
+static void interval_is_tight_on_exact_data_and_wider_on_noisy(void **state) {
+    double S[NB], E[NB], lo, hi;
+    int used = 0;
+    bl_error err = {0};
+    synth(500, 128, S, E);
+    assert_int_equal(bl_bcrit_interval(S, E, NB, 500, 0.95, 3, &lo, &hi, &used, &err), BL_OK);
+    assert_true(used > 400); /* resamples of one distinct E cannot be fitted */
+    assert_true(fabs(lo / 128 - 1) < 1e-6 && fabs(hi / 128 - 1) < 1e-6);
+    bl_rng r;
+    bl_rng_seed(&r, 11);
+    for (int i = 0; i < NB; i++) {
+        S[i] = round(S[i] * exp(0.15 * bl_rng_normal(&r)));
+        E[i] = batches[i] * S[i];
+    }
+    assert_int_equal(bl_bcrit_interval(S, E, NB, 500, 0.95, 3, &lo, &hi, &used, &err), BL_OK);
+    fprintf(stderr, "  noisy: B_crit 95%% interval [%.0f, %.0f] (true 128)\n", lo, hi);
+    assert_true(lo < 128 && hi > 128 && hi / lo > 1.2);
+    assert_int_equal(bl_bcrit_interval(S, E, 1, 500, 0.95, 3, &lo, &hi, &used, &err), BL_ERR_ARG);
+}
+
 static void degenerate_input_is_refused(void **state) {
     bl_bcrit f;
     bl_error err = {0};
@@ -133,6 +153,7 @@ int main(void) {
         cmocka_unit_test(recovers_known_parameters),
         cmocka_unit_test(noise_lowers_r2),
         cmocka_unit_test(other_law_lowers_r2),
+        cmocka_unit_test(interval_is_tight_on_exact_data_and_wider_on_noisy),
         cmocka_unit_test(degenerate_input_is_refused),
         cmocka_unit_test(regimes_split_at_a_factor_of_four),
         cmocka_unit_test(default_batches_cover_the_dataset),

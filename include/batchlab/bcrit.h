@@ -19,6 +19,7 @@
 #ifndef BATCHLAB_BCRIT_H
 #define BATCHLAB_BCRIT_H
 
+#include <stdint.h>
 #include "batchlab/error.h"
 
 typedef struct bl_bcrit {
@@ -34,6 +35,13 @@ typedef struct bl_bcrit {
  * model: the line must have a positive intercept and a negative slope. */
 bl_status bl_bcrit_fit(bl_bcrit *out, const double *steps, const double *examples, int n,
                        bl_error *err);
+
+/* Percentile bootstrap interval for B_crit: refits n_boot resamples (with replacement) of
+ * the n points and returns the (1-conf)/2 and (1+conf)/2 quantiles of the fits that
+ * succeed (*n_ok of them). BL_ERR_NUMERIC when fewer than half succeed. */
+bl_status bl_bcrit_interval(const double *steps, const double *examples, int n, int n_boot,
+                            double conf, uint64_t seed, double *lo, double *hi, int *n_ok,
+                            bl_error *err);
 
 double bl_bcrit_steps(const bl_bcrit *f, double batch);    /* S_min (1 + B_crit/B) */
 double bl_bcrit_examples(const bl_bcrit *f, double batch); /* E_min (1 + B/B_crit) */

@@ -7,6 +7,8 @@
  * a million examples) cost no precision. */
 #include "batchlab/bcrit.h"
 #include <math.h>
+#include <stdlib.h>
+#include "batchlab/core.h"
 
 bl_status bl_bcrit_fit(bl_bcrit *out, const double *steps, const double *examples, int n,
                        bl_error *err) {
@@ -65,6 +67,51 @@ bl_status bl_bcrit_fit(bl_bcrit *out, const double *steps, const double *example
     }
     out->r2_log_steps = ltot > 0 ? 1 - lres / ltot : NAN;
     return BL_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+bl_status bl_bcrit_interval(const double *steps, const double *examples, int n, int n_boot,
+                            double conf, uint64_t seed, double *lo, double *hi, int *n_ok,
+                            bl_error *err) {
+    *lo = *hi = NAN;
+    *n_ok = 0;
+    if (n < 2 || n_boot < 10 || !(conf > 0 && conf < 1))
+        return bl_fail(err, BL_ERR_ARG, "B_crit interval: %d points, %d resamples, level %g", n,
+                       n_boot, conf);
+    double *v = malloc((size_t)n_boot * sizeof *v), *S = malloc((size_t)n * sizeof *S),
+           *E = malloc((size_t)n * sizeof *E);
+    if (!v || !S || !E) {
+        free(v), free(S), free(E);
+        return bl_fail(err, BL_ERR_NOMEM, "B_crit interval: out of memory");
+    }
+    bl_rng r;
+    bl_rng_seed(&r, seed);
+    int k = 0;
+    for (int b = 0; b < n_boot; b++) {
+        for (int i = 0; i < n; i++) {
+            uint32_t j = bl_rng_below(&r, (uint32_t)n);
+            S[i] = steps[j], E[i] = examples[j];
+        }
+        bl_bcrit f;
+        if (bl_bcrit_fit(&f, S, E, n, NULL) == BL_OK) v[k++] = f.b_crit;
+    }
+    bl_status st = BL_OK;
+    if (k * 2 < n_boot) {
+        st = bl_fail(err, BL_ERR_NUMERIC, "B_crit interval: only %d of %d resampled fits succeeded",
+                     k, n_boot);
+    } else {
+        qsort(v, (size_t)k, sizeof *v, cmp_double);
+        double a = (1 - conf) / 2;
+        *lo = v[(int)floor(a * (k - 1))];
+        *hi = v[(int)ceil((1 - a) * (k - 1))];
+    }
+    *n_ok = k;
+    free(v), free(S), free(E);
+    return st;
 }
 
 double bl_bcrit_steps(const bl_bcrit *f, double batch) {

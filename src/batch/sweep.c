@@ -358,6 +358,11 @@ static void fit_and_recommend(const bl_sweep_config *c, bl_sweep_result *r) {
     bl_error e = {0};
     r->fit_ok = bl_bcrit_fit(&r->fit, S, E, n, &e) == BL_OK;
     snprintf(r->fit_msg, sizeof r->fit_msg, "%.500s", r->fit_ok ? "" : e.msg);
+    r->b_crit_lo = r->b_crit_hi = NAN;
+    int used = 0;
+    if (r->fit_ok && n >= 3)
+        bl_bcrit_interval(S, E, n, 2000, 0.95, c->train.seed, &r->b_crit_lo, &r->b_crit_hi, &used,
+                          NULL);
 }
 
 bl_status bl_sweep_run(bl_ctx *ctx, const bl_sweep_config *c, const bl_dataset *train,

@@ -144,9 +144,26 @@ static void fit_section(FILE *o, const bl_sweep_config *c, const bl_sweep_result
         "the target (%d points), from S = S_min (1 + B_crit/B) and E = E_min (1 + B/B_crit):\n\n",
         f->n);
     fprintf(o,
-            "| B_crit | S_min (steps) | E_min (examples) | R^2 (1/S on 1/E) | R^2 (log S) |\n"
-            "|---|---|---|---|---|\n| %.0f | %.0f | %.0f | %.4f | %.4f |\n\n",
-            f->b_crit, f->s_min, f->e_min, f->r2, f->r2_log_steps);
+            "| B_crit | 95%% interval | S_min (steps) | E_min (examples) | R^2 (1/S on 1/E) | "
+            "R^2 (log S) |\n|---|---|---|---|---|---|\n| %.0f | ",
+            f->b_crit);
+    if (isfinite(r->b_crit_lo))
+        fprintf(o, "%.0f to %.0f", r->b_crit_lo, r->b_crit_hi);
+    else
+        fputs("–", o);
+    fprintf(o, " | %.0f | %.0f | %.4f | %.4f |\n\n", f->s_min, f->e_min, f->r2, f->r2_log_steps);
+    if (isfinite(r->b_crit_lo))
+        fputs("The interval is a bootstrap over the batch sizes (the points are resampled and "
+              "refitted), so it reflects how much the scatter of the points moves B_crit.\n\n",
+              o);
+    if (f->r2 < 0.9)
+        fprintf(o,
+                "The line fits loosely (R^2 %.2f). Each point is one run: its step count is "
+                "where validation accuracy first crossed the target, which an upward "
+                "fluctuation can bring forward, and among the small batch sizes, where E "
+                "should be nearly constant, that scatter moves 1/E a lot. The curve S(B) "
+                "itself follows the points better (R^2 of log S %.2f).\n\n",
+                f->r2, f->r2_log_steps);
     const char *desc[3] = {"B < B_crit/4: doubling B nearly halves the steps",
                            "B_crit/4 <= B <= 4 B_crit: each doubling buys less",
                            "B > 4 B_crit: the steps barely fall, examples grow with B"};
@@ -193,8 +210,25 @@ static void noise_section(FILE *o, const bl_sweep_config *c, const bl_sweep_resu
     }
     fputs(" B_simple ignores the curvature (it is B_noise with the Hessian taken as the "
           "identity), and it grows as the loss falls, so the comparison is at the target, where "
-          "B_crit is defined.\n\n",
+          "B_crit is defined.",
           o);
+    double e[BL_SWEEP_MAX_BATCHES];
+    int ne = 0;
+    for (int i = 0; i < c->n_batches; i++)
+        if (r->best[i] >= 0 && isfinite(r->trials[r->best[i]].noise_ema))
+            e[ne++] = r->trials[r->best[i]].noise_ema;
+    if (ne > 0) {
+        qsort(e, (size_t)ne, sizeof *e, cmp_double);
+        double emed = ne % 2 ? e[ne / 2] : sqrt(e[ne / 2 - 1] * e[ne / 2]);
+        fprintf(o,
+                " The trainer's running estimate at the end of training (median %.0f over the %d "
+                "batch sizes where it was resolved) %s: it smooths the last ~%.0f measurements, "
+                "taken at earlier weights, and each pairs a small batch of B/2 with B, which is "
+                "noisy; the measurement at fixed weights is the one compared.",
+                emed, ne, emed < med ? "reads lower" : "agrees or reads higher",
+                1 / (1 - c->train.noise_decay));
+    }
+    fputs("\n\n", o);
 }
 
 static void best_table(FILE *o, const bl_sweep_config *c, const bl_sweep_result *r) {
@@ -317,7 +351,9 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
     fputs("- Steps S and examples E are counted to the first evaluation at or above the target. "
           "*train s* sums the time of the optimizer updates; *trial s* adds evaluations and the "
           "end-of-trial measurements. Peak memory is what training at that B allocates (weights, "
-          "gradients, optimizer state, activations, batch buffers).\n",
+          "gradients, optimizer state, activations, batch buffers). Times are wall-clock on "
+          "this machine as it was: if it was shared with other work, compare them within one "
+          "sweep and treat small differences as noise.\n",
           o);
     fprintf(o,
             "- Generalisation gap: accuracy on the full training split minus accuracy on the "

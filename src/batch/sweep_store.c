@@ -391,6 +391,8 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
     add_num(fit, "b_crit", r->fit.b_crit);
     add_num(fit, "s_min", r->fit.s_min);
     add_num(fit, "e_min", r->fit.e_min);
+    add_num(fit, "b_crit_lo", r->b_crit_lo);
+    add_num(fit, "b_crit_hi", r->b_crit_hi);
     add_num(fit, "r2", r->fit.r2);
     add_num(fit, "r2_log_steps", r->fit.r2_log_steps);
     cJSON_AddNumberToObject(fit, "regime_factor", BL_REGIME_FACTOR);

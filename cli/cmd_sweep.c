@@ -235,9 +235,12 @@ static void print_summary(const bl_sweep_config *c, const bl_sweep_result *r, in
     }
     printf("\n== batchlab sweep: %s ==\n", c->out_dir);
     printf("trials       %d (%d finished earlier and skipped)\n", r->n_trials, r->n_skipped);
+    double est = NAN;
+    for (int i = 0; i < c->n_batches; i++)
+        if (rec && r->best[i] == r->recommended) est = r->est_train_s[i];
     if (rec)
-        printf("recommended  batch %d, lr %.4g (fastest to the target here: %.1f s, %ld steps)\n",
-               rec->batch, (double)rec->lr, rec->train_s, rec->steps);
+        printf("recommended  batch %d, lr %.4g (fastest to the target here: ~%.1f s, %ld steps)\n",
+               rec->batch, (double)rec->lr, est, rec->steps);
     else
         printf("recommended  none: no batch size reached the target\n");
     if (r->fit_ok)

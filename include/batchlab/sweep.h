@@ -122,9 +122,12 @@ typedef struct bl_sweep_result {
     bl_bcrit fit;                /* over the best trials (meaningful when fit_ok) */
     char fit_msg[512];           /* why there is no fit, when there is none */
     double b_crit_lo, b_crit_hi; /* 95% bootstrap interval over the batch sizes (NaN if none) */
-    int recommended;             /* trial index of the recommendation, or -1 */
-    int n_skipped;               /* trials read back from an earlier run */
-    char plot_msg[512];          /* why plots are missing, if they are ("" when all drawn) */
+    double est_train_s[BL_SWEEP_MAX_BATCHES]; /* time to the target at each batch size: its
+                                                 best S x the median seconds per update over
+                                                 all its trials (NaN if not reached) */
+    int recommended;    /* trial index of the batch size with the least est_train_s, or -1 */
+    int n_skipped;      /* trials read back from an earlier run */
+    char plot_msg[512]; /* why plots are missing, if they are ("" when all drawn) */
 } bl_sweep_result;
 
 /* Runs (or resumes) the sweep and writes everything into c->out_dir. train, val (the

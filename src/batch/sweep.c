@@ -344,17 +344,36 @@ static int better(const bl_trial *a, const bl_trial *b) { /* a beats b */
     return a->steps < b->steps || (a->steps == b->steps && a->train_s < b->train_s);
 }
 
+/* Seconds per update at batch i: the median over all its trials, so one trial slowed by
+ * other work on a shared machine does not decide the recommendation. */
+static double seconds_per_update(const bl_sweep_config *c, const bl_sweep_result *r, int i) {
+    double v[BL_SWEEP_MAX_LRS];
+    int n = 0;
+    for (int g = 0; g < c->n_lr_mults; g++) {
+        const bl_trial *t = &r->trials[i * c->n_lr_mults + g];
+        if (t->steps > 0 && t->train_s > 0) v[n++] = t->train_s / (double)t->steps;
+    }
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && v[b] < v[b - 1]; b--) {
+            double x = v[b];
+            v[b] = v[b - 1], v[b - 1] = x;
+        }
+    return n == 0 ? NAN : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static void fit_and_recommend(const bl_sweep_config *c, bl_sweep_result *r) {
     double S[BL_SWEEP_MAX_BATCHES], E[BL_SWEEP_MAX_BATCHES];
-    int n = 0;
+    int n = 0, rec_i = -1;
     r->recommended = -1;
     for (int i = 0; i < c->n_batches; i++) {
         int k = r->best[i];
+        r->est_train_s[i] = NAN;
         if (k < 0) continue;
         S[n] = (double)r->trials[k].steps, E[n] = (double)r->trials[k].examples, n++;
-        if (r->recommended < 0 || r->trials[k].train_s < r->trials[r->recommended].train_s)
-            r->recommended = k;
+        r->est_train_s[i] = seconds_per_update(c, r, i) * (double)r->trials[k].steps;
+        if (rec_i < 0 || r->est_train_s[i] < r->est_train_s[rec_i]) rec_i = i;
     }
+    if (rec_i >= 0) r->recommended = r->best[rec_i];
     bl_error e = {0};
     r->fit_ok = bl_bcrit_fit(&r->fit, S, E, n, &e) == BL_OK;
     snprintf(r->fit_msg, sizeof r->fit_msg, "%.500s", r->fit_ok ? "" : e.msg);

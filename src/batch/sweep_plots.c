@@ -21,6 +21,7 @@ typedef struct best_points {
     int n;
     double B[BL_SWEEP_MAX_BATCHES], S[BL_SWEEP_MAX_BATCHES], E[BL_SWEEP_MAX_BATCHES];
     double train_s[BL_SWEEP_MAX_BATCHES], wall_s[BL_SWEEP_MAX_BATCHES], gap[BL_SWEEP_MAX_BATCHES];
+    double est_s[BL_SWEEP_MAX_BATCHES];
     double noise[BL_SWEEP_MAX_BATCHES], lo[BL_SWEEP_MAX_BATCHES], hi[BL_SWEEP_MAX_BATCHES];
     double ema[BL_SWEEP_MAX_BATCHES];
     char label_buf[BL_SWEEP_MAX_BATCHES][24];
@@ -44,6 +45,9 @@ static void collect(const bl_sweep_config *c, const bl_sweep_result *r, best_poi
         const bl_trial *t = bp->t[k];
         bp->B[k] = t->batch, bp->S[k] = (double)t->steps, bp->E[k] = (double)t->examples;
         bp->train_s[k] = t->train_s, bp->wall_s[k] = t->wall_s;
+        bp->est_s[k] = NAN;
+        for (int i = 0; i < c->n_batches; i++)
+            if (r->best[i] >= 0 && &r->trials[r->best[i]] == t) bp->est_s[k] = r->est_train_s[i];
         bp->gap[k] = 100 * t->gen_gap;
         bp->noise[k] = t->noise_scale, bp->lo[k] = t->noise_lo, bp->hi[k] = t->noise_hi;
         bp->ema[k] = t->noise_ema;
@@ -159,13 +163,18 @@ static void plot_front(plot_ctx *pc, const best_points *bp) {
 }
 
 static void plot_time(plot_ctx *pc, const best_points *bp) {
-    bl_plot_series s[2] = {
-        {.title = "training time (updates only)",
+    bl_plot_series s[3] = {
+        {.title = "estimated: S x median s/update of all trials at B",
+         .x = bp->B,
+         .y = bp->est_s,
+         .n = (size_t)bp->n,
+         .style = BL_PLOT_LINESPOINTS},
+        {.title = "best trial, updates only",
          .x = bp->B,
          .y = bp->train_s,
          .n = (size_t)bp->n,
-         .style = BL_PLOT_LINESPOINTS},
-        {.title = "whole trial (with evaluations)",
+         .style = BL_PLOT_POINTS},
+        {.title = "best trial, with evaluations",
          .x = bp->B,
          .y = bp->wall_s,
          .n = (size_t)bp->n,
@@ -179,7 +188,7 @@ static void plot_time(plot_ctx *pc, const best_points *bp) {
                  .logx2 = 1,
                  .logy = 1,
                  .series = s,
-                 .n_series = 2};
+                 .n_series = 3};
     draw(pc, SWEEP_PLOT_TIME, &p);
 }
 

@@ -47,6 +47,12 @@ static const char *target_text(const bl_sweep_config *c, char *buf, size_t cap) 
     return buf;
 }
 
+static double est_of(const bl_sweep_config *c, const bl_sweep_result *r, int k) {
+    for (int i = 0; i < c->n_batches; i++)
+        if (r->best[i] == k) return r->est_train_s[i];
+    return NAN;
+}
+
 static int grid_edge(const bl_sweep_config *c, double mult) {
     if (c->n_lr_mults < 2) return 0;
     double lo = INFINITY, hi = 0;
@@ -76,11 +82,12 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
             t->batch, (double)t->lr, optimizer_text(&tc->opt, ot, sizeof ot), t->lr_mult,
             rule_name(tc->lr_scale), (double)tc->lr, tc->base_batch);
     fprintf(o,
-            "Why: of all batch sizes it reached the target (%s) in the least training time "
-            "on this machine, %.1f s: %ld steps, %ld examples (%.2f epochs). Test accuracy at that "
-            "point: ",
-            target_text(c, tb, sizeof tb), t->train_s, t->steps, t->examples,
-            (double)t->examples / (double)di->n_train);
+            "Why: of all batch sizes it reaches the target (%s) in the least training time on "
+            "this machine, about %.1f s (its %ld steps times the median time per update of the "
+            "trials at this batch size; the best trial itself took %.1f s): %ld examples, %.2f "
+            "epochs. Test accuracy at that point: ",
+            target_text(c, tb, sizeof tb), est_of(c, r, r->recommended), t->steps, t->train_s,
+            t->examples, (double)t->examples / (double)di->n_train);
     num(o, t->test_acc, "%.4f");
     fputs(".\n\n", o);
     if (r->fit_ok) {
@@ -100,12 +107,13 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
                     2 * r->fit.s_min, 2 * r->fit.e_min);
         else if (g == BL_REGIME_DIMINISHING)
             fprintf(o,
-                    "That is near the balance between steps and examples: the fit predicts "
-                    "%.0f steps at B = %d and %.0f at B = %d, against %.0f here, while examples go "
-                    "from %.0f to %.0f.\n\n",
-                    bl_bcrit_steps(&r->fit, B / 2), t->batch / 2, bl_bcrit_steps(&r->fit, 2 * B),
-                    t->batch * 2, bl_bcrit_steps(&r->fit, B), bl_bcrit_examples(&r->fit, B / 2),
-                    bl_bcrit_examples(&r->fit, 2 * B));
+                    "That is near the balance between steps and examples: along the fitted "
+                    "curve, halving the batch to %d means %.0f steps instead of %.0f (for %.0f "
+                    "examples instead of %.0f), and doubling it to %d means %.0f steps (for %.0f "
+                    "examples).\n\n",
+                    t->batch / 2, bl_bcrit_steps(&r->fit, B / 2), bl_bcrit_steps(&r->fit, B),
+                    bl_bcrit_examples(&r->fit, B / 2), bl_bcrit_examples(&r->fit, B), t->batch * 2,
+                    bl_bcrit_steps(&r->fit, 2 * B), bl_bcrit_examples(&r->fit, 2 * B));
         else
             fprintf(o,
                     "Beyond 4 B_crit extra batch buys few steps (S_min = %.0f is the floor) and "
@@ -233,19 +241,19 @@ static void noise_section(FILE *o, const bl_sweep_config *c, const bl_sweep_resu
 
 static void best_table(FILE *o, const bl_sweep_config *c, const bl_sweep_result *r) {
     fputs("## Each batch size at its best learning rate\n\n", o);
-    fputs("| B | lr (x grid) | steps S | examples E | train s | trial s | val acc | train acc | "
-          "test acc | gap | peak MB | B_simple EMA | B_simple at target [95%] | regime |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    fputs("| B | lr (x grid) | steps S | examples E | est. s | train s | trial s | val acc | "
+          "train acc | test acc | gap | peak MB | B_simple EMA | B_simple at target [95%] | "
+          "regime |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
           o);
     for (int i = 0; i < c->n_batches; i++) {
         if (r->best[i] < 0) {
-            fprintf(o, "| %d | – | not reached | | | | | | | | | | | |\n", c->batches[i]);
+            fprintf(o, "| %d | – | not reached | | | | | | | | | | | | |\n", c->batches[i]);
             continue;
         }
         const bl_trial *t = &r->trials[r->best[i]];
-        fprintf(o, "| %d%s | %.4g (x%g) | %ld | %ld | %.1f | %.1f | ", t->batch,
+        fprintf(o, "| %d%s | %.4g (x%g) | %ld | %ld | %.1f | %.1f | %.1f | ", t->batch,
                 r->best[i] == r->recommended ? " **(rec.)**" : "", (double)t->lr, t->lr_mult,
-                t->steps, t->examples, t->train_s, t->wall_s);
+                t->steps, t->examples, r->est_train_s[i], t->train_s, t->wall_s);
         num(o, t->val_acc, "%.4f");
         fputs(" | ", o);
         num(o, t->train_acc, "%.4f");
@@ -350,7 +358,9 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
             c->prune ? " Trials that cannot beat the best of their batch size are pruned." : "");
     fputs("- Steps S and examples E are counted to the first evaluation at or above the target. "
           "*train s* sums the time of the optimizer updates; *trial s* adds evaluations and the "
-          "end-of-trial measurements. Peak memory is what training at that B allocates (weights, "
+          "end-of-trial measurements; *est. s* is S times the median time per update over every "
+          "trial at that batch size, which the recommendation uses. Peak memory is what training "
+          "at that B allocates (weights, "
           "gradients, optimizer state, activations, batch buffers). Times are wall-clock on "
           "this machine as it was: if it was shared with other work, compare them within one "
           "sweep and treat small differences as noise.\n",

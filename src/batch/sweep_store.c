@@ -408,6 +408,7 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
     for (int i = 0; i < c->n_batches; i++) {
         if (r->best[i] < 0) continue;
         cJSON *o = trial_json(&r->trials[r->best[i]]);
+        add_num(o, "est_train_s", r->est_train_s[i]);
         cJSON_AddStringToObject(o, "regime", regime_of(r, c->batches[i]));
         cJSON_AddItemToArray(best, o);
     }

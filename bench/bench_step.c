@@ -5,11 +5,13 @@
  *   - the training step: zero grads, forward, loss, backward, SGD momentum
  *     0.9, on synthetic N(0,1) inputs with random labels, all through the
  *     public API;
- *   - the same step's BLAS calls replayed bare (gemm_trace.c records the
- *     exact shapes of one step, then replays them on scratch buffers): the
- *     step time if everything but sgemm were free, i.e. the limit of an
- *     im2col+GEMM design. Its rate is "the sgemm rate on the step's shapes",
- *     and replay time / step time is the fraction of that limit reached;
+ *   - the same step's BLAS calls replayed bare as sgemm (gemm_trace.c records
+ *     the exact shapes of one step, then replays each as the sgemm of the same
+ *     product on scratch buffers): the step time if everything but the GEMMs
+ *     were free and sgemm did them, i.e. the limit of an im2col+GEMM design.
+ *     Its rate is "the sgemm rate on the step's shapes", and replay time /
+ *     step time is the fraction of that limit reached (above 1 where the step
+ *     uses a better routine than sgemm: sgemv/sger at B = 1);
  *   - the share of the step's wall time spent inside BLAS calls;
  * and forward-only (eval mode) latency per call at a few batch sizes.
  *
@@ -23,10 +25,12 @@
  *   step    model B  step_s  samples_per_s  gflop_per_step  gflops  sgemm_gflops  frac  blas_share
  *   latency model B  us_per_call
  * Usage: bench_step [--models mlp,cnn] [--batches 1,8,32,128,512,2048]
- *                   [--latency 1,8,64] [--threads N] [--min-time S] [--runs N] [--no-sgemm] */
+ *                   [--latency 1,8,64] [--threads N] [--min-time S] [--runs N] [--no-sgemm]
+ *                   [--clock wall|cpu] [--pool-threads N (the backend's own threads only)] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "batchlab/model.h"
 #include "batchlab/optim.h"
 #include "gemm_trace.h"
@@ -35,6 +39,17 @@ extern char *openblas_get_corename(void);
 
 static double min_time = 0.3;
 static int runs = 5;
+static int cpu_clock; /* --clock cpu: process CPU time instead of wall time */
+
+/* Seconds on the chosen clock. CPU time is a profiling aid for A/B
+ * comparisons with --threads 1 on a busy machine (another process sharing
+ * the core does not inflate it); the table is always wall time. */
+static double now_s(void) {
+    if (!cpu_clock) return bl_now_sec();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 typedef void (*bench_fn)(void *arg);
 
@@ -47,12 +62,12 @@ static int cmp_double(const void *a, const void *b) {
  * `runs` timed runs of enough calls to last >= min_time each. *blas_share
  * (if not NULL) gets the fraction of the timed runs' wall time spent in BLAS. */
 static double median_seconds(bench_fn fn, void *arg, double *blas_share) {
-    double t0 = bl_now_sec(), t;
+    double t0 = now_s(), t;
     long calls = 0;
     do {
         fn(arg);
         calls++;
-        t = bl_now_sec() - t0;
+        t = now_s() - t0;
     } while (t < min_time);
     long reps = (long)(min_time / (t / calls)) + 1;
     double per[64], total = 0;
@@ -60,10 +75,10 @@ static double median_seconds(bench_fn fn, void *arg, double *blas_share) {
     gemm_timing_seconds();
     gemm_timing(blas_share != NULL);
     for (int k = 0; k < n; k++) {
-        double s = bl_now_sec();
+        double s = now_s();
         for (long i = 0; i < reps; i++)
             fn(arg);
-        double e = bl_now_sec() - s;
+        double e = now_s() - s;
         per[k] = e / reps;
         total += e;
     }
@@ -96,7 +111,9 @@ static void infer(void *p) {
     bl_model_forward(a->m, a->x, a->B, 0);
 }
 
-static void replay(void *p) { gemm_replay_run(p); }
+static void replay(void *p) {
+    gemm_replay_run(p);
+}
 
 /* Model, optimizer and a synthetic batch at B; 0 on success. */
 static int setup(step_arg *a, bl_ctx *ctx, const char *model, int B) {
@@ -150,10 +167,9 @@ static int bench_train(bl_ctx *ctx, const char *model, int B, int with_sgemm) {
             gemm_replay_free(r);
         }
     }
-    printf("step\t%s\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.4f\t%.4f\n", model, B, step_s,
-           B / step_s, flops * 1e-9, flops / step_s * 1e-9,
-           replay_s > 0 ? flops / replay_s * 1e-9 : 0.0, replay_s > 0 ? replay_s / step_s : 0.0,
-           share);
+    printf("step\t%s\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.4f\t%.4f\n", model, B, step_s, B / step_s,
+           flops * 1e-9, flops / step_s * 1e-9, replay_s > 0 ? flops / replay_s * 1e-9 : 0.0,
+           replay_s > 0 ? replay_s / step_s : 0.0, share);
     fflush(stdout);
     teardown(&a);
     return 0;
@@ -186,7 +202,7 @@ static int parse_list(const char *s, int *v, int cap) {
 int main(int argc, char **argv) {
     const char *models = "mlp,cnn";
     int batches[16] = {1, 8, 32, 128, 512, 2048}, nb = 6;
-    int lat[16] = {1, 8, 64}, nl = 3, threads = 0, with_sgemm = 1;
+    int lat[16] = {1, 8, 64}, nl = 3, threads = 0, pool_threads = 0, with_sgemm = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--no-sgemm")) {
@@ -198,12 +214,22 @@ int main(int argc, char **argv) {
             return 2;
         }
         i++;
-        if (!strcmp(o, "--models")) models = v;
-        else if (!strcmp(o, "--batches")) nb = parse_list(v, batches, 16);
-        else if (!strcmp(o, "--latency")) nl = strcmp(v, "none") ? parse_list(v, lat, 16) : 0;
-        else if (!strcmp(o, "--threads")) threads = atoi(v);
-        else if (!strcmp(o, "--min-time")) min_time = atof(v);
-        else if (!strcmp(o, "--runs")) runs = atoi(v);
+        if (!strcmp(o, "--models"))
+            models = v;
+        else if (!strcmp(o, "--batches"))
+            nb = parse_list(v, batches, 16);
+        else if (!strcmp(o, "--latency"))
+            nl = strcmp(v, "none") ? parse_list(v, lat, 16) : 0;
+        else if (!strcmp(o, "--threads"))
+            threads = atoi(v);
+        else if (!strcmp(o, "--pool-threads"))
+            pool_threads = atoi(v);
+        else if (!strcmp(o, "--min-time"))
+            min_time = atof(v);
+        else if (!strcmp(o, "--runs"))
+            runs = atoi(v);
+        else if (!strcmp(o, "--clock"))
+            cpu_clock = !strcmp(v, "cpu");
         else {
             fprintf(stderr, "bench_step: unknown option %s\n", o);
             return 2;
@@ -215,6 +241,7 @@ int main(int argc, char **argv) {
     }
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
+    if (pool_threads > 0) ctx.be->set_threads(pool_threads); /* experiment: BLAS keeps its count */
     printf("env\t%d\t%s\n", ctx.threads, openblas_get_corename());
     char list[256];
     snprintf(list, sizeof list, "%s", models);

@@ -58,8 +58,18 @@ void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
                  const blasint ldb, const float beta, float *C, const blasint ldc) {
     resolve();
     if (tracing) {
-        gemm_call c = {0,       order == CblasRowMajor, ta != CblasNoTrans, tb != CblasNoTrans, M, N, K,
-                       lda,     ldb,                   ldc,                alpha,              beta};
+        gemm_call c = {0,
+                       order == CblasRowMajor,
+                       ta != CblasNoTrans,
+                       tb != CblasNoTrans,
+                       M,
+                       N,
+                       K,
+                       lda,
+                       ldb,
+                       ldc,
+                       alpha,
+                       beta};
         record(&c);
     }
     if (!timing) {
@@ -77,8 +87,9 @@ void cblas_sgemv(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta, co
                  const blasint incy) {
     resolve();
     if (tracing) {
-        gemm_call c = {1, order == CblasRowMajor, ta != CblasNoTrans, 0, M, 0, K, lda, incx, incy,
-                       alpha, beta};
+        gemm_call c = {
+            1,   order == CblasRowMajor, ta != CblasNoTrans, 0, M, 0, K, lda, incx, incy, alpha,
+            beta};
         record(&c);
     }
     if (!timing) {
@@ -127,7 +138,9 @@ double gemm_trace_flops(const gemm_call *calls, int n) {
     return f;
 }
 
-void gemm_timing(int on) { timing = on; }
+void gemm_timing(int on) {
+    timing = on;
+}
 
 double gemm_timing_seconds(void) {
     double s = timed_s;
@@ -191,7 +204,25 @@ static float *random_floats(size_t n, unsigned long *state) {
     return x;
 }
 
-gemm_replay *gemm_replay_create(const gemm_call *calls, int n, unsigned long seed) {
+/* The same product as one sgemm (row-major, unit strides): the limit is the
+ * sgemm rate on the step's shapes, whichever BLAS routine the step used. */
+static gemm_call as_sgemm(const gemm_call *c) {
+    gemm_call g = *c;
+    if (!c->row_major || c->is_gemv == 0 || c->ldb != 1 || c->ldc != 1) return g;
+    g.is_gemv = 0;
+    if (c->is_gemv == 2) { /* A(M,N) += x y^T: (M x 1) @ (1 x N) */
+        g.ta = 0, g.tb = 0, g.K = 1, g.ldb = c->N, g.ldc = c->lda, g.lda = 1, g.beta = 1.0f;
+    } else if (!c->ta) { /* y(M) = A(M,K) x: (1 x K) @ A^T */
+        g.ta = 0, g.tb = 1, g.M = 1, g.N = c->M, g.K = c->K, g.ldb = c->lda, g.lda = c->K,
+        g.ldc = c->M;
+    } else { /* y(K) = A^T x(M): (1 x M) @ A(M,K) */
+        g.ta = 0, g.tb = 0, g.M = 1, g.N = c->K, g.K = c->M, g.ldb = c->lda, g.lda = c->M,
+        g.ldc = c->K;
+    }
+    return g;
+}
+
+gemm_replay *gemm_replay_create(const gemm_call *calls_in, int n, unsigned long seed) {
     gemm_replay *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->calls = malloc((size_t)(n ? n : 1) * sizeof *r->calls);
@@ -202,7 +233,9 @@ gemm_replay *gemm_replay_create(const gemm_call *calls, int n, unsigned long see
         return NULL;
     }
     r->n = n;
-    memcpy(r->calls, calls, (size_t)n * sizeof *calls);
+    for (int i = 0; i < n; i++)
+        r->calls[i] = as_sgemm(&calls_in[i]);
+    const gemm_call *calls = r->calls;
     for (int i = 0; i < n; i++) {
         int j = 0;
         while (j < r->nbuf && !same_shape(&r->bufs[j].shape, &calls[i]))

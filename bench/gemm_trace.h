@@ -13,11 +13,11 @@
 #include <stddef.h>
 
 typedef struct gemm_call {
-    int is_gemv;            /* 0: sgemm; 1: sgemv (y = alpha op(A) x + beta y), N unused;
-                             * 2: sger (A(M,N) += alpha x y^T), K unused */
-    int row_major, ta, tb;  /* tb unused for gemv */
-    int M, N, K;            /* gemv: A is M x K as stored; op(A) per ta */
-    int lda, ldb, ldc;      /* gemv: ldb = incx, ldc = incy */
+    int is_gemv;           /* 0: sgemm; 1: sgemv (y = alpha op(A) x + beta y), N unused;
+                            * 2: sger (A(M,N) += alpha x y^T), K unused */
+    int row_major, ta, tb; /* tb unused for gemv */
+    int M, N, K;           /* gemv: A is M x K as stored; op(A) per ta */
+    int lda, ldb, ldc;     /* gemv: ldb = incx, ldc = incy */
     float alpha, beta;
 } gemm_call;
 
@@ -34,7 +34,9 @@ void gemm_timing(int on);
 double gemm_timing_seconds(void); /* and resets the sum */
 
 /* A replayable copy of a trace with its own buffers (one set per distinct
- * shape, random contents). NULL if out of memory. */
+ * shape, random contents), every call turned into the sgemm of the same
+ * product (a gemv is a GEMM with one row, a ger one with K = 1), since the
+ * limit is the sgemm rate on the step's shapes. NULL if out of memory. */
 typedef struct gemm_replay gemm_replay;
 gemm_replay *gemm_replay_create(const gemm_call *calls, int n, unsigned long seed);
 void gemm_replay_run(gemm_replay *r);

@@ -109,12 +109,24 @@ static void check(const char *spec, int B) {
     assert_true(err <= 0.10 && err >= -0.10);
 }
 
-static void mlp_32(void **state) { check("mlp", 32); }
-static void mlp_512(void **state) { check("mlp", 512); }
-static void mlp_2048(void **state) { check("mlp", 2048); }
-static void cnn_32(void **state) { check("cnn", 32); }
-static void cnn_512(void **state) { check("cnn", 512); }
-static void cnn_2048(void **state) { check("cnn", 2048); }
+static void mlp_32(void **state) {
+    check("mlp", 32);
+}
+static void mlp_512(void **state) {
+    check("mlp", 512);
+}
+static void mlp_2048(void **state) {
+    check("mlp", 2048);
+}
+static void cnn_32(void **state) {
+    check("cnn", 32);
+}
+static void cnn_512(void **state) {
+    check("cnn", 512);
+}
+static void cnn_2048(void **state) {
+    check("cnn", 2048);
+}
 
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--measure")) return measure(argv[2], atoi(argv[3]));

@@ -191,8 +191,8 @@ static void col2im_channel(float *restrict img, float *restrict col, size_t ldco
 typedef struct {
     const bl_conv_dims *d;
     float *col, *y, *out, *din, *db;
-    float *dout;                    /* written only by the fused backward (masked in place) */
-    const float *in, *b, *act;      /* act: forward output, for the ReLU mask */
+    float *dout;               /* written only by the fused backward (masked in place) */
+    const float *in, *b, *act; /* act: forward output, for the ReLU mask */
     size_t ld, pq, kpq, chw;
     int b0, n, crs, relu;
 } conv_arg;
@@ -316,8 +316,8 @@ static void col2im_items(void *p, size_t lo, size_t hi) {
     const int C = a->d->C;
     for (size_t t = lo; t < hi; t++) {
         int j = (int)(t / (size_t)C), c = (int)(t % (size_t)C);
-        col2im_channel(a->din + (size_t)(a->b0 + j) * a->chw, a->col + (size_t)j * a->pq, a->ld,
-                       c, a->d);
+        col2im_channel(a->din + (size_t)(a->b0 + j) * a->chw, a->col + (size_t)j * a->pq, a->ld, c,
+                       a->d);
     }
 }
 
@@ -329,8 +329,15 @@ static void conv_forward(float *out, const float *in, const float *w, const floa
     const size_t pq = (size_t)d->P * d->Q, chw = (size_t)d->C * d->H * d->W;
     const int crs = d->C * d->R * d->S;
     if (B <= 0 || K <= 0 || pq == 0) return;
-    conv_arg a = {.d = d, .out = out, .in = in, .b = b, .pq = pq, .kpq = (size_t)K * pq,
-                  .chw = chw, .crs = crs, .relu = relu};
+    conv_arg a = {.d = d,
+                  .out = out,
+                  .in = in,
+                  .b = b,
+                  .pq = pq,
+                  .kpq = (size_t)K * pq,
+                  .chw = chw,
+                  .crs = crs,
+                  .relu = relu};
 
     if (conv_is_pointwise(d)) { /* each sample's (C, H*W) input already is its col */
         for (int i = 0; i < B; i++) {
@@ -365,8 +372,8 @@ void cpu_conv2d_forward(float *out, const float *in, const float *w, const float
     conv_forward(out, in, w, b, ws, d, 0);
 }
 
-void cpu_conv2d_relu_forward(float *out, const float *in, const float *w, const float *b,
-                             float *ws, const bl_conv_dims *d) {
+void cpu_conv2d_relu_forward(float *out, const float *in, const float *w, const float *b, float *ws,
+                             const bl_conv_dims *d) {
     conv_forward(out, in, w, b, ws, d, 1);
 }
 
@@ -382,8 +389,17 @@ static void conv_backward(float *din, float *dw, float *db, float *dout, const f
         if (din) memset(din, 0, (size_t)B * chw * sizeof *din);
         return;
     }
-    conv_arg a = {.d = d, .din = din, .db = db, .in = in, .dout = dout, .act = act,
-                  .pq = pq, .kpq = (size_t)K * pq, .chw = chw, .crs = crs, .relu = act != NULL};
+    conv_arg a = {.d = d,
+                  .din = din,
+                  .db = db,
+                  .in = in,
+                  .dout = dout,
+                  .act = act,
+                  .pq = pq,
+                  .kpq = (size_t)K * pq,
+                  .chw = chw,
+                  .crs = crs,
+                  .relu = act != NULL};
 
     if (conv_is_pointwise(d)) {
         if (act) { /* mask all of dout in place first */

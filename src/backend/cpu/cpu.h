@@ -43,8 +43,8 @@ void cpu_conv2d_forward(float *out, const float *in, const float *w, const float
                         const bl_conv_dims *d);
 void cpu_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, float *ws, const bl_conv_dims *d);
-void cpu_conv2d_relu_forward(float *out, const float *in, const float *w, const float *b,
-                             float *ws, const bl_conv_dims *d);
+void cpu_conv2d_relu_forward(float *out, const float *in, const float *w, const float *b, float *ws,
+                             const bl_conv_dims *d);
 void cpu_conv2d_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,
                               const float *in, const float *w, float *ws, const bl_conv_dims *d);
 

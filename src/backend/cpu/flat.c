@@ -14,8 +14,8 @@
 #include <string.h>
 #include "backend/cpu/cpu.h"
 
-#define FLAT_PAR_MIN 32768   /* floats per thread below which a pass stays serial */
-#define SUMSQ_BLOCK 65536    /* floats per partial sum (more for huge arrays) */
+#define FLAT_PAR_MIN 32768 /* floats per thread below which a pass stays serial */
+#define SUMSQ_BLOCK 65536  /* floats per partial sum (more for huge arrays) */
 #define SUMSQ_MAX_BLOCKS 4096
 
 typedef struct {
@@ -54,7 +54,8 @@ double cpu_sumsq(const float *x, size_t n) {
     if (n <= SUMSQ_BLOCK) return sumsq_serial(x, n);
     double partial[SUMSQ_MAX_BLOCKS];
     size_t block = SUMSQ_BLOCK;
-    if ((n + block - 1) / block > SUMSQ_MAX_BLOCKS) block = (n + SUMSQ_MAX_BLOCKS - 1) / SUMSQ_MAX_BLOCKS;
+    if ((n + block - 1) / block > SUMSQ_MAX_BLOCKS)
+        block = (n + SUMSQ_MAX_BLOCKS - 1) / SUMSQ_MAX_BLOCKS;
     flat_arg a = {.x = x, .partial = partial, .block = block, .n = n};
     size_t blocks = (n + block - 1) / block;
     cpu_par_for(blocks, 1, (FLAT_PAR_MIN + block - 1) / block, sumsq_blocks, &a);

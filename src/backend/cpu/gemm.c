@@ -115,8 +115,8 @@ static void bias_grad(float *g, float *db, const float *y, int B, int O) {
 /* ---- dense ---------------------------------------------------------------- */
 
 /* out(B,O) = act(in(B,I) @ w(O,I)^T + b(O)), act = ReLU or identity. */
-static void dense_forward(float *out, const float *in, const float *w, const float *b, int B,
-                          int I, int O, int relu) {
+static void dense_forward(float *out, const float *in, const float *w, const float *b, int B, int I,
+                          int O, int relu) {
     if (B <= 0 || O <= 0) return;
     if (B == 1 && I > 0) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, w, I, in, 1, 0.0f, out, 1);
@@ -204,5 +204,6 @@ size_t cpu_dense_blas_bytes(int B, int I, int O) {
     /* forward (B,O,I), input gradient (B,I,O), weight gradient (O,I,B); B = 1 is level 2 */
     size_t b = (size_t)B, i = (size_t)I, o = (size_t)O;
     if (B == 1) return cpu_gemm_blas_bytes(1, o, i);
-    return max3(cpu_gemm_blas_bytes(b, o, i), cpu_gemm_blas_bytes(b, i, o), cpu_gemm_blas_bytes(o, i, b));
+    return max3(cpu_gemm_blas_bytes(b, o, i), cpu_gemm_blas_bytes(b, i, o),
+                cpu_gemm_blas_bytes(o, i, b));
 }

@@ -34,11 +34,11 @@ static struct {
     pthread_mutex_t busy; /* held for the duration of a region */
     pthread_mutex_t lock; /* guards the condition variables */
     pthread_cond_t wake, done;
-    int threads;          /* wanted, the caller included */
-    int started;          /* workers running */
+    int threads; /* wanted, the caller included */
+    int started; /* workers running */
     int fork_hooked;
-    atomic_ulong gen;     /* region number; workers wait for it to change */
-    atomic_int pending;   /* workers that have not finished the current region */
+    atomic_ulong gen;   /* region number; workers wait for it to change */
+    atomic_int pending; /* workers that have not finished the current region */
     cpu_par_fn fn;
     void *arg;
     size_t n, grain;
@@ -79,7 +79,7 @@ static void run_part(int p) {
 }
 
 static void *worker(void *arg) {
-    const int id = (int)(intptr_t)arg; /* 1 .. threads-1; the caller is part 0 */
+    const int id = (int)(intptr_t)arg;       /* 1 .. threads-1; the caller is part 0 */
     unsigned long seen = pool.start_gen[id]; /* not gen now: it may have moved on already */
     for (;;) {
         uint64_t t0 = mono_ns();
@@ -150,7 +150,9 @@ void cpu_par_set_threads(int threads) {
     pthread_mutex_unlock(&pool.busy);
 }
 
-int cpu_par_threads(void) { return pool.threads; }
+int cpu_par_threads(void) {
+    return pool.threads;
+}
 
 void cpu_par_for(size_t n, size_t grain, size_t min_per_part, cpu_par_fn fn, void *arg) {
     if (n == 0) return;

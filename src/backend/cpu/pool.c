@@ -24,10 +24,10 @@ static size_t pool_min_planes(const bl_pool_dims *d) {
     return hw ? 32768 / hw + 1 : 1;
 }
 
-#define POOL_PAR(name, call)                                                                   \
-    static void name##_slice(void *p, size_t lo, size_t hi) {                                  \
-        const pool_arg *a = p;                                                                 \
-        call;                                                                                  \
+#define POOL_PAR(name, call)                                                                       \
+    static void name##_slice(void *p, size_t lo, size_t hi) {                                      \
+        const pool_arg *a = p;                                                                     \
+        call;                                                                                      \
     }
 
 /* The common 2x2 window with stride 2. The generic loop cost 7.5% of a CNN
@@ -41,7 +41,8 @@ static size_t pool_min_planes(const bl_pool_dims *d) {
 #include <immintrin.h>
 static void maxpool2_row(float *o, int32_t *am, const float *x0, const float *x1, int Q,
                          int32_t base, int32_t W) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int q = 0; q < Q; q += 16) {
         const int n = Q - q < 16 ? Q - q : 16, n2 = 2 * n;

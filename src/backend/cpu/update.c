@@ -85,8 +85,13 @@ static void sgd_slice(void *arg, size_t lo, size_t hi) {
 
 void cpu_sgd_step(float *p, float *buf, const float *g, size_t n, float lr, float momentum,
                   int nesterov, float weight_decay, int first_step) {
-    update_arg a = {.p = p, .buf = momentum == 0.0f ? NULL : buf, .g = g, .lr = lr,
-                    .mom = momentum, .wd = weight_decay, .nesterov = nesterov,
+    update_arg a = {.p = p,
+                    .buf = momentum == 0.0f ? NULL : buf,
+                    .g = g,
+                    .lr = lr,
+                    .mom = momentum,
+                    .wd = weight_decay,
+                    .nesterov = nesterov,
                     .first = first_step};
     cpu_par_for(n, 16, UPDATE_PAR_MIN, sgd_slice, &a);
 }
@@ -126,7 +131,16 @@ void cpu_adam_step(float *p, float *m, float *v, const float *g, size_t n, float
     float bc2_sqrt = (float)sqrt(bc2);
     float decay = decoupled ? (float)(1.0 - (double)lr * weight_decay) : 1.0f;
     float l2 = decoupled ? 0.0f : weight_decay;
-    update_arg a = {.p = p, .m = m, .v = v, .g = g, .decay = decay, .l2 = l2, .b1 = beta1,
-                    .b2 = beta2, .eps = eps, .step_size = step_size, .bc2_sqrt = bc2_sqrt};
+    update_arg a = {.p = p,
+                    .m = m,
+                    .v = v,
+                    .g = g,
+                    .decay = decay,
+                    .l2 = l2,
+                    .b1 = beta1,
+                    .b2 = beta2,
+                    .eps = eps,
+                    .step_size = step_size,
+                    .bc2_sqrt = bc2_sqrt};
     cpu_par_for(n, 16, UPDATE_PAR_MIN, adam_slice, &a);
 }

@@ -30,7 +30,7 @@ typedef struct train_opts {
     long adapt_every;
     int epochs, json, quiet, threads, no_prefetch, drop_last, nesterov, no_overlap;
     size_t bucket_kb;
-    long steps, save_every, eval_every, warmup, step_size, seed;
+    long steps, save_every, eval_every, eval_samples, warmup, step_size, seed;
     double target_acc, target_loss;
     float momentum, weight_decay;
 } train_opts;
@@ -48,6 +48,8 @@ typedef struct run_state {
     int decisions;
     train_history *hist; /* --report */
     int reverts;         /* --batch auto: divergences recovered from */
+    long next_eval_samples;
+    double probe_s;      /* --batch auto: the start-up throughput probe */
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -114,7 +116,8 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
     if (cfg->micro_batch < 0) return cli_error(cmd, "--micro-batch must be positive");
     if (!(cfg->lr > 0))
         return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)cfg->lr);
-    if (o->epochs < 0 || o->steps < 0 || o->warmup < 0 || o->save_every < 0 || o->eval_every < 0)
+    if (o->epochs < 0 || o->steps < 0 || o->warmup < 0 || o->save_every < 0 || o->eval_every < 0 ||
+        o->eval_samples < 0)
         return cli_error(
             cmd, "--epochs, --steps, --warmup, --save-every and --eval-every must not be negative");
     if (o->target_acc < 0 || o->target_acc > 1)
@@ -188,6 +191,8 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
         cJSON_AddNumberToObject(j, "steps", (double)steps);
         cJSON_AddNumberToObject(j, "epochs", (double)bl_trainer_epoch(t));
         cJSON_AddNumberToObject(j, "wall_s", wall);
+        if (rs->adapt) cJSON_AddNumberToObject(j, "probe_s", rs->probe_s);
+        if (rs->adapt) cJSON_AddNumberToObject(j, "final_batch", c->batch);
         cJSON_AddStringToObject(j, "stop_reason", rs->stop_reason);
 #define NUM(k, v) (isfinite(v) ? cJSON_AddNumberToObject(j, k, v) : cJSON_AddNullToObject(j, k))
         NUM("train_loss", train_loss);
@@ -220,8 +225,8 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
     if (c->noise) {
         const bl_noise *ns = bl_trainer_noise(t);
         if (rs->adapt)
-            printf("batch auto   %d changes, final batch %d\n", rs->decisions,
-                   bl_trainer_config(t)->batch);
+            printf("batch auto   %d changes, final batch %d (start-up throughput probe %.1f s)\n",
+                   rs->decisions, bl_trainer_config(t)->batch, rs->probe_s);
         printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA over %ld steps)\n",
                bl_noise_scale(ns), bl_noise_g2(ns), bl_noise_trace(ns), ns->n);
     }
@@ -290,6 +295,10 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         if (rs->hist) history_step(rs->hist, &si);
         if (rs->adapt && adapt_step(cmd, t, rs->adapt, &si, rs)) return 1;
         int do_eval = si.epoch_end || (o->eval_every && si.step % o->eval_every == 0);
+        if (o->eval_samples && si.samples_seen >= rs->next_eval_samples) {
+            do_eval = 1;
+            while (rs->next_eval_samples <= si.samples_seen) rs->next_eval_samples += o->eval_samples;
+        }
         if (do_eval && evaluate_val(cmd, t, rs)) return 1;
         if (do_eval && rs->hist && rs->sp.have_val)
             history_eval(rs->hist, si.samples_seen, bl_now_sec() - t0, rs->val_acc);
@@ -482,7 +491,10 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         if (!o.quiet && !o.json)
             fprintf(stderr, "--batch auto: measuring throughput of batches %d..%d...\n",
                     ac.min_batch, ac.max_batch);
-        if (bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &ctx, &err)) {
+        double p0 = bl_now_sec();
+        st = bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &ctx, &err);
+        rs.probe_s = bl_now_sec() - p0;
+        if (st) {
             rc = cli_fail(cmd, "%s", err.msg);
             goto done;
         }

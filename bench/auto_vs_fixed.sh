@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issue 5 evidence: time to the sweep's target (validation accuracy 0.85, mlp preset,
+# Fashion-MNIST) for --batch auto against every fixed batch size at the learning rate
+# the sweep found best for it (docs/sweep-mlp/results.csv), all in one run on the same
+# machine. Time = seconds inside optimizer updates (as the sweep's "train s") plus, for
+# auto, its start-up throughput probe; validation every 2048 samples for every run.
+# Usage: bench/auto_vs_fixed.sh [REPEATS] [OUT_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REP=${1:-2}
+OUT=${2:-runs/auto-vs-fixed}
+mkdir -p "$OUT"
+BL=./build/batchlab
+COMMON="--model mlp --target-acc 0.85 --epochs 20 --eval-samples 2048 --quiet --json"
+train_s() { awk -F'"step_time_s":' '/"type":"step"/ { split($2, a, ","); s += a[1] } END { printf "%.2f", s }' "$1"; }
+field() { grep -o "\"$2\":[^,]*" "$1" | head -1 | cut -d: -f2 | tr -d ' \t'; }
+echo "config,repeat,batch,lr,time_s,train_s,probe_s,steps,val_acc,test_acc,stop" >"$OUT/results.csv"
+run() { # name repeat args...
+    local name=$1 r=$2
+    shift 2
+    $BL train $COMMON --log "$OUT/$name-$r.jsonl" "$@" >"$OUT/$name-$r.json" 2>/dev/null || true
+    local ts probe
+    ts=$(train_s "$OUT/$name-$r.jsonl")
+    probe=$(field "$OUT/$name-$r.json" probe_s); probe=${probe:-0}
+    echo "$name,$r,$(field "$OUT/$name-$r.json" batch),$(field "$OUT/$name-$r.json" lr),$(awk -v a="$ts" -v b="$probe" 'BEGIN { printf "%.2f", a + b }'),$ts,$probe,$(field "$OUT/$name-$r.json" steps),$(field "$OUT/$name-$r.json" val_accuracy),$(field "$OUT/$name-$r.json" test_accuracy),$(grep -o '"stop_reason":[^,]*' "$OUT/$name-$r.json" | cut -d'"' -f4 | tr ',' ';')" >>"$OUT/results.csv"
+    tail -1 "$OUT/results.csv"
+}
+# the sweep's best learning rate for each batch size
+best=$(awk -F, 'NR > 1 && $5 == 1 { print $1 ":" $3 }' docs/sweep-mlp/results.csv)
+for r in $(seq 1 "$REP"); do
+    run auto "$r" --batch auto --base-batch 64 --lr 0.05 --min-batch 16 --max-batch 4096
+    for bl in $best; do
+        run "B${bl%%:*}" "$r" --batch "${bl%%:*}" --lr "${bl##*:}"
+    done
+done
+# median time per configuration, and where auto ranks among the fixed batches
+awk -F, 'NR > 1 { t[$1] = t[$1] " " $5 }
+END {
+    for (c in t) {
+        n = split(t[c], v, " "); asort(v); m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%s %.2f\n", c, m
+    }
+}' "$OUT/results.csv" | sort -k2 -g | tee "$OUT/median.txt"

@@ -16,7 +16,8 @@
  *    lying to the estimator about the small batch size must be caught.
  * 2. bl_noise_measure on a real model and the committed Fashion-MNIST sample,
  *    against |G|^2 and tr(Sigma) computed exactly from all per-sample
- *    gradients of the finite dataset; and it must leave the model unchanged. */
+ *    gradients of the finite dataset; and it must leave the model unchanged.
+ * 3. The trainer with --noise-every N measures every Nth update only. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include <cmocka.h>
 #include "batchlab/noise.h"
 #include "batchlab/noise_measure.h"
+#include "batchlab/train.h"
 #include "test_util.h"
 
 enum { DIM = 10 };
@@ -292,6 +294,29 @@ static void measure_restores_batchnorm_state(void **state) {
     bl_model_free(m);
 }
 
+static void trainer_measures_every_nth_update(void **state) {
+    /* One micro-batch per update: only every 3rd update is measured, as two halves. */
+    bl_train_config c;
+    bl_train_config_default(&c);
+    c.spec = "flatten,dense:16,relu,dense:10";
+    c.batch = 32;
+    c.noise = 1;
+    c.noise_every = 3;
+    c.prefetch = 0;
+    bl_trainer *t = NULL;
+    bl_error err = {0};
+    assert_int_equal(bl_trainer_create(&t, &g_ctx, &c, &g_train, &err), BL_OK);
+    for (int i = 1; i <= 9; i++) {
+        bl_step_info si;
+        assert_int_equal(bl_trainer_step(t, &si, &err), BL_OK);
+        assert_int_equal(si.has_noise, i % 3 == 1); /* updates 1, 4, 7 */
+        assert_int_equal(si.batch, 32);
+        if (si.has_noise) assert_true(isfinite(si.noise_g2) && isfinite(si.noise_trace));
+    }
+    assert_int_equal(bl_trainer_noise(t)->n, 3);
+    bl_trainer_free(t);
+}
+
 static int stop_now(void *arg) {
     return ++*(int *)arg > 2;
 }
@@ -329,6 +354,7 @@ int main(void) {
         cmocka_unit_test(measure_matches_exact_dataset_values),
         cmocka_unit_test(measure_restores_batchnorm_state),
         cmocka_unit_test(measure_rejects_bad_input),
+        cmocka_unit_test(trainer_measures_every_nth_update),
     };
     int fails = cmocka_run_group_tests_name("noise scale: closed form", analytic, NULL, NULL);
     return fails +

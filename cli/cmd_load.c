@@ -178,7 +178,7 @@ int cli_load(int argc, char **argv) {
     bl_load_config c;
     bl_load_config_default(&c);
     const char *arrivals = "constant", *format = "json", *input = NULL, *sweep = NULL;
-    const char *csv = NULL, *plot = NULL, *bare = NULL;
+    const char *csv = NULL, *plot = NULL, *bare = NULL, *get = NULL;
     int closed = 0, json = 0, threads = 1;
     long requests = 0, seed = 1;
     double slo_ms = 0;
@@ -203,6 +203,7 @@ int cli_load(int argc, char **argv) {
         {"csv", ARG_STR, &csv, "sweep: write the points to this CSV", 0},
         {"plot", ARG_STR, &plot, "sweep: write PREFIX.png and PREFIX.svg (gnuplot)", 0},
         {"slo-ms", ARG_DOUBLE, &slo_ms, "sweep: draw this p99 objective on the plot", 0},
+        {"get", ARG_STR, &get, "GET this path (e.g. /v2/health/live) instead of infer: the HTTP floor", 0},
         {"bare", ARG_STR, &bare, "time CHECKPOINT's forward pass in-process instead (no HTTP)", 0},
         {"threads", ARG_INT, &threads, "--bare: BLAS threads (default 1)", 0},
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
@@ -225,6 +226,8 @@ int cli_load(int argc, char **argv) {
     if ((csv || plot) && !sweep) return cli_error(cmd, "--csv and --plot go with --sweep");
     if (sweep && !csv) return cli_error(cmd, "--sweep needs --csv PATH");
     if (bare && (closed || sweep)) return cli_error(cmd, "--bare times the open loop only");
+    if (get && bare) return cli_error(cmd, "--get and --bare are different runs");
+    c.get_path = get;
     if (c.per_request < 1)
         return cli_error(cmd, "--per-request %d is invalid: it must be at least 1", c.per_request);
     double rates[64];
@@ -249,7 +252,7 @@ int cli_load(int argc, char **argv) {
         c.samples = ds.x;
         c.n_samples = ds.n;
         c.shape = ds.shape;
-    } else if (!rc) {
+    } else if (!rc && !get) {
         if (m) c.shape = bl_model_input_shape(m);
         else if (bl_load_fetch_shape(c.url, c.model, &c.shape, &err)) rc = cli_fail(cmd, "%s", err.msg);
         if (!rc) {

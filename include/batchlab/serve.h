@@ -307,6 +307,7 @@ typedef struct bl_load_config {
     bl_shape shape;       /* per-sample shape (sent as [k, c, h, w]) */
     int per_request;      /* samples per request, >= 1 */
     uint64_t seed;        /* Poisson gaps */
+    const char *get_path; /* non-NULL: GET this path (e.g. /v2/health/live) instead of infer */
 } bl_load_config;
 
 void bl_load_config_default(bl_load_config *c);

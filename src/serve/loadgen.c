@@ -13,7 +13,8 @@
  * Why socket_action + ppoll instead of curl_multi_poll: curl_multi_poll waits in whole
  * milliseconds, which would quantise send times at rates above 1000/s and add up to a
  * millisecond to a 100-microsecond latency; ppoll takes nanoseconds. Request bodies are
- * built once (up to 64 distinct ones) so the loop only re-adds easy handles. */
+ * built once (up to 64 distinct ones) so the loop only re-adds easy handles. With
+ * get_path the requests are GETs of that path instead (the HTTP floor: /v2/health/live). */
 #define _GNU_SOURCE /* ppoll */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -198,12 +199,14 @@ static void start(lg *g, uint64_t intended) {
     if (!x) return;
     x->intended_ns = intended;
     x->sent_ns = bl_now_ns();
-    x->body = g->next_body;
-    g->next_body = (g->next_body + 1) % g->n_bodies;
     x->resp_len = 0;
     x->resp_head[0] = x->err[0] = '\0';
-    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, g->bodies[x->body]);
-    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->body_len[x->body]);
+    if (g->n_bodies) {
+        x->body = g->next_body;
+        g->next_body = (g->next_body + 1) % g->n_bodies;
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, g->bodies[x->body]);
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->body_len[x->body]);
+    }
     curl_multi_add_handle(g->multi, x->easy);
     g->outstanding++;
     g->issued++;
@@ -368,7 +371,9 @@ static bl_status check_config(const bl_load_config *c, bl_error *err) {
     if (c->per_request < 1)
         return bl_fail(err, BL_ERR_ARG, "--per-request %d is invalid: it must be at least 1",
                        c->per_request);
-    if (!c->samples || !c->n_samples || !bl_shape_size(c->shape))
+    if (c->get_path && c->get_path[0] != '/')
+        return bl_fail(err, BL_ERR_ARG, "--get '%s' must be a path starting with /", c->get_path);
+    if (!c->get_path && (!c->samples || !c->n_samples || !bl_shape_size(c->shape)))
         return bl_fail(err, BL_ERR_ARG, "load: no input samples");
     return BL_OK;
 }
@@ -386,8 +391,12 @@ bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err)
     g->c = c;
     g->r = r;
     bl_rng_seed(&g->rng, c->seed);
-    snprintf(g->url, sizeof g->url, "%s/v2/models/%s/infer", c->url, c->model);
-    st = build_bodies(g, err);
+    if (c->get_path) {
+        snprintf(g->url, sizeof g->url, "%s%s", c->url, c->get_path);
+    } else {
+        snprintf(g->url, sizeof g->url, "%s/v2/models/%s/infer", c->url, c->model);
+        st = build_bodies(g, err);
+    }
     g->multi = curl_multi_init();
     g->pool_n = c->concurrency;
     g->pool = calloc((size_t)g->pool_n, sizeof *g->pool);

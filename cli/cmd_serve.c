@@ -143,6 +143,14 @@ int cli_serve(int argc, char **argv) {
             (unsigned long long)st.accepted, (unsigned long long)st.answered,
             (unsigned long long)st.unanswered, st.queued_at_stop, (unsigned long long)ex,
             (unsigned long long)inf, ex ? (double)inf / (double)ex : 0.0);
+    if (st.answered) {
+        fprintf(stderr, "batchlab serve: per request, p50/p99 us:");
+        for (int i = 0; i < BL_STAGES; i++)
+            fprintf(stderr, " %s %.1f/%.1f", bl_stage_name((bl_stage)i),
+                    (double)bl_server_stage_ns(s, (bl_stage)i, 50) * 1e-3,
+                    (double)bl_server_stage_ns(s, (bl_stage)i, 99) * 1e-3);
+        fprintf(stderr, "\n");
+    }
     rc = 0;
     bl_server_free(s);
     bl_norm_free(&norm, &ctx.mem);

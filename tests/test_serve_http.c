@@ -339,6 +339,10 @@ static void concurrent_responses_match_predict(void **state) {
     bl_server_get_stats(s, &st);
     assert_true(st.accepted > 0);
     assert_int_equal(st.accepted, st.answered);
+    assert_true(bl_server_stage_ns(s, BL_STAGE_COMPUTE, 50) > 0); /* the model ran */
+    for (int i = 0; i < BL_STAGES; i++)
+        assert_true(bl_server_stage_ns(s, (bl_stage)i, 99) >= bl_server_stage_ns(s, (bl_stage)i, 50));
+    assert_string_equal(bl_stage_name(BL_STAGE_HANDBACK), "handback");
     bl_server_free(s);
 }
 

@@ -282,6 +282,20 @@ typedef struct bl_server_stats {
  * to be written) the HTTP threads stop. Idempotent. */
 void bl_server_stop(bl_server *s, long grace_ms);
 void bl_server_get_stats(bl_server *s, bl_server_stats *st);
+
+/* Where a successful infer request's time goes inside the server, stage by stage. */
+typedef enum {
+    BL_STAGE_RECEIVE,  /* headers parsed -> whole body read */
+    BL_STAGE_PARSE,    /* body -> queued to the batcher (KServe parsing) */
+    BL_STAGE_QUEUE,    /* queued -> its first batch starts */
+    BL_STAGE_COMPUTE,  /* batch start -> batch end (normalise + forward + scatter) */
+    BL_STAGE_HANDBACK, /* batch end -> the HTTP thread has the result (resume) */
+    BL_STAGE_RESPOND,  /* -> response formatted and queued */
+    BL_STAGES
+} bl_stage;
+const char *bl_stage_name(bl_stage st); /* "receive", "parse", ... */
+/* The q-th percentile (0..100) of a stage in ns over every successful request so far. */
+uint64_t bl_server_stage_ns(bl_server *s, bl_stage st, double q);
 /* Stops (if not yet) and frees; the model is the caller's again. */
 void bl_server_free(bl_server *s);
 

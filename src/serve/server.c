@@ -16,7 +16,9 @@
  * MHD completion callback), and only then stop the daemon. `accepted == answered` is
  * what the SIGTERM test checks. Bodies larger than max_body_bytes are read and dropped,
  * then answered 413: replying before reading them would make the kernel reset the
- * connection and the client could lose the answer. */
+ * connection and the client could lose the answer. Each successful request's time is
+ * split into stages (receive, parse, queue, compute, handback, respond; HDR histograms)
+ * so the overhead over the bare forward pass can be located. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -50,6 +52,8 @@ struct bl_server {
     atomic_long inflight; /* accepted requests whose response is not finished */
     atomic_uint_fast64_t accepted, answered, unanswered;
     long queued_at_stop;
+    pthread_mutex_t stage_mu;
+    bl_hdr *stages; /* [BL_STAGES], ns */
 };
 
 typedef struct conn_ctx {
@@ -57,7 +61,7 @@ typedef struct conn_ctx {
     struct MHD_Connection *conn;
     route_kind route;
     char what[160]; /* the model or version named in the URL, for 404 messages */
-    uint64_t t0;
+    uint64_t t0, t_body, t_resumed;
     char *body;
     size_t len, cap;
     size_t declared; /* Content-Length, 0 if absent */
@@ -244,7 +248,14 @@ static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
     bl_error err = {0};
     if (bl_kserve_format_infer(&s->km, &c->rq, c->out, &body, &len, &json_len, &err))
         return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
-    bl_metrics_count_success(s->m, bl_now_ns() - c->t0);
+    uint64_t now = bl_now_ns();
+    bl_metrics_count_success(s->m, now - c->t0);
+    const uint64_t t[BL_STAGES + 1] = {c->t0, c->t_body, r->t_enqueue_ns, r->t_start_ns,
+                                       r->t_end_ns, c->t_resumed, now};
+    pthread_mutex_lock(&s->stage_mu);
+    for (int i = 0; i < BL_STAGES; i++)
+        bl_hdr_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
+    pthread_mutex_unlock(&s->stage_mu);
     if (c->rq.binary_output)
         return send_body(conn, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
     return send_body(conn, MHD_HTTP_OK, body, len, "application/json", 0);
@@ -336,10 +347,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (!is_post)
             return send_error(s, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
                               "%s %s: infer takes POST", method, url);
-        if (!c->submitted) return infer_submit(s, c);
+        if (!c->submitted) {
+            c->t_body = bl_now_ns();
+            return infer_submit(s, c);
+        }
         pthread_mutex_lock(&s->conn_mu); /* pairs with on_batch_done */
         int done = c->completed;
         pthread_mutex_unlock(&s->conn_mu);
+        c->t_resumed = bl_now_ns();
         return done ? infer_respond(s, c) : MHD_YES;
     default:
         if (!is_get)
@@ -411,8 +426,12 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
                               bl_model_output_dim(m), cfg->batch.max_batch};
     pthread_mutex_init(&s->conn_mu, NULL);
     pthread_mutex_init(&s->stop_mu, NULL);
+    pthread_mutex_init(&s->stage_mu, NULL);
     s->metadata = bl_kserve_metadata_json(&s->km);
-    bl_status st = s->metadata ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
+    s->stages = malloc(BL_STAGES * sizeof *s->stages);
+    for (int i = 0; s->stages && i < BL_STAGES; i++)
+        bl_hdr_reset(&s->stages[i]);
+    bl_status st = s->metadata && s->stages ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
     if (!st)
         st = bl_batcher_create(&s->b, &cfg->batch, s->km.in_dim, s->km.out_dim, bl_model_runner_fn,
                                &s->runner, err);
@@ -432,8 +451,10 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     if (st) {
         bl_batcher_free(s->b);
         free(s->metadata);
+        free(s->stages);
         pthread_mutex_destroy(&s->conn_mu);
         pthread_mutex_destroy(&s->stop_mu);
+        pthread_mutex_destroy(&s->stage_mu);
         free(s);
         return st;
     }
@@ -478,7 +499,23 @@ void bl_server_free(bl_server *s) {
     bl_server_stop(s, 5000);
     bl_batcher_free(s->b);
     free(s->metadata);
+    free(s->stages);
     pthread_mutex_destroy(&s->conn_mu);
     pthread_mutex_destroy(&s->stop_mu);
+    pthread_mutex_destroy(&s->stage_mu);
     free(s);
+}
+
+const char *bl_stage_name(bl_stage st) {
+    static const char *names[BL_STAGES] = {"receive", "parse", "queue", "compute", "handback",
+                                           "respond"};
+    return st >= 0 && st < BL_STAGES ? names[st] : "?";
+}
+
+uint64_t bl_server_stage_ns(bl_server *s, bl_stage st, double q) {
+    if (st < 0 || st >= BL_STAGES) return 0;
+    pthread_mutex_lock(&s->stage_mu);
+    uint64_t v = bl_hdr_percentile(&s->stages[st], q);
+    pthread_mutex_unlock(&s->stage_mu);
+    return v;
 }

@@ -383,6 +383,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"target-loss", ARG_DOUBLE, &o.target_loss, "stop when validation loss falls to X", 0},
         {"eval-every", ARG_LONG, &o.eval_every,
          "evaluate validation every N steps (default: each epoch)", 0},
+        {"eval-samples", ARG_LONG, &o.eval_samples,
+         "evaluate validation every N training samples", 0},
         {"optimizer", ARG_STR, &o.optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
         {"lr", ARG_FLOAT, &cfg.lr, "learning rate at --base-batch (default 0.05)", 0},
         {"momentum", ARG_FLOAT, &o.momentum, "SGD momentum (default 0.9 for momentum/nesterov)", 0},

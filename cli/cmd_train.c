@@ -300,6 +300,9 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
             while (rs->next_eval_samples <= si.samples_seen) rs->next_eval_samples += o->eval_samples;
         }
         if (do_eval && evaluate_val(cmd, t, rs)) return 1;
+        if (do_eval && rs->sp.have_val)
+            bl_runlog_eval(&rs->log, si.step, si.samples_seen, rs->val_loss, rs->val_acc,
+                           bl_now_sec() - t0);
         if (do_eval && rs->hist && rs->sp.have_val)
             history_eval(rs->hist, si.samples_seen, bl_now_sec() - t0, rs->val_acc);
         if (si.epoch_end) {
@@ -526,6 +529,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     progress_init(&rs.prog, total, spe, bl_trainer_steps_done(t), o.quiet || o.json || rank != 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    if (o.eval_samples) /* the first evaluation after eval_samples more samples (also on resume) */
+        rs.next_eval_samples = (bl_trainer_samples_seen(t) / o.eval_samples + 1) * o.eval_samples;
     double t0 = bl_now_sec();
     rc = run(cmd, t, &o, &rs, dist);
     double wall = bl_now_sec() - t0;

@@ -25,6 +25,9 @@ typedef struct bl_epoch_info {
 bl_status bl_runlog_open(bl_runlog *log, const char *path, int append, bl_error *err);
 void bl_runlog_step(bl_runlog *log, const bl_step_info *s);
 void bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e);
+/* A validation evaluation (every --eval-every / --eval-samples, and at epoch ends). */
+void bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_loss, double val_acc,
+                    double elapsed_s);
 /* An adaptive-batch decision (changed = 0: evaluated and kept), with the lr after it. */
 void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed, float lr);
 void bl_runlog_close(bl_runlog *log);

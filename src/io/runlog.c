@@ -86,6 +86,19 @@ void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed,
     emit(log, o);
 }
 
+void bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_loss, double val_acc,
+                    double elapsed_s) {
+    if (!log || !log->fp) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "eval");
+    add_num(o, "step", (double)step);
+    add_num(o, "samples_seen", (double)samples_seen);
+    add_num(o, "val_loss", val_loss);
+    add_num(o, "val_accuracy", val_acc);
+    add_num(o, "elapsed_s", elapsed_s);
+    emit(log, o);
+}
+
 void bl_runlog_close(bl_runlog *log) {
     if (log && log->fp) fclose(log->fp);
     if (log) log->fp = NULL;

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# CLI behaviour on the good path, on the committed sample: evaluation spacing in the
+# log, --json, --report files, --batch auto decisions, predict agreeing with eval,
+# and find/tune end to end. Usage: cli_train.sh BATCHLAB DATA_DIR
+set -u
+BL=$1
+SAMPLE=$2/fmnist-sample
+T=$(mktemp -d /tmp/bltest.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+check() { # name condition-command...
+    local name=$1
+    shift
+    if "$@"; then echo "ok   $name"; pass=$((pass + 1)); else echo "FAIL $name"; fail=$((fail + 1)); fi
+}
+count() { grep -c "$1" "$2" 2>/dev/null || echo 0; }
+
+M="flatten,dense:32,relu,dense:10"
+$BL train --quiet --data "$SAMPLE" --model $M --epochs 2 --batch 30 --eval-samples 100 \
+    --log "$T/a.jsonl" --save "$T/a.safetensors" --json >"$T/a.json" 2>"$T/a.err"
+check "train exits 0" test $? -eq 0
+# 540 training samples x 2 epochs = 36 updates of 30; an evaluation every 100 samples
+# (10 of them) plus the two epoch ends, which coincide with none of them.
+check "36 step records" test "$(count '"type":"step"' "$T/a.jsonl")" -eq 36
+check "2 epoch records" test "$(count '"type":"epoch"' "$T/a.jsonl")" -eq 2
+check "12 eval records" test "$(count '"type":"eval"' "$T/a.jsonl")" -eq 12
+check "--json has test_accuracy" grep -q '"test_accuracy"' "$T/a.json"
+check "step records carry lr and samples/s" grep -q '"lr":.*"samples_per_s"' "$T/a.jsonl"
+
+# predict's argmax agrees with eval's accuracy on the same data
+acc=$($BL eval --checkpoint "$T/a.safetensors" --data "$SAMPLE" --json | grep '"accuracy"' | grep -o '[0-9.]*')
+$BL predict --checkpoint "$T/a.safetensors" --input "$SAMPLE/t10k-images-idx3-ubyte.gz" \
+    --output-kind class --output "$T/p.csv" 2>/dev/null
+gunzip -c "$SAMPLE/t10k-labels-idx1-ubyte.gz" | tail -c 200 | od -An -tu1 -v | tr -s ' ' '\n' | sed '/^$/d' >"$T/labels"
+hits=$(tail -n +2 "$T/p.csv" | paste -d' ' - "$T/labels" | awk '$1 == $2' | wc -l)
+check "predict classes match eval accuracy ($hits/200 vs $acc)" \
+    awk -v h="$hits" -v a="$acc" 'BEGIN { exit !(h / 200 - a < 1e-9 && a - h / 200 < 1e-9) }'
+
+# --batch auto: evaluations logged, decisions logged with a reason, report written
+$BL train --quiet --data "$SAMPLE" --model $M --batch auto --base-batch 16 --min-batch 8 \
+    --max-batch 128 --adapt-every 5 --epochs 3 --log "$T/auto.jsonl" --report "$T/rep" >/dev/null 2>&1
+check "auto exits 0" test $? -eq 0
+check "auto logs decisions with reasons" grep -q '"type":"decision".*"reason"' "$T/auto.jsonl"
+check "report.md leads with the batch size" grep -q '^\*\*Batch size: [0-9]*\*\*, chosen while training by goodput' "$T/rep/report.md"
+check "report.html written" grep -q '<table' "$T/rep/report.html"
+check "report plots written" test -s "$T/rep/plots/accuracy.png" -a -s "$T/rep/plots/goodput.svg"
+check "no temporary files left" test -z "$(find "$T/rep" -name '*.tmp.*')"
+
+# find and tune end to end
+out=$($BL find --memory 100M --model $M --data "$SAMPLE" --json)
+check "find --memory answers a batch" grep -q '"batch":' <<<"$out"
+$BL tune --data "$SAMPLE" --model $M --batches 16,32 --lrs 0.02,0.1 --min-examples 100 \
+    --max-examples 300 --eta 2 --out "$T/tune" >/dev/null 2>&1
+check "tune exits 0" test $? -eq 0
+check "tune writes results.csv with 4 configurations" test "$(tail -n +2 "$T/tune/results.csv" | wc -l)" -eq 4
+check "tune writes its landscape plot" test -s "$T/tune/plots/landscape.png"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

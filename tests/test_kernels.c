@@ -278,6 +278,7 @@ static void dense_matches_reference(void **state) {
         }
 }
 
+/* clang-format off */
 static const int conv_cases[][9] = {
     /* B, C, H, W, K, R, S, stride, pad */
     {2, 3, 7, 9, 5, 3, 5, 1, 2},   {1, 1, 8, 8, 4, 3, 3, 2, 1},    {3, 5, 10, 6, 7, 1, 1, 1, 0},
@@ -286,7 +287,12 @@ static const int conv_cases[][9] = {
     {1, 10, 4, 4, 9, 1, 1, 2, 0},  {2, 3, 4, 5, 4, 1, 1, 1, 1},    {6, 9, 7, 7, 10, 3, 3, 1, 1},
     {10, 8, 3, 3, 5, 3, 3, 1, 0},  {3, 1, 28, 28, 32, 3, 3, 1, 1}, {3, 32, 28, 28, 64, 3, 3, 1, 1},
     {2, 2, 2, 3, 3, 5, 5, 1, 2}, /* "same" with taps that see no row at all */
+    /* 3x3 stride 1 with >= 16 channels each side: Winograd F(2x2,3x3) (odd sizes,
+     * pad 0/1/2, a 1x1 image, several chunks with a remainder) */
+    {2, 16, 7, 9, 16, 3, 3, 1, 1}, {3, 16, 6, 5, 20, 3, 3, 1, 0}, {2, 17, 5, 5, 16, 3, 3, 1, 2},
+    {7, 16, 28, 28, 16, 3, 3, 1, 1}, {1, 16, 1, 1, 16, 3, 3, 1, 1},
 };
+/* clang-format on */
 
 static void conv2d_matches_reference(void **state) {
     for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++)

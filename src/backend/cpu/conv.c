@@ -1,4 +1,6 @@
-/* 2-D convolution (NCHW, weights (K, C, R, S)) as im2col + sgemm.
+/* 2-D convolution (NCHW, weights (K, C, R, S)) as im2col + sgemm; 3x3
+ * stride-1 layers with enough channels go to Winograd F(2x2, 3x3) instead
+ * (winograd.c), which needs 2.25x fewer GEMM flops.
  *
  * Layout: the samples of the batch are processed in chunks of nb. The column
  * matrix of a chunk is col(C*R*S, nb*P*Q): row (c, r, s) holds, for sample j
@@ -47,6 +49,7 @@ static int conv_chunk(const bl_conv_dims *d) {
 }
 
 size_t cpu_conv2d_workspace_floats(const bl_conv_dims *d) {
+    if (cpu_winograd_applies(d)) return cpu_winograd_workspace_floats(d);
     if (conv_is_pointwise(d)) return 0;
     size_t nb = (size_t)conv_chunk(d), pq = (size_t)d->P * d->Q;
     size_t col = (size_t)d->C * d->R * d->S * nb * pq;
@@ -57,6 +60,7 @@ size_t cpu_conv2d_workspace_floats(const bl_conv_dims *d) {
 /* The BLAS library's own buffers for the largest GEMMs of a chunk (gemm.c). */
 size_t cpu_conv2d_blas_bytes(const bl_conv_dims *d) {
     if (d->B <= 0 || d->K <= 0 || d->P <= 0 || d->Q <= 0) return 0;
+    if (cpu_winograd_applies(d)) return cpu_winograd_blas_bytes(d);
     const size_t pq = (size_t)d->P * d->Q, K = (size_t)d->K;
     const size_t rows = conv_is_pointwise(d) ? (size_t)d->C : (size_t)d->C * d->R * d->S;
     const size_t ld = (size_t)conv_chunk(d) * pq;
@@ -387,6 +391,10 @@ static void conv_backward(float *din, float *dw, float *db, float *dout, const f
     if (B <= 0) return;
     if (K <= 0 || pq == 0) { /* no output: nothing flows back */
         if (din) memset(din, 0, (size_t)B * chw * sizeof *din);
+        return;
+    }
+    if (cpu_winograd_applies(d)) { /* writes dout only when act is given */
+        cpu_winograd_backward(din, dw, db, dout, act, in, w, ws, d);
         return;
     }
     conv_arg a = {.d = d,

@@ -48,6 +48,16 @@ void cpu_conv2d_relu_forward(float *out, const float *in, const float *w, const 
 void cpu_conv2d_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,
                               const float *in, const float *w, float *ws, const bl_conv_dims *d);
 
+/* winograd.c: F(2x2, 3x3) for 3x3 stride-1 layers with enough channels;
+ * conv.c dispatches there when cpu_winograd_applies(d). */
+int cpu_winograd_applies(const bl_conv_dims *d);
+size_t cpu_winograd_workspace_floats(const bl_conv_dims *d);
+size_t cpu_winograd_blas_bytes(const bl_conv_dims *d);
+void cpu_winograd_forward(float *out, const float *in, const float *w, const float *b, float *ws,
+                          const bl_conv_dims *d, int relu);
+void cpu_winograd_backward(float *din, float *dw, float *db, float *dout, const float *act,
+                           const float *in, const float *w, float *ws, const bl_conv_dims *d);
+
 /* pool.c */
 void cpu_maxpool_forward(float *out, int32_t *argmax, const float *in, const bl_pool_dims *d);
 void cpu_maxpool_backward(float *din, const float *dout, const int32_t *argmax,

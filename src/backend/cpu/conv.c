@@ -393,7 +393,7 @@ static void conv_backward(float *din, float *dw, float *db, float *dout, const f
         if (din) memset(din, 0, (size_t)B * chw * sizeof *din);
         return;
     }
-    if (cpu_winograd_applies(d)) { /* writes dout only when act is given */
+    if (cpu_winograd_applies(d)) { /* reads dout only */
         cpu_winograd_backward(din, dw, db, dout, act, in, w, ws, d);
         return;
     }

@@ -55,7 +55,7 @@ size_t cpu_winograd_workspace_floats(const bl_conv_dims *d);
 size_t cpu_winograd_blas_bytes(const bl_conv_dims *d);
 void cpu_winograd_forward(float *out, const float *in, const float *w, const float *b, float *ws,
                           const bl_conv_dims *d, int relu);
-void cpu_winograd_backward(float *din, float *dw, float *db, float *dout, const float *act,
+void cpu_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *act,
                            const float *in, const float *w, float *ws, const bl_conv_dims *d);
 
 /* pool.c */

@@ -128,39 +128,70 @@ static void filter_transform_adjoint(float *dw, const float *dU, int K, int C) {
 
 typedef struct {
     const bl_conv_dims *d;
-    float *V, *M, *out, *din, *dout, *db;
-    const float *in, *b, *act;
+    float *V, *M, *out, *din, *db;
+    const float *in, *b, *act, *dout;
     size_t T, TP, TQe, nt, chw, kpq; /* TQe = TQ + 1: tile columns with the dummy */
     int b0, n, relu;
 } wino_arg;
 
 /* Phase planes of a (padded) image: ph[2 rr + ss][i TQe + u] = X(2i + rr - pad,
- * 2u + ss - pad), zero outside the image, rows 0 .. TP + 1. */
+ * 2u + ss - pad), zero outside the image, rows 0 .. TP + 1. A row's even and
+ * odd input columns go to the two column phases in two stride-2 loops (which
+ * vectorise) instead of one loop that picks the phase per pixel. */
+static void split_row(float *e, float *o, const float *restrict row, int W, int pad) {
+    /* padded column v = w + pad: phase v & 1, position v >> 1 */
+    float *restrict first = pad & 1 ? o : e, *restrict second = pad & 1 ? e : o;
+    const int base = pad >> 1, extra = pad & 1; /* odd w lands one further on when pad is odd */
+    for (int m = 0; 2 * m < W; m++)
+        first[base + m] = row[2 * m];
+    for (int m = 0; 2 * m + 1 < W; m++)
+        second[base + extra + m] = row[2 * m + 1];
+}
+
 static void split_phases(float *ph, size_t plane_n, const float *x, int H, int W, int pad,
                          size_t TQe) {
     memset(ph, 0, 4 * plane_n * sizeof *ph);
     for (int h = 0; h < H; h++) {
         const int y = h + pad;
-        const float *row = x + (size_t)h * W;
-        float *dst0 = ph + (size_t)(2 * (y & 1)) * plane_n + (size_t)(y >> 1) * TQe;
-        for (int w = 0; w < W; w++) {
-            const int v = w + pad;
-            dst0[(size_t)(v & 1) * plane_n + (size_t)(v >> 1)] = row[w];
-        }
+        float *e = ph + (size_t)(2 * (y & 1)) * plane_n + (size_t)(y >> 1) * TQe;
+        split_row(e, e + plane_n, x + (size_t)h * W, W, pad);
+    }
+}
+
+/* The output gradient (pad 0) times the ReLU mask (act > 0) when the layer is
+ * fused: the mask is a vector select into a row buffer, not a pass of its own
+ * over dout (and not a data-dependent branch per pixel, which cost 15%). */
+static void split_grad_phases(float *ph, size_t plane_n, const float *g, const float *act, int P,
+                              int Q, size_t TQe) {
+    if (!act) {
+        split_phases(ph, plane_n, g, P, Q, 0, TQe);
+        return;
+    }
+    float tmp[2 * WINO_PLANE_MAX];
+    memset(ph, 0, 4 * plane_n * sizeof *ph);
+    for (int p = 0; p < P; p++) {
+        const float *restrict row = g + (size_t)p * Q, *restrict y = act + (size_t)p * Q;
+        for (int q = 0; q < Q; q++)
+            tmp[q] = y[q] > 0.0f ? row[q] : 0.0f;
+        float *e = ph + (size_t)(2 * (p & 1)) * plane_n + (size_t)(p >> 1) * TQe;
+        split_row(e, e + plane_n, tmp, Q, 0);
     }
 }
 
 /* The inverse: X(h, w) = ph[...] for every pixel of the image. */
 static void join_phases(float *x, const float *ph, size_t plane_n, int H, int W, int pad,
                         size_t TQe) {
+    const int base = pad >> 1, extra = pad & 1;
     for (int h = 0; h < H; h++) {
         const int y = h + pad;
-        float *row = x + (size_t)h * W;
-        const float *src0 = ph + (size_t)(2 * (y & 1)) * plane_n + (size_t)(y >> 1) * TQe;
-        for (int w = 0; w < W; w++) {
-            const int v = w + pad;
-            row[w] = src0[(size_t)(v & 1) * plane_n + (size_t)(v >> 1)];
-        }
+        float *restrict row = x + (size_t)h * W;
+        const float *e = ph + (size_t)(2 * (y & 1)) * plane_n + (size_t)(y >> 1) * TQe;
+        const float *restrict first = extra ? e + plane_n : e, *restrict second =
+                                                                   extra ? e : e + plane_n;
+        for (int m = 0; 2 * m < W; m++)
+            row[2 * m] = first[base + m];
+        for (int m = 0; 2 * m + 1 < W; m++)
+            row[2 * m + 1] = second[base + extra + m];
     }
 }
 
@@ -237,8 +268,8 @@ static void output_transform_items(void *p, size_t lo, size_t hi) {
     }
 }
 
-/* items = n * K: dM[xi][k][tiles] = A dY A^T, dY = dout (times the ReLU mask,
- * applied in place to dout first by the caller); zero for the dummy tiles */
+/* items = n * K: dM[xi][k][tiles] = A dY A^T, dY = dout (times the ReLU mask
+ * when fused); zero for the dummy tiles */
 static void grad_transform_items(void *p, size_t lo, size_t hi) {
     const wino_arg *a = p;
     const bl_conv_dims *d = a->d;
@@ -247,8 +278,8 @@ static void grad_transform_items(void *p, size_t lo, size_t hi) {
     const size_t plane_n = (a->TP + 2) * TQe;
     for (size_t it = lo; it < hi; it++) {
         const int j = (int)(it / (size_t)d->K), k = (int)(it % (size_t)d->K);
-        split_phases(g, plane_n, a->dout + (size_t)(a->b0 + j) * a->kpq + (size_t)k * PQ, d->P,
-                     d->Q, 0, TQe);
+        const size_t at = (size_t)(a->b0 + j) * a->kpq + (size_t)k * PQ;
+        split_grad_phases(g, plane_n, a->dout + at, a->act ? a->act + at : NULL, d->P, d->Q, TQe);
         const float *restrict e0 = g, *restrict o0 = g + plane_n;
         const float *restrict e1 = g + 2 * plane_n, *restrict o1 = g + 3 * plane_n;
         float *restrict m = a->M + (size_t)k * a->nt + (size_t)j * T;
@@ -334,17 +365,54 @@ static void wino_setup(wino_arg *a, const bl_conv_dims *d, float *ws) {
     a->M = ws + 16 * a->nt * (size_t)d->C;
 }
 
-/* M[xi] = U[xi] V[xi] (or, with adjoint, V[xi] = U[xi]^T M[xi]) over n tiles. */
-static void wino_gemms(const wino_arg *a, const float *U, size_t ntiles, int adjoint) {
-    const int K = a->d->K, C = a->d->C, n = (int)ntiles, ld = (int)a->nt;
-    for (int x = 0; x < 16; x++) {
-        const float *u = U + (size_t)x * K * C;
-        float *v = a->V + (size_t)x * C * a->nt, *m = a->M + (size_t)x * K * a->nt;
-        if (adjoint)
-            cpu_gemm(1, 0, C, n, K, 1.0f, u, C, m, ld, 0.0f, v, ld);
-        else
-            cpu_gemm(0, 0, K, n, C, 1.0f, u, C, v, ld, 0.0f, m, ld);
+/* The 16 GEMMs of a chunk, one per transformed position xi, are independent.
+ * OpenBLAS splits each of these small products over its threads with a
+ * synchronisation per call; with WINO_XI_PARALLEL they instead run whole,
+ * single-threaded, spread over the pool's threads (the BLAS thread count is
+ * set to 1 for that stretch and restored). Single-threaded always, even on
+ * one thread: OpenBLAS's threaded sgemm does not give the same last bits as
+ * its serial one, and this way the layer's results do not depend on the
+ * thread count at all (tested). */
+#ifndef WINO_XI_PARALLEL
+#define WINO_XI_PARALLEL 1
+#endif
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+
+enum { GEMM_FORWARD, GEMM_ADJOINT, GEMM_WEIGHTS };
+
+typedef struct {
+    const wino_arg *a;
+    const float *U;
+    float *dU;
+    int ntiles, mode;
+} gemm_job;
+
+static void gemm_slice(void *p, size_t lo, size_t hi) {
+    const gemm_job *j = p;
+    const wino_arg *a = j->a;
+    const int K = a->d->K, C = a->d->C, n = j->ntiles, ld = (int)a->nt;
+    for (size_t x = lo; x < hi; x++) {
+        float *v = a->V + x * C * a->nt, *m = a->M + x * K * a->nt;
+        if (j->mode == GEMM_WEIGHTS) /* dU[xi] += dM[xi] V[xi]^T */
+            cpu_gemm(0, 1, K, C, n, 1.0f, m, ld, v, ld, 1.0f, j->dU + x * K * C, C);
+        else if (j->mode == GEMM_ADJOINT) /* dV[xi] = U[xi]^T dM[xi] */
+            cpu_gemm(1, 0, C, n, K, 1.0f, j->U + x * K * C, C, m, ld, 0.0f, v, ld);
+        else /* M[xi] = U[xi] V[xi] */
+            cpu_gemm(0, 0, K, n, C, 1.0f, j->U + x * K * C, C, v, ld, 0.0f, m, ld);
     }
+}
+
+static void wino_gemms(const wino_arg *a, const float *U, float *dU, size_t ntiles, int mode) {
+    gemm_job j = {a, U, dU, (int)ntiles, mode};
+    if (!WINO_XI_PARALLEL) {
+        gemm_slice(&j, 0, 16);
+        return;
+    }
+    const int blas_threads = openblas_get_num_threads();
+    if (blas_threads > 1) openblas_set_num_threads(1);
+    cpu_par_for(16, 1, 1, gemm_slice, &j);
+    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
 }
 
 void cpu_winograd_forward(float *out, const float *in, const float *w, const float *b, float *ws,
@@ -358,71 +426,53 @@ void cpu_winograd_forward(float *out, const float *in, const float *w, const flo
     for (int b0 = 0; b0 < d->B; b0 += nb) {
         a.b0 = b0, a.n = d->B - b0 < nb ? d->B - b0 : nb;
         cpu_par_for((size_t)a.n * d->C, 1, 1, input_transform_items, &a);
-        wino_gemms(&a, U, (size_t)a.n * a.T, 0);
+        wino_gemms(&a, U, NULL, (size_t)a.n * a.T, GEMM_FORWARD);
         cpu_par_for((size_t)a.n * d->K, 1, 1, output_transform_items, &a);
     }
 }
 
-/* items = K: db[k] += the sum of plane k over the chunk's samples, in order */
+/* items = K: db[k] += the sum of dY over the chunk, read off dM: entry 5 of a
+ * tile's A dY A^T is the sum of its 2x2 block (dummy tiles hold zeros), so
+ * this is one contiguous run of n T floats per k. */
 static void bias_grad_items(void *p, size_t lo, size_t hi) {
     const wino_arg *a = p;
-    const size_t pq = (size_t)a->d->P * a->d->Q;
+    const size_t n = (size_t)a->n * a->T;
     for (size_t k = lo; k < hi; k++) {
+        const float *restrict g = a->M + (5 * (size_t)a->d->K + k) * a->nt;
+        float lane[16] = {0};
         double s = 0;
-        for (int j = 0; j < a->n; j++) {
-            const float *g = a->dout + (size_t)(a->b0 + j) * a->kpq + k * pq;
-            float lane[16] = {0};
-            size_t i = 0;
-            for (; i + 16 <= pq; i += 16)
-                for (int l = 0; l < 16; l++)
-                    lane[l] += g[i + l];
-            for (; i < pq; i++)
-                s += g[i];
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16)
             for (int l = 0; l < 16; l++)
-                s += lane[l];
-        }
+                lane[l] += g[i + l];
+        for (; i < n; i++)
+            s += g[i];
+        for (int l = 0; l < 16; l++)
+            s += lane[l];
         a->db[k] += (float)s;
     }
 }
 
-/* items = n * K planes: dout *= (act > 0) in place */
-static void relu_mask_items(void *p, size_t lo, size_t hi) {
-    const wino_arg *a = p;
-    const size_t pq = (size_t)a->d->P * a->d->Q;
-    for (size_t it = lo; it < hi; it++) {
-        size_t at = (size_t)a->b0 * a->kpq + it * pq;
-        float *restrict g = a->dout + at;
-        const float *restrict y = a->act + at;
-        for (size_t i = 0; i < pq; i++)
-            g[i] = y[i] > 0.0f ? g[i] : 0.0f;
-    }
-}
-
-void cpu_winograd_backward(float *din, float *dw, float *db, float *dout, const float *act,
+void cpu_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *act,
                            const float *in, const float *w, float *ws, const bl_conv_dims *d) {
     if (d->B <= 0) return;
     wino_arg a = {.din = din, .dout = dout, .in = in, .act = act, .db = db};
     wino_setup(&a, d, ws);
     float *U = a.M + 16 * a.nt * (size_t)d->K, *dU = U + 16 * (size_t)d->K * d->C;
-    const size_t pq = (size_t)d->P * d->Q;
     if (din) filter_transform(U, w, d->K, d->C);
     if (dw) memset(dU, 0, 16 * (size_t)d->K * d->C * sizeof *dU);
     const int nb = wino_chunk(d);
     for (int b0 = 0; b0 < d->B; b0 += nb) {
         a.b0 = b0, a.n = d->B - b0 < nb ? d->B - b0 : nb;
-        const int ntiles = (int)((size_t)a.n * a.T), ld = (int)a.nt;
-        if (act) cpu_par_for((size_t)a.n * d->K, 1, 32768 / pq + 1, relu_mask_items, &a);
-        if (db) cpu_par_for((size_t)d->K, 1, 1, bias_grad_items, &a);
+        const int ntiles = (int)((size_t)a.n * a.T);
         cpu_par_for((size_t)a.n * d->K, 1, 1, grad_transform_items, &a);
+        if (db) cpu_par_for((size_t)d->K, 1, 1, bias_grad_items, &a);
         if (dw) {
             cpu_par_for((size_t)a.n * d->C, 1, 1, input_transform_items, &a);
-            for (int x = 0; x < 16; x++)
-                cpu_gemm(0, 1, d->K, d->C, ntiles, 1.0f, a.M + (size_t)x * d->K * a.nt, ld,
-                         a.V + (size_t)x * d->C * a.nt, ld, 1.0f, dU + (size_t)x * d->K * d->C,
-                         d->C);
+            wino_gemms(&a, NULL, dU, (size_t)ntiles, GEMM_WEIGHTS);
         }
         if (din) {
-            wino_gemms(&a, U, (size_t)ntiles, 1);
+            wino_gemms(&a, U, NULL, (size_t)ntiles, GEMM_ADJOINT);
             cpu_par_for((size_t)a.n * d->C, 1, 1, input_adjoint_items, &a);
         }
     }

@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 BL=./build/batchlab
 COMMON="--model mlp --target-acc 0.85 --epochs 20 --eval-samples 2048 --quiet --json"
 train_s() { awk -F'"step_time_s":' '/"type":"step"/ { split($2, a, ","); s += a[1] } END { printf "%.2f", s }' "$1"; }
-field() { grep -o "\"$2\":[^,]*" "$1" | head -1 | cut -d: -f2 | tr -d ' \t'; }
+field() { { grep -o "\"$2\":[^,]*" "$1" || true; } | head -1 | cut -d: -f2 | tr -d ' \t'; }
 echo "config,repeat,batch,lr,time_s,train_s,probe_s,steps,val_acc,test_acc,stop" >"$OUT/results.csv"
 run() { # name repeat args...
     local name=$1 r=$2
@@ -22,7 +22,7 @@ run() { # name repeat args...
     local ts probe
     ts=$(train_s "$OUT/$name-$r.jsonl")
     probe=$(field "$OUT/$name-$r.json" probe_s); probe=${probe:-0}
-    echo "$name,$r,$(field "$OUT/$name-$r.json" batch),$(field "$OUT/$name-$r.json" lr),$(awk -v a="$ts" -v b="$probe" 'BEGIN { printf "%.2f", a + b }'),$ts,$probe,$(field "$OUT/$name-$r.json" steps),$(field "$OUT/$name-$r.json" val_accuracy),$(field "$OUT/$name-$r.json" test_accuracy),$(grep -o '"stop_reason":[^,]*' "$OUT/$name-$r.json" | cut -d'"' -f4 | tr ',' ';')" >>"$OUT/results.csv"
+    echo "$name,$r,$(field "$OUT/$name-$r.json" batch),$(field "$OUT/$name-$r.json" lr),$(awk -v a="$ts" -v b="$probe" 'BEGIN { printf "%.2f", a + b }'),$ts,$probe,$(field "$OUT/$name-$r.json" steps),$(field "$OUT/$name-$r.json" val_accuracy),$(field "$OUT/$name-$r.json" test_accuracy),$({ grep -o '"stop_reason":[^,]*' "$OUT/$name-$r.json" || true; } | cut -d'"' -f4 | tr ',' ';')" >>"$OUT/results.csv"
     tail -1 "$OUT/results.csv"
 }
 # the sweep's best learning rate for each batch size

@@ -188,6 +188,7 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
         cJSON_AddNumberToObject(j, "batch", c->batch);
         cJSON_AddNumberToObject(j, "micro_batch", c->micro_batch);
         cJSON_AddStringToObject(j, "optimizer", bl_optim_name(&c->opt));
+        cJSON_AddNumberToObject(j, "lr", bl_trainer_current_lr(t));
         cJSON_AddNumberToObject(j, "steps", (double)steps);
         cJSON_AddNumberToObject(j, "epochs", (double)bl_trainer_epoch(t));
         cJSON_AddNumberToObject(j, "wall_s", wall);

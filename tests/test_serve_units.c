@@ -170,6 +170,32 @@ static void aimd_moves_within_bounds(void **state) {
     free(a);
 }
 
+/* The controller must not shrink batches for latency it cannot fix: time spent outside
+ * the batcher, or one batch preempted on a busy machine. */
+static void aimd_does_not_collapse(void **state) {
+    (void)state;
+    bl_aimd *a = malloc(sizeof *a);
+    bl_aimd_init(a, 10.0, 64, 0);
+    int mb = a->max_batch;
+    /* slow requests, small fast batches, no delay to give back: hold */
+    window(a, 2, 200000, 30000000);
+    assert_int_equal(a->last_action, BL_AIMD_HOLD);
+    assert_int_equal(a->max_batch, mb);
+    /* saturated (full batches) with one batch in eight preempted for 50 ms: still grow */
+    for (int i = 0; i < 7; i++)
+        bl_aimd_batch(a, a->max_batch, a->max_batch, 1000000);
+    bl_aimd_batch(a, a->max_batch, a->max_batch, 50000000);
+    for (int i = 0; i < BL_AIMD_WINDOW_MAX; i++)
+        bl_aimd_observe(a, 30000000, clock_ns += 1000);
+    assert_int_equal(a->last_action, BL_AIMD_INCREASE);
+    assert_int_equal(a->max_batch, mb + a->step);
+    /* saturated, but a median batch alone takes 6 ms of a 10 ms objective: cut */
+    window(a, a->max_batch, 6000000, 30000000);
+    assert_int_equal(a->last_action, BL_AIMD_DECREASE);
+    assert_true(a->max_batch < mb + a->step);
+    free(a);
+}
+
 static void aimd_window_needs_time_or_count(void **state) {
     (void)state;
     bl_aimd *a = malloc(sizeof *a);
@@ -509,6 +535,7 @@ int main(void) {
         cmocka_unit_test(hdr_percentiles),
         cmocka_unit_test(batch_policy_rules),
         cmocka_unit_test(aimd_moves_within_bounds),
+        cmocka_unit_test(aimd_does_not_collapse),
         cmocka_unit_test(aimd_window_needs_time_or_count),
         cmocka_unit_test(kserve_parses_valid_requests),
         cmocka_unit_test(kserve_rejects_bad_requests),

@@ -92,14 +92,21 @@ const char *bl_aimd_action_name(bl_aimd_action a);
 #define BL_AIMD_WINDOW_MAX 512
 /* Every window (>= min_samples completed requests and >= window_ns, or
  * BL_AIMD_WINDOW_MAX requests) the controller looks at the p99 of request latency
- * (queue + compute), the p99 of batch compute time and how often batches were full:
- *  - p99 over the objective, batches mostly full and max batch below the cap: the queue
- *    is the problem, so add to max batch (more throughput per batch) and halve the delay;
- *    at the cap it can only hold (SATURATED: shed load with --max-queue);
- *  - p99 over the objective otherwise: multiply max batch by `decrease` and halve delay;
- *  - p99 under `headroom` x the objective: add `step` to max batch, and while batches are
- *    not full, add delay_step_us to the delay (bigger batches cost less CPU per sample);
- *  - else hold. */
+ * (arrival to batch end), the median and p90 of batch compute time, and how often batches
+ * were full (the max batch was binding, i.e. a queue stood behind them):
+ *  - p99 over the objective with batches mostly full: the queue is the problem, so add
+ *    `step` to max batch (more samples per forward pass) and halve the delay; at the cap
+ *    it can only hold (SATURATED: shed load with --max-queue). Only when a median batch
+ *    takes over half the objective by itself is max batch cut instead;
+ *  - p99 over the objective, batches not full: halve the delay; if there is none, cut max
+ *    batch by `decrease` when the p90 batch takes over half the objective, else hold (the
+ *    time is spent outside the batcher, where batch size cannot help);
+ *  - p99 under `headroom` x the objective: add `step` to max batch when it was binding and
+ *    batches are fast, and while batches are not full and p99 is under half the
+ *    objective, add delay_step_us to the delay (bigger batches cost less CPU per sample);
+ *  - else hold.
+ * Compute percentiles rather than the maximum keep one preempted batch from driving the
+ * batch size down on a busy machine. */
 typedef struct bl_aimd {
     double slo_ns;
     int cap_batch, max_batch, step;
@@ -110,7 +117,8 @@ typedef struct bl_aimd {
     /* current window */
     uint64_t lat[BL_AIMD_WINDOW_MAX];
     int n_lat;
-    uint64_t compute_max_ns;
+    uint64_t compute[BL_AIMD_WINDOW_MAX];
+    int n_compute;
     long batches, full_batches;
     /* last decision, for metrics */
     uint64_t last_p99_ns;

@@ -4,22 +4,26 @@
  * takes longer than the objective, then cuts it multiplicatively. That rule looks at
  * the compute time of a batch only. A server also queues, and under load queueing is
  * most of the latency; cutting the batch then lowers throughput and makes the queue
- * longer still. So each window looks at three things: the p99 of request latency
- * (queue + compute), the longest batch compute time, and the share of batches that
- * were full (the max batch was binding). Request latency runs from the request's arrival
- * at the server (parsing included) to the end of its batch:
+ * longer still, down to batches of one (we saw exactly that collapse in a rate sweep).
+ * So each window looks at three things: the p99 of request latency (arrival at the
+ * server to the end of its batch, parsing included), the median and p90 of batch compute
+ * time, and the share of batches that were full (the max batch was binding):
  *
- *   p99 > objective, batches full, compute < objective/2 -> the queue is the problem:
- *        more per batch is the cure (additive increase; SATURATED at the cap);
- *   p99 > objective otherwise                             -> batches are too slow or the
- *        delay too long: multiplicative decrease of both;
- *   p99 < headroom x objective                            -> additive increase where it
- *        binds (batch when batches were full, delay when they were not and p99 is under
- *        half the objective, since waiting to fill batches saves CPU per sample);
+ *   p99 > objective, batches full     -> the queue is the problem: more per batch is the
+ *        cure (additive increase; SATURATED at the cap), unless a median batch alone
+ *        takes half the objective (then decrease);
+ *   p99 > objective, batches not full -> halve the delay; with no delay left, decrease the
+ *        batch only if the p90 batch takes half the objective, else hold: the time goes
+ *        somewhere batch size does not reach (HTTP threads, a busy CPU);
+ *   p99 < headroom x objective        -> additive increase where it binds (batch when
+ *        batches were full, delay when they were not and p99 is under half the
+ *        objective, since waiting to fill batches saves CPU per sample);
  *   otherwise hold.
  *
- * The controller is a plain struct driven by the batcher thread (no locks); it is
- * deterministic given its inputs, so tests feed it synthetic latencies. */
+ * Percentiles of compute time, not its maximum: one batch preempted by another process
+ * must not drive the batch size down. The controller is a plain struct driven by the
+ * batcher thread (no locks) and deterministic given its inputs, so tests feed it
+ * synthetic latencies. */
 #include <stdlib.h>
 #include <string.h>
 #include "batchlab/serve.h"
@@ -55,7 +59,7 @@ void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_u
 void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns) {
     a->batches++;
     if (size >= max_batch) a->full_batches++;
-    if (compute_ns > a->compute_max_ns) a->compute_max_ns = compute_ns;
+    if (a->n_compute < BL_AIMD_WINDOW_MAX) a->compute[a->n_compute++] = compute_ns;
 }
 
 static int cmp_u64(const void *x, const void *y) {
@@ -63,38 +67,58 @@ static int cmp_u64(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
+/* The q-th percentile (0..100) of v[0..n) (sorts v); 0 when empty. */
+static uint64_t percentile(uint64_t *v, int n, int q) {
+    if (n <= 0) return 0;
+    qsort(v, (size_t)n, sizeof v[0], cmp_u64);
+    int k = (int)((q * (long)n + 99) / 100) - 1; /* ceil(q% n) - 1 */
+    return v[k < 0 ? 0 : k];
+}
+
+static void grow_batch(bl_aimd *a) {
+    a->max_batch += a->step;
+    if (a->max_batch > a->cap_batch) a->max_batch = a->cap_batch;
+}
+
+static void cut_batch(bl_aimd *a) {
+    int nb = (int)(a->max_batch * a->decrease);
+    if (nb >= a->max_batch) nb = a->max_batch - 1;
+    a->max_batch = nb < 1 ? 1 : nb;
+}
+
 static void decide(bl_aimd *a) {
-    qsort(a->lat, (size_t)a->n_lat, sizeof a->lat[0], cmp_u64);
-    int k = (int)((99 * (long)a->n_lat + 99) / 100) - 1; /* ceil(0.99 n) - 1 */
-    uint64_t p99 = a->lat[k < 0 ? 0 : k];
+    uint64_t p99 = percentile(a->lat, a->n_lat, 99);
+    uint64_t c50 = percentile(a->compute, a->n_compute, 50);
+    uint64_t c90 = percentile(a->compute, a->n_compute, 90);
     a->last_p99_ns = p99;
-    double full = a->batches ? (double)a->full_batches / (double)a->batches : 0.0;
-    int batches_full = full >= 0.5;
-    int compute_ok = (double)a->compute_max_ns < a->slo_ns / 2;
+    double half = a->slo_ns / 2;
+    int full = a->batches && 2 * a->full_batches >= a->batches;
     bl_aimd_action act = BL_AIMD_HOLD;
     if ((double)p99 > a->slo_ns) {
-        if (batches_full && compute_ok) {
-            if (a->max_batch < a->cap_batch) {
-                a->max_batch += a->step;
-                if (a->max_batch > a->cap_batch) a->max_batch = a->cap_batch;
+        if (full) {
+            if ((double)c50 > half) {
+                cut_batch(a);
+                act = BL_AIMD_DECREASE;
+            } else if (a->max_batch < a->cap_batch) {
+                grow_batch(a);
                 act = BL_AIMD_INCREASE;
             } else {
                 act = BL_AIMD_SATURATED;
             }
-        } else {
-            int nb = (int)(a->max_batch * a->decrease);
-            if (nb >= a->max_batch) nb = a->max_batch - 1;
-            a->max_batch = nb < 1 ? 1 : nb;
+            a->delay_us /= 2;
+        } else if (a->delay_us > 0) {
+            a->delay_us /= 2;
+            act = BL_AIMD_DECREASE;
+        } else if ((double)c90 > half) {
+            cut_batch(a);
             act = BL_AIMD_DECREASE;
         }
-        a->delay_us /= 2;
     } else if ((double)p99 < a->headroom * a->slo_ns) {
-        if (a->full_batches > 0 && compute_ok && a->max_batch < a->cap_batch) {
-            a->max_batch += a->step;
-            if (a->max_batch > a->cap_batch) a->max_batch = a->cap_batch;
+        if (a->full_batches > 0 && (double)c90 < half && a->max_batch < a->cap_batch) {
+            grow_batch(a);
             act = BL_AIMD_INCREASE;
         }
-        if (!batches_full && (double)p99 < 0.5 * a->slo_ns && a->delay_us < a->cap_delay_us) {
+        if (!full && (double)p99 < 0.5 * a->slo_ns && a->delay_us < a->cap_delay_us) {
             a->delay_us += a->delay_step_us;
             if (a->delay_us > a->cap_delay_us) a->delay_us = a->cap_delay_us;
             act = BL_AIMD_INCREASE;
@@ -111,8 +135,7 @@ int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns) {
                 (a->n_lat >= a->min_samples && now_ns - a->window_start_ns >= a->window_ns);
     if (!close) return 0;
     decide(a);
-    a->n_lat = 0;
-    a->compute_max_ns = 0;
+    a->n_lat = a->n_compute = 0;
     a->batches = a->full_batches = 0;
     a->window_start_ns = now_ns;
     return 1;

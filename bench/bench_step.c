@@ -15,18 +15,26 @@
  *   - the share of the step's wall time spent inside BLAS calls;
  * and forward-only (eval mode) latency per call at a few batch sizes.
  *
- * GFLOP/s counts the GEMM flops the step really executes (2 M N K per call;
- * the first layer's input gradient is never computed, so the MLP executes
- * 9.56 MFLOP per sample, not the nominal 6 x 1.86 M = 11.2 of ANCHORS.md).
+ * Two flop counts. The model's: ANCHORS.md's 6 x the forward multiply-adds per
+ * sample (11.2 MFLOP for mlp, 97.7 for cnn; presets only), which is what the
+ * GFLOP/s column reports, so that it compares with PyTorch and across
+ * algorithms. The executed one: the GEMM flops the step really runs (2 M N K
+ * per call), which the sgemm rate is measured in; it is lower, because the
+ * first layer's input gradient is never computed and Winograd convolution
+ * needs 2.25x fewer multiplies than direct convolution. "limit samples/s" is
+ * B / replay time: the throughput if everything but the GEMMs were free.
  *
  * Output: tab-separated records, one per line, meant for bench/step_bench.sh
  * (which joins them with bench/peer_torch.py's and prints the table):
  *   env     threads  blas_core
- *   step    model B  step_s  samples_per_s  gflop_per_step  gflops  sgemm_gflops  frac  blas_share
+ *   step    model B  step_s  samples_per_s  model_gflops  gemm_gflop_per_step  sgemm_gflops
+ *           limit_samples_per_s  frac  blas_share
  *   latency model B  us_per_call
+ *   gemm    model B  transposes M N K calls share_of_replay gflops   (--detail only)
  * Usage: bench_step [--models mlp,cnn] [--batches 1,8,32,128,512,2048]
  *                   [--latency 1,8,64] [--threads N] [--min-time S] [--runs N] [--no-sgemm]
- *                   [--clock wall|cpu] [--pool-threads N (the backend's own threads only)] */
+ *                   [--clock wall|cpu] [--pool-threads N (the backend's own threads only)]
+ *                   [--detail (per-shape sgemm profile)] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +105,14 @@ typedef struct {
     int B;
 } step_arg;
 
+/* Forward multiply-adds per sample of the presets (shared/ANCHORS.md); 0 = unknown. */
+static double preset_macs(const char *model) {
+    if (!strcmp(model, "mlp")) return 784.0 * 1024 + 1024.0 * 1024 + 1024.0 * 10;
+    if (!strcmp(model, "cnn")) /* conv 1->32, conv 32->64 on 28x28, dense 12544->128->10 */
+        return 32.0 * 9 * 784 + 64.0 * 32 * 9 * 784 + 12544.0 * 128 + 128.0 * 10;
+    return 0;
+}
+
 static void train_step(void *p) {
     step_arg *a = p;
     bl_model_zero_grad(a->m);
@@ -113,6 +129,30 @@ static void infer(void *p) {
 
 static void replay(void *p) {
     gemm_replay_run(p);
+}
+
+typedef struct {
+    gemm_replay *r;
+    int j;
+} shape_arg;
+
+static void replay_shape(void *p) {
+    shape_arg *a = p;
+    gemm_replay_run_shape(a->r, a->j);
+}
+
+/* One line per distinct GEMM shape of the step: calls, share of the replay
+ * time and rate. Where the limit itself is low, this says which GEMM. */
+static void print_detail(const char *model, int B, gemm_replay *r, double replay_s) {
+    for (int j = 0; j < gemm_replay_shapes(r); j++) {
+        int count;
+        const gemm_call *c = gemm_replay_shape(r, j, &count);
+        shape_arg a = {r, j};
+        double s = median_seconds(replay_shape, &a, NULL);
+        double f = 2.0 * c->M * c->N * c->K * count;
+        printf("gemm\t%s\t%d\t%c%c\t%d\t%d\t%d\t%d\t%.4f\t%.1f\n", model, B, c->ta ? 'T' : 'N',
+               c->tb ? 'T' : 'N', c->M, c->N, c->K, count, s / replay_s, f / s * 1e-9);
+    }
 }
 
 /* Model, optimizer and a synthetic batch at B; 0 on success. */
@@ -148,6 +188,8 @@ static void teardown(step_arg *a) {
     free(a->x), free(a->labels);
 }
 
+static int detail;
+
 static int bench_train(bl_ctx *ctx, const char *model, int B, int with_sgemm) {
     step_arg a;
     if (setup(&a, ctx, model, B)) return 1;
@@ -164,11 +206,14 @@ static int bench_train(bl_ctx *ctx, const char *model, int B, int with_sgemm) {
             fprintf(stderr, "bench_step: out of memory for the sgemm replay\n");
         } else {
             replay_s = median_seconds(replay, r, NULL);
+            if (detail) print_detail(model, B, r, replay_s);
             gemm_replay_free(r);
         }
     }
-    printf("step\t%s\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.4f\t%.4f\n", model, B, step_s, B / step_s,
-           flops * 1e-9, flops / step_s * 1e-9, replay_s > 0 ? flops / replay_s * 1e-9 : 0.0,
+    const double model_flops = 6 * preset_macs(model) * B;
+    printf("step\t%s\t%d\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.4f\t%.4f\n", model, B, step_s,
+           B / step_s, model_flops / step_s * 1e-9, flops * 1e-9,
+           replay_s > 0 ? flops / replay_s * 1e-9 : 0.0, replay_s > 0 ? B / replay_s : 0.0,
            replay_s > 0 ? replay_s / step_s : 0.0, share);
     fflush(stdout);
     teardown(&a);
@@ -205,8 +250,9 @@ int main(int argc, char **argv) {
     int lat[16] = {1, 8, 64}, nl = 3, threads = 0, pool_threads = 0, with_sgemm = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--no-sgemm")) {
-            with_sgemm = 0;
+        if (!strcmp(o, "--no-sgemm") || !strcmp(o, "--detail")) {
+            with_sgemm = o[2] == 'd' ? with_sgemm : 0;
+            detail |= o[2] == 'd';
             continue;
         }
         if (!v) {

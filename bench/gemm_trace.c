@@ -1,11 +1,15 @@
 /* See gemm_trace.h. The interposed entry points cost one branch each when
  * neither tracing nor timing is on, and a clock read on each side of the
  * call when timing is (about 40 ns against the >= 10 us of the calls that
- * matter). */
+ * matter). The library may call BLAS from several threads at once (the
+ * Winograd GEMMs run on the pool's threads), so the trace and the timer take
+ * a lock, and the timer counts wall time during which at least one call is
+ * running: overlapping calls are not counted twice. */
 #define _GNU_SOURCE
 #include "gemm_trace.h"
 #include <cblas.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,7 +32,9 @@ static sgemv_fn real_sgemv;
 static sger_fn real_sger;
 static gemm_call *trace;
 static int trace_n, trace_cap, tracing, timing;
-static double timed_s;
+static double timed_s, active_since;
+static int active;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double now_s(void) {
     struct timespec ts;
@@ -36,20 +42,42 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static void resolve_once(void) {
+    real_sgemm = (sgemm_fn)dlsym(RTLD_NEXT, "cblas_sgemm");
+    real_sgemv = (sgemv_fn)dlsym(RTLD_NEXT, "cblas_sgemv");
+    real_sger = (sger_fn)dlsym(RTLD_NEXT, "cblas_sger");
+}
+
 static void resolve(void) {
-    if (!real_sgemm) real_sgemm = (sgemm_fn)dlsym(RTLD_NEXT, "cblas_sgemm");
-    if (!real_sgemv) real_sgemv = (sgemv_fn)dlsym(RTLD_NEXT, "cblas_sgemv");
-    if (!real_sger) real_sger = (sger_fn)dlsym(RTLD_NEXT, "cblas_sger");
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, resolve_once);
 }
 
 static void record(const gemm_call *c) {
+    pthread_mutex_lock(&lock);
     if (trace_n == trace_cap) {
         int cap = trace_cap ? 2 * trace_cap : 256;
         gemm_call *t = realloc(trace, (size_t)cap * sizeof *t);
-        if (!t) return; /* the trace is then short; flops come out low, never wrong shapes */
+        if (!t) { /* the trace is then short; flops come out low, never wrong shapes */
+            pthread_mutex_unlock(&lock);
+            return;
+        }
         trace = t, trace_cap = cap;
     }
     trace[trace_n++] = *c;
+    pthread_mutex_unlock(&lock);
+}
+
+static void timer_enter(void) {
+    pthread_mutex_lock(&lock);
+    if (active++ == 0) active_since = now_s();
+    pthread_mutex_unlock(&lock);
+}
+
+static void timer_leave(void) {
+    pthread_mutex_lock(&lock);
+    if (--active == 0) timed_s += now_s() - active_since;
+    pthread_mutex_unlock(&lock);
 }
 
 void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
@@ -76,9 +104,9 @@ void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
         real_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    double t0 = now_s();
+    timer_enter();
     real_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    timed_s += now_s() - t0;
+    timer_leave();
 }
 
 void cblas_sgemv(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta, const blasint M,
@@ -96,9 +124,9 @@ void cblas_sgemv(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta, co
         real_sgemv(order, ta, M, K, alpha, A, lda, x, incx, beta, y, incy);
         return;
     }
-    double t0 = now_s();
+    timer_enter();
     real_sgemv(order, ta, M, K, alpha, A, lda, x, incx, beta, y, incy);
-    timed_s += now_s() - t0;
+    timer_leave();
 }
 
 void cblas_sger(const enum CBLAS_ORDER order, const blasint M, const blasint N, const float alpha,
@@ -113,9 +141,9 @@ void cblas_sger(const enum CBLAS_ORDER order, const blasint M, const blasint N, 
         real_sger(order, M, N, alpha, x, incx, y, incy, A, lda);
         return;
     }
-    double t0 = now_s();
+    timer_enter();
     real_sger(order, M, N, alpha, x, incx, y, incy, A, lda);
-    timed_s += now_s() - t0;
+    timer_leave();
 }
 
 void gemm_trace_start(void) {
@@ -258,9 +286,10 @@ gemm_replay *gemm_replay_create(const gemm_call *calls_in, int n, unsigned long 
     return r;
 }
 
-void gemm_replay_run(gemm_replay *r) {
+static void replay_range(gemm_replay *r, int shape) {
     resolve();
     for (int i = 0; i < r->n; i++) {
+        if (shape >= 0 && r->buf_of[i] != shape) continue;
         const gemm_call *c = &r->calls[i];
         replay_buf *b = &r->bufs[r->buf_of[i]];
         enum CBLAS_ORDER o = c->row_major ? CblasRowMajor : CblasColMajor;
@@ -275,6 +304,26 @@ void gemm_replay_run(gemm_replay *r) {
             real_sgemm(o, ta, c->tb ? CblasTrans : CblasNoTrans, c->M, c->N, c->K, c->alpha, b->A,
                        c->lda, b->B, c->ldb, c->beta, b->C, c->ldc);
     }
+}
+
+void gemm_replay_run(gemm_replay *r) {
+    replay_range(r, -1);
+}
+
+int gemm_replay_shapes(const gemm_replay *r) {
+    return r->nbuf;
+}
+
+const gemm_call *gemm_replay_shape(const gemm_replay *r, int j, int *count) {
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += r->buf_of[i] == j;
+    *count = n;
+    return &r->bufs[j].shape;
+}
+
+void gemm_replay_run_shape(gemm_replay *r, int j) {
+    replay_range(r, j);
 }
 
 void gemm_replay_free(gemm_replay *r) {

@@ -7,8 +7,13 @@ after a warm-up of >= 0.3 s):
   - training samples/s: zero_grad, forward, cross-entropy, backward,
     SGD(momentum 0.9), on N(0,1) inputs with random labels;
   - forward-only latency per call in eval mode under torch.no_grad().
-Each thread count runs in its own process (torch.set_num_threads is applied
-before any work, as it should be), and the caller keeps the better one.
+Each thread setting runs in its own process. "N" is what a user writes,
+torch.set_num_threads(N) (the ANCHORS.md method); Debian's torch does its
+matrix products in OpenBLAS, whose own pthread pool ignores that call and
+keeps all cores, so "1" is really 1 + 2 threads. "Ns" is strict: every knob
+(OMP/OPENBLAS/MKL_NUM_THREADS too) at N. The default tries 1, 2 and 1s, and
+the caller keeps the best, so the peer is never weakened by our choice of
+knobs.
 
 A configuration whose single warm-up step already takes longer than --cap
 seconds is skipped and reported as "-" (the CNN at large batches: ANCHORS.md
@@ -63,7 +68,7 @@ def median_seconds(fn, min_time, runs, cap=None):
 
 def worker(args):
     import torch
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(int(args.threads.rstrip("s")))
     torch.manual_seed(0)
     print(f"env\t{args.threads}\t{torch.__version__}", flush=True)
     for model in args.models.split(","):
@@ -102,15 +107,15 @@ def main():
     p.add_argument("--models", default="mlp,cnn")
     p.add_argument("--batches", default="1,8,32,128,512,2048")
     p.add_argument("--latency", default="1,8,64")
-    p.add_argument("--threads", default="1,2", help="thread counts, one process each")
+    p.add_argument("--threads", default="1,2,1s",
+                   help="thread settings, one process each: N or Ns (strict)")
     p.add_argument("--min-time", type=float, default=0.3)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--cap", type=float, default=4.0,
+    p.add_argument("--cap", type=float, default=10.0,
                    help="skip a configuration whose first step takes longer (seconds)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        args.threads = int(args.threads)
         worker(args)
         return 0
     rc = 0
@@ -118,7 +123,11 @@ def main():
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", t,
                "--models", args.models, "--batches", args.batches, "--latency", args.latency,
                "--min-time", str(args.min_time), "--runs", str(args.runs), "--cap", str(args.cap)]
-        rc |= subprocess.call(cmd)
+        env = dict(os.environ)
+        if t.endswith("s"):
+            n = t[:-1]
+            env.update(OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+        rc |= subprocess.call(cmd, env=env)
     return rc
 
 

@@ -333,6 +333,10 @@ static void conv_forward(float *out, const float *in, const float *w, const floa
     const size_t pq = (size_t)d->P * d->Q, chw = (size_t)d->C * d->H * d->W;
     const int crs = d->C * d->R * d->S;
     if (B <= 0 || K <= 0 || pq == 0) return;
+    if (cpu_winograd_applies(d)) {
+        cpu_winograd_forward(out, in, w, b, ws, d, relu);
+        return;
+    }
     conv_arg a = {.d = d,
                   .out = out,
                   .in = in,

@@ -11,7 +11,8 @@
 #     max batch up to 128). The machine is shared, so each sweep runs ROUNDS times, the
 #     settings taking turns, and every number is the per-rate MEDIAN over the rounds; the
 #     result is the best median throughput whose median p99 is within the objective with
-#     no failed request.
+#     no failed request;
+#  3. (curve) the bare forward pass at each batch size: what batching can gain at most.
 # Everything lands in OUT: per-round CSV/PNG/SVG from `load --sweep`, the median CSV and
 # its plot per setting, logs, and summary.md (the tables for BENCHMARKS.md).
 #
@@ -19,7 +20,7 @@
 # Environment: SLO (ms, default 10), DUR (seconds per sweep point, default 2), ROUNDS
 #   (default 3), LOW_RATE (req/s for the overhead runs, default 100), LOW_DUR (s, default
 #   20), FORMAT (binary|json for the sweeps, default binary), ONLY (a subset of: overhead
-#   b1 b32 b64 b128 b64d1000 adaptive), RATES and RATES_B1 (the sweeps, comma-separated).
+#   curve b1 b32 b64 b128 b64d1000 adaptive), RATES and RATES_B1 (the sweeps, comma-separated).
 set -euo pipefail
 BL=${1:-build/batchlab}
 OUT=${2:-runs/serve-bench}
@@ -29,7 +30,7 @@ ROUNDS=${ROUNDS:-3}
 LOW_RATE=${LOW_RATE:-100}
 LOW_DUR=${LOW_DUR:-20}
 FORMAT=${FORMAT:-binary}
-ONLY=${ONLY:-overhead b1 b32 b64 b128 b64d1000 adaptive}
+ONLY=${ONLY:-overhead curve b1 b32 b64 b128 b64d1000 adaptive}
 DATA=tests/data/fmnist-sample
 IMAGES=$DATA/t10k-images-idx3-ubyte.gz
 RATES_B1=${RATES_B1:-1000,1500,2000,2500,3000,3500,4000}
@@ -165,6 +166,22 @@ if want overhead; then
             c=$(mean_us "$OUT/low-m0-$fmt.txt" "$OUT/low-m-$fmt.txt" batchlab_compute_time_seconds)
             r=$(mean_us "$OUT/low-m0-$fmt.txt" "$OUT/low-m-$fmt.txt" batchlab_request_latency_seconds)
             echo "| $fmt | $q | $c | $r | $(sed -n 's/.*p50\/p99 us: //p' "$OUT/low-$fmt.serve.log") |"
+        done
+    } >>"$OUT/summary.md"
+fi
+
+if want curve; then # what one forward pass costs at each batch size: the ceiling of batching
+    {
+        echo
+        echo "### the bare forward pass by batch size (\`load --bare --per-request B --rate 50\`)"
+        echo
+        echo "| B | p50 ms | per sample, us | samples/s at p50 |"
+        echo "|---|---|---|---|"
+        for b in 1 2 4 8 16 32 64 128; do
+            "$BL" load --bare "$CK" --rate 50 --duration 4 --per-request $b --input "$IMAGES" --json \
+                >"$OUT/curve-$b.json"
+            p=$(p50 "$OUT/curve-$b.json")
+            awk -v b=$b -v p="$p" 'BEGIN { printf "| %d | %.3f | %.0f | %.0f |\n", b, p, p * 1000 / b, b / p * 1000 }'
         done
     } >>"$OUT/summary.md"
 fi

@@ -33,11 +33,8 @@ for r in $(seq 1 "$REP"); do
         run "B${bl%%:*}" "$r" --batch "${bl%%:*}" --lr "${bl##*:}"
     done
 done
-# median time per configuration, and where auto ranks among the fixed batches
-awk -F, 'NR > 1 { t[$1] = t[$1] " " $5 }
-END {
-    for (c in t) {
-        n = split(t[c], v, " "); asort(v); m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-        printf "%s %.2f\n", c, m
-    }
-}' "$OUT/results.csv" | sort -k2 -g | tee "$OUT/median.txt"
+# median time per configuration (portable: sort, no gawk extensions)
+for c in $(tail -n +2 "$OUT/results.csv" | cut -d, -f1 | sort -u); do
+    grep "^$c," "$OUT/results.csv" | cut -d, -f5 | sort -g |
+        awk -v c="$c" '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %.2f\n", c, m }'
+done | sort -k2 -g | tee "$OUT/median.txt"

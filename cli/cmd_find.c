@@ -218,7 +218,7 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     bl_throughput_curve cv;
     bl_error err = {0};
     if (!o->json) fprintf(stderr, "measuring throughput at %d batch sizes...\n", n);
-    if (bl_find_throughput(o->model, ds, opt, batches, n, o->runs, o->min_run, ctx, &cv, &err))
+    if (bl_find_throughput(o->model, ds, opt, batches, n, 2, o->runs, o->min_run, ctx, &cv, &err))
         return cli_fail(cmd, "%s", err.msg);
     noise_traj tr = {0};
     if (o->goodput) {

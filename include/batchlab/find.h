@@ -77,10 +77,11 @@ typedef struct bl_throughput_curve {
 } bl_throughput_curve;
 
 /* Measure training-step throughput of spec on ds at each batch in batches[] (ascending),
- * each as the median of `runs` timed runs of >= min_run_s after a warm-up. */
+ * each as the median of `runs` timed runs of >= min_run_s after `warmup` steps. */
 bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_optim_config *opt,
-                             const int *batches, int n_batches, int runs, double min_run_s,
-                             bl_ctx *ctx, bl_throughput_curve *curve, bl_error *err);
+                             const int *batches, int n_batches, int warmup, int runs,
+                             double min_run_s, bl_ctx *ctx, bl_throughput_curve *curve,
+                             bl_error *err);
 /* Index of the first point whose doubling gains less than gain (0.05). */
 int bl_throughput_knee(const bl_throughput_curve *c, double gain);
 

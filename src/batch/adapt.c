@@ -69,7 +69,9 @@ bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
     if (!kept || cand[0] > c->base_batch)
         return bl_fail(err, BL_ERR_NOMEM, "the base batch %d does not fit the memory budget",
                        c->base_batch);
-    bl_status st = bl_find_throughput(spec, ds, opt, cand, kept, 1, 0.15, ctx, &a->curve, err);
+    /* A short probe (one warm-up, one ~0.05 s run each): it is paid by every run, and
+     * the live steps correct the current batch's figure afterwards. */
+    bl_status st = bl_find_throughput(spec, ds, opt, cand, kept, 1, 1, 0.05, ctx, &a->curve, err);
     if (st) return st;
     for (int i = 0; i < a->curve.n; i++)
         if (a->curve.p[i].batch == c->base_batch) a->current = i;

@@ -14,7 +14,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_config *opt,
-                         int batch, int runs, double min_run_s, bl_ctx *ctx,
+                         int batch, int warmup, int runs, double min_run_s, bl_ctx *ctx,
                          bl_throughput_point *pt, bl_error *err) {
     bl_train_config c;
     bl_train_config_default(&c);
@@ -28,7 +28,7 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     bl_step_info si;
     double rates[16];
     if (runs > 16) runs = 16;
-    for (int w = 0; w < 2 && !st; w++)
+    for (int w = 0; w < warmup && !st; w++)
         st = bl_trainer_step(t, &si, err);
     for (int r = 0; r < runs && !st; r++) {
         double t0 = bl_now_sec(), el = 0;
@@ -50,15 +50,16 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
 }
 
 bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_optim_config *opt,
-                             const int *batches, int n_batches, int runs, double min_run_s,
-                             bl_ctx *ctx, bl_throughput_curve *curve, bl_error *err) {
+                             const int *batches, int n_batches, int warmup, int runs,
+                             double min_run_s, bl_ctx *ctx, bl_throughput_curve *curve,
+                             bl_error *err) {
     memset(curve, 0, sizeof *curve);
     if (n_batches <= 0 || n_batches > BL_FIND_MAX_POINTS)
         return bl_fail(err, BL_ERR_ARG, "between 1 and %d batch sizes, got %d", BL_FIND_MAX_POINTS,
                        n_batches);
     if (runs < 1) runs = 1;
     for (int i = 0; i < n_batches; i++) {
-        bl_status st = measure(spec, ds, opt, batches[i], runs, min_run_s, ctx, &curve->p[i], err);
+        bl_status st = measure(spec, ds, opt, batches[i], warmup, runs, min_run_s, ctx, &curve->p[i], err);
         if (st) return st;
         curve->n = i + 1;
     }

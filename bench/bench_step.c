@@ -263,7 +263,7 @@ int main(int argc, char **argv) {
         if (!strcmp(o, "--models"))
             models = v;
         else if (!strcmp(o, "--batches"))
-            nb = parse_list(v, batches, 16);
+            nb = strcmp(v, "none") ? parse_list(v, batches, 16) : 0;
         else if (!strcmp(o, "--latency"))
             nl = strcmp(v, "none") ? parse_list(v, lat, 16) : 0;
         else if (!strcmp(o, "--threads"))

@@ -72,7 +72,7 @@ def worker(args):
     torch.manual_seed(0)
     print(f"env\t{args.threads}\t{torch.__version__}", flush=True)
     for model in args.models.split(","):
-        for B in [int(b) for b in args.batches.split(",")]:
+        for B in [int(b) for b in args.batches.split(",") if b]:
             net = build(model, torch)
             opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
             loss_fn = torch.nn.CrossEntropyLoss()

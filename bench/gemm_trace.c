@@ -146,6 +146,17 @@ void cblas_sger(const enum CBLAS_ORDER order, const blasint M, const blasint N, 
     timer_leave();
 }
 
+/* The library's own small-batch dense kernels (src/backend/cpu/skinny.c) call
+ * this weak hook with each product's shape: recorded as the sgemm it stands
+ * for, so the replay (the limit) still contains it. */
+void cpu_gemm_note(int trans_a, int trans_b, int M, int N, int K) {
+    if (!tracing) return;
+    gemm_call c = {
+        0, 1,    trans_a != 0,         trans_b != 0, M, N, K, trans_a ? M : K, trans_b ? K : N,
+        N, 1.0f, trans_a ? 1.0f : 0.0f};
+    record(&c);
+}
+
 void gemm_trace_start(void) {
     trace_n = 0;
     tracing = 1;

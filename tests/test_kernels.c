@@ -269,8 +269,11 @@ static void layer_case_run(layer_case *c, uint64_t seed) {
 }
 
 static void dense_matches_reference(void **state) {
-    const int shapes[][3] = {{1, 1, 1},    {3, 7, 5},     {17, 33, 9},   {64, 784, 10},
-                             {5, 10, 129}, {1, 300, 200}, {64, 784, 100}};
+    /* B = 1: sgemv/sger; 2..8: the skinny kernels (remainders in samples, rows, columns;
+     * the weight gradient up to 4); above: sgemm */
+    const int shapes[][3] = {{1, 1, 1},    {3, 7, 5},     {17, 33, 9},    {64, 784, 10},
+                             {5, 10, 129}, {1, 300, 200}, {64, 784, 100}, {8, 784, 300},
+                             {7, 200, 70}, {5, 1024, 33}, {2, 64, 4}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
         for (int relu = 0; relu < 2; relu++) {
             layer_case c = {.B = shapes[t][0], .I = shapes[t][1], .O = shapes[t][2], .relu = relu};

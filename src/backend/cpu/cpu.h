@@ -31,6 +31,15 @@ void cpu_dense_backward(float *din, float *dw, float *db, const float *dout, con
  * sgemm (M,N,K), and the largest over a dense layer's training GEMMs. */
 size_t cpu_gemm_blas_bytes(size_t M, size_t N, size_t K);
 size_t cpu_dense_blas_bytes(int B, int I, int O);
+/* skinny.c: dense products for small B (2 .. the limits below) without sgemm's packing.
+ * forward: out(B,O) = in(B,I) w(O,I)^T; din(B,I) = g(B,O) w(O,I) (overwrite);
+ * dw(O,I) += g^T in. cpu_gemm_note reports each product's shape (weak, empty). */
+#define SKINNY_MAX_B 8    /* forward and input gradient */
+#define SKINNY_DW_MAX_B 4 /* weight gradient: above this sgemm's is faster */
+void cpu_skinny_forward(float *out, const float *in, const float *w, int B, int I, int O);
+void cpu_skinny_din(float *din, const float *g, const float *w, int B, int I, int O);
+void cpu_skinny_dw(float *dw, const float *g, const float *in, int B, int I, int O);
+void cpu_gemm_note(int trans_a, int trans_b, int M, int N, int K);
 void cpu_dense_relu_forward(float *out, const float *in, const float *w, const float *b, int B,
                             int I, int O);
 void cpu_dense_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,

@@ -10,7 +10,8 @@
  *
  * B = 1 goes to the level-2 routines (sgemv, sger). sgemm with one row still
  * packs the whole weight matrix, which took 5x as long as sgemv on the MLP's
- * 1024x784 layer; the single-sample latency is exactly that case.
+ * 1024x784 layer; the single-sample latency is exactly that case. Up to
+ * SKINNY_MAX_B rows, skinny.c's direct kernels do the three products.
  *
  * The passes around the GEMMs (bias, ReLU, the bias gradient) run on the
  * fork-join pool (par.c) between BLAS calls. Each output element is computed
@@ -120,6 +121,8 @@ static void dense_forward(float *out, const float *in, const float *w, const flo
     if (B <= 0 || O <= 0) return;
     if (B == 1 && I > 0) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, w, I, in, 1, 0.0f, out, 1);
+    } else if (B <= SKINNY_MAX_B && I > 0) {
+        cpu_skinny_forward(out, in, w, B, I, O);
     } else {
         cpu_gemm(0, 1, B, O, I, 1.0f, in, I, w, I, 0.0f, out, O);
     }
@@ -145,8 +148,14 @@ static void dense_gemms(float *din, float *dw, const float *g, const float *in, 
         if (dw) cblas_sger(CblasRowMajor, O, I, 1.0f, g, 1, in, 1, dw, I);
         return;
     }
-    if (din) cpu_gemm(0, 0, B, I, O, 1.0f, g, O, w, I, 0.0f, din, I);
-    if (dw) cpu_gemm(1, 0, O, I, B, 1.0f, g, O, in, I, 1.0f, dw, I);
+    if (din && B <= SKINNY_MAX_B && O > 0)
+        cpu_skinny_din(din, g, w, B, I, O);
+    else if (din)
+        cpu_gemm(0, 0, B, I, O, 1.0f, g, O, w, I, 0.0f, din, I);
+    if (dw && B <= SKINNY_DW_MAX_B && O > 0)
+        cpu_skinny_dw(dw, g, in, B, I, O);
+    else if (dw)
+        cpu_gemm(1, 0, O, I, B, 1.0f, g, O, in, I, 1.0f, dw, I);
 }
 
 void cpu_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,

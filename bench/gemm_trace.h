@@ -40,6 +40,11 @@ double gemm_timing_seconds(void); /* and resets the sum */
 typedef struct gemm_replay gemm_replay;
 gemm_replay *gemm_replay_create(const gemm_call *calls, int n, unsigned long seed);
 void gemm_replay_run(gemm_replay *r);
+/* Distinct shapes of a replay; shape j (as sgemm) with its number of calls;
+ * run only the calls of shape j. For the per-shape profile (--detail). */
+int gemm_replay_shapes(const gemm_replay *r);
+const gemm_call *gemm_replay_shape(const gemm_replay *r, int j, int *count);
+void gemm_replay_run_shape(gemm_replay *r, int j);
 void gemm_replay_free(gemm_replay *r);
 
 #endif

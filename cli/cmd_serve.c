@@ -75,9 +75,9 @@ int cli_serve(int argc, char **argv) {
                          preferred, BL_MAX_PREFERRED);
     if (cli_opt_find(opts, n_opts, "slo-p99-ms")->seen && !(cfg.batch.slo_p99_ms > 0))
         return cli_error(cmd, "--slo-p99-ms %g is invalid: it must be positive", cfg.batch.slo_p99_ms);
-    /* With an objective the delay cap defaults to a quarter of it (bl_aimd_init). */
+    /* With an objective the delay cap defaults to a tenth of it (bl_aimd_init). */
     if (cfg.batch.slo_p99_ms > 0 && !cli_opt_find(opts, n_opts, "max-delay-us")->seen)
-        cfg.batch.max_delay_us = (long)(cfg.batch.slo_p99_ms * 250.0);
+        cfg.batch.max_delay_us = (long)(cfg.batch.slo_p99_ms * 100.0);
     bl_error err = {0};
     if (bl_batcher_config_check(&cfg.batch, &err)) return cli_error(cmd, "%s", err.msg);
 

@@ -92,21 +92,16 @@ const char *bl_aimd_action_name(bl_aimd_action a);
 #define BL_AIMD_WINDOW_MAX 512
 /* Every window (>= min_samples completed requests and >= window_ns, or
  * BL_AIMD_WINDOW_MAX requests) the controller looks at the p99 of request latency
- * (arrival to batch end), the median and p90 of batch compute time, and how often batches
- * were full (the max batch was binding, i.e. a queue stood behind them):
- *  - p99 over the objective with batches mostly full: the queue is the problem, so add
- *    `step` to max batch (more samples per forward pass) and halve the delay; at the cap
- *    it can only hold (SATURATED: shed load with --max-queue). Only when a median batch
- *    takes over half the objective by itself is max batch cut instead;
- *  - p99 over the objective, batches not full: halve the delay; if there is none, cut max
- *    batch by `decrease` when the p90 batch takes over half the objective, else hold (the
- *    time is spent outside the batcher, where batch size cannot help);
- *  - p99 under `headroom` x the objective: add `step` to max batch when it was binding and
- *    batches are fast, and while batches are not full and p99 is under half the
- *    objective, add delay_step_us to the delay (bigger batches cost less CPU per sample);
- *  - else hold.
- * Compute percentiles rather than the maximum keep one preempted batch from driving the
- * batch size down on a busy machine. */
+ * (arrival to batch end), the median batch compute time, and how often batches were full
+ * (the max batch was binding, i.e. a queue stood behind them):
+ *  - a median batch over objective/3: cut max batch by `decrease` (and halve the delay);
+ *  - p99 over the objective with batches mostly full: add `step` to max batch and halve
+ *    the delay (SATURATED at the cap: shed load with --max-queue);
+ *  - p99 over the objective otherwise: halve the delay, keep the batch;
+ *  - p99 under `headroom` x the objective: add `step` to max batch when it was binding,
+ *    and while batches are not full and p99 is under half the objective, add
+ *    delay_step_us to the delay (at most objective/10);
+ *  - else hold. */
 typedef struct bl_aimd {
     double slo_ns;
     int cap_batch, max_batch, step;
@@ -127,7 +122,7 @@ typedef struct bl_aimd {
 } bl_aimd;
 
 /* slo_p99_ms > 0; cap_batch >= 1. The start is max batch max(1, cap/4) and delay 0; the
- * delay never exceeds min(cap_delay_us, slo/4). */
+ * delay never exceeds min(cap_delay_us, slo/10). */
 void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us);
 /* Record one batch of `size` samples (max batch was `max_batch` when it formed) that took
  * compute_ns. */

@@ -1,29 +1,27 @@
 /* Adaptive batching to a latency objective: AIMD on the max batch (and the delay).
  *
- * Clipper (Crankshaw et al., NSDI'17) grows the batch size additively until a batch
- * takes longer than the objective, then cuts it multiplicatively. That rule looks at
- * the compute time of a batch only. A server also queues, and under load queueing is
- * most of the latency; cutting the batch then lowers throughput and makes the queue
- * longer still, down to batches of one (we saw exactly that collapse in a rate sweep).
- * So each window looks at three things: the p99 of request latency (arrival at the
- * server to the end of its batch, parsing included), the median and p90 of batch compute
- * time, and the share of batches that were full (the max batch was binding):
+ * Clipper (Crankshaw et al., NSDI'17) grows the batch size additively while a batch
+ * takes less than the objective and cuts it multiplicatively when it takes more. A
+ * request also waits for the batch already running and for its HTTP round trip, so here
+ * a batch gets a third of the objective: the median batch compute time of each window
+ * is held under objective/3 by AIMD (cut by `decrease` above it). Within that budget a
+ * bigger batch costs less per sample, so:
  *
- *   p99 > objective, batches full     -> the queue is the problem: more per batch is the
- *        cure (additive increase; SATURATED at the cap), unless a median batch alone
- *        takes half the objective (then decrease);
- *   p99 > objective, batches not full -> halve the delay; with no delay left, decrease the
- *        batch only if the p90 batch takes half the objective, else hold: the time goes
- *        somewhere batch size does not reach (HTTP threads, a busy CPU);
- *   p99 < headroom x objective        -> additive increase where it binds (batch when
- *        batches were full, delay when they were not and p99 is under half the
- *        objective, since waiting to fill batches saves CPU per sample);
+ *   p99 > objective, batches full     -> a queue stands behind fast, full batches: grow
+ *        the max batch (SATURATED at the cap: only --max-queue can shed load then);
+ *   p99 > objective, batches not full -> the time goes elsewhere (delay, HTTP threads, a
+ *        busy CPU): give back delay, but do not shrink batches, which would only lower
+ *        throughput (an earlier rule did, and a sweep collapsed to batches of one);
+ *   p99 < headroom x objective        -> grow where it binds: the max batch when batches
+ *        were full; the delay (capped at objective/10) when they were not and p99 is
+ *        under half the objective, since waiting to fill batches saves CPU per sample;
  *   otherwise hold.
  *
- * Percentiles of compute time, not its maximum: one batch preempted by another process
- * must not drive the batch size down. The controller is a plain struct driven by the
- * batcher thread (no locks) and deterministic given its inputs, so tests feed it
- * synthetic latencies. */
+ * The median rather than the maximum compute time keeps one batch preempted by another
+ * process from driving the batch size down. Request latency runs from arrival at the
+ * server (parsing included) to the end of its batch. The controller is a plain struct
+ * driven by the batcher thread (no locks) and deterministic given its inputs, so tests
+ * feed it synthetic latencies. */
 #include <stdlib.h>
 #include <string.h>
 #include "batchlab/serve.h"
@@ -44,10 +42,10 @@ void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_u
     a->cap_batch = cap_batch < 1 ? 1 : cap_batch;
     a->max_batch = a->cap_batch / 4 > 1 ? a->cap_batch / 4 : 1;
     a->step = a->cap_batch / 16 > 1 ? a->cap_batch / 16 : 1;
-    long quarter_us = (long)(slo_p99_ms * 1000.0 / 4.0);
-    a->cap_delay_us = cap_delay_us < 0 || cap_delay_us > quarter_us ? quarter_us : cap_delay_us;
+    long tenth_us = (long)(slo_p99_ms * 1000.0 / 10.0);
+    a->cap_delay_us = cap_delay_us < 0 || cap_delay_us > tenth_us ? tenth_us : cap_delay_us;
     a->delay_us = 0;
-    a->delay_step_us = (long)(slo_p99_ms * 1000.0 / 50.0);
+    a->delay_step_us = (long)(slo_p99_ms * 1000.0 / 100.0);
     if (a->delay_step_us < 1) a->delay_step_us = 1;
     a->decrease = 0.8;
     a->headroom = 0.8;
@@ -88,33 +86,27 @@ static void cut_batch(bl_aimd *a) {
 
 static void decide(bl_aimd *a) {
     uint64_t p99 = percentile(a->lat, a->n_lat, 99);
-    uint64_t c50 = percentile(a->compute, a->n_compute, 50);
-    uint64_t c90 = percentile(a->compute, a->n_compute, 90);
+    double c50 = (double)percentile(a->compute, a->n_compute, 50);
     a->last_p99_ns = p99;
-    double half = a->slo_ns / 2;
+    double budget = a->slo_ns / 3; /* one batch: wait for the running one, run ours, HTTP */
     int full = a->batches && 2 * a->full_batches >= a->batches;
     bl_aimd_action act = BL_AIMD_HOLD;
-    if ((double)p99 > a->slo_ns) {
-        if (full) {
-            if ((double)c50 > half) {
-                cut_batch(a);
-                act = BL_AIMD_DECREASE;
-            } else if (a->max_batch < a->cap_batch) {
-                grow_batch(a);
-                act = BL_AIMD_INCREASE;
-            } else {
-                act = BL_AIMD_SATURATED;
-            }
-            a->delay_us /= 2;
+    if (c50 > budget) { /* batches this size alone break the objective */
+        cut_batch(a);
+        a->delay_us /= 2;
+        act = BL_AIMD_DECREASE;
+    } else if ((double)p99 > a->slo_ns) {
+        if (full && a->max_batch < a->cap_batch) {
+            grow_batch(a); /* a queue behind fast, full batches: more per batch */
+            act = BL_AIMD_INCREASE;
+        } else if (full) {
+            act = BL_AIMD_SATURATED;
         } else if (a->delay_us > 0) {
-            a->delay_us /= 2;
-            act = BL_AIMD_DECREASE;
-        } else if ((double)c90 > half) {
-            cut_batch(a);
             act = BL_AIMD_DECREASE;
         }
+        a->delay_us /= 2;
     } else if ((double)p99 < a->headroom * a->slo_ns) {
-        if (a->full_batches > 0 && (double)c90 < half && a->max_batch < a->cap_batch) {
+        if (a->full_batches > 0 && a->max_batch < a->cap_batch) {
             grow_batch(a);
             act = BL_AIMD_INCREASE;
         }

@@ -33,7 +33,7 @@ FORMAT=${FORMAT:-binary}
 ONLY=${ONLY:-overhead curve b1 b32 b64 b128 b64d1000 adaptive}
 DATA=tests/data/fmnist-sample
 IMAGES=$DATA/t10k-images-idx3-ubyte.gz
-RATES_B1=${RATES_B1:-1000,1500,2000,2500,3000,3500,4000}
+RATES_B1=${RATES_B1:-1000,2000,3000,3500,4000,4500,5000,5500,6000}
 RATES=${RATES:-1000,2000,4000,6000,8000,10000,12000,14000,16000}
 declare -A ARGS=([b1]="--max-batch 1" [b32]="--max-batch 32" [b64]="--max-batch 64"
     [b128]="--max-batch 128" [b64d1000]="--max-batch 64 --max-delay-us 1000"
@@ -173,15 +173,21 @@ fi
 if want curve; then # what one forward pass costs at each batch size: the ceiling of batching
     {
         echo
-        echo "### the bare forward pass by batch size (\`load --bare --per-request B --rate 50\`)"
+        echo "### the bare forward pass by batch size"
         echo
-        echo "| B | p50 ms | per sample, us | samples/s at p50 |"
+        echo "paced: \`load --bare CK --per-request B --rate 50 --duration 4\` (weights leave the cache between"
+        echo "requests); back to back: \`load --bare CK --per-request B --rate 1000000 --requests N\` (warm)."
+        echo
+        echo "| B | paced p50, ms | paced, us per sample | back to back, samples/s |"
         echo "|---|---|---|---|"
         for b in 1 2 4 8 16 32 64 128; do
             "$BL" load --bare "$CK" --rate 50 --duration 4 --per-request $b --input "$IMAGES" --json \
                 >"$OUT/curve-$b.json"
+            "$BL" load --bare "$CK" --rate 1000000 --requests $((4000 / b + 50)) --warmup 0 --per-request $b \
+                --input "$IMAGES" --json >"$OUT/curve-b2b-$b.json"
             p=$(p50 "$OUT/curve-$b.json")
-            awk -v b=$b -v p="$p" 'BEGIN { printf "| %d | %.3f | %.0f | %.0f |\n", b, p, p * 1000 / b, b / p * 1000 }'
+            t=$(sed -n 's/.*"samples_per_s":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$OUT/curve-b2b-$b.json" | head -1)
+            awk -v b=$b -v p="$p" -v t="$t" 'BEGIN { printf "| %d | %.3f | %.0f | %.0f |\n", b, p, p * 1000 / b, t }'
         done
     } >>"$OUT/summary.md"
 fi

@@ -168,3 +168,30 @@ int cli_parse_bytes(const char *s, size_t *out) {
     *out = (size_t)(v * mult);
     return 0;
 }
+
+/* "16,32,64" into ints (> 0) or doubles (> 0); messages name the flag. */
+int cli_parse_list(const char *cmd, const char *flag, const char *s, int as_int, int *ints,
+                   double *dbls, int cap, int *n) {
+    *n = 0;
+    const char *p = s;
+    while (1) {
+        char *end = NULL;
+        double v = strtod(p, &end);
+        if (end == p || (*end != ',' && *end != '\0') || !isfinite(v) || !(v > 0) ||
+            (as_int && (v != floor(v) || v > 1e9))) {
+            size_t len = strcspn(p, ",");
+            return cli_error(cmd, "%s: '%.*s' in '%s' is not a positive %s", flag, (int)len, p, s,
+                             as_int ? "integer" : "number");
+        }
+        if (*n >= cap) return cli_error(cmd, "%s: at most %d values are allowed", flag, cap);
+        for (int i = 0; i < *n; i++)
+            if (as_int ? ints[i] == (int)v : dbls[i] == v)
+                return cli_error(cmd, "%s: %g is listed twice", flag, v);
+        if (as_int)
+            ints[(*n)++] = (int)v;
+        else
+            dbls[(*n)++] = v;
+        if (*end == '\0') return 0;
+        p = end + 1;
+    }
+}

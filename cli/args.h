@@ -36,4 +36,10 @@ void cli_set_silent(int silent);
 /* "512M", "2G", "1.5GiB", "1000000" -> bytes; -1 if malformed. */
 int cli_parse_bytes(const char *s, size_t *out);
 
+/* "16,32,64" into ints (as_int, > 0, written to ints) or doubles (> 0, to dbls), at most
+ * cap values, no repeats. Prints an error naming the flag and the bad value and returns 2,
+ * or returns 0 with the count in *n. */
+int cli_parse_list(const char *cmd, const char *flag, const char *s, int as_int, int *ints,
+                   double *dbls, int cap, int *n);
+
 #endif

@@ -20,20 +20,6 @@ typedef struct find_opts {
     double margin, min_run, noise_scale;
 } find_opts;
 
-/* "1,2,4,8" -> ascending list; returns the count or -1. */
-static int parse_batches(const char *s, int *out, int max) {
-    int n = 0;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *end;
-        long v = strtol(tok, &end, 10);
-        if (*end || v <= 0 || n >= max || (n && v <= out[n - 1])) return -1;
-        out[n++] = (int)v;
-    }
-    return n ? n : -1;
-}
-
 static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
                       const bl_optim_config *opt, cJSON *j) {
     bl_find_memory_config c = {.spec = o->model,
@@ -198,11 +184,11 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
                           const bl_optim_config *opt, bl_ctx *ctx, cJSON *j) {
     int batches[BL_FIND_MAX_POINTS], n = 0;
     if (o->batches) {
-        n = parse_batches(o->batches, batches, BL_FIND_MAX_POINTS);
-        if (n < 0)
-            return cli_error(
-                cmd, "--batches expects ascending positive integers, e.g. 16,32,64, got '%s'",
-                o->batches);
+        if (cli_parse_list(cmd, "--batches", o->batches, 1, batches, NULL, BL_FIND_MAX_POINTS, &n))
+            return 2;
+        for (int i = 1; i < n; i++)
+            if (batches[i] <= batches[i - 1])
+                return cli_error(cmd, "--batches must be ascending, got '%s'", o->batches);
     } else {
         int cap = o->max_batch > 0 ? o->max_batch : 4096;
         for (int b = 1; b <= cap && (size_t)b <= ds->n && n < BL_FIND_MAX_POINTS; b *= 2)

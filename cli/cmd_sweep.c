@@ -29,33 +29,6 @@ typedef struct sweep_opts {
     float momentum, weight_decay;
 } sweep_opts;
 
-/* "16,32,64" into ints (> 0) or doubles (> 0); messages name the flag. */
-static int parse_list(const char *cmd, const char *flag, const char *s, int as_int, int *ints,
-                      double *dbls, int cap, int *n) {
-    *n = 0;
-    const char *p = s;
-    while (1) {
-        char *end = NULL;
-        double v = strtod(p, &end);
-        if (end == p || (*end != ',' && *end != '\0') || !isfinite(v) || !(v > 0) ||
-            (as_int && (v != floor(v) || v > 1e9))) {
-            size_t len = strcspn(p, ",");
-            return cli_error(cmd, "%s: '%.*s' in '%s' is not a positive %s", flag, (int)len, p, s,
-                             as_int ? "integer" : "number");
-        }
-        if (*n >= cap) return cli_error(cmd, "%s: at most %d values are allowed", flag, cap);
-        for (int i = 0; i < *n; i++)
-            if (as_int ? ints[i] == (int)v : dbls[i] == v)
-                return cli_error(cmd, "%s: %g is listed twice", flag, v);
-        if (as_int)
-            ints[(*n)++] = (int)v;
-        else
-            dbls[(*n)++] = v;
-        if (*end == '\0') return 0;
-        p = end + 1;
-    }
-}
-
 static int seen(const cli_opt *opts, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (!strcmp(opts[i].name, name)) return opts[i].seen;
@@ -102,10 +75,10 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
         return cli_error(cmd, "--base-batch %d must be at least 1", t->base_batch);
     if (o->warmup < 0) return cli_error(cmd, "--warmup must not be negative");
     if (o->seed < 0) return cli_error(cmd, "--seed must not be negative");
-    if (o->batches && parse_list(cmd, "--batches", o->batches, 1, c->batches, NULL,
+    if (o->batches && cli_parse_list(cmd, "--batches", o->batches, 1, c->batches, NULL,
                                  BL_SWEEP_MAX_BATCHES, &c->n_batches))
         return 2;
-    if (o->grid && parse_list(cmd, "--lr-grid", o->grid, 0, NULL, c->lr_mults, BL_SWEEP_MAX_LRS,
+    if (o->grid && cli_parse_list(cmd, "--lr-grid", o->grid, 0, NULL, c->lr_mults, BL_SWEEP_MAX_LRS,
                               &c->n_lr_mults))
         return 2;
     int has_acc = seen(opts, n_opts, "target-acc"), has_loss = seen(opts, n_opts, "target-loss");

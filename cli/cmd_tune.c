@@ -29,32 +29,6 @@ static void on_rung(void *arg, const bl_tune_trial *t, int rung, long total) {
                 rung, t->id, t->acc[rung], t->examples, total);
 }
 
-static int parse_ints(const char *s, int *out, int max) {
-    int n = 0;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *sv, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
-        char *end;
-        long v = strtol(tok, &end, 10);
-        if (*end || v <= 0 || n >= max) return -1;
-        out[n++] = (int)v;
-    }
-    return n ? n : -1;
-}
-
-static int parse_floats(const char *s, float *out, int max, float lo, float hi) {
-    int n = 0;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *sv, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
-        char *end;
-        double v = strtod(tok, &end);
-        if (*end || !(v > lo) || !(v < hi) || n >= max) return -1;
-        out[n++] = (float)v;
-    }
-    return n ? n : -1;
-}
-
 int cli_tune(int argc, char **argv) {
     const char *cmd = "tune";
     cli_data_opts d;
@@ -109,16 +83,20 @@ int cli_tune(int argc, char **argv) {
         return cli_error(cmd, "--lr-scale: %s", err.msg);
     if (base_batch < 1) return cli_error(cmd, "--base-batch must be at least 1");
     if (eta < 2) return cli_error(cmd, "--eta must be at least 2");
-    if (batches && (c.n_batches = parse_ints(batches, c.batches, 32)) < 0)
-        return cli_error(cmd, "--batches expects positive integers, e.g. 32,64,128, got '%s'",
-                         batches);
-    if (lrs && (c.n_lrs = parse_floats(lrs, c.lrs, 32, 0, 1e3)) < 0)
-        return cli_error(cmd, "--lrs expects positive numbers, e.g. 0.01,0.1, got '%s'", lrs);
+    double vals[32];
+    if (batches && cli_parse_list(cmd, "--batches", batches, 1, c.batches, NULL, 32, &c.n_batches))
+        return 2;
+    if (lrs && cli_parse_list(cmd, "--lrs", lrs, 0, NULL, vals, 32, &c.n_lrs)) return 2;
+    for (int i = 0; lrs && i < c.n_lrs; i++)
+        c.lrs[i] = (float)vals[i];
     if (momenta) {
         if (c.train.opt.kind != BL_OPT_SGD)
             return cli_error(cmd, "--momenta applies to SGD optimizers");
-        if ((c.n_momenta = parse_floats(momenta, c.momenta, 8, -1e-9f, 1)) < 0)
-            return cli_error(cmd, "--momenta expects values in [0, 1), got '%s'", momenta);
+        if (cli_parse_list(cmd, "--momenta", momenta, 0, NULL, vals, 8, &c.n_momenta)) return 2;
+        for (int i = 0; i < c.n_momenta; i++) {
+            if (vals[i] >= 1) return cli_error(cmd, "--momenta: %g is not below 1", vals[i]);
+            c.momenta[i] = (float)vals[i];
+        }
     }
     if (!lrs) {
         float base = c.train.opt.kind == BL_OPT_SGD ? 0.05f : 1e-3f, m[] = {0.25f, 0.5f, 1, 2, 4};

@@ -18,7 +18,8 @@
 # (1,2,1s: torch.set_num_threads(1), (2), and 1 with the BLAS/OpenMP pools at 1
 # too, see peer_torch.py), TORCH_CAP (seconds; a PyTorch configuration whose
 # first step is slower is skipped and shown as "-", default 10), MIN_TIME (0.3),
-# RUNS (5), TRIES (3). OPENBLAS_CORETYPE is used as found (this environment sets
+# RUNS (5), TRIES (3), WAIT (seconds to wait for an idle second before each
+# run, 30). OPENBLAS_CORETYPE is used as found (this environment sets
 # Haswell; the core in use is printed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,6 +48,7 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) CPUs)"
     --models "${MODELS:-mlp,cnn}" --batches "${BATCHES:-1,8,32,128,512,2048}" \
     --latency "${LATENCY:-1,8,64}" --threads "${THREADS:-$(nproc),1}" \
     --torch-threads "${TORCH_THREADS:-1,2,1s}" --cap "${TORCH_CAP:-10}" \
-    --min-time "${MIN_TIME:-0.3}" --runs "${RUNS:-5}" --tries "${TRIES:-3}" --raw "$OUT/raw.tsv"
+    --min-time "${MIN_TIME:-0.3}" --runs "${RUNS:-5}" --tries "${TRIES:-3}" \
+    --wait "${WAIT:-30}" --raw "$OUT/raw.tsv"
 echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw records: $OUT/raw.tsv"

@@ -8,8 +8,9 @@ flatters the 1-thread side by comparison. So every (side, thread setting, row) r
 in its own process, the CPU time other processes used meanwhile is read from
 /proc/stat (machine busy time minus our child's CPU time), and a run where others
 used more than 10% of one core is repeated, up to --tries times, keeping the least
-disturbed one. The table reports, per row, the worst disturbance among the runs it
-is built from.
+disturbed one; every run first waits (up to --wait seconds) for a second in which
+the machine was idle. The table reports, per row, the worst disturbance among the
+runs it is built from.
 """
 import argparse
 import os
@@ -38,10 +39,22 @@ def run(cmd, env):
     return [l.split("\t") for l in out.stdout.splitlines()], others
 
 
-def measure(cmd, env, tries):
-    """Least disturbed of up to `tries` runs: (records, disturbance)."""
+def wait_quiet(max_wait):
+    """Wait (up to max_wait seconds) for one second in which the machine was idle."""
+    t_end = time.time() + max_wait
+    while time.time() < t_end:
+        b0, t0 = busy_seconds(), time.time()
+        time.sleep(1.0)
+        if (busy_seconds() - b0) / (time.time() - t0) < 0.05:
+            return
+
+
+def measure(cmd, env, tries, max_wait):
+    """Least disturbed of up to `tries` runs: (records, disturbance). Each run
+    starts after a quiet second, if one comes within max_wait seconds."""
     best = None
     for _ in range(tries):
+        wait_quiet(max_wait)
         rec, others = run(cmd, env)
         if best is None or others < best[1]:
             best = (rec, others)
@@ -62,6 +75,8 @@ def main():
     p.add_argument("--min-time", default="0.3")
     p.add_argument("--runs", default="5")
     p.add_argument("--tries", type=int, default=3)
+    p.add_argument("--wait", type=float, default=30,
+                   help="seconds to wait for a quiet second before each run")
     p.add_argument("--raw", help="append every record here")
     a = p.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
@@ -93,7 +108,7 @@ def main():
                     cmd = [a.bench, "--models", model, "--threads", t] + common
                     cmd += (["--batches", B, "--latency", "none"] if kind == "step" else
                             ["--batches", "none", "--latency", B, "--no-sgemm"])
-                    recs, dist = measure(cmd, env, a.tries)
+                    recs, dist = measure(cmd, env, a.tries, a.wait)
                     for r in keep(recs, "batchlab", t, dist):
                         val = float(r[4] if kind == "step" else r[3])
                         better = best_bl is None or (val > best_bl[0] if kind == "step"
@@ -106,7 +121,7 @@ def main():
                                "--models", model, "--threads", t, "--cap", a.cap] + common
                         cmd += (["--batches", B, "--latency", ""] if kind == "step" else
                                 ["--batches", "", "--latency", B])
-                        recs, dist = measure(cmd, env, a.tries)
+                        recs, dist = measure(cmd, env, a.tries, a.wait)
                         for r in keep(recs, "torch", t, dist):
                             if r[-1] == "-":
                                 continue

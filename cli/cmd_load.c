@@ -41,7 +41,9 @@ static float *random_samples(bl_shape s, size_t n, uint64_t seed) {
     return x;
 }
 
-static double ms(uint64_t ns) { return (double)ns * 1e-6; }
+static double ms(uint64_t ns) {
+    return (double)ns * 1e-6;
+}
 
 static void to_point(const bl_load_result *r, bl_sweep_point *p) {
     memset(p, 0, sizeof *p);
@@ -88,13 +90,14 @@ static cJSON *result_json(const bl_load_result *r, const bl_sweep_point *p, int 
 
 static void print_result(const bl_load_result *r, const bl_sweep_point *p, int per_request) {
     printf("sent %ld, ok %ld, failed %ld (4xx %ld, 503 %ld, other 5xx %ld, transport %ld), "
-           "unsent %ld\n", r->sent, r->ok, r->failed, r->http_4xx, r->http_503, r->http_5xx,
-           r->transport, r->unsent);
+           "unsent %ld\n",
+           r->sent, r->ok, r->failed, r->http_4xx, r->http_503, r->http_5xx, r->transport,
+           r->unsent);
     printf("throughput %.1f req/s (%.1f samples/s) over %.2f s\n", r->throughput_rps,
            r->throughput_rps * per_request, r->elapsed_s);
     printf("latency ms (from intended send): p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  "
-           "mean %.3f\n", p->p50_ms, p->p90_ms, p->p99_ms, p->p999_ms, p->max_ms,
-           bl_hdr_mean(&r->latency) * 1e-6);
+           "mean %.3f\n",
+           p->p50_ms, p->p90_ms, p->p99_ms, p->p999_ms, p->max_ms, bl_hdr_mean(&r->latency) * 1e-6);
     printf("send lag ms: p50 %.3f  p99 %.3f\n", ms(bl_hdr_percentile(&r->send_lag, 50)),
            ms(bl_hdr_percentile(&r->send_lag, 99)));
     if (p->avg_batch > 0)
@@ -194,23 +197,28 @@ int cli_load(int argc, char **argv) {
         {"warmup", ARG_DOUBLE, &c.warmup_s, "seconds sent first and not counted (default 0.5)", 0},
         {"requests", ARG_LONG, &requests, "stop after this many requests (default: no limit)", 0},
         {"max-errors", ARG_LONG, &c.max_errors, "stop sending after this many failures", 0},
-        {"timeout", ARG_DOUBLE, &c.timeout_s, "client timeout per request in seconds (default 30)", 0},
+        {"timeout", ARG_DOUBLE, &c.timeout_s, "client timeout per request in seconds (default 30)",
+         0},
         {"format", ARG_STR, &format, "json (default) or binary (binary-data extension)", 0},
-        {"input", ARG_STR, &input, "samples to send: X.npy, X.csv or IDX images (default: random)", 0},
+        {"input", ARG_STR, &input, "samples to send: X.npy, X.csv or IDX images (default: random)",
+         0},
         {"per-request", ARG_INT, &c.per_request, "samples per request (default 1)", 0},
         {"seed", ARG_LONG, &seed, "seed of Poisson gaps and random inputs (default 1)", 0},
         {"sweep", ARG_STR, &sweep, "open loop at each rate, e.g. 500,1000,2000", 0},
         {"csv", ARG_STR, &csv, "sweep: write the points to this CSV", 0},
         {"plot", ARG_STR, &plot, "sweep: write PREFIX.png and PREFIX.svg (gnuplot)", 0},
         {"slo-ms", ARG_DOUBLE, &slo_ms, "sweep: draw this p99 objective on the plot", 0},
-        {"get", ARG_STR, &get, "GET this path (e.g. /v2/health/live) instead of infer: the HTTP floor", 0},
+        {"get", ARG_STR, &get,
+         "GET this path (e.g. /v2/health/live) instead of infer: the HTTP floor", 0},
         {"bare", ARG_STR, &bare, "time CHECKPOINT's forward pass in-process instead (no HTTP)", 0},
         {"threads", ARG_INT, &threads, "--bare: BLAS threads (default 1)", 0},
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    int rc = cli_parse(cmd, "[--url URL] [--model NAME] (--rate R | --closed --concurrency N | "
-                       "--sweep R1,R2,..) ...", opts, n_opts, argc, argv, NULL, 0, NULL);
+    int rc = cli_parse(cmd,
+                       "[--url URL] [--model NAME] (--rate R | --closed --concurrency N | "
+                       "--sweep R1,R2,..) ...",
+                       opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     if (strcmp(arrivals, "constant") && strcmp(arrivals, "poisson"))
         return cli_error(cmd, "--arrivals must be constant or poisson, got '%s'", arrivals);
@@ -233,7 +241,8 @@ int cli_load(int argc, char **argv) {
     double rates[64];
     int n_rates = 0;
     if (sweep && (n_rates = parse_rates(sweep, rates, 64)) <= 0)
-        return cli_error(cmd, "--sweep '%s' must be up to 64 comma-separated positive rates", sweep);
+        return cli_error(cmd, "--sweep '%s' must be up to 64 comma-separated positive rates",
+                         sweep);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* send times to the microsecond */
 
     bl_error err = {0};
@@ -253,8 +262,10 @@ int cli_load(int argc, char **argv) {
         c.n_samples = ds.n;
         c.shape = ds.shape;
     } else if (!rc && !get) {
-        if (m) c.shape = bl_model_input_shape(m);
-        else if (bl_load_fetch_shape(c.url, c.model, &c.shape, &err)) rc = cli_fail(cmd, "%s", err.msg);
+        if (m)
+            c.shape = bl_model_input_shape(m);
+        else if (bl_load_fetch_shape(c.url, c.model, &c.shape, &err))
+            rc = cli_fail(cmd, "%s", err.msg);
         if (!rc) {
             c.n_samples = 256;
             c.samples = rnd = random_samples(c.shape, c.n_samples, c.seed);
@@ -268,18 +279,22 @@ int cli_load(int argc, char **argv) {
         long n = requests ? requests : (long)ceil(c.rate * c.duration_s);
         if (!json)
             printf("bare forward of %s in-process: %ld requests of %d sample(s), %s arrivals at "
-                   "%g/s\n", bare, n, c.per_request, arrivals, c.rate);
+                   "%g/s\n",
+                   bare, n, c.per_request, arrivals, c.rate);
         run_bare(m, &norm, &c, n < 1 ? 1 : n, res);
         to_point(res, &pt);
     } else if (!rc && !sweep) {
         if (!json) {
             if (closed)
-                printf("closed loop: %d in flight for %g s (+%g s warm-up), %s, %d sample(s)/request\n",
+                printf("closed loop: %d in flight for %g s (+%g s warm-up), %s, %d "
+                       "sample(s)/request\n",
                        c.concurrency, c.duration_s, c.warmup_s, format, c.per_request);
             else
-                printf("open loop: %s arrivals at %g req/s for %g s (+%g s warm-up), %d connections, "
-                       "%s, %d sample(s)/request\n", arrivals, c.rate, c.duration_s, c.warmup_s,
-                       c.concurrency, format, c.per_request);
+                printf(
+                    "open loop: %s arrivals at %g req/s for %g s (+%g s warm-up), %d connections, "
+                    "%s, %d sample(s)/request\n",
+                    arrivals, c.rate, c.duration_s, c.warmup_s, c.concurrency, format,
+                    c.per_request);
             fflush(stdout);
         }
         if (run_http(&c, res, &pt, &err)) rc = cli_fail(cmd, "%s", err.msg);
@@ -322,8 +337,10 @@ int cli_load(int argc, char **argv) {
             char png[4096], svg[4096], title[256];
             snprintf(png, sizeof png, "%s.png", plot);
             snprintf(svg, sizeof svg, "%s.svg", plot);
-            snprintf(title, sizeof title, "batchlab serve: latency against throughput (%s)", format);
-            if (bl_sweep_plot(csv, png, svg, title, slo_ms, &err)) rc = cli_fail(cmd, "%s", err.msg);
+            snprintf(title, sizeof title, "batchlab serve: latency against throughput (%s)",
+                     format);
+            if (bl_sweep_plot(csv, png, svg, title, slo_ms, &err))
+                rc = cli_fail(cmd, "%s", err.msg);
         }
         if (json && !rc) {
             char *s = cJSON_Print(arr);

@@ -41,19 +41,24 @@ int cli_serve(int argc, char **argv) {
         {"port", ARG_INT, &port, "TCP port (default 8000; 0 = any free port, printed)", 0},
         {"port-file", ARG_STR, &port_file, "write the bound port number to this file", 0},
         {"name", ARG_STR, &cfg.model_name, "model name in /v2/models/NAME (default model)", 0},
-        {"max-batch", ARG_INT, &cfg.batch.max_batch, "largest batch (and the model's allocation; default 64)", 0},
+        {"max-batch", ARG_INT, &cfg.batch.max_batch,
+         "largest batch (and the model's allocation; default 64)", 0},
         {"max-delay-us", ARG_LONG, &cfg.batch.max_delay_us,
          "wait at most this long for a batch to fill (default 0: dispatch what is queued)", 0},
-        {"preferred-batch", ARG_STR, &preferred, "sizes dispatched as soon as they form, e.g. 8,16,32", 0},
-        {"max-queue", ARG_INT, &cfg.batch.max_queue, "requests waiting before 503 (default 1024)", 0},
+        {"preferred-batch", ARG_STR, &preferred,
+         "sizes dispatched as soon as they form, e.g. 8,16,32", 0},
+        {"max-queue", ARG_INT, &cfg.batch.max_queue, "requests waiting before 503 (default 1024)",
+         0},
         {"timeout-ms", ARG_LONG, &cfg.batch.timeout_ms,
          "queue timeout per request, 504 after it (default 0: none; requests may lower it)", 0},
         {"slo-p99-ms", ARG_DOUBLE, &cfg.batch.slo_p99_ms,
          "adapt max batch and delay (AIMD) to keep p99 under this; --max-batch is the cap", 0},
-        {"max-body-bytes", ARG_SIZE, &max_body, "larger request bodies get 413 (default 64 MiB)", 0},
+        {"max-body-bytes", ARG_SIZE, &max_body, "larger request bodies get 413 (default 64 MiB)",
+         0},
         {"http-threads", ARG_INT, &cfg.http_threads, "HTTP polling threads (default 1)", 0},
         {"threads", ARG_INT, &threads, "BLAS threads of the batcher (default 1)", 0},
-        {"grace-ms", ARG_LONG, &grace_ms, "on shutdown, wait this long for the last answers (default 10000)", 0},
+        {"grace-ms", ARG_LONG, &grace_ms,
+         "on shutdown, wait this long for the last answers (default 10000)", 0},
         {"quiet", ARG_FLAG, &quiet, "print only errors and the final summary", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -69,12 +74,13 @@ int cli_serve(int argc, char **argv) {
     if (!ckpt) return cli_error(cmd, "a CHECKPOINT is required (see batchlab serve --help)");
     cfg.port = port;
     cfg.max_body_bytes = max_body;
-    if (preferred && parse_sizes(preferred, cfg.batch.preferred, BL_MAX_PREFERRED,
-                                 &cfg.batch.n_preferred))
+    if (preferred &&
+        parse_sizes(preferred, cfg.batch.preferred, BL_MAX_PREFERRED, &cfg.batch.n_preferred))
         return cli_error(cmd, "--preferred-batch '%s' must be up to %d comma-separated sizes >= 1",
                          preferred, BL_MAX_PREFERRED);
     if (cli_opt_find(opts, n_opts, "slo-p99-ms")->seen && !(cfg.batch.slo_p99_ms > 0))
-        return cli_error(cmd, "--slo-p99-ms %g is invalid: it must be positive", cfg.batch.slo_p99_ms);
+        return cli_error(cmd, "--slo-p99-ms %g is invalid: it must be positive",
+                         cfg.batch.slo_p99_ms);
     /* With an objective the delay cap defaults to a tenth of it (bl_aimd_init). */
     if (cfg.batch.slo_p99_ms > 0 && !cli_opt_find(opts, n_opts, "max-delay-us")->seen)
         cfg.batch.max_delay_us = (long)(cfg.batch.slo_p99_ms * 100.0);
@@ -124,7 +130,8 @@ int cli_serve(int argc, char **argv) {
             printf("  max batch %d, max delay %ld us, queue %d, timeout %ld ms\n",
                    cfg.batch.max_batch, cfg.batch.max_delay_us, cfg.batch.max_queue,
                    cfg.batch.timeout_ms);
-        printf("  listening on %s:%d; SIGTERM or Ctrl-C drains the queue and stops\n", cfg.host, bound);
+        printf("  listening on %s:%d; SIGTERM or Ctrl-C drains the queue and stops\n", cfg.host,
+               bound);
         fflush(stdout);
     }
     int sig = 0;

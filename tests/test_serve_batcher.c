@@ -38,7 +38,8 @@ static int fake_fn(void *user, float *x, int B, float *out) {
     f->n_batches++;
     f->entered++;
     pthread_cond_broadcast(&f->cv);
-    while (f->gate_closed) pthread_cond_wait(&f->cv, &f->mu);
+    while (f->gate_closed)
+        pthread_cond_wait(&f->cv, &f->mu);
     int fail = f->fail;
     pthread_mutex_unlock(&f->mu);
     for (int i = 0; i < B; i++) {
@@ -111,8 +112,8 @@ static bl_status submit(bl_batcher *b, areq *a, int n, float base, long timeout_
     for (int i = 0; i < n; i++)
         for (int j = 0; j < IN; j++)
             a->x[i * IN + j] = base + (float)i + (j == 0 ? 0.0f : 0.5f * (float)j);
-    a->r = (bl_infer_req){.x = a->x, .out = a->out, .n = n, .timeout_us = timeout_us,
-                          .done = areq_done, .user = a};
+    a->r = (bl_infer_req){
+        .x = a->x, .out = a->out, .n = n, .timeout_us = timeout_us, .done = areq_done, .user = a};
     bl_error err = {0};
     return bl_batcher_submit(b, &a->r, &err);
 }
@@ -135,7 +136,8 @@ static void wait_done(areq *a) {
 static void check_outputs(const areq *a, int n, float base) {
     for (int i = 0; i < n; i++) {
         float want = (base + (float)i) * 3.0f + 1.5f; /* x0 + (x0+0.5) + (x0+1) */
-        if (a->out[i * OUT] != want) fail_msg("sample %d: got %g want %g", i, a->out[i * OUT], want);
+        if (a->out[i * OUT] != want)
+            fail_msg("sample %d: got %g want %g", i, a->out[i * OUT], want);
     }
 }
 
@@ -447,7 +449,8 @@ static void model_runner_matches_predict(void **state) {
     bl_ctx_init(&ctx, 1);
     bl_model *m = NULL;
     bl_error err = {0};
-    assert_int_equal(bl_model_create(&m, "dense:16,relu,dense:5", (bl_shape){7, 1, 1}, 5, &err), BL_OK);
+    assert_int_equal(bl_model_create(&m, "dense:16,relu,dense:5", (bl_shape){7, 1, 1}, 5, &err),
+                     BL_OK);
     assert_int_equal(bl_model_alloc(m, &ctx, 8, &err), BL_OK);
     bl_model_init(m, 42);
     float mean[7], scale[7], x[8 * 7], xn[8 * 7], out[8 * 5], ref[8 * 5];

@@ -63,7 +63,8 @@ static size_t body_cb(char *p, size_t size, size_t n, void *userp) {
 static size_t header_cb(char *p, size_t size, size_t n, void *userp) {
     resp *r = userp;
     static const char h[] = "Inference-Header-Content-Length:";
-    if (size * n > sizeof h && !strncasecmp(p, h, sizeof h - 1)) r->hdr_len = atol(p + sizeof h - 1);
+    if (size * n > sizeof h && !strncasecmp(p, h, sizeof h - 1))
+        r->hdr_len = atol(p + sizeof h - 1);
     return size * n;
 }
 
@@ -105,8 +106,10 @@ static long http(CURL *e, const char *method, const char *url, const void *body,
 static char *json_request(const float *x, int n, const char *extra) {
     size_t cap = (size_t)n * 784 * 12 + 512, k = 0;
     char *b = malloc(cap);
-    k += (size_t)snprintf(b + k, cap - k, "{%s\"inputs\":[{\"name\":\"input\",\"shape\":[%d,1,28,28],"
-                          "\"datatype\":\"FP32\",\"data\":[", extra ? extra : "", n);
+    k += (size_t)snprintf(b + k, cap - k,
+                          "{%s\"inputs\":[{\"name\":\"input\",\"shape\":[%d,1,28,28],"
+                          "\"datatype\":\"FP32\",\"data\":[",
+                          extra ? extra : "", n);
     for (int i = 0; i < n * 784; i++)
         k += (size_t)snprintf(b + k, cap - k, i ? ",%.9g" : "%.9g", (double)x[i]);
     snprintf(b + k, cap - k, "]}]}");
@@ -116,10 +119,12 @@ static char *json_request(const float *x, int n, const char *extra) {
 /* The binary-data extension: JSON header then raw float32. */
 static char *binary_request(const float *x, int n, size_t *len, char *header, size_t hcap) {
     char head[512];
-    int hl = snprintf(head, sizeof head,
-                      "{\"inputs\":[{\"name\":\"input\",\"shape\":[%d,784],\"datatype\":\"FP32\","
-                      "\"parameters\":{\"binary_data_size\":%d}}],\"outputs\":[{\"name\":\"logits\","
-                      "\"parameters\":{\"binary_data\":true}}]}", n, n * 784 * 4);
+    int hl =
+        snprintf(head, sizeof head,
+                 "{\"inputs\":[{\"name\":\"input\",\"shape\":[%d,784],\"datatype\":\"FP32\","
+                 "\"parameters\":{\"binary_data_size\":%d}}],\"outputs\":[{\"name\":\"logits\","
+                 "\"parameters\":{\"binary_data\":true}}]}",
+                 n, n * 784 * 4);
     *len = (size_t)hl + (size_t)n * 784 * 4;
     char *b = malloc(*len);
     memcpy(b, head, (size_t)hl);
@@ -136,11 +141,15 @@ static int response_logits(const resp *r, int n, float *out) {
     if (!j) return -2;
     cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "outputs"), 0);
     cJSON *shape = cJSON_GetObjectItem(o, "shape");
-    int rc = cJSON_GetArrayItem(shape, 0)->valueint == n &&
-                     cJSON_GetArrayItem(shape, 1)->valueint == 10 ? 0 : -3;
+    int rc =
+        cJSON_GetArrayItem(shape, 0)->valueint == n && cJSON_GetArrayItem(shape, 1)->valueint == 10
+            ? 0
+            : -3;
     if (!rc && r->hdr_len >= 0) {
-        if (r->len - jl != (size_t)n * 40) rc = -4;
-        else memcpy(out, r->body + jl, (size_t)n * 40);
+        if (r->len - jl != (size_t)n * 40)
+            rc = -4;
+        else
+            memcpy(out, r->body + jl, (size_t)n * 40);
     } else if (!rc) {
         cJSON *d = cJSON_GetObjectItem(o, "data");
         if (cJSON_GetArraySize(d) != n * 10) rc = -5;
@@ -160,9 +169,11 @@ static char *error_message(const resp *r) {
     return s;
 }
 
-static void expect_error(const char *what, long code, long want, const resp *r, const char *needle) {
+static void expect_error(const char *what, long code, long want, const resp *r,
+                         const char *needle) {
     char *msg = error_message(r);
-    if (code != want) fail_msg("%s: HTTP %ld, want %ld (%s)", what, code, want, r->body ? r->body : "");
+    if (code != want)
+        fail_msg("%s: HTTP %ld, want %ld (%s)", what, code, want, r->body ? r->body : "");
     if (!msg) fail_msg("%s: the body is not a JSON error: %s", what, r->body ? r->body : "");
     if (needle && !strstr(msg, needle)) fail_msg("%s: '%s' lacks '%s'", what, msg, needle);
     free(msg);
@@ -173,7 +184,8 @@ static void expect_error(const char *what, long code, long want, const resp *r, 
 static bl_server *start(bl_serve_config *cfg, char *base, size_t cap) {
     cfg->port = 0;
     cfg->model_name = "mlp";
-    if (cfg->batch.max_batch > bl_model_max_batch(g.m)) cfg->batch.max_batch = bl_model_max_batch(g.m);
+    if (cfg->batch.max_batch > bl_model_max_batch(g.m))
+        cfg->batch.max_batch = bl_model_max_batch(g.m);
     bl_server *s = NULL;
     bl_error err = {0};
     if (bl_server_start(&s, cfg, g.m, &g.norm, &err)) fail_msg("server: %s", err.msg);
@@ -188,13 +200,16 @@ static int group_setup(void **state) {
     snprintf(g.dir, sizeof g.dir, "%s", tu_tmpdir());
     snprintf(g.ckpt, sizeof g.ckpt, "%s/mlp.safetensors", g.dir);
     char cmd[2048], out[8192];
-    snprintf(cmd, sizeof cmd, "'%s' train --quiet --data '%s/fmnist-sample' --model mlp --epochs 1 "
-             "--save '%s'", BL_CLI_PATH, BL_TEST_DATA_DIR, g.ckpt);
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --quiet --data '%s/fmnist-sample' --model mlp --epochs 1 "
+             "--save '%s'",
+             BL_CLI_PATH, BL_TEST_DATA_DIR, g.ckpt);
     if (tu_run(cmd, out, sizeof out)) {
         fprintf(stderr, "train failed: %s\n", out);
         return -1;
     }
-    snprintf(cmd, sizeof cmd, "'%s' predict --checkpoint '%s' --input '%s/fmnist-sample/"
+    snprintf(cmd, sizeof cmd,
+             "'%s' predict --checkpoint '%s' --input '%s/fmnist-sample/"
              "t10k-images-idx3-ubyte.gz' --output-kind logits --output '%s/pred.npy'",
              BL_CLI_PATH, g.ckpt, BL_TEST_DATA_DIR, g.dir);
     if (tu_run(cmd, out, sizeof out)) {
@@ -227,7 +242,9 @@ static int group_teardown(void **state) {
     return 0;
 }
 
-static const float *image(int i) { return g.images.x + (size_t)i * 784; }
+static const float *image(int i) {
+    return g.images.x + (size_t)i * 784;
+}
 
 /* ---- tests ---------------------------------------------------------------------------- */
 
@@ -259,10 +276,12 @@ static void health_and_metadata(void **state) {
         free(r.body);
     }
     snprintf(url, sizeof url, "%s/v2/models/other", base);
-    expect_error("unknown model", http(NULL, "GET", url, NULL, 0, NULL, &r), 404, &r, "unknown model 'other'");
+    expect_error("unknown model", http(NULL, "GET", url, NULL, 0, NULL, &r), 404, &r,
+                 "unknown model 'other'");
     free(r.body);
     snprintf(url, sizeof url, "%s/v2/models/mlp/versions/7/ready", base);
-    expect_error("unknown version", http(NULL, "GET", url, NULL, 0, NULL, &r), 404, &r, "version '7'");
+    expect_error("unknown version", http(NULL, "GET", url, NULL, 0, NULL, &r), 404, &r,
+                 "version '7'");
     free(r.body);
     snprintf(url, sizeof url, "%s/nothing/here", base);
     expect_error("unknown path", http(NULL, "GET", url, NULL, 0, NULL, &r), 404, &r, "no endpoint");
@@ -341,7 +360,8 @@ static void concurrent_responses_match_predict(void **state) {
     assert_int_equal(st.accepted, st.answered);
     assert_true(bl_server_stage_ns(s, BL_STAGE_COMPUTE, 50) > 0); /* the model ran */
     for (int i = 0; i < BL_STAGES; i++)
-        assert_true(bl_server_stage_ns(s, (bl_stage)i, 99) >= bl_server_stage_ns(s, (bl_stage)i, 50));
+        assert_true(bl_server_stage_ns(s, (bl_stage)i, 99) >=
+                    bl_server_stage_ns(s, (bl_stage)i, 50));
     assert_string_equal(bl_stage_name(BL_STAGE_HANDBACK), "handback");
     bl_server_free(s);
 }
@@ -399,8 +419,9 @@ static void bad_requests_get_json_errors(void **state) {
     char hdr[96];
     size_t blen;
     char *bin = binary_request(image(0), 1, &blen, hdr, sizeof hdr);
-    static const char *shape = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,1,28,27],\"datatype\":"
-                               "\"FP32\",\"data\":[1]}]}";
+    static const char *shape =
+        "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,1,28,27],\"datatype\":"
+        "\"FP32\",\"data\":[1]}]}";
     static const char *dtype = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":"
                                "\"BYTES\",\"data\":[\"a\"]}]}";
     const struct {
@@ -414,7 +435,8 @@ static void bad_requests_get_json_errors(void **state) {
         {"unknown model", other, good, NULL, "unknown model 'nope'", strlen(good), 404},
         {"oversized body", url, big, NULL, "--max-body-bytes", 20000, 413},
         {"binary size mismatch", url, bin, hdr, "binary part", blen - 4, 400},
-        {"bad header length", url, good, "Inference-Header-Content-Length: x", "byte count", strlen(good), 400},
+        {"bad header length", url, good, "Inference-Header-Content-Length: x", "byte count",
+         strlen(good), 400},
     };
     CURL *e = curl_easy_init(); /* one keep-alive connection: errors must not break it */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -95,13 +95,13 @@ static void batch_policy_rules(void **state) {
     assert_int_equal(bl_batch_policy(20, 0, 8, 1000, NULL, 0, 0), 8);  /* full batch at once */
     assert_int_equal(bl_batch_policy(5, 999, 8, 1000, NULL, 0, 0), 0); /* wait for the delay */
     assert_int_equal(bl_batch_policy(5, 1000, 8, 1000, NULL, 0, 0), 5);
-    assert_int_equal(bl_batch_policy(5, 0, 8, 1000, NULL, 0, 1), 5);   /* draining: no wait */
-    assert_int_equal(bl_batch_policy(3, 0, 32, 1000, pref, 2, 0), 0);  /* below every preferred */
-    assert_int_equal(bl_batch_policy(5, 0, 32, 1000, pref, 2, 0), 4);  /* largest preferred <= 5 */
+    assert_int_equal(bl_batch_policy(5, 0, 8, 1000, NULL, 0, 1), 5);  /* draining: no wait */
+    assert_int_equal(bl_batch_policy(3, 0, 32, 1000, pref, 2, 0), 0); /* below every preferred */
+    assert_int_equal(bl_batch_policy(5, 0, 32, 1000, pref, 2, 0), 4); /* largest preferred <= 5 */
     assert_int_equal(bl_batch_policy(17, 0, 32, 1000, pref, 2, 0), 16);
     assert_int_equal(bl_batch_policy(17, 1000, 32, 1000, pref, 2, 0), 17); /* delay over: all */
     assert_int_equal(bl_batch_policy(17, 0, 12, 1000, pref, 2, 0), 12);    /* max wins */
-    assert_int_equal(bl_batch_policy(10, 0, 8, 1000, pref, 2, 0), 8);      /* preferred > max ignored */
+    assert_int_equal(bl_batch_policy(10, 0, 8, 1000, pref, 2, 0), 8); /* preferred > max ignored */
 }
 
 /* ---- AIMD ------------------------------------------------------------------------------ */
@@ -211,7 +211,8 @@ static void aimd_window_needs_time_or_count(void **state) {
     assert_int_equal(bl_aimd_observe(a, 1000, t + 200000000ULL), 1);
     /* fewer than min_samples never decide, however long */
     for (int i = 0; i < 10; i++)
-        assert_int_equal(bl_aimd_observe(a, 1000, t + 200000000ULL + (uint64_t)i * 1000000000ULL), 0);
+        assert_int_equal(bl_aimd_observe(a, 1000, t + 200000000ULL + (uint64_t)i * 1000000000ULL),
+                         0);
     free(a);
 }
 
@@ -228,9 +229,12 @@ static void kserve_parses_valid_requests(void **state) {
     bl_kserve_request rq;
     bl_error err = {0};
     /* flat data, shape [N, c, h, w], id and parameters */
-    assert_int_equal(parse("{\"id\":\"r-1\",\"parameters\":{\"timeout_ms\":12.5},\"inputs\":[{\"name\":"
-                           "\"input\",\"shape\":[2,1,2,3],\"datatype\":\"FP32\",\"data\":"
-                           "[0,1,2,3,4,5,6,7,8,9,10,11.5]}]}", &rq, &err), BL_OK);
+    assert_int_equal(
+        parse("{\"id\":\"r-1\",\"parameters\":{\"timeout_ms\":12.5},\"inputs\":[{\"name\":"
+              "\"input\",\"shape\":[2,1,2,3],\"datatype\":\"FP32\",\"data\":"
+              "[0,1,2,3,4,5,6,7,8,9,10,11.5]}]}",
+              &rq, &err),
+        BL_OK);
     assert_int_equal(rq.n, 2);
     assert_string_equal(rq.id, "r-1");
     assert_int_equal(rq.timeout_ms, 13);
@@ -242,7 +246,9 @@ static void kserve_parses_valid_requests(void **state) {
     /* nested data, flattened shape [N, dim], binary output requested per output */
     assert_int_equal(parse("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\","
                            "\"data\":[[[1,2,3],[4,5,6]]]}],\"outputs\":[{\"name\":\"logits\","
-                           "\"parameters\":{\"binary_data\":true}}]}", &rq, &err), BL_OK);
+                           "\"parameters\":{\"binary_data\":true}}]}",
+                           &rq, &err),
+                     BL_OK);
     assert_int_equal(rq.n, 1);
     assert_int_equal(rq.binary_output, 1);
     assert_true(rq.x[5] == 6.0f);
@@ -258,19 +264,39 @@ static void kserve_rejects_bad_requests(void **state) {
         {"[1,2]", "JSON object"},
         {"{}", "inputs is missing"},
         {"{\"inputs\":[]}", "exactly one"},
-        {"{\"inputs\":[{\"name\":\"x\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6]}]}", "'x'"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"INT64\",\"data\":[1,2,3,4,5,6]}]}", "INT64"},
+        {"{\"inputs\":[{\"name\":\"x\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6]"
+         "}]}",
+         "'x'"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"INT64\",\"data\":[1,2,3,"
+         "4,5,6]}]}",
+         "INT64"},
         {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"data\":[1,2,3,4,5,6]}]}", "datatype"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,5],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5]}]}", "[1, 5]"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[6],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6]}]}", "[6]"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[0,6],\"datatype\":\"FP32\",\"data\":[]}]}", ">= 1"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[-1,6],\"datatype\":\"FP32\",\"data\":[]}]}", "non-negative"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1.5,6],\"datatype\":\"FP32\",\"data\":[]}]}", "integer"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,3]}]}", "3 values"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6,7]}]}", "more than"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,\"3\",4,5,6]}]}", "not a number"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\"}]}", "data is missing"},
-        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":24}}]}", "Inference-Header-Content-Length"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,5],\"datatype\":\"FP32\",\"data\":[1,2,3,4,"
+         "5]}]}",
+         "[1, 5]"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[6],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,"
+         "6]}]}",
+         "[6]"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[0,6],\"datatype\":\"FP32\",\"data\":[]}]}",
+         ">= 1"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[-1,6],\"datatype\":\"FP32\",\"data\":[]}]}",
+         "non-negative"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1.5,6],\"datatype\":\"FP32\",\"data\":[]}]}",
+         "integer"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,3]}]"
+         "}",
+         "3 values"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,3,4,"
+         "5,6,7]}]}",
+         "more than"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":[1,2,"
+         "\"3\",4,5,6]}]}",
+         "not a number"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\"}]}",
+         "data is missing"},
+        {"{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"parameters\":{"
+         "\"binary_data_size\":24}}]}",
+         "Inference-Header-Content-Length"},
         {"{\"parameters\":{\"timeout_ms\":-3},\"inputs\":[]}", "timeout_ms"},
         {"{\"outputs\":[{\"name\":\"probs\"}],\"inputs\":[]}", "outputs[0].name"},
         {"{\"id\":7,\"inputs\":[]}", "id must be a string"},
@@ -300,12 +326,14 @@ static void kserve_binary_extension(void **state) {
     memcpy(body + hl, x, sizeof x);
     bl_kserve_request rq;
     bl_error err = {0};
-    assert_int_equal(bl_kserve_parse_infer(&rq, &MODEL, body, hl + sizeof x, (long)hl, &err), BL_OK);
+    assert_int_equal(bl_kserve_parse_infer(&rq, &MODEL, body, hl + sizeof x, (long)hl, &err),
+                     BL_OK);
     assert_int_equal(rq.n, 2);
     assert_memory_equal(rq.x, x, sizeof x);
     bl_kserve_request_free(&rq);
     /* one byte short, header length past the end, binary bytes nobody declared */
-    assert_int_not_equal(bl_kserve_parse_infer(&rq, &MODEL, body, hl + sizeof x - 1, (long)hl, &err), BL_OK);
+    assert_int_not_equal(
+        bl_kserve_parse_infer(&rq, &MODEL, body, hl + sizeof x - 1, (long)hl, &err), BL_OK);
     assert_non_null(strstr(err.msg, "binary part"));
     assert_int_not_equal(bl_kserve_parse_infer(&rq, &MODEL, body, hl, (long)hl + 100, &err), BL_OK);
     assert_non_null(strstr(err.msg, "exceeds the body"));
@@ -323,31 +351,57 @@ static void kserve_binary_extension(void **state) {
 static void kserve_fast_data_path_is_exact(void **state) {
     (void)state;
     static const bl_kserve_model wide = {"m", "", {64, 1, 1}, 64, 1, 1};
-    const char *fixed[] = {"0", "-0", "255", "1e5", "1E-5", "-2.5e+3", "0.1", "3.4028235e38",
-                           "1.17549435e-38", "1e-45", "123456789012345678901234", "0.30000000000000004",
-                           "1.00000005960464477539062500000001", "9007199254740993", "5e-324", "7"};
+    const char *fixed[] = {"0",
+                           "-0",
+                           "255",
+                           "1e5",
+                           "1E-5",
+                           "-2.5e+3",
+                           "0.1",
+                           "3.4028235e38",
+                           "1.17549435e-38",
+                           "1e-45",
+                           "123456789012345678901234",
+                           "0.30000000000000004",
+                           "1.00000005960464477539062500000001",
+                           "9007199254740993",
+                           "5e-324",
+                           "7"};
     bl_rng r;
     bl_rng_seed(&r, 11);
     for (int round = 0; round < 200; round++) {
         char data[64][48];
         for (int i = 0; i < 64; i++) {
-            double v = (bl_rng_uniform_double(&r) - 0.5) * pow(10.0, (double)(bl_rng_below(&r, 40)) - 20);
+            double v =
+                (bl_rng_uniform_double(&r) - 0.5) * pow(10.0, (double)(bl_rng_below(&r, 40)) - 20);
             switch (bl_rng_below(&r, 5)) {
-            case 0: snprintf(data[i], sizeof data[i], "%.9g", (double)(float)v); break;
-            case 1: snprintf(data[i], sizeof data[i], "%.17g", v); break;
-            case 2: snprintf(data[i], sizeof data[i], "%d", (int)bl_rng_below(&r, 256)); break;
-            case 3: snprintf(data[i], sizeof data[i], "%.3e", v); break;
-            default: snprintf(data[i], sizeof data[i], "%s", fixed[bl_rng_below(&r, 16)]);
+            case 0:
+                snprintf(data[i], sizeof data[i], "%.9g", (double)(float)v);
+                break;
+            case 1:
+                snprintf(data[i], sizeof data[i], "%.17g", v);
+                break;
+            case 2:
+                snprintf(data[i], sizeof data[i], "%d", (int)bl_rng_below(&r, 256));
+                break;
+            case 3:
+                snprintf(data[i], sizeof data[i], "%.3e", v);
+                break;
+            default:
+                snprintf(data[i], sizeof data[i], "%s", fixed[bl_rng_below(&r, 16)]);
             }
         }
         char body[2][8192];
         for (int b = 0; b < 2; b++) {
-            size_t k = (size_t)snprintf(body[b], sizeof body[b], "{%s\"inputs\":[{\"name\":\"input\","
+            size_t k = (size_t)snprintf(body[b], sizeof body[b],
+                                        "{%s\"inputs\":[{\"name\":\"input\","
                                         "\"shape\":[1,64],\"datatype\":\"FP32\",\"data\": [[",
                                         b ? "\"parameters\":{\"data\":0}," : "");
             for (int i = 0; i < 64; i++) /* nested as 8 rows of 8, with stray spaces */
                 k += (size_t)snprintf(body[b] + k, sizeof body[b] - k, "%s%s", data[i],
-                                      i == 63 ? "]" : i % 8 == 7 ? "],\n [" : " , ");
+                                      i == 63      ? "]"
+                                      : i % 8 == 7 ? "],\n ["
+                                                   : " , ");
             snprintf(body[b] + k, sizeof body[b] - k, " ] }]}");
         }
         size_t db, de;
@@ -364,7 +418,8 @@ static void kserve_fast_data_path_is_exact(void **state) {
         for (int i = 0; i < 64; i++) {
             float want = (float)strtod(data[i], NULL);
             if (memcmp(&fast.x[i], &want, 4) || memcmp(&slow.x[i], &want, 4))
-                fail_msg("'%s': fast %.9g slow %.9g strtod %.9g", data[i], fast.x[i], slow.x[i], want);
+                fail_msg("'%s': fast %.9g slow %.9g strtod %.9g", data[i], fast.x[i], slow.x[i],
+                         want);
         }
         bl_kserve_request_free(&fast);
         bl_kserve_request_free(&slow);
@@ -372,15 +427,24 @@ static void kserve_fast_data_path_is_exact(void **state) {
     /* "data" inside a string is not a key; data in the wrong place is still an error */
     bl_kserve_request rq;
     bl_error err = {0};
-    assert_int_equal(parse("{\"id\":\"\\\"data\\\": [1]\",\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],"
-                           "\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6]}]}", &rq, &err), BL_OK);
+    assert_int_equal(
+        parse("{\"id\":\"\\\"data\\\": [1]\",\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],"
+              "\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6]}]}",
+              &rq, &err),
+        BL_OK);
     assert_true(rq.x[5] == 6.0f);
     bl_kserve_request_free(&rq);
-    assert_int_not_equal(parse("{\"parameters\":{\"data\":[1,2,3,4,5,6]},\"inputs\":[{\"name\":\"input\","
-                               "\"shape\":[1,6],\"datatype\":\"FP32\"}]}", &rq, &err), BL_OK);
+    assert_int_not_equal(
+        parse("{\"parameters\":{\"data\":[1,2,3,4,5,6]},\"inputs\":[{\"name\":\"input\","
+              "\"shape\":[1,6],\"datatype\":\"FP32\"}]}",
+              &rq, &err),
+        BL_OK);
     assert_non_null(strstr(err.msg, "data is missing"));
-    assert_int_not_equal(parse("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\","
-                               "\"data\":[1,2,3,4,5,6,]}]}", &rq, &err), BL_OK);
+    assert_int_not_equal(
+        parse("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\","
+              "\"data\":[1,2,3,4,5,6,]}]}",
+              &rq, &err),
+        BL_OK);
     assert_non_null(strstr(err.msg, "malformed JSON"));
 }
 
@@ -419,7 +483,9 @@ static void kserve_formats_responses(void **state) {
     j = cJSON_ParseWithLength(body, jl);
     assert_non_null(j);
     o = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "outputs"), 0);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "parameters"), "binary_data_size")->valueint, 32);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "parameters"), "binary_data_size")->valueint,
+        32);
     assert_null(cJSON_GetObjectItem(o, "data"));
     cJSON_Delete(j);
     free(body);
@@ -455,7 +521,7 @@ static void metrics_text(void **state) {
     (void)state;
     bl_serve_metrics *m = calloc(1, sizeof *m);
     metrics_init(m, 64, 0, 0);
-    metrics_observe_batch(m, 5, 300000);  /* 0.3 ms */
+    metrics_observe_batch(m, 5, 300000);   /* 0.3 ms */
     metrics_observe_batch(m, 64, 2000000); /* 2 ms */
     metrics_observe_queue_time(m, 40000);
     bl_metrics_count_success(m, 1500000);
@@ -498,7 +564,8 @@ static void metrics_text(void **state) {
     a->last_p99_ns = 4000000;
     metrics_publish_aimd(m, a);
     assert_int_equal(bl_metrics_render(m, "mlp", &t, &len, NULL), BL_OK);
-    assert_non_null(strstr(t, "batchlab_adaptive_decisions_total{model=\"mlp\",decision=\"increase\"} 3\n"));
+    assert_non_null(
+        strstr(t, "batchlab_adaptive_decisions_total{model=\"mlp\",decision=\"increase\"} 3\n"));
     assert_non_null(strstr(t, "batchlab_max_batch{model=\"mlp\"} 16\n"));
     assert_non_null(strstr(t, "batchlab_slo_p99_seconds{model=\"mlp\"} 0.01\n"));
     assert_non_null(strstr(t, "batchlab_adaptive_window_p99_seconds{model=\"mlp\"} 0.004\n"));

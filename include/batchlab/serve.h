@@ -34,7 +34,7 @@
 #include "batchlab/model.h"
 
 /* ======================================================================== hdr histogram */
-#define BL_HDR_SUB_BITS 7 /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
+#define BL_HDR_SUB_BITS 7  /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
 #define BL_HDR_MAX_LOG2 44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped */
 #define BL_HDR_BUCKETS ((BL_HDR_MAX_LOG2 - BL_HDR_SUB_BITS + 2) << BL_HDR_SUB_BITS)
 
@@ -75,8 +75,8 @@ typedef struct bl_serve_metrics bl_serve_metrics; /* atomics; opaque */
 
 /* Prometheus text exposition format 0.0.4 of every metric (names start with batchlab_).
  * *out is malloc'ed (caller frees). */
-bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char **out,
-                            size_t *len, bl_error *err);
+bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char **out, size_t *len,
+                            bl_error *err);
 /* Read single values (for tests and the CLI's exit summary). */
 uint64_t bl_metrics_inferences(const bl_serve_metrics *m); /* samples computed */
 uint64_t bl_metrics_executions(const bl_serve_metrics *m); /* batches run */
@@ -141,10 +141,10 @@ typedef void (*bl_req_done_fn)(bl_infer_req *r);
 
 struct bl_infer_req {
     /* --- set by the caller before bl_batcher_submit; owned by the caller --- */
-    const float *x;     /* (n, in_dim) raw inputs */
-    float *out;         /* (n, out_dim) results */
-    int n;              /* samples, >= 1; may exceed the max batch (spans batches) */
-    long timeout_us;    /* 0: the batcher's default; a value above the default is capped */
+    const float *x;        /* (n, in_dim) raw inputs */
+    float *out;            /* (n, out_dim) results */
+    int n;                 /* samples, >= 1; may exceed the max batch (spans batches) */
+    long timeout_us;       /* 0: the batcher's default; a value above the default is capped */
     uint64_t t_arrival_ns; /* when it reached the server (0: at submit); the adaptive
                             * controller measures latency from here, parsing included */
     bl_req_done_fn done;
@@ -165,13 +165,13 @@ typedef int (*bl_batch_fn)(void *user, float *x, int B, float *out);
 
 #define BL_MAX_PREFERRED 8
 typedef struct bl_batcher_config {
-    int max_batch;       /* hard cap (the model's max_batch), >= 1 */
-    long max_delay_us;   /* wait at most this long for a batch to fill; 0 = dispatch at once */
+    int max_batch;     /* hard cap (the model's max_batch), >= 1 */
+    long max_delay_us; /* wait at most this long for a batch to fill; 0 = dispatch at once */
     int preferred[BL_MAX_PREFERRED]; /* sizes dispatched as soon as they can be formed */
     int n_preferred;
-    int max_queue;       /* requests waiting; a submit beyond it is refused; >= 1 */
-    long timeout_ms;     /* default per-request queue timeout; 0 = none */
-    double slo_p99_ms;   /* > 0: adaptive max batch and delay (bl_aimd); 0 = fixed */
+    int max_queue;     /* requests waiting; a submit beyond it is refused; >= 1 */
+    long timeout_ms;   /* default per-request queue timeout; 0 = none */
+    double slo_p99_ms; /* > 0: adaptive max batch and delay (bl_aimd); 0 = fixed */
 } bl_batcher_config;
 
 void bl_batcher_config_default(bl_batcher_config *c);
@@ -182,15 +182,15 @@ bl_status bl_batcher_config_check(const bl_batcher_config *c, bl_error *err);
  * request has waited waited_us. The rule: the current max batch when that many are
  * queued; else the largest preferred size that can be formed; else everything (up to the
  * max) once the delay has passed or when draining. Pure; exposed for tests. */
-int bl_batch_policy(long queued, long waited_us, int max_batch, long delay_us,
-                    const int *preferred, int n_preferred, int draining);
+int bl_batch_policy(long queued, long waited_us, int max_batch, long delay_us, const int *preferred,
+                    int n_preferred, int draining);
 
 typedef struct bl_batcher bl_batcher;
 
 /* Start the compute thread. fn/user compute a batch; in_dim/out_dim size the buffers.
  * The batcher owns its metrics (bl_batcher_metrics). */
-bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int in_dim,
-                            int out_dim, bl_batch_fn fn, void *user, bl_error *err);
+bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int in_dim, int out_dim,
+                            bl_batch_fn fn, void *user, bl_error *err);
 /* Queue r. BL_OK: r->done will be called once. Refusals (r->done is NOT called):
  * BL_ERR_NOMEM when max_queue requests are already waiting, BL_ERR_INTERRUPTED after
  * bl_batcher_drain began, BL_ERR_ARG for n < 1 or missing buffers. */
@@ -227,18 +227,18 @@ typedef struct bl_kserve_model {
 } bl_kserve_model;
 
 typedef struct bl_kserve_request {
-    char id[256];     /* "" when absent */
-    float *x;         /* (n, in_dim), malloc'ed: bl_kserve_request_free */
+    char id[256]; /* "" when absent */
+    float *x;     /* (n, in_dim), malloc'ed: bl_kserve_request_free */
     int n;
-    long timeout_ms;  /* parameters.timeout_ms; 0 = none */
+    long timeout_ms;   /* parameters.timeout_ms; 0 = none */
     int binary_output; /* answer with the binary-data extension */
 } bl_kserve_request;
 
 /* Parse an infer request body. header_len: the Inference-Header-Content-Length value, or
  * -1 when the header is absent (then the whole body is JSON). Every failure is a client
  * error (HTTP 400) with a message naming the field. */
-bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *mdl,
-                                const char *body, size_t len, long header_len, bl_error *err);
+bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *mdl, const char *body,
+                                size_t len, long header_len, bl_error *err);
 void bl_kserve_request_free(bl_kserve_request *rq);
 /* The response body for out(n, out_dim). With rq->binary_output the JSON header is
  * followed by the raw little-endian float32 logits and *json_len is its length (for the
@@ -275,10 +275,10 @@ bl_serve_metrics *bl_server_metrics(bl_server *s);
 bl_batcher *bl_server_batcher(bl_server *s);
 
 typedef struct bl_server_stats {
-    uint64_t accepted;    /* infer requests queued to the batcher */
-    uint64_t answered;    /* of those, responses fully sent */
-    uint64_t unanswered;  /* of those, connections lost before the response was sent */
-    long queued_at_stop;  /* waiting in the queue when the drain began */
+    uint64_t accepted;   /* infer requests queued to the batcher */
+    uint64_t answered;   /* of those, responses fully sent */
+    uint64_t unanswered; /* of those, connections lost before the response was sent */
+    long queued_at_stop; /* waiting in the queue when the drain began */
 } bl_server_stats;
 /* Graceful stop: readiness turns false and new infer requests get 503, every queued
  * request is computed and answered, then (after at most grace_ms for the last responses
@@ -307,17 +307,17 @@ typedef enum { BL_LOAD_OPEN, BL_LOAD_CLOSED } bl_load_mode;
 typedef enum { BL_LOAD_JSON, BL_LOAD_BINARY } bl_load_format;
 
 typedef struct bl_load_config {
-    const char *url;     /* server base, e.g. "http://127.0.0.1:8000" */
-    const char *model;   /* model name */
+    const char *url;   /* server base, e.g. "http://127.0.0.1:8000" */
+    const char *model; /* model name */
     bl_load_mode mode;
-    double rate;         /* open loop: intended requests per second */
-    int poisson;         /* open loop: exponential gaps (1) or constant (0) */
-    int concurrency;     /* closed loop: requests in flight; open loop: connections */
-    double duration_s;   /* send for this long (after warm-up) */
-    double warmup_s;     /* sent but not counted */
-    long max_requests;   /* stop sending after this many (0: no limit) */
-    long max_errors;     /* stop sending after this many failures (0: no limit) */
-    double timeout_s;    /* client timeout per request */
+    double rate;       /* open loop: intended requests per second */
+    int poisson;       /* open loop: exponential gaps (1) or constant (0) */
+    int concurrency;   /* closed loop: requests in flight; open loop: connections */
+    double duration_s; /* send for this long (after warm-up) */
+    double warmup_s;   /* sent but not counted */
+    long max_requests; /* stop sending after this many (0: no limit) */
+    long max_errors;   /* stop sending after this many failures (0: no limit) */
+    double timeout_s;  /* client timeout per request */
     bl_load_format format;
     const float *samples; /* (n_samples, in_dim) inputs sent round-robin */
     size_t n_samples;
@@ -330,15 +330,15 @@ typedef struct bl_load_config {
 void bl_load_config_default(bl_load_config *c);
 
 typedef struct bl_load_result {
-    double offered_rps;   /* the open-loop target (0 for closed loop) */
+    double offered_rps;    /* the open-loop target (0 for closed loop) */
     double throughput_rps; /* successful counted requests / counted wall time */
     double elapsed_s;      /* counted wall time: first counted intended send to last answer */
     long sent, ok, failed; /* counted requests (after warm-up) */
     long http_4xx, http_503, http_5xx, transport; /* failure classes */
-    long unsent;           /* open loop: still waiting for a connection when the run ended */
-    bl_hdr latency;        /* ns, successful counted requests, from the INTENDED send time */
-    bl_hdr send_lag;       /* ns, actual minus intended send time (generator health) */
-    char last_error[256];  /* the last failure: curl's message or the server's body */
+    long unsent;          /* open loop: still waiting for a connection when the run ended */
+    bl_hdr latency;       /* ns, successful counted requests, from the INTENDED send time */
+    bl_hdr send_lag;      /* ns, actual minus intended send time (generator health) */
+    char last_error[256]; /* the last failure: curl's message or the server's body */
 } bl_load_result;
 
 /* Run one load test. The result is heap-sized (two bl_hdr); allocate it with malloc.
@@ -347,12 +347,11 @@ typedef struct bl_load_result {
 bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err);
 
 /* GET {url}/v2/models/{model}: the per-sample input shape. */
-bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shape,
-                              bl_error *err);
+bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shape, bl_error *err);
 /* GET {url}/metrics and read batchlab_inference_count_total, batchlab_execution_count_total
  * and the current max batch (any pointer may be NULL). */
-bl_status bl_load_scrape(const char *url, double *inferences, double *executions,
-                         double *max_batch, bl_error *err);
+bl_status bl_load_scrape(const char *url, double *inferences, double *executions, double *max_batch,
+                         bl_error *err);
 
 /* One line per rate of a sweep. */
 typedef struct bl_sweep_point {

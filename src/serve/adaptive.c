@@ -28,10 +28,14 @@
 
 const char *bl_aimd_action_name(bl_aimd_action a) {
     switch (a) {
-    case BL_AIMD_HOLD: return "hold";
-    case BL_AIMD_INCREASE: return "increase";
-    case BL_AIMD_DECREASE: return "decrease";
-    case BL_AIMD_SATURATED: return "saturated";
+    case BL_AIMD_HOLD:
+        return "hold";
+    case BL_AIMD_INCREASE:
+        return "increase";
+    case BL_AIMD_DECREASE:
+        return "decrease";
+    case BL_AIMD_SATURATED:
+        return "saturated";
     }
     return "?";
 }

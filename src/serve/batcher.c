@@ -39,7 +39,7 @@ struct bl_batcher {
     int started, joined;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bl_infer_req *head, *tail; /* guarded by mu */
+    bl_infer_req *head, *tail;  /* guarded by mu */
     long n_requests, n_samples; /* guarded by mu: waiting requests, untaken samples */
     int draining;               /* guarded by mu */
     long queued_at_drain;
@@ -88,8 +88,8 @@ bl_status bl_batcher_config_check(const bl_batcher_config *c, bl_error *err) {
     return BL_OK;
 }
 
-int bl_batch_policy(long queued, long waited_us, int max_batch, long delay_us,
-                    const int *preferred, int n_preferred, int draining) {
+int bl_batch_policy(long queued, long waited_us, int max_batch, long delay_us, const int *preferred,
+                    int n_preferred, int draining) {
     if (queued <= 0 || max_batch < 1) return 0;
     if (queued >= max_batch) return max_batch;
     if (draining || waited_us >= delay_us) return (int)queued;
@@ -194,7 +194,8 @@ static void run_batch(bl_batcher *b, int B, int n_seg, int max_at_formation) {
     for (int i = 0; i < n_seg; i++) {
         seg *s = &b->segs[i];
         bl_infer_req *r = s->r;
-        if (rc) r->outcome = BL_REQ_FAILED;
+        if (rc)
+            r->outcome = BL_REQ_FAILED;
         else
             memcpy(r->out + (size_t)s->off * out_row, b->obuf + (size_t)pos * out_row,
                    (size_t)s->rows * out_row * sizeof(float));
@@ -204,7 +205,7 @@ static void run_batch(bl_batcher *b, int B, int n_seg, int max_at_formation) {
         r->t_end_ns = t_end;
         r->batch_size = B;
         uint64_t t_from = r->t_arrival_ns && r->t_arrival_ns <= r->t_enqueue_ns ? r->t_arrival_ns
-                                                                                 : r->t_enqueue_ns;
+                                                                                : r->t_enqueue_ns;
         if (b->adaptive && bl_aimd_observe(&b->aimd, t_end - t_from, t_end)) {
             b->cur_max = b->aimd.max_batch;
             b->cur_delay_us = b->aimd.delay_us;
@@ -248,8 +249,8 @@ static void *batcher_main(void *arg) {
     return NULL;
 }
 
-bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int in_dim,
-                            int out_dim, bl_batch_fn fn, void *user, bl_error *err) {
+bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int in_dim, int out_dim,
+                            bl_batch_fn fn, void *user, bl_error *err) {
     *out = NULL;
     bl_status st = bl_batcher_config_check(cfg, err);
     if (st) return st;
@@ -312,8 +313,8 @@ bl_status bl_batcher_submit(bl_batcher *b, bl_infer_req *r, bl_error *err) {
         return bl_fail(err, BL_ERR_ARG, "batcher: a request needs n >= 1, x, out and done");
     uint64_t now = bl_now_ns();
     long dflt_us = b->cfg.timeout_ms * 1000;
-    long t_us = r->timeout_us > 0 && (dflt_us == 0 || r->timeout_us < dflt_us) ? r->timeout_us
-                                                                                 : dflt_us;
+    long t_us =
+        r->timeout_us > 0 && (dflt_us == 0 || r->timeout_us < dflt_us) ? r->timeout_us : dflt_us;
     pthread_mutex_lock(&b->mu);
     if (b->draining) {
         pthread_mutex_unlock(&b->mu);
@@ -322,8 +323,9 @@ bl_status bl_batcher_submit(bl_batcher *b, bl_infer_req *r, bl_error *err) {
     if (b->n_requests >= b->cfg.max_queue) {
         long q = b->n_requests;
         pthread_mutex_unlock(&b->mu);
-        return bl_fail(err, BL_ERR_NOMEM, "the queue is full (%ld requests waiting, --max-queue %d)",
-                       q, b->cfg.max_queue);
+        return bl_fail(err, BL_ERR_NOMEM,
+                       "the queue is full (%ld requests waiting, --max-queue %d)", q,
+                       b->cfg.max_queue);
     }
     r->outcome = BL_REQ_PENDING;
     r->taken = 0;
@@ -331,8 +333,10 @@ bl_status bl_batcher_submit(bl_batcher *b, bl_infer_req *r, bl_error *err) {
     r->t_enqueue_ns = now;
     r->t_start_ns = r->t_end_ns = 0;
     r->deadline_ns = t_us > 0 ? now + (uint64_t)t_us * 1000ULL : 0;
-    if (b->tail) b->tail->next = r;
-    else b->head = r;
+    if (b->tail)
+        b->tail->next = r;
+    else
+        b->head = r;
     b->tail = r;
     b->n_requests++;
     b->n_samples += r->n;
@@ -365,7 +369,8 @@ bl_status bl_batcher_infer(bl_batcher *b, bl_infer_req *r, bl_error *err) {
     bl_status st = bl_batcher_submit(b, r, err);
     if (!st) {
         pthread_mutex_lock(&w.mu);
-        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
         pthread_mutex_unlock(&w.mu);
     }
     pthread_cond_destroy(&w.cv);
@@ -401,10 +406,18 @@ void bl_batcher_free(bl_batcher *b) {
     free(b);
 }
 
-bl_serve_metrics *bl_batcher_metrics(bl_batcher *b) { return &b->metrics; }
-long bl_batcher_queue_requests(bl_batcher *b) { return atomic_load(&b->metrics.queue_requests); }
-int bl_batcher_current_max_batch(bl_batcher *b) { return atomic_load(&b->metrics.max_batch); }
-long bl_batcher_current_delay_us(bl_batcher *b) { return atomic_load(&b->metrics.delay_us); }
+bl_serve_metrics *bl_batcher_metrics(bl_batcher *b) {
+    return &b->metrics;
+}
+long bl_batcher_queue_requests(bl_batcher *b) {
+    return atomic_load(&b->metrics.queue_requests);
+}
+int bl_batcher_current_max_batch(bl_batcher *b) {
+    return atomic_load(&b->metrics.max_batch);
+}
+long bl_batcher_current_delay_us(bl_batcher *b) {
+    return atomic_load(&b->metrics.delay_us);
+}
 
 int bl_model_runner_fn(void *user, float *x, int B, float *out) {
     bl_model_runner *mr = user;

@@ -20,7 +20,9 @@ void bl_hdr_reset(bl_hdr *h) {
     h->min = UINT64_MAX;
 }
 
-static int floor_log2(uint64_t v) { return 63 - __builtin_clzll(v); }
+static int floor_log2(uint64_t v) {
+    return 63 - __builtin_clzll(v);
+}
 
 int bl_hdr_index(uint64_t v) {
     if (v < SUB) return (int)v;
@@ -37,7 +39,7 @@ void bl_hdr_bucket_range(int index, uint64_t *lo, uint64_t *hi) {
     }
     int block = index >> BL_HDR_SUB_BITS; /* 1 for e = S */
     uint64_t sub = (uint64_t)index & (SUB - 1);
-    int shift = block - 1;                /* e - S */
+    int shift = block - 1; /* e - S */
     *lo = (SUB + sub) << shift;
     *hi = *lo + (1ULL << shift) - 1;
 }
@@ -51,7 +53,9 @@ void bl_hdr_record_n(bl_hdr *h, uint64_t v, uint64_t n) {
     if (v > h->max) h->max = v;
 }
 
-void bl_hdr_record(bl_hdr *h, uint64_t v) { bl_hdr_record_n(h, v, 1); }
+void bl_hdr_record(bl_hdr *h, uint64_t v) {
+    bl_hdr_record_n(h, v, 1);
+}
 
 void bl_hdr_merge(bl_hdr *dst, const bl_hdr *src) {
     if (!src->total) return;
@@ -81,4 +85,6 @@ uint64_t bl_hdr_percentile(const bl_hdr *h, double q) {
     return h->max;
 }
 
-double bl_hdr_mean(const bl_hdr *h) { return h->total ? h->sum / (double)h->total : 0.0; }
+double bl_hdr_mean(const bl_hdr *h) {
+    return h->total ? h->sum / (double)h->total : 0.0;
+}

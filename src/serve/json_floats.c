@@ -20,30 +20,47 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 /* One JSON number at s[*i] (grammar checked); 0 on success. */
 static int parse_number(const char *s, size_t len, size_t *i, double *out) {
     size_t p = *i, start = p;
     int neg = 0, digits = 0, exp10 = 0, truncated = 0;
     uint64_t mant = 0;
-    if (p < len && s[p] == '-') neg = 1, p++;
+    if (p < len && s[p] == '-') {
+        neg = 1;
+        p++;
+    }
     if (p >= len || !is_digit(s[p])) return -1;
     if (s[p] == '0') {
         p++;
     } else {
         for (; p < len && is_digit(s[p]); p++) {
-            if (digits < 19) mant = mant * 10 + (uint64_t)(s[p] - '0'), digits += mant > 0;
-            else exp10++, truncated |= s[p] != '0';
+            if (digits < 19) {
+                mant = mant * 10 + (uint64_t)(s[p] - '0');
+                digits += mant > 0; /* leading zeros are not significant */
+            } else {
+                exp10++; /* a dropped integer digit still scales the value */
+                truncated |= s[p] != '0';
+            }
         }
     }
     if (p < len && s[p] == '.') {
         p++;
         if (p >= len || !is_digit(s[p])) return -1;
         for (; p < len && is_digit(s[p]); p++) {
-            if (digits < 19) mant = mant * 10 + (uint64_t)(s[p] - '0'), digits += mant > 0, exp10--;
-            else truncated |= s[p] != '0';
+            if (digits < 19) {
+                mant = mant * 10 + (uint64_t)(s[p] - '0');
+                digits += mant > 0;
+                exp10--;
+            } else {
+                truncated |= s[p] != '0';
+            }
         }
     }
     if (p < len && (s[p] == 'e' || s[p] == 'E')) {
@@ -71,7 +88,8 @@ static int parse_number(const char *s, size_t len, size_t *i, double *out) {
 }
 
 static void skip_space(const char *s, size_t len, size_t *i) {
-    while (*i < len && is_space(s[*i])) (*i)++;
+    while (*i < len && is_space(s[*i]))
+        (*i)++;
 }
 
 /* A (possibly nested) array of numbers at s[*i] == '[', appended to out[*n < cap]. */
@@ -112,7 +130,8 @@ long json_data_floats(const char *s, size_t len, size_t *begin, size_t *end, flo
     for (size_t i = 0; i < len; i++) {
         if (s[i] != '"') continue;
         size_t a = ++i;
-        while (i < len && s[i] != '"') i += s[i] == '\\' ? 2 : 1;
+        while (i < len && s[i] != '"')
+            i += s[i] == '\\' ? 2 : 1;
         if (i >= len) return -1;
         size_t b = i, j = i + 1;
         skip_space(s, len, &j);

@@ -62,8 +62,7 @@ static int dims_match(const int64_t *d, int nd, const bl_kserve_model *m) {
     return 0;
 }
 
-static bl_status parse_shape(const cJSON *shape, const bl_kserve_model *m, int *n,
-                             bl_error *err) {
+static bl_status parse_shape(const cJSON *shape, const bl_kserve_model *m, int *n, bl_error *err) {
     if (!cJSON_IsArray(shape))
         return bl_fail(err, BL_ERR_SHAPE, "inputs[0].shape is missing or not an array");
     int64_t d[8];
@@ -72,21 +71,20 @@ static bl_status parse_shape(const cJSON *shape, const bl_kserve_model *m, int *
         if (nd == 8) return bl_fail(err, BL_ERR_SHAPE, "inputs[0].shape has more than 8 dims");
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
         if (!(v >= 0) || v != floor(v) || v > (double)INT_MAX)
-            return bl_fail(err, BL_ERR_SHAPE,
-                           "inputs[0].shape[%d] must be a non-negative integer", nd);
+            return bl_fail(err, BL_ERR_SHAPE, "inputs[0].shape[%d] must be a non-negative integer",
+                           nd);
         d[nd++] = (int64_t)v;
     }
     char want[96];
-    snprintf(want, sizeof want, "[N, %d, %d, %d] or [N, %d]", m->in.c, m->in.h, m->in.w,
-             m->in_dim);
+    snprintf(want, sizeof want, "[N, %d, %d, %d] or [N, %d]", m->in.c, m->in.h, m->in.w, m->in_dim);
     if (nd < 2 || !dims_match(d + 1, nd - 1, m)) {
         char got[160] = "[";
         for (int i = 0; i < nd; i++)
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "",
                      (long long)d[i]);
         strncat(got, "]", sizeof got - strlen(got) - 1);
-        return bl_fail(err, BL_ERR_SHAPE, "inputs[0].shape %s does not fit the model: want %s",
-                       got, want);
+        return bl_fail(err, BL_ERR_SHAPE, "inputs[0].shape %s does not fit the model: want %s", got,
+                       want);
     }
     if (d[0] < 1) return bl_fail(err, BL_ERR_SHAPE, "inputs[0].shape[0] (samples) must be >= 1");
     if (d[0] > INT_MAX / m->in_dim)
@@ -124,8 +122,9 @@ static bl_status parse_outputs(bl_kserve_request *rq, const cJSON *root, bl_erro
     for (const cJSON *o = outs->child; o; o = o->next, i++) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
         if (!cJSON_IsString(name) || strcmp(name->valuestring, OUTPUT_NAME))
-            return bl_fail(err, BL_ERR_ARG, "outputs[%d].name must be \"" OUTPUT_NAME
-                           "\" (the model's only output)", i);
+            return bl_fail(err, BL_ERR_ARG,
+                           "outputs[%d].name must be \"" OUTPUT_NAME "\" (the model's only output)",
+                           i);
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "parameters");
         const cJSON *b = p ? cJSON_GetObjectItemCaseSensitive(p, "binary_data") : NULL;
         if (b && !cJSON_IsBool(b))
@@ -149,14 +148,17 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
     if (!cJSON_IsString(name))
         return bl_fail(err, BL_ERR_ARG, "inputs[0].name is missing or not a string");
     if (strcmp(name->valuestring, INPUT_NAME))
-        return bl_fail(err, BL_ERR_ARG, "inputs[0].name '%.100s' is not the model's input '"
-                       INPUT_NAME "'", name->valuestring);
+        return bl_fail(err, BL_ERR_ARG,
+                       "inputs[0].name '%.100s' is not the model's input '" INPUT_NAME "'",
+                       name->valuestring);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
     if (!cJSON_IsString(dt))
         return bl_fail(err, BL_ERR_ARG, "inputs[0].datatype is missing or not a string");
     if (strcmp(dt->valuestring, "FP32"))
-        return bl_fail(err, BL_ERR_ARG, "inputs[0].datatype '%.40s' is not supported: the model "
-                       "takes FP32", dt->valuestring);
+        return bl_fail(err, BL_ERR_ARG,
+                       "inputs[0].datatype '%.40s' is not supported: the model "
+                       "takes FP32",
+                       dt->valuestring);
     bl_status st = parse_shape(cJSON_GetObjectItemCaseSensitive(in, "shape"), m, &rq->n, err);
     if (st) return st;
     size_t want = (size_t)rq->n * (size_t)m->in_dim;
@@ -167,14 +169,19 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
     if (!rq->x) return bl_fail(err, BL_ERR_NOMEM, "out of memory for %zu input values", want);
     if (bsz) {
         if (!have_bin)
-            return bl_fail(err, BL_ERR_ARG, "inputs[0].parameters.binary_data_size needs the "
+            return bl_fail(err, BL_ERR_ARG,
+                           "inputs[0].parameters.binary_data_size needs the "
                            "Inference-Header-Content-Length header");
         if (!cJSON_IsNumber(bsz) || bsz->valuedouble != (double)(want * sizeof(float)))
-            return bl_fail(err, BL_ERR_SHAPE, "inputs[0].parameters.binary_data_size must be "
-                           "%zu (shape x 4 bytes)", want * sizeof(float));
+            return bl_fail(err, BL_ERR_SHAPE,
+                           "inputs[0].parameters.binary_data_size must be "
+                           "%zu (shape x 4 bytes)",
+                           want * sizeof(float));
         if (bin_len != want * sizeof(float))
-            return bl_fail(err, BL_ERR_SHAPE, "the binary part of the body has %zu bytes, "
-                           "binary_data_size says %zu", bin_len, want * sizeof(float));
+            return bl_fail(err, BL_ERR_SHAPE,
+                           "the binary part of the body has %zu bytes, "
+                           "binary_data_size says %zu",
+                           bin_len, want * sizeof(float));
         memcpy(rq->x, bin, bin_len);
         return BL_OK;
     }
@@ -192,21 +199,25 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
         if (st) return st;
     }
     if (k != want)
-        return bl_fail(err, BL_ERR_SHAPE, "inputs[0].data has %zu values, its shape implies %zu",
-                       k, want);
+        return bl_fail(err, BL_ERR_SHAPE, "inputs[0].data has %zu values, its shape implies %zu", k,
+                       want);
     if (have_bin && bin_len)
-        return bl_fail(err, BL_ERR_ARG, "%zu bytes of binary data follow the JSON header but no "
-                       "input declares binary_data_size", bin_len);
+        return bl_fail(err, BL_ERR_ARG,
+                       "%zu bytes of binary data follow the JSON header but no "
+                       "input declares binary_data_size",
+                       bin_len);
     return BL_OK;
 }
 
-bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
-                                const char *body, size_t len, long header_len, bl_error *err) {
+bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m, const char *body,
+                                size_t len, long header_len, bl_error *err) {
     memset(rq, 0, sizeof *rq);
     int have_bin = header_len >= 0;
     if (have_bin && (size_t)header_len > len)
-        return bl_fail(err, BL_ERR_FORMAT, "Inference-Header-Content-Length %ld exceeds the "
-                       "body (%zu bytes)", header_len, len);
+        return bl_fail(err, BL_ERR_FORMAT,
+                       "Inference-Header-Content-Length %ld exceeds the "
+                       "body (%zu bytes)",
+                       header_len, len);
     size_t json_len = have_bin ? (size_t)header_len : len;
     if (json_len == 0) return bl_fail(err, BL_ERR_FORMAT, "the request body is empty");
     const char *end = NULL;
@@ -232,11 +243,14 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
         return bl_fail(err, BL_ERR_FORMAT, "malformed JSON near byte %ld of the request", at);
     }
     bl_status st = BL_OK;
-    if (!cJSON_IsObject(root)) st = bl_fail(err, BL_ERR_FORMAT, "the request must be a JSON object");
+    if (!cJSON_IsObject(root))
+        st = bl_fail(err, BL_ERR_FORMAT, "the request must be a JSON object");
     const cJSON *id = st ? NULL : cJSON_GetObjectItemCaseSensitive(root, "id");
     if (id) {
-        if (!cJSON_IsString(id)) st = bl_fail(err, BL_ERR_ARG, "id must be a string");
-        else snprintf(rq->id, sizeof rq->id, "%s", id->valuestring);
+        if (!cJSON_IsString(id))
+            st = bl_fail(err, BL_ERR_ARG, "id must be a string");
+        else
+            snprintf(rq->id, sizeof rq->id, "%s", id->valuestring);
     }
     if (!st) st = parse_params(rq, root, err);
     if (!st) st = parse_outputs(rq, root, err);
@@ -244,11 +258,12 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
     if (!st && !cJSON_IsArray(inputs))
         st = bl_fail(err, BL_ERR_ARG, "inputs is missing or not an array");
     if (!st && cJSON_GetArraySize(inputs) != 1)
-        st = bl_fail(err, BL_ERR_ARG, "inputs must hold exactly one tensor ('" INPUT_NAME
-                     "'), got %d", cJSON_GetArraySize(inputs));
+        st = bl_fail(err, BL_ERR_ARG,
+                     "inputs must hold exactly one tensor ('" INPUT_NAME "'), got %d",
+                     cJSON_GetArraySize(inputs));
     if (!st)
-        st = parse_input(rq, m, inputs->child, body + json_len, len - json_len, have_bin, &pre,
-                         err);
+        st =
+            parse_input(rq, m, inputs->child, body + json_len, len - json_len, have_bin, &pre, err);
     cJSON_Delete(root);
     free(pre.x);
     if (st) bl_kserve_request_free(rq);
@@ -265,7 +280,8 @@ typedef struct sbuf {
 static void sb_reserve(sbuf *b, size_t more) {
     if (b->oom || b->n + more <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + more) cap *= 2;
+    while (cap < b->n + more)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) {
         b->oom = 1;
@@ -282,7 +298,9 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->n += n;
 }
 
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
 
 static void sb_fmt_num(sbuf *b, const char *fmt, double v) {
     char tmp[40];

@@ -79,7 +79,8 @@ void bl_load_config_default(bl_load_config *c) {
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
     lg *g = userp;
     int i = 0;
-    while (i < g->nfds && g->fds[i].fd != s) i++;
+    while (i < g->nfds && g->fds[i].fd != s)
+        i++;
     if (what == CURL_POLL_REMOVE) {
         if (i < g->nfds) g->fds[i] = g->fds[--g->nfds];
         return 0;
@@ -88,7 +89,8 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         if (g->nfds == MAX_FDS) return -1;
         g->fds[g->nfds++].fd = s;
     }
-    g->fds[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
+    g->fds[i].events =
+        (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
     return 0;
 }
 
@@ -116,7 +118,8 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp) {
 static int append(char **buf, size_t *len, size_t *cap, const void *src, size_t n) {
     if (*len + n + 1 > *cap) {
         size_t c = *cap ? *cap : 1024;
-        while (c < *len + n + 1) c *= 2;
+        while (c < *len + n + 1)
+            c *= 2;
         char *p = realloc(*buf, c);
         if (!p) return -1;
         *buf = p;
@@ -160,7 +163,8 @@ static bl_status build_bodies(lg *g, bl_error *err) {
         } else {
             int hl = snprintf(head, sizeof head,
                               "{\"inputs\":[{\"name\":\"input\",\"shape\":%s,\"datatype\":\"FP32\","
-                              "\"data\":[", shape);
+                              "\"data\":[",
+                              shape);
             bad |= append(&buf, &len, &cap, head, (size_t)hl);
             for (int i = 0; i < k; i++) {
                 const float *row = c->samples + ((b * (size_t)k + (size_t)i) % c->n_samples) * dim;
@@ -225,7 +229,8 @@ static void finish(lg *g, xfer *x, CURLcode res) {
     if (!ok) {
         g->errors++;
         if (res != CURLE_OK)
-            snprintf(r->last_error, sizeof r->last_error, "%s", x->err[0] ? x->err : curl_easy_strerror(res));
+            snprintf(r->last_error, sizeof r->last_error, "%s",
+                     x->err[0] ? x->err : curl_easy_strerror(res));
         else
             snprintf(r->last_error, sizeof r->last_error, "HTTP %ld: %s", code, x->resp_head);
         if (g->c->max_errors && g->errors >= g->c->max_errors) g->sending = 0;
@@ -239,10 +244,14 @@ static void finish(lg *g, xfer *x, CURLcode res) {
             g->last_done = now;
         } else {
             r->failed++;
-            if (res != CURLE_OK) r->transport++;
-            else if (code == 503) r->http_503++;
-            else if (code >= 500) r->http_5xx++;
-            else r->http_4xx++;
+            if (res != CURLE_OK)
+                r->transport++;
+            else if (code == 503)
+                r->http_503++;
+            else if (code >= 500)
+                r->http_5xx++;
+            else
+                r->http_4xx++;
         }
     }
     x->next_free = g->free_list;
@@ -307,7 +316,8 @@ static void run_loop(lg *g) {
         uint64_t now = bl_now_ns();
         if (g->sending) {
             if (open) {
-                while (g->sending && (uint64_t)next_send <= now && g->outstanding < c->concurrency) {
+                while (g->sending && (uint64_t)next_send <= now &&
+                       g->outstanding < c->concurrency) {
                     if ((uint64_t)next_send >= t_end) {
                         g->sending = 0;
                         break;
@@ -351,7 +361,8 @@ static void run_loop(lg *g) {
             g->r->failed++;
             g->r->transport++;
         }
-        snprintf(g->r->last_error, sizeof g->r->last_error, "no answer within the run's time limit");
+        snprintf(g->r->last_error, sizeof g->r->last_error,
+                 "no answer within the run's time limit");
     }
     uint64_t end = g->last_done ? g->last_done : bl_now_ns();
     g->r->elapsed_s = end > g->t_measure ? (double)(end - g->t_measure) * 1e-9 : 0;
@@ -484,8 +495,7 @@ static bl_status http_get(const char *url, membuf *out, bl_error *err) {
     return BL_OK;
 }
 
-bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shape,
-                              bl_error *err) {
+bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shape, bl_error *err) {
     char full[1200];
     snprintf(full, sizeof full, "%s/v2/models/%s", url, model);
     membuf b;
@@ -495,13 +505,15 @@ bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shap
     free(b.p);
     const cJSON *ins = j ? cJSON_GetObjectItemCaseSensitive(j, "inputs") : NULL;
     const cJSON *sh = cJSON_IsArray(ins) && ins->child
-                          ? cJSON_GetObjectItemCaseSensitive(ins->child, "shape") : NULL;
+                          ? cJSON_GetObjectItemCaseSensitive(ins->child, "shape")
+                          : NULL;
     int d[4] = {0, 1, 1, 1}, nd = 0;
     for (const cJSON *e = cJSON_IsArray(sh) ? sh->child : NULL; e && nd < 4; e = e->next)
         d[nd++] = cJSON_IsNumber(e) ? (int)e->valuedouble : 0;
     cJSON_Delete(j);
     if (nd != 2 && nd != 4)
-        return bl_fail(err, BL_ERR_FORMAT, "GET %s: no usable inputs[0].shape in the metadata", full);
+        return bl_fail(err, BL_ERR_FORMAT, "GET %s: no usable inputs[0].shape in the metadata",
+                       full);
     *shape = nd == 4 ? (bl_shape){d[1], d[2], d[3]} : (bl_shape){d[1], 1, 1};
     if (bl_shape_size(*shape) == 0 || shape->c < 1 || shape->h < 1 || shape->w < 1)
         return bl_fail(err, BL_ERR_FORMAT, "GET %s: bad input shape in the metadata", full);
@@ -521,8 +533,8 @@ static double metric_value(const char *text, const char *name) {
     return NAN;
 }
 
-bl_status bl_load_scrape(const char *url, double *inferences, double *executions,
-                         double *max_batch, bl_error *err) {
+bl_status bl_load_scrape(const char *url, double *inferences, double *executions, double *max_batch,
+                         bl_error *err) {
     char full[1200];
     snprintf(full, sizeof full, "%s/metrics", url);
     membuf b;

@@ -14,8 +14,8 @@
 #include "serve_internal.h"
 
 static const char *fail_names[BL_FAIL_KINDS] = {
-    "bad_request", "not_found", "method_not_allowed", "too_large",
-    "queue_full",  "shutdown",  "timeout",            "internal",
+    "bad_request", "not_found", "method_not_allowed", "too_large", "queue_full",
+    "shutdown",    "timeout",   "internal",
 };
 
 const char *bl_fail_kind_name(bl_fail_kind k) {
@@ -48,7 +48,8 @@ static void hist_init_pow2(prom_hist *h, int cap) {
 
 static void hist_observe(prom_hist *h, uint64_t v) {
     int i = 0;
-    while (i < h->nb && v > h->bounds[i]) i++;
+    while (i < h->nb && v > h->bounds[i])
+        i++;
     atomic_fetch_add_explicit(&h->counts[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
@@ -88,12 +89,19 @@ void bl_metrics_count_success(bl_serve_metrics *m, uint64_t latency_ns) {
 }
 
 void bl_metrics_count_failure(bl_serve_metrics *m, bl_fail_kind k) {
-    if (k >= 0 && k < BL_FAIL_KINDS) atomic_fetch_add_explicit(&m->failure[k], 1, memory_order_relaxed);
+    if (k >= 0 && k < BL_FAIL_KINDS)
+        atomic_fetch_add_explicit(&m->failure[k], 1, memory_order_relaxed);
 }
 
-uint64_t bl_metrics_inferences(const bl_serve_metrics *m) { return atomic_load(&m->inferences); }
-uint64_t bl_metrics_executions(const bl_serve_metrics *m) { return atomic_load(&m->executions); }
-uint64_t bl_metrics_successes(const bl_serve_metrics *m) { return atomic_load(&m->success); }
+uint64_t bl_metrics_inferences(const bl_serve_metrics *m) {
+    return atomic_load(&m->inferences);
+}
+uint64_t bl_metrics_executions(const bl_serve_metrics *m) {
+    return atomic_load(&m->executions);
+}
+uint64_t bl_metrics_successes(const bl_serve_metrics *m) {
+    return atomic_load(&m->success);
+}
 uint64_t bl_metrics_failures(const bl_serve_metrics *m, bl_fail_kind k) {
     return k >= 0 && k < BL_FAIL_KINDS ? atomic_load(&m->failure[k]) : 0;
 }
@@ -118,8 +126,8 @@ static void render_hist(FILE *f, const prom_hist *h, const char *name, const cha
     fprintf(f, "%s_count{model=\"%s\"} %llu\n", name, model, (unsigned long long)cum);
 }
 
-bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char **out,
-                            size_t *len, bl_error *err) {
+bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char **out, size_t *len,
+                            bl_error *err) {
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
@@ -155,7 +163,8 @@ bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char *
     head(f, "batchlab_max_delay_seconds", "gauge", "Current batching delay.");
     fprintf(f, "batchlab_max_delay_seconds{model=\"%s\"} %.9g\n", model,
             (double)atomic_load(&m->delay_us) * 1e-6);
-    head(f, "batchlab_adaptive_enabled", "gauge", "1 when an --slo-p99-ms objective drives batching.");
+    head(f, "batchlab_adaptive_enabled", "gauge",
+         "1 when an --slo-p99-ms objective drives batching.");
     fprintf(f, "batchlab_adaptive_enabled{model=\"%s\"} %d\n", model, m->adaptive);
     if (m->adaptive) {
         head(f, "batchlab_slo_p99_seconds", "gauge", "The p99 latency objective.");

@@ -31,8 +31,16 @@
 #include "serve_internal.h"
 
 typedef enum {
-    R_LIVE, R_READY, R_SERVER_META, R_METRICS, R_MODEL_META, R_MODEL_READY, R_INFER,
-    R_NOT_FOUND, R_UNKNOWN_MODEL, R_UNKNOWN_VERSION
+    R_LIVE,
+    R_READY,
+    R_SERVER_META,
+    R_METRICS,
+    R_MODEL_META,
+    R_MODEL_READY,
+    R_INFER,
+    R_NOT_FOUND,
+    R_UNKNOWN_MODEL,
+    R_UNKNOWN_VERSION
 } route_kind;
 
 struct bl_server {
@@ -66,7 +74,7 @@ typedef struct conn_ctx {
     size_t len, cap;
     size_t declared; /* Content-Length, 0 if absent */
     int too_large;
-    size_t dropped;  /* bytes read and discarded after too_large */
+    size_t dropped; /* bytes read and discarded after too_large */
     int submitted, completed, accepted, orphaned;
     bl_kserve_request rq;
     float *out;
@@ -85,11 +93,10 @@ void bl_serve_config_default(bl_serve_config *c) {
 
 /* ---- responses ------------------------------------------------------------------ */
 
-static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, char *body,
-                                 size_t len, const char *type, size_t json_len) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
-                                                                         : MHD_RESPMEM_PERSISTENT);
+static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, char *body, size_t len,
+                                 const char *type, size_t json_len) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -187,13 +194,14 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     if (c->too_large)
         return send_error(s, conn, MHD_HTTP_CONTENT_TOO_LARGE, BL_FAIL_TOO_LARGE,
                           "the request body (%zu bytes) exceeds the limit of %zu bytes "
-                          "(--max-body-bytes)", c->len + c->dropped, s->max_body);
+                          "(--max-body-bytes)",
+                          c->len + c->dropped, s->max_body);
     if (atomic_load(&s->draining))
         return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
                           "the server is shutting down");
     long hdr_len = -1;
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                "Inference-Header-Content-Length");
+    const char *h =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     if (h) {
         char *end;
         hdr_len = strtol(h, &end, 10);
@@ -203,19 +211,23 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     }
     bl_error err = {0};
     if (bl_kserve_parse_infer(&c->rq, &s->km, c->body ? c->body : "", c->len, hdr_len, &err))
-        return send_error(s, conn, err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR
-                                                            : MHD_HTTP_BAD_REQUEST,
-                          err.code == BL_ERR_NOMEM ? BL_FAIL_INTERNAL : BL_FAIL_BAD_REQUEST, "%s",
-                          err.msg);
+        return send_error(
+            s, conn,
+            err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
+            err.code == BL_ERR_NOMEM ? BL_FAIL_INTERNAL : BL_FAIL_BAD_REQUEST, "%s", err.msg);
     free(c->body); /* the floats are in rq.x now */
     c->body = NULL;
     c->out = malloc((size_t)c->rq.n * (size_t)s->km.out_dim * sizeof(float));
     if (!c->out)
         return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                           "out of memory for %d outputs", c->rq.n);
-    c->ir = (bl_infer_req){.x = c->rq.x, .out = c->out, .n = c->rq.n,
-                           .timeout_us = c->rq.timeout_ms * 1000, .t_arrival_ns = c->t0,
-                           .done = on_batch_done, .user = c};
+    c->ir = (bl_infer_req){.x = c->rq.x,
+                           .out = c->out,
+                           .n = c->rq.n,
+                           .timeout_us = c->rq.timeout_ms * 1000,
+                           .t_arrival_ns = c->t0,
+                           .done = on_batch_done,
+                           .user = c};
     pthread_mutex_lock(&s->conn_mu);
     bl_status st = bl_batcher_submit(s->b, &c->ir, &err);
     if (!st) {
@@ -250,8 +262,8 @@ static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
         return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
     uint64_t now = bl_now_ns();
     bl_metrics_count_success(s->m, now - c->t0);
-    const uint64_t t[BL_STAGES + 1] = {c->t0, c->t_body, r->t_enqueue_ns, r->t_start_ns,
-                                       r->t_end_ns, c->t_resumed, now};
+    const uint64_t t[BL_STAGES + 1] = {
+        c->t0, c->t_body, r->t_enqueue_ns, r->t_start_ns, r->t_end_ns, c->t_resumed, now};
     pthread_mutex_lock(&s->stage_mu);
     for (int i = 0; i < BL_STAGES; i++)
         bl_hdr_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
@@ -267,18 +279,22 @@ static enum MHD_Result respond_get(bl_server *s, conn_ctx *c) {
     struct MHD_Connection *conn = c->conn;
     char buf[512];
     switch (c->route) {
-    case R_LIVE: return send_json(conn, MHD_HTTP_OK, "{\"live\":true}");
+    case R_LIVE:
+        return send_json(conn, MHD_HTTP_OK, "{\"live\":true}");
     case R_READY:
-        return atomic_load(&s->draining) ? send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"ready\":false}")
-                                         : send_json(conn, MHD_HTTP_OK, "{\"ready\":true}");
+        return atomic_load(&s->draining)
+                   ? send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"ready\":false}")
+                   : send_json(conn, MHD_HTTP_OK, "{\"ready\":true}");
     case R_SERVER_META:
         return send_json(conn, MHD_HTTP_OK,
                          "{\"name\":\"batchlab\",\"version\":\"" BL_VERSION
                          "\",\"extensions\":[\"binary_tensor_data\",\"metrics\"]}");
-    case R_MODEL_META: return send_json(conn, MHD_HTTP_OK, s->metadata);
+    case R_MODEL_META:
+        return send_json(conn, MHD_HTTP_OK, s->metadata);
     case R_MODEL_READY: {
         int ready = !atomic_load(&s->draining);
-        snprintf(buf, sizeof buf, "{\"name\":\"%s\",\"ready\":%s}", s->name, ready ? "true" : "false");
+        snprintf(buf, sizeof buf, "{\"name\":\"%s\",\"ready\":%s}", s->name,
+                 ready ? "true" : "false");
         return send_json(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf);
     }
     case R_METRICS: {
@@ -289,7 +305,8 @@ static enum MHD_Result respond_get(bl_server *s, conn_ctx *c) {
                               "cannot render metrics");
         return send_body(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4", 0);
     }
-    default: return MHD_NO;
+    default:
+        return MHD_NO;
     }
 }
 
@@ -305,8 +322,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         c->conn = conn;
         c->t0 = bl_now_ns();
         c->route = route(s, url, c->what, sizeof c->what);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) c->declared = strtoull(cl, NULL, 10);
         if (c->declared > s->max_body) c->too_large = 1;
         *con_cls = c;
@@ -321,8 +338,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             return MHD_YES;
         }
         if (c->len + n > c->cap) {
-            size_t cap = c->cap ? c->cap : (c->declared && c->declared <= s->max_body ? c->declared : 4096);
-            while (cap < c->len + n) cap *= 2;
+            size_t cap =
+                c->cap ? c->cap : (c->declared && c->declared <= s->max_body ? c->declared : 4096);
+            while (cap < c->len + n)
+                cap *= 2;
             char *p = realloc(c->body, cap);
             if (!p) return MHD_NO;
             c->body = p;
@@ -333,10 +352,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     /* The whole request has arrived (or the batcher resumed us). */
-    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET), is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
+    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET),
+        is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
     switch (c->route) {
     case R_NOT_FOUND:
-        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s", url);
+        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s",
+                          url);
     case R_UNKNOWN_MODEL:
         return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
                           "unknown model '%s': this server serves '%s'", c->what, s->name);
@@ -371,8 +392,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c) return;
     *con_cls = NULL;
     if (c->accepted) {
-        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) atomic_fetch_add(&s->answered, 1);
-        else atomic_fetch_add(&s->unanswered, 1);
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            atomic_fetch_add(&s->answered, 1);
+        else
+            atomic_fetch_add(&s->unanswered, 1);
         atomic_fetch_sub(&s->inflight, 1);
     }
     /* Should MHD ever end a connection whose request the batcher still holds, the
@@ -402,7 +425,8 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
         return bl_fail(err, BL_ERR_ARG, "--name '%s' is invalid: use 1 to 100 of A-Z a-z 0-9 _ - .",
                        cfg->model_name ? cfg->model_name : "");
     if (cfg->port < 0 || cfg->port > 65535)
-        return bl_fail(err, BL_ERR_ARG, "--port %d is invalid: it must be in [0, 65535]", cfg->port);
+        return bl_fail(err, BL_ERR_ARG, "--port %d is invalid: it must be in [0, 65535]",
+                       cfg->port);
     if (cfg->http_threads < 1 || cfg->http_threads > 64)
         return bl_fail(err, BL_ERR_ARG, "--http-threads %d is invalid: it must be in [1, 64]",
                        cfg->http_threads);
@@ -410,8 +434,10 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
         return bl_fail(err, BL_ERR_ARG, "--max-body-bytes %zu is invalid: it must be at least 64",
                        cfg->max_body_bytes);
     if (cfg->batch.max_batch > bl_model_max_batch(m))
-        return bl_fail(err, BL_ERR_ARG, "--max-batch %d exceeds the batch the model was allocated "
-                       "for (%d)", cfg->batch.max_batch, bl_model_max_batch(m));
+        return bl_fail(err, BL_ERR_ARG,
+                       "--max-batch %d exceeds the batch the model was allocated "
+                       "for (%d)",
+                       cfg->batch.max_batch, bl_model_max_batch(m));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     const char *host = cfg->host ? cfg->host : "127.0.0.1";
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
@@ -422,8 +448,12 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     s->max_body = cfg->max_body_bytes;
     s->runner = (bl_model_runner){m, norm};
     bl_shape in = bl_model_input_shape(m);
-    s->km = (bl_kserve_model){s->name, bl_model_spec(m), in, (int)bl_shape_size(in),
-                              bl_model_output_dim(m), cfg->batch.max_batch};
+    s->km = (bl_kserve_model){s->name,
+                              bl_model_spec(m),
+                              in,
+                              (int)bl_shape_size(in),
+                              bl_model_output_dim(m),
+                              cfg->batch.max_batch};
     pthread_mutex_init(&s->conn_mu, NULL);
     pthread_mutex_init(&s->stop_mu, NULL);
     pthread_mutex_init(&s->stage_mu, NULL);
@@ -431,22 +461,24 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     s->stages = malloc(BL_STAGES * sizeof *s->stages);
     for (int i = 0; s->stages && i < BL_STAGES; i++)
         bl_hdr_reset(&s->stages[i]);
-    bl_status st = s->metadata && s->stages ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
+    bl_status st =
+        s->metadata && s->stages ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
     if (!st)
         st = bl_batcher_create(&s->b, &cfg->batch, s->km.in_dim, s->km.out_dim, bl_model_runner_fn,
                                &s->runner, err);
     if (!st) {
         s->m = bl_batcher_metrics(s->b);
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
-        s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handle, s,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        s->d = MHD_start_daemon(
+            flags, (uint16_t)cfg->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)120, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
         if (!s->d)
-            st = bl_fail(err, BL_ERR_IO, "cannot listen on %s:%d (port in use, or not a local "
-                         "address?)", host, cfg->port);
+            st = bl_fail(err, BL_ERR_IO,
+                         "cannot listen on %s:%d (port in use, or not a local "
+                         "address?)",
+                         host, cfg->port);
     }
     if (st) {
         bl_batcher_free(s->b);
@@ -464,9 +496,15 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     return BL_OK;
 }
 
-int bl_server_port(const bl_server *s) { return s->port; }
-bl_serve_metrics *bl_server_metrics(bl_server *s) { return s->m; }
-bl_batcher *bl_server_batcher(bl_server *s) { return s->b; }
+int bl_server_port(const bl_server *s) {
+    return s->port;
+}
+bl_serve_metrics *bl_server_metrics(bl_server *s) {
+    return s->m;
+}
+bl_batcher *bl_server_batcher(bl_server *s) {
+    return s->b;
+}
 
 void bl_server_stop(bl_server *s, long grace_ms) {
     pthread_mutex_lock(&s->stop_mu);
@@ -507,8 +545,8 @@ void bl_server_free(bl_server *s) {
 }
 
 const char *bl_stage_name(bl_stage st) {
-    static const char *names[BL_STAGES] = {"receive", "parse", "queue", "compute", "handback",
-                                           "respond"};
+    static const char *names[BL_STAGES] = {"receive", "parse",    "queue",
+                                           "compute", "handback", "respond"};
     return st >= 0 && st < BL_STAGES ? names[st] : "?";
 }
 

@@ -27,12 +27,15 @@ bl_status bl_sweep_write_csv(const char *path, const bl_sweep_point *p, int n, b
     return bl_atomic_commit(&af, err);
 }
 
-static int quotable(const char *s) { return s && !strchr(s, '\'') && !strchr(s, '\n'); }
+static int quotable(const char *s) {
+    return s && !strchr(s, '\'') && !strchr(s, '\n');
+}
 
 bl_status bl_sweep_plot(const char *csv_path, const char *png_path, const char *svg_path,
                         const char *title, double slo_ms, bl_error *err) {
     if (!quotable(csv_path) || !quotable(png_path) || !quotable(svg_path) || !quotable(title))
-        return bl_fail(err, BL_ERR_ARG, "plot: paths and title must not contain quotes or newlines");
+        return bl_fail(err, BL_ERR_ARG,
+                       "plot: paths and title must not contain quotes or newlines");
     bl_atomic_file png, svg;
     bl_status st = bl_atomic_open(&png, png_path, err);
     if (st) return st;
@@ -63,8 +66,8 @@ bl_status bl_sweep_plot(const char *csv_path, const char *png_path, const char *
                 title);
         char slo[96] = "";
         if (slo_ms > 0)
-            snprintf(slo, sizeof slo, ", %g with lines dashtype 2 lc rgb 'gray40' title 'p99 objective'",
-                     slo_ms);
+            snprintf(slo, sizeof slo,
+                     ", %g with lines dashtype 2 lc rgb 'gray40' title 'p99 objective'", slo_ms);
         const char *plot = "plot '%s' skip 1 using 2:3 with linespoints pt 7 title 'p50', "
                            "'' skip 1 using 2:5 with linespoints pt 5 title 'p99', "
                            "'' skip 1 using 2:6 with linespoints pt 3 title 'p99.9'%s\n";

@@ -195,3 +195,8 @@ int cli_parse_list(const char *cmd, const char *flag, const char *s, int as_int,
         p = end + 1;
     }
 }
+
+int cli_ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}

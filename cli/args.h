@@ -42,4 +42,7 @@ int cli_parse_bytes(const char *s, size_t *out);
 int cli_parse_list(const char *cmd, const char *flag, const char *s, int as_int, int *ints,
                    double *dbls, int cap, int *n);
 
+/* 1 if s ends with suffix (file-type dispatch by extension). */
+int cli_ends_with(const char *s, const char *suffix);
+
 #endif

@@ -18,14 +18,10 @@
 #include "batchlab/serve.h"
 #include "batchlab/train.h"
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
 
 static bl_status load_input(bl_dataset *ds, bl_mem *mem, const char *path, bl_error *err) {
-    if (ends_with(path, ".npy")) return bl_dataset_load_npy(ds, mem, path, NULL, err);
-    if (ends_with(path, ".csv")) return bl_dataset_load_csv(ds, mem, path, BL_LABEL_NONE, 0, err);
+    if (cli_ends_with(path, ".npy")) return bl_dataset_load_npy(ds, mem, path, NULL, err);
+    if (cli_ends_with(path, ".csv")) return bl_dataset_load_csv(ds, mem, path, BL_LABEL_NONE, 0, err);
     return bl_dataset_load_idx(ds, mem, path, NULL, err);
 }
 

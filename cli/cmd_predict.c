@@ -10,10 +10,6 @@
 #include "batchlab/io.h"
 #include "batchlab/train.h"
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
 
 /* out rows become probabilities (softmax) or a single class column. */
 static void transform(float *out, size_t n, int K, const char *kind, float *cls) {
@@ -82,7 +78,7 @@ int cli_predict(int argc, char **argv) {
     if (batch <= 0) return cli_error(cmd, "--batch %d is invalid: it must be at least 1", batch);
     if (strcmp(kind, "probs") && strcmp(kind, "logits") && strcmp(kind, "class"))
         return cli_error(cmd, "--output-kind must be probs, logits or class, got '%s'", kind);
-    if (output && !ends_with(output, ".csv") && !ends_with(output, ".npy"))
+    if (output && !cli_ends_with(output, ".csv") && !cli_ends_with(output, ".npy"))
         return cli_error(cmd, "--output must end in .csv or .npy, got '%s'", output);
     if (json && !output) return cli_error(cmd, "--json needs --output (stdout carries the CSV)");
 
@@ -95,9 +91,9 @@ int cli_predict(int argc, char **argv) {
         return cli_fail(cmd, "%s", err.msg);
     bl_dataset ds = {0};
     bl_status st;
-    if (ends_with(input, ".npy")) {
+    if (cli_ends_with(input, ".npy")) {
         st = bl_dataset_load_npy(&ds, &ctx.mem, input, NULL, &err);
-    } else if (ends_with(input, ".csv")) {
+    } else if (cli_ends_with(input, ".csv")) {
         int col = BL_LABEL_NONE;
         if (label_col)
             col = !strcmp(label_col, "first")  ? 0
@@ -123,7 +119,7 @@ int cli_predict(int argc, char **argv) {
         transform(out, ds.n, K, kind, cls);
         const float *v = is_class ? cls : out;
         int cols = is_class ? 1 : K;
-        if (output && ends_with(output, ".npy"))
+        if (output && cli_ends_with(output, ".npy"))
             st = bl_npy_write_f32(output, v, ds.n, (size_t)cols, &err);
         else
             st = write_csv(output, v, ds.n, cols, is_class, &err);

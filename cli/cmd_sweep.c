@@ -29,19 +29,13 @@ typedef struct sweep_opts {
     float momentum, weight_decay;
 } sweep_opts;
 
-static int seen(const cli_opt *opts, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(opts[i].name, name)) return opts[i].seen;
-    return 0;
-}
-
 static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opts,
                         bl_sweep_config *c) {
     bl_error err = {0};
     bl_train_config *t = &c->train;
     if (bl_optim_parse(&t->opt, o->optimizer, &err))
         return cli_error(cmd, "--optimizer: %s", err.msg);
-    if (seen(opts, n_opts, "momentum")) {
+    if (cli_opt_find(opts, n_opts, "momentum")->seen) {
         if (t->opt.kind != BL_OPT_SGD)
             return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s",
                              o->optimizer);
@@ -54,7 +48,7 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
             return cli_error(cmd, "--nesterov needs SGD with momentum > 0");
         t->opt.nesterov = 1;
     }
-    if (seen(opts, n_opts, "weight-decay")) {
+    if (cli_opt_find(opts, n_opts, "weight-decay")->seen) {
         if (o->weight_decay < 0) return cli_error(cmd, "--weight-decay must be >= 0");
         t->opt.weight_decay = o->weight_decay;
     }
@@ -76,12 +70,13 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
     if (o->warmup < 0) return cli_error(cmd, "--warmup must not be negative");
     if (o->seed < 0) return cli_error(cmd, "--seed must not be negative");
     if (o->batches && cli_parse_list(cmd, "--batches", o->batches, 1, c->batches, NULL,
-                                 BL_SWEEP_MAX_BATCHES, &c->n_batches))
+                                     BL_SWEEP_MAX_BATCHES, &c->n_batches))
         return 2;
     if (o->grid && cli_parse_list(cmd, "--lr-grid", o->grid, 0, NULL, c->lr_mults, BL_SWEEP_MAX_LRS,
-                              &c->n_lr_mults))
+                                  &c->n_lr_mults))
         return 2;
-    int has_acc = seen(opts, n_opts, "target-acc"), has_loss = seen(opts, n_opts, "target-loss");
+    int has_acc = cli_opt_find(opts, n_opts, "target-acc")->seen,
+        has_loss = cli_opt_find(opts, n_opts, "target-loss")->seen;
     if (has_acc == has_loss)
         return cli_error(cmd, "give exactly one target: --target-acc X (validation accuracy) or "
                               "--target-loss X (validation loss)");

@@ -14,10 +14,6 @@ void cli_data_opts_default(cli_data_opts *d) {
     d->val_frac = 0.1;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
 
 int cli_data_is_dir(const char *path) {
     struct stat st;
@@ -47,14 +43,14 @@ bl_status cli_load_dataset(const cli_data_opts *d, const char *path, const char 
         st = bl_dataset_load_fashion_mnist(want_test ? &other : out, want_test ? out : &other, mem,
                                            dir, err);
         bl_dataset_free(&other, mem);
-    } else if (ends_with(path, ".csv")) {
+    } else if (cli_ends_with(path, ".csv")) {
         int col = -1;
         st = parse_label_col(d->label_col, &col, err);
         if (!st) st = bl_dataset_load_csv(out, mem, path, col, d->header, err);
     } else {
         if (!labels)
             return bl_fail(err, BL_ERR_ARG, "%s: --labels is required for .npy and IDX data", path);
-        if (ends_with(path, ".npy"))
+        if (cli_ends_with(path, ".npy"))
             st = bl_dataset_load_npy(out, mem, path, labels, err);
         else
             st = bl_dataset_load_idx(out, mem, path, labels, err);

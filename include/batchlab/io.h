@@ -70,4 +70,13 @@ const bl_tensor *bl_safetensors_find(const bl_safetensors *st, const char *name)
 const char *bl_safetensors_meta(const bl_safetensors *st, const char *key);
 void bl_safetensors_free(bl_safetensors *st);
 
+/* ---- small helpers for run folders ------------------------------------------ */
+struct cJSON;
+/* Whole file into a NUL-terminated buffer the caller frees; NULL with errno set. */
+char *bl_read_text(const char *path);
+/* mkdir that accepts an existing folder (BL_ERR_IO if the path is something else). */
+bl_status bl_make_dir(const char *path, bl_error *err);
+/* root printed as JSON with a final newline, written atomically. */
+bl_status bl_json_write(const char *path, const struct cJSON *root, bl_error *err);
+
 #endif

@@ -95,6 +95,23 @@ static int record(const bl_find_memory_config *c, bl_find_memory_result *r, int 
     return fits;
 }
 
+/* What the trials have shown: the largest batch known to fit, the smallest known not to. */
+typedef struct bracket {
+    int lo, hi; /* 0 = none yet */
+} bracket;
+
+/* Trial at `batch`, narrowing k; a trial that failed for another reason is an error. */
+static bl_status probe(const bl_find_memory_config *c, bl_find_memory_result *r, int batch,
+                       bracket *k, bl_error *err) {
+    int fits = record(c, r, batch, err);
+    if (fits < 0) return err ? err->code : BL_ERR_ARG;
+    if (fits)
+        k->lo = batch > k->lo ? batch : k->lo;
+    else if (!k->hi || batch < k->hi)
+        k->hi = batch;
+    return BL_OK;
+}
+
 bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *r, bl_error *err) {
     memset(r, 0, sizeof *r);
     if (!(c->margin >= 0 && c->margin < 1))
@@ -145,52 +162,20 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
         target = p;
     }
     r->predicted = target;
-    /* Confirm: the answer fits, and (unless capped) the next candidate does not. */
-    int lo = 0, hi = 0; /* largest known fit, smallest known failure */
-    int f = record(c, r, target, err);
-    if (f < 0) return err ? err->code : BL_ERR_ARG;
-    if (f)
-        lo = target;
-    else
-        hi = target;
-    int next = c->mode == BL_FIND_POWER ? target * 2 : target + 1;
-    if (f && !r->capped && next <= cap) {
-        int g = record(c, r, next, err);
-        if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g)
-            lo = next; /* the model was pessimistic: search upwards */
-        else
-            hi = next;
-    }
-    /* Fallback search if a trial disagreed with the model. */
-    while (!hi && lo < cap && r->n_trials < BL_FIND_MAX_TRIALS) {
-        int b = lo * 2 <= cap ? lo * 2 : cap;
-        int g = record(c, r, b, err);
-        if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g)
-            lo = b;
-        else
-            hi = b;
-        if (b == cap) break;
-    }
-    while (!lo && hi > 1 && r->n_trials < BL_FIND_MAX_TRIALS) {
-        int b = hi / 2;
-        int g = record(c, r, b, err);
-        if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g)
-            lo = b;
-        else
-            hi = b;
-    }
-    while (c->mode == BL_FIND_BINSEARCH && hi && hi - lo > 1 && r->n_trials < BL_FIND_MAX_TRIALS) {
-        int b = lo + (hi - lo) / 2;
-        int g = record(c, r, b, err);
-        if (g < 0) return err ? err->code : BL_ERR_ARG;
-        if (g)
-            lo = b;
-        else
-            hi = b;
-    }
+    /* Confirm: the answer fits, and (unless capped) the next candidate does not. If a
+     * trial disagrees with the model, fall back to a real search between the bounds. */
+    bracket k = {0, 0};
+    if ((st = probe(c, r, target, &k, err))) return st;
+    long next = c->mode == BL_FIND_POWER ? 2L * target : target + 1L;
+    if (k.lo && !r->capped && next <= cap && (st = probe(c, r, (int)next, &k, err))) return st;
+    while (!k.hi && k.lo < cap && r->n_trials < BL_FIND_MAX_TRIALS) /* upwards */
+        if ((st = probe(c, r, 2L * k.lo <= cap ? 2 * k.lo : cap, &k, err))) return st;
+    while (!k.lo && k.hi > 1 && r->n_trials < BL_FIND_MAX_TRIALS) /* downwards */
+        if ((st = probe(c, r, k.hi / 2, &k, err))) return st;
+    while (c->mode == BL_FIND_BINSEARCH && k.hi && k.hi - k.lo > 1 &&
+           r->n_trials < BL_FIND_MAX_TRIALS)
+        if ((st = probe(c, r, k.lo + (k.hi - k.lo) / 2, &k, err))) return st;
+    int lo = k.lo;
     if (!lo)
         return bl_fail(err, BL_ERR_NOMEM, "no batch size fits the %.1f MB budget",
                        r->limit_bytes / 1e6);

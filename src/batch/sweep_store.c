@@ -93,48 +93,6 @@ static cJSON *settings_json(const bl_sweep_config *c, const sweep_data_info *di)
     return o;
 }
 
-static bl_status write_json(const char *path, cJSON *root, bl_error *err) {
-    char *txt = cJSON_Print(root);
-    if (!txt) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory formatting JSON", path);
-    size_t n = strlen(txt);
-    txt[n] = '\n'; /* replace the terminator: the file ends with a newline */
-    bl_status st = bl_atomic_write(path, txt, n + 1, err);
-    free(txt);
-    return st;
-}
-
-/* Whole file into a NUL-terminated buffer; NULL with errno set on failure. */
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) free(buf);
-            buf = nb, cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (buf && bad) free(buf), buf = NULL, errno = EIO;
-    if (buf) buf[n] = '\0';
-    return buf;
-}
-
-static bl_status make_dir(const char *path, bl_error *err) {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return BL_OK;
-        return bl_fail(err, BL_ERR_IO, "%s: exists and is not a folder", path);
-    }
-    return bl_fail(err, BL_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
-}
-
 static bl_status compare_settings(const char *path, const cJSON *old, const cJSON *now,
                                   bl_error *err) {
     const cJSON *item;
@@ -155,16 +113,16 @@ static bl_status compare_settings(const char *path, const cJSON *old, const cJSO
 
 bl_status sweep_prepare_dir(const bl_sweep_config *c, const sweep_data_info *di, bl_error *err) {
     char path[4096];
-    bl_status st = make_dir(c->out_dir, err);
+    bl_status st = bl_make_dir(c->out_dir, err);
     const char *subs[] = {"trials", "logs", "plots"};
     for (int i = 0; i < 3 && !st; i++) {
         sweep_path(path, sizeof path, c->out_dir, subs[i]);
-        st = make_dir(path, err);
+        st = bl_make_dir(path, err);
     }
     if (st) return st;
     sweep_path(path, sizeof path, c->out_dir, "sweep.json");
     cJSON *now = settings_json(c, di);
-    char *old_txt = read_text(path);
+    char *old_txt = bl_read_text(path);
     if (old_txt) {
         cJSON *old = cJSON_Parse(old_txt);
         free(old_txt);
@@ -192,7 +150,7 @@ bl_status sweep_prepare_dir(const bl_sweep_config *c, const sweep_data_info *di,
     cJSON *g = cJSON_AddArrayToObject(root, "lr_mults");
     for (int i = 0; i < c->n_lr_mults; i++)
         cJSON_AddItemToArray(g, cJSON_CreateNumber(c->lr_mults[i]));
-    st = write_json(path, root, err);
+    st = bl_json_write(path, root, err);
     cJSON_Delete(root);
     return st;
 }
@@ -243,7 +201,7 @@ bl_status sweep_trial_save(const char *dir, const bl_trial *t, bl_error *err) {
             cJSON_AddItemToArray(a, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
         }
     }
-    bl_status st = write_json(path, o, err);
+    bl_status st = bl_json_write(path, o, err);
     cJSON_Delete(o);
     return st;
 }
@@ -289,7 +247,7 @@ int sweep_trial_load(const char *dir, bl_trial *t, bl_error *err) {
     char rel[128], path[4096];
     snprintf(rel, sizeof rel, "trials/%s.json", t->id);
     sweep_path(path, sizeof path, dir, rel);
-    char *txt = read_text(path);
+    char *txt = bl_read_text(path);
     if (!txt) {
         if (errno == ENOENT) return 0;
         bl_fail(err, BL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
@@ -417,7 +375,7 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
         cJSON_AddItemToArray(all, trial_json(&r->trials[k]));
     char path[4096];
     sweep_path(path, sizeof path, c->out_dir, "results.json");
-    st = write_json(path, root, err);
+    st = bl_json_write(path, root, err);
     cJSON_Delete(root);
     return st;
 }

@@ -28,11 +28,6 @@ static char *path_in(char *buf, size_t n, const char *dir, const char *a, const 
     return buf;
 }
 
-static bl_status ensure_dir(const char *dir, bl_error *err) {
-    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return BL_OK;
-    return bl_fail(err, BL_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-}
-
 static cJSON *settings_json(const bl_tune_config *c) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "spec", c->train.spec);
@@ -55,32 +50,6 @@ static cJSON *settings_json(const bl_tune_config *c) {
     return j;
 }
 
-static bl_status read_file(const char *path, char **out, bl_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return bl_fail(err, BL_ERR_IO, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        return bl_fail(err, BL_ERR_IO, "%s: read failed", path);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    return BL_OK;
-}
-
-static bl_status write_json(const char *path, cJSON *j, bl_error *err) {
-    char *s = cJSON_Print(j);
-    if (!s) return bl_fail(err, BL_ERR_NOMEM, "out of memory writing %s", path);
-    bl_status st = bl_atomic_write(path, s, strlen(s), err);
-    free(s);
-    return st;
-}
-
 /* tune.json: write it, or check that the folder holds this same search. */
 static bl_status check_settings(const bl_tune_config *c, bl_error *err) {
     char path[4096];
@@ -90,8 +59,10 @@ static bl_status check_settings(const bl_tune_config *c, bl_error *err) {
     bl_status st = BL_OK;
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        st = write_json(path, mine, err);
-    } else if (!(st = read_file(path, &text, err))) {
+        st = bl_json_write(path, mine, err);
+    } else if (!(text = bl_read_text(path))) {
+        st = bl_fail(err, BL_ERR_IO, "%s: %s", path, strerror(errno));
+    } else {
         cJSON *theirs = cJSON_Parse(text);
         if (!theirs)
             st = bl_fail(err, BL_ERR_FORMAT, "%s: not valid JSON", path);
@@ -131,7 +102,7 @@ static bl_status save_trial(const tune_state *s, const bl_tune_trial *t, bl_erro
     char path[4096], name[96];
     snprintf(name, sizeof name, "%s.json", t->id);
     path_in(path, sizeof path, s->c->out_dir, "trials", name, NULL);
-    bl_status st = write_json(path, j, err);
+    bl_status st = bl_json_write(path, j, err);
     cJSON_Delete(j);
     return st;
 }
@@ -140,7 +111,7 @@ static void load_trial(const tune_state *s, bl_tune_trial *t) {
     char path[4096], name[96], *text = NULL;
     snprintf(name, sizeof name, "%s.json", t->id);
     path_in(path, sizeof path, s->c->out_dir, "trials", name, NULL);
-    if (read_file(path, &text, NULL)) return;
+    if (!(text = bl_read_text(path))) return;
     cJSON *j = cJSON_Parse(text);
     free(text);
     if (!j) return; /* unreadable: the rung is simply run again */
@@ -304,7 +275,7 @@ static bl_status write_results(const tune_state *s, bl_error *err) {
             cJSON_AddNumberToObject(bj, "test_accuracy", r->best_test_acc);
     }
     path_in(path, sizeof path, s->c->out_dir, "results.json", NULL, NULL);
-    st = write_json(path, j, err);
+    st = bl_json_write(path, j, err);
     cJSON_Delete(j);
     return st;
 }
@@ -367,10 +338,10 @@ bl_status bl_tune_run(bl_ctx *ctx, const bl_tune_config *c, const bl_dataset *tr
     }
     tune_state s = {.ctx = ctx, .c = c, .train = train, .val = val, .r = r};
     char dir[4096];
-    bl_status st = ensure_dir(c->out_dir, err);
-    if (!st) st = ensure_dir(path_in(dir, sizeof dir, c->out_dir, "trials", NULL, NULL), err);
-    if (!st) st = ensure_dir(path_in(dir, sizeof dir, c->out_dir, "ckpt", NULL, NULL), err);
-    if (!st) st = ensure_dir(path_in(dir, sizeof dir, c->out_dir, "plots", NULL, NULL), err);
+    bl_status st = bl_make_dir(c->out_dir, err);
+    if (!st) st = bl_make_dir(path_in(dir, sizeof dir, c->out_dir, "trials", NULL, NULL), err);
+    if (!st) st = bl_make_dir(path_in(dir, sizeof dir, c->out_dir, "ckpt", NULL, NULL), err);
+    if (!st) st = bl_make_dir(path_in(dir, sizeof dir, c->out_dir, "plots", NULL, NULL), err);
     if (!st) st = check_settings(c, err);
     if (st) return st;
     for (int bi = 0; bi < c->n_batches; bi++)

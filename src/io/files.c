@@ -1,0 +1,51 @@
+/* Small file helpers shared by the commands that keep their state in a folder
+ * (sweep, tune): whole-file reads, folder creation, and JSON written atomically
+ * through bl_atomic_write. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "batchlab/io.h"
+
+bl_status bl_json_write(const char *path, const cJSON *root, bl_error *err) {
+    char *txt = cJSON_Print(root);
+    if (!txt) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory formatting JSON", path);
+    size_t n = strlen(txt);
+    txt[n] = '\n'; /* replace the terminator: the file ends with a newline */
+    bl_status st = bl_atomic_write(path, txt, n + 1, err);
+    free(txt);
+    return st;
+}
+
+char *bl_read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) free(buf);
+            buf = nb, cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (buf && bad) free(buf), buf = NULL, errno = EIO;
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+bl_status bl_make_dir(const char *path, bl_error *err) {
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return BL_OK;
+        return bl_fail(err, BL_ERR_IO, "%s: exists and is not a folder", path);
+    }
+    return bl_fail(err, BL_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
+}

@@ -28,6 +28,7 @@ typedef struct fake {
     int gate_closed, entered, fail;
     int sizes[4096];
     int n_batches;
+    pthread_t last_thread; /* the thread that ran the last batch */
 } fake;
 
 /* out[i] = (sum of x[i], B): the first identifies the sample, the second the batch. */
@@ -37,6 +38,7 @@ static int fake_fn(void *user, float *x, int B, float *out) {
     if (f->n_batches < 4096) f->sizes[f->n_batches] = B;
     f->n_batches++;
     f->entered++;
+    f->last_thread = pthread_self();
     pthread_cond_broadcast(&f->cv);
     while (f->gate_closed)
         pthread_cond_wait(&f->cv, &f->mu);
@@ -107,15 +109,29 @@ static void areq_done(bl_infer_req *r) {
     pthread_mutex_unlock(&done_mu);
 }
 
-static bl_status submit(bl_batcher *b, areq *a, int n, float base, long timeout_us) {
+static void fill(areq *a, int n, float base, long timeout_us) {
     memset(a, 0, sizeof *a);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < IN; j++)
             a->x[i * IN + j] = base + (float)i + (j == 0 ? 0.0f : 0.5f * (float)j);
     a->r = (bl_infer_req){
         .x = a->x, .out = a->out, .n = n, .timeout_us = timeout_us, .done = areq_done, .user = a};
+}
+
+static bl_status submit(bl_batcher *b, areq *a, int n, float base, long timeout_us) {
+    fill(a, n, base, timeout_us);
     bl_error err = {0};
     return bl_batcher_submit(b, &a->r, &err);
+}
+
+/* Submit through the caller path; returns whether the batch was claimed. */
+static int submit_claim(bl_batcher *b, areq *a, int n, float base) {
+    fill(a, n, base, 0);
+    bl_error err = {0};
+    int claimed = -1;
+    assert_int_equal(bl_batcher_submit_claim(b, &a->r, &claimed, &err), BL_OK);
+    assert_true(claimed == 0 || claimed == 1);
+    return claimed;
 }
 
 static int is_done(areq *a) {
@@ -442,6 +458,153 @@ static void adaptive_controller_runs(void **state) {
     free(a);
 }
 
+/* An idle batcher lets the submitting thread run the batch: same outputs, its own done
+ * callback is not called, the metrics count the batch (and that the caller ran it). */
+static void idle_request_runs_on_caller(void **state) {
+    (void)state;
+    fake f;
+    fake_init(&f);
+    bl_batcher *b = make(&f, 8, 0, 100, 0);
+    areq *a = calloc(1, sizeof *a);
+    assert_int_equal(submit_claim(b, a, 3, 7), 1);
+    assert_int_equal(f.n_batches, 0); /* claimed, not yet run */
+    bl_batcher_run_claimed(b, &a->r);
+    assert_int_equal(f.n_batches, 1);
+    assert_true(pthread_equal(f.last_thread, pthread_self()));
+    assert_int_equal(a->r.outcome, BL_REQ_OK);
+    assert_int_equal(a->r.batch_size, 3);
+    check_outputs(a, 3, 7);
+    assert_false(is_done(a));
+    assert_true(a->r.t_enqueue_ns <= a->r.t_start_ns && a->r.t_start_ns <= a->r.t_end_ns);
+    bl_serve_metrics *m = bl_batcher_metrics(b);
+    assert_int_equal(bl_metrics_executions(m), 1);
+    assert_int_equal(bl_metrics_inferences(m), 3);
+    assert_int_equal(bl_metrics_caller_executions(m), 1);
+    assert_int_equal(bl_batcher_queue_requests(b), 0);
+    /* A failing model fails the claimed request the same way. */
+    pthread_mutex_lock(&f.mu);
+    f.fail = 1;
+    pthread_mutex_unlock(&f.mu);
+    a->r = (bl_infer_req){.x = a->x, .out = a->out, .n = 1};
+    bl_error err = {0};
+    assert_int_equal(bl_batcher_infer(b, &a->r, &err), BL_OK);
+    assert_int_equal(a->r.outcome, BL_REQ_FAILED);
+    bl_batcher_free(b);
+    free(a);
+}
+
+/* The caller path only takes a batch the policy would dispatch now, gathers whatever is
+ * queued into it (their callbacks run on the caller's thread), and never while a batch
+ * runs: then the request queues and batches form behind the running one. */
+static void caller_path_keeps_batching(void **state) {
+    (void)state;
+    fake f;
+    fake_init(&f);
+    bl_batcher *b = make(&f, 4, 60 * 1000000L, 100, 0); /* a 60 s delay: only full batches go */
+    areq *a = calloc(8, sizeof *a);
+    assert_int_equal(submit_claim(b, &a[0], 1, 0), 0); /* 1 of 4: it must wait */
+    assert_int_equal(submit(b, &a[1], 1, 10, 0), BL_OK);
+    wait_queue(b, 2);
+    assert_int_equal(submit_claim(b, &a[2], 2, 20), 1); /* 4 of 4: dispatch now, here */
+    bl_batcher_run_claimed(b, &a[2].r);
+    assert_int_equal(f.n_batches, 1);
+    assert_int_equal(f.sizes[0], 4);
+    assert_true(is_done(&a[0]) && is_done(&a[1]));
+    assert_false(is_done(&a[2]));
+    check_outputs(&a[0], 1, 0);
+    check_outputs(&a[1], 1, 10);
+    check_outputs(&a[2], 2, 20);
+    assert_int_equal(a[1].r.batch_size, 4);
+    bl_batcher_free(b);
+
+    /* Busy: the batcher thread holds a batch in the model, a claim is refused, and what
+     * queues meanwhile forms the next batch. */
+    fake_init(&f);
+    gate(&f, 1);
+    b = make(&f, 8, 0, 100, 0);
+    assert_int_equal(submit(b, &a[0], 1, 0, 0), BL_OK);
+    wait_entered(&f, 1);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(submit_claim(b, &a[i], 1, (float)(10 * i)), 0);
+    wait_queue(b, 4);
+    gate(&f, 0);
+    for (int i = 0; i < 5; i++) {
+        wait_done(&a[i]);
+        check_outputs(&a[i], 1, (float)(10 * i));
+    }
+    assert_int_equal(f.n_batches, 2);
+    assert_int_equal(f.sizes[1], 4);
+    assert_int_equal(bl_metrics_caller_executions(bl_batcher_metrics(b)), 0);
+    bl_batcher_free(b);
+    free(a);
+}
+
+/* A caller holds a batch in the model while others queue: they wait for it (the batcher
+ * thread does not run the model concurrently), then form one batch; a drain that begins
+ * meanwhile waits for the caller's batch and answers every queued request. */
+typedef struct caller {
+    bl_batcher *b;
+    areq *a;
+    bl_status st;
+    long queued_at_drain;
+} caller;
+
+static void *caller_main(void *arg) {
+    caller *c = arg;
+    bl_error err = {0};
+    c->a->r = (bl_infer_req){.x = c->a->x, .out = c->a->out, .n = 1};
+    c->st = bl_batcher_infer(c->b, &c->a->r, &err);
+    return NULL;
+}
+
+static void *drain_main(void *arg) {
+    caller *c = arg;
+    c->queued_at_drain = bl_batcher_drain(c->b);
+    return NULL;
+}
+
+static void drain_waits_for_caller_batch(void **state) {
+    (void)state;
+    fake f;
+    fake_init(&f);
+    gate(&f, 1);
+    bl_batcher *b = make(&f, 8, 0, 100, 0);
+    areq *a = calloc(4, sizeof *a);
+    fill(&a[0], 1, 5, 0);
+    caller c = {b, &a[0], BL_ERR_ARG, 0}, d = {b, NULL, BL_ERR_ARG, 0};
+    pthread_t tc, td;
+    pthread_create(&tc, NULL, caller_main, &c);
+    wait_entered(&f, 1); /* the caller's own thread is in the model */
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(submit(b, &a[i], 1, (float)(10 * i), 0), BL_OK);
+    wait_queue(b, 3);
+    pthread_create(&td, NULL, drain_main, &d);
+    sleep_ms(30);
+    assert_int_equal(f.n_batches, 1); /* nothing ran beside the caller's batch */
+    for (int i = 1; i < 4; i++)
+        assert_false(is_done(&a[i]));
+    gate(&f, 0);
+    pthread_join(tc, NULL);
+    pthread_join(td, NULL);
+    assert_int_equal(c.st, BL_OK);
+    assert_int_equal(a[0].r.outcome, BL_REQ_OK);
+    assert_false(pthread_equal(f.last_thread, tc)); /* the last batch: the batcher's */
+    assert_int_equal(d.queued_at_drain, 3);         /* queued when the drain began */
+    for (int i = 1; i < 4; i++) {
+        assert_true(is_done(&a[i]));
+        assert_int_equal(a[i].r.outcome, BL_REQ_OK);
+        check_outputs(&a[i], 1, (float)(10 * i));
+    }
+    assert_int_equal(f.n_batches, 2);
+    assert_int_equal(f.sizes[0], 1);
+    assert_int_equal(f.sizes[1], 3);
+    bl_serve_metrics *m = bl_batcher_metrics(b);
+    assert_int_equal(bl_metrics_caller_executions(m), 1);
+    assert_int_equal(bl_metrics_inferences(m), 4);
+    bl_batcher_free(b);
+    free(a);
+}
+
 /* The model runner normalises like bl_norm_apply and matches bl_model_predict. */
 static void model_runner_matches_predict(void **state) {
     (void)state;
@@ -484,6 +647,9 @@ int main(void) {
         cmocka_unit_test(failing_model_fails_requests),
         cmocka_unit_test(adaptive_controller_runs),
         cmocka_unit_test(model_runner_matches_predict),
+        cmocka_unit_test(idle_request_runs_on_caller),
+        cmocka_unit_test(caller_path_keeps_batching),
+        cmocka_unit_test(drain_waits_for_caller_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

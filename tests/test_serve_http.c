@@ -4,7 +4,8 @@
  *
  *  - responses equal `batchlab predict --output-kind logits` for the same images,
  *    under concurrent clients, JSON and binary, one or several samples per request;
- *  - batches really form (average batch > 1 in /metrics);
+ *  - batches really form (average batch > 1 in /metrics), with and without a delay;
+ *  - an idle server computes on the HTTP thread, bit-equal to a direct forward pass;
  *  - every bad request gets a 4xx JSON error and the server keeps serving;
  *  - a full queue gets 503, a queue timeout 504;
  *  - stopping in the middle of load answers every accepted request.
@@ -366,6 +367,36 @@ static void concurrent_responses_match_predict(void **state) {
     bl_server_free(s);
 }
 
+/* n requests of one sample from 16 clients at once (closed loop) against a server with
+ * max batch 8: all answered, and batches of more than one sample formed. */
+static void check_batches_form(bl_server *s, const char *base, long n, bl_load_format format) {
+    bl_load_config lc;
+    bl_load_config_default(&lc);
+    lc.url = base;
+    lc.model = "mlp";
+    lc.mode = BL_LOAD_CLOSED;
+    lc.concurrency = 16;
+    lc.max_requests = n;
+    lc.duration_s = 120;
+    lc.warmup_s = 0;
+    lc.format = format;
+    lc.samples = g.images.x;
+    lc.n_samples = N_IMAGES;
+    lc.shape = g.images.shape;
+    bl_load_result *r = malloc(sizeof *r);
+    bl_error err = {0};
+    assert_int_equal(bl_load_run(&lc, r, &err), BL_OK);
+    if (r->ok != n) fail_msg("ok %ld of %ld: %s", r->ok, n, r->last_error);
+    assert_int_equal(r->latency.total, n);
+    free(r);
+    double inf = 0, ex = 0, mb = 0;
+    assert_int_equal(bl_load_scrape(base, &inf, &ex, &mb, &err), BL_OK);
+    assert_true(inf == (double)n);
+    assert_int_equal(bl_metrics_inferences(bl_server_metrics(s)), n);
+    if (!(ex >= 1 && inf / ex > 1.0)) fail_msg("%.0f batches for %.0f samples", ex, inf);
+    assert_true(mb == 8);
+}
+
 static void batches_form_under_load(void **state) {
     (void)state;
     bl_serve_config cfg;
@@ -374,30 +405,59 @@ static void batches_form_under_load(void **state) {
     cfg.batch.max_delay_us = 1000000; /* a batch goes when 8 are queued (or after 1 s) */
     char base[64];
     bl_server *s = start(&cfg, base, sizeof base);
-    bl_load_config lc;
-    bl_load_config_default(&lc);
-    lc.url = base;
-    lc.model = "mlp";
-    lc.mode = BL_LOAD_CLOSED;
-    lc.concurrency = 16;
-    lc.max_requests = 64;
-    lc.duration_s = 120;
-    lc.warmup_s = 0;
-    lc.samples = g.images.x;
-    lc.n_samples = N_IMAGES;
-    lc.shape = g.images.shape;
-    bl_load_result *r = malloc(sizeof *r);
-    bl_error err = {0};
-    assert_int_equal(bl_load_run(&lc, r, &err), BL_OK);
-    if (r->ok != 64) fail_msg("ok %ld of 64: %s", r->ok, r->last_error);
-    assert_int_equal(r->latency.total, 64);
-    double inf = 0, ex = 0, mb = 0;
-    assert_int_equal(bl_load_scrape(base, &inf, &ex, &mb, &err), BL_OK);
-    assert_true(inf == 64);
-    assert_true(ex >= 1 && inf / ex > 1.0);
-    assert_true(mb == 8);
-    free(r);
+    check_batches_form(s, base, 64, BL_LOAD_JSON);
     bl_server_free(s);
+}
+
+/* No batching delay and one HTTP thread: computing on the HTTP thread when the model is
+ * idle must not starve the queue (every batch would then be one sample). */
+static void batches_form_without_delay(void **state) {
+    (void)state;
+    bl_serve_config cfg;
+    bl_serve_config_default(&cfg);
+    cfg.batch.max_batch = 8;
+    cfg.batch.max_delay_us = 0;
+    char base[64];
+    bl_server *s = start(&cfg, base, sizeof base);
+    check_batches_form(s, base, 400, BL_LOAD_BINARY);
+    assert_true(bl_metrics_caller_executions(bl_server_metrics(s)) >= 1); /* the first one */
+    bl_server_free(s);
+}
+
+/* An idle server answers on the HTTP thread that read the request (the caller path, no
+ * hand-off to the batcher thread): the logits equal a direct forward pass bit for bit,
+ * and the batch is counted, as run by the caller. */
+static void idle_request_answered_on_http_thread(void **state) {
+    (void)state;
+    bl_serve_config cfg;
+    bl_serve_config_default(&cfg);
+    cfg.batch.max_batch = 32;
+    cfg.batch.max_delay_us = 0;
+    char base[64], url[256], header[96];
+    bl_server *s = start(&cfg, base, sizeof base);
+    snprintf(url, sizeof url, "%s/v2/models/mlp/infer", base);
+    size_t len;
+    char *body = binary_request(image(11), 1, &len, header, sizeof header);
+    resp r;
+    http(NULL, "POST", url, body, len, header, &r);
+    float out[10], ref[10], x[784];
+    if (response_logits(&r, 1, out)) fail_msg("HTTP %ld: %.200s", r.code, r.body ? r.body : "");
+    free(r.body);
+    free(body);
+    bl_serve_metrics *m = bl_server_metrics(s);
+    assert_int_equal(bl_metrics_executions(m), 1);
+    assert_int_equal(bl_metrics_caller_executions(m), 1);
+    assert_int_equal(bl_metrics_successes(m), 1);
+    bl_server_stop(s, 10000);
+    bl_server_stats st;
+    bl_server_get_stats(s, &st);
+    assert_int_equal(st.accepted, 1);
+    assert_int_equal(st.answered, 1);
+    bl_server_free(s); /* the model is ours again */
+    memcpy(x, image(11), sizeof x);
+    bl_model_runner mr = {g.m, &g.norm};
+    assert_int_equal(bl_model_runner_fn(&mr, x, 1, ref), 0);
+    assert_memory_equal(out, ref, sizeof out);
 }
 
 static void bad_requests_get_json_errors(void **state) {
@@ -680,6 +740,8 @@ int main(void) {
         cmocka_unit_test(health_and_metadata),
         cmocka_unit_test(concurrent_responses_match_predict),
         cmocka_unit_test(batches_form_under_load),
+        cmocka_unit_test(idle_request_answered_on_http_thread),
+        cmocka_unit_test(batches_form_without_delay),
         cmocka_unit_test(bad_requests_get_json_errors),
         cmocka_unit_test(full_queue_503_then_drain_answers),
         cmocka_unit_test(queue_timeout_504),

@@ -3,7 +3,8 @@
  *   bl_batcher   a bounded queue between request threads and ONE compute thread that
  *                owns the model: batches form when they reach the current max batch, a
  *                preferred size, or when the oldest request has waited max_delay_us.
- *                Requests may carry several samples; big ones span batches.
+ *                Requests may carry several samples; big ones span batches. When the
+ *                model is idle, the submitting thread may run the batch itself.
  *   bl_aimd      the run-time controller that moves max batch and delay to keep the
  *                observed p99 under an objective (additive increase, multiplicative
  *                decrease, as in Clipper, NSDI'17).
@@ -23,7 +24,8 @@
  *   bl_server_free(s);
  *
  * Thread safety: bl_batcher_submit, bl_server_* and the metrics are safe from any thread;
- * the model is touched by the batcher thread only. */
+ * the model runs one batch at a time, on the batcher thread or, when the model is idle,
+ * on the thread that submitted the request (bl_batcher_submit_claim). */
 #ifndef BATCHLAB_SERVE_H
 #define BATCHLAB_SERVE_H
 
@@ -80,6 +82,8 @@ bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char *
 /* Read single values (for tests and the CLI's exit summary). */
 uint64_t bl_metrics_inferences(const bl_serve_metrics *m); /* samples computed */
 uint64_t bl_metrics_executions(const bl_serve_metrics *m); /* batches run */
+/* Of those, batches run on the submitting thread (bl_batcher_submit_claim). */
+uint64_t bl_metrics_caller_executions(const bl_serve_metrics *m);
 uint64_t bl_metrics_successes(const bl_serve_metrics *m);
 uint64_t bl_metrics_failures(const bl_serve_metrics *m, bl_fail_kind k);
 void bl_metrics_count_success(bl_serve_metrics *m, uint64_t latency_ns);
@@ -135,8 +139,10 @@ int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns);
 typedef enum { BL_REQ_PENDING, BL_REQ_OK, BL_REQ_TIMEOUT, BL_REQ_FAILED } bl_req_outcome;
 
 typedef struct bl_infer_req bl_infer_req;
-/* Called exactly once per accepted request, on the batcher thread, with no batcher lock
- * held. After it returns the batcher never touches the request again. */
+/* Called exactly once per accepted request, on the thread that runs its last batch (the
+ * batcher thread, or a caller running a claimed batch), with no batcher lock held; never
+ * for the request a caller claimed the batch with. After it returns the batcher never
+ * touches the request again. */
 typedef void (*bl_req_done_fn)(bl_infer_req *r);
 
 struct bl_infer_req {
@@ -195,6 +201,17 @@ bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int 
  * BL_ERR_NOMEM when max_queue requests are already waiting, BL_ERR_INTERRUPTED after
  * bl_batcher_drain began, BL_ERR_ARG for n < 1 or missing buffers. */
 bl_status bl_batcher_submit(bl_batcher *b, bl_infer_req *r, bl_error *err);
+/* Queue r as bl_batcher_submit does, but when the model is idle (no batch running, and
+ * idle for at least as long as the last batch took) and the policy would dispatch every
+ * queued sample now, r's included, claim that batch for the caller: *claimed = 1, and the
+ * caller must call bl_batcher_run_claimed(b, r) next, on the same thread and holding no
+ * lock that a done callback takes. *claimed = 0: queued, r->done will be called. Refusals
+ * as bl_batcher_submit (*claimed = 0). */
+bl_status bl_batcher_submit_claim(bl_batcher *b, bl_infer_req *r, int *claimed, bl_error *err);
+/* Run the claimed batch on this thread. When it returns r is finished (r->outcome,
+ * r->out, timings) and r->done is not called; any other request that was gathered into
+ * the batch gets its done callback here. */
+void bl_batcher_run_claimed(bl_batcher *b, bl_infer_req *r);
 /* Submit and wait for the outcome (for tests and simple callers; r->done/user must be
  * unset; they are used internally). */
 bl_status bl_batcher_infer(bl_batcher *b, bl_infer_req *r, bl_error *err);

@@ -99,6 +99,9 @@ uint64_t bl_metrics_inferences(const bl_serve_metrics *m) {
 uint64_t bl_metrics_executions(const bl_serve_metrics *m) {
     return atomic_load(&m->executions);
 }
+uint64_t bl_metrics_caller_executions(const bl_serve_metrics *m) {
+    return atomic_load(&m->caller_executions);
+}
 uint64_t bl_metrics_successes(const bl_serve_metrics *m) {
     return atomic_load(&m->success);
 }
@@ -145,6 +148,11 @@ bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char *
     fprintf(f, "batchlab_inference_count_total{model=\"%s\"} %llu\n", model, ULL(m->inferences));
     head(f, "batchlab_execution_count_total", "counter", "Batches computed (model executions).");
     fprintf(f, "batchlab_execution_count_total{model=\"%s\"} %llu\n", model, ULL(m->executions));
+    head(f, "batchlab_caller_execution_count_total", "counter",
+         "Of those, batches run by the thread that received the request (idle model, no "
+         "hand-off to the batcher thread).");
+    fprintf(f, "batchlab_caller_execution_count_total{model=\"%s\"} %llu\n", model,
+            ULL(m->caller_executions));
     render_hist(f, &m->queue_time, "batchlab_queue_time_seconds", model,
                 "Time from queueing to the start of the request's first batch.");
     render_hist(f, &m->compute_time, "batchlab_compute_time_seconds", model,

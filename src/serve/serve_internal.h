@@ -22,6 +22,7 @@ typedef struct prom_hist {
 struct bl_serve_metrics {
     atomic_uint_fast64_t success, failure[BL_FAIL_KINDS];
     atomic_uint_fast64_t inferences, executions;
+    atomic_uint_fast64_t caller_executions; /* of executions, run by the submitting thread */
     prom_hist queue_time, compute_time, request_latency, batch_size;
     atomic_long queue_requests, queue_samples;
     atomic_int max_batch;

@@ -1,14 +1,18 @@
 /* The HTTP side of `batchlab serve`: libmicrohttpd routing for the KServe v2 endpoints,
  * /metrics, and the hand-off of infer requests to the batcher.
  *
- * Request threads never block on the model. An infer request is parsed on the HTTP
- * thread, queued to the batcher, and its connection is SUSPENDED (MHD_suspend_connection)
- * so the same few polling threads keep serving other connections; the batcher's
- * completion callback RESUMES it, MHD calls the handler again, and the response is
- * formatted there. One server-wide mutex orders "suspend" before "resume": the handler
- * holds it from submit to suspend, and the callback takes it before resuming, so a fast
- * batch can never resume a connection that is not suspended yet. (A per-request mutex
- * would be freed by the HTTP thread while the batcher might still be unlocking it.)
+ * Under load, request threads never block on the model. An infer request is parsed on
+ * the HTTP thread, queued to the batcher, and its connection is SUSPENDED
+ * (MHD_suspend_connection) so the same few polling threads keep serving other
+ * connections; the batcher's completion callback RESUMES it, MHD calls the handler again,
+ * and the response is formatted there. One server-wide mutex orders "suspend" before
+ * "resume": the handler holds it from submit to suspend, and the callback takes it before
+ * resuming, so a fast batch can never resume a connection that is not suspended yet. (A
+ * per-request mutex would be freed by the HTTP thread while the batcher might still be
+ * unlocking it.) When the model is idle the batcher lets the HTTP thread claim the batch
+ * (bl_batcher_submit_claim): the handler runs it after dropping that mutex, since the
+ * batch may hold other, suspended requests whose callbacks take it, and answers in the
+ * same call, with no suspend, no resume and no thread hand-off.
  *
  * Graceful stop: readiness goes false and new infer requests get 503; the batcher drains
  * its queue (every accepted request is computed and resumed), then we wait, bounded by a
@@ -189,6 +193,34 @@ static void on_batch_done(bl_infer_req *r) {
     pthread_mutex_unlock(&s->conn_mu);
 }
 
+static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
+    struct MHD_Connection *conn = c->conn;
+    bl_infer_req *r = &c->ir;
+    if (r->outcome == BL_REQ_TIMEOUT)
+        return send_error(s, conn, MHD_HTTP_GATEWAY_TIMEOUT, BL_FAIL_TIMEOUT,
+                          "the request waited %.1f ms in the queue, past its timeout",
+                          (double)(r->t_end_ns - r->t_enqueue_ns) * 1e-6);
+    if (r->outcome != BL_REQ_OK)
+        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+                          "the model failed on this batch");
+    char *body = NULL;
+    size_t len = 0, json_len = 0;
+    bl_error err = {0};
+    if (bl_kserve_format_infer(&s->km, &c->rq, c->out, &body, &len, &json_len, &err))
+        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
+    uint64_t now = bl_now_ns();
+    bl_metrics_count_success(s->m, now - c->t0);
+    const uint64_t t[BL_STAGES + 1] = {
+        c->t0, c->t_body, r->t_enqueue_ns, r->t_start_ns, r->t_end_ns, c->t_resumed, now};
+    pthread_mutex_lock(&s->stage_mu);
+    for (int i = 0; i < BL_STAGES; i++)
+        bl_hdr_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
+    pthread_mutex_unlock(&s->stage_mu);
+    if (c->rq.binary_output)
+        return send_body(conn, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
+    return send_body(conn, MHD_HTTP_OK, body, len, "application/json", 0);
+}
+
 static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     struct MHD_Connection *conn = c->conn;
     if (c->too_large)
@@ -228,49 +260,30 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
                            .t_arrival_ns = c->t0,
                            .done = on_batch_done,
                            .user = c};
+    int claimed;
     pthread_mutex_lock(&s->conn_mu);
-    bl_status st = bl_batcher_submit(s->b, &c->ir, &err);
+    bl_status st = bl_batcher_submit_claim(s->b, &c->ir, &claimed, &err);
     if (!st) {
         c->submitted = c->accepted = 1;
         atomic_fetch_add(&s->accepted, 1);
         atomic_fetch_add(&s->inflight, 1);
-        MHD_suspend_connection(conn);
+        if (!claimed) MHD_suspend_connection(conn);
     }
     pthread_mutex_unlock(&s->conn_mu);
+    if (!st && claimed) { /* the model was idle: run the batch here and answer at once */
+        bl_batcher_run_claimed(s->b, &c->ir);
+        pthread_mutex_lock(&s->conn_mu);
+        c->completed = 1;
+        pthread_mutex_unlock(&s->conn_mu);
+        c->t_resumed = bl_now_ns();
+        return infer_respond(s, c);
+    }
     if (!st) return MHD_YES;
     if (st == BL_ERR_NOMEM)
         return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_QUEUE_FULL, "%s", err.msg);
     if (st == BL_ERR_INTERRUPTED)
         return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN, "%s", err.msg);
     return send_error(s, conn, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST, "%s", err.msg);
-}
-
-static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
-    struct MHD_Connection *conn = c->conn;
-    bl_infer_req *r = &c->ir;
-    if (r->outcome == BL_REQ_TIMEOUT)
-        return send_error(s, conn, MHD_HTTP_GATEWAY_TIMEOUT, BL_FAIL_TIMEOUT,
-                          "the request waited %.1f ms in the queue, past its timeout",
-                          (double)(r->t_end_ns - r->t_enqueue_ns) * 1e-6);
-    if (r->outcome != BL_REQ_OK)
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
-                          "the model failed on this batch");
-    char *body = NULL;
-    size_t len = 0, json_len = 0;
-    bl_error err = {0};
-    if (bl_kserve_format_infer(&s->km, &c->rq, c->out, &body, &len, &json_len, &err))
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
-    uint64_t now = bl_now_ns();
-    bl_metrics_count_success(s->m, now - c->t0);
-    const uint64_t t[BL_STAGES + 1] = {
-        c->t0, c->t_body, r->t_enqueue_ns, r->t_start_ns, r->t_end_ns, c->t_resumed, now};
-    pthread_mutex_lock(&s->stage_mu);
-    for (int i = 0; i < BL_STAGES; i++)
-        bl_hdr_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
-    pthread_mutex_unlock(&s->stage_mu);
-    if (c->rq.binary_output)
-        return send_body(conn, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
-    return send_body(conn, MHD_HTTP_OK, body, len, "application/json", 0);
 }
 
 /* ---- the access handler ------------------------------------------------------------ */

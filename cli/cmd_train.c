@@ -49,7 +49,6 @@ typedef struct run_state {
     train_history *hist; /* --report */
     int reverts;         /* --batch auto: divergences recovered from */
     long next_eval_samples;
-    double probe_s;      /* --batch auto: the start-up throughput probe */
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -93,13 +92,16 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
                              "--batch auto chooses the micro-batch itself; drop --micro-batch");
         if (!cfg->base_batch) cfg->base_batch = 64;
         if (o->max_batch <= 0) o->max_batch = 4096;
-        if (o->min_batch <= 0) o->min_batch = 16 < cfg->base_batch ? 16 : cfg->base_batch;
-        if (o->adapt_every <= 0) o->adapt_every = 100;
-        /* The controller steers by the noise scale: average it over ~200 updates. */
-        if (!o->noise_decay_set) cfg->noise_decay = 0.995;
+        /* As in Pollux and AdaScale, the batch the learning rate is given for is the
+         * smallest: the batch grows from there as the noise scale allows. */
+        if (o->min_batch <= 0) o->min_batch = cfg->base_batch;
+        if (o->adapt_every <= 0) o->adapt_every = 50;
+        /* The noise scale is measured on every 4th update (a measured update runs as two
+         * halves, which costs up to 20% at small batches), averaged over about 80 updates
+         * so that it follows the noise scale as it grows. */
+        if (!cfg->noise_every) cfg->noise_every = 4;
+        if (!o->noise_decay_set) cfg->noise_decay = 0.95;
         cfg->batch = cfg->base_batch;
-        cfg->micro_batch = cfg->batch / 2; /* two micro-batches: the noise scale's small batch */
-        cfg->reserve_batch = o->max_batch / 2;
         cfg->noise = 1;
         cfg->lr_scale = BL_LR_SCALE_NONE;
     } else {
@@ -192,7 +194,6 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
         cJSON_AddNumberToObject(j, "steps", (double)steps);
         cJSON_AddNumberToObject(j, "epochs", (double)bl_trainer_epoch(t));
         cJSON_AddNumberToObject(j, "wall_s", wall);
-        if (rs->adapt) cJSON_AddNumberToObject(j, "probe_s", rs->probe_s);
         if (rs->adapt) cJSON_AddNumberToObject(j, "final_batch", c->batch);
         cJSON_AddStringToObject(j, "stop_reason", rs->stop_reason);
 #define NUM(k, v) (isfinite(v) ? cJSON_AddNumberToObject(j, k, v) : cJSON_AddNullToObject(j, k))
@@ -226,8 +227,8 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
     if (c->noise) {
         const bl_noise *ns = bl_trainer_noise(t);
         if (rs->adapt)
-            printf("batch auto   %d changes, final batch %d (start-up throughput probe %.1f s)\n",
-                   rs->decisions, bl_trainer_config(t)->batch, rs->probe_s);
+            printf("batch auto   %d changes, final batch %d\n", rs->decisions,
+                   bl_trainer_config(t)->batch);
         printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA over %ld steps)\n",
                bl_noise_scale(ns), bl_noise_g2(ns), bl_noise_trace(ns), ns->n);
     }
@@ -249,7 +250,7 @@ static int adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step
     /* AdaScale's gain moves with the noise scale even when the batch stays. */
     float f = bl_adapt_lr_factor(a->cfg.lr_rule, d.noise_scale, a->cfg.base_batch, batch);
     if (r == 1) f = d.lr_factor;
-    if (bl_trainer_set_batch(t, batch, batch / 2, f, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (bl_trainer_set_batch(t, batch, 0, f, &err)) return cli_fail(cmd, "%s", err.msg);
     bl_runlog_decision(&rs->log, &d, r == 1, bl_trainer_current_lr(t));
     rs->decisions += r == 1;
     if (r == 1 && rs->hist) history_decision(rs->hist, &d);
@@ -274,7 +275,7 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
             bl_adapt_decision d;
             double bn = bl_noise_scale(bl_trainer_noise(t));
             if (bl_adapt_revert(rs->adapt, bl_trainer_steps_done(t), bn, &d) &&
-                !bl_trainer_set_batch(t, d.to_batch, d.to_batch / 2, d.lr_factor, &err)) {
+                !bl_trainer_set_batch(t, d.to_batch, 0, d.lr_factor, &err)) {
                 rs->reverts++;
                 bl_runlog_decision(&rs->log, &d, 1, bl_trainer_current_lr(t));
                 if (rs->hist) history_decision(rs->hist, &d);
@@ -298,7 +299,8 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         int do_eval = si.epoch_end || (o->eval_every && si.step % o->eval_every == 0);
         if (o->eval_samples && si.samples_seen >= rs->next_eval_samples) {
             do_eval = 1;
-            while (rs->next_eval_samples <= si.samples_seen) rs->next_eval_samples += o->eval_samples;
+            while (rs->next_eval_samples <= si.samples_seen)
+                rs->next_eval_samples += o->eval_samples;
         }
         if (do_eval && evaluate_val(cmd, t, rs)) return 1;
         if (do_eval && rs->sp.have_val)
@@ -372,11 +374,12 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"model", ARG_STR, &o.model, "model spec or preset: mlp (default), cnn, logreg", 0},
         {"batch", ARG_STR, &o.batch,
          "samples per optimizer update (default 64), or auto (adaptive, by goodput)", 0},
-        {"min-batch", ARG_INT, &o.min_batch, "--batch auto: smallest batch (default 16)", 0},
+        {"min-batch", ARG_INT, &o.min_batch, "--batch auto: smallest batch (default: --base-batch)",
+         0},
         {"max-batch", ARG_INT, &o.max_batch, "--batch auto: largest batch (default 4096)", 0},
         {"memory", ARG_STR, &o.memory, "--batch auto: memory budget for the batch (e.g. 2G)", 0},
         {"adapt-every", ARG_LONG, &o.adapt_every,
-         "--batch auto: re-evaluate every N updates (default 100)", 0},
+         "--batch auto: re-evaluate every N updates (default 50)", 0},
         {"adapt-lr", ARG_STR, &o.adapt_lr,
          "--batch auto: lr rule: adascale (default), linear, sqrt, none", 0},
         {"micro-batch", ARG_INT, &cfg.micro_batch,
@@ -387,8 +390,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"target-loss", ARG_DOUBLE, &o.target_loss, "stop when validation loss falls to X", 0},
         {"eval-every", ARG_LONG, &o.eval_every,
          "evaluate validation every N steps (default: each epoch)", 0},
-        {"eval-samples", ARG_LONG, &o.eval_samples,
-         "evaluate validation every N training samples", 0},
+        {"eval-samples", ARG_LONG, &o.eval_samples, "evaluate validation every N training samples",
+         0},
         {"optimizer", ARG_STR, &o.optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
         {"lr", ARG_FLOAT, &cfg.lr, "learning rate at --base-batch (default 0.05)", 0},
         {"momentum", ARG_FLOAT, &o.momentum, "SGD momentum (default 0.9 for momentum/nesterov)", 0},
@@ -467,17 +470,6 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     if (o.steps && o.epochs && (long)o.epochs * spe < total) total = (long)o.epochs * spe;
     cfg.total_steps = total;
 
-    bl_trainer *t = NULL;
-    st = bl_trainer_create(&t, &ctx, &cfg, &rs.sp.train, &err);
-    if (!st && rs.sp.have_test)
-        st = bl_model_check_input(bl_trainer_model(t), rs.sp.test.dim, rs.sp.test.name, &err);
-    if (!st && o.resume_path) st = bl_trainer_resume(t, o.resume_path, &err);
-    if (!st && rank == 0 && o.log_path)
-        st = bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err);
-    if ((st = bl_dist_agree(dist, st, &err))) {
-        rc = cli_fail(cmd, "%s", err.msg);
-        goto done;
-    }
     bl_adapt adapt;
     if (o.auto_batch) {
         bl_adapt_config ac = {.base_batch = cfg.base_batch,
@@ -494,17 +486,25 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
             rc = cli_error(cmd, "--adapt-lr: %s", err.msg);
             goto done;
         }
-        if (!o.quiet && !o.json)
-            fprintf(stderr, "--batch auto: measuring throughput of batches %d..%d...\n",
-                    ac.min_batch, ac.max_batch);
-        double p0 = bl_now_sec();
-        st = bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &ctx, &err);
-        rs.probe_s = bl_now_sec() - p0;
-        if (st) {
+        if ((st = bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &err))) {
             rc = cli_fail(cmd, "%s", err.msg);
             goto done;
         }
         rs.adapt = &adapt;
+        /* Activations for the largest candidate, allocated once: no allocation when the
+         * batch changes. */
+        cfg.reserve_batch = adapt.curve.p[adapt.curve.n - 1].batch;
+    }
+    bl_trainer *t = NULL;
+    st = bl_trainer_create(&t, &ctx, &cfg, &rs.sp.train, &err);
+    if (!st && rs.sp.have_test)
+        st = bl_model_check_input(bl_trainer_model(t), rs.sp.test.dim, rs.sp.test.name, &err);
+    if (!st && o.resume_path) st = bl_trainer_resume(t, o.resume_path, &err);
+    if (!st && rank == 0 && o.log_path)
+        st = bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err);
+    if ((st = bl_dist_agree(dist, st, &err))) {
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
     }
     if (o.resume_path && rank == 0 && bl_trainer_resumed_world(t) != world)
         fprintf(stderr,

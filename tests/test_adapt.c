@@ -1,5 +1,6 @@
 /* Adaptive batch controller: when it switches, where to, with which learning
- * rate, and when it holds still. Driven with a synthetic throughput curve. */
+ * rate, and when it holds still; how it learns throughput from live steps and
+ * predicts it for batches not run yet. Driven with synthetic step timings. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,16 +17,37 @@ static bl_adapt make(void) {
                               .min_batch = 16,
                               .max_batch = 512,
                               .every_steps = 10,
+                              .trial_steps = 5,
                               .min_gain = 0.05,
                               .lr_rule = BL_ADAPT_LR_ADASCALE};
     int b[] = {16, 32, 64, 128, 256, 512};
     double sps[] = {3000, 5000, 8000, 11000, 12000, 12300};
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 6; i++) {
         a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
+        a.obs[i] = 100; /* all measured */
+    }
     a.curve.n = 6;
     a.current = a.previous = 1; /* batch 32 */
     a.ceiling = 5;
+    a.trial_from = -1;
     return a;
+}
+
+/* A controller as bl_adapt_init makes it (nothing measured), for batches 16..512, base 32. */
+static bl_adapt fresh(void) {
+    bl_adapt a = make();
+    memset(a.obs, 0, sizeof a.obs);
+    for (int i = 0; i < 6; i++)
+        a.curve.p[i].samples_per_s = a.curve.p[i].step_s = 0;
+    a.warm = 2;
+    return a;
+}
+
+/* Run `steps` live steps at the current batch, each taking fixed + per x batch seconds. */
+static void run_steps(bl_adapt *a, int steps, double fixed, double per) {
+    int b = bl_adapt_batch(a);
+    for (int i = 0; i < steps; i++)
+        bl_adapt_observe(a, b, b / (fixed + per * b));
 }
 
 /* A noise estimator fed to a chosen B_simple = tr / g2 (|G|^2 = 1). */
@@ -39,13 +61,14 @@ static bl_noise noise_at(double b_simple) {
 }
 
 static void lr_factors(void **state) {
-    /* AdaScale r = (B_noise + 1) / (B_noise / s + 1): 1 at s = 1, -> s for large noise, -> 1 for
-     * none */
+    /* AdaScale r = (sigma^2 + mu^2) / (sigma^2 / s + mu^2) with sigma^2 the variance of the
+     * base batch's gradient, tr Sigma / m0 = B_noise |G|^2 / m0: 1 at s = 1, -> s for large
+     * noise, -> 1 for none. From 32 to 128 at B_noise 64: (2 + 1) / (0.5 + 1) = 2. */
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 100, 32, 32) - 1) < 1e-6f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 1e9, 32, 128) - 4) < 1e-3f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 0, 32, 128) - 1) < 1e-6f);
-    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 63, 32, 128) -
-                      64.0f / (63.0f / 4 + 1)) < 1e-4f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 64, 32, 128) - 2) < 1e-5f);
+    assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_ADASCALE, 64, 128, 32) - 0.5f) < 1e-5f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_LINEAR, 5, 32, 128) - 4) < 1e-6f);
     assert_true(fabsf(bl_adapt_lr_factor(BL_ADAPT_LR_SQRT, 5, 32, 128) - 2) < 1e-6f);
     bl_adapt_lr r;
@@ -125,10 +148,76 @@ static void revert_after_divergence(void **state) {
 
 static void observations_correct_the_curve(void **state) {
     bl_adapt a = make();
+    a.current = 2; /* 64 */
     for (int i = 0; i < 100; i++)
         bl_adapt_observe(&a, 64, 2000);
     assert_true(fabs(a.curve.p[2].samples_per_s - 2000) < 10);
     assert_true(a.curve.p[1].samples_per_s == 5000); /* others untouched */
+    bl_adapt_observe(&a, 32, 1);                     /* not the current batch: ignored */
+    assert_true(a.curve.p[1].samples_per_s == 5000);
+}
+
+static void learns_throughput_from_live_steps(void **state) {
+    bl_adapt a = fresh();
+    bl_noise ns = noise_at(5000);
+    bl_adapt_decision d;
+    /* Nothing measured: no prediction, and no decision before the batch is measured. */
+    assert_true(bl_adapt_throughput(&a, 2) == 0);
+    assert_int_equal(bl_adapt_decide(&a, 10, &ns, &d), -1);
+    /* Steps of 1 ms + 0.1 ms per sample: the first two after the start are ignored. */
+    bl_adapt_observe(&a, 32, 1);
+    bl_adapt_observe(&a, 32, 1);
+    run_steps(&a, 5, 1e-3, 1e-4);
+    assert_true(fabs(bl_adapt_throughput(&a, 1) - 32 / 4.2e-3) < 1e-6 * 32 / 4.2e-3);
+    /* One batch measured: throughput is assumed to grow as sqrt(M). */
+    assert_true(fabs(bl_adapt_throughput(&a, 3) - 2 * 32 / 4.2e-3) < 1e-3);
+    /* Two measured: the step-time line t = a + b M predicts the rest exactly. */
+    a.current = 2, a.warm = 0;
+    run_steps(&a, 5, 1e-3, 1e-4);
+    for (int i = 0; i < 6; i++) {
+        double m = a.curve.p[i].batch;
+        assert_true(fabs(bl_adapt_throughput(&a, i) - m / (1e-3 + 1e-4 * m)) < 1e-6 * m / 1e-4);
+    }
+}
+
+static void tries_an_unmeasured_batch_and_keeps_it_if_it_pays(void **state) {
+    bl_adapt a = fresh();
+    bl_noise ns = noise_at(5000); /* efficiency ~1: goodput ~ throughput */
+    bl_adapt_decision d;
+    a.warm = 0;
+    /* 32 measured at 5 ms + 0.01 ms/sample: sqrt growth predicts 64 is faster. */
+    run_steps(&a, 5, 5e-3, 1e-5);
+    assert_int_equal(bl_adapt_decide(&a, 10, &ns, &d), 1);
+    assert_int_equal(d.to_batch, 64);
+    assert_non_null(strstr(d.reason, "a trial"));
+    /* The trial is judged after trial_steps (every / 3 = 5 here), once 64 is measured. */
+    assert_int_equal(bl_adapt_decide(&a, 14, &ns, &d), -1);
+    run_steps(&a, 5, 5e-3, 1e-5); /* two ignored, three timed */
+    assert_int_equal(bl_adapt_decide(&a, 15, &ns, &d), 0);
+    assert_non_null(strstr(d.reason, "confirmed"));
+    assert_int_equal(bl_adapt_batch(&a), 64);
+}
+
+static void goes_back_when_a_trial_disappoints(void **state) {
+    bl_adapt a = fresh();
+    bl_noise ns = noise_at(200);
+    bl_adapt_decision d;
+    a.warm = 0;
+    /* At 32 a step costs 1 ms + 0.1 ms/sample; sqrt growth predicts 64 at 1.41x the
+     * throughput, worth the efficiency loss (200+32)/(200+64) = 0.88: a trial. */
+    run_steps(&a, 5, 1e-3, 1e-4);
+    assert_int_equal(bl_adapt_decide(&a, 10, &ns, &d), 1);
+    assert_int_equal(d.to_batch, 64);
+    /* But 64 turns out no faster per sample (0.2 ms each): goodput falls, back to 32. */
+    run_steps(&a, 5, 0, 2e-4);
+    assert_int_equal(bl_adapt_decide(&a, 15, &ns, &d), 1);
+    assert_int_equal(d.from_batch, 64);
+    assert_int_equal(d.to_batch, 32);
+    assert_non_null(strstr(d.reason, "back to 32"));
+    assert_true(fabsf(d.lr_factor - 1) < 1e-6f); /* base batch again */
+    /* Now both are measured: the line predicts 128 too slow, so it stays put. */
+    assert_int_equal(bl_adapt_decide(&a, 25, &ns, &d), 0);
+    assert_int_equal(bl_adapt_batch(&a), 32);
 }
 
 int main(void) {
@@ -139,6 +228,9 @@ int main(void) {
         cmocka_unit_test(hysteresis),
         cmocka_unit_test(revert_after_divergence),
         cmocka_unit_test(observations_correct_the_curve),
+        cmocka_unit_test(learns_throughput_from_live_steps),
+        cmocka_unit_test(tries_an_unmeasured_batch_and_keeps_it_if_it_pays),
+        cmocka_unit_test(goes_back_when_a_trial_disappoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

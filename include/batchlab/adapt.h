@@ -1,17 +1,24 @@
 /* Adaptive batch size while training (`batchlab train --batch auto`).
  *
  * Goodput(M) = throughput(M) x efficiency(M), efficiency from the live noise
- * scale as in Pollux: (B_noise + M0) / (B_noise + M). Throughput per candidate
- * batch is measured once at start-up on a scratch model and then corrected
- * live from the steps actually run. Every `every_steps` updates the controller
- * re-evaluates; it moves to the goodput-optimal candidate only when the
- * predicted gain exceeds min_gain (5%), so measurement noise does not make it
- * oscillate, and it moves one candidate (a factor of two) at a time towards the
- * optimum, so the learning rate never jumps by more than the gain of one doubling.
- * If training diverges after a change, bl_adapt_revert steps back and caps the
- * batch below the one that failed. The learning rate follows AdaScale's gain ratio
- *   r = (tr Sigma + |G|^2) / (tr Sigma / s + |G|^2) = (B_noise + 1) / (B_noise / s + 1),
- * with s = M / M0, or a fixed rule. */
+ * scale as in Pollux: (B_noise + M0) / (B_noise + M). Nothing is measured up
+ * front: the throughput of a batch size is learnt from the real training steps
+ * run at it, and a batch never run yet is predicted from the measured ones with
+ * the step-time model t(M) = a + b M (fixed cost per update plus cost per
+ * sample; with one measured batch, throughput is assumed to grow as sqrt(M)).
+ * Every `every_steps` updates the controller re-evaluates and moves one
+ * candidate (a factor of two) towards the goodput optimum when the predicted
+ * gain exceeds min_gain (5%), so noise does not make it oscillate and the
+ * learning rate never jumps by more than the gain of one doubling. A move to a
+ * batch never measured is a trial: after `trial_steps` updates there, its
+ * measured goodput is compared with the batch it came from, and the controller
+ * goes back if the prediction was wrong. Trial steps are ordinary training
+ * steps, so exploring costs little. If training diverges after a change,
+ * bl_adapt_revert steps back and caps the batch below the one that failed. The
+ * learning rate follows AdaScale's gain ratio
+ *   r = (tr Sigma_M0 + |G|^2) / (tr Sigma_M0 / s + |G|^2) = s (B_noise + M0) / (B_noise + M),
+ * with s = M / M0 and Sigma_M0 = Sigma / M0 the covariance of the base batch's gradient
+ * (Sigma per example, B_noise = tr Sigma / |G|^2), or a fixed rule. */
 #ifndef BATCHLAB_ADAPT_H
 #define BATCHLAB_ADAPT_H
 
@@ -30,6 +37,7 @@ typedef struct bl_adapt_config {
     int min_batch, max_batch;
     size_t memory_bytes; /* 0 = no budget; otherwise candidates must fit (training footprint) */
     long every_steps;    /* re-evaluate this often */
+    long trial_steps;    /* updates at a never-measured batch before judging it (0: every/3) */
     double min_gain;     /* switch only above this predicted goodput gain (0.05) */
     bl_adapt_lr lr_rule;
 } bl_adapt_config;
@@ -45,23 +53,30 @@ typedef struct bl_adapt_decision {
 
 typedef struct bl_adapt {
     bl_adapt_config cfg;
-    bl_throughput_curve curve; /* candidates (powers of two in [min, max]) */
-    int current;               /* index into curve */
-    int ceiling;               /* highest usable index (lowered after a divergence) */
-    int previous;              /* index before the last change */
+    bl_throughput_curve curve;    /* candidates (powers of two in [min, max]); samples_per_s
+                                     is 0 until measured */
+    long obs[BL_FIND_MAX_POINTS]; /* timed steps seen at each candidate */
+    int current;                  /* index into curve */
+    int ceiling;                  /* highest usable index (lowered after a divergence) */
+    int previous;                 /* index before the last change */
+    int trial_from;               /* during a trial: the index it started from; else -1 */
     long last_eval_step;
+    int warm; /* steps left to ignore after a change (first-touch effects) */
 } bl_adapt;
 
 bl_status bl_adapt_lr_parse(bl_adapt_lr *out, const char *s, bl_error *err);
 /* The lr multiplier for batch m at noise scale b_noise under rule. */
 float bl_adapt_lr_factor(bl_adapt_lr rule, double b_noise, int m0, int m);
 
-/* Candidates and their throughput (measured on ds with a scratch model of spec). */
+/* Candidates: powers of two within the bounds plus the base batch, those whose training
+ * footprint (spec on ds's shape, optimizer opt) fits the memory budget. Starts at the
+ * base batch; nothing is timed here. */
 bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
-                        const bl_dataset *ds, const bl_optim_config *opt, bl_ctx *ctx,
-                        bl_error *err);
-/* Feed the throughput of a real step at the current batch (EMA correction). */
+                        const bl_dataset *ds, const bl_optim_config *opt, bl_error *err);
+/* Feed the throughput of a real step (running mean, then an EMA). */
 void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s);
+/* Throughput of candidate i: measured, or predicted from the measured ones (0 if none). */
+double bl_adapt_throughput(const bl_adapt *a, int i);
 /* At step `step` with the live noise estimate: returns 1 and fills d when the batch
  * should change (or 0, with d->reason saying why not, when it is time to evaluate
  * but no change pays; -1 when it is not time yet). */

@@ -155,6 +155,14 @@ static void observations_correct_the_curve(void **state) {
     assert_true(a.curve.p[1].samples_per_s == 5000); /* others untouched */
     bl_adapt_observe(&a, 32, 1);                     /* not the current batch: ignored */
     assert_true(a.curve.p[1].samples_per_s == 5000);
+    /* The figure is the median of the last 16 steps: a burst of slow steps (another job
+     * on the machine) does not move it, a lasting change does. */
+    for (int i = 0; i < 7; i++)
+        bl_adapt_observe(&a, 64, 500);
+    assert_true(a.curve.p[2].samples_per_s == 2000);
+    for (int i = 0; i < 2; i++)
+        bl_adapt_observe(&a, 64, 500);
+    assert_true(a.curve.p[2].samples_per_s == 500);
 }
 
 static void learns_throughput_from_live_steps(void **state) {

@@ -51,15 +51,20 @@ typedef struct bl_adapt_decision {
     char reason[192];
 } bl_adapt_decision;
 
+#define BL_ADAPT_WINDOW 16
+
 typedef struct bl_adapt {
     bl_adapt_config cfg;
     bl_throughput_curve curve;    /* candidates (powers of two in [min, max]); samples_per_s
                                      is 0 until measured */
     long obs[BL_FIND_MAX_POINTS]; /* timed steps seen at each candidate */
-    int current;                  /* index into curve */
-    int ceiling;                  /* highest usable index (lowered after a divergence) */
-    int previous;                 /* index before the last change */
-    int trial_from;               /* during a trial: the index it started from; else -1 */
+    /* The last BL_ADAPT_WINDOW throughputs of each candidate: their median is its figure,
+     * so a burst of other work on a shared machine does not move the decision. */
+    double recent[BL_FIND_MAX_POINTS][BL_ADAPT_WINDOW];
+    int current;    /* index into curve */
+    int ceiling;    /* highest usable index (lowered after a divergence) */
+    int previous;   /* index before the last change */
+    int trial_from; /* during a trial: the index it started from; else -1 */
     long last_eval_step;
     int warm; /* steps left to ignore after a change (first-touch effects) */
 } bl_adapt;
@@ -73,7 +78,7 @@ float bl_adapt_lr_factor(bl_adapt_lr rule, double b_noise, int m0, int m);
  * base batch; nothing is timed here. */
 bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
                         const bl_dataset *ds, const bl_optim_config *opt, bl_error *err);
-/* Feed the throughput of a real step (running mean, then an EMA). */
+/* Feed the throughput of a real step at the current batch (median of the recent ones). */
 void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s);
 /* Throughput of candidate i: measured, or predicted from the measured ones (0 if none). */
 double bl_adapt_throughput(const bl_adapt *a, int i);

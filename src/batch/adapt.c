@@ -101,8 +101,17 @@ void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s) {
         a->warm--;
         return;
     }
+    double *r = a->recent[a->current], v[BL_ADAPT_WINDOW];
     long n = ++a->obs[a->current];
-    p->samples_per_s += (n < 10 ? 1.0 / (double)n : 0.1) * (samples_per_s - p->samples_per_s);
+    r[(n - 1) % BL_ADAPT_WINDOW] = samples_per_s;
+    int k = n < BL_ADAPT_WINDOW ? (int)n : BL_ADAPT_WINDOW;
+    for (int i = 0; i < k; i++) { /* insertion sort: at most 16 values */
+        int j = i;
+        for (; j > 0 && v[j - 1] > r[i]; j--)
+            v[j] = v[j - 1];
+        v[j] = r[i];
+    }
+    p->samples_per_s = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
     p->step_s = batch / p->samples_per_s;
 }
 

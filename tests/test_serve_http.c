@@ -460,6 +460,48 @@ static void idle_request_answered_on_http_thread(void **state) {
     assert_memory_equal(out, ref, sizeof out);
 }
 
+/* The load generator's own HTTP client: GETs (the floor) over keep-alive, an error body
+ * counted as 4xx with the server's message, and a closed port as transport failures. */
+static void load_client_counts_outcomes(void **state) {
+    (void)state;
+    bl_serve_config cfg;
+    bl_serve_config_default(&cfg);
+    char base[64];
+    bl_server *s = start(&cfg, base, sizeof base);
+    bl_load_config lc;
+    bl_load_config_default(&lc);
+    lc.url = base;
+    lc.model = "mlp";
+    lc.rate = 2000;
+    lc.duration_s = 0.1;
+    lc.warmup_s = 0;
+    lc.max_requests = 100;
+    lc.get_path = "/v2/health/live";
+    bl_load_result *r = malloc(sizeof *r);
+    bl_error err = {0};
+    assert_int_equal(bl_load_run(&lc, r, &err), BL_OK);
+    if (r->ok != 100 || r->failed)
+        fail_msg("GET: ok %ld failed %ld: %s", r->ok, r->failed, r->last_error);
+    lc.get_path = NULL;
+    lc.model = "nope";
+    lc.samples = g.images.x;
+    lc.n_samples = N_IMAGES;
+    lc.shape = g.images.shape;
+    lc.max_requests = 20;
+    assert_int_equal(bl_load_run(&lc, r, &err), BL_OK);
+    assert_int_equal(r->ok, 0);
+    assert_int_equal(r->http_4xx, 20);
+    assert_non_null(strstr(r->last_error, "HTTP 404"));
+    assert_non_null(strstr(r->last_error, "unknown model 'nope'"));
+    bl_server_free(s); /* the port is closed now */
+    lc.max_requests = 5;
+    assert_int_equal(bl_load_run(&lc, r, &err), BL_OK);
+    assert_int_equal(r->ok, 0);
+    assert_int_equal(r->transport, 5);
+    assert_true(r->last_error[0] != '\0');
+    free(r);
+}
+
 static void bad_requests_get_json_errors(void **state) {
     (void)state;
     bl_serve_config cfg;
@@ -742,6 +784,7 @@ int main(void) {
         cmocka_unit_test(batches_form_under_load),
         cmocka_unit_test(idle_request_answered_on_http_thread),
         cmocka_unit_test(batches_form_without_delay),
+        cmocka_unit_test(load_client_counts_outcomes),
         cmocka_unit_test(bad_requests_get_json_errors),
         cmocka_unit_test(full_queue_503_then_drain_answers),
         cmocka_unit_test(queue_timeout_504),

@@ -317,6 +317,111 @@ static void trainer_measures_every_nth_update(void **state) {
     bl_trainer_free(t);
 }
 
+/* Sum over a batch of each example's squared gradient norm, one example at a time. */
+static double per_sample_sqsum(bl_model *m, int B) {
+    double sum = 0;
+    size_t np = bl_model_num_params(m);
+    for (int i = 0; i < B; i++) {
+        int correct = 0;
+        bl_model_zero_grad(m);
+        bl_model_forward(m, g_train.x + i * g_train.dim, 1, 1);
+        bl_model_loss(m, g_train.y + i, 1, BL_LOSS_XENT, &correct);
+        bl_model_backward(m, g_train.x + i * g_train.dim, g_train.y + i, 1, BL_LOSS_XENT, 1.0f);
+        const float *g = bl_model_grads(m);
+        for (size_t k = 0; k < np; k++)
+            sum += (double)g[k] * g[k];
+    }
+    return sum;
+}
+
+static void per_example_norms_match_per_sample_gradients(void **state) {
+    /* A fused dense+ReLU, a plain dense and an activation of its own. */
+    const char *specs[] = {"flatten,dense:16,relu,dense:10", "flatten,dense:12,tanh,dense:10",
+                           "logreg"};
+    for (int k = 0; k < 3; k++) {
+        bl_model *m = make_model(specs[k], 40);
+        assert_true(bl_model_per_example_ok(m));
+        double want = per_sample_sqsum(m, 40);
+        int correct = 0;
+        float scale = 0.25f;
+        bl_model_per_example_norms(m, 1);
+        bl_model_zero_grad(m);
+        bl_model_forward(m, g_train.x, 40, 1);
+        bl_model_loss(m, g_train.y, 40, BL_LOSS_XENT, &correct);
+        bl_model_backward(m, g_train.x, g_train.y, 40, BL_LOSS_XENT, scale);
+        double got = bl_model_per_example_sum(m) / ((double)scale * scale);
+        fprintf(stderr, "  %s: sum |g_i|^2 %.6g per sample, %.6g from the batch\n", specs[k], want,
+                got);
+        assert_true(rel_err(got, want) < 1e-4);
+        /* Off: nothing is added, and turning it on again resets. */
+        bl_model_per_example_norms(m, 0);
+        bl_model_backward(m, g_train.x, g_train.y, 40, BL_LOSS_XENT, scale);
+        assert_true(bl_model_per_example_sum(m) == 0);
+        bl_model_free(m);
+    }
+    /* Where a per-example gradient is not an outer product, the model says so. */
+    bl_model *m = make_model("conv3x3:2,relu,flatten,dense:10", 8);
+    assert_false(bl_model_per_example_ok(m));
+    bl_model_free(m);
+    m = make_model("flatten,dense:16,bn,relu,dense:10", 8);
+    assert_false(bl_model_per_example_ok(m));
+    bl_model_free(m);
+}
+
+static bl_trainer *dense_trainer(int noise, float lr, double decay, int batch) {
+    bl_train_config c;
+    bl_train_config_default(&c);
+    c.spec = "flatten,dense:16,relu,dense:10";
+    c.batch = batch;
+    c.lr = lr;
+    c.noise = noise;
+    c.noise_decay = decay;
+    c.prefetch = 0;
+    bl_trainer *t = NULL;
+    bl_error err = {0};
+    assert_int_equal(bl_trainer_create(&t, &g_ctx, &c, &g_train, &err), BL_OK);
+    return t;
+}
+
+static void measuring_leaves_dense_training_unchanged(void **state) {
+    /* The per-example path runs each update exactly as unmeasured: same bits. */
+    bl_trainer *a = dense_trainer(1, 0.05f, 0.95, 32), *b = dense_trainer(0, 0.05f, 0.95, 32);
+    bl_error err = {0};
+    for (int i = 0; i < 12; i++) {
+        bl_step_info sa, sb;
+        assert_int_equal(bl_trainer_step(a, &sa, &err), BL_OK);
+        assert_int_equal(bl_trainer_step(b, &sb, &err), BL_OK);
+        assert_true(sa.has_noise && !sb.has_noise);
+    }
+    bl_model *ma = bl_trainer_model(a), *mb = bl_trainer_model(b);
+    assert_memory_equal(bl_model_params(ma), bl_model_params(mb),
+                        bl_model_num_params(ma) * sizeof(float));
+    bl_trainer_free(a);
+    bl_trainer_free(b);
+}
+
+static void trainer_estimates_match_exact_dataset_values(void **state) {
+    /* With a negligible learning rate the weights stay put, so the trainer's running
+     * estimates (per-example norms against the batch gradient, 1000 updates of 64) must
+     * converge to the whole dataset's |G|^2 and tr(Sigma) at those weights. */
+    bl_trainer *t = dense_trainer(1, 1e-12f, 0.998, 64);
+    double g2, tr;
+    exact_noise(bl_trainer_model(t), &g2, &tr);
+    bl_error err = {0};
+    for (int i = 0; i < 1000; i++) {
+        bl_step_info si;
+        assert_int_equal(bl_trainer_step(t, &si, &err), BL_OK);
+    }
+    const bl_noise *ns = bl_trainer_noise(t);
+    fprintf(stderr, "  exact |G|^2 %.5g tr %.5g B_simple %.3f; trainer %.5g %.5g %.3f\n", g2, tr,
+            tr / g2, bl_noise_g2(ns), bl_noise_trace(ns), bl_noise_scale(ns));
+    /* Without the correction for drawing without replacement |G|^2 reads 13% low. */
+    assert_true(rel_err(bl_noise_trace(ns), tr) < 0.03);
+    assert_true(rel_err(bl_noise_g2(ns), g2) < 0.04);
+    assert_true(rel_err(bl_noise_scale(ns), tr / g2) < 0.05);
+    bl_trainer_free(t);
+}
+
 static int stop_now(void *arg) {
     return ++*(int *)arg > 2;
 }
@@ -355,6 +460,9 @@ int main(void) {
         cmocka_unit_test(measure_restores_batchnorm_state),
         cmocka_unit_test(measure_rejects_bad_input),
         cmocka_unit_test(trainer_measures_every_nth_update),
+        cmocka_unit_test(per_example_norms_match_per_sample_gradients),
+        cmocka_unit_test(measuring_leaves_dense_training_unchanged),
+        cmocka_unit_test(trainer_estimates_match_exact_dataset_values),
     };
     int fails = cmocka_run_group_tests_name("noise scale: closed form", analytic, NULL, NULL);
     return fails +

@@ -78,6 +78,18 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
                        float scale);
 void bl_model_zero_grad(bl_model *m);
 
+/* Per-example gradient norms, for the gradient noise scale without a second batch.
+ * A dense layer's gradient for one example is the outer product of its output
+ * gradient dz_i and input x_i (and dz_i for the bias), so its squared norm is
+ * |dz_i|^2 (|x_i|^2 + 1): O(in + out) per example, beside an O(in x out) product.
+ * Exact only when every layer with parameters is dense (batch norm couples the
+ * examples, conv's per-example gradient is not an outer product). While on, each
+ * bl_model_backward adds sum_i |d(scale loss_i)/d theta|^2 to the sum; turning it on
+ * resets the sum. */
+int bl_model_per_example_ok(const bl_model *m);
+void bl_model_per_example_norms(bl_model *m, int on);
+double bl_model_per_example_sum(const bl_model *m);
+
 /* Called by bl_model_backward right after a layer's parameter gradients are
  * complete, with that layer's range [off, off+n) of the gradient arena; layers
  * come last to first, so ranges arrive in decreasing offset order. Used to

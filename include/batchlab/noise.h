@@ -21,14 +21,14 @@ typedef struct bl_noise {
 
 void bl_noise_init(bl_noise *ns, double decay);
 /* One observation: |G_s|^2 at batch b_small and |G_b|^2 at batch b_big > b_small. */
-void bl_noise_update(bl_noise *ns, double g2_small, int b_small, double g2_big, int b_big);
+void bl_noise_update(bl_noise *ns, double g2_small, double b_small, double g2_big, double b_big);
 double bl_noise_g2(const bl_noise *ns);    /* smoothed |G|^2 (NaN before any update) */
 double bl_noise_trace(const bl_noise *ns); /* smoothed tr(Sigma) */
 /* Smoothed B_simple = tr / |G|^2; NaN before any update or if |G|^2 <= 0. */
 double bl_noise_scale(const bl_noise *ns);
 
 /* The two one-shot estimates, for callers that average them their own way. */
-double bl_noise_g2_estimate(double g2_small, int b_small, double g2_big, int b_big);
-double bl_noise_trace_estimate(double g2_small, int b_small, double g2_big, int b_big);
+double bl_noise_g2_estimate(double g2_small, double b_small, double g2_big, double b_big);
+double bl_noise_trace_estimate(double g2_small, double b_small, double g2_big, double b_big);
 
 #endif

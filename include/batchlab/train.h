@@ -34,8 +34,10 @@ typedef struct bl_train_config {
     int prefetch;
     uint64_t seed;
     int n_classes;       /* output width; 0 = from the data */
-    int noise;           /* measure the gradient noise scale (an update made of one
-                            micro-batch is taken as two halves when it is measured) */
+    int noise;           /* measure the gradient noise scale: from per-example gradient
+                            norms when every layer with parameters is dense (free, and the
+                            update is unchanged); otherwise an update made of one
+                            micro-batch is taken as two halves when it is measured */
     double noise_decay;  /* EMA decay of its estimates, per measurement (default 0.95) */
     int noise_every;     /* measure on every Nth update only (0 or 1: every update) */
     int reserve_batch;   /* size activations for micro-batches up to this (0 = micro_batch),

@@ -9,15 +9,15 @@ void bl_noise_init(bl_noise *ns, double decay) {
     ns->last_g2 = ns->last_tr = NAN;
 }
 
-double bl_noise_g2_estimate(double g2_small, int b_small, double g2_big, int b_big) {
-    return ((double)b_big * g2_big - (double)b_small * g2_small) / (double)(b_big - b_small);
+double bl_noise_g2_estimate(double g2_small, double b_small, double g2_big, double b_big) {
+    return (b_big * g2_big - b_small * g2_small) / (b_big - b_small);
 }
 
-double bl_noise_trace_estimate(double g2_small, int b_small, double g2_big, int b_big) {
+double bl_noise_trace_estimate(double g2_small, double b_small, double g2_big, double b_big) {
     return (g2_small - g2_big) / (1.0 / b_small - 1.0 / b_big);
 }
 
-void bl_noise_update(bl_noise *ns, double g2_small, int b_small, double g2_big, int b_big) {
+void bl_noise_update(bl_noise *ns, double g2_small, double b_small, double g2_big, double b_big) {
     if (b_small <= 0 || b_big <= b_small || !isfinite(g2_small) || !isfinite(g2_big)) return;
     ns->last_g2 = bl_noise_g2_estimate(g2_small, b_small, g2_big, b_big);
     ns->last_tr = bl_noise_trace_estimate(g2_small, b_small, g2_big, b_big);

@@ -21,12 +21,12 @@ typedef struct bl_layer {
     char token[64]; /* canonical spec token */
     bl_shape in, out;
     /* hyper-parameters */
-    int units;                  /* dense */
-    int K, R, S, stride, pad;   /* conv (stride/pad also pool: K unused) */
-    int pool;                   /* pool window */
+    int units;                /* dense */
+    int K, R, S, stride, pad; /* conv (stride/pad also pool: K unused) */
+    int pool;                 /* pool window */
     bl_act act;
-    float alpha;                /* leaky slope */
-    float p;                    /* dropout */
+    float alpha; /* leaky slope */
+    float p;     /* dropout */
     /* parameter arena layout (floats) */
     size_t w_off, w_n, b_off, b_n; /* dense/conv weight+bias; bn gamma+beta */
     size_t buf_off;                /* bn: running_mean (C) then running_var (C) */
@@ -70,17 +70,19 @@ struct bl_model {
     /* activation storage */
     bl_ctx *ctx;
     int max_batch;
-    float *gbuf[2];       /* gradient ping-pong, (max_batch, widest layer) */
-    float *probs;         /* (max_batch, out) softmax output */
-    float *target;        /* (max_batch, out) one-hot targets for MSE */
-    float *ws;            /* conv scratch */
+    float *gbuf[2]; /* gradient ping-pong, (max_batch, widest layer) */
+    float *probs;   /* (max_batch, out) softmax output */
+    float *target;  /* (max_batch, out) one-hot targets for MSE */
+    float *ws;      /* conv scratch */
     size_t ws_floats;
-    size_t blas_bytes;    /* BLAS packing buffers charged to ctx->mem at alloc */
+    size_t blas_bytes; /* BLAS packing buffers charged to ctx->mem at alloc */
     /* last forward */
     const float *acts[BL_MAX_LAYERS];
     int last_B, last_train;
     bl_grad_ready_fn grad_hook;
     void *grad_hook_user;
+    int per_example_on;     /* accumulate per-example gradient norms in backward */
+    double per_example_sum; /* sum over examples of |d(scale loss_i)/d theta|^2 */
     bl_rng dropout_rng;
 };
 

@@ -41,7 +41,9 @@ const float *bl_model_forward(bl_model *m, const float *x, int B, int train) {
             be->avgpool_forward(out, h, &d);
             break;
         }
-        case BL_LAYER_FLATTEN: out = (float *)h; break;
+        case BL_LAYER_FLATTEN:
+            out = (float *)h;
+            break;
         case BL_LAYER_ACT:
             if (l->fused_into_prev)
                 out = (float *)h;
@@ -58,8 +60,8 @@ const float *bl_model_forward(bl_model *m, const float *x, int B, int train) {
             int C = l->in.c, HW = l->in.h * l->in.w;
             float *rm = m->buffers + l->buf_off, *rv = rm + C;
             if (train)
-                be->batchnorm_forward_train(out, l->mean, l->rstd, rm, rv, h, w, b, B, C, HW,
-                                            0.1f, 1e-5f);
+                be->batchnorm_forward_train(out, l->mean, l->rstd, rm, rv, h, w, b, B, C, HW, 0.1f,
+                                            1e-5f);
             else
                 be->batchnorm_forward_eval(out, h, w, b, rm, rv, B, C, HW, 1e-5f);
             break;
@@ -83,7 +85,8 @@ double bl_model_loss(bl_model *m, const int32_t *labels, int B, bl_loss_kind los
     const bl_backend *be = m->ctx->be;
     int K = bl_model_output_dim(m);
     const float *logits = m->acts[m->n_layers - 1];
-    if (loss == BL_LOSS_XENT) return be->softmax_xent_forward(m->probs, correct, logits, labels, B, K);
+    if (loss == BL_LOSS_XENT)
+        return be->softmax_xent_forward(m->probs, correct, logits, labels, B, K);
     one_hot(m->target, labels, B, K);
     if (correct) {
         for (int b = 0; b < B; b++) {
@@ -97,8 +100,8 @@ double bl_model_loss(bl_model *m, const int32_t *labels, int B, bl_loss_kind los
     return be->mse_forward(logits, m->target, B, K);
 }
 
-void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B,
-                       bl_loss_kind loss, float scale) {
+void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B, bl_loss_kind loss,
+                       float scale) {
     const bl_backend *be = m->ctx->be;
     int K = bl_model_output_dim(m);
     float *cur = m->gbuf[0];
@@ -128,6 +131,14 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
                                         l->units);
             else
                 be->dense_backward(din, dw, db, cur, in, w, B, (int)in_n, l->units);
+            /* cur now holds the pre-activation gradient (the kernel applied the mask). */
+            if (m->per_example_on)
+                for (int r = 0; r < B; r++) {
+                    double dz = be->sumsq(cur + (size_t)r * l->units, (size_t)l->units);
+                    if (dz > 0)
+                        m->per_example_sum +=
+                            dz * (be->sumsq(in + r * in_n, in_n) + (l->b_n ? 1 : 0));
+                }
             break;
         case BL_LAYER_CONV: {
             bl_conv_dims d;
@@ -150,7 +161,9 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
             be->avgpool_backward(din, cur, &d);
             break;
         }
-        case BL_LAYER_FLATTEN: din = cur; break;
+        case BL_LAYER_FLATTEN:
+            din = cur;
+            break;
         case BL_LAYER_ACT:
             if (l->fused_into_prev) /* the fused layer below applies the mask */
                 din = cur;
@@ -173,6 +186,21 @@ void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B
         if (!din) break;
         cur = din;
     }
+}
+
+int bl_model_per_example_ok(const bl_model *m) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].w_n && m->layers[i].kind != BL_LAYER_DENSE) return 0;
+    return 1;
+}
+
+void bl_model_per_example_norms(bl_model *m, int on) {
+    m->per_example_on = on && bl_model_per_example_ok(m);
+    m->per_example_sum = 0;
+}
+
+double bl_model_per_example_sum(const bl_model *m) {
+    return m->per_example_sum;
 }
 
 void bl_model_set_grad_hook(bl_model *m, bl_grad_ready_fn fn, void *user) {

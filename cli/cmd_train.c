@@ -96,11 +96,6 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
          * smallest: the batch grows from there as the noise scale allows. */
         if (o->min_batch <= 0) o->min_batch = cfg->base_batch;
         if (o->adapt_every <= 0) o->adapt_every = 50;
-        /* The noise scale is measured on every 4th update (a measured update runs as two
-         * halves, which costs up to 20% at small batches), averaged over about 80 updates
-         * so that it follows the noise scale as it grows. */
-        if (!cfg->noise_every) cfg->noise_every = 4;
-        if (!o->noise_decay_set) cfg->noise_decay = 0.95;
         cfg->batch = cfg->base_batch;
         cfg->noise = 1;
         cfg->lr_scale = BL_LR_SCALE_NONE;
@@ -486,6 +481,19 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
             rc = cli_error(cmd, "--adapt-lr: %s", err.msg);
             goto done;
         }
+        /* The noise scale, averaged over about 50 updates so that it follows the noise
+         * scale as it grows: measured on every update when the model gives per-example
+         * gradient norms (dense layers: free), else on every 4th (a measured update then
+         * runs as two halves, up to 20% slower at small batches). */
+        bl_model *shape_only = NULL;
+        bl_error ignored = {0}; /* a bad spec is reported when the trainer is built */
+        int dense =
+            !bl_model_create(&shape_only, o.model, rs.sp.train.shape,
+                             cfg.n_classes > 0 ? cfg.n_classes : rs.sp.train.n_classes, &ignored) &&
+            bl_model_per_example_ok(shape_only);
+        bl_model_free(shape_only);
+        if (!cli_opt_find(opts, n_opts, "noise-every")->seen) cfg.noise_every = dense ? 1 : 4;
+        if (!o.noise_decay_set) cfg.noise_decay = dense ? 0.98 : 0.92;
         if ((st = bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &err))) {
             rc = cli_fail(cmd, "%s", err.msg);
             goto done;

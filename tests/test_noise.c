@@ -213,9 +213,10 @@ static bl_model *make_model(const char *spec, int max_batch) {
     return m;
 }
 
-/* |G|^2 and tr(Sigma) of the whole dataset from every per-sample gradient. */
-static void exact_noise(bl_model *m, double *g2, double *trace) {
-    size_t np = bl_model_num_params(m), n = g_train.n;
+/* The first n samples' gradients, one at a time: returns sum_i |g_i|^2 and, with g2 and
+ * trace, their |G|^2 and tr(Sigma). */
+static double per_sample_stats(bl_model *m, size_t n, double *g2, double *trace) {
+    size_t np = bl_model_num_params(m);
     double *mean = calloc(np, sizeof *mean), sq = 0;
     assert_non_null(mean);
     for (size_t i = 0; i < n; i++) {
@@ -231,9 +232,15 @@ static void exact_noise(bl_model *m, double *g2, double *trace) {
     double s = 0;
     for (size_t k = 0; k < np; k++)
         s += (mean[k] / n) * (mean[k] / n);
-    *g2 = s;
-    *trace = sq / n - s;
+    if (g2) *g2 = s;
+    if (trace) *trace = sq / n - s;
     free(mean);
+    return sq;
+}
+
+/* |G|^2 and tr(Sigma) of the whole dataset from every per-sample gradient. */
+static void exact_noise(bl_model *m, double *g2, double *trace) {
+    per_sample_stats(m, g_train.n, g2, trace);
 }
 
 static void measure_matches_exact_dataset_values(void **state) {
@@ -317,23 +324,6 @@ static void trainer_measures_every_nth_update(void **state) {
     bl_trainer_free(t);
 }
 
-/* Sum over a batch of each example's squared gradient norm, one example at a time. */
-static double per_sample_sqsum(bl_model *m, int B) {
-    double sum = 0;
-    size_t np = bl_model_num_params(m);
-    for (int i = 0; i < B; i++) {
-        int correct = 0;
-        bl_model_zero_grad(m);
-        bl_model_forward(m, g_train.x + i * g_train.dim, 1, 1);
-        bl_model_loss(m, g_train.y + i, 1, BL_LOSS_XENT, &correct);
-        bl_model_backward(m, g_train.x + i * g_train.dim, g_train.y + i, 1, BL_LOSS_XENT, 1.0f);
-        const float *g = bl_model_grads(m);
-        for (size_t k = 0; k < np; k++)
-            sum += (double)g[k] * g[k];
-    }
-    return sum;
-}
-
 static void per_example_norms_match_per_sample_gradients(void **state) {
     /* A fused dense+ReLU, a plain dense and an activation of its own. */
     const char *specs[] = {"flatten,dense:16,relu,dense:10", "flatten,dense:12,tanh,dense:10",
@@ -341,7 +331,7 @@ static void per_example_norms_match_per_sample_gradients(void **state) {
     for (int k = 0; k < 3; k++) {
         bl_model *m = make_model(specs[k], 40);
         assert_true(bl_model_per_example_ok(m));
-        double want = per_sample_sqsum(m, 40);
+        double want = per_sample_stats(m, 40, NULL, NULL);
         int correct = 0;
         float scale = 0.25f;
         bl_model_per_example_norms(m, 1);

@@ -108,13 +108,14 @@ bl_status train_report_write(const char *dir, const train_history *h, const trai
         double x[BL_FIND_MAX_POINTS], t[BL_FIND_MAX_POINTS], g[BL_FIND_MAX_POINTS];
         ADD("\n| batch | samples/s | efficiency | goodput |\n|---|---|---|---|\n");
         for (int i = 0; i < adapt->curve.n; i++) {
-            x[i] = adapt->curve.p[i].batch, t[i] = adapt->curve.p[i].samples_per_s;
+            x[i] = adapt->curve.p[i].batch, t[i] = bl_adapt_throughput(adapt, i);
             double e = bl_efficiency(o->noise_scale, o->base_batch, adapt->curve.p[i].batch);
             g[i] = t[i] * e;
-            ADD("| %d%s | %.0f | %.3f | %.0f |\n", adapt->curve.p[i].batch,
-                adapt->curve.p[i].batch == o->final_batch ? " (chosen)" : "", t[i], e, g[i]);
+            ADD("| %d%s | %.0f%s | %.3f | %.0f |\n", adapt->curve.p[i].batch,
+                adapt->curve.p[i].batch == o->final_batch ? " (chosen)" : "", t[i],
+                bl_adapt_measured(adapt, i) ? "" : " (predicted)", e, g[i]);
         }
-        bl_plot_series s[2] = {{.title = "throughput (samples/s)",
+        bl_plot_series s[2] = {{.title = "throughput (samples/s; measured or predicted)",
                                 .x = x,
                                 .y = t,
                                 .n = (size_t)adapt->curve.n,

@@ -82,6 +82,7 @@ bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
 void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s);
 /* Throughput of candidate i: measured, or predicted from the measured ones (0 if none). */
 double bl_adapt_throughput(const bl_adapt *a, int i);
+int bl_adapt_measured(const bl_adapt *a, int i); /* enough live steps were timed at i */
 /* At step `step` with the live noise estimate: returns 1 and fills d when the batch
  * should change (or 0, with d->reason saying why not, when it is time to evaluate
  * but no change pays; -1 when it is not time yet). */

@@ -115,17 +115,17 @@ void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s) {
     p->step_s = batch / p->samples_per_s;
 }
 
-static int measured(const bl_adapt *a, int i) {
+int bl_adapt_measured(const bl_adapt *a, int i) {
     return a->obs[i] >= ADAPT_MIN_OBS;
 }
 
 double bl_adapt_throughput(const bl_adapt *a, int i) {
-    if (measured(a, i)) return a->curve.p[i].samples_per_s;
+    if (bl_adapt_measured(a, i)) return a->curve.p[i].samples_per_s;
     /* Least squares of the step time t = a + b M over the measured batches. */
     double n = 0, sm = 0, st = 0, smm = 0, smt = 0;
     int near = -1;
     for (int j = 0; j < a->curve.n; j++) {
-        if (!measured(a, j)) continue;
+        if (!bl_adapt_measured(a, j)) continue;
         double m = a->curve.p[j].batch, t = a->curve.p[j].step_s;
         n++, sm += m, st += t, smm += m * m, smt += m * t;
         if (near < 0 || fabs(log(m / a->curve.p[i].batch)) <
@@ -156,7 +156,7 @@ static double goodput(const bl_adapt *a, int i, double b_noise) {
 
 /* Make index `to` current; a move to a batch never measured starts a trial. */
 static void move_to(bl_adapt *a, int to, bl_adapt_decision *d) {
-    a->trial_from = measured(a, to) ? -1 : a->current;
+    a->trial_from = bl_adapt_measured(a, to) ? -1 : a->current;
     a->previous = a->current;
     a->current = to;
     a->warm = ADAPT_WARM_STEPS;
@@ -193,7 +193,7 @@ static int judge_trial(bl_adapt *a, bl_adapt_decision *d) {
 int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decision *d) {
     int trial = a->trial_from >= 0;
     if (step - a->last_eval_step < (trial ? a->cfg.trial_steps : a->cfg.every_steps)) return -1;
-    if (!measured(a, a->current)) return -1;
+    if (!bl_adapt_measured(a, a->current)) return -1;
     a->last_eval_step = step;
     memset(d, 0, sizeof *d);
     d->step = step;
@@ -221,7 +221,7 @@ int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decisio
                  d->noise_scale);
         return 0;
     }
-    int untried = !measured(a, next);
+    int untried = !bl_adapt_measured(a, next);
     move_to(a, next, d);
     snprintf(d->reason, sizeof d->reason,
              "noise scale %.0f: batch %d predicts %.1f%% more goodput than %d (%.0f vs %.0f "

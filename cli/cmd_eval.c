@@ -53,7 +53,7 @@ int cli_eval(int argc, char **argv) {
     double mean_loss = 0, acc = 0, t0 = bl_now_sec();
     if (!rc) {
         bl_norm_apply(&norm, &ds);
-        if (bl_model_evaluate(m, &ds, loss, &mean_loss, &acc, &err))
+        if (bl_model_evaluate(m, &ds, loss, 0, &mean_loss, &acc, &err))
             rc = cli_fail(cmd, "%s", err.msg);
     }
     double secs = bl_now_sec() - t0;

@@ -98,10 +98,11 @@ typedef void (*bl_grad_ready_fn)(void *user, size_t off, size_t n);
 void bl_model_set_grad_hook(bl_model *m, bl_grad_ready_fn fn, void *user);
 
 /* Mean loss and accuracy over ds in eval mode (running batch-norm statistics, no
- * dropout), max_batch samples at a time. BL_ERR_SHAPE if ds's sample size differs from
- * the model input; BL_ERR_ARG if a label is outside the model's outputs. */
-bl_status bl_model_evaluate(bl_model *m, const bl_dataset *ds, bl_loss_kind loss, double *mean_loss,
-                            double *acc, bl_error *err);
+ * dropout), B samples at a time (B <= 0 or above max_batch: max_batch). BL_ERR_SHAPE if
+ * ds's sample size differs from the model input; BL_ERR_ARG if a label is outside the
+ * model's outputs. */
+bl_status bl_model_evaluate(bl_model *m, const bl_dataset *ds, bl_loss_kind loss, int B,
+                            double *mean_loss, double *acc, bl_error *err);
 /* Eval-mode outputs for n samples x(n, in_dim) into out(n, out_dim), B <= max_batch at a
  * time. */
 bl_status bl_model_predict(bl_model *m, const float *x, size_t n, int B, float *out, bl_error *err);

@@ -152,9 +152,10 @@ static bl_status finish_trial(sweep_run *s, bl_trainer *tr, bl_trial *t, bl_erro
     bl_model *m = bl_trainer_model(tr);
     bl_loss_kind loss = c->train.loss;
     sync_eval_model(s->eval, m);
-    bl_status st = bl_model_evaluate(s->eval, s->train, loss, &t->train_loss, &t->train_acc, err);
+    bl_status st =
+        bl_model_evaluate(s->eval, s->train, loss, 0, &t->train_loss, &t->train_acc, err);
     const bl_dataset *gap = s->test && s->test->n ? s->test : s->val;
-    if (!st) st = bl_model_evaluate(s->eval, gap, loss, &t->test_loss, &t->test_acc, err);
+    if (!st) st = bl_model_evaluate(s->eval, gap, loss, 0, &t->test_loss, &t->test_acc, err);
     if (st) return st;
     t->gen_gap = t->train_acc - t->test_acc;
     if (t->status != BL_TRIAL_REACHED || c->noise_draws < 2) return BL_OK;
@@ -235,7 +236,7 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
             sync_eval_model(s->eval, bl_trainer_model(tr));
             bl_trial_point p = {
                 .step = si.step, .samples = si.samples_seen, .noise_scale = resolved_noise(tr)};
-            if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, &p.val_loss, &p.val_acc,
+            if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, 0, &p.val_loss, &p.val_acc,
                                         err)))
                 break;
             if ((st = add_point(t, &p, err))) break;

@@ -374,7 +374,7 @@ bl_status bl_tune_run(bl_ctx *ctx, const bl_tune_config *c, const bl_dataset *tr
         double loss;
         st = bl_checkpoint_load_model(&m, &nm_, ctx, ckpt, 256, err);
         if (!st) {
-            st = bl_model_evaluate(m, test, c->train.loss, &loss, &r->best_test_acc, err);
+            st = bl_model_evaluate(m, test, c->train.loss, 0, &loss, &r->best_test_acc, err);
             bl_model_free(m);
             bl_norm_free(&nm_, &ctx->mem);
         }

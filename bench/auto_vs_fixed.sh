@@ -19,8 +19,16 @@ mkdir -p "$OUT"
 BL=./build/batchlab
 COMMON="--model mlp --target-acc 0.85 --epochs 20 --eval-samples 2048 --quiet --json"
 train_s() { awk -F'"step_time_s":' '/"type":"step"/ { split($2, a, ","); s += a[1] } END { printf "%.2f", s }' "$1"; }
+# The same without other jobs' bursts: for each batch size the run used, its updates at that
+# size x their 10th-percentile time.
+p10_s() {
+    grep '"type":"step"' "$1" | sed -E 's/.*"batch":([0-9]+),.*"step_time_s":([0-9.e-]+),.*/\1 \2/' |
+        sort -k1,1n -k2,2g | awk '{ b[NR] = $1; t[NR] = $2; n[$1]++ }
+            END { for (i = 1; i <= NR; i++) if (++seen[b[i]] == int(n[b[i]] * 0.1) + 1) p[b[i]] = t[i]
+                  for (k in n) s += n[k] * p[k]; printf "%.2f", s }'
+}
 field() { { grep -o "\"$2\":[^,]*" "$1" || true; } | head -1 | cut -d: -f2 | tr -d ' \t'; }
-echo "config,seed,batch,lr,time_s,steps,examples,changes,val_acc,test_acc,stop" >"$OUT/results.csv"
+echo "config,seed,batch,lr,time_s,p10_s,steps,examples,changes,val_acc,test_acc,stop" >"$OUT/results.csv"
 run() { # name repeat args...
     local name=$1 r=$2
     shift 2
@@ -29,7 +37,7 @@ run() { # name repeat args...
     local fb examples
     fb=$(field "$j" final_batch)
     examples=$(awk -F'"samples_seen":' '/"type":"step"/ { split($2, a, ","); n = a[1] } END { print n + 0 }' "$l")
-    echo "$name,$r,${fb:-$(field "$j" batch)},$(field "$j" lr),$(train_s "$l"),$(field "$j" steps),$examples,$(grep -c '"changed":true' "$l" || true),$(field "$j" val_accuracy),$(field "$j" test_accuracy),$({ grep -o '"stop_reason":[^,]*' "$j" || true; } | cut -d'"' -f4 | tr ',' ';')" >>"$OUT/results.csv"
+    echo "$name,$r,${fb:-$(field "$j" batch)},$(field "$j" lr),$(train_s "$l"),$(p10_s "$l"),$(field "$j" steps),$examples,$(grep -c '"changed":true' "$l" || true),$(field "$j" val_accuracy),$(field "$j" test_accuracy),$({ grep -o '"stop_reason":[^,]*' "$j" || true; } | cut -d'"' -f4 | tr ',' ';')" >>"$OUT/results.csv"
     tail -1 "$OUT/results.csv"
 }
 # the sweep's best learning rate for each batch size
@@ -42,8 +50,9 @@ for r in $(seq 1 "$REP"); do
         run "B${bl%%:*}" "$r" --batch "${bl%%:*}" --lr "${bl##*:}"
     done
 done
-# median time per configuration (portable: sort, no gawk extensions)
+# median time per configuration, measured and burst-free (portable: sort, no gawk extensions)
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "config time_s p10_s" >"$OUT/median.txt"
 for c in $(tail -n +2 "$OUT/results.csv" | cut -d, -f1 | sort -u); do
-    grep "^$c," "$OUT/results.csv" | cut -d, -f5 | sort -g |
-        awk -v c="$c" '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %.2f\n", c, m }'
-done | sort -k2 -g | tee "$OUT/median.txt"
+    echo "$c $(grep "^$c," "$OUT/results.csv" | cut -d, -f5 | median) $(grep "^$c," "$OUT/results.csv" | cut -d, -f6 | median)"
+done | sort -k2 -g | tee -a "$OUT/median.txt"

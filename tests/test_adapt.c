@@ -85,6 +85,15 @@ static void waits_and_needs_an_estimate(void **state) {
     assert_int_equal(bl_adapt_decide(&a, 10, &none, &d), 0);
     assert_non_null(strstr(d.reason, "no noise-scale estimate"));
     assert_int_equal(bl_adapt_batch(&a), 32);
+    /* A negative estimate (the small batch's gradient came out shorter than the big
+     * one's: tr(Sigma) < 0) is not acted on either. */
+    bl_noise neg;
+    bl_noise_init(&neg, 0.9);
+    bl_noise_update(&neg, 1.0, 16, 2.0, 64);
+    assert_true(bl_noise_scale(&neg) < 0);
+    assert_int_equal(bl_adapt_decide(&a, 20, &neg, &d), 0);
+    assert_non_null(strstr(d.reason, "not usable"));
+    assert_int_equal(bl_adapt_batch(&a), 32);
 }
 
 static void grows_with_the_noise_scale(void **state) {

@@ -200,7 +200,12 @@ int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decisio
     d->from_batch = d->to_batch = bl_adapt_batch(a);
     d->noise_scale = bl_noise_scale(ns);
     if (!(d->noise_scale > 0)) {
-        snprintf(d->reason, sizeof d->reason, "no noise-scale estimate yet");
+        if (isnan(d->noise_scale))
+            snprintf(d->reason, sizeof d->reason, "no noise-scale estimate yet");
+        else /* the smoothed |G|^2 is not positive yet: gradient noise swamps the signal */
+            snprintf(d->reason, sizeof d->reason,
+                     "keep batch %d: the noise-scale estimate (%.3g) is not usable yet",
+                     d->from_batch, d->noise_scale);
         return 0;
     }
     if (trial) return judge_trial(a, d);

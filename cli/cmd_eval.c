@@ -32,12 +32,8 @@ int cli_eval(int argc, char **argv) {
     if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_error(cmd, "--split must be train or test, got '%s'", split);
     bl_loss_kind loss;
-    if (!strcmp(loss_name, "xent"))
-        loss = BL_LOSS_XENT;
-    else if (!strcmp(loss_name, "mse"))
-        loss = BL_LOSS_MSE;
-    else
-        return cli_error(cmd, "--loss must be xent or mse, got '%s'", loss_name);
+    bl_error lerr = {0};
+    if (bl_loss_parse(&loss, loss_name, &lerr)) return cli_error(cmd, "--loss %s", lerr.msg);
 
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);

@@ -13,6 +13,7 @@
 #include "data_opts.h"
 #include "batchlab/noise_measure.h"
 #include "batchlab/train.h"
+#include "batchlab/io.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; CLI-only state */
 static void on_signal(int sig) {
@@ -20,13 +21,6 @@ static void on_signal(int sig) {
 }
 static int should_stop(void *arg) {
     return g_stop != 0;
-}
-
-static void add_num(cJSON *j, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(j, k, v);
-    else
-        cJSON_AddNullToObject(j, k);
 }
 
 static void print_result(const char *ckpt, const bl_dataset *ds, const bl_noise_measurement *r,
@@ -39,15 +33,15 @@ static void print_result(const char *ckpt, const bl_dataset *ds, const bl_noise_
         cJSON_AddNumberToObject(j, "small_batch", r->b_small);
         cJSON_AddNumberToObject(j, "big_batch", r->b_big);
         cJSON_AddNumberToObject(j, "draws", r->draws);
-        add_num(j, "g2", r->g2);
-        add_num(j, "g2_se", r->g2_se);
-        add_num(j, "trace", r->trace);
-        add_num(j, "trace_se", r->trace_se);
-        add_num(j, "noise_scale", r->scale);
-        add_num(j, "noise_scale_lo", r->scale_lo);
-        add_num(j, "noise_scale_hi", r->scale_hi); /* null when unbounded */
+        bl_json_add_number(j, "g2", r->g2);
+        bl_json_add_number(j, "g2_se", r->g2_se);
+        bl_json_add_number(j, "trace", r->trace);
+        bl_json_add_number(j, "trace_se", r->trace_se);
+        bl_json_add_number(j, "noise_scale", r->scale);
+        bl_json_add_number(j, "noise_scale_lo", r->scale_lo);
+        bl_json_add_number(j, "noise_scale_hi", r->scale_hi); /* null when unbounded */
         cJSON_AddNumberToObject(j, "confidence", r->confidence);
-        add_num(j, "train_loss", r->mean_loss);
+        bl_json_add_number(j, "train_loss", r->mean_loss);
         cJSON_AddNumberToObject(j, "seconds", r->seconds);
         char *s = cJSON_Print(j);
         printf("%s\n", s);
@@ -117,12 +111,8 @@ int cli_noise(int argc, char **argv) {
     if (seed < 0) return cli_error(cmd, "--seed must not be negative");
     if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_error(cmd, "--split must be train or test, got '%s'", split);
-    if (!strcmp(loss_name, "xent"))
-        c.loss = BL_LOSS_XENT;
-    else if (!strcmp(loss_name, "mse"))
-        c.loss = BL_LOSS_MSE;
-    else
-        return cli_error(cmd, "--loss must be xent or mse, got '%s'", loss_name);
+    bl_error lerr = {0};
+    if (bl_loss_parse(&c.loss, loss_name, &lerr)) return cli_error(cmd, "--loss %s", lerr.msg);
     c.seed = (uint64_t)seed;
     c.should_stop = should_stop;
 

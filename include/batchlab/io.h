@@ -78,5 +78,7 @@ char *bl_read_text(const char *path);
 bl_status bl_make_dir(const char *path, bl_error *err);
 /* root printed as JSON with a final newline, written atomically. */
 bl_status bl_json_write(const char *path, const struct cJSON *root, bl_error *err);
+/* o[key] = v, or null when v is NaN or infinite (JSON has no such numbers). */
+void bl_json_add_number(struct cJSON *o, const char *key, double v);
 
 #endif

@@ -28,6 +28,9 @@
 #include "batchlab/data.h"
 
 typedef enum { BL_LOSS_XENT, BL_LOSS_MSE } bl_loss_kind;
+/* "xent" or "mse" (BL_ERR_ARG naming the value otherwise), and back. */
+bl_status bl_loss_parse(bl_loss_kind *out, const char *s, bl_error *err);
+const char *bl_loss_name(bl_loss_kind k);
 
 typedef struct bl_model bl_model;
 

@@ -26,13 +26,6 @@ void sweep_trial_id(char *out, size_t cap, int batch, double lr) {
     snprintf(out, cap, "B%d_lr%.6g", batch, lr);
 }
 
-static void add_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
-}
-
 static double get_num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -63,7 +56,7 @@ static cJSON *settings_json(const bl_sweep_config *c, const sweep_data_info *di)
     cJSON_AddNumberToObject(o, "n_train", (double)di->n_train);
     cJSON_AddNumberToObject(o, "n_val", (double)di->n_val);
     cJSON_AddNumberToObject(o, "n_test", (double)di->n_test);
-    cJSON_AddStringToObject(o, "loss", t->loss == BL_LOSS_MSE ? "mse" : "xent");
+    cJSON_AddStringToObject(o, "loss", bl_loss_name(t->loss));
     cJSON_AddStringToObject(o, "optimizer", bl_optim_name(&t->opt));
     cJSON_AddNumberToObject(o, "momentum", f32(t->opt.momentum));
     cJSON_AddNumberToObject(o, "nesterov", t->opt.nesterov);
@@ -80,8 +73,8 @@ static cJSON *settings_json(const bl_sweep_config *c, const sweep_data_info *di)
     cJSON_AddNumberToObject(o, "gamma", f32(t->gamma));
     cJSON_AddNumberToObject(o, "min_lr", f32(t->min_lr));
     cJSON_AddNumberToObject(o, "seed", (double)t->seed);
-    add_num(o, "target_acc", c->target_acc > 0 ? c->target_acc : NAN);
-    add_num(o, "target_loss", c->target_loss > 0 ? c->target_loss : NAN);
+    bl_json_add_number(o, "target_acc", c->target_acc > 0 ? c->target_acc : NAN);
+    bl_json_add_number(o, "target_loss", c->target_loss > 0 ? c->target_loss : NAN);
     cJSON_AddNumberToObject(o, "eval_every_samples", (double)c->eval_every_samples);
     cJSON_AddNumberToObject(o, "max_epochs", c->max_epochs);
     cJSON_AddNumberToObject(o, "prune", c->prune);
@@ -165,20 +158,20 @@ static cJSON *trial_json(const bl_trial *t) {
     cJSON_AddStringToObject(o, "status", bl_trial_status_name(t->status));
     cJSON_AddNumberToObject(o, "steps", (double)t->steps);
     cJSON_AddNumberToObject(o, "examples", (double)t->examples);
-    add_num(o, "train_s", t->train_s);
-    add_num(o, "wall_s", t->wall_s);
-    add_num(o, "val_acc", t->val_acc);
-    add_num(o, "val_loss", t->val_loss);
-    add_num(o, "train_acc", t->train_acc);
-    add_num(o, "train_loss", t->train_loss);
-    add_num(o, "test_acc", t->test_acc);
-    add_num(o, "test_loss", t->test_loss);
-    add_num(o, "gen_gap", t->gen_gap);
+    bl_json_add_number(o, "train_s", t->train_s);
+    bl_json_add_number(o, "wall_s", t->wall_s);
+    bl_json_add_number(o, "val_acc", t->val_acc);
+    bl_json_add_number(o, "val_loss", t->val_loss);
+    bl_json_add_number(o, "train_acc", t->train_acc);
+    bl_json_add_number(o, "train_loss", t->train_loss);
+    bl_json_add_number(o, "test_acc", t->test_acc);
+    bl_json_add_number(o, "test_loss", t->test_loss);
+    bl_json_add_number(o, "gen_gap", t->gen_gap);
     cJSON_AddNumberToObject(o, "peak_mem_bytes", (double)t->peak_mem_bytes);
-    add_num(o, "noise_ema", t->noise_ema);
-    add_num(o, "noise_scale", t->noise_scale);
-    add_num(o, "noise_lo", t->noise_lo);
-    add_num(o, "noise_hi", t->noise_hi);
+    bl_json_add_number(o, "noise_ema", t->noise_ema);
+    bl_json_add_number(o, "noise_scale", t->noise_scale);
+    bl_json_add_number(o, "noise_lo", t->noise_lo);
+    bl_json_add_number(o, "noise_hi", t->noise_hi);
     return o;
 }
 
@@ -346,13 +339,13 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
     cJSON *fit = cJSON_AddObjectToObject(root, "fit");
     cJSON_AddBoolToObject(fit, "ok", r->fit_ok);
     cJSON_AddNumberToObject(fit, "points", r->fit.n);
-    add_num(fit, "b_crit", r->fit.b_crit);
-    add_num(fit, "s_min", r->fit.s_min);
-    add_num(fit, "e_min", r->fit.e_min);
-    add_num(fit, "b_crit_lo", r->b_crit_lo);
-    add_num(fit, "b_crit_hi", r->b_crit_hi);
-    add_num(fit, "r2", r->fit.r2);
-    add_num(fit, "r2_log_steps", r->fit.r2_log_steps);
+    bl_json_add_number(fit, "b_crit", r->fit.b_crit);
+    bl_json_add_number(fit, "s_min", r->fit.s_min);
+    bl_json_add_number(fit, "e_min", r->fit.e_min);
+    bl_json_add_number(fit, "b_crit_lo", r->b_crit_lo);
+    bl_json_add_number(fit, "b_crit_hi", r->b_crit_hi);
+    bl_json_add_number(fit, "r2", r->fit.r2);
+    bl_json_add_number(fit, "r2_log_steps", r->fit.r2_log_steps);
     cJSON_AddNumberToObject(fit, "regime_factor", BL_REGIME_FACTOR);
     if (!r->fit_ok) cJSON_AddStringToObject(fit, "message", r->fit_msg);
     if (r->recommended >= 0) {
@@ -366,7 +359,7 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
     for (int i = 0; i < c->n_batches; i++) {
         if (r->best[i] < 0) continue;
         cJSON *o = trial_json(&r->trials[r->best[i]]);
-        add_num(o, "est_train_s", r->est_train_s[i]);
+        bl_json_add_number(o, "est_train_s", r->est_train_s[i]);
         cJSON_AddStringToObject(o, "regime", regime_of(r, c->batches[i]));
         cJSON_AddItemToArray(best, o);
     }

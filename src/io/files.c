@@ -3,11 +3,19 @@
  * through bl_atomic_write. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "batchlab/io.h"
+
+void bl_json_add_number(cJSON *o, const char *key, double v) {
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
 
 bl_status bl_json_write(const char *path, const cJSON *root, bl_error *err) {
     char *txt = cJSON_Print(root);

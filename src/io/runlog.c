@@ -6,18 +6,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "batchlab/io.h"
 
 bl_status bl_runlog_open(bl_runlog *log, const char *path, int append, bl_error *err) {
     log->fp = fopen(path, append ? "a" : "w");
     if (!log->fp) return bl_fail(err, BL_ERR_IO, "%s: cannot open log: %s", path, strerror(errno));
     return BL_OK;
-}
-
-static void add_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
 }
 
 static void emit(bl_runlog *log, cJSON *o) {
@@ -35,22 +29,22 @@ void bl_runlog_step(bl_runlog *log, const bl_step_info *s) {
     if (!log || !log->fp) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "step");
-    add_num(o, "step", (double)s->step);
-    add_num(o, "epoch", (double)s->epoch);
-    add_num(o, "samples_seen", (double)s->samples_seen);
-    add_num(o, "batch", s->batch);
-    add_num(o, "lr", s->lr);
-    add_num(o, "loss", s->loss);
-    add_num(o, "accuracy", s->acc);
-    add_num(o, "grad_norm", s->grad_norm);
-    add_num(o, "step_time_s", s->step_time_s);
-    add_num(o, "samples_per_s", s->samples_per_s);
-    if (s->comm_time_s > 0) add_num(o, "comm_time_s", s->comm_time_s);
-    add_num(o, "peak_mem_bytes", (double)s->peak_mem_bytes);
+    bl_json_add_number(o, "step", (double)s->step);
+    bl_json_add_number(o, "epoch", (double)s->epoch);
+    bl_json_add_number(o, "samples_seen", (double)s->samples_seen);
+    bl_json_add_number(o, "batch", s->batch);
+    bl_json_add_number(o, "lr", s->lr);
+    bl_json_add_number(o, "loss", s->loss);
+    bl_json_add_number(o, "accuracy", s->acc);
+    bl_json_add_number(o, "grad_norm", s->grad_norm);
+    bl_json_add_number(o, "step_time_s", s->step_time_s);
+    bl_json_add_number(o, "samples_per_s", s->samples_per_s);
+    if (s->comm_time_s > 0) bl_json_add_number(o, "comm_time_s", s->comm_time_s);
+    bl_json_add_number(o, "peak_mem_bytes", (double)s->peak_mem_bytes);
     if (s->has_noise) {
-        add_num(o, "noise_g2", s->noise_g2);
-        add_num(o, "noise_trace", s->noise_trace);
-        add_num(o, "noise_scale", s->noise_scale);
+        bl_json_add_number(o, "noise_g2", s->noise_g2);
+        bl_json_add_number(o, "noise_trace", s->noise_trace);
+        bl_json_add_number(o, "noise_scale", s->noise_scale);
     }
     emit(log, o);
 }
@@ -59,14 +53,14 @@ void bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e) {
     if (!log || !log->fp) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "epoch");
-    add_num(o, "epoch", (double)e->epoch);
-    add_num(o, "step", (double)e->step);
-    add_num(o, "samples_seen", (double)e->samples_seen);
-    add_num(o, "train_loss", e->train_loss);
-    add_num(o, "train_accuracy", e->train_acc);
-    add_num(o, "val_loss", e->val_loss);
-    add_num(o, "val_accuracy", e->val_acc);
-    add_num(o, "elapsed_s", e->elapsed_s);
+    bl_json_add_number(o, "epoch", (double)e->epoch);
+    bl_json_add_number(o, "step", (double)e->step);
+    bl_json_add_number(o, "samples_seen", (double)e->samples_seen);
+    bl_json_add_number(o, "train_loss", e->train_loss);
+    bl_json_add_number(o, "train_accuracy", e->train_acc);
+    bl_json_add_number(o, "val_loss", e->val_loss);
+    bl_json_add_number(o, "val_accuracy", e->val_acc);
+    bl_json_add_number(o, "elapsed_s", e->elapsed_s);
     emit(log, o);
 }
 
@@ -74,14 +68,14 @@ void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed,
     if (!log || !log->fp) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "decision");
-    add_num(o, "step", (double)d->step);
+    bl_json_add_number(o, "step", (double)d->step);
     cJSON_AddBoolToObject(o, "changed", changed);
-    add_num(o, "from_batch", d->from_batch);
-    add_num(o, "to_batch", d->to_batch);
-    add_num(o, "noise_scale", d->noise_scale);
-    add_num(o, "goodput_from", d->goodput_from);
-    add_num(o, "goodput_to", d->goodput_to);
-    add_num(o, "lr", lr);
+    bl_json_add_number(o, "from_batch", d->from_batch);
+    bl_json_add_number(o, "to_batch", d->to_batch);
+    bl_json_add_number(o, "noise_scale", d->noise_scale);
+    bl_json_add_number(o, "goodput_from", d->goodput_from);
+    bl_json_add_number(o, "goodput_to", d->goodput_to);
+    bl_json_add_number(o, "lr", lr);
     cJSON_AddStringToObject(o, "reason", d->reason);
     emit(log, o);
 }
@@ -91,11 +85,11 @@ void bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_los
     if (!log || !log->fp) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "eval");
-    add_num(o, "step", (double)step);
-    add_num(o, "samples_seen", (double)samples_seen);
-    add_num(o, "val_loss", val_loss);
-    add_num(o, "val_accuracy", val_acc);
-    add_num(o, "elapsed_s", elapsed_s);
+    bl_json_add_number(o, "step", (double)step);
+    bl_json_add_number(o, "samples_seen", (double)samples_seen);
+    bl_json_add_number(o, "val_loss", val_loss);
+    bl_json_add_number(o, "val_accuracy", val_acc);
+    bl_json_add_number(o, "elapsed_s", elapsed_s);
     emit(log, o);
 }
 

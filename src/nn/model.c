@@ -135,6 +135,20 @@ static bl_status infer_shapes(bl_model *m, bl_error *err) {
     return BL_OK;
 }
 
+bl_status bl_loss_parse(bl_loss_kind *out, const char *s, bl_error *err) {
+    if (!strcmp(s, "xent"))
+        *out = BL_LOSS_XENT;
+    else if (!strcmp(s, "mse"))
+        *out = BL_LOSS_MSE;
+    else
+        return bl_fail(err, BL_ERR_ARG, "must be xent or mse, got '%s'", s);
+    return BL_OK;
+}
+
+const char *bl_loss_name(bl_loss_kind k) {
+    return k == BL_LOSS_MSE ? "mse" : "xent";
+}
+
 bl_status bl_model_create(bl_model **out, const char *spec, bl_shape input, int n_classes,
                           bl_error *err) {
     *out = NULL;

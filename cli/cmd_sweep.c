@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "args.h"
+#include "optim_opts.h"
 #include "cli.h"
 #include "data_opts.h"
 #include "batchlab/sweep.h"
@@ -23,47 +24,19 @@ static int should_stop(void *arg) {
 }
 
 typedef struct sweep_opts {
-    const char *model, *optimizer, *schedule, *lr_scale, *loss, *batches, *grid, *out;
-    int json, quiet, threads, nesterov, no_prune;
+    const char *model, *batches, *grid, *out;
+    cli_optim_args optim;
+    int json, quiet, threads, no_prune;
     long warmup, seed;
-    float momentum, weight_decay;
 } sweep_opts;
 
 static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opts,
                         bl_sweep_config *c) {
-    bl_error err = {0};
     bl_train_config *t = &c->train;
-    if (bl_optim_parse(&t->opt, o->optimizer, &err))
-        return cli_error(cmd, "--optimizer: %s", err.msg);
-    if (cli_opt_find(opts, n_opts, "momentum")->seen) {
-        if (t->opt.kind != BL_OPT_SGD)
-            return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s",
-                             o->optimizer);
-        if (o->momentum < 0 || o->momentum >= 1)
-            return cli_error(cmd, "--momentum %g must be in [0, 1)", (double)o->momentum);
-        t->opt.momentum = o->momentum;
-    }
-    if (o->nesterov) {
-        if (t->opt.kind != BL_OPT_SGD || t->opt.momentum <= 0)
-            return cli_error(cmd, "--nesterov needs SGD with momentum > 0");
-        t->opt.nesterov = 1;
-    }
-    if (cli_opt_find(opts, n_opts, "weight-decay")->seen) {
-        if (o->weight_decay < 0) return cli_error(cmd, "--weight-decay must be >= 0");
-        t->opt.weight_decay = o->weight_decay;
-    }
-    if (bl_schedule_parse(&t->sched, o->schedule, &err))
-        return cli_error(cmd, "--schedule: %s", err.msg);
+    int rc = cli_optim_apply(cmd, &o->optim, opts, n_opts, t);
+    if (rc) return rc;
     if (t->sched == BL_SCHED_STEP)
         return cli_error(cmd, "--schedule step is not supported by sweep; use constant or cosine");
-    if (bl_lr_scale_parse(&t->lr_scale, o->lr_scale, &err))
-        return cli_error(cmd, "--lr-scale: %s", err.msg);
-    if (!strcmp(o->loss, "xent"))
-        t->loss = BL_LOSS_XENT;
-    else if (!strcmp(o->loss, "mse"))
-        t->loss = BL_LOSS_MSE;
-    else
-        return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
     if (!(t->lr > 0)) return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)t->lr);
     if (t->base_batch < 1)
         return cli_error(cmd, "--base-batch %d must be at least 1", t->base_batch);
@@ -247,10 +220,10 @@ int cli_sweep(int argc, char **argv) {
     cli_data_opts_default(&d);
     c.train.lr = 0.05f;
     sweep_opts o = {.model = "mlp",
-                    .optimizer = "momentum",
-                    .schedule = "constant",
-                    .lr_scale = "sqrt",
-                    .loss = "xent",
+                    .optim = {.optimizer = "momentum",
+                              .schedule = "constant",
+                              .lr_scale = "sqrt",
+                              .loss = "xent"},
                     .seed = 1};
     cli_opt opts[] = {
         {"out", ARG_STR, &o.out, "folder for trials, logs, results, plots and report (required)",
@@ -266,22 +239,25 @@ int cli_sweep(int argc, char **argv) {
         {"eval-every-samples", ARG_LONG, &c.eval_every_samples,
          "check the target every ~N examples (default 4096)", 0},
         {"lr", ARG_FLOAT, &c.train.lr, "learning rate at --base-batch (default 0.05)", 0},
-        {"lr-scale", ARG_STR, &o.lr_scale, "scale lr with the batch: sqrt (default), linear, none",
-         0},
+        {"lr-scale", ARG_STR, &o.optim.lr_scale,
+         "scale lr with the batch: sqrt (default), linear, none", 0},
         {"base-batch", ARG_INT, &c.train.base_batch,
          "batch size at which --lr is given (default 128)", 0},
         {"lr-grid", ARG_STR, &o.grid,
          "multipliers tried around the scaled lr, best kept (default 0.5,1,2; 1 = rule only)", 0},
         {"no-prune", ARG_FLAG, &o.no_prune,
          "run every grid trial to its end, even when it cannot win", 0},
-        {"optimizer", ARG_STR, &o.optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
-        {"momentum", ARG_FLOAT, &o.momentum, "SGD momentum (default 0.9 for momentum/nesterov)", 0},
-        {"nesterov", ARG_FLAG, &o.nesterov, "Nesterov momentum", 0},
-        {"weight-decay", ARG_FLOAT, &o.weight_decay,
+        {"optimizer", ARG_STR, &o.optim.optimizer, "sgd, momentum (default), nesterov, adam, adamw",
+         0},
+        {"momentum", ARG_FLOAT, &o.optim.momentum,
+         "SGD momentum (default 0.9 for momentum/nesterov)", 0},
+        {"nesterov", ARG_FLAG, &o.optim.nesterov, "Nesterov momentum", 0},
+        {"weight-decay", ARG_FLOAT, &o.optim.weight_decay,
          "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
-        {"schedule", ARG_STR, &o.schedule, "constant (default) or cosine over --max-epochs", 0},
+        {"schedule", ARG_STR, &o.optim.schedule, "constant (default) or cosine over --max-epochs",
+         0},
         {"warmup", ARG_LONG, &o.warmup, "linear warm-up over N updates", 0},
-        {"loss", ARG_STR, &o.loss, "xent (default) or mse", 0},
+        {"loss", ARG_STR, &o.optim.loss, "xent (default) or mse", 0},
         {"noise-every", ARG_INT, &c.noise_every,
          "noise-scale estimate during training every N updates (default 10, 0 = off)", 0},
         {"noise-decay", ARG_DOUBLE, &c.train.noise_decay,

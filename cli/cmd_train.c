@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "args.h"
+#include "optim_opts.h"
 #include "cli.h"
 #include "data_opts.h"
 #include "progress.h"
@@ -23,16 +24,16 @@ static void on_signal(int sig) {
 }
 
 typedef struct train_opts {
-    const char *model, *optimizer, *schedule, *lr_scale, *loss;
+    const char *model;
+    cli_optim_args optim;
     const char *log_path, *save_path, *resume_path, *report;
     const char *batch, *memory, *adapt_lr;
     int auto_batch, min_batch, max_batch, noise_decay_set;
     long adapt_every;
-    int epochs, json, quiet, threads, no_prefetch, drop_last, nesterov, no_overlap;
+    int epochs, json, quiet, threads, no_prefetch, drop_last, no_overlap;
     size_t bucket_kb;
     long steps, save_every, eval_every, eval_samples, warmup, step_size, seed;
     double target_acc, target_loss;
-    float momentum, weight_decay;
 } train_opts;
 
 /* Everything the run loop needs besides the trainer. */
@@ -53,36 +54,8 @@ typedef struct run_state {
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
                         bl_train_config *cfg, int world) {
-    bl_error err = {0};
-    if (bl_optim_parse(&cfg->opt, o->optimizer, &err))
-        return cli_error(cmd, "--optimizer: %s", err.msg);
-    if (cli_opt_find(opts, n_opts, "momentum")->seen) {
-        if (cfg->opt.kind != BL_OPT_SGD)
-            return cli_error(cmd, "--momentum applies to sgd/momentum/nesterov, not %s",
-                             o->optimizer);
-        if (o->momentum < 0 || o->momentum >= 1)
-            return cli_error(cmd, "--momentum %g must be in [0, 1)", (double)o->momentum);
-        cfg->opt.momentum = o->momentum;
-    }
-    if (o->nesterov) {
-        if (cfg->opt.kind != BL_OPT_SGD || cfg->opt.momentum <= 0)
-            return cli_error(cmd, "--nesterov needs SGD with momentum > 0");
-        cfg->opt.nesterov = 1;
-    }
-    if (cli_opt_find(opts, n_opts, "weight-decay")->seen) {
-        if (o->weight_decay < 0) return cli_error(cmd, "--weight-decay must be >= 0");
-        cfg->opt.weight_decay = o->weight_decay;
-    }
-    if (bl_schedule_parse(&cfg->sched, o->schedule, &err))
-        return cli_error(cmd, "--schedule: %s", err.msg);
-    if (bl_lr_scale_parse(&cfg->lr_scale, o->lr_scale, &err))
-        return cli_error(cmd, "--lr-scale: %s", err.msg);
-    if (!strcmp(o->loss, "xent"))
-        cfg->loss = BL_LOSS_XENT;
-    else if (!strcmp(o->loss, "mse"))
-        cfg->loss = BL_LOSS_MSE;
-    else
-        return cli_error(cmd, "--loss must be xent or mse, got '%s'", o->loss);
+    int rc = cli_optim_apply(cmd, &o->optim, opts, n_opts, cfg);
+    if (rc) return rc;
     if (!strcmp(o->batch, "auto")) {
         if (world > 1)
             return cli_error(cmd, "--batch auto is not supported with several MPI ranks yet");
@@ -358,10 +331,10 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     cli_data_opts d;
     cli_data_opts_default(&d);
     train_opts o = {.model = "mlp",
-                    .optimizer = "momentum",
-                    .schedule = "constant",
-                    .lr_scale = "none",
-                    .loss = "xent",
+                    .optim = {.optimizer = "momentum",
+                              .schedule = "constant",
+                              .lr_scale = "none",
+                              .loss = "xent"},
                     .seed = 1,
                     .batch = "64",
                     .adapt_lr = "adascale"};
@@ -387,21 +360,24 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
          "evaluate validation every N steps (default: each epoch)", 0},
         {"eval-samples", ARG_LONG, &o.eval_samples, "evaluate validation every N training samples",
          0},
-        {"optimizer", ARG_STR, &o.optimizer, "sgd, momentum (default), nesterov, adam, adamw", 0},
+        {"optimizer", ARG_STR, &o.optim.optimizer, "sgd, momentum (default), nesterov, adam, adamw",
+         0},
         {"lr", ARG_FLOAT, &cfg.lr, "learning rate at --base-batch (default 0.05)", 0},
-        {"momentum", ARG_FLOAT, &o.momentum, "SGD momentum (default 0.9 for momentum/nesterov)", 0},
-        {"nesterov", ARG_FLAG, &o.nesterov, "Nesterov momentum", 0},
-        {"weight-decay", ARG_FLOAT, &o.weight_decay,
+        {"momentum", ARG_FLOAT, &o.optim.momentum,
+         "SGD momentum (default 0.9 for momentum/nesterov)", 0},
+        {"nesterov", ARG_FLAG, &o.optim.nesterov, "Nesterov momentum", 0},
+        {"weight-decay", ARG_FLOAT, &o.optim.weight_decay,
          "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
-        {"lr-scale", ARG_STR, &o.lr_scale, "scale lr with batch: none (default), linear, sqrt", 0},
+        {"lr-scale", ARG_STR, &o.optim.lr_scale,
+         "scale lr with batch: none (default), linear, sqrt", 0},
         {"base-batch", ARG_INT, &cfg.base_batch,
          "batch size at which --lr is given (default: --batch)", 0},
-        {"schedule", ARG_STR, &o.schedule, "constant (default), step, cosine", 0},
+        {"schedule", ARG_STR, &o.optim.schedule, "constant (default), step, cosine", 0},
         {"warmup", ARG_LONG, &o.warmup, "linear warm-up over N updates", 0},
         {"step-size", ARG_LONG, &o.step_size, "step schedule: updates between decays", 0},
         {"gamma", ARG_FLOAT, &cfg.gamma, "step schedule: decay factor (default 0.1)", 0},
         {"min-lr", ARG_FLOAT, &cfg.min_lr, "cosine schedule: final learning rate (default 0)", 0},
-        {"loss", ARG_STR, &o.loss, "xent (default) or mse (against one-hot labels)", 0},
+        {"loss", ARG_STR, &o.optim.loss, "xent (default) or mse (against one-hot labels)", 0},
         {"noise", ARG_FLAG, &cfg.noise,
          "measure the gradient noise scale (logs noise_g2/trace/scale)", 0},
         {"noise-every", ARG_INT, &cfg.noise_every,

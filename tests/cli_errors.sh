@@ -82,6 +82,9 @@ expect_error "micro-batch does not divide" "micro-batch 5 must divide" "${TRAIN[
 expect_error "unknown flag" "unknown option '--bogus'" "${TRAIN[@]}" --bogus 3
 expect_error "non-numeric flag value" "--lr expects a finite number, got 'fast'" "${TRAIN[@]}" --lr fast
 expect_error "unknown optimizer" "sgd.*adam" "${TRAIN[@]}" --optimizer rmsprop
+expect_error "unknown loss (train)" "--loss must be xent or mse, got 'l1'" "${TRAIN[@]}" --loss l1
+expect_error "unknown loss (sweep)" "--loss must be xent or mse, got 'l1'" "$BL" sweep --data "$SAMPLE" --out "$T/sw" --loss l1
+expect_error "momentum with adam (sweep)" "--momentum applies to" "$BL" sweep --data "$SAMPLE" --out "$T/sw" --optimizer adam --momentum 0.5
 expect_error "unknown command" "unknown command 'trian'" "$BL" trian
 
 # NaN: a huge learning rate diverges; the message names the step and suggests a lower

@@ -431,6 +431,17 @@ static int valid_name(const char *n) {
     return 1;
 }
 
+/* Everything but the daemon (stopped by then, or never started). */
+static void release(bl_server *s) {
+    bl_batcher_free(s->b);
+    free(s->metadata);
+    free(s->stages);
+    pthread_mutex_destroy(&s->conn_mu);
+    pthread_mutex_destroy(&s->stop_mu);
+    pthread_mutex_destroy(&s->stage_mu);
+    free(s);
+}
+
 bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
                           const bl_norm *norm, bl_error *err) {
     *out = NULL;
@@ -494,13 +505,7 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
                          host, cfg->port);
     }
     if (st) {
-        bl_batcher_free(s->b);
-        free(s->metadata);
-        free(s->stages);
-        pthread_mutex_destroy(&s->conn_mu);
-        pthread_mutex_destroy(&s->stop_mu);
-        pthread_mutex_destroy(&s->stage_mu);
-        free(s);
+        release(s);
         return st;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -548,13 +553,7 @@ void bl_server_get_stats(bl_server *s, bl_server_stats *st) {
 void bl_server_free(bl_server *s) {
     if (!s) return;
     bl_server_stop(s, 5000);
-    bl_batcher_free(s->b);
-    free(s->metadata);
-    free(s->stages);
-    pthread_mutex_destroy(&s->conn_mu);
-    pthread_mutex_destroy(&s->stop_mu);
-    pthread_mutex_destroy(&s->stage_mu);
-    free(s);
+    release(s);
 }
 
 const char *bl_stage_name(bl_stage st) {

@@ -211,15 +211,14 @@ int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decisio
     if (trial) return judge_trial(a, d);
     /* The optimum among usable candidates, then one step towards it. */
     if (a->ceiling < 0) a->ceiling = a->curve.n - 1;
-    double g[BL_FIND_MAX_POINTS]; /* each candidate's goodput, predicted once */
-    for (int i = 0; i <= a->ceiling; i++)
-        g[i] = goodput(a, i, d->noise_scale);
-    int best = a->current;
-    for (int i = 0; i <= a->ceiling; i++)
-        if (g[i] > g[best]) best = i;
+    bl_throughput_curve pred = {.n = a->ceiling + 1}; /* measured or predicted, once each */
+    for (int i = 0; i < pred.n; i++)
+        pred.p[i] = (bl_throughput_point){a->curve.p[i].batch, bl_adapt_throughput(a, i), 0};
+    int best = bl_goodput_best(&pred, d->noise_scale, a->cfg.base_batch, NULL);
+    if (best < 0) best = a->current;
     int next = best > a->current ? a->current + 1 : best < a->current ? a->current - 1 : best;
-    d->goodput_from = g[a->current];
-    d->goodput_to = g[next];
+    d->goodput_from = goodput(a, a->current, d->noise_scale);
+    d->goodput_to = goodput(a, next, d->noise_scale);
     double gain = d->goodput_to / d->goodput_from - 1;
     if (next == a->current || gain <= a->cfg.min_gain) {
         snprintf(d->reason, sizeof d->reason,

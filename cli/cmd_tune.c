@@ -176,8 +176,8 @@ int cli_tune(int argc, char **argv) {
                    b->batch, (double)b->lr, (double)b->momentum, b->acc[b->rungs_done - 1],
                    b->examples);
             if (isfinite(r->best_test_acc)) printf(", test accuracy %.4f", r->best_test_acc);
-            printf("\ncompute: %.2fM training examples in all (%d configurations, eta %d)\n",
-                   r->total_examples / 1e6, r->n_trials, c.eta);
+            printf("\ncompute: %.0f training examples in all (%d configurations, eta %d)\n",
+                   (double)r->total_examples, r->n_trials, c.eta);
             printf("results: %s/results.csv, %s/results.json, %s/plots/landscape.png\n", out, out,
                    out);
         }

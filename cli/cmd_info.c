@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "args.h"
 #include "cli.h"
+#include "batchlab/backend.h"
 #include "batchlab/dist.h"
 #include "batchlab/model.h"
 #include "batchlab/optim.h"
@@ -53,6 +54,14 @@ int cli_info(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "threads", ctx.threads);
     cJSON_AddNumberToObject(j, "cpus_online", (double)sysconf(_SC_NPROCESSORS_ONLN));
     cJSON_AddStringToObject(j, "backend", ctx.be->name);
+    const char *isa_why;
+    const bl_cpu_isa isa = bl_cpu_isa_selected(&isa_why);
+    cJSON_AddStringToObject(j, "isa", bl_cpu_isa_name(isa));
+    cJSON_AddStringToObject(j, "isa_reason", isa_why);
+    cJSON *levels = cJSON_AddObjectToObject(j, "isa_usable"); /* built and runnable here */
+    for (int i = 0; i < BL_CPU_ISA_COUNT; i++)
+        if (bl_cpu_isa_built((bl_cpu_isa)i))
+            cJSON_AddBoolToObject(levels, bl_cpu_isa_name((bl_cpu_isa)i), bl_cpu_isa_usable((bl_cpu_isa)i));
     cJSON_AddBoolToObject(j, "cuda", 0);
     cJSON_AddStringToObject(j, "cuda_status", cuda_status());
     cJSON_AddBoolToObject(j, "mpi", bl_dist_built());
@@ -91,6 +100,13 @@ int cli_info(int argc, char **argv) {
     } else {
         printf("batchlab %s\n", BL_VERSION);
         printf("backend   %s\n", ctx.be->name);
+        printf("isa       %s: %s\n", bl_cpu_isa_name(isa), isa_why);
+        printf("levels   ");
+        for (int i = 0; i < BL_CPU_ISA_COUNT; i++)
+            if (bl_cpu_isa_built((bl_cpu_isa)i))
+                printf(" %s%s", bl_cpu_isa_name((bl_cpu_isa)i),
+                       bl_cpu_isa_usable((bl_cpu_isa)i) ? "" : " (not on this CPU)");
+        printf("  [built into this binary]\n");
         printf("blas      %s (core %s)\n", openblas_get_config(), openblas_get_corename());
         printf("threads   %d of %ld online CPUs\n", ctx.threads, sysconf(_SC_NPROCESSORS_ONLN));
         printf("cuda      %s\n", cuda_status());

@@ -1,7 +1,28 @@
 /* batchlab: command dispatcher. Each subcommand lives in its own file. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "batchlab/backend.h"
+
+/* BATCHLAB_ISA must name a level this build has and this CPU runs; the
+ * library would quietly fall back, but a user who forces a level wants to
+ * know that it did not take. `info` still runs, and says what it chose. */
+static int check_isa_env(const char *cmd) {
+    const char *env = getenv("BATCHLAB_ISA");
+    bl_cpu_isa isa;
+    bl_error err = {0};
+    if (!env || !*env || !strcmp(cmd, "info") || bl_cpu_isa_built(BL_CPU_ISA_NATIVE)) return 0;
+    if (bl_cpu_isa_parse(env, &isa, &err) != BL_OK)
+        return fprintf(stderr, "batchlab: BATCHLAB_ISA: %s\n", err.msg), 2;
+    if (!bl_cpu_isa_usable(isa))
+        return fprintf(stderr,
+                       "batchlab: BATCHLAB_ISA=%s: this CPU cannot run that level (see "
+                       "`batchlab info`)\n",
+                       env),
+               2;
+    return 0;
+}
 
 static const struct {
     const char *name;
@@ -41,7 +62,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = check_isa_env(argv[1]);
+            return rc ? rc : commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "batchlab: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -161,8 +161,36 @@ typedef struct bl_backend {
     size_t (*conv2d_blas_bytes)(const bl_conv_dims *d);
 } bl_backend;
 
-/* The CPU backend (OpenBLAS sgemm + im2col). Static storage; do not free. */
+/* The CPU backend (OpenBLAS sgemm + im2col) at the ISA level chosen for this
+ * process (bl_cpu_isa_selected). Static storage; do not free. */
 const bl_backend *bl_backend_cpu(void);
+
+/* ISA levels of the CPU kernels. A portable build holds baseline (x86-64-v2),
+ * avx2 (x86-64-v3: AVX2, FMA, BMI2, F16C) and avx512 (x86-64-v4: AVX-512
+ * F/BW/CD/DQ/VL) side by side; a BL_NATIVE build holds only native
+ * (-march=native of the build host). */
+typedef enum bl_cpu_isa {
+    BL_CPU_ISA_BASELINE,
+    BL_CPU_ISA_AVX2,
+    BL_CPU_ISA_AVX512,
+    BL_CPU_ISA_NATIVE,
+    BL_CPU_ISA_COUNT
+} bl_cpu_isa;
+
+/* "baseline", "avx2", "avx512" or "native"; "?" for anything else. */
+const char *bl_cpu_isa_name(bl_cpu_isa isa);
+/* Parses a level's name into *isa; BL_ERR_ARG (message names the accepted values) otherwise. */
+bl_status bl_cpu_isa_parse(const char *name, bl_cpu_isa *isa, bl_error *err);
+/* 1 when this build has level isa; 0 otherwise. */
+int bl_cpu_isa_built(bl_cpu_isa isa);
+/* 1 when this build has level isa and this CPU and OS can run it; 0 otherwise. */
+int bl_cpu_isa_usable(bl_cpu_isa isa);
+/* The kernel table of one level, or NULL when it is not usable here. Static storage. */
+const bl_backend *bl_backend_cpu_isa(bl_cpu_isa isa);
+/* The level bl_backend_cpu() uses, chosen once per process: the best usable
+ * level, or the one the environment variable BATCHLAB_ISA names when that is
+ * usable. *why (may be NULL) gets a static sentence saying why. */
+bl_cpu_isa bl_cpu_isa_selected(const char **why);
 
 /* Output size of a convolution/pool window along one axis; <= 0 means invalid. */
 static inline int bl_conv_out_size(int in, int k, int stride, int pad) {

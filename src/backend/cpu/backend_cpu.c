@@ -1,6 +1,8 @@
 /* The CPU backend's kernel table. A static const struct so that it needs no
  * initialisation, no allocation and can be shared by every context and
- * thread; layers only ever see it through bl_backend. */
+ * thread; layers only ever see it through bl_backend. This file is compiled
+ * once per ISA level like the kernels it names (cpu_kernel_table gets the
+ * level's suffix), and isa.c hands out the table of the level in use. */
 #include "backend/cpu/cpu.h"
 
 static const bl_backend cpu_backend = {
@@ -43,6 +45,6 @@ static const bl_backend cpu_backend = {
     .conv2d_blas_bytes = cpu_conv2d_blas_bytes,
 };
 
-const bl_backend *bl_backend_cpu(void) {
+const bl_backend *cpu_kernel_table(void) {
     return &cpu_backend;
 }

@@ -34,8 +34,14 @@ size_t cpu_dense_blas_bytes(int B, int I, int O);
 /* skinny.c: dense products for small B (2 .. the limits below) without sgemm's packing.
  * forward: out(B,O) = in(B,I) w(O,I)^T; din(B,I) = g(B,O) w(O,I) (overwrite);
  * dw(O,I) += g^T in. cpu_gemm_note reports each product's shape (weak, empty). */
-#define SKINNY_MAX_B 8    /* forward and input gradient */
-#define SKINNY_DW_MAX_B 4 /* weight gradient: above this sgemm's is faster */
+#define SKINNY_MAX_B 8 /* forward and input gradient */
+/* Weight gradient: above this, sgemm's is faster (measured per ISA level;
+ * cpu.h is read by the per-level builds of gemm.c and skinny.c). */
+#if defined(__AVX512F__)
+#define SKINNY_DW_MAX_B 4
+#else
+#define SKINNY_DW_MAX_B 8
+#endif
 void cpu_skinny_forward(float *out, const float *in, const float *w, int B, int I, int O);
 void cpu_skinny_din(float *din, const float *g, const float *w, int B, int I, int O);
 void cpu_skinny_dw(float *dw, const float *g, const float *in, int B, int I, int O);

@@ -190,3 +190,10 @@ void cpu_par_for(size_t n, size_t grain, size_t min_per_part, cpu_par_fn fn, voi
     }
     pthread_mutex_unlock(&pool.busy);
 }
+
+/* skinny.c reports each product's shape here. Empty unless a program
+ * (bench_step) defines its own to record the shapes; it lives in this file,
+ * which is built once, because the kernel files are built once per ISA. */
+__attribute__((weak)) void cpu_gemm_note(int trans_a, int trans_b, int M, int N, int K) {
+    (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K;
+}

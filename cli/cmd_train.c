@@ -326,6 +326,7 @@ static void free_run(bl_ctx *ctx, run_state *rs) {
 
 static int train_main(int argc, char **argv, bl_dist *dist) {
     const char *cmd = "train";
+    bl_trainer *t = NULL; /* before the first goto done, which frees it */
     bl_train_config cfg;
     bl_train_config_default(&cfg);
     cli_data_opts d;
@@ -479,7 +480,6 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
          * batch changes. */
         cfg.reserve_batch = adapt.curve.p[adapt.curve.n - 1].batch;
     }
-    bl_trainer *t = NULL;
     st = bl_trainer_create(&t, &ctx, &cfg, &rs.sp.train, &err);
     if (!st && rs.sp.have_test)
         st = bl_model_check_input(bl_trainer_model(t), rs.sp.test.dim, rs.sp.test.name, &err);

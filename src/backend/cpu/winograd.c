@@ -209,7 +209,7 @@ static void input_transform_items(void *p, size_t lo, size_t hi) {
         const float *restrict p0 = ph, *restrict p1 = ph + plane_n;
         const float *restrict p2 = ph + 2 * plane_n, *restrict p3 = ph + 3 * plane_n;
         float *restrict v = a->V + (size_t)c * a->nt + (size_t)j * T;
-#pragma GCC ivdep /* the 16 planes are KNt/CNt apart: they never overlap */
+CPU_IVDEP /* the 16 planes are KNt/CNt apart: they never overlap */
         for (size_t t = 0; t < T; t++) {
             const size_t t1 = t + TQe;
             /* rows of d: r = 0 (p0/p1 at t), 1 (p2/p3 at t), 2 (p0/p1 at t1), 3 (p2/p3 at t1);
@@ -247,7 +247,7 @@ static void output_transform_items(void *p, size_t lo, size_t hi) {
         const float *restrict m = a->M + (size_t)k * a->nt + (size_t)j * T;
         float *restrict y00 = y, *restrict y01 = y + T, *restrict y10 = y + 2 * T;
         float *restrict y11 = y + 3 * T;
-#pragma GCC ivdep /* the 16 planes are KNt/CNt apart: they never overlap */
+CPU_IVDEP /* the 16 planes are KNt/CNt apart: they never overlap */
         for (size_t t = 0; t < T; t++) {
             float r0[4], r1[4]; /* A^T m: rows */
             for (int s = 0; s < 4; s++) {
@@ -283,7 +283,7 @@ static void grad_transform_items(void *p, size_t lo, size_t hi) {
         const float *restrict e0 = g, *restrict o0 = g + plane_n;
         const float *restrict e1 = g + 2 * plane_n, *restrict o1 = g + 3 * plane_n;
         float *restrict m = a->M + (size_t)k * a->nt + (size_t)j * T;
-#pragma GCC ivdep /* the 16 planes are KNt/CNt apart: they never overlap */
+CPU_IVDEP /* the 16 planes are KNt/CNt apart: they never overlap */
         for (size_t t = 0; t < T; t++) {
             /* A g, rows (g = [[e0 o0] [e1 o1]]), then each row (x, y) -> x, x+y, x-y, -y */
             float x0 = e0[t], y0 = o0[t], x1 = e0[t] + e1[t], y1 = o0[t] + o1[t];
@@ -314,7 +314,7 @@ static void input_adjoint_items(void *p, size_t lo, size_t hi) {
     for (size_t it = lo; it < hi; it++) {
         const int j = (int)(it / (size_t)d->C), c = (int)(it % (size_t)d->C);
         const float *restrict v = a->V + (size_t)c * a->nt + (size_t)j * T;
-#pragma GCC ivdep /* the 16 planes are KNt/CNt apart: they never overlap */
+CPU_IVDEP /* the 16 planes are KNt/CNt apart: they never overlap */
         for (size_t t = 0; t < T; t++) {
             float x[16], b[16];
             for (int e = 0; e < 16; e++)
@@ -365,19 +365,25 @@ static void wino_setup(wino_arg *a, const bl_conv_dims *d, float *ws) {
     a->M = ws + 16 * a->nt * (size_t)d->C;
 }
 
-/* The 16 GEMMs of a chunk, one per transformed position xi, are independent.
- * OpenBLAS splits each of these small products over its threads with a
- * synchronisation per call; with WINO_XI_PARALLEL they instead run whole,
- * single-threaded, spread over the pool's threads (the BLAS thread count is
- * set to 1 for that stretch and restored). Single-threaded always, even on
- * one thread: OpenBLAS's threaded sgemm does not give the same last bits as
- * its serial one, and this way the layer's results do not depend on the
- * thread count at all (tested). */
-#ifndef WINO_XI_PARALLEL
-#define WINO_XI_PARALLEL 1
-#endif
-extern void openblas_set_num_threads(int);
-extern int openblas_get_num_threads(void);
+/* The 16 GEMMs of a chunk, one per transformed position xi, are independent
+ * and small. OpenBLAS would split each over its threads with a
+ * synchronisation per call; here they are spread over the pool's threads
+ * instead, each as sgemm calls over pieces of piece_tiles() tiles, small
+ * enough (M N K <= CPU_BLAS_SERIAL_MNK) that OpenBLAS runs them on the calling
+ * thread whatever its thread count. Nothing sets that count: it is one per
+ * process, and a kernel that set it to 1 around these calls and restored it
+ * raced with every other thread of the process in a BLAS call or setting it
+ * (serving and evaluation share a process). The pieces of one product run in
+ * order on one thread and their width depends on the dims only, so the
+ * layer's results depend on no thread count (tested). Pieces cost a call and
+ * a repack of U[xi] each: on the CNN preset's 32->64 layer, 128-tile pieces
+ * made the training step about 5% slower than whole products on a thread
+ * count set to 1. Where pieces would be thinner than WINO_MIN_PIECE tiles
+ * (K C above 4096, e.g. 64->128 channels), the repacking would cost more than
+ * BLAS's threads lose, and the 16 products run one after another as whole
+ * calls on BLAS's own threads; their last bits then follow the BLAS thread
+ * count, as every other sgemm's do. */
+#define WINO_MIN_PIECE 64
 
 enum { GEMM_FORWARD, GEMM_ADJOINT, GEMM_WEIGHTS };
 
@@ -385,34 +391,42 @@ typedef struct {
     const wino_arg *a;
     const float *U;
     float *dU;
-    int ntiles, mode;
+    int ntiles, mode, piece;
 } gemm_job;
+
+/* Tiles per call that keep an sgemm with the other two dims K and C on one
+ * BLAS thread, a multiple of 16; 0 where that is under WINO_MIN_PIECE. */
+static int piece_tiles(int K, int C) {
+    size_t w = (size_t)(CPU_BLAS_SERIAL_MNK / ((double)K * (double)C)) & ~(size_t)15;
+    return w >= WINO_MIN_PIECE ? (int)w : 0;
+}
 
 static void gemm_slice(void *p, size_t lo, size_t hi) {
     const gemm_job *j = p;
     const wino_arg *a = j->a;
-    const int K = a->d->K, C = a->d->C, n = j->ntiles, ld = (int)a->nt;
+    const int K = a->d->K, C = a->d->C, ld = (int)a->nt;
     for (size_t x = lo; x < hi; x++) {
         float *v = a->V + x * C * a->nt, *m = a->M + x * K * a->nt;
-        if (j->mode == GEMM_WEIGHTS) /* dU[xi] += dM[xi] V[xi]^T */
-            cpu_gemm(0, 1, K, C, n, 1.0f, m, ld, v, ld, 1.0f, j->dU + x * K * C, C);
-        else if (j->mode == GEMM_ADJOINT) /* dV[xi] = U[xi]^T dM[xi] */
-            cpu_gemm(1, 0, C, n, K, 1.0f, j->U + x * K * C, C, m, ld, 0.0f, v, ld);
-        else /* M[xi] = U[xi] V[xi] */
-            cpu_gemm(0, 0, K, n, C, 1.0f, j->U + x * K * C, C, v, ld, 0.0f, m, ld);
+        const float *u = j->U ? j->U + x * K * C : NULL;
+        for (int t = 0; t < j->ntiles; t += j->piece) {
+            const int n = j->ntiles - t < j->piece ? j->ntiles - t : j->piece;
+            if (j->mode == GEMM_WEIGHTS) /* dU[xi] += dM[xi] V[xi]^T */
+                cpu_gemm(0, 1, K, C, n, 1.0f, m + t, ld, v + t, ld, 1.0f, j->dU + x * K * C, C);
+            else if (j->mode == GEMM_ADJOINT) /* dV[xi] = U[xi]^T dM[xi] */
+                cpu_gemm(1, 0, C, n, K, 1.0f, u, C, m + t, ld, 0.0f, v + t, ld);
+            else /* M[xi] = U[xi] V[xi] */
+                cpu_gemm(0, 0, K, n, C, 1.0f, u, C, v + t, ld, 0.0f, m + t, ld);
+        }
     }
 }
 
 static void wino_gemms(const wino_arg *a, const float *U, float *dU, size_t ntiles, int mode) {
-    gemm_job j = {a, U, dU, (int)ntiles, mode};
-    if (!WINO_XI_PARALLEL) {
+    const int piece = piece_tiles(a->d->K, a->d->C);
+    gemm_job j = {a, U, dU, (int)ntiles, mode, piece ? piece : (int)ntiles};
+    if (piece)
+        cpu_par_for(16, 1, 1, gemm_slice, &j);
+    else
         gemm_slice(&j, 0, 16);
-        return;
-    }
-    const int blas_threads = openblas_get_num_threads();
-    if (blas_threads > 1) openblas_set_num_threads(1);
-    cpu_par_for(16, 1, 1, gemm_slice, &j);
-    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
 }
 
 void cpu_winograd_forward(float *out, const float *in, const float *w, const float *b, float *ws,

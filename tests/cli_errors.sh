@@ -98,5 +98,17 @@ printf 'garbage' >"$T/corrupt.safetensors"
 expect_error "corrupt checkpoint" "corrupt.safetensors" "$BL" eval --checkpoint "$T/corrupt.safetensors" --data "$SAMPLE"
 expect_error "predict without input" "--input" "$BL" predict --checkpoint "$T/good.safetensors"
 
+# ISA levels: a forced level shows in info; an unknown one, or one beyond this CPU, is refused.
+expect_error "unknown ISA level" "BATCHLAB_ISA: unknown ISA level 'avx9'" env BATCHLAB_ISA=avx9 "$BL" train --steps 1
+if "$BL" info --json | tr -d ' \t\n' | grep -q '"avx512":false'; then
+    expect_error "ISA level beyond the CPU" "BATCHLAB_ISA=avx512: this CPU cannot run" env BATCHLAB_ISA=avx512 "$BL" eval --checkpoint "$T/good.safetensors"
+fi
+out=$(BATCHLAB_ISA=baseline "$BL" info)
+if grep -q '^isa *baseline: forced by BATCHLAB_ISA=baseline' <<<"$out"; then
+    echo "ok   info names a forced ISA level"; pass=$((pass + 1))
+else
+    echo "FAIL info does not name the forced level:"; echo "$out" | sed 's/^/    /'; fail=$((fail + 1))
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

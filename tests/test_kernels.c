@@ -85,7 +85,8 @@ static void backend_table_is_complete(void **state) {
     /* clang-format on */
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         assert_non_null(fns[i]);
-    assert_ptr_equal(bl_backend_cpu(), be);
+    /* bl_backend_cpu() is the selected level's table, one of the usable ones */
+    assert_ptr_equal(bl_backend_cpu(), bl_backend_cpu_isa(bl_cpu_isa_selected(NULL)));
 }
 
 /* The checker must catch an error just above tolerance, and accept one below. */
@@ -270,10 +271,13 @@ static void layer_case_run(layer_case *c, uint64_t seed) {
 
 static void dense_matches_reference(void **state) {
     /* B = 1: sgemv/sger; 2..8: the skinny kernels (remainders in samples, rows, columns;
-     * the weight gradient up to 4); above: sgemm */
-    const int shapes[][3] = {{1, 1, 1},    {3, 7, 5},     {17, 33, 9},    {64, 784, 10},
-                             {5, 10, 129}, {1, 300, 200}, {64, 784, 100}, {8, 784, 300},
-                             {7, 200, 70}, {5, 1024, 33}, {2, 64, 4}};
+     * the weight gradient up to 4 on AVX-512, 8 below; column chunks of the row-streaming
+     * input gradient, 128 or 256 wide, with a remainder); above: sgemm */
+    const int shapes[][3] = {{1, 1, 1},     {3, 7, 5},     {17, 33, 9},    {64, 784, 10},
+                             {5, 10, 129},  {1, 300, 200}, {64, 784, 100}, {8, 784, 300},
+                             {7, 200, 70},  {5, 1024, 33}, {2, 64, 4},     {6, 1030, 37},
+                             {4, 257, 9},   {8, 300, 6},   {3, 129, 7},    {9, 70, 11},
+                             {2, 1024, 1024}, {6, 784, 1023}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
         for (int relu = 0; relu < 2; relu++) {
             layer_case c = {.B = shapes[t][0], .I = shapes[t][1], .O = shapes[t][2], .relu = relu};
@@ -393,7 +397,31 @@ static void maxpool_tie_takes_first(void **state) {
 }
 
 /* The backend's own threads split work, never the arithmetic: 1 and 3
- * threads give the same bits (a large conv and dense, pools, SGD, sumsq). */
+ * threads give the same bits (a large conv, pools, SGD, sumsq, and the
+ * small-batch dense kernels at every B they serve). */
+static void dense_thread_count_does_not_change_results(void **state) {
+    const int I = 1030, O = 301;
+    float *in = frand((size_t)8 * I, 1100), *w = frand((size_t)O * I, 1101);
+    float *dout = frand((size_t)8 * O, 1102);
+    for (int B = 2; B <= 8; B++) {
+        float *r[2][3];
+        for (int k = 0; k < 2; k++) {
+            be->set_threads(k ? 3 : 1);
+            r[k][0] = fnew((size_t)B * O), r[k][1] = fnew((size_t)B * I);
+            r[k][2] = frand((size_t)O * I, 1103);
+            be->dense_forward(r[k][0], in, w, NULL, B, I, O);
+            be->dense_backward(r[k][1], r[k][2], NULL, dout, in, w, B, I, O);
+        }
+        assert_memory_equal(r[0][0], r[1][0], (size_t)B * O * sizeof(float));
+        assert_memory_equal(r[0][1], r[1][1], (size_t)B * I * sizeof(float));
+        assert_memory_equal(r[0][2], r[1][2], (size_t)O * I * sizeof(float));
+        for (int k = 0; k < 2; k++)
+            free(r[k][0]), free(r[k][1]), free(r[k][2]);
+    }
+    be->set_threads(2);
+    free(in), free(w), free(dout);
+}
+
 static void thread_count_does_not_change_results(void **state) {
     bl_conv_dims d = conv_dims(9, 32, 28, 28, 64, 3, 3, 1, 1);
     bl_pool_dims pd = pool_dims(9, 64, 28, 28, 2, 2);
@@ -638,9 +666,14 @@ static void flat_helpers(void **state) {
     free(x), free(y), free(z), free(want);
 }
 
+static void level_not_on_this_cpu(void **state) {
+    skip();
+}
+
+/* The whole group runs once per ISA level this build holds (baseline, avx2,
+ * avx512, or native), each against the same double references; a level this
+ * CPU cannot run is reported as skipped, by name. */
 int main(void) {
-    be = bl_backend_cpu();
-    be->set_threads(2); /* the parallel paths, even on a 1-core runner */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backend_table_is_complete),
         cmocka_unit_test(checker_catches_small_errors),
@@ -649,6 +682,7 @@ int main(void) {
         cmocka_unit_test(conv2d_matches_reference),
         cmocka_unit_test(conv2d_workspace_is_a_function_of_dims),
         cmocka_unit_test(thread_count_does_not_change_results),
+        cmocka_unit_test(dense_thread_count_does_not_change_results),
         cmocka_unit_test(pools_match_reference),
         cmocka_unit_test(maxpool_tie_takes_first),
         cmocka_unit_test(activations_match_reference),
@@ -659,5 +693,24 @@ int main(void) {
         cmocka_unit_test(mse_matches_reference),
         cmocka_unit_test(flat_helpers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest skipped[] = {cmocka_unit_test(level_not_on_this_cpu)};
+    int failed = 0, covered = 0;
+    for (int i = 0; i < BL_CPU_ISA_COUNT; i++) {
+        const bl_cpu_isa isa = (bl_cpu_isa)i;
+        char name[64];
+        if (!bl_cpu_isa_built(isa)) continue;
+        snprintf(name, sizeof name, "cpu kernels at ISA level %s", bl_cpu_isa_name(isa));
+        be = bl_backend_cpu_isa(isa);
+        printf("== %s%s\n", name, be ? "" : ": skipped, this CPU cannot run it");
+        fflush(stdout);
+        if (!be) {
+            failed += cmocka_run_group_tests_name(name, skipped, NULL, NULL);
+            continue;
+        }
+        be->set_threads(2); /* the parallel paths, even on a 1-core runner */
+        failed += cmocka_run_group_tests_name(name, tests, NULL, NULL);
+        covered++;
+    }
+    printf("ISA levels covered: %d\n", covered);
+    return failed || covered == 0;
 }

@@ -5,15 +5,13 @@
  * sgemm of the same GEMM shape, so the gap between the two is the cost of
  * im2col/col2im and the scatter, i.e. what is left to win in conv itself.
  *
- * Not built by CMake. Build the library first, then:
- *   cc -O3 -march=native -Iinclude -Isrc bench/bench_kernels.c build-kern/libbatchlab.a \
- *      $(pkg-config --cflags --libs openblas libcjson) -lz -lm -lpthread -o
- * build-kern/bench_kernels
- *   ./build-kern/bench_kernels [threads...]      (default: 1 2)
+ * Built with the project (build/bench_kernels); it calls the kernels through
+ * the CPU backend's table, at the ISA level chosen at start-up (BATCHLAB_ISA
+ * lowers it), which it prints.
+ *   build/bench_kernels [threads...]      (default: 1 2)
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include "backend/cpu/cpu.h"
 #include "batchlab/backend.h"
 #include "batchlab/core.h"
 
@@ -48,6 +46,8 @@ static double time_per_call(bench_fn fn, void *arg) {
     return t[2];
 }
 
+static const bl_backend *be;
+
 typedef struct {
     bl_conv_dims d;
     float *in, *w, *b, *out, *dout, *din, *dw, *db, *ws;
@@ -56,11 +56,11 @@ typedef struct {
 
 static void run_conv_fwd(void *p) {
     conv_arg *a = p;
-    cpu_conv2d_forward(a->out, a->in, a->w, a->b, a->ws, &a->d);
+    be->conv2d_forward(a->out, a->in, a->w, a->b, a->ws, &a->d);
 }
 static void run_conv_bwd(void *p) {
     conv_arg *a = p;
-    cpu_conv2d_backward(a->with_din ? a->din : NULL, a->dw, a->db, a->dout, a->in, a->w, a->ws,
+    be->conv2d_backward(a->with_din ? a->din : NULL, a->dw, a->db, a->dout, a->in, a->w, a->ws,
                         &a->d);
 }
 
@@ -72,7 +72,7 @@ typedef struct {
 static void run_gemm(void *p) {
     gemm_arg *g = p;
     int lda = g->ta ? g->M : g->K, ldb = g->tb ? g->K : g->N;
-    cpu_gemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, 0.0f, g->C, g->N);
+    be->gemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, 0.0f, g->C, g->N);
 }
 
 static float *rnd(size_t n, bl_rng *r) {
@@ -94,7 +94,7 @@ static void bench_conv(const char *name, int B, int C, int H, int W, int K, bl_r
     conv_arg a = {.d = {B, C, H, W, K, 3, 3, 1, 1, 0, 0}};
     a.d.P = bl_conv_out_size(H, 3, 1, 1), a.d.Q = bl_conv_out_size(W, 3, 1, 1);
     size_t ni = (size_t)B * C * H * W, nw = (size_t)K * C * 9, no = (size_t)B * K * a.d.P * a.d.Q;
-    size_t nws = cpu_conv2d_workspace_floats(&a.d);
+    size_t nws = be->conv2d_workspace_floats(&a.d);
     a.in = rnd(ni, r), a.w = rnd(nw, r), a.b = rnd(K, r), a.out = rnd(no, r), a.dout = rnd(no, r);
     a.din = rnd(ni, r), a.dw = rnd(nw, r), a.db = rnd(K, r), a.ws = rnd(nws, r);
     double flop = 2.0 * no * C * 9; /* one pass: forward, or dw, or din */
@@ -116,6 +116,8 @@ static void bench_conv(const char *name, int B, int C, int H, int W, int K, bl_r
 
 int main(int argc, char **argv) {
     int threads[8] = {1, 2}, nt = 2;
+    be = bl_backend_cpu();
+    printf("ISA level %s\n", bl_cpu_isa_name(bl_cpu_isa_selected(NULL)));
     if (argc > 1) {
         nt = 0;
         for (int i = 1; i < argc && nt < 8; i++)
@@ -125,6 +127,7 @@ int main(int argc, char **argv) {
     bl_rng_seed(&r, 1);
     for (int t = 0; t < nt; t++) {
         openblas_set_num_threads(threads[t]);
+        be->set_threads(threads[t]);
         printf("threads %d\n", threads[t]);
         bench_conv("conv 1->32 28x28 B=32", 32, 1, 28, 28, 32, &r);
         bench_conv("conv 32->64 28x28 B=32", 32, 32, 28, 28, 64, &r);

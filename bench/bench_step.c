@@ -26,7 +26,7 @@
  *
  * Output: tab-separated records, one per line, meant for bench/step_bench.sh
  * (which joins them with bench/peer_torch.py's and prints the table):
- *   env     threads  blas_core
+ *   env     threads  blas_core  isa_level
  *   step    model B  step_s  samples_per_s  model_gflops  gemm_gflop_per_step  sgemm_gflops
  *           limit_samples_per_s  frac  blas_share
  *   latency model B  us_per_call
@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "batchlab/backend.h"
 #include "batchlab/model.h"
 #include "batchlab/optim.h"
 #include "gemm_trace.h"
@@ -288,7 +289,8 @@ int main(int argc, char **argv) {
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
     if (pool_threads > 0) ctx.be->set_threads(pool_threads); /* experiment: BLAS keeps its count */
-    printf("env\t%d\t%s\n", ctx.threads, openblas_get_corename());
+    printf("env\t%d\t%s\t%s\n", ctx.threads, openblas_get_corename(),
+           bl_cpu_isa_name(bl_cpu_isa_selected(NULL)));
     char list[256];
     snprintf(list, sizeof list, "%s", models);
     for (char *save = NULL, *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {

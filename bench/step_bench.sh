@@ -19,8 +19,12 @@
 # too, see peer_torch.py), TORCH_CAP (seconds; a PyTorch configuration whose
 # first step is slower is skipped and shown as "-", default 10), MIN_TIME (0.3),
 # RUNS (5), TRIES (3), WAIT (seconds to wait for an idle second before each
-# run, 30). OPENBLAS_CORETYPE is used as found (this environment sets
-# Haswell; the core in use is printed).
+# run, 30), NATIVE (1: also build $build-native with -DBL_NATIVE=ON and
+# measure it in the same run, taking turns, with a portable/native column;
+# this is how the portable build's cost is checked on each machine kind).
+# The ISA level each build ran at is printed (BATCHLAB_ISA lowers the
+# portable build's). OPENBLAS_CORETYPE is used as found (this environment
+# sets Haswell; the core in use is printed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -36,6 +40,16 @@ if ! log=$(cmake --build "$build" --target bench_step 2>&1); then
     echo "step_bench: building bench_step failed" >&2
     exit 1
 fi
+bench2=()
+if [ "${NATIVE:-0}" = 1 ]; then
+    cmake -S "$root" -B "$build-native" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBL_NATIVE=ON >/dev/null
+    if ! log=$(cmake --build "$build-native" --target bench_step 2>&1); then
+        echo "$log" | tail -20 >&2
+        echo "step_bench: building the native bench_step failed" >&2
+        exit 1
+    fi
+    bench2=(--bench2 "$build-native/bench_step" --label2 native)
+fi
 if [ ! -x /usr/bin/python3 ]; then
     echo "step_bench: needs /usr/bin/python3 (Debian's python3; python3-torch for the peer)" >&2
     exit 1
@@ -49,6 +63,6 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) CPUs)"
     --latency "${LATENCY:-1,8,64}" --threads "${THREADS:-$(nproc),1}" \
     --torch-threads "${TORCH_THREADS:-1,2,1s}" --cap "${TORCH_CAP:-10}" \
     --min-time "${MIN_TIME:-0.3}" --runs "${RUNS:-5}" --tries "${TRIES:-3}" \
-    --wait "${WAIT:-30}" --raw "$OUT/raw.tsv"
+    --wait "${WAIT:-30}" --raw "$OUT/raw.tsv" "${bench2[@]}"
 echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw records: $OUT/raw.tsv"

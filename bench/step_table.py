@@ -78,6 +78,9 @@ def main():
     p.add_argument("--wait", type=float, default=30,
                    help="seconds to wait for a quiet second before each run")
     p.add_argument("--raw", help="append every record here")
+    p.add_argument("--bench2", help="a second bench_step (e.g. a BL_NATIVE build), measured "
+                   "in the same run; the table adds its samples/s and the ratio")
+    p.add_argument("--label2", default="native", help="name of --bench2 in the table")
     a = p.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ)
@@ -86,16 +89,19 @@ def main():
     raw = open(a.raw, "a") if a.raw else None
     common = ["--min-time", a.min_time, "--runs", a.runs]
     rows, lat = [], []
-    core, tver = "?", "(not run)"
+    core, tver, isa, isa2 = "?", "(not run)", "?", "?"
 
     def keep(recs, who, setting, dist):
-        nonlocal core, tver
+        nonlocal core, tver, isa, isa2
         for r in recs:
             if raw:
                 raw.write("\t".join([who, setting, f"{dist:.3f}"] + r) + "\n")
             if r[0] == "env":
                 if who == "batchlab":
                     core = r[2]
+                    isa = r[3] if len(r) > 3 else "?"
+                elif who == a.label2:
+                    isa2 = r[3] if len(r) > 3 else "?"
                 else:
                     tver = r[2]
         return [r for r in recs if r[0] in ("step", "latency")]
@@ -103,18 +109,23 @@ def main():
     for model in a.models.split(","):
         for kind, sizes in (("step", a.batches), ("latency", a.latency)):
             for B in [s for s in sizes.split(",") if s]:
-                best_bl, best_pt = None, None
+                best_bl, best_pt, best_b2 = None, None, None
+                benches = [(a.bench, "batchlab")] + ([(a.bench2, a.label2)] if a.bench2 else [])
                 for t in a.threads.split(","):
-                    cmd = [a.bench, "--models", model, "--threads", t] + common
-                    cmd += (["--batches", B, "--latency", "none"] if kind == "step" else
-                            ["--batches", "none", "--latency", B, "--no-sgemm"])
-                    recs, dist = measure(cmd, env, a.tries, a.wait)
-                    for r in keep(recs, "batchlab", t, dist):
-                        val = float(r[4] if kind == "step" else r[3])
-                        better = best_bl is None or (val > best_bl[0] if kind == "step"
-                                                     else val < best_bl[0])
-                        if better:
-                            best_bl = (val, t, dist, r)
+                    for bench, who in benches:  # the two builds take turns
+                        cmd = [bench, "--models", model, "--threads", t] + common
+                        cmd += (["--batches", B, "--latency", "none"] if kind == "step" else
+                                ["--batches", "none", "--latency", B, "--no-sgemm"])
+                        recs, dist = measure(cmd, env, a.tries, a.wait)
+                        for r in keep(recs, who, t, dist):
+                            val = float(r[4] if kind == "step" else r[3])
+                            best = best_bl if who == "batchlab" else best_b2
+                            if best is None or (val > best[0] if kind == "step"
+                                                else val < best[0]):
+                                if who == "batchlab":
+                                    best_bl = (val, t, dist, r)
+                                else:
+                                    best_b2 = (val, t, dist, r)
                 if have_torch:
                     for t in a.torch_threads.split(","):
                         cmd = ["/usr/bin/python3", os.path.join(here, "peer_torch.py"),
@@ -130,28 +141,33 @@ def main():
                                                          else val < best_pt[0])
                             if better:
                                 best_pt = (val, t, dist)
-                (rows if kind == "step" else lat).append((model, B, best_bl, best_pt))
+                (rows if kind == "step" else lat).append((model, B, best_bl, best_pt, best_b2))
 
-    print(f"\nbatchlab: best of threads {{{a.threads}}}, OpenBLAS core {core}; "
-          f"PyTorch {tver}: best of threads {{{a.torch_threads}}}")
+    print(f"\nbatchlab: ISA level {isa}, best of threads {{{a.threads}}}, OpenBLAS core {core}; "
+          f"PyTorch {tver}: best of threads {{{a.torch_threads}}}"
+          + (f"; {a.label2}: ISA level {isa2}" if a.bench2 else ""))
+    extra_h = f" {a.label2} samples/s | batchlab / {a.label2} |" if a.bench2 else ""
+    extra_s = "---:|---:|" if a.bench2 else ""
     print("\n| model | B | batchlab samples/s | PyTorch samples/s | ratio | batchlab GFLOP/s "
           "| sgemm-limit samples/s | fraction of sgemm rate | sgemm GFLOP/s | time in BLAS "
-          "| others' CPU |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for model, B, bl, pt in rows:
+          "| others' CPU |" + extra_h)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + extra_s)
+    for model, B, bl, pt, b2 in rows:
         if bl is None:
             continue
         r = bl[3]
         ts = f"{pt[0]:.0f} [{pt[1]}]" if pt else "-"
         ratio = f"{bl[0] / pt[0]:.2f}" if pt else "-"
         dist = max(bl[2], pt[2] if pt else 0)
+        extra = (f" {b2[0]:.0f} [{b2[1]}] | {bl[0] / b2[0]:.3f} |" if b2 else " - | - |"
+                 ) if a.bench2 else ""
         print(f"| {model} | {B} | {bl[0]:.0f} [{bl[1]}] | {ts} | {ratio} | {float(r[5]):.1f} "
               f"| {float(r[8]):.0f} | {100 * float(r[9]):.0f}% | {float(r[7]):.1f} "
-              f"| {100 * float(r[10]):.0f}% | {100 * dist:.0f}% |")
+              f"| {100 * float(r[10]):.0f}% | {100 * dist:.0f}% |" + extra)
     print("\nForward-only (inference) latency, microseconds per call\n")
     print("| model | B | batchlab us | PyTorch us | ratio (PyTorch / batchlab) | others' CPU |")
     print("|---|---:|---:|---:|---:|---:|")
-    for model, B, bl, pt in lat:
+    for model, B, bl, pt, b2 in lat:
         if bl is None:
             continue
         ts = f"{pt[0]:.0f} [{pt[1]}]" if pt else "-"

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "args.h"
 #include "cli.h"
+#include "core/cpus.h"
 #include "batchlab/backend.h"
 #include "batchlab/dist.h"
 #include "batchlab/model.h"
@@ -39,7 +40,7 @@ int cli_info(int argc, char **argv) {
         {"input", ARG_STR, &input, "input shape CxHxW (default 1x28x28)", 0},
         {"classes", ARG_INT, &classes, "number of outputs (default 10)", 0},
         {"optimizer", ARG_STR, &optimizer, "optimizer whose state is counted (default momentum)", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
         {"json", ARG_FLAG, &json, "print as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -53,6 +54,9 @@ int cli_info(int argc, char **argv) {
     cJSON_AddStringToObject(j, "blas_core", openblas_get_corename());
     cJSON_AddNumberToObject(j, "threads", ctx.threads);
     cJSON_AddNumberToObject(j, "cpus_online", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON_AddNumberToObject(j, "cpus_usable", bl_cpu_count_usable());
+    cJSON_AddNumberToObject(j, "cpus_affinity", bl_cpu_count_affinity());
+    cJSON_AddNumberToObject(j, "cpu_quota", bl_cpu_quota()); /* 0: none */
     cJSON_AddStringToObject(j, "backend", ctx.be->name);
     const char *isa_why;
     const bl_cpu_isa isa = bl_cpu_isa_selected(&isa_why);
@@ -108,7 +112,12 @@ int cli_info(int argc, char **argv) {
                        bl_cpu_isa_usable((bl_cpu_isa)i) ? "" : " (not on this CPU)");
         printf("  [built into this binary]\n");
         printf("blas      %s (core %s)\n", openblas_get_config(), openblas_get_corename());
-        printf("threads   %d of %ld online CPUs\n", ctx.threads, sysconf(_SC_NPROCESSORS_ONLN));
+        const int quota = bl_cpu_quota();
+        char quota_s[32] = "none";
+        if (quota > 0) snprintf(quota_s, sizeof quota_s, "%d CPUs", quota);
+        printf("threads   %d (usable CPUs %d: affinity %d of %ld online, cgroup quota %s)\n",
+               ctx.threads, bl_cpu_count_usable(), bl_cpu_count_affinity(),
+               sysconf(_SC_NPROCESSORS_ONLN), quota_s);
         printf("cuda      %s\n", cuda_status());
         printf("mpi       %s\n", mpi_status());
         cJSON *mj = cJSON_GetObjectItem(j, "model");

@@ -298,6 +298,8 @@ static const int conv_cases[][9] = {
      * pad 0/1/2, a 1x1 image, several chunks with a remainder) */
     {2, 16, 7, 9, 16, 3, 3, 1, 1}, {3, 16, 6, 5, 20, 3, 3, 1, 0}, {2, 17, 5, 5, 16, 3, 3, 1, 2},
     {7, 16, 28, 28, 16, 3, 3, 1, 1}, {1, 16, 1, 1, 16, 3, 3, 1, 1},
+    /* K C > 4096: the 16 products as whole sgemm calls, not single-threaded pieces */
+    {2, 64, 6, 7, 80, 3, 3, 1, 1},
 };
 /* clang-format on */
 

@@ -7,6 +7,10 @@
 #include <stdint.h>
 #include "batchlab/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- memory accounting -------------------------------------------------
  * Every long-lived buffer (arenas, activations, workspace, datasets) goes
  * through a bl_mem so the peak is known exactly; a nonzero limit_bytes makes
@@ -47,6 +51,11 @@ double bl_now_sec(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
 size_t bl_peak_rss_bytes(void);
 
+/* ---- CPUs ----------------------------------------------------------------
+ * CPUs this process may use: those in its affinity mask, capped by its
+ * cgroup's CPU quota (v2 cpu.max or v1 cfs quota, rounded up); at least 1. */
+int bl_cpu_count_usable(void);
+
 /* ---- context ----------------------------------------------------------- */
 struct bl_backend;
 struct bl_dist;
@@ -57,7 +66,12 @@ typedef struct bl_ctx {
     struct bl_dist *dist;           /* data-parallel world (NULL = single process) */
 } bl_ctx;
 
-/* threads <= 0 picks the number of online CPUs. Selects the CPU backend. */
+/* threads <= 0 picks bl_cpu_count_usable(). Selects the CPU backend and sets
+ * the process-wide BLAS thread count (serialised with other bl_ctx_init calls). */
 void bl_ctx_init(bl_ctx *ctx, int threads);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

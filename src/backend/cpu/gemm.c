@@ -22,9 +22,10 @@
  * fused and unfused results are bit-identical (tested). */
 #include <cblas.h>
 #include <string.h>
-#include <unistd.h>
 #undef I /* OpenBLAS's cblas.h pulls in <complex.h>; I is a dimension name here */
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/blas_model.h"
+#include "batchlab/core.h"
 
 /* Elementwise passes below this many floats per thread stay on one thread:
  * waking a worker costs microseconds, a pass over 32 K floats about as much. */
@@ -171,36 +172,17 @@ void cpu_dense_relu_backward(float *din, float *dw, float *db, float *dout, cons
 }
 
 /* ---- the BLAS library's own memory ------------------------------------------
- * OpenBLAS packs GEMM operands into buffers it keeps for the life of the
- * process (32 MB of address space per thread, touched only as far as the
- * blocking needs). Row-major C(M,N) = A(M,K) B(K,N) is the column-major
- * product C^T = B^T A^T, so OpenBLAS's m is our N and its n is our M; with
- * blocking P x Q (its A panel) and Q x R (its B panel) the touched bytes are
- *   4 q (min(n, R) + min(m, P) + (threads-1) min(m / threads, P / 2))
- * with q = K, or K/2 when K < 2Q, else Q. P = 384, Q = 320 are what
- * the Haswell kernels (this environment's OPENBLAS_CORETYPE) touch: over 19
- * shapes of the two presets at 1 and 2 threads this was within +0.5 MB of
- * the measured growth of the resident set, never more than 30 kB under it.
- * Other cores block differently; the estimate is then off by about 1 MB.
- * The thread count is the machine's online CPUs (OpenBLAS's default), so the
- * estimate is a pure function of the shapes on a given machine. */
-#define BLAS_P 384
-#define BLAS_Q 320
-#define BLAS_R 25000
-#define BLAS_SLACK_BYTES ((size_t)128 << 10) /* bookkeeping around the buffers */
-
-static size_t blas_threads(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
+ * Modelled per core type in blas_model.c. The thread count is the one a
+ * default context gives OpenBLAS (the CPUs this process may use, at most
+ * OpenBLAS's 64), so the estimate is a pure function of the shapes on a given
+ * machine. */
+static int blas_threads(void) {
+    int n = bl_cpu_count_usable();
+    return n > 64 ? 64 : n;
 }
 
 size_t cpu_gemm_blas_bytes(size_t M, size_t N, size_t K) {
-    if (!M || !N || !K) return 0;
-    const size_t m = N, n = M, T = blas_threads();
-    size_t q = K <= BLAS_Q ? K : K < 2 * BLAS_Q ? (K + 1) / 2 : BLAS_Q;
-    size_t per = (m + T - 1) / T, extra = per < BLAS_P / 2 ? per : BLAS_P / 2;
-    size_t panels = (n < BLAS_R ? n : BLAS_R) + (m < BLAS_P ? m : BLAS_P) + (T - 1) * extra;
-    return 4 * q * panels + BLAS_SLACK_BYTES;
+    return cpu_blas_gemm_bytes(cpu_blas_params_current(), M, N, K, blas_threads());
 }
 
 static size_t max3(size_t a, size_t b, size_t c) {

@@ -34,7 +34,7 @@ static struct {
     pthread_mutex_t busy; /* held for the duration of a region */
     pthread_mutex_t lock; /* guards the condition variables */
     pthread_cond_t wake, done;
-    int threads; /* wanted, the caller included */
+    atomic_int threads; /* wanted, the caller included; read without busy (relaxed) */
     int started; /* workers running */
     int fork_hooked;
     atomic_ulong gen;   /* region number; workers wait for it to change */
@@ -126,7 +126,7 @@ static int start_workers(void) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    while (pool.started < pool.threads - 1) {
+    while (pool.started < atomic_load_explicit(&pool.threads, memory_order_relaxed) - 1) {
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -146,18 +146,18 @@ void cpu_par_set_threads(int threads) {
     if (threads < 1) threads = 1;
     if (threads > CPU_PAR_MAX_THREADS) threads = CPU_PAR_MAX_THREADS;
     pthread_mutex_lock(&pool.busy);
-    pool.threads = threads;
+    atomic_store_explicit(&pool.threads, threads, memory_order_relaxed);
     pthread_mutex_unlock(&pool.busy);
 }
 
 int cpu_par_threads(void) {
-    return pool.threads;
+    return atomic_load_explicit(&pool.threads, memory_order_relaxed);
 }
 
 void cpu_par_for(size_t n, size_t grain, size_t min_per_part, cpu_par_fn fn, void *arg) {
     if (n == 0) return;
     if (grain == 0) grain = 1;
-    int parts = pool.threads;
+    int parts = atomic_load_explicit(&pool.threads, memory_order_relaxed);
     if (min_per_part > 0 && n / min_per_part < (size_t)parts) parts = (int)(n / min_per_part);
     if (parts <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
         fn(arg, 0, n);

@@ -43,12 +43,15 @@
  * per-plane scratch lives on the stack). */
 #include <string.h>
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/blas_model.h"
+#include "batchlab/core.h"
 
 #define WINO_TARGET_TILES 1024 /* tiles per chunk: Nt, the GEMMs' long side */
 #define WINO_MIN_CHANNELS 16
 #define WINO_MAX_TILES 1024 /* tiles per plane (dummies included): ~62x62 outputs */
 /* floats of one phase plane, (TP + 2) (TQ + 1) <= 3 tiles: the stack scratch */
 #define WINO_PLANE_MAX (3 * WINO_MAX_TILES)
+#define WINO_MIN_PIECE 64 /* tiles: the thinnest sgemm piece worth its call (below) */
 
 int cpu_winograd_applies(const bl_conv_dims *d) {
     if (d->R != 3 || d->S != 3 || d->stride != 1 || d->pad > 2 || d->P < 1 || d->Q < 1) return 0;
@@ -71,11 +74,31 @@ size_t cpu_winograd_workspace_floats(const bl_conv_dims *d) {
     return 16 * nt * (C + K) + 2 * 16 * K * C;
 }
 
+/* Tiles per call that keep an sgemm with the other two dims K and C on one
+ * BLAS thread, a multiple of 16; 0 where that is under WINO_MIN_PIECE. */
+static int piece_tiles(int K, int C) {
+    size_t w = (size_t)(CPU_BLAS_SERIAL_MNK / ((double)K * (double)C)) & ~(size_t)15;
+    return w >= WINO_MIN_PIECE ? (int)w : 0;
+}
+
+static size_t max3(size_t a, size_t b, size_t c) {
+    size_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
 size_t cpu_winograd_blas_bytes(const bl_conv_dims *d) {
     size_t nt = (size_t)wino_chunk(d) * tiles_per_sample(d), K = (size_t)d->K, C = (size_t)d->C;
-    size_t f = cpu_gemm_blas_bytes(K, nt, C), w = cpu_gemm_blas_bytes(K, C, nt);
-    size_t x = cpu_gemm_blas_bytes(C, nt, K), m = f > w ? f : w;
-    return m > x ? m : x;
+    const size_t piece = (size_t)piece_tiles(d->K, d->C);
+    if (!piece) /* whole products on BLAS's threads */
+        return max3(cpu_gemm_blas_bytes(K, nt, C), cpu_gemm_blas_bytes(K, C, nt),
+                    cpu_gemm_blas_bytes(C, nt, K));
+    /* single-threaded pieces on each of the pool's threads, each with a buffer of its own */
+    const cpu_blas_params *bp = cpu_blas_params_current();
+    size_t n = piece < nt ? piece : nt;
+    size_t one = max3(cpu_blas_gemm_bytes(bp, K, n, C, 1), cpu_blas_gemm_bytes(bp, K, C, n, 1),
+                      cpu_blas_gemm_bytes(bp, C, n, K, 1));
+    int threads = bl_cpu_count_usable();
+    return (size_t)(threads > 64 ? 64 : threads) * one;
 }
 
 /* ---- the transforms -------------------------------------------------------- */
@@ -383,8 +406,6 @@ static void wino_setup(wino_arg *a, const bl_conv_dims *d, float *ws) {
  * BLAS's threads lose, and the 16 products run one after another as whole
  * calls on BLAS's own threads; their last bits then follow the BLAS thread
  * count, as every other sgemm's do. */
-#define WINO_MIN_PIECE 64
-
 enum { GEMM_FORWARD, GEMM_ADJOINT, GEMM_WEIGHTS };
 
 typedef struct {
@@ -393,13 +414,6 @@ typedef struct {
     float *dU;
     int ntiles, mode, piece;
 } gemm_job;
-
-/* Tiles per call that keep an sgemm with the other two dims K and C on one
- * BLAS thread, a multiple of 16; 0 where that is under WINO_MIN_PIECE. */
-static int piece_tiles(int K, int C) {
-    size_t w = (size_t)(CPU_BLAS_SERIAL_MNK / ((double)K * (double)C)) & ~(size_t)15;
-    return w >= WINO_MIN_PIECE ? (int)w : 0;
-}
 
 static void gemm_slice(void *p, size_t lo, size_t hi) {
     const gemm_job *j = p;

@@ -22,8 +22,13 @@
 #ifndef BATCHLAB_ADAPT_H
 #define BATCHLAB_ADAPT_H
 
+#include "batchlab/batch_schedule.h"
 #include "batchlab/find.h"
 #include "batchlab/noise.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum {
     BL_ADAPT_LR_ADASCALE,
@@ -91,5 +96,14 @@ int bl_adapt_batch(const bl_adapt *a); /* the current batch */
 /* Training diverged at the current batch: go back to the previous one and never try
  * this one (or larger) again. Returns 0 if there is nothing to go back to. */
 int bl_adapt_revert(bl_adapt *a, long step, double b_noise, bl_adapt_decision *d);
+/* Bring a fresh controller to where a resumed run stood after update `step`, by replaying
+ * the trainer's batch history up to there: the current batch is the last it gives, and
+ * the next re-evaluation counts from that change. Throughput is learnt again.
+ * BL_ERR_ARG naming the batch when one in the history is not a candidate here. */
+bl_status bl_adapt_replay(bl_adapt *a, const bl_batch_schedule *history, long step, bl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

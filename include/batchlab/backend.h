@@ -10,13 +10,19 @@
  *     not needed) and ACCUMULATE (+=) into parameter gradients (dw, db),
  *     which is what gradient accumulation relies on;
  *   - weights follow PyTorch layouts: dense w is (O, I), conv w is (K, C, R, S),
- *     so checkpoints and golden dumps map one to one. */
+ *     so checkpoints and golden dumps map one to one;
+ *   - dense dims are named in_dim (I) and out_dim (O) here: I itself is a macro
+ *     once <complex.h> is included (OpenBLAS's cblas.h includes it). */
 #ifndef BATCHLAB_BACKEND_H
 #define BATCHLAB_BACKEND_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "batchlab/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum bl_act {
     BL_ACT_RELU,
@@ -48,10 +54,10 @@ typedef struct bl_backend {
 
     /* out(B,O) = in(B,I) @ w(O,I)^T + b(O).  b may be NULL. */
     void (*dense_forward)(float *out, const float *in, const float *w, const float *b, int B,
-                          int I, int O);
+                          int in_dim, int out_dim);
     /* din(B,I) = dout @ w; dw(O,I) += dout^T @ in; db(O) += sum_b dout. din/db may be NULL. */
     void (*dense_backward)(float *din, float *dw, float *db, const float *dout, const float *in,
-                           const float *w, int B, int I, int O);
+                           const float *w, int B, int in_dim, int out_dim);
 
     /* Floats of scratch that conv2d_forward/backward need for dims d. */
     size_t (*conv2d_workspace_floats)(const bl_conv_dims *d);
@@ -137,12 +143,12 @@ typedef struct bl_backend {
      * out holds the activation relu(z), never z: ReLU's derivative is read
      * from it (out > 0 exactly where z > 0). */
     void (*dense_relu_forward)(float *out, const float *in, const float *w, const float *b,
-                               int B, int I, int O);
+                               int B, int in_dim, int out_dim);
     /* Backward through the ReLU and then the layer, as act_backward(RELU) followed
      * by dense_backward / conv2d_backward. dout, the gradient at the ReLU's
      * output, is used as scratch: its contents afterwards are unspecified. */
     void (*dense_relu_backward)(float *din, float *dw, float *db, float *dout, const float *out,
-                                const float *in, const float *w, int B, int I, int O);
+                                const float *in, const float *w, int B, int in_dim, int out_dim);
     void (*conv2d_relu_forward)(float *out, const float *in, const float *w, const float *b,
                                 float *ws, const bl_conv_dims *d);
     void (*conv2d_relu_backward)(float *din, float *dw, float *db, float *dout, const float *out,
@@ -157,7 +163,7 @@ typedef struct bl_backend {
     /* Bytes the BLAS library touches in its own (persistent) packing buffers
      * for the largest GEMM a training step of this layer makes: an estimate
      * from the library's blocking, which the memory model adds. */
-    size_t (*dense_blas_bytes)(int B, int I, int O);
+    size_t (*dense_blas_bytes)(int B, int in_dim, int out_dim);
     size_t (*conv2d_blas_bytes)(const bl_conv_dims *d);
 } bl_backend;
 
@@ -196,5 +202,9 @@ bl_cpu_isa bl_cpu_isa_selected(const char **why);
 static inline int bl_conv_out_size(int in, int k, int stride, int pad) {
     return stride > 0 ? (in + 2 * pad - k) / stride + 1 : 0;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

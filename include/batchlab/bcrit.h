@@ -22,6 +22,10 @@
 #include <stdint.h>
 #include "batchlab/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct bl_bcrit {
     int n; /* points used */
     double s_min, e_min, b_crit;
@@ -52,5 +56,9 @@ typedef enum { BL_REGIME_PERFECT, BL_REGIME_DIMINISHING, BL_REGIME_MAXIMAL } bl_
 bl_regime bl_bcrit_regime(double batch, double b_crit);
 /* "perfect scaling", "diminishing returns", "maximal data parallelism". */
 const char *bl_regime_name(bl_regime r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include "batchlab/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct bl_dist bl_dist;
 
 /* 1 if this build has MPI support. */
@@ -41,5 +45,9 @@ bl_status bl_dist_agree(bl_dist *d, bl_status st, bl_error *err);
 
 /* Seconds spent inside reductions so far (for step-time accounting). */
 double bl_dist_comm_seconds(const bl_dist *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -4,6 +4,10 @@
 #ifndef BATCHLAB_ERROR_H
 #define BATCHLAB_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum bl_status {
     BL_OK = 0,
     BL_ERR_IO,          /* file missing, unreadable, or a write/rename failed */
@@ -31,5 +35,9 @@ bl_status bl_error_prefix(bl_error *err, const char *fmt, ...)
 void bl_error_clear(bl_error *err);
 /* Short stable name of a status ("io", "format", ...). */
 const char *bl_status_name(bl_status s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -18,7 +18,12 @@
 #include "batchlab/data.h"
 #include "batchlab/optim.h"
 
-/* Bytes of the training footprint of spec at batch B (see above). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bytes of the training footprint of spec at batch B (see above), without the noise-scale
+ * measurement (bl_train_config.noise adds one input batch: B x (input floats + a label)). */
 bl_status bl_train_memory_bytes(const char *spec, bl_shape input, int n_classes,
                                 const bl_optim_config *opt, int batch, size_t *bytes,
                                 bl_error *err);
@@ -89,5 +94,9 @@ int bl_throughput_knee(const bl_throughput_curve *c, double gain);
 double bl_efficiency(double b_noise, int m0, int m);
 /* Index of the goodput-optimal point (throughput x efficiency), and its goodput. */
 int bl_goodput_best(const bl_throughput_curve *c, double b_noise, int m0, double *goodput);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

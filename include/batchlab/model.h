@@ -27,6 +27,10 @@
 #include "batchlab/backend.h"
 #include "batchlab/data.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { BL_LOSS_XENT, BL_LOSS_MSE } bl_loss_kind;
 /* "xent" or "mse" (BL_ERR_ARG naming the value otherwise), and back. */
 bl_status bl_loss_parse(bl_loss_kind *out, const char *s, bl_error *err);
@@ -116,5 +120,9 @@ bl_status bl_model_check_input(const bl_model *m, size_t dim, const char *what, 
 /* Predicted bytes for params+grads+buffers+activations+scratch at batch B (the
  * optimizer state is counted by the caller). */
 size_t bl_model_memory_bytes(const bl_model *m, int B);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -22,6 +22,10 @@
 #include <stdint.h>
 #include "batchlab/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct bl_noise_measure_config {
     int b_small, b_big; /* 1 <= b_small < b_big <= samples in the dataset */
     int draws;          /* random big batches averaged, >= 2 */
@@ -55,5 +59,9 @@ typedef struct bl_noise_measurement {
  * BL_ERR_NUMERIC for a non-finite loss, BL_ERR_INTERRUPTED when should_stop said so. */
 bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_measure_config *c,
                            bl_noise_measurement *out, bl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include "batchlab/backend.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { BL_OPT_SGD, BL_OPT_ADAM, BL_OPT_ADAMW } bl_opt_kind;
 
 typedef struct bl_optim_config {
@@ -61,5 +65,9 @@ typedef enum { BL_LR_SCALE_NONE, BL_LR_SCALE_LINEAR, BL_LR_SCALE_SQRT } bl_lr_sc
 /* lr * (batch / base_batch) for linear, lr * sqrt(batch / base_batch) for sqrt. */
 float bl_lr_scale(bl_lr_scale_rule rule, float lr, int batch, int base_batch);
 bl_status bl_lr_scale_parse(bl_lr_scale_rule *out, const char *s, bl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

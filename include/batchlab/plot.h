@@ -18,6 +18,10 @@
 #include <stddef.h>
 #include "batchlab/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { BL_PLOT_POINTS, BL_PLOT_LINES, BL_PLOT_LINESPOINTS } bl_plot_style;
 
 typedef struct bl_plot_series {
@@ -49,5 +53,9 @@ bl_status bl_plot_write(const bl_plot *p, const char *base, bl_error *err);
 
 /* 1 when gnuplot can be run here (cheap: looks it up on PATH). */
 int bl_plot_available(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

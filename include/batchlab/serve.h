@@ -35,6 +35,10 @@
 #include "batchlab/error.h"
 #include "batchlab/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ======================================================================== hdr histogram */
 #define BL_HDR_SUB_BITS 7  /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
 #define BL_HDR_MAX_LOG2 44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped */
@@ -386,5 +390,9 @@ bl_status bl_sweep_write_csv(const char *path, const bl_sweep_point *p, int n, b
  * temporary name and renamed, so a failed plot leaves no half-written file. */
 bl_status bl_sweep_plot(const char *csv_path, const char *png_path, const char *svg_path,
                         const char *title, double slo_ms, bl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -18,6 +18,10 @@
 
 #include "batchlab/train.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define BL_TUNE_MAX_CONFIGS 512
 #define BL_TUNE_MAX_RUNGS 12
 
@@ -64,5 +68,9 @@ typedef struct bl_tune_result {
 bl_status bl_tune_run(bl_ctx *ctx, const bl_tune_config *c, const bl_dataset *train,
                       const bl_dataset *val, const bl_dataset *test, bl_tune_result *r,
                       bl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -196,6 +196,15 @@ int cli_parse_list(const char *cmd, const char *flag, const char *s, int as_int,
     }
 }
 
+void cli_note(const char *fmt, ...) {
+    if (silent) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
 int cli_ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);

@@ -30,6 +30,9 @@ int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Same format for a runtime failure (bad file, numeric error); returns 1. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An informational line on stderr (a newline is added); nothing on a silent rank. */
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Ranks other than 0 of a distributed run print nothing (rank 0 reports for all). */
 void cli_set_silent(int silent);
 

@@ -20,7 +20,7 @@ int cli_eval(int argc, char **argv) {
         {"split", ARG_STR, &split, "for Fashion-MNIST or a directory: test (default) or train", 0},
         {"batch", ARG_INT, &batch, "samples per forward pass (default 256)", 0},
         {"loss", ARG_STR, &loss_name, "xent (default) or mse", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -42,6 +42,10 @@ int cli_eval(int argc, char **argv) {
     bl_norm norm;
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err))
         return cli_fail(cmd, "%s", err.msg);
+    /* Labels are checked against the model's classes; the data may miss some. */
+    d.classes = bl_model_output_dim(m);
+    d.min_classes = 0;
+    d.quiet = json;
     bl_dataset ds;
     bl_status st = cli_load_dataset(&d, d.data, d.labels, split, &ctx.mem, &ds, &err);
     if (!st) st = bl_model_check_input(m, ds.dim, ds.name, &err);

@@ -308,9 +308,13 @@ int cli_find(int argc, char **argv) {
         {"noise-scale", ARG_DOUBLE, &o.noise_scale,
          "goodput: use this noise scale instead of probing", 0},
         CLI_DATA_OPTS(d),
-        {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
+        CLI_CLASSES_OPT(d),
+        {"norm", ARG_STR, &d.norm,
+         "input normalisation: auto (default: standard for tabular data, unit for images), "
+         "standard, unit, none",
+         0},
         {"out", ARG_STR, &o.out, "write throughput/goodput plots (PNG, SVG) into this folder", 0},
-        {"threads", ARG_INT, &o.threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
         {"json", ARG_FLAG, &o.json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -330,10 +334,10 @@ int cli_find(int argc, char **argv) {
     bl_ctx_init(&ctx, o.threads);
     bl_dataset ds = {0};
     bl_norm norm = {0};
+    d.quiet = o.json;
     if (cli_load_dataset(&d, d.data, d.labels, "train", &ctx.mem, &ds, &err))
         return cli_fail(cmd, "%s", err.msg);
-    bl_norm_kind nk;
-    if (bl_norm_parse(&nk, d.norm, &err) || bl_norm_fit(&norm, &ctx.mem, &ds, nk, &err)) {
+    if (cli_fit_norm(&d, &ctx.mem, &ds, &norm, &err)) {
         bl_dataset_free(&ds, &ctx.mem);
         return cli_fail(cmd, "%s", err.msg);
     }

@@ -18,11 +18,12 @@
 #include "batchlab/serve.h"
 #include "batchlab/train.h"
 
-
+/* Samples to send, whatever the file's format (a CSV's every column is a feature). */
 static bl_status load_input(bl_dataset *ds, bl_mem *mem, const char *path, bl_error *err) {
-    if (cli_ends_with(path, ".npy")) return bl_dataset_load_npy(ds, mem, path, NULL, err);
-    if (cli_ends_with(path, ".csv")) return bl_dataset_load_csv(ds, mem, path, BL_LABEL_NONE, 0, err);
-    return bl_dataset_load_idx(ds, mem, path, NULL, err);
+    bl_load_opts o;
+    bl_load_opts_default(&o);
+    o.label_col = BL_LABEL_NONE;
+    return bl_dataset_load(ds, mem, path, NULL, &o, NULL, err);
 }
 
 /* Pixel-like inputs (uniform 0..255) when no --input is given. */

@@ -91,7 +91,7 @@ int cli_noise(int argc, char **argv) {
         {"bootstrap", ARG_INT, &c.n_boot, "bootstrap resamples for the interval (default 2000)", 0},
         {"loss", ARG_STR, &loss_name, "xent (default) or mse", 0},
         {"seed", ARG_LONG, &seed, "seed for drawing the batches (default 1)", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -127,6 +127,9 @@ int cli_noise(int argc, char **argv) {
         return cli_fail(cmd, "--checkpoint: %s", err.msg);
     bl_dataset ds = {0};
     bl_noise_measurement r;
+    d.classes = bl_model_output_dim(m); /* labels checked against the model's classes */
+    d.min_classes = 0;
+    d.quiet = json;
     bl_status st = cli_load_dataset(&d, d.data, d.labels, split, &ctx.mem, &ds, &err);
     if (!st) st = bl_model_check_input(m, ds.dim, ds.name, &err);
     if (!st && (size_t)c.b_big > ds.n)

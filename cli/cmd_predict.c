@@ -7,18 +7,18 @@
 #include <string.h>
 #include "args.h"
 #include "cli.h"
+#include "data_opts.h"
 #include "batchlab/io.h"
 #include "batchlab/train.h"
 
-
-/* out rows become probabilities (softmax) or a single class column. */
-static void transform(float *out, size_t n, int K, const char *kind, float *cls) {
+/* out rows become probabilities (softmax); cls gets each row's class. */
+static void transform(float *out, size_t n, int K, const char *kind, int64_t *cls) {
     for (size_t i = 0; i < n; i++) {
         float *row = out + i * K;
         int best = 0;
         for (int k = 1; k < K; k++)
             if (row[k] > row[best]) best = k;
-        if (cls) cls[i] = (float)best;
+        cls[i] = best;
         if (!strcmp(kind, "probs")) {
             double mx = row[best], sum = 0;
             for (int k = 0; k < K; k++)
@@ -29,7 +29,8 @@ static void transform(float *out, size_t n, int K, const char *kind, float *cls)
     }
 }
 
-static bl_status write_csv(const char *path, const float *v, size_t n, int K, int is_class,
+/* Probabilities or logits (v, n x K), or classes (cls) when v is NULL. */
+static bl_status write_csv(const char *path, const float *v, const int64_t *cls, size_t n, int K,
                            bl_error *err) {
     bl_atomic_file af;
     FILE *fp = stdout;
@@ -38,15 +39,16 @@ static bl_status write_csv(const char *path, const float *v, size_t n, int K, in
         if (st) return st;
         fp = af.fp;
     }
-    if (is_class)
+    if (!v)
         fputs("class", fp);
     else
         for (int k = 0; k < K; k++)
             fprintf(fp, "%s%d", k ? "," : "", k);
     fputc('\n', fp);
     for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < K; k++)
-            fprintf(fp, is_class ? "%s%.0f" : "%s%.7g", k ? "," : "", (double)v[i * K + k]);
+        if (!v) fprintf(fp, "%lld", (long long)cls[i]);
+        for (int k = 0; v && k < K; k++)
+            fprintf(fp, "%s%.7g", k ? "," : "", (double)v[i * K + k]);
         fputc('\n', fp);
     }
     if (!path) return fflush(stdout) == 0 ? BL_OK : bl_fail(err, BL_ERR_IO, "stdout: write failed");
@@ -55,18 +57,25 @@ static bl_status write_csv(const char *path, const float *v, size_t n, int K, in
 
 int cli_predict(int argc, char **argv) {
     const char *cmd = "predict";
-    const char *ckpt = NULL, *input = NULL, *output = NULL, *kind = "probs", *label_col = NULL;
-    int batch = 64, json = 0, threads = 0, header = 0;
+    const char *ckpt = NULL, *input = NULL, *output = NULL, *kind = "probs";
+    int batch = 64, json = 0, threads = 0;
+    cli_data_opts d;
+    cli_data_opts_default(&d);
+    d.label_col = NULL; /* every CSV column is a feature unless --label-col names one */
     cli_opt opts[] = {
         {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
-        {"input", ARG_STR, &input, "samples: X.npy, X.csv or IDX images (.gz) (required)", 0},
-        {"label-col", ARG_STR, &label_col, "CSV input: a label column to ignore (first, last or N)",
+        {"input", ARG_STR, &input,
+         "samples: a CSV (.gz), .npy or IDX (.gz) file, told apart by content (required)", 0},
+        {"label-col", ARG_STR, &d.label_col,
+         "CSV input: a label column to ignore (first, last or N)", 0},
+        {"header", ARG_FLAG, &d.header, "CSV input: the first line is a header (default: detect)",
          0},
-        {"header", ARG_FLAG, &header, "CSV input: the first line is a header", 0},
+        {"no-header", ARG_FLAG, &d.no_header, "CSV input: the first line is data", 0},
+        {"sep", ARG_STR, &d.sep, "CSV separator: , tab ; or space (default: detect)", 0},
         {"batch", ARG_INT, &batch, "samples per forward pass (default 64)", 0},
         {"output", ARG_STR, &output, "write to OUT.csv or OUT.npy (default: CSV on stdout)", 0},
         {"output-kind", ARG_STR, &kind, "probs (default), logits or class", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
         {"json", ARG_FLAG, &json, "print a JSON summary (needs --output)", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -90,39 +99,32 @@ int cli_predict(int argc, char **argv) {
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err))
         return cli_fail(cmd, "%s", err.msg);
     bl_dataset ds = {0};
-    bl_status st;
-    if (cli_ends_with(input, ".npy")) {
-        st = bl_dataset_load_npy(&ds, &ctx.mem, input, NULL, &err);
-    } else if (cli_ends_with(input, ".csv")) {
-        int col = BL_LABEL_NONE;
-        if (label_col)
-            col = !strcmp(label_col, "first")  ? 0
-                  : !strcmp(label_col, "last") ? -1
-                                               : atoi(label_col);
-        st = bl_dataset_load_csv(&ds, &ctx.mem, input, col, header, &err);
-    } else {
-        st = bl_dataset_load_idx(&ds, &ctx.mem, input, NULL, &err);
-    }
+    d.quiet = json;
+    d.classes = BL_CLASSES_ANY; /* a --label-col column is read, then ignored */
+    d.min_classes = 0;
+    bl_status st = cli_load_inputs(&d, input, &ctx.mem, &ds, &err);
     if (!st) st = bl_model_check_input(m, ds.dim, ds.name, &err);
     int K = bl_model_output_dim(m);
-    float *out = NULL, *cls = NULL;
+    float *out = NULL;
+    int64_t *cls = NULL;
     double t0 = bl_now_sec(), secs = 0;
     if (!st) {
         bl_norm_apply(&norm, &ds);
         out = bl_mem_alloc(&ctx.mem, ds.n * (size_t)K * sizeof(float) + 1, "predictions", &err);
-        cls = bl_mem_alloc(&ctx.mem, ds.n * sizeof(float) + 1, "predictions", &err);
+        cls = bl_mem_alloc(&ctx.mem, ds.n * sizeof(int64_t) + 1, "predictions", &err);
         st = out && cls ? bl_model_predict(m, ds.x, ds.n, batch, out, &err) : BL_ERR_NOMEM;
         secs = bl_now_sec() - t0;
     }
     if (!st) {
         int is_class = !strcmp(kind, "class");
         transform(out, ds.n, K, kind, cls);
-        const float *v = is_class ? cls : out;
-        int cols = is_class ? 1 : K;
-        if (output && cli_ends_with(output, ".npy"))
-            st = bl_npy_write_f32(output, v, ds.n, (size_t)cols, &err);
+        int npy = output && cli_ends_with(output, ".npy");
+        if (npy && is_class) /* integer classes, as np.argmax gives them */
+            st = bl_npy_write_i64(output, cls, ds.n, 1, &err);
+        else if (npy)
+            st = bl_npy_write_f32(output, out, ds.n, (size_t)K, &err);
         else
-            st = write_csv(output, v, ds.n, cols, is_class, &err);
+            st = write_csv(output, is_class ? NULL : out, cls, ds.n, K, &err);
     }
     if (st) {
         rc = cli_fail(cmd, "%s", err.msg);

@@ -56,9 +56,13 @@ int cli_tune(int argc, char **argv) {
         CLI_DATA_OPTS(d),
         {"val-frac", ARG_DOUBLE, &d.val_frac,
          "fraction of training data for validation (default 0.1)", 0},
-        {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
+        CLI_CLASSES_OPT(d),
+        {"norm", ARG_STR, &d.norm,
+         "input normalisation: auto (default: standard for tabular data, unit for images), "
+         "standard, unit, none",
+         0},
         {"seed", ARG_LONG, &seed, "seed (default 1)", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -106,6 +110,7 @@ int cli_tune(int argc, char **argv) {
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
     cli_splits sp;
+    d.quiet = json;
     if (cli_load_splits(&d, &ctx.mem, &sp, c.train.seed, &err)) {
         cli_splits_free(&sp, &ctx.mem);
         return cli_fail(cmd, "%s", err.msg);

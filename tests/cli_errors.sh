@@ -63,9 +63,9 @@ expect_error "IDX magic mismatch" "badmagic.idx.*(magic|dimension|type)" "$BL" t
 expect_error "IDX count mismatch" "(count|mismatch|600|200)" "$BL" train --data "$SAMPLE/t10k-images-idx3-ubyte.gz" --labels "$SAMPLE/train-labels-idx1-ubyte.gz"
 
 printf '1,2,0\n3,4,1\n5,x7,0\n' >"$T/bad.csv"
-expect_error "CSV non-numeric cell" "bad.csv:3.*column 2" "$BL" train --data "$T/bad.csv"
+expect_error "CSV non-numeric cell" "bad.csv: row 3, column 2" "$BL" train --data "$T/bad.csv"
 printf '1,2,0\n3,4\n' >"$T/ragged.csv"
-expect_error "CSV ragged row" "ragged.csv:2" "$BL" train --data "$T/ragged.csv"
+expect_error "CSV ragged row" "ragged.csv: row 2" "$BL" train --data "$T/ragged.csv"
 
 # 784 features + label 12, against the 10-class checkpoint.
 awk 'BEGIN { for (i = 0; i < 784; i++) printf "0,"; print "12" }' >"$T/label12.csv"

@@ -287,7 +287,8 @@ static void csv_label_positions_and_header(void **state) {
     /* without has_header, a text header is a non-numeric cell on line 1 */
     const char *p;
     assert_int_equal(load_csv_text(&ds, &mem, "label,a\n1,2\n", 0, 0, &err, &p), BL_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, ":1: column 1: 'label' is not a number"));
+    assert_non_null(strstr(err.msg, ": row 1, column 1: 'label' is not a number"));
+    assert_non_null(strstr(err.msg, "pass --header"));
     /* a label column past the end */
     assert_int_equal(load_csv_text(&ds, &mem, "1,2\n", 5, 0, &err, NULL), BL_ERR_ARG);
     assert_non_null(strstr(err.msg, "label column 5"));
@@ -319,28 +320,28 @@ static void csv_bad_cells(void **state) {
     /* line numbers count the header and blank lines */
     assert_int_equal(load_csv_text(&ds, &mem, "h1,h2,h3\n1,2,3\n\n4,abc,6\n", 0, 1, &err, &p),
                      BL_ERR_FORMAT);
-    snprintf(want, sizeof want, "%s:4: column 2: 'abc' is not a number", p);
+    snprintf(want, sizeof want, "%s: row 4, column 2: 'abc' is not a number", p);
     assert_string_equal(err.msg, want);
     /* an empty cell is not a number either */
     assert_int_equal(load_csv_text(&ds, &mem, "1,2,3\n4,,6\n", 0, 0, &err, &p), BL_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, ":2: column 2: '' is not a number"));
+    assert_non_null(strstr(err.msg, ": row 2, column 2: the cell is empty"));
     /* ragged rows: too few and too many cells */
     assert_int_equal(load_csv_text(&ds, &mem, "1,2,3\n4,5,6\n7,8\n", 0, 0, &err, &p),
                      BL_ERR_FORMAT);
     assert_non_null(strstr(err.msg, p));
-    assert_non_null(strstr(err.msg, ":3: column 3:"));
+    assert_non_null(strstr(err.msg, ": row 3, column 3:"));
     assert_non_null(strstr(err.msg, "ragged"));
     assert_int_equal(load_csv_text(&ds, &mem, "1,2\n4,5,6\n", 0, 0, &err, &p), BL_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, ":2: column 3:"));
+    assert_non_null(strstr(err.msg, ": row 2, column 3:"));
     /* labels: negative, fractional */
     assert_int_equal(load_csv_text(&ds, &mem, "1,2\n-1,5\n", 0, 0, &err, &p), BL_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, ":2: column 1: label '-1' must be a non-negative integer"));
+    assert_non_null(strstr(err.msg, ": row 2, column 1: label '-1' is negative"));
     assert_int_equal(load_csv_text(&ds, &mem, "1,2,0.5\n", BL_LABEL_LAST, 0, &err, &p),
                      BL_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, ":1: column 3: label '0.5'"));
+    assert_non_null(strstr(err.msg, ": row 1, column 3: label '0.5' is not an integer"));
     /* non-finite feature */
     assert_int_equal(load_csv_text(&ds, &mem, "1,nan\n", 0, 0, &err, &p), BL_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, "'nan' is not a number"));
+    assert_non_null(strstr(err.msg, ": row 1, column 2: 'nan' is not a finite number"));
     /* missing file */
     assert_int_equal(bl_dataset_load_csv(&ds, &mem, "/nonexistent/x.csv", 0, 0, &err), BL_ERR_IO);
     assert_non_null(strstr(err.msg, "/nonexistent/x.csv"));
@@ -464,7 +465,7 @@ static void npy_bad_inputs(void **state) {
     const int32_t yneg[2] = {0, -4};
     write_npy(yp, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", yneg, 8);
     assert_int_equal(bl_dataset_load_npy(&ds, &mem, xp, yp, &err), BL_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, "sample 1 is -4"));
+    assert_non_null(strstr(err.msg, "label index 1 (0-based) is -4"));
     assert_int_equal(mem.cur_bytes, 0);
     tu_rmtree(dir);
 }

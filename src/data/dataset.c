@@ -102,6 +102,8 @@ static bl_status alloc_like(bl_dataset *dst, const bl_dataset *src, size_t n, co
     dst->shape = src->shape;
     dst->dim = src->dim;
     dst->n_classes = src->n_classes;
+    dst->kind = src->kind;
+    dst->format = src->format;
     snprintf(dst->name, sizeof dst->name, "%.200s (%s split)", src->name, tag);
     if (n == 0) return BL_OK;
     dst->x = bl_mem_alloc(mem, n * src->dim * sizeof(float), "split images", err);

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-#include "batchlab/data.h"
+#include "data/data_internal.h"
 
 #define IDX_GZ_BUFFER (1u << 20)    /* zlib's internal input buffer */
 #define IDX_READ_CHUNK (1u << 30)   /* gzread takes an unsigned length */
@@ -193,8 +193,8 @@ static bl_status idx_exists(const char *path, bl_error *err) {
     return BL_OK;
 }
 
-bl_status bl_dataset_load_idx(bl_dataset *ds, bl_mem *mem, const char *images_path,
-                              const char *labels_path, bl_error *err) {
+bl_status data_load_idx(bl_dataset *ds, bl_mem *mem, const char *images_path,
+                        const char *labels_path, const bl_load_opts *o, bl_error *err) {
     memset(ds, 0, sizeof *ds);
     /* Check both files exist before spending time decompressing either. */
     bl_status st = idx_exists(images_path, err);
@@ -252,19 +252,27 @@ bl_status bl_dataset_load_idx(bl_dataset *ds, bl_mem *mem, const char *images_pa
     }
     for (size_t i = 0; i < n * dim; i++)
         ds->x[i] = (float)img[i];
-    int maxl = -1; /* unlabelled: y stays all 0 and n_classes 0 */
-    for (size_t i = 0; lab && i < n; i++) {
+    for (size_t i = 0; lab && i < n; i++)
         ds->y[i] = lab[i];
-        if (lab[i] > maxl) maxl = lab[i];
-    }
     ds->n = n;
     ds->shape = shape;
     ds->dim = dim;
-    ds->n_classes = maxl + 1;
+    ds->n_classes = 0; /* unlabelled: y stays all 0 */
+    ds->kind = BL_DATA_IMAGE;
+    ds->format = "IDX";
     snprintf(ds->name, sizeof ds->name, "%s", images_path);
+    if (lab) st = data_labels_finish(ds, o, labels_path, NULL, err);
 done:
     free(img);
     free(lab);
     if (st != BL_OK) bl_dataset_free(ds, mem);
     return st;
+}
+
+bl_status bl_dataset_load_idx(bl_dataset *ds, bl_mem *mem, const char *images_path,
+                              const char *labels_path, bl_error *err) {
+    bl_load_opts o;
+    bl_load_opts_default(&o);
+    o.classes = BL_CLASSES_ANY;
+    return data_load_idx(ds, mem, images_path, labels_path, &o, err);
 }

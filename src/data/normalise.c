@@ -5,12 +5,20 @@
  * (mean NULL means 0), so applying is one loop whatever the kind. Statistics
  * are accumulated in double: 60000 sums of values up to 255 lose digits in
  * float. A non-finite input is reported (sample, feature) instead of quietly
- * turning every later number into NaN. */
+ * turning every later number into NaN.
+ *
+ * A feature that is constant in the training set gets scale 1, as in
+ * scikit-learn's StandardScaler: it still loses its mean, so it is 0 in
+ * training, and a test value that differs stays at its raw distance instead of
+ * being multiplied by a huge 1/std (a floor of 1e-6 made that 1e6, and one such
+ * feature gave logits near 7e5). `auto` picks per-feature standardisation for
+ * tabular data, whose features differ in range by orders of magnitude, and one
+ * global scale for images, whose pixels share a range and whose border pixels
+ * are often constant. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "batchlab/data.h"
-
-#define NORM_STD_FLOOR 1e-6
 
 static bl_status check_finite(const bl_dataset *ds, bl_error *err) {
     for (size_t i = 0; i < ds->n; i++) {
@@ -39,13 +47,19 @@ static bl_status fit_unit(bl_norm *nm, const bl_dataset *ds) {
 }
 
 static bl_status fit_standard(bl_norm *nm, bl_mem *mem, const bl_dataset *ds, bl_error *err) {
-    double *acc = bl_mem_alloc(mem, 2 * ds->dim * sizeof(double), "normalisation sums", err);
+    double *acc = bl_mem_alloc(mem, 4 * ds->dim * sizeof(double), "normalisation sums", err);
     if (!acc) return err ? err->code : BL_ERR_NOMEM;
-    double *sum = acc, *sq = acc + ds->dim;
+    double *sum = acc, *sq = acc + ds->dim, *lo = acc + 2 * ds->dim, *hi = acc + 3 * ds->dim;
+    memset(acc, 0, 2 * ds->dim * sizeof(double));
+    for (size_t j = 0; j < ds->dim; j++)
+        lo[j] = hi[j] = ds->x[j];
     for (size_t i = 0; i < ds->n; i++) {
         const float *row = ds->x + i * ds->dim;
-        for (size_t j = 0; j < ds->dim; j++)
+        for (size_t j = 0; j < ds->dim; j++) {
             sum[j] += row[j];
+            lo[j] = row[j] < lo[j] ? row[j] : lo[j];
+            hi[j] = row[j] > hi[j] ? row[j] : hi[j];
+        }
     }
     for (size_t j = 0; j < ds->dim; j++)
         sum[j] /= (double)ds->n;
@@ -59,9 +73,9 @@ static bl_status fit_standard(bl_norm *nm, bl_mem *mem, const bl_dataset *ds, bl
     }
     for (size_t j = 0; j < ds->dim; j++) {
         double sd = sqrt(sq[j] / (double)ds->n);
-        if (sd < NORM_STD_FLOOR) sd = NORM_STD_FLOOR;
         nm->mean[j] = (float)sum[j];
-        nm->scale[j] = (float)(1.0 / sd);
+        /* Constant (every value equal): scale 1. Otherwise sd > 0, as values differ. */
+        nm->scale[j] = lo[j] == hi[j] || !(sd > 0) ? 1.0f : (float)(1.0 / sd);
     }
     bl_mem_free(mem, acc);
     return BL_OK;
@@ -70,6 +84,7 @@ static bl_status fit_standard(bl_norm *nm, bl_mem *mem, const bl_dataset *ds, bl
 bl_status bl_norm_fit(bl_norm *nm, bl_mem *mem, const bl_dataset *ds, bl_norm_kind kind,
                       bl_error *err) {
     memset(nm, 0, sizeof *nm);
+    if (kind == BL_NORM_AUTO) kind = bl_norm_auto(ds, NULL, 0);
     nm->kind = kind;
     nm->dim = ds->dim;
     if (kind == BL_NORM_NONE) return BL_OK;
@@ -112,17 +127,34 @@ void bl_norm_free(bl_norm *nm, bl_mem *mem) {
     nm->scale = NULL;
 }
 
+bl_norm_kind bl_norm_auto(const bl_dataset *ds, char *why, size_t cap) {
+    int image = ds->kind == BL_DATA_IMAGE;
+    if (why && cap)
+        snprintf(why, cap, "%s %s", image ? "image" : "tabular", ds->format ? ds->format : "data");
+    return image ? BL_NORM_UNIT : BL_NORM_STANDARD;
+}
+
+static const struct {
+    const char *name;
+    bl_norm_kind kind;
+} norm_names[] = {{"none", BL_NORM_NONE},
+                  {"unit", BL_NORM_UNIT},
+                  {"standard", BL_NORM_STANDARD},
+                  {"auto", BL_NORM_AUTO}};
+
+const char *bl_norm_name(bl_norm_kind kind) {
+    for (size_t i = 0; i < sizeof norm_names / sizeof norm_names[0]; i++)
+        if (norm_names[i].kind == kind) return norm_names[i].name;
+    return "?";
+}
+
 bl_status bl_norm_parse(bl_norm_kind *out, const char *s, bl_error *err) {
-    static const struct {
-        const char *name;
-        bl_norm_kind kind;
-    } names[] = {{"none", BL_NORM_NONE}, {"unit", BL_NORM_UNIT}, {"standard", BL_NORM_STANDARD}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (s && strcmp(s, names[i].name) == 0) {
-            *out = names[i].kind;
+    for (size_t i = 0; i < sizeof norm_names / sizeof norm_names[0]; i++)
+        if (s && strcmp(s, norm_names[i].name) == 0) {
+            *out = norm_names[i].kind;
             return BL_OK;
         }
     return bl_fail(err, BL_ERR_ARG,
-                   "unknown normalisation '%s': expected one of none, unit, standard",
+                   "unknown normalisation '%s': expected one of auto, standard, unit, none",
                    s ? s : "(null)");
 }

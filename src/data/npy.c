@@ -7,16 +7,20 @@
  * that literal with a tiny tokenizer (strings, True/False, tuples of ints), so
  * a malformed header fails with the byte offset of the bad token instead of
  * being half understood. Data is read straight into the destination buffer
- * when the dtype is already float32. Only little-endian hosts are supported,
+ * when the dtype is already float32; every feature is then checked to be finite,
+ * since a NaN here would otherwise surface far away (as a null loss in eval or
+ * NaN probabilities from predict). Only little-endian hosts are supported,
  * which covers every machine we build for; a big-endian host gets a clear
  * error rather than byte-swapped numbers. Writes go through bl_atomic_* so a
  * failed or interrupted write never leaves a partial file at the path. */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "batchlab/data.h"
 #include "batchlab/io.h"
+#include "data/data_internal.h"
 
 #define NPY_MAX_DIMS 8
 #define NPY_MAX_HEADER (1u << 20)
@@ -286,6 +290,24 @@ static bl_status npy_read_payload(FILE *f, const char *path, const npy_header *h
     return BL_OK;
 }
 
+/* Name the first non-finite feature (or, for float64, one beyond float32's range). */
+static bl_status check_finite(const bl_dataset *ds, const char *path, const double *f8,
+                              bl_error *err) {
+    size_t count = ds->n * ds->dim;
+    for (size_t i = 0; i < count; i++) {
+        double v = f8 ? f8[i] : (double)ds->x[i];
+        if (isfinite(v) && fabs(v) <= FLT_MAX) continue;
+        size_t r = i / ds->dim, c = i % ds->dim;
+        return bl_fail(err, BL_ERR_FORMAT,
+                       "%s: element [%zu, %zu] (sample %zu, feature %zu, counting from 0) is %g: "
+                       "%s",
+                       path, r, c, r, c, v,
+                       isfinite(v) ? "too large for float32"
+                                   : "every input must be a finite number");
+    }
+    return BL_OK;
+}
+
 static bl_status read_x(bl_dataset *ds, bl_mem *mem, const char *path, bl_error *err) {
     FILE *f;
     npy_header h;
@@ -324,6 +346,9 @@ static bl_status read_x(bl_dataset *ds, bl_mem *mem, const char *path, bl_error 
     ds->n = h.shape[0];
     ds->shape = s;
     ds->dim = h.count / h.shape[0];
+    /* Bytes or a (h, w) layout are pictures: `auto` normalisation scales them as a whole. */
+    ds->kind = h.dtype == NPY_U1 || h.ndim > 2 ? BL_DATA_IMAGE : BL_DATA_TABULAR;
+    ds->format = ".npy";
     ds->x = bl_mem_alloc(mem, h.count * sizeof(float), "dataset features", err);
     if (!ds->x) {
         st = err ? err->code : BL_ERR_NOMEM;
@@ -331,6 +356,7 @@ static bl_status read_x(bl_dataset *ds, bl_mem *mem, const char *path, bl_error 
     }
     if (h.dtype == NPY_F4) {
         st = npy_read_payload(f, path, &h, ds->x, err);
+        if (st == BL_OK) st = check_finite(ds, path, NULL, err);
         goto done;
     }
     tmp = malloc(h.count * h.itemsize);
@@ -347,7 +373,8 @@ static bl_status read_x(bl_dataset *ds, bl_mem *mem, const char *path, bl_error 
             ds->x[i] = (float)u[i];
     } else {
         const double *d = tmp;
-        for (size_t i = 0; i < h.count; i++)
+        st = check_finite(ds, path, d, err);
+        for (size_t i = 0; st == BL_OK && i < h.count; i++)
             ds->x[i] = (float)d[i];
     }
 done:
@@ -356,7 +383,8 @@ done:
     return st;
 }
 
-static bl_status read_y(bl_dataset *ds, bl_mem *mem, const char *path, bl_error *err) {
+static bl_status read_y(bl_dataset *ds, bl_mem *mem, const char *path, const bl_load_opts *o,
+                        bl_error *err) {
     FILE *f;
     npy_header h;
     bl_status st = npy_open(path, &f, &h, err);
@@ -385,33 +413,32 @@ static bl_status read_y(bl_dataset *ds, bl_mem *mem, const char *path, bl_error 
     }
     st = npy_read_payload(f, path, &h, tmp, err);
     if (st != BL_OK) goto done;
-    int32_t maxl = 0;
     for (size_t i = 0; i < ds->n; i++) {
         int64_t v = h.dtype == NPY_U1   ? ((const uint8_t *)tmp)[i]
                     : h.dtype == NPY_I4 ? ((const int32_t *)tmp)[i]
                                         : ((const int64_t *)tmp)[i];
-        if (v < 0 || v >= INT32_MAX) {
+        if (v < 0 || v >= BL_MAX_CLASSES) {
             st = bl_fail(err, BL_ERR_FORMAT,
-                         "%s: label of sample %zu is %lld; labels must be non-negative integers",
-                         path, i, (long long)v);
+                         "%s: label index %zu (0-based) is %lld: labels must be class numbers "
+                         "0..K-1 (at most %d)",
+                         path, i, (long long)v, BL_MAX_CLASSES - 1);
             goto done;
         }
         ds->y[i] = (int32_t)v;
-        if (v > maxl) maxl = (int32_t)v;
     }
-    ds->n_classes = maxl + 1;
+    st = data_labels_finish(ds, o, path, NULL, err);
 done:
     free(tmp);
     fclose(f);
     return st;
 }
 
-bl_status bl_dataset_load_npy(bl_dataset *ds, bl_mem *mem, const char *x_path, const char *y_path,
-                              bl_error *err) {
+bl_status data_load_npy(bl_dataset *ds, bl_mem *mem, const char *x_path, const char *y_path,
+                        const bl_load_opts *o, bl_error *err) {
     memset(ds, 0, sizeof *ds);
     bl_status st = read_x(ds, mem, x_path, err);
     if (st == BL_OK && y_path) {
-        st = read_y(ds, mem, y_path, err);
+        st = read_y(ds, mem, y_path, o, err);
     } else if (st == BL_OK) {
         /* Unlabelled (e.g. for prediction): y all 0 and n_classes 0. */
         ds->y = bl_mem_alloc(mem, ds->n * sizeof(int32_t), "dataset labels", err);
@@ -425,16 +452,25 @@ bl_status bl_dataset_load_npy(bl_dataset *ds, bl_mem *mem, const char *x_path, c
     return BL_OK;
 }
 
-bl_status bl_npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
-                           bl_error *err) {
+bl_status bl_dataset_load_npy(bl_dataset *ds, bl_mem *mem, const char *x_path, const char *y_path,
+                              bl_error *err) {
+    bl_load_opts o;
+    bl_load_opts_default(&o);
+    o.classes = BL_CLASSES_ANY;
+    return data_load_npy(ds, mem, x_path, y_path, &o, err);
+}
+
+/* A C-order 2-D array of `descr` items (itemsize bytes each), atomically. */
+static bl_status npy_write(const char *path, const char *descr, const void *data, size_t itemsize,
+                           size_t rows, size_t cols, bl_error *err) {
     if (!host_is_little_endian())
         return bl_fail(err, BL_ERR_UNSUPPORTED, "%s: .npy writing needs a little-endian host",
                        path);
     /* v1 header padded with spaces so the data starts on a 64-byte boundary. */
     char header[256];
-    int len =
-        snprintf(header + 10, sizeof header - 10,
-                 "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
+    int len = snprintf(header + 10, sizeof header - 10,
+                       "{'descr': '%s', 'fortran_order': False, 'shape': (%zu, %zu), }", descr,
+                       rows, cols);
     size_t total = 10 + (size_t)len + 1;
     size_t padded = (total + 63) / 64 * 64;
     memset(header + 10 + len, ' ', padded - total);
@@ -448,10 +484,20 @@ bl_status bl_npy_write_f32(const char *path, const float *data, size_t rows, siz
     if (st != BL_OK) return st;
     size_t count = rows * cols;
     if (fwrite(header, 1, padded, af.fp) != padded ||
-        (count && fwrite(data, sizeof(float), count, af.fp) != count)) {
+        (count && fwrite(data, itemsize, count, af.fp) != count)) {
         int e = errno;
         bl_atomic_abort(&af);
         return bl_fail(err, BL_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }
     return bl_atomic_commit(&af, err);
+}
+
+bl_status bl_npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
+                           bl_error *err) {
+    return npy_write(path, "<f4", data, sizeof(float), rows, cols, err);
+}
+
+bl_status bl_npy_write_i64(const char *path, const int64_t *data, size_t rows, size_t cols,
+                           bl_error *err) {
+    return npy_write(path, "<i8", data, sizeof(int64_t), rows, cols, err);
 }

@@ -13,6 +13,7 @@
 #include "optim_opts.h"
 #include "cli.h"
 #include "data_opts.h"
+#include "batchlab/io.h"
 #include "batchlab/sweep.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; CLI-only state */
@@ -59,7 +60,8 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
         return cli_error(cmd, "--target-loss %g must be > 0", c->target_loss);
     if (!(c->max_epochs > 0) || c->max_epochs > 1e6)
         return cli_error(cmd, "--max-epochs %g must be > 0", c->max_epochs);
-    if (c->eval_every_samples < 1) return cli_error(cmd, "--eval-every-samples must be at least 1");
+    if (cli_opt_find(opts, n_opts, "eval-every-samples")->seen && c->eval_every_samples < 1)
+        return cli_error(cmd, "--eval-every-samples must be at least 1");
     if (c->noise_every < 0) return cli_error(cmd, "--noise-every must not be negative");
     if (c->noise_draws != 0 && c->noise_draws < 2)
         return cli_error(cmd, "--noise-draws %d: use 0 (off) or at least 2", c->noise_draws);
@@ -108,11 +110,12 @@ static bl_status load_data(const cli_data_opts *d, bl_mem *mem, uint64_t seed, d
     if ((st = bl_dataset_split(&all, &ds->train, &ds->val, val_n, seed, mem, err))) return st;
     const char *test = d->test;
     if (!test && cli_data_is_dir(d->data)) test = d->data;
-    if (test && (st = cli_load_dataset(d, test, d->test_labels, "test", mem, &ds->test, err)))
+    cli_data_opts td = *d; /* the test set may miss some of the training classes */
+    td.classes = ds->train.n_classes;
+    td.min_classes = 0;
+    if (test && (st = cli_load_dataset(&td, test, d->test_labels, "test", mem, &ds->test, err)))
         return st;
-    bl_norm_kind nk;
-    if ((st = bl_norm_parse(&nk, d->norm, err))) return bl_error_prefix(err, "--norm");
-    if ((st = bl_norm_fit(&ds->norm, mem, &ds->train, nk, err))) return st;
+    if ((st = cli_fit_norm(d, mem, &ds->train, &ds->norm, err))) return st;
     bl_norm_apply(&ds->norm, &ds->train);
     bl_norm_apply(&ds->norm, &ds->val);
     if (ds->test.n) {
@@ -143,9 +146,11 @@ static void on_event(void *arg, const bl_sweep_event *ev) {
     }
     if (ev->kind == BL_SWEEP_EV_START) return;
     if (p->tty) fputs("\r\033[K", stderr);
-    fprintf(stderr, "[%2d/%d] B=%-5d lr %-8.4g (x%g): %-11s %6ld steps %9ld examples %7.1f s",
+    char took[32];
+    fprintf(stderr, "[%2d/%d] B=%-5d lr %-8.4g (x%g): %-11s %6ld steps %9ld examples %8s",
             ev->index, ev->total, t->batch, (double)t->lr, t->lr_mult,
-            bl_trial_status_name(t->status), t->steps, t->examples, t->train_s);
+            bl_trial_status_name(t->status), t->steps, t->examples,
+            bl_format_seconds(took, sizeof took, t->train_s));
     if (isfinite(t->val_acc)) fprintf(stderr, "  val acc %.4f", t->val_acc);
     fprintf(stderr, "%s\n", ev->kind == BL_SWEEP_EV_SKIP ? "  (finished earlier: skipped)" : "");
 }
@@ -177,11 +182,14 @@ static void print_summary(const bl_sweep_config *c, const bl_sweep_result *r, in
     printf("\n== batchlab sweep: %s ==\n", c->out_dir);
     printf("trials       %d (%d finished earlier and skipped)\n", r->n_trials, r->n_skipped);
     double est = NAN;
+    char took[32];
     for (int i = 0; i < c->n_batches; i++)
         if (rec && r->best[i] == r->recommended) est = r->est_train_s[i];
     if (rec)
-        printf("recommended  batch %d, lr %.4g (fastest to the target here: ~%.1f s, %ld steps)\n",
-               rec->batch, (double)rec->lr, est, rec->steps);
+        printf("recommended  batch %d, lr %.4g (fastest to the target here: ~%s, %ld steps, "
+               "resolved to %ld)\n",
+               rec->batch, (double)rec->lr, bl_format_seconds(took, sizeof took, est), rec->steps,
+               rec->steps_res);
     else
         printf("recommended  none: no batch size reached the target\n");
     if (r->fit_ok)
@@ -237,7 +245,7 @@ int cli_sweep(int argc, char **argv) {
         {"max-epochs", ARG_DOUBLE, &c.max_epochs, "give up on a trial after N epochs (default 20)",
          0},
         {"eval-every-samples", ARG_LONG, &c.eval_every_samples,
-         "check the target every ~N examples (default 4096)", 0},
+         "check the target every ~N examples (default: min(4096, max(B, n_train/16)))", 0},
         {"lr", ARG_FLOAT, &c.train.lr, "learning rate at --base-batch (default 0.05)", 0},
         {"lr-scale", ARG_STR, &o.optim.lr_scale,
          "scale lr with the batch: sqrt (default), linear, none", 0},
@@ -272,11 +280,15 @@ int cli_sweep(int argc, char **argv) {
         {"test-labels", ARG_STR, &d.test_labels, "labels for --test", 0},
         {"val-frac", ARG_DOUBLE, &d.val_frac,
          "fraction of training data for validation (default 0.1)", 0},
-        {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
+        CLI_CLASSES_OPT(d),
+        {"norm", ARG_STR, &d.norm,
+         "input normalisation: auto (default: standard for tabular data, unit for images), "
+         "standard, unit, none",
+         0},
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and the split (default 1)", 0},
-        {"threads", ARG_INT, &o.threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
         {"json", ARG_FLAG, &o.json, "print the summary as JSON", 0},
-        {"quiet", ARG_FLAG, &o.quiet, "no progress lines", 0},
+        {"quiet", ARG_FLAG, &o.quiet, "print nothing but errors (and what --json asks for)", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "--out DIR --target-acc X [options]", opts, n_opts, argc, argv, NULL, 0,
@@ -289,6 +301,7 @@ int cli_sweep(int argc, char **argv) {
     bl_error err = {0};
     data_set ds;
     memset(&ds, 0, sizeof ds);
+    d.quiet = o.quiet || o.json;
     bl_status st = load_data(&d, &ctx.mem, c.train.seed, &ds, &err);
     if (st) {
         free_data(&ds, &ctx.mem);
@@ -339,7 +352,7 @@ int cli_sweep(int argc, char **argv) {
     } else if (st) {
         rc = cli_fail(cmd, "%s", err.msg);
     } else {
-        print_summary(&c, &r, o.json);
+        if (o.json || !o.quiet) print_summary(&c, &r, o.json);
         bl_sweep_result_free(&r);
     }
     free(line);

@@ -12,9 +12,11 @@
 #include "cli.h"
 #include "data_opts.h"
 #include "progress.h"
+#include "train_batch.h"
 #include "train_report.h"
 #include "batchlab/adapt.h"
 #include "batchlab/dist.h"
+#include "batchlab/io.h"
 #include "batchlab/runlog.h"
 #include "batchlab/train.h"
 
@@ -26,9 +28,11 @@ static void on_signal(int sig) {
 typedef struct train_opts {
     const char *model;
     cli_optim_args optim;
-    const char *log_path, *save_path, *resume_path, *report;
+    const char *log_path, *save_path, *resume_path, *report, *batch_schedule;
     const char *batch, *memory, *adapt_lr;
+    bl_batch_schedule replay; /* --batch-schedule */
     int auto_batch, min_batch, max_batch, noise_decay_set;
+    int stop_default; /* neither --steps nor --epochs was given */
     long adapt_every;
     int epochs, json, quiet, threads, no_prefetch, drop_last, no_overlap;
     size_t bucket_kb;
@@ -47,6 +51,7 @@ typedef struct run_state {
     const char *stop_reason;
     bl_adapt *adapt; /* --batch auto */
     int decisions;
+    int replay_next;     /* --batch-schedule: next entry to apply */
     train_history *hist; /* --report */
     int reverts;         /* --batch auto: divergences recovered from */
     long next_eval_samples;
@@ -56,7 +61,11 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
                         bl_train_config *cfg, int world) {
     int rc = cli_optim_apply(cmd, &o->optim, opts, n_opts, cfg);
     if (rc) return rc;
-    if (!strcmp(o->batch, "auto")) {
+    if (o->batch_schedule) {
+        const char *b = cli_opt_find(opts, n_opts, "batch")->seen ? o->batch : NULL;
+        if ((rc = train_replay_config(cmd, o->batch_schedule, b, &o->replay, cfg, world)))
+            return rc;
+    } else if (!strcmp(o->batch, "auto")) {
         if (world > 1)
             return cli_error(cmd, "--batch auto is not supported with several MPI ranks yet");
         o->auto_batch = 1;
@@ -78,11 +87,11 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         if (!*o->batch || *end || b <= 0 || b > 1 << 30)
             return cli_error(cmd, "--batch expects a positive integer or auto, got '%s'", o->batch);
         cfg->batch = (int)b;
-        if (o->min_batch || o->max_batch || o->memory || o->adapt_every ||
-            strcmp(o->adapt_lr, "adascale"))
-            return cli_error(cmd, "--min-batch, --max-batch, --memory, --adapt-every and "
-                                  "--adapt-lr go with --batch auto");
     }
+    if (!o->auto_batch && (o->min_batch || o->max_batch || o->memory || o->adapt_every ||
+                           strcmp(o->adapt_lr, "adascale")))
+        return cli_error(cmd, "--min-batch, --max-batch, --memory, --adapt-every and "
+                              "--adapt-lr go with --batch auto");
     if (cfg->micro_batch < 0) return cli_error(cmd, "--micro-batch must be positive");
     if (!(cfg->lr > 0))
         return cli_error(cmd, "--lr %g is invalid: it must be > 0", (double)cfg->lr);
@@ -109,6 +118,8 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
     if (cfg->noise && world == 1 && cfg->batch < 2)
         return cli_error(cmd, "--noise needs --batch of at least 2 (a small and a big batch)");
     if (cfg->noise_every < 0) return cli_error(cmd, "--noise-every must not be negative");
+    if (cfg->noise_batch < 0 || cfg->noise_batch == 1)
+        return cli_error(cmd, "--noise-batch %d must be at least 2", cfg->noise_batch);
     if (!(cfg->noise_decay > 0 && cfg->noise_decay < 1))
         return cli_error(cmd, "--noise-decay %g must be in (0, 1)", cfg->noise_decay);
     cfg->overlap = !o->no_overlap;
@@ -164,6 +175,7 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
         cJSON_AddNumberToObject(j, "wall_s", wall);
         if (rs->adapt) cJSON_AddNumberToObject(j, "final_batch", c->batch);
         cJSON_AddStringToObject(j, "stop_reason", rs->stop_reason);
+        cJSON_AddStringToObject(j, "norm", bl_norm_name(rs->sp.norm.kind));
 #define NUM(k, v) (isfinite(v) ? cJSON_AddNumberToObject(j, k, v) : cJSON_AddNullToObject(j, k))
         NUM("train_loss", train_loss);
         NUM("train_accuracy", train_acc);
@@ -183,9 +195,13 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
     }
     printf("\n== batchlab train: summary ==\n");
     printf("model        %s (%zu parameters)\n", bl_model_spec(m), bl_model_num_params(m));
+    printf("data         %s, %d classes, normalisation %s\n", rs->sp.train.name,
+           bl_model_output_dim(m), bl_norm_name(rs->sp.norm.kind));
     printf("batch        %d (micro-batch %d), optimizer %s, lr %g\n", c->batch, c->micro_batch,
            bl_optim_name(&c->opt), (double)bl_trainer_current_lr(t));
-    printf("trained      %ld steps in %.1f s (%s)\n", steps, wall, rs->stop_reason);
+    char wall_txt[32];
+    printf("trained      %ld steps in %s (%s)\n", steps,
+           bl_format_seconds(wall_txt, sizeof wall_txt, wall), rs->stop_reason);
     if (isfinite(train_loss))
         printf("train        loss %.4f  accuracy %.4f (last epoch's batches)\n", train_loss,
                train_acc);
@@ -197,7 +213,7 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
         if (rs->adapt)
             printf("batch auto   %d changes, final batch %d\n", rs->decisions,
                    bl_trainer_config(t)->batch);
-        printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA over %ld steps)\n",
+        printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA of %ld measurements)\n",
                bl_noise_scale(ns), bl_noise_g2(ns), bl_noise_trace(ns), ns->n);
     }
     printf("peak memory  %.1f MB resident\n", (double)bl_peak_rss_bytes() / 1e6);
@@ -206,34 +222,18 @@ static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, dou
 }
 
 /* The loop: step, account, evaluate at epoch ends (or every eval_every steps), stop. */
-/* --batch auto: after each step, let the controller decide; apply and log changes. */
-static int adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step_info *si,
-                      run_state *rs) {
-    bl_adapt_observe(a, si->batch, si->samples_per_s);
-    bl_adapt_decision d;
-    int r = bl_adapt_decide(a, si->step, bl_trainer_noise(t), &d);
-    if (r < 0) return 0;
-    bl_error err = {0};
-    int batch = bl_adapt_batch(a);
-    /* AdaScale's gain moves with the noise scale even when the batch stays. */
-    float f = bl_adapt_lr_factor(a->cfg.lr_rule, d.noise_scale, a->cfg.base_batch, batch);
-    if (r == 1) f = d.lr_factor;
-    if (bl_trainer_set_batch(t, batch, 0, f, &err)) return cli_fail(cmd, "%s", err.msg);
-    bl_runlog_decision(&rs->log, &d, r == 1, bl_trainer_current_lr(t));
-    rs->decisions += r == 1;
-    if (r == 1 && rs->hist) history_decision(rs->hist, &d);
-    if (r == 1 && !rs->prog.quiet) {
-        progress_clear(&rs->prog);
-        fprintf(stderr, "step %ld: batch %d -> %d, lr %.4g: %s\n", si->step, d.from_batch,
-                d.to_batch, (double)bl_trainer_current_lr(t), d.reason);
-    }
-    return 0;
-}
-
 static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs, bl_dist *dist) {
     bl_error err = {0};
     long epochs = o->epochs;
     double t0 = bl_now_sec();
+    const char *done = train_already_done(t, o->steps, o->epochs);
+    if (done) {
+        rs->stop_reason = done;
+        if (!rs->prog.quiet)
+            fprintf(stderr, "note: the checkpoint is at update %ld: nothing to train (%s)\n",
+                    bl_trainer_steps_done(t), done);
+        return 0;
+    }
     for (;;) {
         if (g_interrupted) bl_trainer_request_stop(t);
         bl_step_info si;
@@ -263,7 +263,12 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         bl_runlog_step(&rs->log, &si);
         progress_step(&rs->prog, &si);
         if (rs->hist) history_step(rs->hist, &si);
-        if (rs->adapt && adapt_step(cmd, t, rs->adapt, &si, rs)) return 1;
+        if (rs->adapt &&
+            train_adapt_step(cmd, t, rs->adapt, &si, &rs->log, &rs->prog, rs->hist, &rs->decisions))
+            return 1;
+        if (o->batch_schedule &&
+            train_replay_step(cmd, t, &o->replay, o->batch_schedule, &rs->replay_next, &rs->log))
+            return 1;
         int do_eval = si.epoch_end || (o->eval_every && si.step % o->eval_every == 0);
         if (o->eval_samples && si.samples_seen >= rs->next_eval_samples) {
             do_eval = 1;
@@ -351,10 +356,20 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
          "--batch auto: re-evaluate every N updates (default 50)", 0},
         {"adapt-lr", ARG_STR, &o.adapt_lr,
          "--batch auto: lr rule: adascale (default), linear, sqrt, none", 0},
+        {"batch-schedule", ARG_STR, &o.batch_schedule,
+         "replay the batches (and lr factors) of a run: its JSON Lines log, or CSV "
+         "step,batch[,lr_factor]",
+         0},
         {"micro-batch", ARG_INT, &cfg.micro_batch,
          "samples per forward/backward; accumulates batch/micro-batch", 0},
-        {"epochs", ARG_INT, &o.epochs, "stop after N epochs (default 1, or 50 with a target)", 0},
-        {"steps", ARG_LONG, &o.steps, "stop after N optimizer updates", 0},
+        {"epochs", ARG_INT, &o.epochs,
+         "stop after N epochs in total (default 1, or 50 with a target; with --resume: the "
+         "checkpoint's schedule)",
+         0},
+        {"steps", ARG_LONG, &o.steps,
+         "stop at N optimizer updates in total, counting those before --resume (also the "
+         "cosine horizon)",
+         0},
         {"target-acc", ARG_DOUBLE, &o.target_acc, "stop when validation accuracy reaches X", 0},
         {"target-loss", ARG_DOUBLE, &o.target_loss, "stop when validation loss falls to X", 0},
         {"eval-every", ARG_LONG, &o.eval_every,
@@ -382,7 +397,9 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"noise", ARG_FLAG, &cfg.noise,
          "measure the gradient noise scale (logs noise_g2/trace/scale)", 0},
         {"noise-every", ARG_INT, &cfg.noise_every,
-         "measure the noise scale on every Nth update only (default 1)", 0},
+         "measure the noise scale on every Nth update only (default 1; --batch auto: 8)", 0},
+        {"noise-batch", ARG_INT, &cfg.noise_batch,
+         "samples per noise-scale measurement, drawn apart from training (default: --batch)", 0},
         {"noise-decay", ARG_DOUBLE, &cfg.noise_decay,
          "EMA decay of the noise estimates (default 0.95)", 0},
         CLI_DATA_OPTS(d),
@@ -390,11 +407,15 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"test-labels", ARG_STR, &d.test_labels, "labels for --test", 0},
         {"val-frac", ARG_DOUBLE, &d.val_frac,
          "fraction of training data for validation (default 0.1)", 0},
-        {"norm", ARG_STR, &d.norm, "input normalisation: unit (default), standard, none", 0},
+        CLI_CLASSES_OPT(d),
+        {"norm", ARG_STR, &d.norm,
+         "input normalisation: auto (default: standard for tabular data, unit for images), "
+         "standard, unit, none",
+         0},
         {"drop-last", ARG_FLAG, &o.drop_last, "drop each epoch's last partial batch", 0},
         {"no-prefetch", ARG_FLAG, &o.no_prefetch, "load batches on the compute thread", 0},
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and dropout (default 1)", 0},
-        {"threads", ARG_INT, &o.threads, "compute threads (default: all cores)", 0},
+        {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
         {"log", ARG_STR, &o.log_path, "write a JSON Lines log (one line per step and per epoch)",
          0},
         {"save", ARG_STR, &o.save_path, "write the final checkpoint (safetensors) here", 0},
@@ -407,15 +428,17 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"report", ARG_STR, &o.report, "write a report (Markdown, HTML, plots) into this folder",
          0},
         {"json", ARG_FLAG, &o.json, "print a JSON summary on stdout", 0},
-        {"quiet", ARG_FLAG, &o.quiet, "no progress output", 0},
+        {"quiet", ARG_FLAG, &o.quiet, "print nothing but errors (and what --json asks for)", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "[options]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     o.noise_decay_set = cli_opt_find(opts, n_opts, "noise-decay")->seen;
     if ((rc = build_config(cmd, &o, opts, n_opts, &cfg, bl_dist_size(dist)))) return rc;
+    o.stop_default = !o.epochs && !o.steps;
     if (!o.epochs && !o.steps) o.epochs = (o.target_acc > 0 || o.target_loss > 0) ? 50 : 1;
 
+    d.quiet = o.quiet || o.json;
     bl_ctx ctx;
     bl_ctx_init(&ctx, o.threads);
     ctx.dist = dist;
@@ -433,6 +456,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         bl_dist_agree(dist, cli_load_splits(&my_d, &ctx.mem, &rs.sp, cfg.seed, &err), &err);
     if (st) {
         free_run(&ctx, &rs);
+        bl_batch_schedule_free(&o.replay);
         return cli_fail(cmd, "%s", err.msg);
     }
     size_t n = rs.sp.train.n;
@@ -458,19 +482,11 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
             rc = cli_error(cmd, "--adapt-lr: %s", err.msg);
             goto done;
         }
-        /* The noise scale, averaged over about 50 updates so that it follows the noise
-         * scale as it grows: measured on every update when the model gives per-example
-         * gradient norms (dense layers: free), else on every 4th (a measured update then
-         * runs as two halves, up to 20% slower at small batches). */
-        bl_model *shape_only = NULL;
-        bl_error ignored = {0}; /* a bad spec is reported when the trainer is built */
-        int dense =
-            !bl_model_create(&shape_only, o.model, rs.sp.train.shape,
-                             cfg.n_classes > 0 ? cfg.n_classes : rs.sp.train.n_classes, &ignored) &&
-            bl_model_per_example_ok(shape_only);
-        bl_model_free(shape_only);
-        if (!cli_opt_find(opts, n_opts, "noise-every")->seen) cfg.noise_every = dense ? 1 : 4;
-        if (!o.noise_decay_set) cfg.noise_decay = dense ? 0.98 : 0.92;
+        /* The noise scale, averaged over about 100 updates so that it follows the noise
+         * scale as it grows: measured on every 8th update, each measurement one extra
+         * forward and backward of a batch (so about 12% more compute). */
+        if (!cli_opt_find(opts, n_opts, "noise-every")->seen) cfg.noise_every = 8;
+        if (!o.noise_decay_set) cfg.noise_decay = 0.84;
         if ((st = bl_adapt_init(&adapt, &ac, o.model, &rs.sp.train, &cfg.opt, &err))) {
             rc = cli_fail(cmd, "%s", err.msg);
             goto done;
@@ -483,13 +499,25 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     st = bl_trainer_create(&t, &ctx, &cfg, &rs.sp.train, &err);
     if (!st && rs.sp.have_test)
         st = bl_model_check_input(bl_trainer_model(t), rs.sp.test.dim, rs.sp.test.name, &err);
-    if (!st && o.resume_path) st = bl_trainer_resume(t, o.resume_path, &err);
+    char note[512] = "";
+    if (!st && o.resume_path)
+        st = train_resume(t, o.resume_path, &cfg, opts, n_opts, note, sizeof note, &err);
+    /* Resumed without a stop condition: on to the end of the checkpoint's schedule. */
+    long ck_total = t ? bl_trainer_config(t)->total_steps : 0;
+    if (!st && o.resume_path && o.stop_default && ck_total > 0 && !o.target_acc && !o.target_loss)
+        o.steps = total = ck_total, o.epochs = 0, note[0] = '\0';
+    if (!st && o.batch_schedule)
+        st = bl_trainer_follow_schedule(t, &o.replay, &rs.replay_next, &err);
+    if (!st && o.resume_path && rs.adapt)
+        st = bl_adapt_replay(rs.adapt, bl_trainer_batch_history(t), bl_trainer_steps_done(t), &err);
     if (!st && rank == 0 && o.log_path)
         st = bl_runlog_open(&rs.log, o.log_path, o.resume_path != NULL, &err);
     if ((st = bl_dist_agree(dist, st, &err))) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
+    if (note[0] && rank == 0 && !o.json && !o.quiet && !train_already_done(t, o.steps, o.epochs))
+        fprintf(stderr, "note: %s: %s\n", o.resume_path, note);
     if (o.resume_path && rank == 0 && bl_trainer_resumed_world(t) != world)
         fprintf(stderr,
                 "note: %s was written by a run with %d rank(s); continuing with %d. The global "
@@ -532,7 +560,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         rc = 1;
         goto done;
     }
-    if (rank == 0) print_summary(t, &o, &rs, wall, test_loss, test_acc, o.json);
+    if (rank == 0 && (o.json || !o.quiet))
+        print_summary(t, &o, &rs, wall, test_loss, test_acc, o.json);
     if (rs.hist) {
         char command[2048] = "batchlab";
         for (int i = 0; i < argc; i++)
@@ -555,10 +584,12 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
             rc = cli_fail(cmd, "%s", err.msg);
             goto done;
         }
-        if (!o.json) printf("report       %s/report.md (and report.html, plots/)\n", o.report);
+        if (!o.json && !o.quiet)
+            printf("report       %s/report.md (and report.html, plots/)\n", o.report);
     }
     if (strcmp(rs.stop_reason, "interrupted") == 0) rc = 130;
 done:
+    bl_batch_schedule_free(&o.replay);
     free(rs.hist);
     bl_trainer_free(t);
     free_run(&ctx, &rs);

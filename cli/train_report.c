@@ -73,12 +73,14 @@ bl_status train_report_write(const char *dir, const train_history *h, const trai
     } else {
         ADD("**Batch size: %d**, fixed; learning rate %.4g. ", o->final_batch, (double)o->final_lr);
     }
+    char wall[32];
+    bl_format_seconds(wall, sizeof wall, o->wall_s);
     if (o->target_acc > 0)
-        ADD("%s the validation target %.3f in %.1f s (%ld steps, %ld examples).\n\n",
+        ADD("%s the validation target %.3f in %s (%ld steps, %ld examples).\n\n",
             !strncmp(o->stop_reason, "reached --target", 16) ? "Reached" : "Did not reach",
-            o->target_acc, o->wall_s, o->steps, o->samples);
+            o->target_acc, wall, o->steps, o->samples);
     else
-        ADD("Trained %ld steps (%ld examples) in %.1f s (%s).\n\n", o->steps, o->samples, o->wall_s,
+        ADD("Trained %ld steps (%ld examples) in %s (%s).\n\n", o->steps, o->samples, wall,
             o->stop_reason);
     ADD("| | |\n|---|---|\n| model | `%s` |\n| data | %s |\n", o->spec, o->data);
     if (isfinite(o->val_acc)) ADD("| validation accuracy | %.4f |\n", o->val_acc);

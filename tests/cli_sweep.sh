@@ -110,6 +110,29 @@ else
 fi
 expect_error "refuses a folder with other settings" "different settings: lr is 0.05 there but 0.1 now" "${SWEEP[@]}" --lr 0.1
 
+# On small data the default evaluation interval follows the data and the batch (540 rows:
+# every max(B, 33) examples), so S is resolved to a few updates at every batch size; a fixed
+# 4096 examples made every trial cross at 4096 whatever its batch. Short times print in ms.
+Q=$T/resolution
+out=$("$BL" sweep --data "$SAMPLE" --model "flatten,dense:16,relu,dense:10" --target-acc 0.6 \
+    --max-epochs 10 --batches 8,16,32 --lr-grid 1 --noise-draws 0 --threads 1 --out "$Q" 2>&1)
+if [ $? -eq 0 ]; then ok "sweep with the default evaluation interval runs"; else bad "sweep with the default interval" "$out"; fi
+E=$(awk -F, 'NR > 1 && $4 == "reached" { print $8 }' "$Q/results.csv" | sort -u | tr '\n' ' ')
+n_e=$(wc -w <<<"$E")
+[ "$n_e" -ge 2 ] && awk -v e="$E" 'BEGIN { n = split(e, v, " "); for (i = 1; i <= n; i++) if (v[i] >= 2048) exit 1 }' &&
+    ok "each batch size reaches the target at its own example count ($E)" ||
+    bad "examples to the target: '$E' (want at least 2 distinct values, all below 2048)"
+grep -q '"steps_resolution":' "$Q/results.json" && grep -q '| S resolved to |' "$Q/report.md" &&
+    grep -q 'I = min(4096, max(B, n_train/16))' "$Q/report.md" &&
+    ok "the report states the resolution of S and the interval rule" || bad "the report lacks the resolution of S"
+res=$(grep -o '"steps_resolution":[[:space:]]*[0-9]*' "$Q/results.json" | tr -dc '0-9\n' | sort -n | tail -1)
+[ -n "$res" ] && [ "$res" -le 4 ] && ok "S resolved to at most 4 updates ($res)" || bad "S resolution $res updates"
+if grep -q ' ms' <<<"$out" && ! grep -qE '(^|[^0-9])0\.0 s' <<<"$out"; then
+    ok "short times print in ms"
+else
+    bad "short times print in ms" "$out"
+fi
+
 # Ctrl-C: exit 130, a message saying how to continue, and only complete files.
 I=$T/int
 "$BL" sweep --data "$SAMPLE" --model mlp --batches 32,64 --lr-grid 1 --target-acc 0.999 --max-epochs 200 \

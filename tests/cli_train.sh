@@ -47,6 +47,29 @@ check "report.html written" grep -q '<table' "$T/rep/report.html"
 check "report plots written" test -s "$T/rep/plots/accuracy.png" -a -s "$T/rep/plots/goodput.svg"
 check "no temporary files left" test -z "$(find "$T/rep" -name '*.tmp.*')"
 
+# --resume: --steps counts every update of the run, the checkpoint's schedule goes on.
+R="$BL train --data $SAMPLE --model $M --batch 30 --schedule cosine --min-lr 0.001"
+$R --quiet --steps 34 --save "$T/r.safetensors" --log "$T/r.jsonl" >/dev/null 2>&1
+out=$($R --steps 5 --resume "$T/r.safetensors" --save "$T/r.safetensors" --log "$T/r.jsonl" 2>&1)
+check "resume at 34 with --steps 5 exits 0" test $? -eq 0
+check "... says there is nothing to train" grep -q "nothing to train" <<<"$out"
+check "... and trains nothing" test "$(count '"type":"step"' "$T/r.jsonl")" -eq 34
+out=$($R --steps 40 --resume "$T/r.safetensors" --save "$T/r.safetensors" --log "$T/r.jsonl" 2>&1)
+check "resume at 34 with --steps 40 trains 6 more" test "$(count '"type":"step"' "$T/r.jsonl")" -eq 40
+check "... continuing the 34-update cosine, with a note" grep -q "cosine schedule runs over 34 updates" <<<"$out"
+# The 34-update cosine ended at its floor: updates 35-40 run at --min-lr, not on a 40-update path.
+lrs=$(grep '"type":"step"' "$T/r.jsonl" | tail -6 | grep -o '"lr":[0-9.e-]*' | sort -u)
+check "... at the stored schedule's learning rate ($lrs)" test "$lrs" = '"lr":0.0010000000474974513'
+out=$($R --steps 50 --min-lr 0.01 --resume "$T/r.safetensors" 2>&1)
+check "an explicit other --min-lr on resume is refused" grep -q "error: .*--min-lr 0.001, but this run asks for 0.01" <<<"$out"
+# A save killed mid-write left its temporary file; the next save of that target removes it.
+dead=$(sh -c 'echo $$') # a finished process: its pid is no one's now
+echo "half a checkpoint" >"$T/r.safetensors.tmp.$dead.AbC123"
+echo "another target's" >"$T/other.safetensors.tmp.$dead.AbC123"
+$R --quiet --steps 42 --resume "$T/r.safetensors" --save "$T/r.safetensors" >/dev/null 2>&1
+check "a dead writer's temporary file is removed at the next save" test ! -e "$T/r.safetensors.tmp.$dead.AbC123"
+check "... and another target's is left alone" test -e "$T/other.safetensors.tmp.$dead.AbC123"
+
 # find and tune end to end
 out=$($BL find --memory 100M --model $M --data "$SAMPLE" --json)
 check "find --memory answers a batch" grep -q '"batch":' <<<"$out"

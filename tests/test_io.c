@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "batchlab/io.h"
@@ -191,6 +194,74 @@ static void atomic_abort_keeps_previous_file(void **state) {
 
     /* committing an aborted file is an error, not a crash */
     assert_int_equal(bl_atomic_commit(&af, &err), BL_ERR_ARG);
+    tu_rmtree(dir);
+}
+
+static void touch(const char *dir, const char *name, long age_s) {
+    char path[4096];
+    join(path, sizeof path, dir, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs("half a checkpoint", fp);
+    fclose(fp);
+    if (age_s) {
+        struct timeval tv[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+        assert_int_equal(utimes(path, tv), 0);
+    }
+}
+
+static int exists_in(const char *dir, const char *name) {
+    char path[4096];
+    join(path, sizeof path, dir, name);
+    return tu_file_exists(path);
+}
+
+/* A save killed mid-write (kill -9) leaves "<path>.tmp.<pid>.XXXXXX" behind; the next save
+ * of the same target removes it when that pid is dead, and nothing else. */
+static void atomic_write_removes_orphans_of_its_target(void **state) {
+    const char *dir = tu_tmpdir();
+    char path[512], name[600];
+    join(path, sizeof path, dir, "ck.safetensors");
+    pid_t dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0) _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    struct {
+        char name[128];
+        int removed;
+    } files[] = {
+        {"", 1},                          /* ck.safetensors.tmp.<dead>.AbC123: its writer is gone */
+        {"", 0},                          /* ...tmp.<parent>.XyZ789: a live writer */
+        {"", 0},                          /* ...tmp.<us>.Qwe456: maybe another thread of ours */
+        {"ck.safetensors.tmp.OLD123", 1}, /* an older version's name, untouched for 2 h */
+        {"ck.safetensors.tmp.NEW123", 0}, /* the same, just written */
+        {"", 0},                          /* other.bin.tmp.<dead>.AbC123: another target */
+        {"", 0},                          /* ck.safetensors2.tmp.<dead>.AbC123: another target */
+        {"", 0}, /* ck.safetensors.tmp.<dead>.AbC123.bak: not the writer's pattern */
+        {"", 0}, /* ck.safetensors.tmp.<dead>.AbC12: nor this */
+    };
+    snprintf(files[0].name, sizeof files[0].name, "ck.safetensors.tmp.%d.AbC123", (int)dead);
+    snprintf(files[1].name, sizeof files[1].name, "ck.safetensors.tmp.%d.XyZ789", (int)getppid());
+    snprintf(files[2].name, sizeof files[2].name, "ck.safetensors.tmp.%d.Qwe456", (int)getpid());
+    snprintf(files[5].name, sizeof files[5].name, "other.bin.tmp.%d.AbC123", (int)dead);
+    snprintf(files[6].name, sizeof files[6].name, "ck.safetensors2.tmp.%d.AbC123", (int)dead);
+    snprintf(files[7].name, sizeof files[7].name, "ck.safetensors.tmp.%d.AbC123.bak", (int)dead);
+    snprintf(files[8].name, sizeof files[8].name, "ck.safetensors.tmp.%d.AbC12", (int)dead);
+    int n = (int)(sizeof files / sizeof files[0]);
+    for (int i = 0; i < n; i++)
+        touch(dir, files[i].name, i == 3 ? 7200 : 0);
+    bl_error err = {0};
+    assert_int_equal(bl_atomic_write(path, "new", 3, &err), BL_OK);
+    for (int i = 0; i < n; i++) {
+        if (exists_in(dir, files[i].name) == files[i].removed)
+            fail_msg("%s: %s", files[i].name, files[i].removed ? "left behind" : "removed");
+    }
+    /* The writer's own temporary file names its pid. */
+    bl_atomic_file af;
+    assert_int_equal(bl_atomic_open(&af, path, &err), BL_OK);
+    snprintf(name, sizeof name, "%s.tmp.%d.", path, (int)getpid());
+    assert_memory_equal(af.tmp, name, strlen(name));
+    bl_atomic_abort(&af);
     tu_rmtree(dir);
 }
 
@@ -486,6 +557,7 @@ int main(void) {
         cmocka_unit_test(atomic_write_into_missing_directory_fails),
         cmocka_unit_test(atomic_commit_failure_cleans_up),
         cmocka_unit_test(atomic_abort_keeps_previous_file),
+        cmocka_unit_test(atomic_write_removes_orphans_of_its_target),
         cmocka_unit_test(safetensors_round_trip),
         cmocka_unit_test(safetensors_write_rejects_bad_tensors),
         cmocka_unit_test(safetensors_readable_by_python),

@@ -262,6 +262,189 @@ static void batch_can_change_between_updates(void **state) {
     bl_trainer_free(t);
 }
 
+static bl_trainer *make_sched(const char *spec, int batch, int reserve, long total) {
+    bl_train_config c;
+    bl_train_config_default(&c);
+    c.spec = spec;
+    c.batch = batch;
+    c.reserve_batch = reserve;
+    c.lr = 0.05f;
+    c.seed = 7;
+    c.sched = BL_SCHED_COSINE;
+    c.warmup_steps = 3;
+    c.total_steps = total;
+    c.min_lr = 0.001f;
+    bl_error err = {0};
+    bl_trainer *t = NULL;
+    assert_int_equal(bl_trainer_create(&t, &g_ctx, &c, &g_train, &err), BL_OK);
+    return t;
+}
+
+static void assert_same_params(bl_trainer *a, bl_trainer *b) {
+    bl_model *ma = bl_trainer_model(a), *mb = bl_trainer_model(b);
+    assert_memory_equal(bl_model_params(ma), bl_model_params(mb),
+                        bl_model_num_params(ma) * sizeof(float));
+    assert_memory_equal(bl_model_buffers(ma), bl_model_buffers(mb),
+                        bl_model_num_buffers(ma) * sizeof(float));
+}
+
+static void resume_keeps_the_schedule(void **state) {
+    /* A cosine over 40 updates saved at 10, resumed by a trainer created for 20 (another
+     * --steps): the learning-rate path is the checkpoint's, and the run continues bit for
+     * bit; asking explicitly for another schedule setting is refused. */
+    const char *dir = tu_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    bl_error err = {0};
+    const char *spec = "flatten,dense:16,relu,dense:10";
+    bl_trainer *a = make_sched(spec, 32, 0, 40);
+    run_steps(a, 10);
+    assert_int_equal(bl_trainer_save(a, path, NULL, &err), BL_OK);
+    bl_trainer *b = make_sched(spec, 32, 0, 20);
+    bl_train_config asked = *bl_trainer_config(b);
+    assert_int_equal(bl_trainer_resume(b, path, &err), BL_OK);
+    assert_int_equal(bl_trainer_config(b)->total_steps, 40);
+    assert_true(bl_trainer_current_lr(b) == bl_trainer_current_lr(a));
+    char note[256];
+    assert_int_equal(bl_trainer_check_schedule(b, &asked, 0, note, sizeof note, &err), BL_OK);
+    assert_non_null(strstr(note, "40 updates"));
+    run_steps(a, 15);
+    run_steps(b, 15);
+    assert_same_params(a, b);
+    /* The same settings given explicitly: fine, no note. */
+    asked.total_steps = 40;
+    assert_int_equal(bl_trainer_check_schedule(b, &asked, ~0u, note, sizeof note, &err), BL_OK);
+    assert_string_equal(note, "");
+    /* Another floor given explicitly: refused, naming the option. Not given: kept. */
+    asked.min_lr = 0.01f;
+    assert_int_equal(
+        bl_trainer_check_schedule(b, &asked, BL_SCHED_SET_MIN_LR, note, sizeof note, &err),
+        BL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "--min-lr"));
+    assert_int_equal(
+        bl_trainer_check_schedule(b, &asked, BL_SCHED_SET_WARMUP, note, sizeof note, &err), BL_OK);
+    bl_trainer_free(a);
+    bl_trainer_free(b);
+    tu_rmtree(dir);
+}
+
+static void failed_step_leaves_the_trainer_as_it_was(void **state) {
+    /* A step that meets a NaN changes nothing (data position, dropout stream, batch-norm
+     * statistics), so retrying it continues exactly as a run that never failed: what an
+     * adaptive run does after a divergence, and what a replay of it relies on. */
+    bl_error err = {0};
+    bl_trainer *a = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
+    bl_trainer *b = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
+    run_steps(a, 3);
+    run_steps(b, 3);
+    bl_model *m = bl_trainer_model(b);
+    size_t k = bl_model_num_params(m) - 1; /* the last bias: the loss is NaN, batch-norm runs */
+    float keep = bl_model_params(m)[k];
+    bl_model_params(m)[k] = NAN;
+    bl_step_info si;
+    assert_int_equal(bl_trainer_step(b, &si, &err), BL_ERR_NUMERIC);
+    bl_model_params(m)[k] = keep;
+    assert_int_equal(bl_trainer_samples_seen(b), 3 * 32);
+    run_steps(a, 5);
+    run_steps(b, 5);
+    assert_same_params(a, b);
+    bl_trainer_free(a);
+    bl_trainer_free(b);
+}
+
+static void batch_changes_are_saved_and_resumed(void **state) {
+    /* An adaptive run's batch and lr factor, and their history, survive a checkpoint. */
+    const char *dir = tu_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    bl_error err = {0};
+    const char *spec = "flatten,dense:16,relu,dense:10";
+    bl_trainer *a = make_sched(spec, 16, 64, 60);
+    run_steps(a, 3);
+    assert_int_equal(bl_trainer_set_batch(a, 32, 0, 1.25f, &err), BL_OK);
+    assert_int_equal(bl_trainer_set_batch(a, 32, 0, 1.25f, &err), BL_OK); /* no change */
+    run_steps(a, 4);
+    assert_int_equal(bl_trainer_set_batch(a, 64, 0, 1.75f, &err), BL_OK);
+    run_steps(a, 2);
+    const bl_batch_schedule *h = bl_trainer_batch_history(a);
+    assert_int_equal(h->n, 2);
+    assert_int_equal(h->v[0].step, 3);
+    assert_int_equal(h->v[1].step, 7);
+    assert_int_equal(bl_trainer_save(a, path, NULL, &err), BL_OK);
+    bl_trainer *b = make_sched(spec, 16, 64, 60);
+    assert_int_equal(bl_trainer_resume(b, path, &err), BL_OK);
+    assert_int_equal(bl_trainer_config(b)->batch, 64);
+    assert_true(bl_trainer_current_lr(b) == bl_trainer_current_lr(a));
+    const bl_batch_schedule *hb = bl_trainer_batch_history(b);
+    assert_int_equal(hb->n, 2);
+    assert_true(hb->v[1].batch == 64 && hb->v[1].lr_factor == 1.75f);
+    run_steps(a, 6);
+    run_steps(b, 6);
+    assert_same_params(a, b);
+    /* A trainer without room for that batch says so. */
+    bl_trainer *c = make_sched(spec, 16, 16, 60);
+    assert_int_equal(bl_trainer_resume(c, path, &err), BL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "batch to 64"));
+    /* Following the history from the start repeats the run. */
+    bl_trainer *d = make_sched(spec, 16, 64, 60);
+    int next = 0;
+    for (int i = 0; i < 15; i++) {
+        assert_int_equal(bl_trainer_follow_schedule(d, hb, &next, &err), BL_OK);
+        run_steps(d, 1);
+    }
+    assert_same_params(a, d);
+    bl_trainer_free(a);
+    bl_trainer_free(b);
+    bl_trainer_free(c);
+    bl_trainer_free(d);
+    tu_rmtree(dir);
+}
+
+static void batch_schedules_read_logs_and_csv(void **state) {
+    const char *dir = tu_tmpdir();
+    char path[512];
+    bl_error err = {0};
+    bl_batch_schedule s;
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"type\":\"step\",\"step\":1,\"batch\":16}\n"
+          "{\"type\":\"step\",\"step\":2,\"batch\":16}\n"
+          "{\"type\":\"decision\",\"step\":5,\"changed\":false,\"to_batch\":16,"
+          "\"lr_factor\":1}\n"
+          "{\"type\":\"eval\",\"step\":5}\n"
+          "{\"type\":\"decision\",\"step\":10,\"changed\":true,\"to_batch\":32,"
+          "\"lr_factor\":1.3300000429153442}\n",
+          f);
+    fclose(f);
+    assert_int_equal(bl_batch_schedule_load(&s, path, &err), BL_OK);
+    assert_int_equal(s.n, 3);
+    assert_true(s.v[0].step == 0 && s.v[0].batch == 16 && s.v[0].lr_factor == 0);
+    assert_true(s.v[2].step == 10 && s.v[2].batch == 32 && s.v[2].lr_factor == 1.33f);
+    assert_int_equal(bl_batch_schedule_at(&s, 9)->batch, 16);
+    assert_int_equal(bl_batch_schedule_max_batch(&s), 32);
+    char *text = bl_batch_schedule_format(&s);
+    bl_batch_schedule back = {0};
+    assert_int_equal(bl_batch_schedule_parse(&back, text, "x", &err), BL_OK);
+    assert_int_equal(back.n, 3);
+    assert_memory_equal(back.v, s.v, 3 * sizeof *s.v);
+    free(text);
+    bl_batch_schedule_free(&back);
+    bl_batch_schedule_free(&s);
+    snprintf(path, sizeof path, "%s/s.csv", dir);
+    f = fopen(path, "w");
+    fputs("step,batch\n0,16\n20,64\n", f);
+    fclose(f);
+    assert_int_equal(bl_batch_schedule_load(&s, path, &err), BL_OK);
+    assert_true(s.n == 2 && s.v[1].step == 20 && s.v[1].batch == 64 && s.v[1].lr_factor == 0);
+    bl_batch_schedule_free(&s);
+    f = fopen(path, "w");
+    fputs("0,16\n20,abc\n", f);
+    fclose(f);
+    assert_int_equal(bl_batch_schedule_load(&s, path, &err), BL_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "s.csv:2"));
+    tu_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(resume_is_bit_identical),
@@ -272,6 +455,10 @@ int main(void) {
         cmocka_unit_test(training_learns),
         cmocka_unit_test(bad_batch_sizes_are_rejected),
         cmocka_unit_test(batch_can_change_between_updates),
+        cmocka_unit_test(resume_keeps_the_schedule),
+        cmocka_unit_test(failed_step_leaves_the_trainer_as_it_was),
+        cmocka_unit_test(batch_changes_are_saved_and_resumed),
+        cmocka_unit_test(batch_schedules_read_logs_and_csv),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include "batchlab/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- atomic file ---------------------------------------------------------- */
 typedef struct bl_atomic_file {
     FILE *fp;        /* write through this */
@@ -16,6 +20,9 @@ typedef struct bl_atomic_file {
     char tmp[4096];  /* temporary path in the same directory */
 } bl_atomic_file;
 
+/* Start writing path through "<path>.tmp.<pid>.XXXXXX" beside it, first removing the
+ * orphans of earlier writes of path (same pattern, writer pid gone; the pid-less names of
+ * older versions once untouched for 10 minutes). BL_ERR_ARG (path), BL_ERR_IO. */
 bl_status bl_atomic_open(bl_atomic_file *af, const char *path, bl_error *err);
 /* fflush + fsync + rename + fsync(dir). On any failure the temp file is removed and the
  * previous file at path, if any, is untouched. */
@@ -80,5 +87,12 @@ bl_status bl_make_dir(const char *path, bl_error *err);
 bl_status bl_json_write(const char *path, const struct cJSON *root, bl_error *err);
 /* o[key] = v, or null when v is NaN or infinite (JSON has no such numbers). */
 void bl_json_add_number(struct cJSON *o, const char *key, double v);
+/* A duration for people into buf: "850 us", "12 ms", "3.4 s", "250 s"; "–" when not finite
+ * or negative. Returns buf. */
+const char *bl_format_seconds(char *buf, size_t cap, double s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,10 +7,16 @@
  *   tr(Sigma) ~ (|G_s|^2 - |G_b|^2) / (1/b - 1/B)
  * Each is noisy (and may be negative), so the numerator and the denominator are
  * smoothed separately with bias-corrected exponential moving averages and only
- * their ratio is reported. During training the small batch is the first
- * micro-batch (or this rank's share) and the big batch the whole update. */
+ * their ratio is reported. During training both come from a batch drawn for
+ * the measurement, with replacement, apart from the training batches (see
+ * bl_train_config.noise): one example (dense models) or its first part is the
+ * small batch, all of it the big one. */
 #ifndef BATCHLAB_NOISE_H
 #define BATCHLAB_NOISE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct bl_noise {
     double decay;            /* EMA decay per update, e.g. 0.95 */
@@ -30,5 +36,9 @@ double bl_noise_scale(const bl_noise *ns);
 /* The two one-shot estimates, for callers that average them their own way. */
 double bl_noise_g2_estimate(double g2_small, double b_small, double g2_big, double b_big);
 double bl_noise_trace_estimate(double g2_small, double b_small, double g2_big, double b_big);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

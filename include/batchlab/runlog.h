@@ -8,6 +8,10 @@
 #include "batchlab/adapt.h"
 #include "batchlab/train.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct bl_runlog {
     FILE *fp;
 } bl_runlog;
@@ -28,8 +32,13 @@ void bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e);
 /* A validation evaluation (every --eval-every / --eval-samples, and at epoch ends). */
 void bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_loss, double val_acc,
                     double elapsed_s);
-/* An adaptive-batch decision (changed = 0: evaluated and kept), with the lr after it. */
+/* An adaptive-batch decision (changed = 0: evaluated and kept), with the lr after it and
+ * the lr factor applied (d->lr_factor), enough to replay it (bl_batch_schedule_load). */
 void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed, float lr);
 void bl_runlog_close(bl_runlog *log);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

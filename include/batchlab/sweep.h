@@ -14,9 +14,15 @@
  * learning rate per batch size the same way). The grid multiplier 1 runs
  * first so pruning bites early.
  *
- * Validation runs every max(1, round(eval_every_samples / B), floor(0.02 s))
- * updates at update s, so S is resolved to about eval_every_samples examples
- * or 2%, whichever is coarser, without evaluating every update of long trials.
+ * Validation runs every max(1, round(I / B), floor(0.02 s)) updates at update s,
+ * I = eval_every_samples, so S is resolved to about I examples or 2%, whichever is
+ * coarser, without evaluating every update of long trials. By default (I = 0) the
+ * interval follows the data and the batch: I = min(4096, max(B, n_train / 16)), so a
+ * small data set is checked at least 16 times an epoch, and at every update when the
+ * batch is above n_train / 16 (a fixed 4096 once made every trial on 1,294 rows cross at
+ * ~4,000 examples whatever its batch: perfect scaling everywhere, and no fit). Each trial
+ * records the resolution of its S: the target was crossed after update S - steps_res
+ * and at or before S.
  * Evaluation uses a second copy of the model allocated for large batches, so
  * it costs the same at every B; its time is counted in wall_s but not train_s.
  *
@@ -32,6 +38,10 @@
 
 #include "batchlab/bcrit.h"
 #include "batchlab/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define BL_SWEEP_MAX_BATCHES 32
 #define BL_SWEEP_MAX_LRS 16
@@ -57,6 +67,8 @@ typedef struct bl_trial {
     float lr; /* the learning rate used */
     bl_trial_status status;
     long steps, examples;     /* when it stopped: to the target if reached */
+    long steps_res;           /* updates since the evaluation before the last one: a reached
+                                 trial crossed the target in (steps - steps_res, steps] */
     double train_s;           /* seconds in optimizer updates (no evaluation) */
     double wall_s;            /* the whole trial, evaluations and the end measurements included */
     double val_acc, val_loss; /* at the last evaluation */
@@ -94,7 +106,7 @@ typedef struct bl_sweep_config {
     int n_lr_mults;
     double target_acc;       /* > 0: validation accuracy to reach */
     double target_loss;      /* > 0: validation loss to reach (exactly one target) */
-    long eval_every_samples; /* see above (default 4096) */
+    long eval_every_samples; /* see above (default 0: min(4096, max(B, n_train/16))) */
     double max_epochs;       /* per trial (default 20) */
     int prune;               /* default 1 */
     int noise_every;         /* in-training noise estimate every N updates (0 = off; 10) */
@@ -109,6 +121,9 @@ typedef struct bl_sweep_config {
 } bl_sweep_config;
 
 void bl_sweep_config_default(bl_sweep_config *c);
+
+/* Examples between target checks at batch `batch` on n_train training rows (see above). */
+long bl_sweep_eval_samples(const bl_sweep_config *c, size_t n_train, int batch);
 
 /* Powers of two from 16 up to n_train/8 (so an epoch has at least 8 updates; from 1
  * when that is below 16). Returns how many were written (at most cap). */
@@ -140,5 +155,9 @@ bl_status bl_sweep_run(bl_ctx *ctx, const bl_sweep_config *c, const bl_dataset *
                        const bl_dataset *val, const bl_dataset *test, bl_sweep_result *out,
                        bl_error *err);
 void bl_sweep_result_free(bl_sweep_result *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

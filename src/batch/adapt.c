@@ -77,6 +77,9 @@ bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
         bl_status st =
             bl_train_memory_bytes(spec, ds->shape, ds->n_classes, opt, cand[i], &bytes, err);
         if (st) return st;
+        /* The noise scale is measured on batches of their own, gathered into one more
+         * input buffer of the reserved size. */
+        bytes += (size_t)cand[i] * (bl_shape_size(ds->shape) * sizeof(float) + sizeof(int32_t));
         if (!c->memory_bytes || bytes <= c->memory_bytes) cand[kept++] = cand[i];
     }
     if (!kept || cand[0] > c->base_batch)
@@ -255,4 +258,24 @@ int bl_adapt_revert(bl_adapt *a, long step, double b_noise, bl_adapt_decision *d
              d->from_batch, d->to_batch, a->curve.p[a->ceiling].batch);
     a->last_eval_step = step;
     return 1;
+}
+
+bl_status bl_adapt_replay(bl_adapt *a, const bl_batch_schedule *history, long step, bl_error *err) {
+    for (int k = 0; k < history->n && history->v[k].step <= step; k++) {
+        int i = 0;
+        while (i < a->curve.n && a->curve.p[i].batch != history->v[k].batch)
+            i++;
+        if (i == a->curve.n)
+            return bl_fail(err, BL_ERR_ARG,
+                           "the resumed run used batch %d (after update %ld), which is not a "
+                           "candidate of this adaptive run (powers of two from %d to %d and the "
+                           "base batch %d): resume with the same batch bounds",
+                           history->v[k].batch, history->v[k].step, a->cfg.min_batch,
+                           a->cfg.max_batch, a->cfg.base_batch);
+        if (i != a->current) a->previous = a->current, a->current = i;
+        a->last_eval_step = history->v[k].step;
+    }
+    a->trial_from = -1;
+    a->warm = ADAPT_WARM_STEPS;
+    return BL_OK;
 }

@@ -25,8 +25,9 @@ bl_status bl_train_memory_bytes(const char *spec, bl_shape input, int n_classes,
     bl_model *m;
     bl_status st = bl_model_create(&m, spec, input, n_classes, err);
     if (st) return st;
+    /* + the trainer's copy of the batch-norm statistics (undone after a failed step) */
     *bytes = bl_model_memory_bytes(m, batch) + optim_state_bytes(opt, bl_model_num_params(m)) +
-             loader_bytes(input, batch);
+             loader_bytes(input, batch) + bl_model_num_buffers(m) * sizeof(float);
     bl_model_free(m);
     return BL_OK;
 }
@@ -48,7 +49,10 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
     if (!st) st = bl_model_alloc(m, &ctx, batch, &e);
     if (!st) st = bl_optim_init(&opt, &c->opt, bl_model_num_params(m), &ctx.mem, &e);
     size_t dim = bl_shape_size(c->input);
-    if (!st) x = bl_mem_alloc(&ctx.mem, loader_bytes(c->input, batch), "input batches", &e);
+    if (!st)
+        x = bl_mem_alloc(&ctx.mem,
+                         loader_bytes(c->input, batch) + bl_model_num_buffers(m) * sizeof(float),
+                         "input batches", &e);
     if (!st && !x) st = e.code;
     if (!st) {
         y = (int32_t *)(x + 2 * (size_t)batch * dim);

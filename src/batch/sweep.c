@@ -32,7 +32,7 @@ void bl_sweep_config_default(bl_sweep_config *c) {
     c->train.base_batch = 128;
     c->lr_mults[0] = 0.5, c->lr_mults[1] = 1, c->lr_mults[2] = 2;
     c->n_lr_mults = 3;
-    c->eval_every_samples = 4096;
+    c->eval_every_samples = 0; /* follows the data and the batch */
     c->max_epochs = 20;
     c->prune = 1;
     c->noise_every = 10;
@@ -139,9 +139,16 @@ static bl_status add_point(bl_trial *t, const bl_trial_point *p, bl_error *err) 
     return BL_OK;
 }
 
+long bl_sweep_eval_samples(const bl_sweep_config *c, size_t n_train, int batch) {
+    if (c->eval_every_samples > 0) return c->eval_every_samples;
+    long per_epoch = (long)(n_train / 16), v = batch > per_epoch ? batch : per_epoch;
+    return v < 4096 ? v : 4096;
+}
+
 /* Updates between evaluations at update s (see sweep.h). */
-static long eval_interval(const bl_sweep_config *c, int batch, long s) {
-    long k = lround((double)c->eval_every_samples / batch), r = (long)floor(0.02 * (double)s);
+static long eval_interval(const sweep_run *sr, int batch, long s) {
+    long k = lround((double)bl_sweep_eval_samples(sr->c, sr->train->n, batch) / batch),
+         r = (long)floor(0.02 * (double)s);
     long v = k > r ? k : r;
     return v > 1 ? v : 1;
 }
@@ -208,7 +215,7 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
     if (!st) st = bl_runlog_open(&log, part, 0, err);
     emit(s, BL_SWEEP_EV_START, t, NULL);
     double ep_loss = 0, ep_acc = 0;
-    long ep_n = 0, next_eval = 0;
+    long ep_n = 0, next_eval = 0, last_step = 0;
     bl_trial_point last = {0};
     last.val_acc = last.val_loss = NAN;
     while (!st) {
@@ -226,11 +233,11 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
             break;
         }
         if ((st = ss)) break;
-        t->train_s += si.step_time_s;
+        t->train_s += si.step_time_s; /* the update alone: noise measurements are apart */
         t->steps = si.step, t->examples = si.samples_seen;
         bl_runlog_step(&log, &si);
         ep_loss += si.loss * si.batch, ep_acc += si.acc * si.batch, ep_n += si.batch;
-        if (next_eval == 0) next_eval = eval_interval(c, t->batch, 0);
+        if (next_eval == 0) next_eval = eval_interval(s, t->batch, 0);
         int at_cap = si.step >= cap;
         if (si.step >= next_eval || at_cap) {
             sync_eval_model(s->eval, bl_trainer_model(tr));
@@ -243,7 +250,9 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
             log_eval(&log, &p);
             last = p;
             emit(s, BL_SWEEP_EV_EVAL, t, &p);
-            next_eval = si.step + eval_interval(c, t->batch, si.step);
+            next_eval = si.step + eval_interval(s, t->batch, si.step);
+            t->steps_res = si.step - last_step;
+            last_step = si.step;
             if (reached(c, p.val_acc, p.val_loss)) {
                 t->status = BL_TRIAL_REACHED;
                 break;
@@ -314,8 +323,9 @@ static bl_status check_config(const bl_sweep_config *c, const bl_dataset *train,
         return bl_fail(err, BL_ERR_ARG, "sweep: target accuracy %g must be at most 1",
                        c->target_acc);
     if (!(c->max_epochs > 0)) return bl_fail(err, BL_ERR_ARG, "sweep: max epochs must be > 0");
-    if (c->eval_every_samples < 1)
-        return bl_fail(err, BL_ERR_ARG, "sweep: evaluation interval must be at least 1 sample");
+    if (c->eval_every_samples < 0)
+        return bl_fail(err, BL_ERR_ARG,
+                       "sweep: evaluation interval must be at least 1 sample (or 0: automatic)");
     if (!val || val->n == 0)
         return bl_fail(err, BL_ERR_ARG, "sweep: a validation split is needed to check the target");
     if (c->noise_draws >= 2 &&

@@ -75,7 +75,7 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
     }
     const bl_trial *t = &r->trials[r->recommended];
     const bl_train_config *tc = &c->train;
-    char ot[96];
+    char ot[96], est[32], took[32];
     fprintf(o,
             "**Use batch size %d with learning rate %.4g** (%s; that is %g x the %s-scaled "
             "rate from %g at batch %d).\n\n",
@@ -83,11 +83,13 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
             rule_name(tc->lr_scale), (double)tc->lr, tc->base_batch);
     fprintf(o,
             "Why: of all batch sizes it reaches the target (%s) in the least training time on "
-            "this machine, about %.1f s (its %ld steps times the median time per update of the "
-            "trials at this batch size; the best trial itself took %.1f s): %ld examples, %.2f "
+            "this machine, about %s (its %ld steps times the median time per update of the "
+            "trials at this batch size; the best trial itself took %s): %ld examples, %.2f "
             "epochs. Test accuracy at that point: ",
-            target_text(c, tb, sizeof tb), est_of(c, r, r->recommended), t->steps, t->train_s,
-            t->examples, (double)t->examples / (double)di->n_train);
+            target_text(c, tb, sizeof tb),
+            bl_format_seconds(est, sizeof est, est_of(c, r, r->recommended)), t->steps,
+            bl_format_seconds(took, sizeof took, t->train_s), t->examples,
+            (double)t->examples / (double)di->n_train);
     num(o, t->test_acc, "%.4f");
     fputs(".\n\n", o);
     if (r->fit_ok) {
@@ -139,10 +141,27 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* S is only known to within the evaluation interval before it; say where that is coarse. */
+static void resolution_note(FILE *o, const bl_sweep_config *c, const bl_sweep_result *r) {
+    int coarse = 0;
+    for (int i = 0; i < c->n_batches; i++) {
+        const bl_trial *t = r->best[i] >= 0 ? &r->trials[r->best[i]] : NULL;
+        if (t && t->steps_res > 1 && 10 * t->steps_res > t->steps) coarse++;
+    }
+    if (coarse)
+        fprintf(o,
+                "**Resolution:** at %d batch size%s the target was crossed somewhere in the last "
+                "evaluation interval, more than 10%% of S (see *S resolved to* below), which "
+                "bounds how well the points can fit; a smaller `--eval-every-samples` checks "
+                "more often.\n\n",
+                coarse, coarse > 1 ? "s" : "");
+}
+
 static void fit_section(FILE *o, const bl_sweep_config *c, const bl_sweep_result *r) {
     fputs("## Critical batch size\n\n", o);
     if (!r->fit_ok) {
         fprintf(o, "No fit: %s\n\n", r->fit_msg);
+        resolution_note(o, c, r);
         return;
     }
     const bl_bcrit *f = &r->fit;
@@ -172,6 +191,7 @@ static void fit_section(FILE *o, const bl_sweep_config *c, const bl_sweep_result
                 "should be nearly constant, that scatter moves 1/E a lot. The curve S(B) "
                 "itself follows the points better (R^2 of log S %.2f).\n\n",
                 f->r2, f->r2_log_steps);
+    resolution_note(o, c, r);
     const char *desc[3] = {"B < B_crit/4: doubling B nearly halves the steps",
                            "B_crit/4 <= B <= 4 B_crit: each doubling buys less",
                            "B > 4 B_crit: the steps barely fall, examples grow with B"};
@@ -231,7 +251,7 @@ static void noise_section(FILE *o, const bl_sweep_config *c, const bl_sweep_resu
         fprintf(o,
                 " The trainer's running estimate at the end of training (median %.0f over the %d "
                 "batch sizes where it was resolved) %s: it smooths the last ~%.0f measurements, "
-                "taken at earlier weights, and each pairs a small batch of B/2 with B, which is "
+                "taken at earlier weights, each from one batch of B, which is "
                 "noisy; the measurement at fixed weights is the one compared.",
                 emed, ne, emed < med ? "reads lower" : "agrees or reads higher",
                 1 / (1 - c->train.noise_decay));
@@ -241,19 +261,25 @@ static void noise_section(FILE *o, const bl_sweep_config *c, const bl_sweep_resu
 
 static void best_table(FILE *o, const bl_sweep_config *c, const bl_sweep_result *r) {
     fputs("## Each batch size at its best learning rate\n\n", o);
-    fputs("| B | lr (x grid) | steps S | examples E | est. s | train s | trial s | val acc | "
-          "train acc | test acc | gap | peak MB | B_simple EMA | B_simple at target [95%] | "
-          "regime |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    fputs("| B | lr (x grid) | steps S | S resolved to | examples E | est. time | train time | "
+          "trial time | val acc | train acc | test acc | gap | peak MB | B_simple EMA | B_simple "
+          "at target [95%] | regime |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
           o);
     for (int i = 0; i < c->n_batches; i++) {
         if (r->best[i] < 0) {
-            fprintf(o, "| %d | – | not reached | | | | | | | | | | | | |\n", c->batches[i]);
+            fprintf(o, "| %d | – | not reached | | | | | | | | | | | | | |\n", c->batches[i]);
             continue;
         }
         const bl_trial *t = &r->trials[r->best[i]];
-        fprintf(o, "| %d%s | %.4g (x%g) | %ld | %ld | %.1f | %.1f | %.1f | ", t->batch,
-                r->best[i] == r->recommended ? " **(rec.)**" : "", (double)t->lr, t->lr_mult,
-                t->steps, t->examples, r->est_train_s[i], t->train_s, t->wall_s);
+        char est[32], train[32], wall[32];
+        fprintf(o, "| %d%s | %.4g (x%g) | %ld | %ld update%s (%.1f%%) | %ld | %s | %s | %s | ",
+                t->batch, r->best[i] == r->recommended ? " **(rec.)**" : "", (double)t->lr,
+                t->lr_mult, t->steps, t->steps_res, t->steps_res == 1 ? "" : "s",
+                t->steps > 0 ? 100.0 * (double)t->steps_res / (double)t->steps : 0.0, t->examples,
+                bl_format_seconds(est, sizeof est, r->est_train_s[i]),
+                bl_format_seconds(train, sizeof train, t->train_s),
+                bl_format_seconds(wall, sizeof wall, t->wall_s));
         num(o, t->val_acc, "%.4f");
         fputs(" | ", o);
         num(o, t->train_acc, "%.4f");
@@ -309,13 +335,15 @@ static void plots_section(FILE *o, const bl_sweep_result *r, const int *drawn) {
 }
 
 static void trials_table(FILE *o, const bl_sweep_result *r) {
-    fputs("## Every trial\n\n| B | lr | x grid | outcome | steps | examples | train s | val acc |\n"
-          "|---|---|---|---|---|---|---|---|\n",
+    fputs("## Every trial\n\n| B | lr | x grid | outcome | steps | examples | train time | val "
+          "acc |\n|---|---|---|---|---|---|---|---|\n",
           o);
     for (int k = 0; k < r->n_trials; k++) {
         const bl_trial *t = &r->trials[k];
-        fprintf(o, "| %d | %.4g | %g | %s | %ld | %ld | %.1f | ", t->batch, (double)t->lr,
-                t->lr_mult, bl_trial_status_name(t->status), t->steps, t->examples, t->train_s);
+        char train[32];
+        fprintf(o, "| %d | %.4g | %g | %s | %ld | %ld | %s | ", t->batch, (double)t->lr, t->lr_mult,
+                bl_trial_status_name(t->status), t->steps, t->examples,
+                bl_format_seconds(train, sizeof train, t->train_s));
         num(o, t->val_acc, "%.4f");
         fputs(" |\n", o);
     }
@@ -333,12 +361,23 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
     fprintf(o, "- Model `%s` on %s: %zu training, %zu validation and %zu test samples.\n", tc->spec,
             c->data_name && *c->data_name ? c->data_name : "the given data", di->n_train, di->n_val,
             di->n_test);
-    fprintf(
-        o,
-        "- Target: %s, checked every max(1, round(%ld/B), floor(0.02 s)) updates at update s, so "
-        "S is resolved to about %ld examples or 2%%, whichever is coarser. Each trial stops at "
-        "%g epochs if it has not reached it.\n",
-        target_text(c, tb, sizeof tb), c->eval_every_samples, c->eval_every_samples, c->max_epochs);
+    fprintf(o,
+            "- Target: %s, checked every max(1, round(I/B), floor(0.02 s)) updates at update s, ",
+            target_text(c, tb, sizeof tb));
+    if (c->eval_every_samples > 0)
+        fprintf(o, "with I = %ld examples (`--eval-every-samples`)", c->eval_every_samples);
+    else
+        fprintf(o,
+                "with I = min(4096, max(B, n_train/16)) examples, the default, which follows the "
+                "data and the batch (here n_train/16 = %zu: I = %ld at B = %d, %ld at B = %d)",
+                di->n_train / 16, bl_sweep_eval_samples(c, di->n_train, c->batches[0]),
+                c->batches[0], bl_sweep_eval_samples(c, di->n_train, c->batches[c->n_batches - 1]),
+                c->batches[c->n_batches - 1]);
+    fprintf(o,
+            ". So S is resolved to about I examples or 2%%, whichever is coarser: the target was "
+            "crossed after the previous check and at or before S (*S resolved to*, in updates "
+            "and as a share of S). Each trial stops at %g epochs if it has not reached it.\n",
+            c->max_epochs);
     fprintf(o,
             "- Optimizer %s, learning rate %g at batch %d %s, times each grid "
             "multiplier (",
@@ -357,8 +396,9 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
             tc->warmup_steps, (unsigned long long)tc->seed,
             c->prune ? " Trials that cannot beat the best of their batch size are pruned." : "");
     fputs("- Steps S and examples E are counted to the first evaluation at or above the target. "
-          "*train s* sums the time of the optimizer updates; *trial s* adds evaluations and the "
-          "end-of-trial measurements; *est. s* is S times the median time per update over every "
+          "*train time* sums the time of the optimizer updates; *trial time* adds evaluations, "
+          "noise measurements and the end-of-trial measurements; *est. time* is S times the "
+          "median time per update over every "
           "trial at that batch size, which the recommendation uses. Peak memory is what training "
           "at that B allocates (weights, "
           "gradients, optimizer state, activations, batch buffers). Times are wall-clock on "
@@ -372,10 +412,12 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
                               "was given)"
                             : "test");
     fprintf(o,
-            "- Noise scale: during training, every %d updates the update is split into two "
-            "halves, giving |G|^2 and tr(Sigma) from the two batch sizes, smoothed by EMAs "
-            "(decay %g); at the target, bl_noise_measure averages %d draws of %d samples (the "
-            "first %d as the small batch) with a bootstrap interval.\n",
+            "- Noise scale: during training, every %d updates a batch of B examples drawn with "
+            "replacement, apart from the training batches, gives |G|^2 and tr(Sigma) from two "
+            "batch sizes (one example and B for dense models, else B/2 and B), smoothed by EMAs "
+            "(decay %g); its time is not in *train time*. At the target, bl_noise_measure "
+            "averages %d draws of %d samples (the first %d as the small batch) with a bootstrap "
+            "interval.\n",
             c->noise_every, tc->noise_decay, c->noise_draws, c->noise_big, c->noise_small);
     fprintf(o,
             "- Fit: 1/S = 1/S_min - B_crit (1/E), ordinary least squares; regimes split at "

@@ -158,6 +158,7 @@ static cJSON *trial_json(const bl_trial *t) {
     cJSON_AddStringToObject(o, "status", bl_trial_status_name(t->status));
     cJSON_AddNumberToObject(o, "steps", (double)t->steps);
     cJSON_AddNumberToObject(o, "examples", (double)t->examples);
+    cJSON_AddNumberToObject(o, "steps_resolution", (double)t->steps_res);
     bl_json_add_number(o, "train_s", t->train_s);
     bl_json_add_number(o, "wall_s", t->wall_s);
     bl_json_add_number(o, "val_acc", t->val_acc);
@@ -268,6 +269,13 @@ int sweep_trial_load(const char *dir, bl_trial *t, bl_error *err) {
         t->noise_hi = get_num(o, "noise_hi");
         if (isfinite(t->noise_scale) && !isfinite(t->noise_hi)) t->noise_hi = INFINITY;
         ok = read_history(t, cJSON_GetObjectItemCaseSensitive(o, "history"));
+        /* Older records: the gap between the last two evaluations of the history. */
+        double res = get_num(o, "steps_resolution");
+        int h = t->n_hist;
+        t->steps_res = isfinite(res) ? (long)res
+                       : h > 1       ? t->hist[h - 1].step - t->hist[h - 2].step
+                       : h == 1      ? t->hist[0].step
+                                     : 0;
     }
     cJSON_Delete(o);
     if (!ok) {

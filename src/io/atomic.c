@@ -1,6 +1,6 @@
 /* Atomic file replacement: a file is never seen half-written.
  *
- * Writes go to "<path>.tmp.XXXXXX" (mkstemp) in the destination's own
+ * Writes go to "<path>.tmp.<pid>.XXXXXX" (mkstemp) in the destination's own
  * directory, so the final rename(2) stays within one filesystem and is atomic:
  * a reader sees either the old file or the complete new one. Before the
  * rename the data is fsync'ed (otherwise a crash could leave the new name
@@ -11,27 +11,106 @@
  * mkstemp creates files with mode 0600; the temp file is given the mode of
  * the file it replaces, or 0644 for a new file, so the result looks like an
  * ordinary fopen'ed file. (Reading the umask is not thread-safe, hence the
- * fixed default.) */
+ * fixed default.)
+ *
+ * A writer killed mid-write (kill -9, power loss) leaves its temporary file
+ * behind: a checkpoint's is as big as the checkpoint. The next write of the
+ * same target removes such orphans, and only those: names that are exactly
+ * "<path>.tmp.<pid>.XXXXXX" whose pid is not a live process here (our own
+ * pid never counts as dead: another thread may be writing), or the
+ * "<path>.tmp.XXXXXX" of versions before the pid was in the name when
+ * nothing has touched them for ORPHAN_AGE_S (their writer cannot be asked). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "batchlab/io.h"
 
-static const char tmp_suffix[] = ".tmp.XXXXXX";
+#define ORPHAN_AGE_S 600
+
+/* Directory part of path ("." when there is none, "/" for "/x"). */
+static void dir_of(char *out, size_t cap, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(out, cap, ".");
+    } else if (slash == path) {
+        snprintf(out, cap, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= cap) n = cap - 1;
+        memcpy(out, path, n);
+        out[n] = '\0';
+    }
+}
+
+/* The 6 characters mkstemp puts in place of XXXXXX, and nothing after them. */
+static int is_mkstemp_tail(const char *s) {
+    for (int i = 0; i < 6; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= 'A' && s[i] <= 'Z')))
+            return 0;
+    return s[6] == '\0';
+}
+
+/* Is `name` (in the target's folder) an orphaned temporary file of target `base`? */
+static int is_orphan(const char *dir, const char *base, const char *name, time_t now) {
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) || strncmp(name + bl, ".tmp.", 5)) return 0;
+    const char *rest = name + bl + 5;
+    char full[8192];
+    snprintf(full, sizeof full, "%s/%s", dir, name);
+    struct stat sb;
+    if (lstat(full, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
+    if (is_mkstemp_tail(rest)) /* an older version's name: no pid to ask */
+        return now - sb.st_mtime > ORPHAN_AGE_S;
+    char *end;
+    errno = 0;
+    long pid = strtol(rest, &end, 10);
+    if (errno || end == rest || *rest < '1' || *rest > '9' || *end != '.' ||
+        !is_mkstemp_tail(end + 1) || pid <= 0 || pid > INT_MAX)
+        return 0;
+    if ((pid_t)pid == getpid()) return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Remove the orphans of path's earlier writes (best effort: a failure changes nothing). */
+static void remove_orphans(const char *path) {
+    char dir[4096];
+    dir_of(dir, sizeof dir, path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (is_orphan(dir, base, e->d_name, now)) {
+            char full[8192];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            unlink(full);
+        }
+    closedir(d);
+}
 
 bl_status bl_atomic_open(bl_atomic_file *af, const char *path, bl_error *err) {
     memset(af, 0, sizeof *af);
     if (!path || !path[0]) return bl_fail(err, BL_ERR_ARG, "atomic write: empty path");
     size_t len = strlen(path);
-    if (len + sizeof tmp_suffix > sizeof af->tmp)
+    char suffix[48];
+    int sl = snprintf(suffix, sizeof suffix, ".tmp.%ld.XXXXXX", (long)getpid());
+    if (len + (size_t)sl + 1 > sizeof af->tmp)
         return bl_fail(err, BL_ERR_ARG, "%.200s...: path is too long (%zu bytes)", path, len);
     memcpy(af->path, path, len + 1);
     memcpy(af->tmp, path, len);
-    memcpy(af->tmp + len, tmp_suffix, sizeof tmp_suffix);
+    memcpy(af->tmp + len, suffix, (size_t)sl + 1);
+    remove_orphans(path);
 
     int fd = mkstemp(af->tmp);
     if (fd < 0) {
@@ -61,21 +140,6 @@ void bl_atomic_abort(bl_atomic_file *af) {
     af->fp = NULL;
     if (af->tmp[0]) unlink(af->tmp);
     af->tmp[0] = '\0';
-}
-
-/* Directory part of path ("." when there is none, "/" for "/x"). */
-static void dir_of(char *out, size_t cap, const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        snprintf(out, cap, ".");
-    } else if (slash == path) {
-        snprintf(out, cap, "/");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n >= cap) n = cap - 1;
-        memcpy(out, path, n);
-        out[n] = '\0';
-    }
 }
 
 /* Makes the rename durable. Filesystems that cannot fsync a directory

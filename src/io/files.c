@@ -57,3 +57,19 @@ bl_status bl_make_dir(const char *path, bl_error *err) {
     }
     return bl_fail(err, BL_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
 }
+
+/* Short times in milliseconds: a sweep on a small data set once printed every trial as
+ * "~0.0 s". */
+const char *bl_format_seconds(char *buf, size_t cap, double s) {
+    if (!isfinite(s) || s < 0)
+        snprintf(buf, cap, "–");
+    else if (s < 0.0095)
+        snprintf(buf, cap, s < 0.00095 ? "%.0f us" : "%.1f ms", s < 0.00095 ? s * 1e6 : s * 1e3);
+    else if (s < 0.995)
+        snprintf(buf, cap, "%.0f ms", s * 1e3);
+    else if (s < 99.95)
+        snprintf(buf, cap, "%.1f s", s);
+    else
+        snprintf(buf, cap, "%.0f s", s);
+    return buf;
+}

@@ -46,6 +46,7 @@ void bl_runlog_step(bl_runlog *log, const bl_step_info *s) {
         bl_json_add_number(o, "noise_trace", s->noise_trace);
         bl_json_add_number(o, "noise_scale", s->noise_scale);
     }
+    if (s->noise_time_s > 0) bl_json_add_number(o, "noise_time_s", s->noise_time_s);
     emit(log, o);
 }
 
@@ -76,6 +77,7 @@ void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed,
     bl_json_add_number(o, "goodput_from", d->goodput_from);
     bl_json_add_number(o, "goodput_to", d->goodput_to);
     bl_json_add_number(o, "lr", lr);
+    bl_json_add_number(o, "lr_factor", d->lr_factor);
     cJSON_AddStringToObject(o, "reason", d->reason);
     emit(log, o);
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include "batchlab/dist.h"
 #include "batchlab/io.h"
-#include "train/trainer_internal.h"
+#include "train/checkpoint_state.h"
 
 #define MAX_CKPT_TENSORS (3 * 64 + 8)
 #define CKPT_FORMAT "batchlab-checkpoint-1"
@@ -52,6 +52,7 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     if (t->opt.state_n)
         add_tensor(ts, &n, "optim.state", BL_DT_F32, t->opt.state, (int64_t)t->opt.state_n);
     add_tensor(ts, &n, "rng.dropout", BL_DT_U8, bl_model_rng(m)->s, 32);
+    add_tensor(ts, &n, "rng.noise", BL_DT_U8, t->noise_rng.s, 32);
     if (norm && norm->kind != BL_NORM_NONE) {
         add_tensor(ts, &n, "norm.scale", BL_DT_F32, norm->scale, (int64_t)norm->dim);
         if (norm->mean) add_tensor(ts, &n, "norm.mean", BL_DT_F32, norm->mean, (int64_t)norm->dim);
@@ -71,7 +72,7 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     snprintf(micro, sizeof micro, "%d", t->cfg.micro_batch);
     snprintf(lr, sizeof lr, "%.9g", (double)t->cfg.lr);
     snprintf(world, sizeof world, "%d", bl_dist_size(t->ctx->dist));
-    bl_meta_kv meta[] = {
+    bl_meta_kv meta[17 + CKPT_STATE_N_META] = {
         {"format", CKPT_FORMAT},
         {"spec", bl_model_spec(m)},
         {"input_shape", shape},
@@ -90,7 +91,12 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
         {"norm", norm ? norm_name(norm->kind) : "none"},
         {"world_size", world},
     };
-    return bl_safetensors_write(path, ts, n, meta, (int)(sizeof meta / sizeof meta[0]), err);
+    ckpt_state_text text;
+    int n_meta = 17 + ckpt_state_meta(t, &text, meta + 17);
+    bl_status st = text.history ? bl_safetensors_write(path, ts, n, meta, n_meta, err)
+                                : bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path);
+    ckpt_state_text_free(&text);
+    return st;
 }
 
 static bl_status meta_long(const bl_safetensors *st, const char *path, const char *key, long *out,
@@ -242,9 +248,11 @@ bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err) {
         else
             memcpy(bl_model_rng(m)->s, r->data, 32);
     }
+    if (!s) s = ckpt_state_restore(t, &st, path, err);
     bl_safetensors_free(&st);
     if (s) return s;
     t->step = step;
+    t->resumed_step = step;
     t->samples_seen = seen;
     t->opt.t = optt;
     t->resumed_world = (int)world;

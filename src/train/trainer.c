@@ -53,6 +53,11 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     if (!(cfg->lr > 0) || !isfinite(cfg->lr))
         return bl_fail(err, BL_ERR_ARG, "learning rate %g is invalid: it must be > 0",
                        (double)cfg->lr);
+    if (cfg->noise_batch < 0 || cfg->noise_batch == 1)
+        return bl_fail(err, BL_ERR_ARG,
+                       "noise-scale batch %d is invalid: it must be at least 2 (or 0: the "
+                       "update's batch)",
+                       cfg->noise_batch);
     int n_classes = cfg->n_classes > 0 ? cfg->n_classes : train->n_classes;
     bl_status st = bl_dataset_check_labels(train, n_classes, err);
     if (st) return st;
@@ -78,6 +83,16 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
         return st;
     }
     t->loader_ready = 1;
+    t->resumed_step = -1;
+    size_t nb = bl_model_num_buffers(t->model);
+    if (nb && !(t->saved_buffers =
+                    bl_mem_alloc(&ctx->mem, nb * sizeof(float), "batch-norm statistics copy", err)))
+        st = err ? err->code : BL_ERR_NOMEM;
+    if (!st) st = trainer_noise_init(t, reserve, err);
+    if (st) {
+        bl_trainer_free(t);
+        return st;
+    }
     bl_model_init(t->model, cfg->seed);
     bl_noise_init(&t->noise, cfg->noise_decay);
     *out = t;
@@ -87,6 +102,9 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
 void bl_trainer_free(bl_trainer *t) {
     if (!t) return;
     if (t->loader_ready) bl_loader_free(&t->loader, &t->ctx->mem);
+    trainer_noise_free(t);
+    bl_mem_free(&t->ctx->mem, t->saved_buffers);
+    bl_batch_schedule_free(&t->history);
     bl_optim_free(&t->opt, &t->ctx->mem);
     bl_model_free(t->model);
     free(t);
@@ -109,7 +127,7 @@ float bl_trainer_current_lr(const bl_trainer *t) {
 /* Forward/backward this rank's share [lo, hi) of the update's `total` samples in
  * micro-batches, accumulating gradients scaled by 1/total. stats[] gathers what
  * the ranks must agree on; see bl_trainer_step. */
-enum { ST_NONFINITE, ST_LOSS, ST_CORRECT, ST_G2_SMALL, ST_B_SMALL, ST_STOP, ST_N };
+enum { ST_NONFINITE, ST_LOSS, ST_CORRECT, ST_STOP, ST_N };
 
 /* Overlap of the gradient reduction with backward: during the last micro-batch,
  * each layer's finished gradient range joins a bucket (ranges arrive last layer
@@ -120,8 +138,6 @@ typedef struct bucket_state {
     bl_trainer *t;
     size_t lo, hi; /* open bucket [lo, hi), empty when hi == 0 */
     int active;    /* only during the last micro-batch's backward */
-    int want_g2;   /* also sum the squares of the local gradient (noise scale) */
-    double g2;
     bl_status st;
     bl_error *err;
 } bucket_state;
@@ -136,7 +152,6 @@ static void bucket_flush(bucket_state *b) {
 static void on_grad_ready(void *user, size_t off, size_t n) {
     bucket_state *b = user;
     if (!b->active || b->st) return;
-    if (b->want_g2) b->g2 += b->t->ctx->be->sumsq(bl_model_grads(b->t->model) + off, n);
     if (b->hi == 0) b->hi = off + n;
     b->lo = off;
     if ((b->hi - b->lo) * sizeof(float) >= b->t->cfg.bucket_bytes)
@@ -147,26 +162,15 @@ static void on_grad_ready(void *user, size_t off, size_t n) {
 
 static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, double *stats,
                             bucket_state *bucket, bl_error *err) {
-    const bl_backend *be = t->ctx->be;
     bl_model *m = t->model;
-    int world = bl_dist_size(t->ctx->dist), rank = bl_dist_rank(t->ctx->dist);
+    int world = bl_dist_size(t->ctx->dist);
     float scale = 1.0f / (float)total;
     int correct = 0;
     size_t epoch_start = t->loader.pos;
-    int measure = t->cfg.noise && total == t->cfg.batch && /* full updates only */
-                  (t->cfg.noise_every <= 1 || t->step % t->cfg.noise_every == 0);
-    /* Dense-only models give every example's gradient norm for free: the "small
-     * batch" is then one example, and the update runs exactly as unmeasured. */
-    int per_example = measure && bl_model_per_example_ok(m);
-    bl_model_per_example_norms(m, per_example);
     if (world > 1) bl_loader_seek(&t->loader, t->loader.epoch, epoch_start + lo);
     for (size_t done = 0; done < hi - lo;) {
         int b = (int)(hi - lo - done < (size_t)t->cfg.micro_batch ? hi - lo - done
                                                                   : (size_t)t->cfg.micro_batch);
-        /* One process, one micro-batch: a measured update runs as two halves, so the
-         * first half is the small batch and unmeasured updates pay nothing. */
-        if (measure && !per_example && world == 1 && done == 0 && (size_t)b == hi - lo && b >= 2)
-            b /= 2;
         bl_batch batch;
         if (!bl_loader_next(&t->loader, b, &batch) || batch.B != b)
             return bl_fail(err, BL_ERR_FORMAT, "data loader returned %d samples, expected %d",
@@ -178,32 +182,41 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
             if (world == 1) break; /* nothing to agree on: stop at once */
         }
         stats[ST_LOSS] += l;
-        int last = done + (size_t)b == hi - lo;
-        if (bucket) bucket->active = last;
-        if (bucket) bucket->want_g2 = measure && !per_example && rank == 0;
+        if (bucket) bucket->active = done + (size_t)b == hi - lo;
         bl_model_backward(m, batch.x, batch.y, b, t->cfg.loss, scale);
         if (bucket) bucket->active = 0;
-        /* Noise scale, small batch: the first micro-batch in one process; rank 0's
-         * whole share across ranks (the arena holds (b/total) x its mean gradient). */
-        int small =
-            world > 1 ? (rank == 0 && done + b == hi - lo) : (done == 0 && (size_t)b < hi - lo);
-        if (measure && !per_example && small) {
-            double r = (double)total / (double)(done + b);
-            double g2 = bucket ? bucket->g2 : be->sumsq(bl_model_grads(m), bl_model_num_params(m));
-            stats[ST_G2_SMALL] = g2 * r * r;
-            stats[ST_B_SMALL] = (double)(done + b);
-        }
         done += (size_t)b;
-    }
-    if (per_example) {
-        /* sum_i |g_i / total|^2 x total = the mean of |g_i|^2 (summed over ranks). */
-        stats[ST_G2_SMALL] = bl_model_per_example_sum(m) * total;
-        stats[ST_B_SMALL] = rank == 0;
-        bl_model_per_example_norms(m, 0);
     }
     stats[ST_CORRECT] = correct;
     if (world > 1) bl_loader_seek(&t->loader, t->loader.epoch, epoch_start + (size_t)total);
     return BL_OK;
+}
+
+/* What a step may change before it knows the update is finite, so that a failed step
+ * leaves the trainer exactly as it was: a retry (or a replay that never failed) then
+ * continues from the same state. */
+typedef struct step_undo {
+    long epoch;
+    size_t pos;
+    bl_rng dropout, noise;
+} step_undo;
+
+static void undo_save(bl_trainer *t, step_undo *u) {
+    u->epoch = t->loader.epoch;
+    u->pos = t->loader.pos;
+    u->dropout = *bl_model_rng(t->model);
+    u->noise = t->noise_rng;
+    size_t nb = bl_model_num_buffers(t->model);
+    if (nb) memcpy(t->saved_buffers, bl_model_buffers(t->model), nb * sizeof(float));
+}
+
+static bl_status undo_step(bl_trainer *t, const step_undo *u, bl_status st) {
+    bl_loader_seek(&t->loader, u->epoch, u->pos);
+    *bl_model_rng(t->model) = u->dropout;
+    t->noise_rng = u->noise;
+    size_t nb = bl_model_num_buffers(t->model);
+    if (nb) memcpy(bl_model_buffers(t->model), t->saved_buffers, nb * sizeof(float));
+    return st;
 }
 
 bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
@@ -219,6 +232,16 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     /* Balanced contiguous shares of the global batch, in the shared order. */
     size_t lo = (size_t)total * (size_t)rank / (size_t)world;
     size_t hi = (size_t)total * (size_t)(rank + 1) / (size_t)world;
+    step_undo undo;
+    undo_save(t, &undo);
+    /* The noise scale, from a batch of its own drawn before the update (noise_live.c). */
+    double g2_small = 0, b_small = 0, g2_big = 0, b_big = 0, noise_s = 0;
+    if (t->cfg.noise && (t->cfg.noise_every <= 1 || t->step % t->cfg.noise_every == 0)) {
+        uint64_t n0 = bl_now_ns();
+        bl_status ms = trainer_measure_noise(t, &g2_small, &b_small, &g2_big, &b_big, err);
+        if (ms) return undo_step(t, &undo, ms);
+        noise_s = (double)(bl_now_ns() - n0) * 1e-9;
+    }
     double stats[ST_N] = {0};
     stats[ST_STOP] = t->stop_requested;
     bl_model_zero_grad(m);
@@ -232,31 +255,30 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
         bl_status w = bl_dist_wait_all(t->ctx->dist, err);
         if (!st) st = bucket.st ? bucket.st : w;
     }
-    if (st) return st;
+    if (st) return undo_step(t, &undo, st);
     /* One small reduction carries the flags and sums every rank must agree on. */
-    if ((st = bl_dist_allreduce_f64(dist, stats, ST_N, err))) return st;
+    if ((st = bl_dist_allreduce_f64(dist, stats, ST_N, err))) return undo_step(t, &undo, st);
     if (stats[ST_NONFINITE] > 0)
-        return bl_fail(err, BL_ERR_NUMERIC,
-                       "the loss became NaN or infinite at step %ld (epoch %ld); the weights "
-                       "were not updated. The learning rate %g is probably too high: try --lr %g",
-                       t->step + 1, t->loader.epoch + 1, (double)bl_trainer_current_lr(t),
-                       (double)bl_trainer_current_lr(t) / 10);
+        return undo_step(
+            t, &undo,
+            bl_fail(err, BL_ERR_NUMERIC,
+                    "the loss became NaN or infinite at step %ld (epoch %ld); the weights "
+                    "were not updated. The learning rate %g is probably too high: try --lr %g",
+                    t->step + 1, t->loader.epoch + 1, (double)bl_trainer_current_lr(t),
+                    (double)bl_trainer_current_lr(t) / 10));
     if (!overlap &&
         (st = bl_dist_allreduce_f32(dist, bl_model_grads(m), bl_model_num_params(m), err)))
-        return st;
+        return undo_step(t, &undo, st);
     double gsq = be->sumsq(bl_model_grads(m), bl_model_num_params(m));
     if (!isfinite(gsq))
-        return bl_fail(err, BL_ERR_NUMERIC,
-                       "the gradient became non-finite at step %ld; the weights were not "
-                       "updated. Try a lower learning rate than %g",
-                       t->step + 1, (double)bl_trainer_current_lr(t));
-    /* An update's examples are drawn without replacement from n, so a batch of b has
-     * E|g_b|^2 = |G|^2 + tr(Sigma) (n - b) / (b (n - 1)): it counts as b (n - 1) / (n - b)
-     * examples drawn with replacement (a 13% bias on |G|^2 at B_simple 77, n 600). */
-    double b_small = stats[ST_B_SMALL], nd = (double)n;
-    if (b_small > 0 && b_small < total && (double)total < nd)
-        bl_noise_update(&t->noise, stats[ST_G2_SMALL], b_small * (nd - 1) / (nd - b_small), gsq,
-                        total * (nd - 1) / (nd - total));
+        return undo_step(t, &undo,
+                         bl_fail(err, BL_ERR_NUMERIC,
+                                 "the gradient became non-finite at step %ld; the weights were "
+                                 "not updated. Try a lower learning rate than %g",
+                                 t->step + 1, (double)bl_trainer_current_lr(t)));
+    /* Drawn with replacement, so no finite-population correction. */
+    int has_noise = b_small > 0 && b_small < b_big;
+    if (has_noise) bl_noise_update(&t->noise, g2_small, b_small, g2_big, b_big);
     float lr = bl_trainer_current_lr(t);
     bl_optim_step(&t->opt, be, bl_model_params(m), bl_model_grads(m), lr);
     t->step++;
@@ -269,7 +291,7 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
         bl_loader_seek(&t->loader, t->loader.epoch + 1, 0);
         info->epoch_end = 1;
     }
-    double dt = (double)(bl_now_ns() - t0) * 1e-9;
+    double dt = (double)(bl_now_ns() - t0) * 1e-9 - noise_s;
     info->step = t->step;
     info->samples_seen = t->samples_seen;
     info->batch = total;
@@ -278,11 +300,12 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     info->acc = stats[ST_CORRECT] / total;
     info->grad_norm = sqrt(gsq);
     info->step_time_s = dt;
+    info->noise_time_s = noise_s;
     info->comm_time_s = bl_dist_comm_seconds(dist) - comm0;
     info->samples_per_s = dt > 0 ? total / dt : 0;
     info->peak_mem_bytes = t->ctx->mem.peak_bytes;
     info->stop_requested = stats[ST_STOP] > 0;
-    info->has_noise = b_small > 0 && b_small < total;
+    info->has_noise = has_noise;
     info->noise_g2 = bl_noise_g2(&t->noise);
     info->noise_trace = bl_noise_trace(&t->noise);
     info->noise_scale = bl_noise_scale(&t->noise);
@@ -308,9 +331,44 @@ bl_status bl_trainer_set_batch(bl_trainer *t, int batch, int micro_batch, float 
         return bl_fail(err, BL_ERR_ARG,
                        "micro-batch %d must divide %d and fit the reserved %d samples", micro_batch,
                        per_rank, reserve);
+    /* The history a checkpoint keeps and a replay follows: only real changes. */
+    if (batch != t->cfg.batch || memcmp(&lr_factor, &t->lr_factor, sizeof lr_factor)) {
+        bl_status st = bl_batch_schedule_add(&t->history, t->step, batch, lr_factor, err);
+        if (st) return st;
+    }
     t->cfg.batch = batch;
     t->cfg.micro_batch = micro_batch;
     t->lr_factor = lr_factor;
+    return BL_OK;
+}
+
+const bl_batch_schedule *bl_trainer_batch_history(const bl_trainer *t) {
+    return &t->history;
+}
+
+bl_status bl_trainer_follow_schedule(bl_trainer *t, const bl_batch_schedule *s, int *next,
+                                     bl_error *err) {
+    if (*next == 0 && t->step > 0 && t->step == t->resumed_step) {
+        /* Just resumed: the checkpoint must be at the schedule's state. */
+        const bl_batch_change *c = bl_batch_schedule_at(s, t->step);
+        float f = c ? c->lr_factor : 0;
+        if (c && (c->batch != t->cfg.batch || memcmp(&f, &t->lr_factor, sizeof f)))
+            return bl_fail(err, BL_ERR_ARG,
+                           "the checkpoint trains at batch %d (lr factor %.9g) after update %ld, "
+                           "where the batch schedule gives batch %d (lr factor %.9g): it comes "
+                           "from another run",
+                           t->cfg.batch, (double)t->lr_factor, t->step, c->batch, (double)f);
+        while (*next < s->n && s->v[*next].step <= t->step)
+            ++*next;
+    }
+    for (; *next < s->n && s->v[*next].step <= t->step; ++*next) {
+        const bl_batch_change *c = &s->v[*next];
+        bl_status st = bl_trainer_set_batch(t, c->batch, 0, c->lr_factor, err);
+        if (st) {
+            bl_error_prefix(err, "batch schedule, step %ld", c->step);
+            return st;
+        }
+    }
     return BL_OK;
 }
 

@@ -1,5 +1,6 @@
 #ifndef BL_TRAINER_INTERNAL_H
 #define BL_TRAINER_INTERNAL_H
+#include "batchlab/batch_schedule.h"
 #include "batchlab/train.h"
 
 struct bl_trainer {
@@ -18,6 +19,27 @@ struct bl_trainer {
     int stop_requested;
     float lr_factor;   /* > 0: lr = cfg.lr x this (set_batch), replacing batch scaling */
     int resumed_world; /* ranks of the run that wrote the resumed checkpoint */
+    long resumed_step; /* updates done when it was resumed (-1: not resumed) */
+    /* The noise scale is measured on batches of its own (noise_live.c): drawn with
+     * replacement by noise_rng, gathered into noise_x/noise_y (reserve rows). */
+    bl_rng noise_rng;
+    float *noise_x;
+    int32_t *noise_y;
+    /* Batch-norm statistics saved at the start of each step (and around a measurement),
+     * so that a failed step or a measurement leaves them as they were. */
+    float *saved_buffers;
+    bl_batch_schedule history; /* every bl_trainer_set_batch that changed something */
 };
+
+/* The gradient noise scale of this update from a held-back batch of cfg.noise_batch samples
+ * (see noise_live.c): fills the two squared gradient norms and their batch sizes, the
+ * same on every rank, or sets *b_small = 0 when nothing was measured. Leaves parameters,
+ * batch-norm statistics, the dropout stream and the data position as they were, and the
+ * gradient arena zeroed. */
+bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small, double *g2_big,
+                                double *b_big, bl_error *err);
+/* Allocate what the measurement needs (when cfg.noise), and seed its stream. */
+bl_status trainer_noise_init(bl_trainer *t, int reserve, bl_error *err);
+void trainer_noise_free(bl_trainer *t);
 
 #endif

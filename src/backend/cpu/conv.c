@@ -96,6 +96,7 @@ static void im2col_row(float *restrict o, const float *restrict img, int c, int 
          * border columns are zeroed (copying 28-float pieces one by one cost
          * more in calls than in bytes). */
         int p0 = d->pad - r > 0 ? d->pad - r : 0, p1 = H + d->pad - r < P ? H + d->pad - r : P;
+        if (p0 > P) p0 = P; /* a kernel taller than the input: tap r may meet no row at all */
         if (p1 < p0) p1 = p0;
         memset(o, 0, (size_t)p0 * Q * sizeof *o);
         memset(o + (size_t)p1 * Q, 0, (size_t)(P - p1) * Q * sizeof *o);

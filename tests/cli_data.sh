@@ -11,42 +11,7 @@ TAB=$DATA/tabular
 T=$(mktemp -d /tmp/bltest.XXXXXX)
 SRV=
 trap '[ -n "$SRV" ] && kill -KILL "$SRV" 2>/dev/null; rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() {
-    echo "FAIL $1"
-    [ $# -gt 1 ] && echo "$2" | tail -4 | sed 's/^/    /'
-    fail=$((fail + 1))
-}
-check() { # name command...
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; else bad "$name"; fi
-}
-# expect_error NAME PATTERN CMD...: exit 1..127, output matches PATTERN, and no raw
-# control character (a CR, an escape) in what was printed.
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then
-        bad "$name: exit status $rc (want 1..127)" "$out"
-    elif ! grep -qE -- "$pattern" <<<"$out"; then
-        bad "$name: message does not match /$pattern/" "$out"
-    elif LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' <<<"$out"; then
-        bad "$name: message holds a raw control character" "$(cat -A <<<"$out")"
-    else
-        ok "$name: $(grep -m1 -E -- "$pattern" <<<"$out" | cut -c1-150)"
-    fi
-}
-expect_ok() { # name command...: exit 0
-    local name=$1 out
-    shift
-    if out=$("$@" 2>&1); then ok "$name"; else bad "$name: exit status $?" "$out"; fi
-}
+source "$(dirname "$0")/shell_lib.sh"
 # summary_field FILE ROW N: field N of the summary line starting with ROW.
 summary_field() { awk -v r="$2" -v n="$3" '$1 == r { print $n }' "$1"; }
 json_field() { grep "\"$2\"" "$1" | head -1 | sed 's/.*:[[:space:]]*//; s/,$//'; }
@@ -185,5 +150,4 @@ wait "$SRV"
 SRV=
 check "serve --quiet prints nothing on stdout" test -s "$T/port" -a ! -s "$T/srv.out"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

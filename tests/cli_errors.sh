@@ -8,42 +8,9 @@ DATA=$2
 SAMPLE=$DATA/fmnist-sample
 T=$(mktemp -d /tmp/bltest.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
+source "$(dirname "$0")/shell_lib.sh"
 
-# expect_error NAME PATTERN CMD...: nonzero exit < 128, stderr+stdout match PATTERN.
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then
-        echo "FAIL $name: exit status $rc (want 1..127)"; echo "$out" | tail -3 | sed 's/^/    /'
-        fail=$((fail + 1))
-    elif ! grep -qE -- "$pattern" <<<"$out"; then
-        echo "FAIL $name: message does not match /$pattern/:"; echo "$out" | tail -3 | sed 's/^/    /'
-        fail=$((fail + 1))
-    else
-        echo "ok   $name: $(grep -m1 -E -- "$pattern" <<<"$out" | cut -c1-150)"
-        pass=$((pass + 1))
-    fi
-}
 
-expect_ok() {
-    local name=$1
-    shift
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc -ne 0 ]; then
-        echo "FAIL $name: exit status $rc"; echo "$out" | tail -5 | sed 's/^/    /'
-        fail=$((fail + 1))
-    else
-        echo "ok   $name"
-        pass=$((pass + 1))
-    fi
-}
 
 TRAIN=("$BL" train --quiet --data "$SAMPLE" --epochs 1)
 
@@ -92,7 +59,7 @@ expect_error "unknown command" "unknown command 'trian'" "$BL" trian
 cp "$T/good.safetensors" "$T/ck.safetensors"
 expect_error "NaN loss" "(NaN|infinite|non-finite).*step [0-9]+.*(lower|--lr)" "${TRAIN[@]}" --model "flatten,dense:16,relu,dense:10" --lr 1e30 --save "$T/ck.safetensors" --save-every 1
 expect_ok "checkpoint still good after NaN" "$BL" eval --checkpoint "$T/ck.safetensors" --data "$SAMPLE"
-ls "$T" | grep -q '\.tmp\.' && { echo "FAIL temp files left behind: $(ls "$T")"; fail=$((fail + 1)); }
+ls "$T" | grep -q '\.tmp\.' && bad "temp files left behind: $(ls "$T")"
 
 printf 'garbage' >"$T/corrupt.safetensors"
 expect_error "corrupt checkpoint" "corrupt.safetensors" "$BL" eval --checkpoint "$T/corrupt.safetensors" --data "$SAMPLE"
@@ -105,10 +72,9 @@ if "$BL" info --json | tr -d ' \t\n' | grep -q '"avx512":false'; then
 fi
 out=$(BATCHLAB_ISA=baseline "$BL" info)
 if grep -q '^isa *baseline: forced by BATCHLAB_ISA=baseline' <<<"$out"; then
-    echo "ok   info names a forced ISA level"; pass=$((pass + 1))
+    ok "info names a forced ISA level"
 else
-    echo "FAIL info does not name the forced level:"; echo "$out" | sed 's/^/    /'; fail=$((fail + 1))
+    bad "info does not name the forced level" "$out"
 fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

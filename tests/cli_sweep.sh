@@ -10,33 +10,7 @@ DATA=$2
 SAMPLE=$DATA/fmnist-sample
 T=$(mktemp -d /tmp/blsweep.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; [ $# -gt 1 ] && echo "$2" | tail -5 | sed 's/^/    /'; fail=$((fail + 1)); }
-check() { # check NAME COMMAND...: passes when the command succeeds
-    local name=$1
-    shift
-    if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi
-}
-
-# expect_error NAME PATTERN CMD...: exit status 1..127 and output matching PATTERN.
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then
-        bad "$name: exit status $rc (want 1..127)" "$out"
-    elif ! grep -qE -- "$pattern" <<<"$out"; then
-        bad "$name: message does not match /$pattern/" "$out"
-    else
-        echo "ok   $name: $(grep -m1 -E -- "$pattern" <<<"$out" | cut -c1-140)"
-        pass=$((pass + 1))
-    fi
-}
+source "$(dirname "$0")/shell_lib.sh"
 
 is_png() { [ -s "$1" ] && [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 is_svg() { [ -s "$1" ] && grep -q "<svg" "$1"; }
@@ -184,5 +158,4 @@ expect_error "noise: too few draws" "--draws 1" "${N[@]}" --checkpoint "$T/m.saf
 expect_error "noise: big above the data" "--big 100000 exceeds the 600 samples" "${N[@]}" --checkpoint "$T/m.safetensors" --big 100000
 expect_error "noise: bad confidence" "--confidence 1.5" "${N[@]}" --checkpoint "$T/m.safetensors" --confidence 1.5
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

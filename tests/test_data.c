@@ -17,32 +17,12 @@
 #include "batchlab/data.h"
 #include "test_util.h"
 
-static char g_path[8][4096];
-static int g_slot;
 
-/* dir/name in a rotating static buffer. */
-static const char *join(const char *dir, const char *name) {
-    char *b = g_path[g_slot++ % 8];
-    snprintf(b, 4096, "%s/%s", dir, name);
-    return b;
-}
 
-static void write_raw(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
 
-static void write_gz(const char *path, const void *data, size_t n) {
-    gzFile f = gzopen(path, "wb9");
-    assert_non_null(f);
-    assert_int_equal(gzwrite(f, data, (unsigned)n), (int)n);
-    assert_int_equal(gzclose(f), Z_OK);
-}
 
 static void write_text(const char *path, const char *text) {
-    write_raw(path, text, strlen(text));
+    tu_write_file(path, text, strlen(text), 0);
 }
 
 /* IDX bytes for unsigned-byte data: header then payload (caller frees). */
@@ -65,9 +45,9 @@ static void write_idx(const char *path, int gz, const int *dims, int ndim, const
     size_t len;
     uint8_t *b = idx_bytes(dims, ndim, payload, payload_n, &len);
     if (gz)
-        write_gz(path, b, len);
+        tu_write_file(path, b, len, 1);
     else
-        write_raw(path, b, len);
+        tu_write_file(path, b, len, 0);
     free(b);
 }
 
@@ -86,7 +66,7 @@ static void check_known_dataset(const bl_dataset *ds) {
 
 static void idx_round_trip(int gz) {
     const char *dir = tu_tmpdir();
-    const char *img = join(dir, gz ? "img.gz" : "img"), *lab = join(dir, gz ? "lab.gz" : "lab");
+    const char *img = tu_join(dir, gz ? "img.gz" : "img"), *lab = tu_join(dir, gz ? "lab.gz" : "lab");
     int idims[3] = {3, 2, 2}, ldims[1] = {3};
     write_idx(img, gz, idims, 3, k_pixels, 12);
     write_idx(lab, gz, ldims, 1, k_labels, 3);
@@ -132,7 +112,7 @@ static void idx_gz_round_trip(void **state) {
 
 static void idx_truncated_gz(void **state) {
     const char *dir = tu_tmpdir();
-    const char *img = join(dir, "img.gz");
+    const char *img = tu_join(dir, "img.gz");
     /* Random bytes do not compress, so cutting the file cuts the payload. */
     enum { N = 50, D = 28 * 28 };
     uint8_t *px = malloc(N * D);
@@ -165,9 +145,9 @@ static void idx_truncated_gz(void **state) {
 
 static void idx_bad_magic_and_type(void **state) {
     const char *dir = tu_tmpdir();
-    const char *p = join(dir, "bad");
+    const char *p = tu_join(dir, "bad");
     const uint8_t junk[16] = {0x12, 0x34, 0x08, 0x01, 0, 0, 0, 1, 5};
-    write_raw(p, junk, sizeof junk);
+    tu_write_file(p, junk, sizeof junk, 0);
     uint8_t *data = NULL;
     int ndim, d[4];
     bl_error err = {0};
@@ -176,7 +156,7 @@ static void idx_bad_magic_and_type(void **state) {
     assert_non_null(strstr(err.msg, "magic"));
 
     const uint8_t floats[12] = {0, 0, 0x0D, 0x01, 0, 0, 0, 1, 0, 0, 0, 0};
-    write_gz(p, floats, sizeof floats);
+    tu_write_file(p, floats, sizeof floats, 1);
     assert_int_equal(bl_idx_read_u8(p, &data, &ndim, d, &err), BL_ERR_FORMAT);
     assert_non_null(strstr(err.msg, p));
     assert_non_null(strstr(err.msg, "type"));
@@ -186,7 +166,7 @@ static void idx_bad_magic_and_type(void **state) {
 
 static void idx_count_mismatch(void **state) {
     const char *dir = tu_tmpdir();
-    const char *img = join(dir, "img.gz"), *lab = join(dir, "lab.gz");
+    const char *img = tu_join(dir, "img.gz"), *lab = tu_join(dir, "lab.gz");
     int idims[3] = {3, 2, 2}, ldims[1] = {2};
     write_idx(img, 1, idims, 3, k_pixels, 12);
     write_idx(lab, 1, ldims, 1, k_labels, 2);
@@ -204,7 +184,7 @@ static void idx_count_mismatch(void **state) {
 static void idx_payload_shorter_than_header(void **state) {
     const char *dir = tu_tmpdir();
     for (int gz = 0; gz < 2; gz++) {
-        const char *img = join(dir, gz ? "short.gz" : "short");
+        const char *img = tu_join(dir, gz ? "short.gz" : "short");
         int dims[3] = {3, 2, 2};
         write_idx(img, gz, dims, 3, k_pixels, 10); /* 12 promised */
         uint8_t *data = NULL;
@@ -221,7 +201,7 @@ static void idx_payload_shorter_than_header(void **state) {
 
 static void idx_missing_file(void **state) {
     const char *dir = tu_tmpdir();
-    const char *img = join(dir, "nope-images.gz"), *lab = join(dir, "nope-labels.gz");
+    const char *img = tu_join(dir, "nope-images.gz"), *lab = tu_join(dir, "nope-labels.gz");
     bl_mem mem = {0};
     bl_dataset ds;
     bl_error err = {0};
@@ -241,7 +221,7 @@ static void idx_missing_file(void **state) {
 static bl_status load_csv_text(bl_dataset *ds, bl_mem *mem, const char *text, int label_col,
                                int header, bl_error *err, const char **path_out) {
     const char *dir = tu_tmpdir();
-    const char *p = join(dir, "d.csv");
+    const char *p = tu_join(dir, "d.csv");
     write_text(p, text);
     bl_status st = bl_dataset_load_csv(ds, mem, p, label_col, header, err);
     if (path_out) {
@@ -362,13 +342,13 @@ static void write_npy(const char *path, int version, const char *dict, const voi
     memcpy(b + pre, dict, dl);
     b[total - 1] = '\n';
     if (n) memcpy(b + total, data, n);
-    write_raw(path, b, total + n);
+    tu_write_file(path, b, total + n, 0);
     free(b);
 }
 
 static void npy_read_f32_and_u8(void **state) {
     const char *dir = tu_tmpdir();
-    const char *xp = join(dir, "x.npy"), *yp = join(dir, "y.npy");
+    const char *xp = tu_join(dir, "x.npy"), *yp = tu_join(dir, "y.npy");
     const float xf[6] = {0.5f, -1.0f, 2.0f, 3.25f, 1e-3f, 7.0f};
     const int64_t y8[3] = {2, 0, 1};
     write_npy(xp, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", xf, sizeof xf);
@@ -417,7 +397,7 @@ static void npy_read_f32_and_u8(void **state) {
 
 static void npy_bad_inputs(void **state) {
     const char *dir = tu_tmpdir();
-    const char *xp = join(dir, "x.npy"), *yp = join(dir, "y.npy");
+    const char *xp = tu_join(dir, "x.npy"), *yp = tu_join(dir, "y.npy");
     const float xf[4] = {1, 2, 3, 4};
     const int32_t y4[2] = {0, 1};
     write_npy(yp, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", y4, sizeof y4);
@@ -481,7 +461,7 @@ static int count_entries(const char *dir) {
 
 static void npy_write_read_round_trip(void **state) {
     const char *dir = tu_tmpdir();
-    const char *xp = join(dir, "w.npy"), *yp = join(dir, "y.npy");
+    const char *xp = tu_join(dir, "w.npy"), *yp = tu_join(dir, "y.npy");
     enum { R = 5, C = 7 };
     float x[R * C];
     tu_fill_normal(x, R * C, 11, 2.0f);
@@ -516,7 +496,7 @@ static void npy_write_read_round_trip(void **state) {
     assert_int_equal(ds.n, 1);
     assert_int_equal(ds.dim, 3);
     bl_dataset_free(&ds, &mem);
-    const char *bad = join(dir, "missing-dir/w.npy");
+    const char *bad = tu_join(dir, "missing-dir/w.npy");
     assert_int_equal(bl_npy_write_f32(bad, x, R, C, &err), BL_ERR_IO);
     assert_non_null(strstr(err.msg, bad));
     assert_int_equal(count_entries(dir), 2);
@@ -526,7 +506,7 @@ static void npy_write_read_round_trip(void **state) {
 /* Features without labels, as `batchlab predict` reads them: y all 0, n_classes 0. */
 static void unlabelled_inputs(void **state) {
     const char *dir = tu_tmpdir();
-    const char *img = join(dir, "img.gz"), *xp = join(dir, "x.npy"), *cp = join(dir, "x.csv");
+    const char *img = tu_join(dir, "img.gz"), *xp = tu_join(dir, "x.npy"), *cp = tu_join(dir, "x.csv");
     int dims[3] = {3, 2, 2};
     write_idx(img, 1, dims, 3, k_pixels, 12);
     const float xf[4] = {1, 2, 3, 4};

@@ -19,28 +19,15 @@
 #include "batchlab/data.h"
 #include "test_util.h"
 
-static char g_path[8][4096];
-static int g_slot;
 
-static const char *join(const char *dir, const char *name) {
-    char *b = g_path[g_slot++ % 8];
-    snprintf(b, 4096, "%s/%s", dir, name);
-    return b;
-}
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (n) assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
 
 /* CSV text (labels last) loaded with label rules (classes, min_classes). */
 static bl_status load_csv(bl_dataset *ds, bl_mem *mem, const char *text, int classes,
                           int min_classes, bl_error *err) {
     const char *dir = tu_tmpdir();
-    const char *p = join(dir, "labels.csv");
-    write_file(p, text, strlen(text));
+    const char *p = tu_join(dir, "labels.csv");
+    tu_write_file(p, text, strlen(text), 0);
     bl_load_opts o;
     bl_load_opts_default(&o);
     o.classes = classes;
@@ -91,12 +78,12 @@ static void labels_must_be_class_numbers(void **state) {
     bl_dataset_free(&ds, &mem);
     /* the legacy readers keep their contract: any class numbers, K = 1 + the largest */
     const char *dir = tu_tmpdir();
-    const char *p = join(dir, "legacy.csv");
-    write_file(p, "1,0\n2,500\n", 10);
+    const char *p = tu_join(dir, "legacy.csv");
+    tu_write_file(p, "1,0\n2,500\n", 10, 0);
     assert_int_equal(bl_dataset_load_csv(&ds, &mem, p, BL_LABEL_LAST, 0, &err), BL_OK);
     assert_int_equal(ds.n_classes, 501);
     bl_dataset_free(&ds, &mem);
-    write_file(p, "1,0\n2,70000\n", 12);
+    tu_write_file(p, "1,0\n2,70000\n", 12, 0);
     assert_int_equal(bl_dataset_load_csv(&ds, &mem, p, BL_LABEL_LAST, 0, &err), BL_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "row 2, column 2: label '70000' is too large"));
     tu_rmtree(dir);
@@ -119,7 +106,7 @@ static void write_npy(const char *path, const char *descr, const char *shape, co
 
 static void array_labels_name_the_index(void **state) {
     const char *dir = tu_tmpdir();
-    const char *xp = join(dir, "x.npy"), *yp = join(dir, "y.npy");
+    const char *xp = tu_join(dir, "x.npy"), *yp = tu_join(dir, "y.npy");
     const float x[4] = {1, 2, 3, 4};
     write_npy(xp, "<f4", "(4, 1)", x, sizeof x);
     const int64_t y[4] = {0, 1, 7, 1};
@@ -172,8 +159,8 @@ static void auto_norm_follows_the_data(void **state) {
     bl_dataset ds;
     char why[64];
     /* tabular CSV, features 1000x apart: per-feature standardisation */
-    const char *cp = join(dir, "t.csv");
-    write_file(cp, "1,1000,0\n2,3000,1\n3,2000,0\n", 27);
+    const char *cp = tu_join(dir, "t.csv");
+    tu_write_file(cp, "1,1000,0\n2,3000,1\n3,2000,0\n", 27, 0);
     assert_int_equal(bl_dataset_load(&ds, &mem, cp, NULL, NULL, NULL, &err), BL_OK);
     assert_int_equal(bl_norm_auto(&ds, why, sizeof why), BL_NORM_STANDARD);
     assert_string_equal(why, "tabular CSV");
@@ -185,7 +172,7 @@ static void auto_norm_follows_the_data(void **state) {
     bl_norm_free(&nm, &mem);
     bl_dataset_free(&ds, &mem);
     /* arrays: bytes or (n, h, w) are images; 2-D float is tabular */
-    const char *xp = join(dir, "x.npy");
+    const char *xp = tu_join(dir, "x.npy");
     const uint8_t u8[4] = {0, 255, 3, 4};
     const float f4[8] = {0};
     static const struct {
@@ -204,9 +191,9 @@ static void auto_norm_follows_the_data(void **state) {
         bl_dataset_free(&ds, &mem);
     }
     /* IDX is always images */
-    const char *ip = join(dir, "img");
+    const char *ip = tu_join(dir, "img");
     const uint8_t idx[] = {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4};
-    write_file(ip, idx, sizeof idx);
+    tu_write_file(ip, idx, sizeof idx, 0);
     assert_int_equal(bl_dataset_load(&ds, &mem, ip, NULL, NULL, NULL, &err), BL_OK);
     assert_int_equal(bl_norm_auto(&ds, why, sizeof why), BL_NORM_UNIT);
     assert_string_equal(why, "image IDX");
@@ -228,7 +215,7 @@ static void auto_norm_follows_the_data(void **state) {
 
 static void npy_classes_written_as_int64(void **state) {
     const char *dir = tu_tmpdir();
-    const char *p = join(dir, "cls.npy");
+    const char *p = tu_join(dir, "cls.npy");
     const int64_t cls[3] = {2, 0, 70000};
     bl_error err = {0};
     assert_int_equal(bl_npy_write_i64(p, cls, 3, 1, &err), BL_OK);

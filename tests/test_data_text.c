@@ -16,28 +16,8 @@
 #include "batchlab/data.h"
 #include "test_util.h"
 
-static char g_path[8][4096];
-static int g_slot;
 
-static const char *join(const char *dir, const char *name) {
-    char *b = g_path[g_slot++ % 8];
-    snprintf(b, 4096, "%s/%s", dir, name);
-    return b;
-}
 
-static void write_bytes(const char *path, const void *data, size_t n, int gz) {
-    if (gz) {
-        gzFile f = gzopen(path, "wb9");
-        assert_non_null(f);
-        assert_int_equal(gzwrite(f, data, (unsigned)n), (int)n);
-        assert_int_equal(gzclose(f), Z_OK);
-        return;
-    }
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
 
 /* A message fit for a terminal: no byte below 0x20 and no DEL. */
 static int printable(const char *s) {
@@ -51,8 +31,8 @@ static int printable(const char *s) {
 static bl_status load_text(bl_dataset *ds, bl_mem *mem, const char *name, const char *text, int gz,
                            const bl_load_opts *o, bl_load_info *info, bl_error *err) {
     const char *dir = tu_tmpdir();
-    const char *p = join(dir, name);
-    write_bytes(p, text, strlen(text), gz);
+    const char *p = tu_join(dir, name);
+    tu_write_file(p, text, strlen(text), gz);
     bl_load_opts def;
     bl_load_opts_default(&def);
     bl_status st = bl_dataset_load(ds, mem, p, NULL, o ? o : &def, info, err);
@@ -220,7 +200,7 @@ static void write_npy(const char *path, const char *descr, const char *shape, co
 
 static void npy_non_finite_names_element(void **state) {
     const char *dir = tu_tmpdir();
-    const char *xp = join(dir, "x.npy"), *yp = join(dir, "y.npy");
+    const char *xp = tu_join(dir, "x.npy"), *yp = tu_join(dir, "y.npy");
     bl_mem mem = {0};
     bl_dataset ds;
     bl_error err = {0};
@@ -267,8 +247,8 @@ static void sniff_by_content(void **state) {
         {"empty", "", 0, 0, BL_FILE_TEXT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *p = join(dir, cases[i].name);
-        write_bytes(p, cases[i].data, cases[i].n, cases[i].gz);
+        const char *p = tu_join(dir, cases[i].name);
+        tu_write_file(p, cases[i].data, cases[i].n, cases[i].gz);
         bl_file_format f;
         int gz = -1;
         bl_error err = {0};
@@ -279,13 +259,13 @@ static void sniff_by_content(void **state) {
     bl_file_format f;
     int gz;
     bl_error err = {0};
-    assert_int_equal(bl_data_sniff(join(dir, "missing"), &f, &gz, &err), BL_ERR_IO);
+    assert_int_equal(bl_data_sniff(tu_join(dir, "missing"), &f, &gz, &err), BL_ERR_IO);
     assert_non_null(strstr(err.msg, "missing"));
     /* a text file with a labels file is a mistake the message explains */
     bl_mem mem = {0};
     bl_dataset ds;
     assert_int_equal(
-        bl_dataset_load(&ds, &mem, join(dir, "x.npy"), join(dir, "labels.csv"), NULL, NULL, &err),
+        bl_dataset_load(&ds, &mem, tu_join(dir, "x.npy"), tu_join(dir, "labels.csv"), NULL, NULL, &err),
         BL_ERR_ARG);
     assert_non_null(strstr(err.msg, "--label-col"));
     tu_rmtree(dir);

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <zlib.h>
 #include "test_util.h"
 #include <math.h>
 #include <stdio.h>
@@ -65,4 +66,29 @@ void tu_fill_normal(float *x, size_t n, uint64_t seed, float sd) {
 int tu_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+const char *tu_join(const char *dir, const char *name) {
+    static char path[8][4096];
+    static int slot;
+    char *b = path[slot++ % 8];
+    snprintf(b, 4096, "%s/%s", dir, name);
+    return b;
+}
+
+void tu_write_file(const char *path, const void *data, size_t n, int gz) {
+    int ok;
+    if (gz) {
+        gzFile f = gzopen(path, "wb9");
+        ok = f && (n == 0 || gzwrite(f, data, (unsigned)n) == (int)n);
+        ok = f && gzclose(f) == Z_OK && ok;
+    } else {
+        FILE *f = fopen(path, "wb");
+        ok = f && (n == 0 || fwrite(data, 1, n, f) == n);
+        ok = f && fclose(f) == 0 && ok;
+    }
+    if (!ok) {
+        fprintf(stderr, "test fixture: cannot write %s\n", path);
+        abort();
+    }
 }

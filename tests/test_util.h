@@ -15,4 +15,9 @@ double tu_max_rel_err(const float *a, const float *b, size_t n, double atol, dou
 /* Fill with N(0, sd) from a fixed seed. */
 void tu_fill_normal(float *x, size_t n, uint64_t seed, float sd);
 int tu_file_exists(const char *path);
+/* dir/name in one of 8 rotating static buffers (so a few may be alive at once). */
+const char *tu_join(const char *dir, const char *name);
+/* Writes n bytes to path, gzip-compressed when gz; a fixture that cannot be written
+ * is a broken test machine, so it says why and aborts. */
+void tu_write_file(const char *path, const void *data, size_t n, int gz);
 #endif

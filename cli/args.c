@@ -1,6 +1,7 @@
 /* Option parsing for the subcommands (see args.h). Accepts --name value and
  * --name=value. */
 #include "args.h"
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "core/alloc.h"
 
 static int silent; /* CLI-process state: set once at start-up by distributed runs */
 
@@ -24,6 +26,14 @@ int cli_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\n");
     va_end(ap);
     return 2;
+}
+
+int cli_print_json(const char *cmd, const cJSON *j, unsigned mark) {
+    char *s = j && bl_alloc_failures() == mark ? cJSON_Print(j) : NULL;
+    if (!s) return cli_fail(cmd, "out of memory formatting the JSON result");
+    printf("%s\n", s);
+    bl_free(s);
+    return 0;
 }
 
 int cli_fail(const char *cmd, const char *fmt, ...) {
@@ -165,6 +175,9 @@ int cli_parse_bytes(const char *s, size_t *out) {
         mult = 1024.0 * 1024 * 1024;
     else
         return -1;
+    /* Converting a double beyond size_t's range is undefined behaviour, and
+     * "1e300G" is no budget anyway. */
+    if (!(v * mult < (double)SIZE_MAX)) return -1;
     *out = (size_t)(v * mult);
     return 0;
 }

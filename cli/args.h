@@ -45,6 +45,12 @@ int cli_parse_bytes(const char *s, size_t *out);
 int cli_parse_list(const char *cmd, const char *flag, const char *s, int as_int, int *ints,
                    double *dbls, int cap, int *n);
 
+/* Prints j on stdout (pretty, with a newline) and returns 0; or returns 1 after an error
+ * naming memory when j is NULL, when an allocation failed since mark (bl_alloc_failures(),
+ * taken before j was built: cJSON drops what it cannot allocate) or when printing did. */
+struct cJSON;
+int cli_print_json(const char *cmd, const struct cJSON *j, unsigned mark);
+
 /* 1 if s ends with suffix (file-type dispatch by extension). */
 int cli_ends_with(const char *s, const char *suffix);
 

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "data_opts.h"
 #include "batchlab/train.h"
+#include "core/alloc.h"
 
 int cli_eval(int argc, char **argv) {
     const char *cmd = "eval";
@@ -59,6 +60,7 @@ int cli_eval(int argc, char **argv) {
     double secs = bl_now_sec() - t0;
     if (!rc) {
         if (json) {
+            unsigned mark = bl_alloc_failures();
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "checkpoint", ckpt);
             cJSON_AddStringToObject(j, "data", ds.name);
@@ -67,9 +69,7 @@ int cli_eval(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "loss", mean_loss);
             cJSON_AddNumberToObject(j, "accuracy", acc);
             cJSON_AddNumberToObject(j, "seconds", secs);
-            char *s = cJSON_Print(j);
-            printf("%s\n", s);
-            free(s);
+            rc = cli_print_json(cmd, j, mark);
             cJSON_Delete(j);
         } else {
             printf("%s on %s: loss %.4f accuracy %.4f (%zu samples, %.2f s)\n", ckpt, ds.name,

@@ -13,6 +13,8 @@
 #include "batchlab/find.h"
 #include "batchlab/plot.h"
 #include "batchlab/train.h"
+#include "core/alloc.h"
+#include "io/json.h"
 
 typedef struct find_opts {
     const char *model, *optimizer, *memory, *mode, *batches, *out;
@@ -78,7 +80,7 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
         cJSON_AddNumberToObject(t, "batch", r.trials[i].batch);
         cJSON_AddBoolToObject(t, "fits", r.trials[i].fits);
         cJSON_AddNumberToObject(t, "predicted_bytes", (double)r.trials[i].bytes);
-        cJSON_AddItemToArray(tr, t);
+        bl_json_append(tr, t);
     }
     if (o->batch > 0) {
         cJSON_AddNumberToObject(m, "requested_batch", o->batch);
@@ -234,7 +236,7 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
             cJSON_AddNumberToObject(e, "efficiency", eff);
             cJSON_AddNumberToObject(e, "goodput", eff * cv.p[i].samples_per_s);
         }
-        cJSON_AddItemToArray(arr, e);
+        bl_json_append(arr, e);
         if (o->json) continue;
         printf("%8d %12.0f %10.3f", cv.p[i].batch, cv.p[i].samples_per_s, cv.p[i].step_s * 1e3);
         if (tr.n) printf("  %10.3f %11.0f", eff, eff * cv.p[i].samples_per_s);
@@ -261,7 +263,7 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
             cJSON_AddNumberToObject(e, "step", (double)tr.step[k]);
             cJSON_AddNumberToObject(e, "noise_scale", tr.b_noise[k]);
             cJSON_AddNumberToObject(e, "batch", cv.p[bk].batch);
-            cJSON_AddItemToArray(path, e);
+            bl_json_append(path, e);
             if (!o->json && tr.n > 1)
                 printf("  at step %-5ld noise scale %8.1f -> best batch %d\n", tr.step[k],
                        tr.b_noise[k], cv.p[bk].batch);
@@ -342,15 +344,12 @@ int cli_find(int argc, char **argv) {
         return cli_fail(cmd, "%s", err.msg);
     }
     bl_norm_apply(&norm, &ds);
+    unsigned mark = bl_alloc_failures();
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", o.model);
     if (o.memory) rc = run_memory(cmd, &o, ds.shape, ds.n_classes, &opt, j);
     if (!rc && o.throughput) rc = run_throughput(cmd, &o, &ds, &opt, &ctx, j);
-    if (!rc && o.json) {
-        char *s = cJSON_Print(j);
-        printf("%s\n", s);
-        free(s);
-    }
+    if (!rc && o.json) rc = cli_print_json(cmd, j, mark);
     cJSON_Delete(j);
     bl_norm_free(&norm, &ctx.mem);
     bl_dataset_free(&ds, &ctx.mem);

@@ -12,6 +12,7 @@
 #include "batchlab/dist.h"
 #include "batchlab/model.h"
 #include "batchlab/optim.h"
+#include "core/alloc.h"
 
 extern char *openblas_get_config(void);
 extern char *openblas_get_corename(void);
@@ -48,6 +49,7 @@ int cli_info(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : rc;
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
+    unsigned mark = bl_alloc_failures();
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "version", BL_VERSION);
     cJSON_AddStringToObject(j, "blas", openblas_get_config());
@@ -97,10 +99,9 @@ int cli_info(int argc, char **argv) {
         cJSON_AddNumberToObject(mj, "predicted_bytes", (double)(model_bytes + state * sizeof(float)));
         bl_model_free(m);
     }
-    if (json) {
-        char *s = cJSON_Print(j);
-        printf("%s\n", s);
-        free(s);
+    /* The text below reads the JSON back: it must be whole. */
+    if (json || bl_alloc_failures() != mark) {
+        rc = cli_print_json(cmd, j, mark);
     } else {
         printf("batchlab %s\n", BL_VERSION);
         printf("backend   %s\n", ctx.be->name);
@@ -134,5 +135,5 @@ int cli_info(int argc, char **argv) {
         }
     }
     cJSON_Delete(j);
-    return 0;
+    return rc;
 }

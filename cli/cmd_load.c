@@ -17,6 +17,8 @@
 #include "cli.h"
 #include "batchlab/serve.h"
 #include "batchlab/train.h"
+#include "core/alloc.h"
+#include "io/json.h"
 
 /* Samples to send, whatever the file's format (a CSV's every column is a feature). */
 static bl_status load_input(bl_dataset *ds, bl_mem *mem, const char *path, bl_error *err) {
@@ -29,7 +31,7 @@ static bl_status load_input(bl_dataset *ds, bl_mem *mem, const char *path, bl_er
 /* Pixel-like inputs (uniform 0..255) when no --input is given. */
 static float *random_samples(bl_shape s, size_t n, uint64_t seed) {
     size_t dim = bl_shape_size(s);
-    float *x = malloc(n * dim * sizeof(float));
+    float *x = bl_malloc(n * dim * sizeof(float));
     if (!x) return NULL;
     bl_rng r;
     bl_rng_seed(&r, seed);
@@ -104,16 +106,21 @@ static void print_result(const bl_load_result *r, const bl_sweep_point *p, int p
 }
 
 /* In-process baseline: the model runner the batcher uses, paced like the open loop. */
-static void run_bare(bl_model *m, const bl_norm *norm, const bl_load_config *c, long n_req,
-                     bl_load_result *r) {
+static bl_status run_bare(bl_model *m, const bl_norm *norm, const bl_load_config *c, long n_req,
+                          bl_load_result *r, bl_error *err) {
     memset(r, 0, sizeof *r);
     bl_hdr_reset(&r->latency);
     bl_hdr_reset(&r->send_lag);
     bl_model_runner mr = {m, norm};
     size_t dim = bl_shape_size(c->shape);
     int k = c->per_request;
-    float *x = malloc((size_t)k * dim * sizeof(float));
-    float *out = malloc((size_t)k * (size_t)bl_model_output_dim(m) * sizeof(float));
+    float *x = bl_malloc((size_t)k * dim * sizeof(float));
+    float *out = bl_malloc((size_t)k * (size_t)bl_model_output_dim(m) * sizeof(float));
+    if (!x || !out) {
+        bl_free(x);
+        bl_free(out);
+        return bl_fail(err, BL_ERR_NOMEM, "--bare: out of memory for a batch of %d samples", k);
+    }
     bl_rng rng;
     bl_rng_seed(&rng, c->seed);
     long warm = (long)(c->warmup_s * c->rate);
@@ -142,8 +149,9 @@ static void run_bare(bl_model *m, const bl_norm *norm, const bl_load_config *c, 
     r->elapsed_s = last > first ? (double)(last - first) * 1e-9 : 0;
     r->throughput_rps = r->elapsed_s > 0 ? (double)r->ok / r->elapsed_s : 0;
     r->offered_rps = c->rate;
-    free(x);
-    free(out);
+    bl_free(x);
+    bl_free(out);
+    return BL_OK;
 }
 
 static int parse_rates(const char *s, double *out, int cap) {
@@ -249,7 +257,7 @@ int cli_load(int argc, char **argv) {
     bl_norm norm = {0};
     bl_dataset ds = {0};
     float *rnd = NULL;
-    bl_load_result *res = malloc(sizeof *res);
+    bl_load_result *res = bl_malloc(sizeof *res);
     if (!res) return cli_fail(cmd, "out of memory");
     if (bare && bl_checkpoint_load_model(&m, &norm, &ctx, bare, c.per_request, &err))
         rc = cli_fail(cmd, "%s", err.msg);
@@ -278,8 +286,10 @@ int cli_load(int argc, char **argv) {
             printf("bare forward of %s in-process: %ld requests of %d sample(s), %s arrivals at "
                    "%g/s\n",
                    bare, n, c.per_request, arrivals, c.rate);
-        run_bare(m, &norm, &c, n < 1 ? 1 : n, res);
-        to_point(res, &pt);
+        if (run_bare(m, &norm, &c, n < 1 ? 1 : n, res, &err))
+            rc = cli_fail(cmd, "%s", err.msg);
+        else
+            to_point(res, &pt);
     } else if (!rc && !sweep) {
         if (!json) {
             if (closed)
@@ -298,11 +308,10 @@ int cli_load(int argc, char **argv) {
     }
     if (!rc && !sweep) {
         if (json) {
+            unsigned mark = bl_alloc_failures();
             cJSON *j = result_json(res, &pt, c.per_request);
             cJSON_AddStringToObject(j, "mode", bare ? "bare" : closed ? "closed" : "open");
-            char *s = cJSON_Print(j);
-            printf("%s\n", s);
-            free(s);
+            rc = cli_print_json(cmd, j, mark);
             cJSON_Delete(j);
         } else {
             print_result(res, &pt, c.per_request);
@@ -310,6 +319,7 @@ int cli_load(int argc, char **argv) {
     }
     if (!rc && sweep) {
         bl_sweep_point pts[64];
+        unsigned mark = bl_alloc_failures();
         cJSON *arr = json ? cJSON_CreateArray() : NULL;
         if (!json)
             printf("%10s %12s %9s %9s %9s %9s %8s %9s\n", "offered/s", "achieved/s", "p50 ms",
@@ -321,7 +331,7 @@ int cli_load(int argc, char **argv) {
                 break;
             }
             if (json) {
-                cJSON_AddItemToArray(arr, result_json(res, &pts[i], c.per_request));
+                bl_json_append(arr, result_json(res, &pts[i], c.per_request));
             } else {
                 printf("%10.0f %12.1f %9.3f %9.3f %9.3f %9ld %8.2f %9.0f\n", pts[i].offered_rps,
                        pts[i].throughput_rps, pts[i].p50_ms, pts[i].p99_ms, pts[i].p999_ms,
@@ -339,18 +349,14 @@ int cli_load(int argc, char **argv) {
             if (bl_sweep_plot(csv, png, svg, title, slo_ms, &err))
                 rc = cli_fail(cmd, "%s", err.msg);
         }
-        if (json && !rc) {
-            char *s = cJSON_Print(arr);
-            printf("%s\n", s);
-            free(s);
-        }
+        if (json && !rc) rc = cli_print_json(cmd, arr, mark);
         cJSON_Delete(arr);
         if (!rc && !json)
             fprintf(stderr, "wrote %s%s%s%s\n", csv, plot ? " and " : "", plot ? plot : "",
                     plot ? ".{png,svg}" : "");
     }
-    free(res);
-    free(rnd);
+    bl_free(res);
+    bl_free(rnd);
     bl_dataset_free(&ds, &ctx.mem);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);

@@ -14,6 +14,7 @@
 #include "batchlab/noise_measure.h"
 #include "batchlab/train.h"
 #include "batchlab/io.h"
+#include "core/alloc.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; CLI-only state */
 static void on_signal(int sig) {
@@ -23,9 +24,10 @@ static int should_stop(void *arg) {
     return g_stop != 0;
 }
 
-static void print_result(const char *ckpt, const bl_dataset *ds, const bl_noise_measurement *r,
-                         int json) {
+static int print_result(const char *ckpt, const bl_dataset *ds, const bl_noise_measurement *r,
+                        int json) {
     if (json) {
+        unsigned mark = bl_alloc_failures();
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "checkpoint", ckpt);
         cJSON_AddStringToObject(j, "data", ds->name);
@@ -43,11 +45,9 @@ static void print_result(const char *ckpt, const bl_dataset *ds, const bl_noise_
         cJSON_AddNumberToObject(j, "confidence", r->confidence);
         bl_json_add_number(j, "train_loss", r->mean_loss);
         cJSON_AddNumberToObject(j, "seconds", r->seconds);
-        char *s = cJSON_Print(j);
-        printf("%s\n", s);
-        free(s);
+        int rc = cli_print_json("noise", j, mark);
         cJSON_Delete(j);
-        return;
+        return rc;
     }
     printf("gradient noise scale of %s on %s (%zu samples)\n", ckpt, ds->name, ds->n);
     printf("  batches      %d draws of %d samples, the first %d of each as the small batch\n",
@@ -69,6 +69,7 @@ static void print_result(const char *ckpt, const bl_dataset *ds, const bl_noise_
     }
     printf("  train loss   %.4f (train mode, over the big batches); %.1f s\n", r->mean_loss,
            r->seconds);
+    return 0;
 }
 
 int cli_noise(int argc, char **argv) {
@@ -150,7 +151,7 @@ int cli_noise(int argc, char **argv) {
     else if (st)
         rc = cli_fail(cmd, "%s", err.msg);
     else
-        print_result(ckpt, &ds, &r, json);
+        rc = print_result(ckpt, &ds, &r, json);
     bl_dataset_free(&ds, &ctx.mem);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);

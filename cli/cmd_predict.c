@@ -10,6 +10,7 @@
 #include "data_opts.h"
 #include "batchlab/io.h"
 #include "batchlab/train.h"
+#include "core/alloc.h"
 
 /* out rows become probabilities (softmax); cls gets each row's class. */
 static void transform(float *out, size_t n, int K, const char *kind, int64_t *cls) {
@@ -129,6 +130,7 @@ int cli_predict(int argc, char **argv) {
     if (st) {
         rc = cli_fail(cmd, "%s", err.msg);
     } else if (json) {
+        unsigned mark = bl_alloc_failures();
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "checkpoint", ckpt);
         cJSON_AddStringToObject(j, "input", input);
@@ -137,9 +139,7 @@ int cli_predict(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "batch", batch);
         cJSON_AddNumberToObject(j, "seconds", secs);
         cJSON_AddNumberToObject(j, "samples_per_s", secs > 0 ? ds.n / secs : 0);
-        char *s = cJSON_Print(j);
-        printf("%s\n", s);
-        free(s);
+        rc = cli_print_json(cmd, j, mark);
         cJSON_Delete(j);
     } else if (output) {
         fprintf(stderr, "wrote %zu predictions to %s (%.0f samples/s)\n", ds.n, output,

@@ -1,14 +1,22 @@
 /* batchlab serve: a checkpoint behind the KServe v2 HTTP protocol, with dynamic
  * batching, Prometheus metrics and a graceful drain on SIGTERM/SIGINT.
  *
- * SIGTERM and SIGINT are blocked before any thread starts, so every thread inherits the
- * mask and the main thread alone takes them with sigwait(): no async handler, no flag
- * polling, and the drain runs in ordinary code. */
+ * SIGTERM and SIGINT are blocked before any thread of ours starts, so every such thread
+ * inherits the mask and the main thread alone takes them with sigwait(): no flag polling,
+ * and the drain runs in ordinary code. Threads started before main (OpenBLAS starts its
+ * pool from a constructor) have them unblocked, and the kernel may hand a SIGTERM to one
+ * of them: their handler passes it on to the main thread (tgkill), where it waits blocked
+ * for sigwait. With the default action instead, a SIGTERM sent right after start-up (the
+ * port file is written before the main thread reaches sigwait) killed the process without
+ * the drain. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "args.h"
 #include "cli.h"
 #include "batchlab/io.h"
@@ -25,6 +33,14 @@ static int parse_sizes(const char *s, int *out, int cap, int *n) {
         s = *end ? end + 1 : end;
     }
     return 0;
+}
+
+static pid_t g_main_tid; /* CLI-process state: set once, before the handler is installed */
+
+static void pass_to_main_thread(int sig) {
+    int e = errno;
+    syscall(SYS_tgkill, getpid(), g_main_tid, sig);
+    errno = e;
 }
 
 int cli_serve(int argc, char **argv) {
@@ -92,6 +108,11 @@ int cli_serve(int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    g_main_tid = (pid_t)syscall(SYS_gettid);
+    struct sigaction sa = {.sa_handler = pass_to_main_thread};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 

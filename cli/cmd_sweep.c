@@ -15,6 +15,7 @@
 #include "data_opts.h"
 #include "batchlab/io.h"
 #include "batchlab/sweep.h"
+#include "core/alloc.h"
 
 static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; CLI-only state */
 static void on_signal(int sig) {
@@ -155,9 +156,10 @@ static void on_event(void *arg, const bl_sweep_event *ev) {
     fprintf(stderr, "%s\n", ev->kind == BL_SWEEP_EV_SKIP ? "  (finished earlier: skipped)" : "");
 }
 
-static void print_summary(const bl_sweep_config *c, const bl_sweep_result *r, int json) {
+static int print_summary(const bl_sweep_config *c, const bl_sweep_result *r, int json) {
     const bl_trial *rec = r->recommended >= 0 ? &r->trials[r->recommended] : NULL;
     if (json) {
+        unsigned mark = bl_alloc_failures();
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "out", c->out_dir);
         cJSON_AddNumberToObject(j, "trials", r->n_trials);
@@ -173,11 +175,9 @@ static void print_summary(const bl_sweep_config *c, const bl_sweep_result *r, in
             cJSON_AddNumberToObject(j, "r2", r->fit.r2);
         }
         cJSON_AddStringToObject(j, "plots", r->plot_msg[0] ? r->plot_msg : "ok");
-        char *s = cJSON_Print(j);
-        printf("%s\n", s);
-        free(s);
+        int rc = cli_print_json("sweep", j, mark);
         cJSON_Delete(j);
-        return;
+        return rc;
     }
     printf("\n== batchlab sweep: %s ==\n", c->out_dir);
     printf("trials       %d (%d finished earlier and skipped)\n", r->n_trials, r->n_skipped);
@@ -201,6 +201,7 @@ static void print_summary(const bl_sweep_config *c, const bl_sweep_result *r, in
     if (r->plot_msg[0]) printf("plots        %s\n", r->plot_msg);
     printf("report       %s/report.md and report.html; table %s/results.csv\n", c->out_dir,
            c->out_dir);
+    return 0;
 }
 
 /* The command line, for the report (arguments with spaces quoted). */
@@ -208,7 +209,7 @@ static char *join_args(int argc, char **argv) {
     size_t n = 32;
     for (int i = 0; i < argc; i++)
         n += strlen(argv[i]) + 3;
-    char *s = malloc(n);
+    char *s = bl_malloc(n);
     if (!s) return NULL;
     strcpy(s, "batchlab sweep");
     for (int i = 1; i < argc; i++) {
@@ -352,10 +353,10 @@ int cli_sweep(int argc, char **argv) {
     } else if (st) {
         rc = cli_fail(cmd, "%s", err.msg);
     } else {
-        if (o.json || !o.quiet) print_summary(&c, &r, o.json);
+        if (o.json || !o.quiet) rc = print_summary(&c, &r, o.json);
         bl_sweep_result_free(&r);
     }
-    free(line);
+    bl_free(line);
     free_data(&ds, &ctx.mem);
     return rc;
 }

@@ -1,7 +1,6 @@
 /* batchlab train: parse options into a bl_train_config, load and normalise
  * the data, then drive bl_trainer_step with evaluation, logging, checkpoints
  * and the stop conditions (epochs, steps, target accuracy/loss). */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include "batchlab/io.h"
 #include "batchlab/runlog.h"
 #include "batchlab/train.h"
+#include "core/alloc.h"
 
 static volatile sig_atomic_t g_interrupted; /* set by SIGINT/SIGTERM; CLI-only state */
 static void on_signal(int sig) {
@@ -153,74 +153,6 @@ static int save_checkpoint(const char *cmd, bl_trainer *t, run_state *rs, const 
     return 0;
 }
 
-static void print_summary(bl_trainer *t, const train_opts *o, run_state *rs, double wall,
-                          double test_loss, double test_acc, int json) {
-    bl_model *m = bl_trainer_model(t);
-    long steps = bl_trainer_steps_done(t);
-    double samples = (double)rs->prog.first_step; /* unused if 0 */
-    (void)samples;
-    const bl_train_config *c = bl_trainer_config(t);
-    double train_loss = rs->epoch_samples ? rs->epoch_loss_sum / rs->epoch_samples : NAN;
-    double train_acc = rs->epoch_samples ? rs->epoch_acc_sum / rs->epoch_samples : NAN;
-    if (json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "model", bl_model_spec(m));
-        cJSON_AddNumberToObject(j, "params", (double)bl_model_num_params(m));
-        cJSON_AddNumberToObject(j, "batch", c->batch);
-        cJSON_AddNumberToObject(j, "micro_batch", c->micro_batch);
-        cJSON_AddStringToObject(j, "optimizer", bl_optim_name(&c->opt));
-        cJSON_AddNumberToObject(j, "lr", bl_trainer_current_lr(t));
-        cJSON_AddNumberToObject(j, "steps", (double)steps);
-        cJSON_AddNumberToObject(j, "epochs", (double)bl_trainer_epoch(t));
-        cJSON_AddNumberToObject(j, "wall_s", wall);
-        if (rs->adapt) cJSON_AddNumberToObject(j, "final_batch", c->batch);
-        cJSON_AddStringToObject(j, "stop_reason", rs->stop_reason);
-        cJSON_AddStringToObject(j, "norm", bl_norm_name(rs->sp.norm.kind));
-#define NUM(k, v) (isfinite(v) ? cJSON_AddNumberToObject(j, k, v) : cJSON_AddNullToObject(j, k))
-        NUM("train_loss", train_loss);
-        NUM("train_accuracy", train_acc);
-        NUM("val_loss", rs->val_loss);
-        NUM("val_accuracy", rs->val_acc);
-        NUM("test_loss", test_loss);
-        NUM("test_accuracy", test_acc);
-        if (c->noise) NUM("noise_scale", bl_noise_scale(bl_trainer_noise(t)));
-#undef NUM
-        cJSON_AddNumberToObject(j, "peak_mem_bytes", (double)bl_peak_rss_bytes());
-        if (o->save_path) cJSON_AddStringToObject(j, "checkpoint", o->save_path);
-        char *s = cJSON_Print(j);
-        printf("%s\n", s);
-        free(s);
-        cJSON_Delete(j);
-        return;
-    }
-    printf("\n== batchlab train: summary ==\n");
-    printf("model        %s (%zu parameters)\n", bl_model_spec(m), bl_model_num_params(m));
-    printf("data         %s, %d classes, normalisation %s\n", rs->sp.train.name,
-           bl_model_output_dim(m), bl_norm_name(rs->sp.norm.kind));
-    printf("batch        %d (micro-batch %d), optimizer %s, lr %g\n", c->batch, c->micro_batch,
-           bl_optim_name(&c->opt), (double)bl_trainer_current_lr(t));
-    char wall_txt[32];
-    printf("trained      %ld steps in %s (%s)\n", steps,
-           bl_format_seconds(wall_txt, sizeof wall_txt, wall), rs->stop_reason);
-    if (isfinite(train_loss))
-        printf("train        loss %.4f  accuracy %.4f (last epoch's batches)\n", train_loss,
-               train_acc);
-    if (isfinite(rs->val_acc))
-        printf("validation   loss %.4f  accuracy %.4f\n", rs->val_loss, rs->val_acc);
-    if (isfinite(test_acc)) printf("test         loss %.4f  accuracy %.4f\n", test_loss, test_acc);
-    if (c->noise) {
-        const bl_noise *ns = bl_trainer_noise(t);
-        if (rs->adapt)
-            printf("batch auto   %d changes, final batch %d\n", rs->decisions,
-                   bl_trainer_config(t)->batch);
-        printf("noise scale  B_simple %.1f (|G|^2 %.4g, tr(Sigma) %.4g; EMA of %ld measurements)\n",
-               bl_noise_scale(ns), bl_noise_g2(ns), bl_noise_trace(ns), ns->n);
-    }
-    printf("peak memory  %.1f MB resident\n", (double)bl_peak_rss_bytes() / 1e6);
-    if (o->save_path) printf("checkpoint   %s\n", o->save_path);
-    if (o->log_path) printf("log          %s\n", o->log_path);
-}
-
 /* The loop: step, account, evaluate at epoch ends (or every eval_every steps), stop. */
 static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs, bl_dist *dist) {
     bl_error err = {0};
@@ -245,7 +177,10 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
             if (bl_adapt_revert(rs->adapt, bl_trainer_steps_done(t), bn, &d) &&
                 !bl_trainer_set_batch(t, d.to_batch, 0, d.lr_factor, &err)) {
                 rs->reverts++;
-                bl_runlog_decision(&rs->log, &d, 1, bl_trainer_current_lr(t));
+                if (bl_runlog_decision(&rs->log, &d, 1, bl_trainer_current_lr(t), &err)) {
+                    progress_clear(&rs->prog);
+                    return cli_fail(cmd, "%s", err.msg);
+                }
                 if (rs->hist) history_decision(rs->hist, &d);
                 progress_clear(&rs->prog);
                 if (!rs->prog.quiet) fprintf(stderr, "step %ld: %s\n", d.step, d.reason);
@@ -260,7 +195,10 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         rs->epoch_loss_sum += si.loss * si.batch;
         rs->epoch_acc_sum += si.acc * si.batch;
         rs->epoch_samples += si.batch;
-        bl_runlog_step(&rs->log, &si);
+        if (bl_runlog_step(&rs->log, &si, &err)) {
+            progress_clear(&rs->prog);
+            return cli_fail(cmd, "%s", err.msg);
+        }
         progress_step(&rs->prog, &si);
         if (rs->hist) history_step(rs->hist, &si);
         if (rs->adapt &&
@@ -276,9 +214,12 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
                 rs->next_eval_samples += o->eval_samples;
         }
         if (do_eval && evaluate_val(cmd, t, rs)) return 1;
-        if (do_eval && rs->sp.have_val)
+        if (do_eval && rs->sp.have_val &&
             bl_runlog_eval(&rs->log, si.step, si.samples_seen, rs->val_loss, rs->val_acc,
-                           bl_now_sec() - t0);
+                           bl_now_sec() - t0, &err)) {
+            progress_clear(&rs->prog);
+            return cli_fail(cmd, "%s", err.msg);
+        }
         if (do_eval && rs->hist && rs->sp.have_val)
             history_eval(rs->hist, si.samples_seen, bl_now_sec() - t0, rs->val_acc);
         if (si.epoch_end) {
@@ -290,7 +231,10 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
                                 .val_loss = rs->val_loss,
                                 .val_acc = rs->val_acc,
                                 .elapsed_s = bl_now_sec() - t0};
-            bl_runlog_epoch(&rs->log, &ei);
+            if (bl_runlog_epoch(&rs->log, &ei, &err)) {
+                progress_clear(&rs->prog);
+                return cli_fail(cmd, "%s", err.msg);
+            }
             progress_epoch(&rs->prog, &ei);
         }
         if (o->save_every && si.step % o->save_every == 0 &&
@@ -325,7 +269,7 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
 }
 
 static void free_run(bl_ctx *ctx, run_state *rs) {
-    bl_runlog_close(&rs->log);
+    bl_runlog_close(&rs->log, NULL); /* after an error: the run has failed already */
     cli_splits_free(&rs->sp, &ctx->mem);
 }
 
@@ -535,7 +479,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         fprintf(stderr,
                 "data-parallel: %d ranks x %d samples per rank per update (micro-batch %d)\n",
                 world, cfg.batch / world, bl_trainer_config(t)->micro_batch);
-    if (o.report && rank == 0 && !(rs.hist = calloc(1, sizeof *rs.hist))) {
+    if (o.report && rank == 0 && !(rs.hist = bl_calloc(1, sizeof *rs.hist))) {
         rc = cli_fail(cmd, "out of memory");
         goto done;
     }
@@ -550,6 +494,10 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (rc) goto done;
+    if (bl_runlog_close(&rs.log, &err)) { /* the log's last lines may not be on disk */
+        rc = cli_fail(cmd, "%s", err.msg);
+        goto done;
+    }
     if (o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist))) goto done;
     double test_loss = NAN, test_acc = NAN;
     if (rs.sp.have_test && bl_trainer_evaluate(t, &rs.sp.test, &test_loss, &test_acc, &err)) {
@@ -560,8 +508,23 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         rc = 1;
         goto done;
     }
-    if (rank == 0 && (o.json || !o.quiet))
-        print_summary(t, &o, &rs, wall, test_loss, test_acc, o.json);
+    train_summary sum = {.save_path = o.save_path,
+                         .log_path = o.log_path,
+                         .stop_reason = rs.stop_reason,
+                         .data_name = rs.sp.train.name,
+                         .norm = rs.sp.norm.kind,
+                         .adaptive = rs.adapt != NULL,
+                         .decisions = rs.decisions,
+                         .wall_s = wall,
+                         .train_loss =
+                             rs.epoch_samples ? rs.epoch_loss_sum / rs.epoch_samples : NAN,
+                         .train_acc = rs.epoch_samples ? rs.epoch_acc_sum / rs.epoch_samples : NAN,
+                         .val_loss = rs.val_loss,
+                         .val_acc = rs.val_acc,
+                         .test_loss = test_loss,
+                         .test_acc = test_acc};
+    if (rank == 0 && (o.json || !o.quiet) && (rc = train_print_summary(cmd, t, &sum, o.json)))
+        goto done;
     if (rs.hist) {
         char command[2048] = "batchlab";
         for (int i = 0; i < argc; i++)
@@ -590,7 +553,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     if (strcmp(rs.stop_reason, "interrupted") == 0) rc = 130;
 done:
     bl_batch_schedule_free(&o.replay);
-    free(rs.hist);
+    bl_free(rs.hist);
     bl_trainer_free(t);
     free_run(&ctx, &rs);
     return rc;

@@ -1,6 +1,7 @@
 /* batchlab tune: ASHA over batch size x learning rate (x momentum), examples
  * seen as the resource; resumable; prints the best configuration and the table. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,7 +10,9 @@
 #include "args.h"
 #include "cli.h"
 #include "data_opts.h"
+#include "batchlab/io.h"
 #include "batchlab/tune.h"
+#include "core/alloc.h"
 
 static volatile sig_atomic_t g_stop; /* CLI-only: set by SIGINT/SIGTERM */
 static void on_signal(int sig) {
@@ -131,8 +134,11 @@ int cli_tune(int argc, char **argv) {
         }
     c.min_examples = min_ex ? min_ex : (long)sp.train.n / 4;
     c.max_examples = max_ex ? max_ex : 6 * (long)sp.train.n;
-    bl_tune_result *r = calloc(1, sizeof *r);
-    if (!r) return cli_fail(cmd, "out of memory");
+    bl_tune_result *r = bl_calloc(1, sizeof *r);
+    if (!r) {
+        cli_splits_free(&sp, &ctx.mem);
+        return cli_fail(cmd, "out of memory");
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     bl_status st =
@@ -148,18 +154,14 @@ int cli_tune(int argc, char **argv) {
     } else if (st) {
         rc = cli_fail(cmd, "%s", err.msg);
     } else if (json) {
-        char path[4096], *text = NULL;
+        char path[4096];
         snprintf(path, sizeof path, "%s/results.json", out);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            fseek(f, 0, SEEK_END);
-            long n = ftell(f);
-            fseek(f, 0, SEEK_SET);
-            text = calloc(1, (size_t)n + 1);
-            if (text && fread(text, 1, (size_t)n, f) == (size_t)n) printf("%s\n", text);
-            free(text);
-            fclose(f);
-        }
+        char *text = bl_read_text(path);
+        if (text)
+            printf("%s", text);
+        else
+            rc = cli_fail(cmd, "%s: %s", path, strerror(errno));
+        bl_free(text);
     } else {
         printf("\n%-26s %6s %10s %5s %6s %10s  val acc by rung (examples:", "config", "batch", "lr",
                "mom", "rungs", "examples");
@@ -187,7 +189,7 @@ int cli_tune(int argc, char **argv) {
                    out);
         }
     }
-    free(r);
+    bl_free(r);
     cli_splits_free(&sp, &ctx.mem);
     return rc;
 }

@@ -144,7 +144,10 @@ bl_status cli_load_splits(const cli_data_opts *d, bl_mem *mem, cli_splits *sp, u
         return bl_fail(err, BL_ERR_ARG, "--val-frac %g must be in [0, 1)", d->val_frac);
     }
     size_t val_n = (size_t)(d->val_frac * (double)all.n);
-    if ((st = bl_dataset_split(&all, &sp->train, &sp->val, val_n, seed, mem, err))) return st;
+    if ((st = bl_dataset_split(&all, &sp->train, &sp->val, val_n, seed, mem, err))) {
+        bl_dataset_free(&all, mem); /* still ours when the split fails */
+        return st;
+    }
     sp->have_val = val_n > 0;
     const char *test = d->test;
     if (!test && cli_data_is_dir(d->data)) test = d->data;

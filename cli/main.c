@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "blas_guard.h"
 #include "cli.h"
 #include "batchlab/backend.h"
 
@@ -48,7 +49,7 @@ static void usage(FILE *f) {
     fprintf(f, "\n`batchlab <command> --help` lists a command's options.\n");
 }
 
-int main(int argc, char **argv) {
+static int run_command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -69,4 +70,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "batchlab: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+/* Failing exits skip the destructors (blas_guard.c): an OpenBLAS worker that
+ * could not get its buffer must not turn an error into a hang. */
+int main(int argc, char **argv) {
+    if (cli_blas_guard()) cli_exit_now(1);
+    int rc = run_command(argc, argv);
+    if (rc) cli_exit_now(rc);
+    return 0;
 }

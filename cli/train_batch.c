@@ -33,7 +33,8 @@ int train_adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step_
     if (r == 1) f = d.lr_factor;
     d.lr_factor = f; /* logged as applied, so the log replays exactly (--batch-schedule) */
     if (bl_trainer_set_batch(t, batch, 0, f, &err)) return cli_fail(cmd, "%s", err.msg);
-    bl_runlog_decision(log, &d, r == 1, bl_trainer_current_lr(t));
+    if (bl_runlog_decision(log, &d, r == 1, bl_trainer_current_lr(t), &err))
+        return cli_fail(cmd, "%s", err.msg);
     *decisions += r == 1;
     if (r == 1 && hist) history_decision(hist, &d);
     if (r == 1 && !prog->quiet) {
@@ -60,7 +61,8 @@ int train_replay_step(const char *cmd, bl_trainer *t, const bl_batch_schedule *s
                                .goodput_to = NAN,
                                .lr_factor = h->v[i].lr_factor};
         snprintf(d.reason, sizeof d.reason, "replayed from %.150s", path);
-        bl_runlog_decision(log, &d, d.to_batch != from, bl_trainer_current_lr(t));
+        if (bl_runlog_decision(log, &d, d.to_batch != from, bl_trainer_current_lr(t), &err))
+            return cli_fail(cmd, "%s", err.msg);
         from = d.to_batch;
     }
     return 0;

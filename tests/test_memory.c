@@ -18,7 +18,12 @@
  * never gives back its peak.
  *
  * Memory is deterministic enough to assert; time is not, and nothing here
- * looks at time. */
+ * looks at time.
+ *
+ * Under AddressSanitizer or ThreadSanitizer (scripts/sanitize.sh) the test
+ * skips itself (exit 77, which ctest reports as skipped): their shadow memory,
+ * redzones and allocator add 11-14% to the measured growth, beyond the 10%
+ * asserted here, and that growth is theirs, not the model's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +37,15 @@
 #include "batchlab/model.h"
 #include "batchlab/optim.h"
 #include "test_util.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MEMORY_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
+    __has_feature(memory_sanitizer)
+#define MEMORY_SANITIZED 1
+#endif
+#endif
 
 static const char *self_path;
 
@@ -142,6 +156,11 @@ static void cnn_2048(void **state) {
 }
 
 int main(int argc, char **argv) {
+#ifdef MEMORY_SANITIZED
+    printf("skipped: a sanitizer build measures its own shadow memory and redzones, not the "
+           "model's footprint\n");
+    return 77;
+#endif
     if (argc == 4 && !strcmp(argv[1], "--measure")) return measure(argv[2], atoi(argv[3]));
     self_path = argv[0];
     static char exe[4096];

@@ -14,15 +14,20 @@ extern "C" {
 #endif
 
 /* ---- atomic file ---------------------------------------------------------- */
+struct bl_sink;
 typedef struct bl_atomic_file {
-    FILE *fp;        /* write through this */
-    char path[4096]; /* final path */
-    char tmp[4096];  /* temporary path in the same directory */
+    FILE *fp;             /* write through this */
+    char path[4096];      /* final path (the target, when path was a symbolic link) */
+    char tmp[4096];       /* temporary path in the same directory */
+    struct bl_sink *sink; /* internal: the descriptor under fp and its first write error */
 } bl_atomic_file;
 
 /* Start writing path through "<path>.tmp.<pid>.XXXXXX" beside it, first removing the
  * orphans of earlier writes of path (same pattern, writer pid gone; the pid-less names of
- * older versions once untouched for 10 minutes). BL_ERR_ARG (path), BL_ERR_IO. */
+ * older versions once untouched for 10 minutes). A symbolic link at path is written
+ * through: its target is replaced, atomically, in the target's folder, and the link stays;
+ * a dangling link or a loop is refused (BL_ERR_IO naming path). BL_ERR_ARG (path),
+ * BL_ERR_IO, BL_ERR_NOMEM. */
 bl_status bl_atomic_open(bl_atomic_file *af, const char *path, bl_error *err);
 /* fflush + fsync + rename + fsync(dir). On any failure the temp file is removed and the
  * previous file at path, if any, is untouched. */

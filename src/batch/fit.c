@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "batchlab/core.h"
+#include "core/alloc.h"
 
 bl_status bl_bcrit_fit(bl_bcrit *out, const double *steps, const double *examples, int n,
                        bl_error *err) {
@@ -82,10 +83,10 @@ bl_status bl_bcrit_interval(const double *steps, const double *examples, int n, 
     if (n < 2 || n_boot < 10 || !(conf > 0 && conf < 1))
         return bl_fail(err, BL_ERR_ARG, "B_crit interval: %d points, %d resamples, level %g", n,
                        n_boot, conf);
-    double *v = malloc((size_t)n_boot * sizeof *v), *S = malloc((size_t)n * sizeof *S),
-           *E = malloc((size_t)n * sizeof *E);
+    double *v = bl_malloc((size_t)n_boot * sizeof *v), *S = bl_malloc((size_t)n * sizeof *S),
+           *E = bl_malloc((size_t)n * sizeof *E);
     if (!v || !S || !E) {
-        free(v), free(S), free(E);
+        bl_free(v), bl_free(S), bl_free(E);
         return bl_fail(err, BL_ERR_NOMEM, "B_crit interval: out of memory");
     }
     bl_rng r;
@@ -110,7 +111,7 @@ bl_status bl_bcrit_interval(const double *steps, const double *examples, int n, 
         *hi = v[(int)ceil((1 - a) * (k - 1))];
     }
     *n_ok = k;
-    free(v), free(S), free(E);
+    bl_free(v), bl_free(S), bl_free(E);
     return st;
 }
 

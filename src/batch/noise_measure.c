@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/alloc.h"
 
 void bl_noise_measure_config_default(bl_noise_measure_config *c) {
     memset(c, 0, sizeof *c);
@@ -55,12 +56,15 @@ static double resample_ratio(const double *g2, const double *tr, int n, bl_rng *
     return sg > 0 ? st / sg : INFINITY;
 }
 
-static void bootstrap(bl_noise_measurement *out, const double *g2, const double *tr, int n,
-                      const bl_noise_measure_config *c) {
+/* The interval; BL_ERR_NOMEM rather than NaN bounds, which would read as "unbounded". */
+static bl_status bootstrap(bl_noise_measurement *out, const double *g2, const double *tr, int n,
+                           const bl_noise_measure_config *c, bl_error *err) {
     int nb = c->n_boot > 0 ? c->n_boot : 2000;
-    double *v = malloc((size_t)nb * sizeof *v);
+    double *v = bl_malloc((size_t)nb * sizeof *v);
     out->scale_lo = out->scale_hi = NAN;
-    if (!v) return;
+    if (!v)
+        return bl_fail(err, BL_ERR_NOMEM, "noise scale: out of memory for %d bootstrap resamples",
+                       nb);
     bl_rng r;
     bl_rng_derive(&r, c->seed, 0x6e6f697365ULL /* "noise" */);
     for (int b = 0; b < nb; b++)
@@ -70,7 +74,8 @@ static void bootstrap(bl_noise_measurement *out, const double *g2, const double 
     int lo = (int)floor(a * (nb - 1)), hi = (int)ceil((1 - a) * (nb - 1));
     out->scale_lo = v[lo];
     out->scale_hi = v[hi];
-    free(v);
+    bl_free(v);
+    return BL_OK;
 }
 
 static double std_error(const double *v, int n, double mean) {
@@ -119,7 +124,8 @@ typedef struct scratch {
 } scratch;
 
 static void scratch_free(scratch *s) {
-    free(s->perm), free(s->x), free(s->y), free(s->g2), free(s->tr), free(s->buffers);
+    bl_free(s->perm), bl_free(s->x), bl_free(s->y);
+    bl_free(s->g2), bl_free(s->tr), bl_free(s->buffers);
 }
 
 /* One draw: forward/backward the big batch in chunks, the first chunk being the
@@ -176,12 +182,12 @@ bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_mea
     int mb = bl_model_max_batch(m);
     scratch s = {0};
     s.n_buffers = bl_model_num_buffers(m);
-    s.perm = malloc(ds->n * sizeof *s.perm);
-    s.x = malloc((size_t)mb * ds->dim * sizeof *s.x);
-    s.y = malloc((size_t)mb * sizeof *s.y);
-    s.g2 = malloc((size_t)c->draws * sizeof *s.g2);
-    s.tr = malloc((size_t)c->draws * sizeof *s.tr);
-    s.buffers = malloc((s.n_buffers ? s.n_buffers : 1) * sizeof *s.buffers);
+    s.perm = bl_malloc(ds->n * sizeof *s.perm);
+    s.x = bl_malloc((size_t)mb * ds->dim * sizeof *s.x);
+    s.y = bl_malloc((size_t)mb * sizeof *s.y);
+    s.g2 = bl_malloc((size_t)c->draws * sizeof *s.g2);
+    s.tr = bl_malloc((size_t)c->draws * sizeof *s.tr);
+    s.buffers = bl_malloc((s.n_buffers ? s.n_buffers : 1) * sizeof *s.buffers);
     if (!s.perm || !s.x || !s.y || !s.g2 || !s.tr || !s.buffers) {
         scratch_free(&s);
         return bl_fail(err, BL_ERR_NOMEM, "noise scale: out of memory for %d draws of %d samples",
@@ -225,7 +231,7 @@ bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_mea
         out->trace_se = std_error(s.tr, n, out->trace);
         out->scale = out->g2 > 0 ? out->trace / out->g2 : NAN;
         out->mean_loss = loss_sum / ((double)n * c->b_big);
-        bootstrap(out, s.g2, s.tr, n, c);
+        st = bootstrap(out, s.g2, s.tr, n, c, err);
         out->seconds = bl_now_sec() - t0;
     }
     scratch_free(&s);

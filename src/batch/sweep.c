@@ -14,6 +14,7 @@
  *   finished trials, whatever moment the run is stopped at.
  * - The noise scale at the end is measured on the evaluation model (big
  *   batches), with bl_noise_measure restoring any state it touches. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "batch/sweep_internal.h"
 #include "batchlab/noise_measure.h"
 #include "batchlab/runlog.h"
+#include "core/alloc.h"
 
 void bl_sweep_config_default(bl_sweep_config *c) {
     memset(c, 0, sizeof *c);
@@ -66,8 +68,8 @@ const char *bl_trial_status_name(bl_trial_status s) {
 void bl_sweep_result_free(bl_sweep_result *r) {
     if (!r) return;
     for (int i = 0; i < r->n_trials; i++)
-        free(r->trials[i].hist);
-    free(r->trials);
+        bl_free(r->trials[i].hist);
+    bl_free(r->trials);
     r->trials = NULL;
     r->n_trials = 0;
 }
@@ -113,8 +115,9 @@ static int reached(const bl_sweep_config *c, double acc, double loss) {
     return c->target_acc > 0 ? acc >= c->target_acc : loss <= c->target_loss;
 }
 
-static void log_eval(bl_runlog *log, const bl_trial_point *p) {
-    if (!log->fp) return;
+static bl_status log_eval(bl_runlog *log, const bl_trial_point *p, bl_error *err) {
+    if (!log->open) return BL_OK;
+    unsigned mark = bl_alloc_failures();
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "eval");
     cJSON_AddNumberToObject(o, "step", (double)p->step);
@@ -122,16 +125,18 @@ static void log_eval(bl_runlog *log, const bl_trial_point *p) {
     cJSON_AddNumberToObject(o, "val_loss", p->val_loss);
     cJSON_AddNumberToObject(o, "val_accuracy", p->val_acc);
     if (isfinite(p->noise_scale)) cJSON_AddNumberToObject(o, "noise_scale", p->noise_scale);
-    char *txt = cJSON_PrintUnformatted(o);
-    if (txt) fprintf(log->fp, "%s\n", txt), fflush(log->fp);
-    free(txt);
+    bl_status st =
+        !o || bl_alloc_failures() != mark
+            ? bl_fail(err, BL_ERR_NOMEM, "%s: out of memory building a log record", log->path)
+            : bl_runlog_record(log, o, err);
     cJSON_Delete(o);
+    return st;
 }
 
 static bl_status add_point(bl_trial *t, const bl_trial_point *p, bl_error *err) {
     if ((t->n_hist & (t->n_hist - 1)) == 0) { /* grow at powers of two */
         size_t cap = t->n_hist ? (size_t)t->n_hist * 2 : 16;
-        bl_trial_point *h = realloc(t->hist, cap * sizeof *h);
+        bl_trial_point *h = bl_realloc(t->hist, cap * sizeof *h);
         if (!h) return bl_fail(err, BL_ERR_NOMEM, "sweep: out of memory for a trial's history");
         t->hist = h;
     }
@@ -235,7 +240,7 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
         if ((st = ss)) break;
         t->train_s += si.step_time_s; /* the update alone: noise measurements are apart */
         t->steps = si.step, t->examples = si.samples_seen;
-        bl_runlog_step(&log, &si);
+        if ((st = bl_runlog_step(&log, &si, err))) break;
         ep_loss += si.loss * si.batch, ep_acc += si.acc * si.batch, ep_n += si.batch;
         if (next_eval == 0) next_eval = eval_interval(s, t->batch, 0);
         int at_cap = si.step >= cap;
@@ -247,7 +252,7 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
                                         err)))
                 break;
             if ((st = add_point(t, &p, err))) break;
-            log_eval(&log, &p);
+            if ((st = log_eval(&log, &p, err))) break;
             last = p;
             emit(s, BL_SWEEP_EV_EVAL, t, &p);
             next_eval = si.step + eval_interval(s, t->batch, si.step);
@@ -267,7 +272,7 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
                                 .val_loss = last.val_loss,
                                 .val_acc = last.val_acc,
                                 .elapsed_s = bl_now_sec() - w0};
-            bl_runlog_epoch(&log, &ei);
+            if ((st = bl_runlog_epoch(&log, &ei, err))) break;
             ep_loss = ep_acc = 0, ep_n = 0;
         }
         if (at_cap) {
@@ -283,9 +288,11 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
     if (!st && (t->status == BL_TRIAL_REACHED || t->status == BL_TRIAL_NOT_REACHED))
         st = finish_trial(s, tr, t, err);
     bl_trainer_free(tr);
-    bl_runlog_close(&log);
+    bl_status cst = bl_runlog_close(&log, st ? NULL : err);
+    if (!st) st = cst;
     if (!st && rename(part, log_path) != 0)
-        st = bl_fail(err, BL_ERR_IO, "%s: renaming the finished log into place failed", log_path);
+        st = bl_fail(err, BL_ERR_IO, "%s: renaming the finished log into place failed: %s",
+                     log_path, strerror(errno));
     if (st) unlink(part);
     t->wall_s = bl_now_sec() - w0;
     if (st) bl_error_prefix(err, "trial %s", t->id);
@@ -417,7 +424,7 @@ bl_status bl_sweep_run(bl_ctx *ctx, const bl_sweep_config *c, const bl_dataset *
     if (c->noise_draws >= 2 && c->noise_small > eval_batch) eval_batch = c->noise_small;
     st = bl_model_create(&s.eval, c->train.spec, train->shape, n_classes, err);
     if (!st) st = bl_model_alloc(s.eval, ctx, eval_batch, err);
-    out->trials = calloc((size_t)s.total, sizeof *out->trials);
+    out->trials = bl_calloc((size_t)s.total, sizeof *out->trials);
     if (!st && !out->trials) st = bl_fail(err, BL_ERR_NOMEM, "sweep: out of memory");
     int order[BL_SWEEP_MAX_LRS];
     grid_order(c, order);

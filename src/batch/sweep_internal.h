@@ -27,8 +27,8 @@ bl_status sweep_trial_save(const char *dir, const bl_trial *t, bl_error *err);
 /* results.csv and results.json. */
 bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *di,
                               const bl_sweep_result *r, bl_error *err);
-/* plots/ (through bl_plot; a missing gnuplot is noted in r->plot_msg, not an error),
- * report.md and report.html. */
+/* plots/ (through bl_plot; a missing gnuplot is noted in r->plot_msg, not an error; a
+ * plot that could not be written is), report.md and report.html. */
 bl_status sweep_write_report(const bl_sweep_config *c, const sweep_data_info *di,
                              bl_sweep_result *r, bl_error *err);
 

@@ -3,15 +3,19 @@
  * time to target, the generalisation gap, the noise scale against B and over
  * training, and validation accuracy over training.
  *
- * Plots are evidence, not the result: when gnuplot is missing or fails, the
- * reason goes into r->plot_msg and the report leaves those figures out, but
- * the sweep still succeeds. */
+ * Plots are evidence, not the result: when gnuplot is missing (or a figure
+ * has no point to draw), the reason goes into r->plot_msg and the report
+ * leaves those figures out, but the sweep still succeeds. A plot that could
+ * not be written (a full disk, gnuplot failing, no memory for a series) is an
+ * error, as for any other file: the sweep must not report success with
+ * figures silently missing. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "batch/sweep_plots.h"
 #include "batchlab/plot.h"
+#include "core/alloc.h"
 
 const char *const sweep_plot_names[SWEEP_N_PLOTS] = {
     "steps_vs_batch", "examples_vs_steps",   "time_vs_batch",        "gap_vs_batch",
@@ -74,16 +78,22 @@ typedef struct plot_ctx {
     const bl_sweep_config *c;
     bl_sweep_result *r;
     int *drawn;
+    bl_status st; /* the first failure to write a plot; the later ones are not drawn */
+    bl_error *err;
 } plot_ctx;
 
 static void draw(plot_ctx *pc, int which, bl_plot *p) {
     char base[4096], rel[128];
     snprintf(rel, sizeof rel, "plots/%s", sweep_plot_names[which]);
     snprintf(base, sizeof base, "%s/%s", pc->c->out_dir, rel);
-    if (pc->r->plot_msg[0] && strstr(pc->r->plot_msg, "gnuplot is not")) return;
+    if (pc->st || (pc->r->plot_msg[0] && strstr(pc->r->plot_msg, "gnuplot is not"))) return;
     bl_error e = {0};
-    if (bl_plot_write(p, base, &e) == BL_OK) {
+    bl_status st = bl_plot_write(p, base, &e);
+    if (st == BL_OK) {
         pc->drawn[which] = 1;
+    } else if (st != BL_ERR_UNSUPPORTED && st != BL_ERR_ARG) {
+        pc->st = st;
+        if (pc->err) *pc->err = e;
     } else if (!pc->r->plot_msg[0]) {
         snprintf(pc->r->plot_msg, sizeof pc->r->plot_msg, "%.500s", e.msg);
     }
@@ -256,9 +266,16 @@ static void plot_history(plot_ctx *pc, const best_points *bp, int field) {
     for (int k = 0; k < bp->n; k++) {
         const bl_trial *t = bp->t[k];
         if (t->n_hist == 0) continue;
-        xs[k] = malloc((size_t)t->n_hist * sizeof(double));
-        ys[k] = malloc((size_t)t->n_hist * sizeof(double));
-        if (!xs[k] || !ys[k]) continue;
+        xs[k] = bl_malloc((size_t)t->n_hist * sizeof(double));
+        ys[k] = bl_malloc((size_t)t->n_hist * sizeof(double));
+        if (!xs[k] || !ys[k]) { /* a figure with a batch size missing would mislead */
+            if (!pc->st)
+                pc->st =
+                    bl_fail(pc->err, BL_ERR_NOMEM, "%s/plots/%s: out of memory for a series",
+                            pc->c->out_dir,
+                            sweep_plot_names[field == 0 ? SWEEP_PLOT_NOISE_T : SWEEP_PLOT_VAL]);
+            break;
+        }
         for (int i = 0; i < t->n_hist; i++) {
             xs[k][i] = (double)t->hist[i].samples;
             ys[k][i] = field == 0 ? t->hist[i].noise_scale : t->hist[i].val_acc;
@@ -294,16 +311,17 @@ static void plot_history(plot_ctx *pc, const best_points *bp, int field) {
                  .n_series = ns};
     if (ns > 0) draw(pc, field == 0 ? SWEEP_PLOT_NOISE_T : SWEEP_PLOT_VAL, &p);
     for (int k = 0; k < bp->n; k++)
-        free(xs[k]), free(ys[k]);
+        bl_free(xs[k]), bl_free(ys[k]);
 }
 
-void sweep_draw_plots(const bl_sweep_config *c, bl_sweep_result *r, int drawn[SWEEP_N_PLOTS]) {
+bl_status sweep_draw_plots(const bl_sweep_config *c, bl_sweep_result *r, int drawn[SWEEP_N_PLOTS],
+                           bl_error *err) {
     memset(drawn, 0, SWEEP_N_PLOTS * sizeof *drawn);
     r->plot_msg[0] = '\0';
-    best_points *bp = malloc(sizeof *bp);
-    if (!bp) return;
+    best_points *bp = bl_malloc(sizeof *bp);
+    if (!bp) return bl_fail(err, BL_ERR_NOMEM, "%s/plots: out of memory", c->out_dir);
     collect(c, r, bp);
-    plot_ctx pc = {.c = c, .r = r, .drawn = drawn};
+    plot_ctx pc = {.c = c, .r = r, .drawn = drawn, .err = err};
     if (bp->n > 0) {
         plot_steps(&pc, bp);
         plot_front(&pc, bp);
@@ -317,5 +335,6 @@ void sweep_draw_plots(const bl_sweep_config *c, bl_sweep_result *r, int drawn[SW
                  "no batch size reached the target, so there is "
                  "nothing to plot");
     }
-    free(bp);
+    bl_free(bp);
+    return pc.st;
 }

@@ -17,7 +17,10 @@ enum {
 extern const char *const sweep_plot_names[SWEEP_N_PLOTS]; /* file names under plots/ */
 
 /* Draws plots/<name>.png and .svg for each figure the results allow; drawn[i] says which
- * exist. A failure is recorded in r->plot_msg (the first one), never returned. */
-void sweep_draw_plots(const bl_sweep_config *c, bl_sweep_result *r, int drawn[SWEEP_N_PLOTS]);
+ * exist. A missing gnuplot (or a figure with no point to draw) is recorded in r->plot_msg
+ * (the first one) and is not an error; a plot that could not be written is (BL_ERR_IO,
+ * BL_ERR_NOMEM, naming the file). */
+bl_status sweep_draw_plots(const bl_sweep_config *c, bl_sweep_result *r, int drawn[SWEEP_N_PLOTS],
+                           bl_error *err);
 
 #endif

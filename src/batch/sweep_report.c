@@ -15,6 +15,7 @@
 #include "batch/sweep_plots.h"
 #include "batchlab/io.h"
 #include "batchlab/markdown.h"
+#include "core/alloc.h"
 
 static void num(FILE *o, double v, const char *fmt) {
     if (isfinite(v))
@@ -428,7 +429,8 @@ static void method_section(FILE *o, const bl_sweep_config *c, const sweep_data_i
 bl_status sweep_write_report(const bl_sweep_config *c, const sweep_data_info *di,
                              bl_sweep_result *r, bl_error *err) {
     int drawn[SWEEP_N_PLOTS];
-    sweep_draw_plots(c, r, drawn);
+    bl_status pst = sweep_draw_plots(c, r, drawn, err);
+    if (pst) return pst;
     char *md = NULL;
     size_t md_n = 0;
     FILE *o = open_memstream(&md, &md_n);
@@ -445,7 +447,7 @@ bl_status sweep_write_report(const bl_sweep_config *c, const sweep_data_info *di
     trials_table(o, r);
     method_section(o, c, di);
     if (fclose(o) != 0 || !md) {
-        free(md);
+        bl_free(md);
         return bl_fail(err, BL_ERR_NOMEM, "sweep report: out of memory");
     }
     char path[4096];
@@ -457,7 +459,7 @@ bl_status sweep_write_report(const bl_sweep_config *c, const sweep_data_info *di
         sweep_path(path, sizeof path, c->out_dir, "report.html");
         st = bl_atomic_write(path, html, strlen(html), err);
     }
-    free(html);
-    free(md);
+    bl_free(html);
+    bl_free(md);
     return st;
 }

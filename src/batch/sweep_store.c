@@ -17,6 +17,8 @@
 #include <cjson/cJSON.h>
 #include "batch/sweep_internal.h"
 #include "batchlab/io.h"
+#include "core/alloc.h"
+#include "io/json.h"
 
 void sweep_path(char *out, size_t cap, const char *dir, const char *rel) {
     snprintf(out, cap, "%s/%s", dir, rel);
@@ -98,7 +100,7 @@ static bl_status compare_settings(const char *path, const cJSON *old, const cJSO
                                "now. Use another --out folder, or run with the same settings to "
                                "resume it",
                                path, item->string, a ? a : "absent", b ? b : "?");
-        free(a), free(b);
+        bl_free(a), bl_free(b);
         return st;
     }
     return BL_OK;
@@ -114,13 +116,17 @@ bl_status sweep_prepare_dir(const bl_sweep_config *c, const sweep_data_info *di,
     }
     if (st) return st;
     sweep_path(path, sizeof path, c->out_dir, "sweep.json");
+    unsigned mark = bl_alloc_failures();
     cJSON *now = settings_json(c, di);
     char *old_txt = bl_read_text(path);
-    if (old_txt) {
+    if (!now || bl_alloc_failures() != mark) {
+        st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory building the settings", path);
+    } else if (old_txt) {
         cJSON *old = cJSON_Parse(old_txt);
-        free(old_txt);
         const cJSON *os = old ? cJSON_GetObjectItemCaseSensitive(old, "settings") : NULL;
-        if (!cJSON_IsObject(os))
+        if (!old && bl_alloc_failures() != mark)
+            st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading it", path);
+        else if (!cJSON_IsObject(os))
             st = bl_fail(err, BL_ERR_FORMAT,
                          "%s is damaged (not a sweep settings record); "
                          "delete the folder or use another --out",
@@ -131,19 +137,20 @@ bl_status sweep_prepare_dir(const bl_sweep_config *c, const sweep_data_info *di,
     } else if (errno != ENOENT) {
         st = bl_fail(err, BL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     }
+    bl_free(old_txt);
     if (st) {
         cJSON_Delete(now);
         return st;
     }
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddItemToObject(root, "settings", now);
+    bl_json_attach(root, "settings", now);
     cJSON *b = cJSON_AddArrayToObject(root, "batches");
     for (int i = 0; i < c->n_batches; i++)
-        cJSON_AddItemToArray(b, cJSON_CreateNumber(c->batches[i]));
+        bl_json_append(b, cJSON_CreateNumber(c->batches[i]));
     cJSON *g = cJSON_AddArrayToObject(root, "lr_mults");
     for (int i = 0; i < c->n_lr_mults; i++)
-        cJSON_AddItemToArray(g, cJSON_CreateNumber(c->lr_mults[i]));
-    st = bl_json_write(path, root, err);
+        bl_json_append(g, cJSON_CreateNumber(c->lr_mults[i]));
+    st = bl_json_write_built(path, root, mark, err);
     cJSON_Delete(root);
     return st;
 }
@@ -180,6 +187,7 @@ bl_status sweep_trial_save(const char *dir, const bl_trial *t, bl_error *err) {
     char rel[128], path[4096];
     snprintf(rel, sizeof rel, "trials/%s.json", t->id);
     sweep_path(path, sizeof path, dir, rel);
+    unsigned mark = bl_alloc_failures();
     cJSON *o = trial_json(t);
     cJSON *h = cJSON_AddObjectToObject(o, "history");
     const char *keys[] = {"step", "samples", "val_acc", "val_loss", "noise_scale"};
@@ -192,10 +200,10 @@ bl_status sweep_trial_save(const char *dir, const bl_trial *t, bl_error *err) {
                        : k == 2 ? p->val_acc
                        : k == 3 ? p->val_loss
                                 : p->noise_scale;
-            cJSON_AddItemToArray(a, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+            bl_json_append(a, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
         }
     }
-    bl_status st = bl_json_write(path, o, err);
+    bl_status st = bl_json_write_built(path, o, mark, err);
     cJSON_Delete(o);
     return st;
 }
@@ -218,7 +226,7 @@ static int read_history(bl_trial *t, const cJSON *h) {
         if (n >= 0 && len != n) return 0;
         n = len;
     }
-    t->hist = n > 0 ? calloc((size_t)n, sizeof *t->hist) : NULL;
+    t->hist = n > 0 ? bl_calloc((size_t)n, sizeof *t->hist) : NULL;
     if (n > 0 && !t->hist) return 0;
     for (int i = 0; i < n; i++) {
         double v[5];
@@ -247,8 +255,13 @@ int sweep_trial_load(const char *dir, bl_trial *t, bl_error *err) {
         bl_fail(err, BL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
         return -1;
     }
+    unsigned mark = bl_alloc_failures();
     cJSON *o = cJSON_Parse(txt);
-    free(txt);
+    bl_free(txt);
+    if (!o && bl_alloc_failures() != mark) {
+        bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading it", path);
+        return -1;
+    }
     const cJSON *st = o ? cJSON_GetObjectItemCaseSensitive(o, "status") : NULL;
     int ok = o && cJSON_IsString(st) && parse_status(st->valuestring, &t->status) &&
              get_num(o, "batch") == t->batch && isfinite(get_num(o, "steps"));
@@ -269,6 +282,11 @@ int sweep_trial_load(const char *dir, bl_trial *t, bl_error *err) {
         t->noise_hi = get_num(o, "noise_hi");
         if (isfinite(t->noise_scale) && !isfinite(t->noise_hi)) t->noise_hi = INFINITY;
         ok = read_history(t, cJSON_GetObjectItemCaseSensitive(o, "history"));
+        if (!ok && bl_alloc_failures() != mark) {
+            cJSON_Delete(o);
+            bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading its history", path);
+            return -1;
+        }
         /* Older records: the gap between the last two evaluations of the history. */
         double res = get_num(o, "steps_resolution");
         int h = t->n_hist;
@@ -341,8 +359,9 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
                               const bl_sweep_result *r, bl_error *err) {
     bl_status st = write_csv(c, r, err);
     if (st) return st;
+    unsigned mark = bl_alloc_failures();
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddItemToObject(root, "settings", settings_json(c, di));
+    bl_json_attach(root, "settings", settings_json(c, di));
     cJSON_AddStringToObject(root, "gap_split", di->test_is_val ? "validation" : "test");
     cJSON *fit = cJSON_AddObjectToObject(root, "fit");
     cJSON_AddBoolToObject(fit, "ok", r->fit_ok);
@@ -359,7 +378,7 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
     if (r->recommended >= 0) {
         cJSON *rec = trial_json(&r->trials[r->recommended]);
         cJSON_AddStringToObject(rec, "regime", regime_of(r, r->trials[r->recommended].batch));
-        cJSON_AddItemToObject(root, "recommendation", rec);
+        bl_json_attach(root, "recommendation", rec);
     } else {
         cJSON_AddNullToObject(root, "recommendation");
     }
@@ -369,14 +388,14 @@ bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *d
         cJSON *o = trial_json(&r->trials[r->best[i]]);
         bl_json_add_number(o, "est_train_s", r->est_train_s[i]);
         cJSON_AddStringToObject(o, "regime", regime_of(r, c->batches[i]));
-        cJSON_AddItemToArray(best, o);
+        bl_json_append(best, o);
     }
     cJSON *all = cJSON_AddArrayToObject(root, "trials");
     for (int k = 0; k < r->n_trials; k++)
-        cJSON_AddItemToArray(all, trial_json(&r->trials[k]));
+        bl_json_append(all, trial_json(&r->trials[k]));
     char path[4096];
     sweep_path(path, sizeof path, c->out_dir, "results.json");
-    st = bl_json_write(path, root, err);
+    st = bl_json_write_built(path, root, mark, err);
     cJSON_Delete(root);
     return st;
 }

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include "batchlab/io.h"
 #include "batchlab/plot.h"
+#include "core/alloc.h"
+#include "io/json.h"
 
 typedef struct tune_state {
     bl_ctx *ctx;
@@ -40,13 +42,13 @@ static cJSON *settings_json(const bl_tune_config *c) {
     cJSON_AddNumberToObject(j, "eta", c->eta);
     cJSON *b = cJSON_AddArrayToObject(j, "batches");
     for (int i = 0; i < c->n_batches; i++)
-        cJSON_AddItemToArray(b, cJSON_CreateNumber(c->batches[i]));
+        bl_json_append(b, cJSON_CreateNumber(c->batches[i]));
     cJSON *l = cJSON_AddArrayToObject(j, "lrs");
     for (int i = 0; i < c->n_lrs; i++)
-        cJSON_AddItemToArray(l, cJSON_CreateNumber(c->lrs[i]));
+        bl_json_append(l, cJSON_CreateNumber(c->lrs[i]));
     cJSON *m = cJSON_AddArrayToObject(j, "momenta");
     for (int i = 0; i < c->n_momenta; i++)
-        cJSON_AddItemToArray(m, cJSON_CreateNumber(c->momenta[i]));
+        bl_json_append(m, cJSON_CreateNumber(c->momenta[i]));
     return j;
 }
 
@@ -54,17 +56,23 @@ static cJSON *settings_json(const bl_tune_config *c) {
 static bl_status check_settings(const bl_tune_config *c, bl_error *err) {
     char path[4096];
     path_in(path, sizeof path, c->out_dir, "tune.json", NULL, NULL);
+    unsigned mark = bl_alloc_failures();
     cJSON *mine = settings_json(c);
     char *text = NULL;
     bl_status st = BL_OK;
     struct stat sb;
-    if (stat(path, &sb) != 0) {
-        st = bl_json_write(path, mine, err);
+    if (!mine || bl_alloc_failures() != mark) {
+        st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory building the settings", path);
+    } else if (stat(path, &sb) != 0) {
+        st = bl_json_write_built(path, mine, mark, err);
     } else if (!(text = bl_read_text(path))) {
-        st = bl_fail(err, BL_ERR_IO, "%s: %s", path, strerror(errno));
+        int e = errno;
+        st = bl_fail(err, e == ENOMEM ? BL_ERR_NOMEM : BL_ERR_IO, "%s: %s", path, strerror(e));
     } else {
         cJSON *theirs = cJSON_Parse(text);
-        if (!theirs)
+        if (!theirs && bl_alloc_failures() != mark)
+            st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading it", path);
+        else if (!theirs)
             st = bl_fail(err, BL_ERR_FORMAT, "%s: not valid JSON", path);
         else {
             for (cJSON *it = mine->child; it && !st; it = it->next) {
@@ -77,13 +85,14 @@ static bl_status check_settings(const bl_tune_config *c, bl_error *err) {
             }
             cJSON_Delete(theirs);
         }
-        free(text);
+        bl_free(text);
     }
     cJSON_Delete(mine);
     return st;
 }
 
 static bl_status save_trial(const tune_state *s, const bl_tune_trial *t, bl_error *err) {
+    unsigned mark = bl_alloc_failures();
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "id", t->id);
     cJSON_AddNumberToObject(j, "batch", t->batch);
@@ -96,13 +105,13 @@ static bl_status save_trial(const tune_state *s, const bl_tune_trial *t, bl_erro
     cJSON *a = cJSON_AddArrayToObject(j, "val_accuracy"),
           *l = cJSON_AddArrayToObject(j, "val_loss");
     for (int k = 0; k < t->rungs_done; k++) {
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(t->acc[k]));
-        cJSON_AddItemToArray(l, cJSON_CreateNumber(isfinite(t->loss[k]) ? t->loss[k] : -1));
+        bl_json_append(a, cJSON_CreateNumber(t->acc[k]));
+        bl_json_append(l, cJSON_CreateNumber(isfinite(t->loss[k]) ? t->loss[k] : -1));
     }
     char path[4096], name[96];
     snprintf(name, sizeof name, "%s.json", t->id);
     path_in(path, sizeof path, s->c->out_dir, "trials", name, NULL);
-    bl_status st = bl_json_write(path, j, err);
+    bl_status st = bl_json_write_built(path, j, mark, err);
     cJSON_Delete(j);
     return st;
 }
@@ -113,13 +122,14 @@ static void load_trial(const tune_state *s, bl_tune_trial *t) {
     path_in(path, sizeof path, s->c->out_dir, "trials", name, NULL);
     if (!(text = bl_read_text(path))) return;
     cJSON *j = cJSON_Parse(text);
-    free(text);
+    bl_free(text);
     if (!j) return; /* unreadable: the rung is simply run again */
     cJSON *a = cJSON_GetObjectItem(j, "val_accuracy"), *l = cJSON_GetObjectItem(j, "val_loss");
     int n = cJSON_GetArraySize(a);
+    if (cJSON_GetArraySize(l) < n) n = cJSON_GetArraySize(l); /* damaged: keep what pairs */
     for (int k = 0; k < n && k < BL_TUNE_MAX_RUNGS; k++) {
-        t->acc[k] = cJSON_GetArrayItem(a, k)->valuedouble;
-        t->loss[k] = cJSON_GetArrayItem(l, k)->valuedouble;
+        t->acc[k] = cJSON_GetNumberValue(cJSON_GetArrayItem(a, k));
+        t->loss[k] = cJSON_GetNumberValue(cJSON_GetArrayItem(l, k));
     }
     t->rungs_done = n < BL_TUNE_MAX_RUNGS ? n : BL_TUNE_MAX_RUNGS;
     cJSON *e = cJSON_GetObjectItem(j, "examples"), *ts = cJSON_GetObjectItem(j, "train_s");
@@ -257,11 +267,12 @@ static bl_status write_results(const tune_state *s, bl_error *err) {
         fputc('\n', af.fp);
     }
     if ((st = bl_atomic_commit(&af, err))) return st;
+    unsigned mark = bl_alloc_failures();
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "total_examples", (double)r->total_examples);
     cJSON *re = cJSON_AddArrayToObject(j, "rung_examples");
     for (int k = 0; k < r->n_rungs; k++)
-        cJSON_AddItemToArray(re, cJSON_CreateNumber((double)r->rung_examples[k]));
+        bl_json_append(re, cJSON_CreateNumber((double)r->rung_examples[k]));
     if (r->best >= 0) {
         const bl_tune_trial *b = &r->trials[r->best];
         cJSON *bj = cJSON_AddObjectToObject(j, "best");
@@ -275,14 +286,14 @@ static bl_status write_results(const tune_state *s, bl_error *err) {
             cJSON_AddNumberToObject(bj, "test_accuracy", r->best_test_acc);
     }
     path_in(path, sizeof path, s->c->out_dir, "results.json", NULL, NULL);
-    st = bl_json_write(path, j, err);
+    st = bl_json_write_built(path, j, mark, err);
     cJSON_Delete(j);
     return st;
 }
 
 /* Landscape: validation accuracy at rung 0 (every configuration has it) against the
  * learning rate, one line per batch size. */
-static void plot_landscape(const tune_state *s) {
+static bl_status plot_landscape(const tune_state *s, bl_error *err) {
     const bl_tune_result *r = s->r;
     const bl_tune_config *c = s->c;
     double x[32][64], y[32][64];
@@ -316,7 +327,13 @@ static void plot_landscape(const tune_state *s) {
                  .series = ser,
                  .n_series = ns};
     path_in(base, sizeof base, c->out_dir, "plots", "landscape", NULL);
-    bl_plot_write(&p, base, NULL); /* a missing gnuplot costs the picture, not the search */
+    /* A missing gnuplot (or nothing to draw) costs the picture, not the search; a plot
+     * that could not be written is an error like any other file. */
+    bl_error e = {0};
+    bl_status st = bl_plot_write(&p, base, &e);
+    if (st == BL_ERR_UNSUPPORTED || st == BL_ERR_ARG) return BL_OK;
+    if (st && err) *err = e;
+    return st;
 }
 
 bl_status bl_tune_run(bl_ctx *ctx, const bl_tune_config *c, const bl_dataset *train,
@@ -380,6 +397,6 @@ bl_status bl_tune_run(bl_ctx *ctx, const bl_tune_config *c, const bl_dataset *tr
         }
         if (st) return st;
     }
-    plot_landscape(&s);
+    if ((st = plot_landscape(&s, err))) return st;
     return write_results(&s, err);
 }

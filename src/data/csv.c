@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/csv_internal.h"
+#include "core/alloc.h"
 
 #define CSV_NO_LABEL SIZE_MAX
 
@@ -39,11 +40,11 @@ typedef struct csv_layout {
 static bl_status rows_grow(csv_rows *r, size_t dim, const char *path, bl_error *err) {
     if (r->n < r->cap) return BL_OK;
     size_t cap = r->cap ? r->cap * 2 : 1024;
-    float *x = realloc(r->x, cap * dim * sizeof(float));
+    float *x = bl_realloc(r->x, cap * dim * sizeof(float));
     if (x) r->x = x;
-    int32_t *y = x ? realloc(r->y, cap * sizeof(int32_t)) : NULL;
+    int32_t *y = x ? bl_realloc(r->y, cap * sizeof(int32_t)) : NULL;
     if (y) r->y = y;
-    size_t *line = y ? realloc(r->line, cap * sizeof(size_t)) : NULL;
+    size_t *line = y ? bl_realloc(r->line, cap * sizeof(size_t)) : NULL;
     if (line) r->line = line;
     if (!line) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory at row %zu", path, r->n);
     r->cap = cap;
@@ -151,13 +152,18 @@ static bl_status layout_from_peek(csv_layout *L, const csv_lines *it, const bl_l
             *skip_first = csv_looks_like_header(first, second, L->sep, label);
         else
             *skip_first = o->header == 1;
+        if (*skip_first < 0) {
+            bl_free(first);
+            bl_free(second);
+            return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading the first lines", L->path);
+        }
         info->header = *skip_first;
         info->header_detected = *skip_first && o->header == BL_HEADER_AUTO;
         if (*skip_first) data_escape(info->header_text, sizeof info->header_text, first, 100);
         L->header_hint = o->header != 1 && !*skip_first;
     }
-    free(first);
-    free(second);
+    bl_free(first);
+    bl_free(second);
     return st;
 }
 
@@ -245,10 +251,10 @@ bl_status data_load_csv(bl_dataset *ds, bl_mem *mem, const char *path, const bl_
                      skip_first ? " after the header line" : "");
     if (st == BL_OK) st = to_dataset(ds, mem, &rows, &L, o, err);
     if (st != BL_OK) bl_dataset_free(ds, mem);
-    free(rows.x);
-    free(rows.y);
-    free(rows.line);
-    free(buf);
+    bl_free(rows.x);
+    bl_free(rows.y);
+    bl_free(rows.line);
+    bl_free(buf);
     return st;
 }
 

@@ -37,7 +37,7 @@ typedef enum { CSV_OK, CSV_EMPTY, CSV_NOT_NUMBER, CSV_NOT_FINITE, CSV_TOO_LARGE 
 csv_num csv_parse_number(const char *cell, double *v);
 /* first is a header: it holds a name (a cell neither empty nor a number), and second
  * (NULL: no second line) is all numbers but for its label cell (index label; SIZE_MAX for
- * none), which may be a class name. */
+ * none), which may be a class name. -1: out of memory. */
 int csv_looks_like_header(const char *first, const char *second, char sep, size_t label);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include "core/alloc.h"
 
 bl_status csv_read_file(const char *path, char **out, size_t *len, int *gz, bl_error *err) {
     *out = NULL;
@@ -27,7 +28,7 @@ bl_status csv_read_file(const char *path, char **out, size_t *len, int *gz, bl_e
     if (!f) return bl_fail(err, BL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     gzbuffer(f, 1u << 17);
     size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
+    char *buf = bl_malloc(cap + 1);
     int r = 0;
     while (buf) {
         r = gzread(f, buf + n, (unsigned)(cap - n));
@@ -35,8 +36,8 @@ bl_status csv_read_file(const char *path, char **out, size_t *len, int *gz, bl_e
         n += (size_t)r;
         if (n < cap) continue;
         cap *= 2;
-        char *nb = realloc(buf, cap + 1);
-        if (!nb) free(buf);
+        char *nb = bl_realloc(buf, cap + 1);
+        if (!nb) bl_free(buf);
         buf = nb;
     }
     int zerr = Z_OK;
@@ -46,7 +47,7 @@ bl_status csv_read_file(const char *path, char **out, size_t *len, int *gz, bl_e
     gzclose(f);
     if (!buf) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading the file", path);
     if (r < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
-        free(buf);
+        bl_free(buf);
         return bl_fail(err, BL_ERR_FORMAT, "%s: read error after %zu bytes%s: %s", path, n,
                        *gz ? " (truncated or corrupt gzip?)" : "", zcopy);
     }
@@ -194,10 +195,11 @@ csv_num csv_parse_number(const char *cell, double *v) {
 }
 
 /* names = 0: every cell of the line but cell `skip` parses as a number, finite or not.
- * names = 1: some cell is a name (not empty, not a number). Tokenises a copy. */
+ * names = 1: some cell is a name (not empty, not a number). Tokenises a copy: -1 when it
+ * cannot be made (a guess would skip a data row, or read a header as data). */
 static int scan_cells(const char *line, char sep, size_t skip, int names) {
-    char *tmp = strdup(line);
-    if (!tmp) return 1; /* out of memory: take it as data; parsing will tell */
+    char *tmp = bl_strdup(line);
+    if (!tmp) return -1;
     size_t cells = csv_count_cells(tmp, sep);
     char *p = tmp;
     int numeric = 1, named = 0;
@@ -207,18 +209,19 @@ static int scan_cells(const char *line, char sep, size_t skip, int names) {
         named |= k == CSV_NOT_NUMBER;
         numeric &= i == skip || (k != CSV_EMPTY && k != CSV_NOT_NUMBER);
     }
-    free(tmp);
+    bl_free(tmp);
     return names ? named : numeric;
 }
 
 int csv_looks_like_header(const char *first, const char *second, char sep, size_t label) {
-    if (!scan_cells(first, sep, SIZE_MAX, 1)) return 0;
-    return !second || scan_cells(second, sep, label, 0);
+    int named = scan_cells(first, sep, SIZE_MAX, 1);
+    if (named <= 0) return named;
+    return !second ? 1 : scan_cells(second, sep, label, 0);
 }
 
 /* Copy of [s, e) as a string. */
 static char *dup_range(const char *s, const char *e) {
-    char *c = malloc((size_t)(e - s) + 1);
+    char *c = bl_malloc((size_t)(e - s) + 1);
     if (c) {
         memcpy(c, s, (size_t)(e - s));
         c[e - s] = '\0';
@@ -239,7 +242,11 @@ int csv_peek(const csv_lines *it, char **first, char **second) {
             blank = csv_is_blank(*c);
         if (!blank) {
             char *d = dup_range(p, q);
-            if (!d) return -1;
+            if (!d) { /* out of memory for the second line: the first is not the caller's */
+                bl_free(*first);
+                *first = NULL;
+                return -1;
+            }
             *(found == 0 ? first : second) = d;
             found++;
         }

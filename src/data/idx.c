@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "data/data_internal.h"
+#include "core/alloc.h"
 
 #define IDX_GZ_BUFFER (1u << 20)    /* zlib's internal input buffer */
 #define IDX_READ_CHUNK (1u << 30)   /* gzread takes an unsigned length */
@@ -88,7 +89,7 @@ bl_status bl_idx_read_u8(const char *path, uint8_t **data, int *ndim, int dims[4
     gzFile f = gzdopen(fd, "rb");
     if (!f) {
         close(fd);
-        return bl_fail(err, BL_ERR_NOMEM, "%s: cannot start zlib reader", path);
+        return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory starting the zlib reader", path);
     }
     gzbuffer(f, IDX_GZ_BUFFER);
 
@@ -148,7 +149,7 @@ bl_status bl_idx_read_u8(const char *path, uint8_t **data, int *ndim, int dims[4
 
     size_t header_bytes = 4 + 4 * (size_t)nd;
     size_t cap = total < IDX_FIRST_ALLOC ? total : IDX_FIRST_ALLOC;
-    buf = malloc(cap ? cap : 1);
+    buf = bl_malloc(cap ? cap : 1);
     if (!buf) {
         st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory for a %zu-byte payload", path, cap);
         goto done;
@@ -157,7 +158,7 @@ bl_status bl_idx_read_u8(const char *path, uint8_t **data, int *ndim, int dims[4
     while (got < total) {
         if (got == cap) {
             size_t ncap = cap > total / 2 ? total : cap * 2;
-            uint8_t *nb = realloc(buf, ncap);
+            uint8_t *nb = bl_realloc(buf, ncap);
             if (!nb) {
                 st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory for a %zu-byte payload", path,
                              ncap);
@@ -182,7 +183,7 @@ bl_status bl_idx_read_u8(const char *path, uint8_t **data, int *ndim, int dims[4
     *ndim = nd;
     buf = NULL;
 done:
-    free(buf);
+    bl_free(buf);
     gzclose(f);
     return st;
 }
@@ -263,8 +264,8 @@ bl_status data_load_idx(bl_dataset *ds, bl_mem *mem, const char *images_path,
     snprintf(ds->name, sizeof ds->name, "%s", images_path);
     if (lab) st = data_labels_finish(ds, o, labels_path, NULL, err);
 done:
-    free(img);
-    free(lab);
+    bl_free(img);
+    bl_free(lab);
     if (st != BL_OK) bl_dataset_free(ds, mem);
     return st;
 }

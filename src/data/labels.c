@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/data_internal.h"
+#include "core/alloc.h"
 
 /* "row 57" (the file's line) or "label index 56 (0-based)". */
 static void where(char *out, size_t cap, const size_t *line, size_t i) {
@@ -75,7 +76,7 @@ bl_status data_labels_finish(bl_dataset *ds, const bl_load_opts *o, const char *
     }
     int K = declared > 0 ? declared : maxl + 1;
     if (K <= 0) K = 1;
-    size_t *first = malloc((size_t)K * sizeof *first);
+    size_t *first = bl_malloc((size_t)K * sizeof *first);
     if (!first) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory checking labels", path);
     for (int k = 0; k < K; k++)
         first[k] = SIZE_MAX;
@@ -118,7 +119,7 @@ bl_status data_labels_finish(bl_dataset *ds, const bl_load_opts *o, const char *
                          "%s: %d classes in the training labels, fewer than %d: check %s", path,
                          distinct, min_classes, check);
     }
-    free(first);
+    bl_free(first);
     if (st == BL_OK) ds->n_classes = K;
     return st;
 }

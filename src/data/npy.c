@@ -19,8 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "batchlab/io.h"
 #include "data/data_internal.h"
+#include "core/alloc.h"
 
 #define NPY_MAX_DIMS 8
 #define NPY_MAX_HEADER (1u << 20)
@@ -175,6 +177,19 @@ static const struct {
     {"<u1", NPY_U1, 1}, {"<i4", NPY_I4, 4}, {"<i8", NPY_I8, 8},
 };
 
+static void shape_str(char *out, size_t cap, const npy_header *h);
+
+/* The data after the header holds got bytes from byte offset off, fewer than the shape needs. */
+static bl_status npy_short(const char *path, const npy_header *h, size_t got, long off,
+                           bl_error *err) {
+    char sh[160];
+    shape_str(sh, sizeof sh, h);
+    return bl_fail(err, BL_ERR_FORMAT,
+                   "%s: data is %zu bytes from byte offset %ld but shape %s of '%s' needs %zu "
+                   "(truncated file?)",
+                   path, got, off, sh, h->descr, h->count * h->itemsize);
+}
+
 /* Opens path, parses and validates the header; leaves f at the start of the data. */
 static bl_status npy_open(const char *path, FILE **fp, npy_header *h, bl_error *err) {
     memset(h, 0, sizeof *h);
@@ -215,7 +230,7 @@ static bl_status npy_open(const char *path, FILE **fp, npy_header *h, bl_error *
                      path, hlen);
         goto fail;
     }
-    text = malloc(hlen + 1);
+    text = bl_malloc(hlen + 1);
     if (!text) {
         st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory for the header", path);
         goto fail;
@@ -230,7 +245,7 @@ static bl_status npy_open(const char *path, FILE **fp, npy_header *h, bl_error *
     hparse p = {text, 0, hlen, base, path, err};
     st = parse_dict(&p, h);
     if (st != BL_OK) goto fail;
-    free(text);
+    bl_free(text);
     text = NULL;
 
     if (h->fortran) {
@@ -251,17 +266,28 @@ static bl_status npy_open(const char *path, FILE **fp, npy_header *h, bl_error *
         goto fail;
     }
     h->count = 1;
+    /* Features are stored as float32 whatever the file's dtype: count * 4 must fit too. */
+    size_t unit = h->itemsize > sizeof(float) ? h->itemsize : sizeof(float);
     for (int i = 0; i < h->ndim; i++) {
-        if (h->shape[i] && h->count > SIZE_MAX / h->itemsize / h->shape[i]) {
+        if (h->shape[i] && h->count > SIZE_MAX / unit / h->shape[i]) {
             st = bl_fail(err, BL_ERR_FORMAT, "%s: shape (header field shape) is too large", path);
             goto fail;
         }
         h->count *= h->shape[i];
     }
+    /* A shape the file cannot hold fails here, before anything is sized by it: a
+     * 100-byte file claiming (1e9, 1000) used to allocate and zero 4 TB first. */
+    struct stat sb;
+    long off = ftell(f);
+    if (off >= 0 && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= off &&
+        (uint64_t)(sb.st_size - off) < (uint64_t)h->count * h->itemsize) {
+        st = npy_short(path, h, (size_t)(sb.st_size - off), off, err);
+        goto fail;
+    }
     *fp = f;
     return BL_OK;
 fail:
-    free(text);
+    bl_free(text);
     fclose(f);
     return st;
 }
@@ -279,15 +305,7 @@ static bl_status npy_read_payload(FILE *f, const char *path, const npy_header *h
     size_t want = h->count * h->itemsize;
     long off = ftell(f);
     size_t got = fread(dst, 1, want, f);
-    if (got != want) {
-        char sh[160];
-        shape_str(sh, sizeof sh, h);
-        return bl_fail(err, BL_ERR_FORMAT,
-                       "%s: data is %zu bytes from byte offset %ld but shape %s of '%s' needs "
-                       "%zu (truncated file?)",
-                       path, got, off, sh, h->descr, want);
-    }
-    return BL_OK;
+    return got == want ? BL_OK : npy_short(path, h, got, off, err);
 }
 
 /* Name the first non-finite feature (or, for float64, one beyond float32's range). */
@@ -359,7 +377,7 @@ static bl_status read_x(bl_dataset *ds, bl_mem *mem, const char *path, bl_error 
         if (st == BL_OK) st = check_finite(ds, path, NULL, err);
         goto done;
     }
-    tmp = malloc(h.count * h.itemsize);
+    tmp = bl_malloc(h.count * h.itemsize);
     if (!tmp) {
         st = bl_fail(err, BL_ERR_NOMEM, "%s: out of memory for %zu bytes", path,
                      h.count * h.itemsize);
@@ -378,7 +396,7 @@ static bl_status read_x(bl_dataset *ds, bl_mem *mem, const char *path, bl_error 
             ds->x[i] = (float)d[i];
     }
 done:
-    free(tmp);
+    bl_free(tmp);
     fclose(f);
     return st;
 }
@@ -405,7 +423,7 @@ static bl_status read_y(bl_dataset *ds, bl_mem *mem, const char *path, const bl_
         goto done;
     }
     ds->y = bl_mem_alloc(mem, ds->n * sizeof(int32_t), "dataset labels", err);
-    tmp = ds->y ? malloc(h.count * h.itemsize + 1) : NULL;
+    tmp = ds->y ? bl_malloc(h.count * h.itemsize + 1) : NULL;
     if (!tmp) {
         st = ds->y ? bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path)
                    : (err ? err->code : BL_ERR_NOMEM);
@@ -428,7 +446,7 @@ static bl_status read_y(bl_dataset *ds, bl_mem *mem, const char *path, const bl_
     }
     st = data_labels_finish(ds, o, path, NULL, err);
 done:
-    free(tmp);
+    bl_free(tmp);
     fclose(f);
     return st;
 }

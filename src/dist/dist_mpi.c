@@ -8,6 +8,7 @@
 #include <string.h>
 #include "batchlab/core.h"
 #include "batchlab/dist.h"
+#include "core/alloc.h"
 
 struct bl_dist {
     int rank, size, started;
@@ -37,14 +38,14 @@ static int launched_by_mpirun(void) {
 }
 
 bl_status bl_dist_init(bl_dist **out, bl_error *err) {
-    bl_dist *d = calloc(1, sizeof *d);
+    bl_dist *d = bl_calloc(1, sizeof *d);
     if (!d) return bl_fail(err, BL_ERR_NOMEM, "out of memory");
     d->size = 1;
     if (launched_by_mpirun()) {
         int inited = 0;
         MPI_Initialized(&inited);
         if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
-            free(d);
+            bl_free(d);
             return bl_fail(err, BL_ERR_IO, "MPI_Init failed");
         }
         d->started = !inited;
@@ -60,7 +61,7 @@ bl_status bl_dist_init(bl_dist **out, bl_error *err) {
 void bl_dist_finalize(bl_dist *d) {
     if (!d) return;
     if (d->started) MPI_Finalize();
-    free(d);
+    bl_free(d);
 }
 
 int bl_dist_rank(const bl_dist *d) {

@@ -2,6 +2,7 @@
  * build has no MPI: a world of one where every collective is the identity. */
 #include <stdlib.h>
 #include "batchlab/dist.h"
+#include "core/alloc.h"
 
 struct bl_dist {
     int unused;
@@ -23,12 +24,12 @@ bl_status bl_dist_init(bl_dist **out, bl_error *err) {
                        "launched by mpirun with %s ranks, but this batchlab was built without "
                        "MPI (install libopenmpi-dev and rebuild)",
                        n);
-    *out = calloc(1, sizeof **out);
+    *out = bl_calloc(1, sizeof **out);
     return *out ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "out of memory");
 }
 
 void bl_dist_finalize(bl_dist *d) {
-    free(d);
+    bl_free(d);
 }
 int bl_dist_rank(const bl_dist *d) {
     return 0;

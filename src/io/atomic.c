@@ -19,19 +19,33 @@
  * "<path>.tmp.<pid>.XXXXXX" whose pid is not a live process here (our own
  * pid never counts as dead: another thread may be writing), or the
  * "<path>.tmp.XXXXXX" of versions before the pid was in the name when
- * nothing has touched them for ORPHAN_AGE_S (their writer cannot be asked). */
+ * nothing has touched them for ORPHAN_AGE_S (their writer cannot be asked).
+ *
+ * A symbolic link at path is written through, as editors and cp do: the link
+ * is resolved (realpath, every level) and its target replaced atomically in
+ * the target's own folder, so the link stays a link and points to the new
+ * contents. Replacing the link itself with a regular file would leave its
+ * target stale, which is what the user did not ask for. A dangling link or a
+ * loop is refused with an error naming the path: following a dangling link
+ * would create a file somewhere the user may not expect.
+ *
+ * Every byte goes through io/fileio.c (bl_sink_open, bl_fsync), where tests
+ * inject write failures; the first write error of the stream is kept, since
+ * stdio may have lost errno by the time fflush reports it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "batchlab/io.h"
+#include "io/fileio.h"
 
 #define ORPHAN_AGE_S 600
 
@@ -102,12 +116,14 @@ static void remove_orphans(const char *path) {
 bl_status bl_atomic_open(bl_atomic_file *af, const char *path, bl_error *err) {
     memset(af, 0, sizeof *af);
     if (!path || !path[0]) return bl_fail(err, BL_ERR_ARG, "atomic write: empty path");
+    bl_status st = bl_write_target(path, af->path, sizeof af->path, err);
+    if (st != BL_OK) return st;
+    path = af->path;
     size_t len = strlen(path);
     char suffix[48];
     int sl = snprintf(suffix, sizeof suffix, ".tmp.%ld.XXXXXX", (long)getpid());
     if (len + (size_t)sl + 1 > sizeof af->tmp)
         return bl_fail(err, BL_ERR_ARG, "%.200s...: path is too long (%zu bytes)", path, len);
-    memcpy(af->path, path, len + 1);
     memcpy(af->tmp, path, len);
     memcpy(af->tmp + len, suffix, (size_t)sl + 1);
     remove_orphans(path);
@@ -122,22 +138,25 @@ bl_status bl_atomic_open(bl_atomic_file *af, const char *path, bl_error *err) {
     struct stat old;
     mode_t mode = stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644;
     (void)fchmod(fd, mode); /* best effort: the data matters more than the mode */
-    af->fp = fdopen(fd, "wb");
+    af->fp = bl_sink_open(fd, &af->sink);
     if (!af->fp) {
         int e = errno;
         close(fd);
         unlink(af->tmp);
         af->tmp[0] = '\0';
-        return bl_fail(err, BL_ERR_IO, "%s: fdopen of temporary file failed: %s", path,
-                       strerror(e));
+        return bl_fail(err, e == ENOMEM ? BL_ERR_NOMEM : BL_ERR_IO,
+                       "%s: cannot open a stream on the temporary file: %s", path,
+                       e == ENOMEM ? "out of memory" : strerror(e));
     }
     return BL_OK;
 }
 
 void bl_atomic_abort(bl_atomic_file *af) {
     if (!af) return;
+    if (af->fp) __fpurge(af->fp); /* what is still buffered would only be written to be deleted */
     if (af->fp) fclose(af->fp);
     af->fp = NULL;
+    af->sink = NULL;
     if (af->tmp[0]) unlink(af->tmp);
     af->tmp[0] = '\0';
 }
@@ -151,7 +170,7 @@ static bl_status sync_dir(const char *path, bl_error *err) {
     if (fd < 0)
         return bl_fail(err, BL_ERR_IO, "%s: written, but opening its directory to sync failed: %s",
                        path, strerror(errno));
-    int rc = fsync(fd);
+    int rc = bl_fsync(fd);
     int e = errno;
     close(fd);
     if (rc != 0 && e != EINVAL && e != ENOTSUP)
@@ -168,12 +187,13 @@ bl_status bl_atomic_commit(bl_atomic_file *af, bl_error *err) {
     int e = 0;
     if (fflush(fp) != 0 || ferror(fp)) {
         step = "writing";
-        e = errno ? errno : EIO;
-    } else if (fsync(fileno(fp)) != 0) {
+        e = bl_sink_error(af->sink) ? bl_sink_error(af->sink) : errno ? errno : EIO;
+    } else if (bl_fsync(bl_sink_fd(af->sink)) != 0) {
         step = "fsync";
         e = errno;
     }
     af->fp = NULL;
+    af->sink = NULL; /* freed by fclose */
     if (fclose(fp) != 0 && !step) {
         step = "closing";
         e = errno;
@@ -196,7 +216,7 @@ bl_status bl_atomic_write(const char *path, const void *data, size_t n, bl_error
     bl_status st = bl_atomic_open(&af, path, err);
     if (st != BL_OK) return st;
     if (n && fwrite(data, 1, n, af.fp) != n) {
-        int e = errno;
+        int e = bl_sink_error(af.sink) ? bl_sink_error(af.sink) : errno;
         bl_atomic_abort(&af);
         return bl_fail(err, BL_ERR_IO, "%s: writing %zu bytes failed: %s", path, n, strerror(e));
     }

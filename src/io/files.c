@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "batchlab/io.h"
+#include "core/alloc.h"
+#include "io/json.h"
 
 void bl_json_add_number(cJSON *o, const char *key, double v) {
     if (isfinite(v))
@@ -23,28 +25,45 @@ bl_status bl_json_write(const char *path, const cJSON *root, bl_error *err) {
     size_t n = strlen(txt);
     txt[n] = '\n'; /* replace the terminator: the file ends with a newline */
     bl_status st = bl_atomic_write(path, txt, n + 1, err);
-    free(txt);
+    bl_free(txt);
     return st;
+}
+
+void bl_json_append(cJSON *array, cJSON *item) {
+    if (!array || !cJSON_AddItemToArray(array, item)) cJSON_Delete(item);
+}
+
+void bl_json_attach(cJSON *object, const char *key, cJSON *item) {
+    if (!object || !cJSON_AddItemToObject(object, key, item)) cJSON_Delete(item);
+}
+
+bl_status bl_json_write_built(const char *path, const cJSON *root, unsigned mark, bl_error *err) {
+    if (!root || bl_alloc_failures() != mark)
+        return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory building its JSON", path);
+    return bl_json_write(path, root, err);
 }
 
 char *bl_read_text(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
+    char *buf = bl_malloc(cap);
     while (buf) {
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
         if (r == 0) break;
         if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) free(buf);
+            char *nb = bl_realloc(buf, cap * 2);
+            if (!nb) bl_free(buf);
             buf = nb, cap *= 2;
         }
     }
     int bad = ferror(f);
     fclose(f);
-    if (buf && bad) free(buf), buf = NULL, errno = EIO;
+    if (buf && bad)
+        bl_free(buf), buf = NULL, errno = EIO;
+    else if (!buf)
+        errno = ENOMEM;
     if (buf) buf[n] = '\0';
     return buf;
 }

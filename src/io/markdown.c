@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/alloc.h"
 
 typedef enum { B_NONE, B_PARA, B_LIST, B_TABLE, B_CODE } block;
 
@@ -187,7 +188,7 @@ char *bl_markdown_to_html(const char *md, const char *title, int svg) {
     close_block(o, &b);
     fputs("</body></html>\n", o);
     if (fclose(o) != 0) {
-        free(buf);
+        bl_free(buf);
         return NULL;
     }
     return buf;

@@ -11,7 +11,10 @@
  * gnuplot's stdout and stderr are captured through a pipe and become the
  * error message; the library itself never prints. After gnuplot succeeds each
  * image is checked to be non-empty, fsync'ed and renamed over the final name,
- * then the directory is synced: the same contract as bl_atomic_commit. */
+ * then the directory is synced: the same contract as bl_atomic_commit. gnuplot
+ * may not notice a failed write of its own (a full disk), so an image is also
+ * checked to end as a whole PNG or SVG before it is renamed into place. */
+#define _GNU_SOURCE
 #include "batchlab/plot.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "io/fileio.h"
 
 enum { N_OUT = 2 };
 static const char *const out_ext[N_OUT] = {"png", "svg"};
@@ -202,8 +206,14 @@ static int run_gnuplot(const char *script, char *msg, size_t cap) {
     return -1;
 }
 
-static int make_temp(char *out, size_t cap, const char *base, const char *ext) {
-    snprintf(out, cap, "%s.%s.tmp.XXXXXX", base, ext);
+static int make_temp(char *out, size_t cap, const char *prefix) {
+    if (strlen(prefix) + 12 > cap) {
+        out[0] = '\0';
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(out, prefix, strlen(prefix));
+    memcpy(out + strlen(prefix), ".tmp.XXXXXX", 12);
     int fd = mkstemp(out);
     if (fd < 0) {
         out[0] = '\0';
@@ -214,29 +224,45 @@ static int make_temp(char *out, size_t cap, const char *base, const char *ext) {
     return 0;
 }
 
-/* fsync a finished image, check it is not empty, and rename it into place. */
-static bl_status commit_file(const char *tmp, const char *final, bl_error *err) {
-    int fd = open(tmp, O_RDONLY);
+/* Does the image end as a whole PNG (its IEND chunk) or SVG (its closing tag)? gnuplot
+ * does not always notice that a write of its output failed (a full disk), and a torn
+ * image must not be renamed into place. */
+static int image_complete(int fd, off_t size, const char *ext) {
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    unsigned char tail[64];
+    size_t want = size < (off_t)sizeof tail ? (size_t)size : sizeof tail;
+    if (pread(fd, tail, want, size - (off_t)want) != (ssize_t)want) return 0;
+    if (!strcmp(ext, "png")) return want >= 12 && !memcmp(tail + want - 12, iend, 12);
+    return memmem(tail, want, "</svg>", 6) != NULL;
+}
+
+/* Check a finished image, fsync it and rename it into place. */
+static bl_status commit_file(const char *tmp, const char *final, const char *ext, bl_error *err) {
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
         if (fd >= 0) close(fd);
-        return bl_fail(err, BL_ERR_IO, "%s: gnuplot's output is missing: %s", final,
-                       strerror(errno));
+        return bl_fail(err, BL_ERR_IO, "%s: gnuplot's output is missing: %s", final, strerror(e));
     }
-    int rc = fsync(fd);
+    int whole = st.st_size > 0 && image_complete(fd, st.st_size, ext);
+    int rc = whole ? bl_fsync(fd) : 0, e = errno;
     close(fd);
     if (st.st_size == 0) return bl_fail(err, BL_ERR_IO, "%s: gnuplot wrote an empty image", final);
-    if (rc != 0 && errno != EINVAL)
-        return bl_fail(err, BL_ERR_IO, "%s: fsync failed: %s", final, strerror(errno));
+    if (!whole)
+        return bl_fail(err, BL_ERR_IO, "%s: gnuplot's image is incomplete (was the disk full?)",
+                       final);
+    if (rc != 0 && e != EINVAL)
+        return bl_fail(err, BL_ERR_IO, "%s: fsync failed: %s", final, strerror(e));
     if (rename(tmp, final) != 0)
         return bl_fail(err, BL_ERR_IO, "%s: renaming the temporary file into place failed: %s",
                        final, strerror(errno));
     return BL_OK;
 }
 
-static void sync_dir_of(const char *path) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
+static bl_status sync_dir_of(const char *path, bl_error *err) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%.4100s", path);
     char *slash = strrchr(dir, '/');
     if (!slash)
         snprintf(dir, sizeof dir, ".");
@@ -244,11 +270,36 @@ static void sync_dir_of(const char *path) {
         dir[1] = '\0';
     else
         *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return BL_OK; /* nothing to sync through; the images are in place */
+    int rc = bl_fsync(fd), e = errno;
+    close(fd);
+    if (rc != 0 && e != EINVAL && e != ENOTSUP)
+        return bl_fail(err, BL_ERR_IO, "%s: drawn, but syncing its folder failed: %s", path,
+                       strerror(e));
+    return BL_OK;
+}
+
+/* The gnuplot script, through io/fileio.c like every file the library writes. */
+static bl_status write_script(const char *script, const bl_plot *p, char tmp_out[N_OUT][4200],
+                              bl_error *err) {
+    int fd = open(script, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    bl_sink *sink = NULL;
+    FILE *f = fd < 0 ? NULL : bl_sink_open(fd, &sink);
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return bl_fail(err, e == ENOMEM ? BL_ERR_NOMEM : BL_ERR_IO,
+                       "%s: cannot write the gnuplot script: %s", script,
+                       e == ENOMEM ? "out of memory" : strerror(e));
     }
+    put_script(f, p, tmp_out);
+    int e = fflush(f) != 0 || ferror(f) ? (bl_sink_error(sink) ? bl_sink_error(sink) : EIO) : 0;
+    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    if (e)
+        return bl_fail(err, BL_ERR_IO, "%s: writing the gnuplot script failed: %s", script,
+                       strerror(e));
+    return BL_OK;
 }
 
 bl_status bl_plot_write(const bl_plot *p, const char *base, bl_error *err) {
@@ -266,25 +317,27 @@ bl_status bl_plot_write(const bl_plot *p, const char *base, bl_error *err) {
                        "%s: gnuplot is not on PATH, so no plot was drawn (apt-get install "
                        "gnuplot-nox)",
                        base);
-    char script[4200], tmp_out[N_OUT][4200] = {{0}};
+    /* Each image lands where its name points: through a symbolic link to its target (see
+     * bl_write_target), with the temporary file beside the target, so the rename stays in
+     * one folder. */
+    char script[4200], final[N_OUT][4200], tmp_out[N_OUT][4200] = {{0}};
     bl_status st = BL_OK;
-    if (make_temp(script, sizeof script, base, "gp") != 0)
+    for (int i = 0; i < N_OUT && !st; i++) {
+        char name[4200];
+        snprintf(name, sizeof name, "%s.%s", base, out_ext[i]);
+        st = bl_write_target(name, final[i], sizeof final[i] - 16, err);
+    }
+    if (st) return st;
+    char gp[4200];
+    snprintf(gp, sizeof gp, "%s.gp", base);
+    if (make_temp(script, sizeof script, gp) != 0)
         return bl_fail(err, BL_ERR_IO, "%s.gp: cannot create a temporary file: %s", base,
                        strerror(errno));
     for (int i = 0; i < N_OUT && !st; i++)
-        if (make_temp(tmp_out[i], sizeof tmp_out[i], base, out_ext[i]) != 0)
-            st = bl_fail(err, BL_ERR_IO, "%s.%s: cannot create a temporary file: %s", base,
-                         out_ext[i], strerror(errno));
-    FILE *f = st ? NULL : fopen(script, "w");
-    if (!st && !f)
-        st = bl_fail(err, BL_ERR_IO, "%s: cannot write the gnuplot script: %s", script,
-                     strerror(errno));
-    if (f) {
-        put_script(f, p, tmp_out);
-        if (fclose(f) != 0)
-            st = bl_fail(err, BL_ERR_IO, "%s: writing the gnuplot script failed: %s", script,
-                         strerror(errno));
-    }
+        if (make_temp(tmp_out[i], sizeof tmp_out[i], final[i]) != 0)
+            st = bl_fail(err, BL_ERR_IO, "%s: cannot create a temporary file beside it: %s",
+                         final[i], strerror(errno));
+    if (!st) st = write_script(script, p, tmp_out, err);
     if (!st) {
         char msg[768];
         int rc = run_gnuplot(script, msg, sizeof msg);
@@ -299,12 +352,11 @@ bl_status bl_plot_write(const bl_plot *p, const char *base, bl_error *err) {
                          rc < 0 ? "signal or " : "status ", rc, ml ? msg : "no message");
     }
     for (int i = 0; i < N_OUT && !st; i++) {
-        char final[4200];
-        snprintf(final, sizeof final, "%s.%s", base, out_ext[i]);
-        st = commit_file(tmp_out[i], final, err);
+        st = commit_file(tmp_out[i], final[i], out_ext[i], err);
         if (!st) tmp_out[i][0] = '\0';
     }
-    if (!st) sync_dir_of(base);
+    for (int i = 0; i < N_OUT && !st; i++)
+        st = sync_dir_of(final[i], err);
     unlink(script);
     for (int i = 0; i < N_OUT; i++)
         if (tmp_out[i][0]) unlink(tmp_out[i]);

@@ -1,32 +1,76 @@
 /* JSON Lines run log. Records are built with cJSON so strings and non-finite
- * numbers are always valid JSON (NaN becomes null). */
+ * numbers are always valid JSON (NaN becomes null).
+ *
+ * Each record is one write(2) of the whole line through bl_write_all, with the
+ * file opened O_APPEND. A write that fails part-way (a full disk) is cut back
+ * with ftruncate to the end of the last complete record, so a reader never
+ * sees a torn line, and the error names the file: a log that silently stops
+ * is worse than a run that stops. */
 #include "batchlab/runlog.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "batchlab/io.h"
+#include "core/alloc.h"
+#include "io/fileio.h"
 
 bl_status bl_runlog_open(bl_runlog *log, const char *path, int append, bl_error *err) {
-    log->fp = fopen(path, append ? "a" : "w");
-    if (!log->fp) return bl_fail(err, BL_ERR_IO, "%s: cannot open log: %s", path, strerror(errno));
+    memset(log, 0, sizeof *log);
+    /* Through a symbolic link to its target, as every output (a dangling link is refused). */
+    bl_status st = bl_write_target(path, log->path, sizeof log->path, err);
+    if (st) return st;
+    int fd =
+        open(log->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0644);
+    if (fd < 0) return bl_fail(err, BL_ERR_IO, "%s: cannot open log: %s", path, strerror(errno));
+    off_t end = lseek(fd, 0, SEEK_END);
+    log->fd = fd;
+    log->bytes = end > 0 ? (long long)end : 0;
+    log->open = 1;
     return BL_OK;
 }
 
-static void emit(bl_runlog *log, cJSON *o) {
+bl_status bl_runlog_record(bl_runlog *log, const cJSON *o, bl_error *err) {
+    if (!log || !log->open) return BL_OK;
     char *s = cJSON_PrintUnformatted(o);
-    if (s) {
-        fputs(s, log->fp);
-        fputc('\n', log->fp);
-        fflush(log->fp);
-        free(s);
+    size_t n = s ? strlen(s) : 0;
+    char *line = s ? bl_realloc(s, n + 2) : NULL;
+    if (!line) {
+        bl_free(s);
+        return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory formatting a log record", log->path);
     }
-    cJSON_Delete(o);
+    line[n++] = '\n';
+    line[n] = '\0';
+    bl_status st = BL_OK;
+    if (bl_write_all(log->fd, line, n) != 0) {
+        int e = errno;
+        /* Best effort: a failed cut leaves the torn line, and the error says so anyway. */
+        int cut = ftruncate(log->fd, (off_t)log->bytes) == 0;
+        st = bl_fail(err, BL_ERR_IO, "%s: writing the log failed: %s%s", log->path, strerror(e),
+                     cut ? "" : " (and the partial line could not be removed)");
+    } else {
+        log->bytes += (long long)n;
+    }
+    bl_free(line);
+    return st;
 }
 
-void bl_runlog_step(bl_runlog *log, const bl_step_info *s) {
-    if (!log || !log->fp) return;
+/* Writes o (taking it) unless building it ran out of memory since mark. */
+static bl_status emit(bl_runlog *log, cJSON *o, unsigned mark, bl_error *err) {
+    bl_status st =
+        !o || bl_alloc_failures() != mark
+            ? bl_fail(err, BL_ERR_NOMEM, "%s: out of memory building a log record", log->path)
+            : bl_runlog_record(log, o, err);
+    cJSON_Delete(o);
+    return st;
+}
+
+bl_status bl_runlog_step(bl_runlog *log, const bl_step_info *s, bl_error *err) {
+    if (!log || !log->open) return BL_OK;
+    unsigned mark = bl_alloc_failures();
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "step");
     bl_json_add_number(o, "step", (double)s->step);
@@ -47,11 +91,12 @@ void bl_runlog_step(bl_runlog *log, const bl_step_info *s) {
         bl_json_add_number(o, "noise_scale", s->noise_scale);
     }
     if (s->noise_time_s > 0) bl_json_add_number(o, "noise_time_s", s->noise_time_s);
-    emit(log, o);
+    return emit(log, o, mark, err);
 }
 
-void bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e) {
-    if (!log || !log->fp) return;
+bl_status bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e, bl_error *err) {
+    if (!log || !log->open) return BL_OK;
+    unsigned mark = bl_alloc_failures();
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "epoch");
     bl_json_add_number(o, "epoch", (double)e->epoch);
@@ -62,11 +107,13 @@ void bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e) {
     bl_json_add_number(o, "val_loss", e->val_loss);
     bl_json_add_number(o, "val_accuracy", e->val_acc);
     bl_json_add_number(o, "elapsed_s", e->elapsed_s);
-    emit(log, o);
+    return emit(log, o, mark, err);
 }
 
-void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed, float lr) {
-    if (!log || !log->fp) return;
+bl_status bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed, float lr,
+                             bl_error *err) {
+    if (!log || !log->open) return BL_OK;
+    unsigned mark = bl_alloc_failures();
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "decision");
     bl_json_add_number(o, "step", (double)d->step);
@@ -79,12 +126,13 @@ void bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed,
     bl_json_add_number(o, "lr", lr);
     bl_json_add_number(o, "lr_factor", d->lr_factor);
     cJSON_AddStringToObject(o, "reason", d->reason);
-    emit(log, o);
+    return emit(log, o, mark, err);
 }
 
-void bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_loss, double val_acc,
-                    double elapsed_s) {
-    if (!log || !log->fp) return;
+bl_status bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_loss,
+                         double val_acc, double elapsed_s, bl_error *err) {
+    if (!log || !log->open) return BL_OK;
+    unsigned mark = bl_alloc_failures();
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "eval");
     bl_json_add_number(o, "step", (double)step);
@@ -92,10 +140,17 @@ void bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_los
     bl_json_add_number(o, "val_loss", val_loss);
     bl_json_add_number(o, "val_accuracy", val_acc);
     bl_json_add_number(o, "elapsed_s", elapsed_s);
-    emit(log, o);
+    return emit(log, o, mark, err);
 }
 
-void bl_runlog_close(bl_runlog *log) {
-    if (log && log->fp) fclose(log->fp);
-    if (log) log->fp = NULL;
+bl_status bl_runlog_close(bl_runlog *log, bl_error *err) {
+    if (!log || !log->open) return BL_OK;
+    bl_status st = BL_OK;
+    /* A log on a pipe or a terminal cannot be synced, and need not be. */
+    if (bl_fsync(log->fd) != 0 && errno != EINVAL && errno != ENOTSUP)
+        st = bl_fail(err, BL_ERR_IO, "%s: syncing the log failed: %s", log->path, strerror(errno));
+    if (close(log->fd) != 0 && !st)
+        st = bl_fail(err, BL_ERR_IO, "%s: closing the log failed: %s", log->path, strerror(errno));
+    log->open = 0;
+    return st;
 }

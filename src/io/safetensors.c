@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include "batchlab/io.h"
+#include "core/alloc.h"
 
 #define HEADER_MAX_BYTES 100000000ULL   /* as the reference implementation */
 #define JSON_INT_MAX 9007199254740992.0 /* 2^53: largest exactly representable */
@@ -235,7 +236,7 @@ static bl_status read_whole_file(const char *path, uint8_t **out, size_t *size, 
                        e ? strerror(e) : "");
     }
     size_t n = (size_t)sb.st_size;
-    uint8_t *buf = malloc(n ? n : 1);
+    uint8_t *buf = bl_malloc(n ? n : 1);
     if (!buf) {
         fclose(fp);
         return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
@@ -244,7 +245,7 @@ static bl_status read_whole_file(const char *path, uint8_t **out, size_t *size, 
     int e = ferror(fp) ? errno : 0;
     fclose(fp);
     if (got != n) {
-        free(buf);
+        bl_free(buf);
         return bl_fail(err, BL_ERR_IO, "%s: read %zu of %zu bytes%s%s", path, got, n, e ? ": " : "",
                        e ? strerror(e) : " (file changed while reading?)");
     }
@@ -343,7 +344,7 @@ static bl_status parse_metadata(bl_safetensors *st, const cJSON *m, const char *
     if (!cJSON_IsObject(m))
         return bl_fail(err, BL_ERR_FORMAT, "%s: \"__metadata__\" is not a JSON object", path);
     int n = cJSON_GetArraySize(m);
-    st->meta = calloc(n ? (size_t)n : 1, sizeof *st->meta);
+    st->meta = bl_calloc(n ? (size_t)n : 1, sizeof *st->meta);
     if (!st->meta) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory for metadata", path);
     const cJSON *kv;
     cJSON_ArrayForEach(kv, m) {
@@ -376,7 +377,7 @@ static int cmp_tensor_name(const void *a, const void *b) {
 /* Names must be unique; sorting keeps this O(n log n) for hostile headers. */
 static bl_status check_unique(const bl_safetensors *st, const char *path, bl_error *err) {
     if (st->n < 2) return BL_OK;
-    const bl_tensor **by_name = malloc((size_t)st->n * sizeof *by_name);
+    const bl_tensor **by_name = bl_malloc((size_t)st->n * sizeof *by_name);
     if (!by_name) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path);
     for (int i = 0; i < st->n; i++)
         by_name[i] = &st->tensors[i];
@@ -386,7 +387,7 @@ static bl_status check_unique(const bl_safetensors *st, const char *path, bl_err
         if (strcmp(by_name[i - 1]->name, by_name[i]->name) == 0)
             rc = bl_fail(err, BL_ERR_FORMAT, "%s: tensor '%s' appears twice", path,
                          by_name[i]->name);
-    free(by_name);
+    bl_free(by_name);
     return rc;
 }
 
@@ -438,7 +439,11 @@ static bl_status parse_header(bl_safetensors *st, const char *path, bl_error *er
         return bl_fail(err, BL_ERR_FORMAT, "%s: header length %llu is not plausible", path,
                        (unsigned long long)hlen);
     const char *text = (const char *)st->buf + 8, *end = NULL;
+    unsigned mark = bl_alloc_failures();
     cJSON *root = cJSON_ParseWithLengthOpts(text, (size_t)hlen, &end, 0);
+    if (!root && bl_alloc_failures() != mark)
+        return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory reading the header (%llu bytes)", path,
+                       (unsigned long long)hlen);
     if (!root)
         return bl_fail(err, BL_ERR_FORMAT, "%s: header is not valid JSON (near byte %lld of %llu)",
                        path, end ? (long long)(end - text) : -1LL, (unsigned long long)hlen);
@@ -454,10 +459,10 @@ static bl_status parse_header(bl_safetensors *st, const char *path, bl_error *er
     const uint8_t *data = st->buf + 8 + hlen;
     uint64_t data_size = st->size - 8 - hlen;
     int count = cJSON_GetArraySize(root);
-    st->tensors = calloc(count ? (size_t)count : 1, sizeof *st->tensors);
-    span *spans = malloc((size_t)(count ? count : 1) * sizeof *spans);
+    st->tensors = bl_calloc(count ? (size_t)count : 1, sizeof *st->tensors);
+    span *spans = bl_malloc((size_t)(count ? count : 1) * sizeof *spans);
     if (!st->tensors || !spans) {
-        free(spans);
+        bl_free(spans);
         return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory for %d header entries", path, count);
     }
     bl_status rc = BL_OK;
@@ -477,7 +482,7 @@ static bl_status parse_header(bl_safetensors *st, const char *path, bl_error *er
     }
     if (rc == BL_OK) rc = check_unique(st, path, err);
     if (rc == BL_OK) rc = check_tiling(st, spans, path, data_size, err);
-    free(spans);
+    bl_free(spans);
     return rc;
 }
 
@@ -506,9 +511,9 @@ const char *bl_safetensors_meta(const bl_safetensors *st, const char *key) {
 
 void bl_safetensors_free(bl_safetensors *st) {
     if (!st) return;
-    free(st->buf);
-    free(st->tensors);
-    free(st->meta);
+    bl_free(st->buf);
+    bl_free(st->tensors);
+    bl_free(st->meta);
     cJSON_Delete(st->json);
     memset(st, 0, sizeof *st);
 }

@@ -15,6 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nn/layer.h"
+#include "core/alloc.h"
+
+/* Values per sample of the input and of any layer's output, and rows of a conv's
+ * im2col (C*R*S): 4 GiB of float32 per sample, beyond any model trained here. The
+ * kernels index with int, and the cap leaves room for their arithmetic (p * stride
+ * - pad + r, (P + 1) / 2) on top of a size; without it a checkpoint's input_shape
+ * (text) could make c*h*w wrap size_t or those sums overflow int. */
+#define MODEL_MAX_VALUES (1 << 30)
 
 
 
@@ -122,6 +130,12 @@ static bl_status infer_shapes(bl_model *m, bl_error *err) {
             break;
         }
         }
+        if ((double)l->out.c * l->out.h * l->out.w > MODEL_MAX_VALUES ||
+            (l->kind == BL_LAYER_CONV && (double)s.c * l->R * l->S > MODEL_MAX_VALUES))
+            return bl_fail(err, BL_ERR_SHAPE,
+                           "model spec: token %d '%s' on a %dx%dx%d input is too large (a size "
+                           "over %d)",
+                           i, l->token, s.c, s.h, s.w, MODEL_MAX_VALUES);
         s = l->out;
     }
     m->n_params = np;
@@ -155,14 +169,18 @@ bl_status bl_model_create(bl_model **out, const char *spec, bl_shape input, int 
     if (input.c <= 0 || input.h <= 0 || input.w <= 0)
         return bl_fail(err, BL_ERR_SHAPE, "model input shape %dx%dx%d is invalid", input.c,
                        input.h, input.w);
-    bl_model *m = calloc(1, sizeof *m);
+    if ((double)input.c * input.h * input.w > MODEL_MAX_VALUES) /* double: cannot wrap */
+        return bl_fail(err, BL_ERR_SHAPE,
+                       "model input shape %dx%dx%d is too large (over %d values)", input.c, input.h,
+                       input.w, MODEL_MAX_VALUES);
+    bl_model *m = bl_calloc(1, sizeof *m);
     if (!m) return bl_fail(err, BL_ERR_NOMEM, "out of memory creating the model");
     m->input = input;
     m->n_classes = n_classes;
     bl_status st = bl_spec_parse(m->layers, &m->n_layers, spec, n_classes, err);
     if (!st) st = infer_shapes(m, err);
     if (st) {
-        free(m);
+        bl_free(m);
         return st;
     }
     mark_fusions(m);
@@ -298,7 +316,7 @@ void bl_model_free(bl_model *m) {
         bl_mem_free(mem, m->ws);
         mem_charge(mem, m->blas_bytes, 1, NULL);
     }
-    free(m);
+    bl_free(m);
 }
 
 void bl_model_init(bl_model *m, uint64_t seed) {

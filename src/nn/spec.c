@@ -3,6 +3,7 @@
  * text, and suggest the closest known layer name for typos, because a spec is
  * typed by hand on the command line. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,13 +132,14 @@ static bl_status parse_token(bl_layer *l, char *tok, int index, bl_error *err) {
         l->kind = BL_LAYER_ACT;
         l->act = acts[i].act;
         l->alpha = 0.01f;
+        /* An infinite slope ("lrelu:inf") would turn every negative input into -inf. */
         if (l->act == BL_ACT_LEAKY_RELU && n == 2 && parse_float(parts[1], &l->alpha) &&
-            l->alpha >= 0)
+            l->alpha >= 0 && isfinite(l->alpha))
             return BL_OK;
         if (n == 1) return BL_OK;
         return bl_fail(err, BL_ERR_ARG, "model spec: token %d '%s': %s takes %s", index,
                        original, name,
-                       l->act == BL_ACT_LEAKY_RELU ? "one optional slope >= 0 (lrelu:0.1)"
+                       l->act == BL_ACT_LEAKY_RELU ? "one optional finite slope >= 0 (lrelu:0.1)"
                                                    : "no arguments");
     }
     if (!strcmp(name, "flatten") && n == 1) {

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 #include "serve_internal.h"
+#include "core/alloc.h"
 
 typedef struct seg {
     bl_infer_req *r;
@@ -292,7 +293,7 @@ bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int 
     if (st) return st;
     if (in_dim < 1 || out_dim < 1 || !fn)
         return bl_fail(err, BL_ERR_ARG, "batcher: needs in_dim, out_dim >= 1 and a batch function");
-    bl_batcher *b = calloc(1, sizeof *b);
+    bl_batcher *b = bl_calloc(1, sizeof *b);
     if (!b) return bl_fail(err, BL_ERR_NOMEM, "batcher: out of memory");
     b->cfg = *cfg;
     b->in_dim = in_dim;
@@ -300,15 +301,15 @@ bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int 
     b->fn = fn;
     b->user = user;
     size_t cap = (size_t)cfg->max_batch;
-    b->xbuf = malloc(cap * (size_t)in_dim * sizeof(float));
-    b->obuf = malloc(cap * (size_t)out_dim * sizeof(float));
-    b->segs = malloc(cap * sizeof(seg));
+    b->xbuf = bl_malloc(cap * (size_t)in_dim * sizeof(float));
+    b->obuf = bl_malloc(cap * (size_t)out_dim * sizeof(float));
+    b->segs = bl_malloc(cap * sizeof(seg));
     if (!b->xbuf || !b->obuf || !b->segs) {
-        free(b->xbuf);
-        free(b->obuf);
-        free(b->segs);
-        free(b);
-        return bl_fail(err, BL_ERR_NOMEM, "batcher: cannot allocate buffers for batch %d",
+        bl_free(b->xbuf);
+        bl_free(b->obuf);
+        bl_free(b->segs);
+        bl_free(b);
+        return bl_fail(err, BL_ERR_NOMEM, "batcher: out of memory for the buffers of batch %d",
                        cfg->max_batch);
     }
     b->adaptive = cfg->slo_p99_ms > 0;
@@ -333,10 +334,10 @@ bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int 
     if (pthread_create(&b->thread, NULL, batcher_main, b) != 0) {
         pthread_cond_destroy(&b->cv);
         pthread_mutex_destroy(&b->mu);
-        free(b->xbuf);
-        free(b->obuf);
-        free(b->segs);
-        free(b);
+        bl_free(b->xbuf);
+        bl_free(b->obuf);
+        bl_free(b->segs);
+        bl_free(b);
         return bl_fail(err, BL_ERR_NOMEM, "batcher: cannot start its thread");
     }
     b->started = 1;
@@ -469,10 +470,10 @@ void bl_batcher_free(bl_batcher *b) {
     bl_batcher_drain(b);
     pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->mu);
-    free(b->xbuf);
-    free(b->obuf);
-    free(b->segs);
-    free(b);
+    bl_free(b->xbuf);
+    bl_free(b->obuf);
+    bl_free(b->segs);
+    bl_free(b);
 }
 
 bl_serve_metrics *bl_batcher_metrics(bl_batcher *b) {

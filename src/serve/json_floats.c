@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "serve_internal.h"
+#include "core/alloc.h"
 
 static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -144,11 +145,11 @@ long json_data_floats(const char *s, size_t len, size_t *begin, size_t *end, flo
     }
     if (keys != 1 || value >= len || s[value] != '[') return -1;
     long cap = (long)((len - value) / 2 + 1), n = 0;
-    float *x = malloc((size_t)cap * sizeof(float));
+    float *x = bl_malloc((size_t)cap * sizeof(float));
     if (!x) return -1;
     size_t i = value;
     if (parse_array(s, len, &i, x, cap, &n, 0)) {
-        free(x);
+        bl_free(x);
         return -1;
     }
     *begin = value;

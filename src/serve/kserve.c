@@ -24,13 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "serve_internal.h"
+#include "core/alloc.h"
+#include "io/json.h"
 
 #define INPUT_NAME "input"
 #define OUTPUT_NAME "logits"
 
 void bl_kserve_request_free(bl_kserve_request *rq) {
     if (!rq) return;
-    free(rq->x);
+    bl_free(rq->x);
     rq->x = NULL;
 }
 
@@ -141,8 +143,8 @@ typedef struct pre_data {
 } pre_data;
 
 static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, const cJSON *in,
-                             const char *bin, size_t bin_len, int have_bin, pre_data *pre,
-                             bl_error *err) {
+                             size_t json_len, const char *bin, size_t bin_len, int have_bin,
+                             pre_data *pre, bl_error *err) {
     if (!cJSON_IsObject(in)) return bl_fail(err, BL_ERR_ARG, "inputs[0] must be an object");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
     if (!cJSON_IsString(name))
@@ -165,8 +167,6 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(in, "parameters");
     const cJSON *bsz = p ? cJSON_GetObjectItemCaseSensitive(p, "binary_data_size") : NULL;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
-    rq->x = malloc(want * sizeof(float));
-    if (!rq->x) return bl_fail(err, BL_ERR_NOMEM, "out of memory for %zu input values", want);
     if (bsz) {
         if (!have_bin)
             return bl_fail(err, BL_ERR_ARG,
@@ -182,6 +182,16 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
                            "the binary part of the body has %zu bytes, "
                            "binary_data_size says %zu",
                            bin_len, want * sizeof(float));
+    } else if (want > json_len / 2 + 1) {
+        /* Each value takes 2 bytes of JSON at least ("0,"). Refused before it sizes an
+         * allocation: shape [2000000000, 1] in an 80-byte request used to get 8 GB. */
+        return bl_fail(err, BL_ERR_SHAPE,
+                       "inputs[0].shape implies %zu values, more than %zu bytes of JSON hold", want,
+                       json_len);
+    }
+    rq->x = bl_malloc(want * sizeof(float));
+    if (!rq->x) return bl_fail(err, BL_ERR_NOMEM, "out of memory for %zu input values", want);
+    if (bsz) {
         memcpy(rq->x, bin, bin_len);
         return BL_OK;
     }
@@ -225,16 +235,16 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
     size_t db = 0, de = 0;
     pre_data pre = {NULL, -1};
     pre.n = json_data_floats(body, json_len, &db, &de, &pre.x);
-    char *rest = pre.n >= 0 ? malloc(json_len - (de - db) + 2) : NULL;
+    char *rest = pre.n >= 0 ? bl_malloc(json_len - (de - db) + 2) : NULL;
     if (rest) {
         memcpy(rest, body, db);
         memcpy(rest + db, "[]", 2);
         memcpy(rest + db + 2, body + de, json_len - de);
         root = cJSON_ParseWithLengthOpts(rest, json_len - (de - db) + 2, &end, 0);
-        free(rest);
+        bl_free(rest);
     }
     if (!root) { /* no fast path, or the rest is malformed: parse it all, for the message */
-        free(pre.x);
+        bl_free(pre.x);
         pre = (pre_data){NULL, -1};
         root = cJSON_ParseWithLengthOpts(body, json_len, &end, 0);
     }
@@ -262,10 +272,10 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
                      "inputs must hold exactly one tensor ('" INPUT_NAME "'), got %d",
                      cJSON_GetArraySize(inputs));
     if (!st)
-        st =
-            parse_input(rq, m, inputs->child, body + json_len, len - json_len, have_bin, &pre, err);
+        st = parse_input(rq, m, inputs->child, json_len, body + json_len, len - json_len, have_bin,
+                         &pre, err);
     cJSON_Delete(root);
-    free(pre.x);
+    bl_free(pre.x);
     if (st) bl_kserve_request_free(rq);
     return st;
 }
@@ -282,7 +292,7 @@ static void sb_reserve(sbuf *b, size_t more) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->n + more)
         cap *= 2;
-    char *p = realloc(b->p, cap);
+    char *p = bl_realloc(b->p, cap);
     if (!p) {
         b->oom = 1;
         return;
@@ -359,7 +369,7 @@ bl_status bl_kserve_format_infer(const bl_kserve_model *m, const bl_kserve_reque
         *json_len = b.n;
     }
     if (b.oom) {
-        free(b.p);
+        bl_free(b.p);
         return bl_fail(err, BL_ERR_NOMEM, "out of memory formatting %zu outputs", count);
     }
     *body = b.p;
@@ -373,28 +383,30 @@ static cJSON *tensor_meta(const char *name, const int64_t *dims, int nd) {
     cJSON_AddStringToObject(t, "datatype", "FP32");
     cJSON *s = cJSON_AddArrayToObject(t, "shape");
     for (int i = 0; i < nd; i++)
-        cJSON_AddItemToArray(s, cJSON_CreateNumber((double)dims[i]));
+        bl_json_append(s, cJSON_CreateNumber((double)dims[i]));
     return t;
 }
 
 char *bl_kserve_metadata_json(const bl_kserve_model *m) {
+    unsigned mark = bl_alloc_failures();
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
     cJSON_AddStringToObject(j, "name", m->name);
     cJSON *v = cJSON_AddArrayToObject(j, "versions");
-    cJSON_AddItemToArray(v, cJSON_CreateString("1"));
+    bl_json_append(v, cJSON_CreateString("1"));
     cJSON_AddStringToObject(j, "platform", "batchlab");
     int flat = m->in.h == 1 && m->in.w == 1;
     int64_t in_dims[4] = {-1, flat ? m->in_dim : m->in.c, m->in.h, m->in.w};
     int64_t out_dims[2] = {-1, m->out_dim};
     cJSON *ins = cJSON_AddArrayToObject(j, "inputs");
-    cJSON_AddItemToArray(ins, tensor_meta(INPUT_NAME, in_dims, flat ? 2 : 4));
+    bl_json_append(ins, tensor_meta(INPUT_NAME, in_dims, flat ? 2 : 4));
     cJSON *outs = cJSON_AddArrayToObject(j, "outputs");
-    cJSON_AddItemToArray(outs, tensor_meta(OUTPUT_NAME, out_dims, 2));
+    bl_json_append(outs, tensor_meta(OUTPUT_NAME, out_dims, 2));
     cJSON *p = cJSON_AddObjectToObject(j, "parameters");
     cJSON_AddStringToObject(p, "spec", m->spec ? m->spec : "");
     cJSON_AddNumberToObject(p, "max_batch", m->max_batch);
-    char *s = cJSON_PrintUnformatted(j);
+    /* A document missing a field it could not allocate must not be served. */
+    char *s = bl_alloc_failures() == mark ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     return s;
 }
@@ -402,8 +414,7 @@ char *bl_kserve_metadata_json(const bl_kserve_model *m) {
 char *bl_kserve_error_json(const char *msg) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
-    cJSON_AddStringToObject(j, "error", msg);
-    char *s = cJSON_PrintUnformatted(j);
+    char *s = cJSON_AddStringToObject(j, "error", msg) ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     return s;
 }

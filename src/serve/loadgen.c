@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "batchlab/serve.h"
+#include "core/alloc.h"
 
 #define MAX_BODIES 64
 #define MAX_CONNS 1024
@@ -100,7 +101,7 @@ static int append(char **buf, size_t *len, size_t *cap, const void *src, size_t 
         size_t c = *cap ? *cap : 1024;
         while (c < *len + n + 1)
             c *= 2;
-        char *p = realloc(*buf, c);
+        char *p = bl_realloc(*buf, c);
         if (!p) return -1;
         *buf = p;
         *cap = c;
@@ -142,7 +143,7 @@ static bl_status parse_url(lg *g, const char *url, char *prefix, size_t pcap, ch
 
 /* The request line and headers, then the body, as one message. */
 static int add_msg(lg *g, const char *head, size_t head_len, const char *body, size_t body_len) {
-    char *m = malloc(head_len + body_len + 1);
+    char *m = bl_malloc(head_len + body_len + 1);
     if (!m) return -1;
     memcpy(m, head, head_len);
     if (body_len) memcpy(m + head_len, body, body_len);
@@ -211,7 +212,7 @@ static bl_status build_msgs(lg *g, bl_error *err) {
                           prefix, c->model, host, type, extra, len);
         if (hl >= (int)sizeof head) bad = 1;
         if (!bad) bad = add_msg(g, head, (size_t)hl, buf, len);
-        free(buf);
+        bl_free(buf);
         if (bad) return bl_fail(err, BL_ERR_NOMEM, "load: out of memory building requests");
     }
     return BL_OK;
@@ -551,14 +552,14 @@ bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err)
     bl_hdr_reset(&r->send_lag);
     bl_status st = check_config(c, err);
     if (st) return st;
-    lg *g = calloc(1, sizeof *g);
+    lg *g = bl_calloc(1, sizeof *g);
     if (!g) return bl_fail(err, BL_ERR_NOMEM, "load: out of memory");
     g->c = c;
     g->r = r;
     bl_rng_seed(&g->rng, c->seed);
     st = build_msgs(g, err);
     g->pool_n = c->concurrency;
-    g->pool = calloc((size_t)g->pool_n, sizeof *g->pool);
+    g->pool = bl_calloc((size_t)g->pool_n, sizeof *g->pool);
     if (!st && !g->pool) st = bl_fail(err, BL_ERR_NOMEM, "load: out of memory");
     for (int i = g->pool_n - 1; !st && i >= 0; i--) {
         g->pool[i].fd = -1;
@@ -568,9 +569,9 @@ bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err)
     if (!st) run_loop(g);
     for (int i = 0; g->pool && i < g->pool_n; i++)
         close_conn(&g->pool[i]);
-    free(g->pool);
+    bl_free(g->pool);
     for (int b = 0; b < g->n_msgs; b++)
-        free(g->msgs[b]);
-    free(g);
+        bl_free(g->msgs[b]);
+    bl_free(g);
     return st;
 }

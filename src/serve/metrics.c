@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "serve_internal.h"
+#include "core/alloc.h"
 
 static const char *fail_names[BL_FAIL_KINDS] = {
     "bad_request", "not_found", "method_not_allowed", "too_large", "queue_full",
@@ -134,7 +135,7 @@ bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char *
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
-    if (!f) return bl_fail(err, BL_ERR_NOMEM, "metrics: open_memstream failed");
+    if (!f) return bl_fail(err, BL_ERR_NOMEM, "metrics: out of memory (open_memstream)");
 #define ULL(x) ((unsigned long long)atomic_load(&(x)))
     head(f, "batchlab_request_success_total", "counter", "Inference requests answered with 200.");
     fprintf(f, "batchlab_request_success_total{model=\"%s\"} %llu\n", model, ULL(m->success));
@@ -188,7 +189,7 @@ bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char *
     }
 #undef ULL
     if (fclose(f) != 0 || !buf) {
-        free(buf);
+        bl_free(buf);
         return bl_fail(err, BL_ERR_NOMEM, "metrics: out of memory while rendering");
     }
     *out = buf;

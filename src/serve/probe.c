@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "batchlab/serve.h"
+#include "core/alloc.h"
 
 typedef struct membuf {
     char *p;
@@ -22,7 +23,7 @@ static size_t mem_cb(char *p, size_t size, size_t n, void *userp) {
         size_t cap = m->cap ? m->cap : 1024;
         while (cap < m->n + bytes + 1)
             cap *= 2;
-        char *q = realloc(m->p, cap);
+        char *q = bl_realloc(m->p, cap);
         if (!q) return 0;
         m->p = q;
         m->cap = cap;
@@ -36,7 +37,7 @@ static size_t mem_cb(char *p, size_t size, size_t n, void *userp) {
 static bl_status http_get(const char *url, membuf *out, bl_error *err) {
     memset(out, 0, sizeof *out);
     CURL *e = curl_easy_init();
-    if (!e) return bl_fail(err, BL_ERR_NOMEM, "curl_easy_init failed");
+    if (!e) return bl_fail(err, BL_ERR_NOMEM, "curl_easy_init failed (out of memory?)");
     char eb[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
@@ -50,12 +51,12 @@ static bl_status http_get(const char *url, membuf *out, bl_error *err) {
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(e);
     if (rc != CURLE_OK) {
-        free(out->p);
+        bl_free(out->p);
         return bl_fail(err, BL_ERR_IO, "GET %s: %s", url, eb[0] ? eb : curl_easy_strerror(rc));
     }
     if (code != 200) {
         bl_fail(err, BL_ERR_IO, "GET %s: HTTP %ld: %.200s", url, code, out->p ? out->p : "");
-        free(out->p);
+        bl_free(out->p);
         return BL_ERR_IO;
     }
     if (!out->p) return bl_fail(err, BL_ERR_IO, "GET %s: empty body", url);
@@ -69,7 +70,7 @@ bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shap
     bl_status st = http_get(full, &b, err);
     if (st) return st;
     cJSON *j = cJSON_Parse(b.p);
-    free(b.p);
+    bl_free(b.p);
     const cJSON *ins = j ? cJSON_GetObjectItemCaseSensitive(j, "inputs") : NULL;
     const cJSON *sh = cJSON_IsArray(ins) && ins->child
                           ? cJSON_GetObjectItemCaseSensitive(ins->child, "shape")
@@ -110,6 +111,6 @@ bl_status bl_load_scrape(const char *url, double *inferences, double *executions
     if (inferences) *inferences = metric_value(b.p, "batchlab_inference_count_total");
     if (executions) *executions = metric_value(b.p, "batchlab_execution_count_total");
     if (max_batch) *max_batch = metric_value(b.p, "batchlab_max_batch");
-    free(b.p);
+    bl_free(b.p);
     return BL_OK;
 }

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 #include "serve_internal.h"
+#include "core/alloc.h"
 
 typedef enum {
     R_LIVE,
@@ -102,7 +103,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, cha
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
-        free(body);
+        bl_free(body);
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -118,7 +119,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, cha
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, const char *json) {
-    char *b = strdup(json);
+    char *b = bl_strdup(json);
     return send_body(conn, code, b, b ? strlen(b) : 0, "application/json", 0);
 }
 
@@ -171,9 +172,9 @@ static route_kind route(bl_server *s, const char *url, char *what, size_t what_c
 
 static void free_ctx(conn_ctx *c) {
     bl_kserve_request_free(&c->rq);
-    free(c->out);
-    free(c->body);
-    free(c);
+    bl_free(c->out);
+    bl_free(c->body);
+    bl_free(c);
 }
 
 /* Batcher thread. Once the connection is resumed, MHD may finish it and free c at any
@@ -247,9 +248,9 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
             s, conn,
             err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
             err.code == BL_ERR_NOMEM ? BL_FAIL_INTERNAL : BL_FAIL_BAD_REQUEST, "%s", err.msg);
-    free(c->body); /* the floats are in rq.x now */
+    bl_free(c->body); /* the floats are in rq.x now */
     c->body = NULL;
-    c->out = malloc((size_t)c->rq.n * (size_t)s->km.out_dim * sizeof(float));
+    c->out = bl_malloc((size_t)c->rq.n * (size_t)s->km.out_dim * sizeof(float));
     if (!c->out)
         return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                           "out of memory for %d outputs", c->rq.n);
@@ -329,7 +330,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     bl_server *s = cls;
     conn_ctx *c = *con_cls;
     if (!c) {
-        c = calloc(1, sizeof *c);
+        c = bl_calloc(1, sizeof *c);
         if (!c) return MHD_NO;
         c->s = s;
         c->conn = conn;
@@ -355,7 +356,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 c->cap ? c->cap : (c->declared && c->declared <= s->max_body ? c->declared : 4096);
             while (cap < c->len + n)
                 cap *= 2;
-            char *p = realloc(c->body, cap);
+            char *p = bl_realloc(c->body, cap);
             if (!p) return MHD_NO;
             c->body = p;
             c->cap = cap;
@@ -434,12 +435,12 @@ static int valid_name(const char *n) {
 /* Everything but the daemon (stopped by then, or never started). */
 static void release(bl_server *s) {
     bl_batcher_free(s->b);
-    free(s->metadata);
-    free(s->stages);
+    bl_free(s->metadata);
+    bl_free(s->stages);
     pthread_mutex_destroy(&s->conn_mu);
     pthread_mutex_destroy(&s->stop_mu);
     pthread_mutex_destroy(&s->stage_mu);
-    free(s);
+    bl_free(s);
 }
 
 bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
@@ -466,7 +467,7 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     const char *host = cfg->host ? cfg->host : "127.0.0.1";
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
         return bl_fail(err, BL_ERR_ARG, "--host '%s' is not an IPv4 address", host);
-    bl_server *s = calloc(1, sizeof *s);
+    bl_server *s = bl_calloc(1, sizeof *s);
     if (!s) return bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
     snprintf(s->name, sizeof s->name, "%s", cfg->model_name);
     s->max_body = cfg->max_body_bytes;
@@ -482,7 +483,7 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     pthread_mutex_init(&s->stop_mu, NULL);
     pthread_mutex_init(&s->stage_mu, NULL);
     s->metadata = bl_kserve_metadata_json(&s->km);
-    s->stages = malloc(BL_STAGES * sizeof *s->stages);
+    s->stages = bl_malloc(BL_STAGES * sizeof *s->stages);
     for (int i = 0; s->stages && i < BL_STAGES; i++)
         bl_hdr_reset(&s->stages[i]);
     bl_status st =

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/alloc.h"
 
 bl_status bl_batch_schedule_add(bl_batch_schedule *s, long step, int batch, float lr_factor,
                                 bl_error *err) {
@@ -20,7 +21,7 @@ bl_status bl_batch_schedule_add(bl_batch_schedule *s, long step, int batch, floa
                        s->v[s->n - 1].step);
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 16;
-        bl_batch_change *v = realloc(s->v, (size_t)cap * sizeof *v);
+        bl_batch_change *v = bl_realloc(s->v, (size_t)cap * sizeof *v);
         if (!v) return bl_fail(err, BL_ERR_NOMEM, "batch schedule: out of memory");
         s->v = v;
         s->cap = cap;
@@ -45,13 +46,13 @@ int bl_batch_schedule_max_batch(const bl_batch_schedule *s) {
 
 void bl_batch_schedule_free(bl_batch_schedule *s) {
     if (!s) return;
-    free(s->v);
+    bl_free(s->v);
     memset(s, 0, sizeof *s);
 }
 
 char *bl_batch_schedule_format(const bl_batch_schedule *s) {
     size_t cap = 64 + (size_t)s->n * 48, len = 0;
-    char *out = malloc(cap);
+    char *out = bl_malloc(cap);
     if (!out) return NULL;
     out[0] = '\0';
     for (int i = 0; i < s->n; i++)
@@ -170,7 +171,7 @@ bl_status bl_batch_schedule_load(bl_batch_schedule *s, const char *path, bl_erro
         st = is_log ? log_line(s, line, path, lineno, &have_first, err)
                     : csv_line(s, line, path, lineno, err);
     }
-    free(line);
+    bl_free(line);
     fclose(f);
     if (!st && s->n == 0)
         st = bl_fail(err, BL_ERR_FORMAT, "%s: no batch schedule in it (%s)", path,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include "batchlab/dist.h"
 #include "train/checkpoint_state.h"
+#include "core/alloc.h"
 
 static const char *sched_name(bl_sched_kind k) {
     return k == BL_SCHED_STEP ? "step" : k == BL_SCHED_COSINE ? "cosine" : "constant";
@@ -55,7 +56,7 @@ int ckpt_state_meta(const bl_trainer *t, ckpt_state_text *b, bl_meta_kv *kv) {
 }
 
 void ckpt_state_text_free(ckpt_state_text *b) {
-    free(b->history);
+    bl_free(b->history);
     b->history = NULL;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "batchlab/dist.h"
 #include "train/trainer_internal.h"
+#include "core/alloc.h"
 
 void bl_train_config_default(bl_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -61,7 +62,7 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     int n_classes = cfg->n_classes > 0 ? cfg->n_classes : train->n_classes;
     bl_status st = bl_dataset_check_labels(train, n_classes, err);
     if (st) return st;
-    bl_trainer *t = calloc(1, sizeof *t);
+    bl_trainer *t = bl_calloc(1, sizeof *t);
     if (!t) return bl_fail(err, BL_ERR_NOMEM, "out of memory creating the trainer");
     t->ctx = ctx;
     t->cfg = *cfg;
@@ -107,7 +108,7 @@ void bl_trainer_free(bl_trainer *t) {
     bl_batch_schedule_free(&t->history);
     bl_optim_free(&t->opt, &t->ctx->mem);
     bl_model_free(t->model);
-    free(t);
+    bl_free(t);
 }
 
 float bl_trainer_current_lr(const bl_trainer *t) {

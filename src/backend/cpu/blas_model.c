@@ -38,6 +38,7 @@
 #include <cpuid.h>
 #endif
 #include "backend/cpu/blas_model.h"
+#include "batchlab/core.h"
 
 extern char *openblas_get_corename(void);
 
@@ -162,4 +163,9 @@ size_t cpu_blas_gemm_bytes(const cpu_blas_params *bp, size_t M, size_t N, size_t
      * micro-tiles (3 unroll_n) at a time into the same place */
     size_t b = m <= P && nb > 3 * un ? 3 * un : nb;
     return 4 * q * (a_rows(m, P, um) + b) + BLAS_SLACK_BYTES;
+}
+
+int cpu_blas_model_threads(void) {
+    int n = bl_cpu_count_usable();
+    return n > 64 ? 64 : n;
 }

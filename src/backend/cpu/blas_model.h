@@ -32,5 +32,14 @@ const cpu_blas_params *cpu_blas_params_current(void);
 /* Bytes of OpenBLAS's buffers a row-major sgemm C(M,N) = A(M,K) B(K,N) touches
  * with `threads` BLAS threads and blocking bp (see blas_model.c). */
 size_t cpu_blas_gemm_bytes(const cpu_blas_params *bp, size_t M, size_t N, size_t K, int threads);
+/* The thread count a default context gives OpenBLAS: the CPUs this process may
+ * use, at most OpenBLAS's 64. The memory model assumes it, so its estimates are
+ * a pure function of the shapes on a given machine. */
+int cpu_blas_model_threads(void);
+/* The largest of three byte counts (a layer's forward and two backward products). */
+static inline size_t cpu_max3(size_t a, size_t b, size_t c) {
+    size_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
 
 #endif

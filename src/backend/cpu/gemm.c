@@ -172,22 +172,9 @@ void cpu_dense_relu_backward(float *din, float *dw, float *db, float *dout, cons
 }
 
 /* ---- the BLAS library's own memory ------------------------------------------
- * Modelled per core type in blas_model.c. The thread count is the one a
- * default context gives OpenBLAS (the CPUs this process may use, at most
- * OpenBLAS's 64), so the estimate is a pure function of the shapes on a given
- * machine. */
-static int blas_threads(void) {
-    int n = bl_cpu_count_usable();
-    return n > 64 ? 64 : n;
-}
-
+ * Modelled per core type in blas_model.c. */
 size_t cpu_gemm_blas_bytes(size_t M, size_t N, size_t K) {
-    return cpu_blas_gemm_bytes(cpu_blas_params_current(), M, N, K, blas_threads());
-}
-
-static size_t max3(size_t a, size_t b, size_t c) {
-    size_t m = a > b ? a : b;
-    return m > c ? m : c;
+    return cpu_blas_gemm_bytes(cpu_blas_params_current(), M, N, K, cpu_blas_model_threads());
 }
 
 size_t cpu_dense_blas_bytes(int B, int I, int O) {
@@ -195,6 +182,6 @@ size_t cpu_dense_blas_bytes(int B, int I, int O) {
     /* forward (B,O,I), input gradient (B,I,O), weight gradient (O,I,B); B = 1 is level 2 */
     size_t b = (size_t)B, i = (size_t)I, o = (size_t)O;
     if (B == 1) return cpu_gemm_blas_bytes(1, o, i);
-    return max3(cpu_gemm_blas_bytes(b, o, i), cpu_gemm_blas_bytes(b, i, o),
+    return cpu_max3(cpu_gemm_blas_bytes(b, o, i), cpu_gemm_blas_bytes(b, i, o),
                 cpu_gemm_blas_bytes(o, i, b));
 }

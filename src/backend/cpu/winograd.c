@@ -81,24 +81,18 @@ static int piece_tiles(int K, int C) {
     return w >= WINO_MIN_PIECE ? (int)w : 0;
 }
 
-static size_t max3(size_t a, size_t b, size_t c) {
-    size_t m = a > b ? a : b;
-    return m > c ? m : c;
-}
-
 size_t cpu_winograd_blas_bytes(const bl_conv_dims *d) {
     size_t nt = (size_t)wino_chunk(d) * tiles_per_sample(d), K = (size_t)d->K, C = (size_t)d->C;
     const size_t piece = (size_t)piece_tiles(d->K, d->C);
     if (!piece) /* whole products on BLAS's threads */
-        return max3(cpu_gemm_blas_bytes(K, nt, C), cpu_gemm_blas_bytes(K, C, nt),
+        return cpu_max3(cpu_gemm_blas_bytes(K, nt, C), cpu_gemm_blas_bytes(K, C, nt),
                     cpu_gemm_blas_bytes(C, nt, K));
     /* single-threaded pieces on each of the pool's threads, each with a buffer of its own */
     const cpu_blas_params *bp = cpu_blas_params_current();
     size_t n = piece < nt ? piece : nt;
-    size_t one = max3(cpu_blas_gemm_bytes(bp, K, n, C, 1), cpu_blas_gemm_bytes(bp, K, C, n, 1),
+    size_t one = cpu_max3(cpu_blas_gemm_bytes(bp, K, n, C, 1), cpu_blas_gemm_bytes(bp, K, C, n, 1),
                       cpu_blas_gemm_bytes(bp, C, n, K, 1));
-    int threads = bl_cpu_count_usable();
-    return (size_t)(threads > 64 ? 64 : threads) * one;
+    return (size_t)cpu_blas_model_threads() * one;
 }
 
 /* ---- the transforms -------------------------------------------------------- */

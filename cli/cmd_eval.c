@@ -6,6 +6,7 @@
 #include "args.h"
 #include "cli.h"
 #include "data_opts.h"
+#include "batchlab/io.h"
 #include "batchlab/train.h"
 #include "core/alloc.h"
 
@@ -72,8 +73,9 @@ int cli_eval(int argc, char **argv) {
             rc = cli_print_json(cmd, j, mark);
             cJSON_Delete(j);
         } else {
-            printf("%s on %s: loss %.4f accuracy %.4f (%zu samples, %.2f s)\n", ckpt, ds.name,
-                   mean_loss, acc, ds.n, secs);
+            char took[32];
+            printf("%s on %s: loss %.4f accuracy %.4f (%zu samples, %s)\n", ckpt, ds.name,
+                   mean_loss, acc, ds.n, bl_format_seconds(took, sizeof took, secs));
         }
     }
     bl_dataset_free(&ds, &ctx.mem);

@@ -23,6 +23,7 @@
 #define IDX_GZ_BUFFER (1u << 20)    /* zlib's internal input buffer */
 #define IDX_READ_CHUNK (1u << 30)   /* gzread takes an unsigned length */
 #define IDX_FIRST_ALLOC (64u << 20) /* initial payload buffer before growing */
+static const char IDX_ZLIB_NOMEM[] = "out of memory";
 
 /* Read up to n bytes and return how many arrived. A zlib error (a truncated or
  * corrupt stream) sets *zmsg; a clean end of data leaves it NULL. */
@@ -39,7 +40,9 @@ static size_t gz_read_full(gzFile f, void *buf, size_t n, const char **zmsg) {
         /* zlib reports a truncated stream as Z_BUF_ERROR, possibly with r == 0. */
         int zerr = Z_OK;
         const char *m = gzerror(f, &zerr);
-        if (zerr != Z_OK && zerr != Z_STREAM_END) {
+        if (zerr == Z_MEM_ERROR) {
+            *zmsg = IDX_ZLIB_NOMEM; /* the machine's fault, not the file's */
+        } else if (zerr != Z_OK && zerr != Z_STREAM_END) {
             /* gzdopen names the stream "<fd:N>", which means nothing to a user. */
             const char *colon = strstr(m, ": ");
             *zmsg = (m[0] == '<' && colon) ? colon + 2 : m;
@@ -58,6 +61,9 @@ typedef struct idx_src {
  * data simply ends before what the header promised. */
 static bl_status short_read(bl_error *err, const idx_src *src, size_t offset, const char *what,
                             size_t need, size_t got, const char *zmsg) {
+    if (zmsg == IDX_ZLIB_NOMEM)
+        return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory decompressing the %s", src->path,
+                       what);
     if (zmsg)
         return bl_fail(err, BL_ERR_FORMAT,
                        "%s: unexpected end of file after %lld bytes (truncated or corrupt "

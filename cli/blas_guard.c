@@ -57,6 +57,7 @@ extern void blas_memory_free(void *buffer);
 #define BLAS_BUFFER_BYTES ((size_t)128 << 20)
 #define BLAS_BUFFER_SLACK ((size_t)4096) /* malloc'd buffers carry a page more */
 #define GUARD_MAX_BUFFERS 64             /* OpenBLAS's pool has 2 x its build's thread count */
+#define MALLOC_ARENA_BYTES ((size_t)64 << 20) /* glibc's HEAP_MAX_SIZE on 64-bit */
 
 /* VmSize in kB: the address space this process holds now, or 0. */
 static unsigned long long vm_size_kb(void) {
@@ -77,7 +78,12 @@ int cli_blas_guard(void) {
     int callers = bl_cpu_count_usable();
     if (workers < 0) workers = 0;
     int buffers = workers + callers < GUARD_MAX_BUFFERS ? workers + callers : GUARD_MAX_BUFFERS;
-    size_t need = (size_t)buffers * (BLAS_BUFFER_BYTES + BLAS_BUFFER_SLACK);
+    /* Room for one more buffer per worker than we take: a worker that starts while we
+     * hold every pool buffer maps its own (seen: a guard that probed only for the
+     * buffers it takes hung in blas_memory_alloc about once in 100 runs at the edge),
+     * and for the arena malloc may reserve when OpenBLAS falls back to it. */
+    int room = buffers + workers < GUARD_MAX_BUFFERS ? buffers + workers : GUARD_MAX_BUFFERS;
+    size_t need = (size_t)room * (BLAS_BUFFER_BYTES + BLAS_BUFFER_SLACK) + MALLOC_ARENA_BYTES;
     /* A PROT_NONE reservation counts against RLIMIT_AS like the real buffers. */
     void *probe = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (probe == MAP_FAILED) {
@@ -86,10 +92,10 @@ int cli_blas_guard(void) {
         unsigned long long free_kb = limit_kb > used_kb ? limit_kb - used_kb : 0;
         fprintf(stderr,
                 "batchlab: out of memory: OpenBLAS needs %zu MB of address space for its work "
-                "buffers (128 MB for each of %d threads), and waits forever when it cannot have "
+                "buffers (128 MB each, up to %d of them at once), and waits forever when it cannot have "
                 "them, but the address-space limit (ulimit -v %llu) leaves %llu MB; raise it to "
                 "at least %llu (kB), plus what the data and the model need\n",
-                need >> 20, buffers, limit_kb, free_kb >> 10,
+                need >> 20, room, limit_kb, free_kb >> 10,
                 used_kb + (unsigned long long)(need >> 10));
         return 1;
     }

@@ -79,9 +79,9 @@ least=$( (ulimit -v 80000 && exec timeout -k 5 30 "$BL" eval --checkpoint "$T/go
 if [ -z "$least" ]; then
     bad "ulimit -v 80000 did not give the address-space message with the limit to ask for"
 else
-    for extra_mb in 0 16 48 96; do
+    for extra_mb in 0 16 48 96 256; do
         kb=$((least + extra_mb * 1024))
-        under_limit $kb "train wide" train --data "$SAMPLE" --model "flatten,dense:8192,relu,dense:10" \
+        under_limit $kb "train wide" train --data "$SAMPLE" --model "flatten,dense:32768,relu,dense:10" \
             --optimizer adam --batch 512 --steps 2 --save "$T/ck.safetensors" --log "$T/log.jsonl"
         whole "train wide at $kb"
     done

@@ -76,7 +76,7 @@ static void run_steps(bl_trainer *t, int n) {
     }
 }
 
-/* Spec exercising dropout (RNG state), batch norm (buffers) and Adam (state). */
+/* Spec exercising dropout (keyed by step), batch norm (buffers) and Adam (state). */
 static const char *RESUME_SPEC =
     "conv3x3:4,bn,relu,maxpool2,flatten,dropout:0.2,dense:32,relu,dense:10";
 
@@ -133,11 +133,12 @@ static void resume_rejects_other_model(void **state) {
 }
 
 /* Gradient accumulation (micro-batches) must equal one step over the whole batch
- * for every layer type except batch norm. One dropout layer: its mask is drawn in
- * sample order, so the stream is the same however the batch is split. */
+ * for every layer type except batch norm. Dropout masks are keyed by the sample's
+ * position in the update's batch, so they are the same however the batch is split,
+ * for any number of dropout layers. */
 static const char *ACCUM_SPEC =
     "conv3x3:4,relu,avgpool2,conv3x3:6:s2:p1,tanh,maxpool2,flatten,dropout:0.3,dense:16,gelu,"
-    "dense:16,sigmoid,dense:16,lrelu:0.1,dense:10";
+    "dense:16,sigmoid,dropout:0.2,dense:16,lrelu:0.1,dense:10";
 
 static double accum_max_diff(const char *spec, bl_loss_kind loss, int steps) {
     bl_trainer *a = make_loss(spec, 48, 0, BL_OPT_SGD, 0.1f, loss);
@@ -329,9 +330,9 @@ static void resume_keeps_the_schedule(void **state) {
 }
 
 static void failed_step_leaves_the_trainer_as_it_was(void **state) {
-    /* A step that meets a NaN changes nothing (data position, dropout stream, batch-norm
-     * statistics), so retrying it continues exactly as a run that never failed: what an
-     * adaptive run does after a divergence, and what a replay of it relies on. */
+    /* A step that meets a NaN changes nothing (data position, batch-norm statistics),
+     * so retrying it continues exactly as a run that never failed: what an adaptive
+     * run does after a divergence, and what a replay of it relies on. */
     bl_error err = {0};
     bl_trainer *a = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
     bl_trainer *b = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);

@@ -10,6 +10,7 @@
  * that is cheaper (tanh, sigmoid), otherwise the input. */
 #include <math.h>
 #include "backend/cpu/cpu.h"
+#include "backend/dropout_mask.h"
 
 static inline float sigmoidf(float x) {
     if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
@@ -115,20 +116,44 @@ void cpu_act_backward(float *din, const float *dout, const float *in, const floa
     cpu_par_for(n, 16, act_min_per_thread(act), act_backward_slice, &a);
 }
 
-/* One uniform draw per element, in index order, so the mask is a pure
- * function of the RNG state (determinism and resume rely on this). As in
- * torch, the input is multiplied by the scaled mask, so a NaN input stays
- * NaN even where it is dropped. */
+/* The mask of element i is a pure function of (key, key->first + i)
+ * (backend/dropout_mask.h), so slices go to threads in any cut: each slice
+ * computes the Philox blocks it covers, one per four elements. As in torch,
+ * the input is multiplied by the scaled mask, so a NaN input stays NaN even
+ * where it is dropped. */
+typedef struct dropout_arg {
+    float *o;
+    uint8_t *m;
+    const float *x;
+    const bl_dropout_key *key;
+    uint32_t threshold;
+    float keep_scale;
+} dropout_arg;
+
+static void dropout_forward_slice(void *p, size_t lo, size_t hi) {
+    const dropout_arg *a = p;
+    float *restrict o = a->o;
+    uint8_t *restrict m = a->m;
+    const float *restrict x = a->x;
+    uint32_t w[4];
+    for (size_t i = lo; i < hi; i++) {
+        uint64_t e = a->key->first + i;
+        if (i == lo || (e & 3) == 0) bl_dropout_block(w, a->key, e >> 2);
+        m[i] = (w[e & 3] >> 8) >= a->threshold;
+    }
+    for (size_t i = lo; i < hi; i++)
+        o[i] = x[i] * (m[i] ? a->keep_scale : 0.0f);
+}
+
 void cpu_dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p,
-                         bl_rng *rng) {
-    float *restrict o = out;
-    uint8_t *restrict m = mask;
-    const float *restrict x = in;
-    const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    for (size_t i = 0; i < n; i++)
-        m[i] = bl_rng_uniform(rng) >= p;
-    for (size_t i = 0; i < n; i++)
-        o[i] = x[i] * (m[i] ? keep_scale : 0.0f);
+                         const bl_dropout_key *key) {
+    dropout_arg a = {.o = out,
+                     .m = mask,
+                     .x = in,
+                     .key = key,
+                     .threshold = bl_dropout_threshold(p),
+                     .keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f};
+    cpu_par_for(n, 64, 4096, dropout_forward_slice, &a);
 }
 
 void cpu_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {

@@ -203,6 +203,10 @@ typedef struct bl_loader {
  * shuffle=0 keeps file order. prefetch=1 starts the background thread. */
 bl_status bl_loader_init(bl_loader *ld, const bl_dataset *ds, int max_batch, int drop_last,
                          int shuffle, uint64_t seed, int prefetch, bl_mem *mem, bl_error *err);
+/* Bytes of the batch buffers bl_loader_init allocates for max_batch samples of dim
+ * floats (inputs and labels, double-buffered); the permutation (4 bytes a sample of
+ * the dataset) comes on top. What the memory model counts. */
+size_t bl_loader_batch_bytes(size_t dim, int max_batch);
 /* Next batch of up to B <= max_batch samples (B may differ call to call: adaptive batch
  * size). Returns 1 and fills out, or 0 at the end of the epoch (then the next call starts
  * epoch+1). With drop_last, a final batch smaller than B is skipped. The batch memory

@@ -214,7 +214,12 @@ size_t bl_loader_batch_bytes(size_t dim, int max_batch);
 int bl_loader_next(bl_loader *ld, int B, bl_batch *out);
 /* Jump to (epoch, pos), e.g. when resuming from a checkpoint. */
 void bl_loader_seek(bl_loader *ld, long epoch, size_t pos);
-/* Batches per epoch at batch size B. */
+/* Steps (updates, or batches) in one epoch of n samples at batch size `batch` (< 1
+ * counts as 1): ceil(n / batch), or floor(n / batch) when the short last batch is
+ * dropped. The one place this is computed: the loader, the trainer's callers (train's
+ * --epochs, the sweep's epoch cap) and progress all use it. */
+long bl_steps_per_epoch(size_t n, int batch, int drop_last);
+/* Batches per epoch at batch size B (clamped to max_batch). */
 size_t bl_loader_batches_per_epoch(const bl_loader *ld, int B);
 void bl_loader_free(bl_loader *ld, bl_mem *mem);
 

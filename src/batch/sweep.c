@@ -149,7 +149,7 @@ static void trial_config(const bl_sweep_config *c, const bl_trial *t, long max_s
 static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error *err) {
     const bl_sweep_config *c = s->c;
     double w0 = bl_now_sec();
-    long spe = (long)((s->train->n + (size_t)t->batch - 1) / (size_t)t->batch);
+    long spe = bl_steps_per_epoch(s->train->n, t->batch, 0); /* trials keep the last batch */
     long max_steps = (long)ceil(c->max_epochs * (double)spe);
     if (max_steps < 1) max_steps = 1;
     long cap = c->prune && best_steps < max_steps ? best_steps : max_steps;

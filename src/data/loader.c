@@ -190,10 +190,13 @@ void bl_loader_seek(bl_loader *ld, long epoch, size_t pos) {
     ld->pos = pos;
 }
 
+long bl_steps_per_epoch(size_t n, int batch, int drop_last) {
+    if (batch < 1) batch = 1;
+    return (long)(drop_last ? n / (size_t)batch : (n + (size_t)batch - 1) / (size_t)batch);
+}
+
 size_t bl_loader_batches_per_epoch(const bl_loader *ld, int B) {
-    B = clamp_batch(ld, B);
-    size_t n = ld->ds->n;
-    return ld->drop_last ? n / (size_t)B : (n + (size_t)B - 1) / (size_t)B;
+    return (size_t)bl_steps_per_epoch(ld->ds->n, clamp_batch(ld, B), ld->drop_last);
 }
 
 void bl_loader_free(bl_loader *ld, bl_mem *mem) {

@@ -112,6 +112,42 @@ static void resume_is_bit_identical(void **state) {
     tu_rmtree(dir);
 }
 
+/* Checkpoints written before dropout masks were counter-based hold the generator's
+ * state as "rng.dropout". They still load (the tensor is ignored) and, since the masks
+ * now follow from the step, resume exactly as a new checkpoint does. */
+static void checkpoint_with_old_dropout_state_resumes(void **state) {
+    const char *dir = tu_tmpdir();
+    char path[512], old[512];
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    snprintf(old, sizeof old, "%s/old.safetensors", dir);
+    bl_error err = {0};
+    bl_trainer *a = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
+    run_steps(a, 6);
+    assert_int_equal(bl_trainer_save(a, path, NULL, &err), BL_OK);
+    bl_safetensors st;
+    assert_int_equal(bl_safetensors_read(&st, path, &err), BL_OK);
+    assert_null(bl_safetensors_find(&st, "rng.dropout"));
+    bl_tensor *ts = calloc((size_t)st.n + 1, sizeof *ts);
+    assert_non_null(ts);
+    memcpy(ts, st.tensors, (size_t)st.n * sizeof *ts);
+    static const uint8_t junk[32] = {1, 2, 3, 4, 5, 6, 7, 8};
+    bl_tensor *r = &ts[st.n];
+    snprintf(r->name, sizeof r->name, "rng.dropout");
+    r->dtype = BL_DT_U8, r->ndim = 1, r->shape[0] = 32, r->data = junk, r->nbytes = 32;
+    assert_int_equal(bl_safetensors_write(old, ts, st.n + 1, st.meta, st.n_meta, &err), BL_OK);
+    free(ts);
+    bl_safetensors_free(&st);
+    bl_trainer *b = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
+    assert_int_equal(bl_trainer_resume(b, old, &err), BL_OK);
+    run_steps(a, 5);
+    run_steps(b, 5);
+    assert_memory_equal(bl_model_params(bl_trainer_model(a)), bl_model_params(bl_trainer_model(b)),
+                        bl_model_num_params(bl_trainer_model(a)) * sizeof(float));
+    bl_trainer_free(a);
+    bl_trainer_free(b);
+    tu_rmtree(dir);
+}
+
 static void resume_rejects_other_model(void **state) {
     const char *dir = tu_tmpdir();
     char path[512];
@@ -449,6 +485,7 @@ static void batch_schedules_read_logs_and_csv(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(resume_is_bit_identical),
+        cmocka_unit_test(checkpoint_with_old_dropout_state_resumes),
         cmocka_unit_test(resume_rejects_other_model),
         cmocka_unit_test(accumulation_equals_big_batch),
         cmocka_unit_test(accumulation_differs_with_batchnorm),

@@ -9,9 +9,7 @@
  * exact erf form of torch.nn.GELU(). Backward uses the saved output where
  * that is cheaper (tanh, sigmoid), otherwise the input. */
 #include <math.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include <emmintrin.h> /* SSE2: part of every x86-64 level */
 #include "backend/cpu/cpu.h"
 #include "backend/dropout_mask.h"
 
@@ -148,7 +146,6 @@ static void dropout_mask_scalar(const dropout_arg *a, size_t lo, size_t hi) {
     }
 }
 
-#if defined(__SSE2__)
 /* hi and lo halves of the 32x32 products of the four lanes of a with m: pmuludq
  * multiplies the even lanes, so the odd ones are shifted down and done apart. */
 static inline void mulhilo4(__m128i a, __m128i m, __m128i *hi, __m128i *lo) {
@@ -194,15 +191,6 @@ static void philox_lanes(uint32_t w[4][DROPOUT_LANES], const bl_dropout_key *key
         _mm_storeu_si128((__m128i *)&w[3][4 * v], c3[v]);
     }
 }
-#else
-static void philox_lanes(uint32_t w[4][DROPOUT_LANES], const bl_dropout_key *key, uint64_t b0) {
-    for (int l = 0; l < DROPOUT_LANES; l++) {
-        uint32_t o[4];
-        bl_dropout_block(o, key, b0 + (uint64_t)l);
-        w[0][l] = o[0], w[1][l] = o[1], w[2][l] = o[2], w[3][l] = o[3];
-    }
-}
-#endif
 
 /* Masks of DROPOUT_LANES whole blocks from block b0 on, into m (4 per block). */
 static void dropout_mask_lanes(uint8_t *restrict m, const bl_dropout_key *key, uint64_t b0,

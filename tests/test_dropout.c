@@ -32,8 +32,9 @@ static void philox_known_answers(void **state) {
 
 /* Elementwise layers only, so that a batch cut in two computes bit for bit the
  * same values (a dense layer's GEMM may round differently at another B). Two
- * dropout layers: the layer index is part of the key. */
-enum { B = 12, HALF = 5, DIM = 10 };
+ * dropout layers: the layer index is part of the key. B x DIM is large enough
+ * for the kernel to cut a whole batch into slices for 3 threads. */
+enum { B = 12, HALF = 5, DIM = 1024 };
 static const char *SPEC = "flatten,dropout:0.4,tanh,dropout:0.3";
 
 static bl_model *make_model(bl_ctx *ctx) {
@@ -66,7 +67,7 @@ static void masks_ignore_threads_and_batch_order(void **state) {
     bl_ctx ctx;
     bl_ctx_init(&ctx, 1);
     bl_model *m = make_model(&ctx);
-    float x[B * DIM], ref[B * DIM], got[B * DIM], other[B * DIM];
+    static float x[B * DIM], ref[B * DIM], got[B * DIM], other[B * DIM];
     for (int i = 0; i < B * DIM; i++)
         x[i] = (float)((i * 37) % 11) * 0.25f - 1.0f;
     forward(m, x, 7, 0, ref);

@@ -1,9 +1,10 @@
 /* Kernel timings for the CPU backend: conv2d forward/backward on the ANCHORS
- * CNN shapes and sgemm on the MLP's first layer, printed as GFLOP/s (never
- * asserted). Each figure is the median of 5 timed runs of at least 0.3 s
- * after a warm-up, as ANCHORS.md prescribes. Alongside each conv it times a bare
- * sgemm of the same GEMM shape, so the gap between the two is the cost of
- * im2col/col2im and the scatter, i.e. what is left to win in conv itself.
+ * CNN shapes and sgemm on the MLP's first layer, printed as GFLOP/s, and the
+ * dropout mask (Philox) as ns per element (never asserted). Each figure is the
+ * median of 5 timed runs of at least 0.3 s after a warm-up, as ANCHORS.md
+ * prescribes. Alongside each conv it times a bare sgemm of the same GEMM shape,
+ * so the gap between the two is the cost of im2col/col2im and the scatter, i.e.
+ * what is left to win in conv itself.
  *
  * Built with the project (build/bench_kernels); it calls the kernels through
  * the CPU backend's table, at the ISA level chosen at start-up (BATCHLAB_ISA
@@ -11,6 +12,7 @@
  *   build/bench_kernels [threads...]      (default: 1 2)
  */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include "batchlab/backend.h"
 #include "batchlab/core.h"
@@ -75,6 +77,19 @@ static void run_gemm(void *p) {
     be->gemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, 0.0f, g->C, g->N);
 }
 
+typedef struct {
+    float *in, *out;
+    uint8_t *mask;
+    size_t n;
+    bl_dropout_key key;
+} dropout_arg;
+
+static void run_dropout(void *p) {
+    dropout_arg *a = p;
+    a->key.step++; /* a fresh mask each call, as in training */
+    be->dropout_forward(a->out, a->mask, a->in, a->n, 0.3f, &a->key);
+}
+
 static float *rnd(size_t n, bl_rng *r) {
     float *x = malloc((n ? n : 1) * sizeof *x);
     for (size_t i = 0; i < n; i++)
@@ -114,6 +129,15 @@ static void bench_conv(const char *name, int B, int C, int H, int W, int K, bl_r
     free(a.db), free(a.ws);
 }
 
+/* One dropout layer of the MLP at B=512 (1024 units): 512 Ki elements. */
+static void bench_dropout(bl_rng *r) {
+    dropout_arg a = {.n = (size_t)512 * 1024, .key = {.seed = 1, .layer = 2}};
+    a.in = rnd(a.n, r), a.out = rnd(a.n, r), a.mask = malloc(a.n);
+    double s = time_per_call(run_dropout, &a);
+    printf("  dropout fwd 512x1024:  %6.2f ns/element (mask + scale)\n", s / (double)a.n * 1e9);
+    free(a.in), free(a.out), free(a.mask);
+}
+
 int main(int argc, char **argv) {
     int threads[8] = {1, 2}, nt = 2;
     be = bl_backend_cpu();
@@ -137,6 +161,7 @@ int main(int argc, char **argv) {
                bare_gemm_gflops(0, 1, 128, 1024, 784, &r),
                bare_gemm_gflops(0, 0, 128, 784, 1024, &r),
                bare_gemm_gflops(1, 0, 1024, 784, 128, &r));
+        bench_dropout(&r);
     }
     return 0;
 }

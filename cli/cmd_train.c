@@ -404,8 +404,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         return cli_fail(cmd, "%s", err.msg);
     }
     size_t n = rs.sp.train.n;
-    long spe = cfg.drop_last ? (long)(n / (size_t)(cfg.batch > 0 ? cfg.batch : 1))
-                             : (long)((n + cfg.batch - 1) / cfg.batch);
+    long spe = bl_steps_per_epoch(n, cfg.batch, cfg.drop_last);
     long total = o.steps ? o.steps : (long)o.epochs * spe;
     if (o.steps && o.epochs && (long)o.epochs * spe < total) total = (long)o.epochs * spe;
     cfg.total_steps = total;

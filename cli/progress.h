@@ -3,6 +3,7 @@
 #define BL_CLI_PROGRESS_H
 
 #include "batchlab/runlog.h"
+#include "batchlab/train.h"
 
 typedef struct progress {
     int tty, quiet;

@@ -286,6 +286,7 @@ static void loader_drop_last_counts(void **state) {
             assert_int_equal(samples, drop ? 448 : 500);
             assert_int_equal(last, drop ? 64 : 52);
             assert_int_equal(bl_loader_batches_per_epoch(&ld, 64), (size_t)batches);
+            assert_int_equal(bl_steps_per_epoch(500, 64, drop), batches);
         }
         assert_int_equal(bl_loader_batches_per_epoch(&ld, 30), drop ? 16 : 17);
         assert_int_equal(bl_loader_batches_per_epoch(&ld, 3), drop ? 166 : 167);

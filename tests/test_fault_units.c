@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "batch/sweep_internal.h"
+#include "batch/sweep_report.h"
 #include "batch/sweep_plots.h"
 #include "batchlab/data.h"
 #include "batchlab/io.h"

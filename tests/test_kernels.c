@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "backend/cpu/ref.h"
+#include "backend/dropout_mask.h"
 #include "batchlab/backend.h"
 #include "test_util.h"
 
@@ -485,23 +486,45 @@ static void activations_match_reference(void **state) {
     free(in), free(out), free(dout), free(din), free(in_), free(out_), free(dout_), free(din_);
 }
 
+/* The mask is bl_dropout_keep of each element's stream index, whatever the
+ * thread count and however the elements are cut into calls (here: the second
+ * half first, then the first, as two micro-batches might run). */
 static void dropout_mask_and_values(void **state) {
-    const size_t n = 20001;
+    const size_t n = 20001, cut = 7003;
     const float p = 0.3f;
     float *in = frand(n, 400), *out = fnew(n), *dout = frand(n, 401), *din = fnew(n);
-    uint8_t *mask = calloc(n, 1);
-    bl_rng rng, again;
-    bl_rng_seed(&rng, 77);
-    bl_rng_seed(&again, 77);
-    be->dropout_forward(out, mask, in, n, p, &rng);
+    uint8_t *mask = calloc(n, 1), *other = calloc(n, 1);
+    float *scratch = fnew(n);
+    bl_dropout_key key = {.seed = 77, .step = 5, .layer = 3, .first = 1001};
+    be->set_threads(1);
+    be->dropout_forward(out, mask, in, n, p, &key);
     size_t kept = 0;
+    uint32_t th = bl_dropout_threshold(p);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(mask[i], bl_rng_uniform(&again) >= p);
+        assert_int_equal(mask[i], bl_dropout_keep(&key, key.first + i, th));
         kept += mask[i];
     }
-    /* the RNG advanced by exactly one draw per element */
-    assert_true(bl_rng_next(&rng) == bl_rng_next(&again));
     assert_true(fabs((double)kept / n - (1 - p)) < 0.015);
+    be->set_threads(3);
+    bl_dropout_key tail = key;
+    tail.first += cut;
+    be->dropout_forward(scratch + cut, other + cut, in + cut, n - cut, p, &tail);
+    be->dropout_forward(scratch, other, in, cut, p, &key);
+    assert_memory_equal(mask, other, n);
+    assert_memory_equal(out, scratch, n * sizeof *out);
+    /* another step, layer or seed is another mask */
+    for (int k = 0; k < 3; k++) {
+        bl_dropout_key o = key;
+        if (k == 0) o.step++;
+        if (k == 1) o.layer++;
+        if (k == 2) o.seed++;
+        be->dropout_forward(scratch, other, in, n, p, &o);
+        size_t differ = 0;
+        for (size_t i = 0; i < n; i++)
+            differ += mask[i] != other[i];
+        assert_true(differ > n / 4); /* independent masks differ on 2 p (1 - p) = 42% */
+    }
+    be->set_threads(2);
     double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n);
     ref_dropout_forward(out_, mask, in_, n, p);
     assert_close(out, out_, n, "dropout forward");
@@ -509,9 +532,9 @@ static void dropout_mask_and_values(void **state) {
     ref_dropout_backward(din_, dout_, mask, n, p);
     assert_close(din, din_, n, "dropout backward");
     /* p = 0 keeps everything unchanged */
-    be->dropout_forward(out, mask, in, n, 0.0f, &rng);
+    be->dropout_forward(out, mask, in, n, 0.0f, &key);
     assert_memory_equal(out, in, n * sizeof *out);
-    free(in), free(out), free(dout), free(din), free(mask);
+    free(in), free(out), free(dout), free(din), free(mask), free(other), free(scratch);
     free(in_), free(out_), free(dout_), free(din_);
 }
 

@@ -16,7 +16,8 @@
 #define MPI2 BL_MPIRUN " --allow-run-as-root --oversubscribe -np 2 "
 #define TRAIN                                                                                      \
     BL_CLI_PATH " train --quiet --threads 1 --data " BL_TEST_DATA_DIR "/fmnist-sample "            \
-                "--model conv3x3:4,relu,maxpool2,flatten,dense:32,relu,dense:10 --optimizer adam " \
+                "--model conv3x3:4,relu,maxpool2,flatten,dropout:0.3,dense:32,relu,dense:10 "      \
+                "--optimizer adam "                                                                \
                 "--lr 0.003 "
 
 static char out[1 << 16];

@@ -76,7 +76,7 @@ static void run_steps(bl_trainer *t, int n) {
     }
 }
 
-/* Spec exercising dropout (RNG state), batch norm (buffers) and Adam (state). */
+/* Spec exercising dropout (keyed by step), batch norm (buffers) and Adam (state). */
 static const char *RESUME_SPEC =
     "conv3x3:4,bn,relu,maxpool2,flatten,dropout:0.2,dense:32,relu,dense:10";
 
@@ -112,6 +112,42 @@ static void resume_is_bit_identical(void **state) {
     tu_rmtree(dir);
 }
 
+/* Checkpoints written before dropout masks were counter-based hold the generator's
+ * state as "rng.dropout". They still load (the tensor is ignored) and, since the masks
+ * now follow from the step, resume exactly as a new checkpoint does. */
+static void checkpoint_with_old_dropout_state_resumes(void **state) {
+    const char *dir = tu_tmpdir();
+    char path[512], old[512];
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    snprintf(old, sizeof old, "%s/old.safetensors", dir);
+    bl_error err = {0};
+    bl_trainer *a = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
+    run_steps(a, 6);
+    assert_int_equal(bl_trainer_save(a, path, NULL, &err), BL_OK);
+    bl_safetensors st;
+    assert_int_equal(bl_safetensors_read(&st, path, &err), BL_OK);
+    assert_null(bl_safetensors_find(&st, "rng.dropout"));
+    bl_tensor *ts = calloc((size_t)st.n + 1, sizeof *ts);
+    assert_non_null(ts);
+    memcpy(ts, st.tensors, (size_t)st.n * sizeof *ts);
+    static const uint8_t junk[32] = {1, 2, 3, 4, 5, 6, 7, 8};
+    bl_tensor *r = &ts[st.n];
+    snprintf(r->name, sizeof r->name, "rng.dropout");
+    r->dtype = BL_DT_U8, r->ndim = 1, r->shape[0] = 32, r->data = junk, r->nbytes = 32;
+    assert_int_equal(bl_safetensors_write(old, ts, st.n + 1, st.meta, st.n_meta, &err), BL_OK);
+    free(ts);
+    bl_safetensors_free(&st);
+    bl_trainer *b = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
+    assert_int_equal(bl_trainer_resume(b, old, &err), BL_OK);
+    run_steps(a, 5);
+    run_steps(b, 5);
+    assert_memory_equal(bl_model_params(bl_trainer_model(a)), bl_model_params(bl_trainer_model(b)),
+                        bl_model_num_params(bl_trainer_model(a)) * sizeof(float));
+    bl_trainer_free(a);
+    bl_trainer_free(b);
+    tu_rmtree(dir);
+}
+
 static void resume_rejects_other_model(void **state) {
     const char *dir = tu_tmpdir();
     char path[512];
@@ -133,11 +169,12 @@ static void resume_rejects_other_model(void **state) {
 }
 
 /* Gradient accumulation (micro-batches) must equal one step over the whole batch
- * for every layer type except batch norm. One dropout layer: its mask is drawn in
- * sample order, so the stream is the same however the batch is split. */
+ * for every layer type except batch norm. Dropout masks are keyed by the sample's
+ * position in the update's batch, so they are the same however the batch is split,
+ * for any number of dropout layers. */
 static const char *ACCUM_SPEC =
     "conv3x3:4,relu,avgpool2,conv3x3:6:s2:p1,tanh,maxpool2,flatten,dropout:0.3,dense:16,gelu,"
-    "dense:16,sigmoid,dense:16,lrelu:0.1,dense:10";
+    "dense:16,sigmoid,dropout:0.2,dense:16,lrelu:0.1,dense:10";
 
 static double accum_max_diff(const char *spec, bl_loss_kind loss, int steps) {
     bl_trainer *a = make_loss(spec, 48, 0, BL_OPT_SGD, 0.1f, loss);
@@ -329,9 +366,9 @@ static void resume_keeps_the_schedule(void **state) {
 }
 
 static void failed_step_leaves_the_trainer_as_it_was(void **state) {
-    /* A step that meets a NaN changes nothing (data position, dropout stream, batch-norm
-     * statistics), so retrying it continues exactly as a run that never failed: what an
-     * adaptive run does after a divergence, and what a replay of it relies on. */
+    /* A step that meets a NaN changes nothing (data position, batch-norm statistics),
+     * so retrying it continues exactly as a run that never failed: what an adaptive
+     * run does after a divergence, and what a replay of it relies on. */
     bl_error err = {0};
     bl_trainer *a = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
     bl_trainer *b = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
@@ -448,6 +485,7 @@ static void batch_schedules_read_logs_and_csv(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(resume_is_bit_identical),
+        cmocka_unit_test(checkpoint_with_old_dropout_state_resumes),
         cmocka_unit_test(resume_rejects_other_model),
         cmocka_unit_test(accumulation_equals_big_batch),
         cmocka_unit_test(accumulation_differs_with_batchnorm),

@@ -45,6 +45,17 @@ typedef struct bl_pool_dims {
     int P, Q;       /* output: (H - k) / stride + 1 */
 } bl_pool_dims;
 
+/* Where a dropout mask lies in its counter-based stream (Philox4x32-10, keyed by
+ * seed): element i of a call is element first + i of the stream of (step, layer).
+ * The trainer keys by the update count and the sample's position in the update's
+ * batch, so micro-batching and ranks do not change the mask. */
+typedef struct bl_dropout_key {
+    uint64_t seed;  /* the run's seed: the Philox key */
+    uint64_t step;  /* optimizer update count (counter word 2 holds its low 32 bits) */
+    uint32_t layer; /* layer index (counter word 3) */
+    uint64_t first; /* stream index of element 0 (counter words 0-1: index / 4) */
+} bl_dropout_key;
+
 typedef struct bl_backend {
     const char *name;
 
@@ -81,9 +92,11 @@ typedef struct bl_backend {
     void (*act_backward)(float *din, const float *dout, const float *in, const float *out,
                          size_t n, bl_act act, float alpha);
 
-    /* Inverted dropout: mask[i] = keep (prob 1-p), out = in * mask / (1-p). */
+    /* Inverted dropout: mask[i] = keep (prob 1-p), out = in * mask / (1-p). The mask
+     * is a pure function of key and element index (src/backend/dropout_mask.h), not of a
+     * stream position, so any thread count and any backend draw the same one. */
     void (*dropout_forward)(float *out, uint8_t *mask, const float *in, size_t n, float p,
-                            bl_rng *rng);
+                            const bl_dropout_key *key);
     void (*dropout_backward)(float *din, const float *dout, const uint8_t *mask, size_t n,
                              float p);
 

@@ -203,6 +203,10 @@ typedef struct bl_loader {
  * shuffle=0 keeps file order. prefetch=1 starts the background thread. */
 bl_status bl_loader_init(bl_loader *ld, const bl_dataset *ds, int max_batch, int drop_last,
                          int shuffle, uint64_t seed, int prefetch, bl_mem *mem, bl_error *err);
+/* Bytes of the batch buffers bl_loader_init allocates for max_batch samples of dim
+ * floats (inputs and labels, double-buffered); the permutation (4 bytes a sample of
+ * the dataset) comes on top. What the memory model counts. */
+size_t bl_loader_batch_bytes(size_t dim, int max_batch);
 /* Next batch of up to B <= max_batch samples (B may differ call to call: adaptive batch
  * size). Returns 1 and fills out, or 0 at the end of the epoch (then the next call starts
  * epoch+1). With drop_last, a final batch smaller than B is skipped. The batch memory
@@ -210,7 +214,12 @@ bl_status bl_loader_init(bl_loader *ld, const bl_dataset *ds, int max_batch, int
 int bl_loader_next(bl_loader *ld, int B, bl_batch *out);
 /* Jump to (epoch, pos), e.g. when resuming from a checkpoint. */
 void bl_loader_seek(bl_loader *ld, long epoch, size_t pos);
-/* Batches per epoch at batch size B. */
+/* Steps (updates, or batches) in one epoch of n samples at batch size `batch` (< 1
+ * counts as 1): ceil(n / batch), or floor(n / batch) when the short last batch is
+ * dropped. The one place this is computed: the loader, the trainer's callers (train's
+ * --epochs, the sweep's epoch cap) and progress all use it. */
+long bl_steps_per_epoch(size_t n, int batch, int drop_last);
+/* Batches per epoch at batch size B (clamped to max_batch). */
 size_t bl_loader_batches_per_epoch(const bl_loader *ld, int B);
 void bl_loader_free(bl_loader *ld, bl_mem *mem);
 

@@ -57,7 +57,8 @@ bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err)
 void bl_model_free(bl_model *m);
 
 /* PyTorch default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for dense/conv weights and
- * biases; gamma 1, beta 0, running var 1), from a seeded RNG. Also seeds dropout. */
+ * biases; gamma 1, beta 0, running var 1), from a seeded RNG. The seed is also the
+ * key of the dropout masks. */
 void bl_model_init(bl_model *m, uint64_t seed);
 
 const char *bl_model_spec(const bl_model *m); /* expanded, canonical spec */
@@ -71,7 +72,12 @@ const bl_param_info *bl_model_tensor(const bl_model *m, int i);
 float *bl_model_params(bl_model *m);
 float *bl_model_grads(bl_model *m);
 float *bl_model_buffers(bl_model *m);
-bl_rng *bl_model_rng(bl_model *m); /* dropout stream (checkpointed) */
+/* Where the next training forward's dropout masks lie: update `step`, samples
+ * from position first_sample of the update's batch on. A mask is a pure function
+ * of (seed, step, layer, element), so it does not depend on the thread count, the
+ * backend, or how the update is split into micro-batches and ranks; and a resumed
+ * run, which knows its step, needs no generator state. Both start at 0. */
+void bl_model_set_dropout_position(bl_model *m, long step, size_t first_sample);
 
 /* Forward B <= max_batch samples x(B, in_dim). train=1 uses dropout and batch
  * statistics. Returns the output (B, out_dim), valid until the next forward. */

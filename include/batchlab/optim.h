@@ -39,6 +39,9 @@ typedef struct bl_optim {
 
 bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, bl_mem *mem,
                         bl_error *err);
+/* Bytes of state bl_optim_init allocates for n_params parameters under c (0 for plain
+ * SGD): what the memory model (bl_train_memory_bytes) counts. */
+size_t bl_optim_state_bytes(const bl_optim_config *c, size_t n_params);
 /* One update p -= f(g) at learning rate lr, through the backend's kernels. */
 void bl_optim_step(bl_optim *o, const bl_backend *be, float *params, const float *grads, float lr);
 void bl_optim_free(bl_optim *o, bl_mem *mem);

@@ -5,12 +5,16 @@
 #define BATCHLAB_RUNLOG_H
 
 #include <stdio.h>
-#include "batchlab/adapt.h"
-#include "batchlab/train.h"
+#include "batchlab/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The records it writes are defined where they are made (train.h, adapt.h); the
+ * log only needs their tags, so it does not pull those headers in. */
+struct bl_step_info;
+struct bl_adapt_decision;
 
 /* A zeroed bl_runlog is "no log": every call on it does nothing and succeeds. */
 typedef struct bl_runlog {
@@ -36,15 +40,15 @@ bl_status bl_runlog_open(bl_runlog *log, const char *path, int append, bl_error 
  * full, I/O error) the file is cut back to the last complete line, so every line
  * stays valid JSON, and BL_ERR_IO names the file (BL_ERR_NOMEM when the record
  * could not be built). */
-bl_status bl_runlog_step(bl_runlog *log, const bl_step_info *s, bl_error *err);
+bl_status bl_runlog_step(bl_runlog *log, const struct bl_step_info *s, bl_error *err);
 bl_status bl_runlog_epoch(bl_runlog *log, const bl_epoch_info *e, bl_error *err);
 /* A validation evaluation (every --eval-every / --eval-samples, and at epoch ends). */
 bl_status bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double val_loss,
                          double val_acc, double elapsed_s, bl_error *err);
 /* An adaptive-batch decision (changed = 0: evaluated and kept), with the lr after it and
  * the lr factor applied (d->lr_factor), enough to replay it (bl_batch_schedule_load). */
-bl_status bl_runlog_decision(bl_runlog *log, const bl_adapt_decision *d, int changed, float lr,
-                             bl_error *err);
+bl_status bl_runlog_decision(bl_runlog *log, const struct bl_adapt_decision *d, int changed,
+                             float lr, bl_error *err);
 /* Any record: `record` (a cJSON object, still the caller's) as one line. */
 struct cJSON;
 bl_status bl_runlog_record(bl_runlog *log, const struct cJSON *record, bl_error *err);

@@ -90,7 +90,7 @@ void bl_trainer_free(bl_trainer *t);
 
 /* One update. BL_ERR_NUMERIC (naming the step and suggesting a lower LR) if the loss or
  * gradient is not finite; the trainer is then left as it was before the step (parameters,
- * data position, dropout stream, batch-norm statistics), so a retry at another batch
+ * data position, batch-norm statistics), so a retry at another batch
  * size continues from the same state. */
 bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err);
 

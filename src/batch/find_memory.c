@@ -9,16 +9,6 @@
 #include "batchlab/find.h"
 #include "batchlab/model.h"
 
-static size_t loader_bytes(bl_shape in, int batch) {
-    /* double-buffered inputs and labels, as bl_loader allocates them */
-    return 2 * (size_t)batch * (bl_shape_size(in) * sizeof(float) + sizeof(int32_t));
-}
-
-static size_t optim_state_bytes(const bl_optim_config *opt, size_t n_params) {
-    size_t floats = opt->kind == BL_OPT_SGD ? (opt->momentum > 0 ? n_params : 0) : 2 * n_params;
-    return floats * sizeof(float);
-}
-
 bl_status bl_train_memory_bytes(const char *spec, bl_shape input, int n_classes,
                                 const bl_optim_config *opt, int batch, size_t *bytes,
                                 bl_error *err) {
@@ -26,8 +16,9 @@ bl_status bl_train_memory_bytes(const char *spec, bl_shape input, int n_classes,
     bl_status st = bl_model_create(&m, spec, input, n_classes, err);
     if (st) return st;
     /* + the trainer's copy of the batch-norm statistics (undone after a failed step) */
-    *bytes = bl_model_memory_bytes(m, batch) + optim_state_bytes(opt, bl_model_num_params(m)) +
-             loader_bytes(input, batch) + bl_model_num_buffers(m) * sizeof(float);
+    *bytes = bl_model_memory_bytes(m, batch) + bl_optim_state_bytes(opt, bl_model_num_params(m)) +
+             bl_loader_batch_bytes(bl_shape_size(input), batch) +
+             bl_model_num_buffers(m) * sizeof(float);
     bl_model_free(m);
     return BL_OK;
 }
@@ -50,12 +41,12 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
     if (!st) st = bl_optim_init(&opt, &c->opt, bl_model_num_params(m), &ctx.mem, &e);
     size_t dim = bl_shape_size(c->input);
     if (!st)
-        x = bl_mem_alloc(&ctx.mem,
-                         loader_bytes(c->input, batch) + bl_model_num_buffers(m) * sizeof(float),
-                         "input batches", &e);
+        x = bl_mem_alloc(
+            &ctx.mem, bl_loader_batch_bytes(dim, batch) + bl_model_num_buffers(m) * sizeof(float),
+            "input batches", &e);
     if (!st && !x) st = e.code;
     if (!st) {
-        y = (int32_t *)(x + 2 * (size_t)batch * dim);
+        y = (int32_t *)(x + (size_t)batch * dim);
         bl_rng r;
         bl_rng_seed(&r, 1);
         for (size_t i = 0; i < (size_t)batch * dim; i++)

@@ -8,9 +8,10 @@
  *
  * Why the model state is snapshotted: a train-mode forward is required (batch
  * norm's backward uses the statistics that forward saves), but it also moves
- * the running statistics and the dropout stream. Measuring must not change the
- * model, or a sweep that measures mid-training would train differently from
- * one that does not. */
+ * the running statistics. Measuring must not change the model, or a sweep that
+ * measures mid-training would train differently from one that does not. Dropout
+ * has no state to restore: draw d uses the masks of "step" d, which a training
+ * run sets again before its own forward passes. */
 #include "batchlab/noise_measure.h"
 #include <math.h>
 #include <stdlib.h>
@@ -120,7 +121,6 @@ typedef struct scratch {
     double *g2, *tr;
     float *buffers;
     size_t n_buffers;
-    bl_rng model_rng;
 } scratch;
 
 static void scratch_free(scratch *s) {
@@ -131,8 +131,8 @@ static void scratch_free(scratch *s) {
 /* One draw: forward/backward the big batch in chunks, the first chunk being the
  * small batch. Fills |G_s|^2, |G_b|^2 and adds the loss sum. */
 static bl_status one_draw(bl_model *m, const bl_dataset *ds, const bl_noise_measure_config *c,
-                          scratch *s, bl_rng *r, double *g2s, double *g2b, double *loss_sum,
-                          bl_error *err) {
+                          scratch *s, bl_rng *r, long draw, double *g2s, double *g2b,
+                          double *loss_sum, bl_error *err) {
     int mb = bl_model_max_batch(m);
     for (int i = 0; i < c->b_big; i++) { /* partial Fisher-Yates */
         uint32_t j = (uint32_t)i + bl_rng_below(r, (uint32_t)(ds->n - (size_t)i));
@@ -150,6 +150,7 @@ static bl_status one_draw(bl_model *m, const bl_dataset *ds, const bl_noise_meas
                    ds->dim * sizeof(float));
             s->y[k] = ds->y[idx];
         }
+        bl_model_set_dropout_position(m, draw, (size_t)done);
         bl_model_forward(m, s->x, b, 1);
         double l = bl_model_loss(m, s->y, b, c->loss, &correct);
         if (!isfinite(l))
@@ -196,7 +197,6 @@ bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_mea
     for (size_t i = 0; i < ds->n; i++)
         s.perm[i] = (uint32_t)i;
     if (s.n_buffers) memcpy(s.buffers, bl_model_buffers(m), s.n_buffers * sizeof(float));
-    s.model_rng = *bl_model_rng(m);
     bl_model_set_grad_hook(m, NULL, NULL);
 
     bl_rng r;
@@ -214,14 +214,13 @@ bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_mea
             break;
         }
         double g2s = 0, g2b = 0;
-        st = one_draw(m, ds, c, &s, &r, &g2s, &g2b, &loss_sum, err);
+        st = one_draw(m, ds, c, &s, &r, d, &g2s, &g2b, &loss_sum, err);
         if (st) break;
         s.tr[d] = (g2s - g2b) / (cs - cb);
         s.g2[d] = g2b - cb * s.tr[d];
         sg += s.g2[d], stsum += s.tr[d];
     }
     if (s.n_buffers) memcpy(bl_model_buffers(m), s.buffers, s.n_buffers * sizeof(float));
-    *bl_model_rng(m) = s.model_rng;
     if (!st) {
         int n = c->draws;
         out->b_small = c->b_small, out->b_big = c->b_big, out->draws = n;

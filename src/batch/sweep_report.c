@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "batch/sweep_internal.h"
+#include "batch/sweep_report.h"
+#include "batch/sweep_store.h"
 #include "batch/sweep_plots.h"
 #include "batchlab/io.h"
 #include "batchlab/markdown.h"

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
-#include "batch/sweep_internal.h"
+#include "batch/sweep_store.h"
 #include "batchlab/io.h"
 #include "core/alloc.h"
 #include "io/json.h"

@@ -100,6 +100,19 @@ static int clamp_batch(const bl_loader *ld, int B) {
     return B > ld->max_batch ? ld->max_batch : B;
 }
 
+/* One of the LOADER_BUFFERS (prefetch fills one while the step reads the other). */
+#define LOADER_BUFFERS 2
+static size_t x_bytes(size_t dim, int max_batch) {
+    return (size_t)max_batch * dim * sizeof(float);
+}
+static size_t y_bytes(int max_batch) {
+    return (size_t)max_batch * sizeof(int32_t);
+}
+
+size_t bl_loader_batch_bytes(size_t dim, int max_batch) {
+    return LOADER_BUFFERS * (x_bytes(dim, max_batch) + y_bytes(max_batch));
+}
+
 bl_status bl_loader_init(bl_loader *ld, const bl_dataset *ds, int max_batch, int drop_last,
                          int shuffle, uint64_t seed, int prefetch, bl_mem *mem, bl_error *err) {
     memset(ld, 0, sizeof *ld);
@@ -117,12 +130,10 @@ bl_status bl_loader_init(bl_loader *ld, const bl_dataset *ds, int max_batch, int
     ld->shuffle = shuffle != 0;
     ld->seed = seed;
     ld->perm = bl_mem_alloc(mem, ds->n * sizeof(uint32_t), "loader permutation", err);
-    for (int b = 0; b < 2 && ld->perm; b++) {
-        ld->xbuf[b] = bl_mem_alloc(mem, (size_t)max_batch * ds->dim * sizeof(float),
-                                   "loader batch buffer", err);
-        ld->ybuf[b] = ld->xbuf[b] ? bl_mem_alloc(mem, (size_t)max_batch * sizeof(int32_t),
-                                                 "loader label buffer", err)
-                                  : NULL;
+    for (int b = 0; b < LOADER_BUFFERS && ld->perm; b++) {
+        ld->xbuf[b] = bl_mem_alloc(mem, x_bytes(ds->dim, max_batch), "loader batch buffer", err);
+        ld->ybuf[b] =
+            ld->xbuf[b] ? bl_mem_alloc(mem, y_bytes(max_batch), "loader label buffer", err) : NULL;
         if (!ld->ybuf[b]) break;
     }
     if (!ld->perm || !ld->ybuf[0] || !ld->ybuf[1]) {
@@ -179,10 +190,13 @@ void bl_loader_seek(bl_loader *ld, long epoch, size_t pos) {
     ld->pos = pos;
 }
 
+long bl_steps_per_epoch(size_t n, int batch, int drop_last) {
+    if (batch < 1) batch = 1;
+    return (long)(drop_last ? n / (size_t)batch : (n + (size_t)batch - 1) / (size_t)batch);
+}
+
 size_t bl_loader_batches_per_epoch(const bl_loader *ld, int B) {
-    B = clamp_batch(ld, B);
-    size_t n = ld->ds->n;
-    return ld->drop_last ? n / (size_t)B : (n + (size_t)B - 1) / (size_t)B;
+    return (size_t)bl_steps_per_epoch(ld->ds->n, clamp_batch(ld, B), ld->drop_last);
 }
 
 void bl_loader_free(bl_loader *ld, bl_mem *mem) {

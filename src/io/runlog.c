@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "batchlab/adapt.h"
 #include "batchlab/io.h"
+#include "batchlab/train.h"
 #include "core/alloc.h"
 #include "io/fileio.h"
 
@@ -68,7 +70,7 @@ static bl_status emit(bl_runlog *log, cJSON *o, unsigned mark, bl_error *err) {
     return st;
 }
 
-bl_status bl_runlog_step(bl_runlog *log, const bl_step_info *s, bl_error *err) {
+bl_status bl_runlog_step(bl_runlog *log, const struct bl_step_info *s, bl_error *err) {
     if (!log || !log->open) return BL_OK;
     unsigned mark = bl_alloc_failures();
     cJSON *o = cJSON_CreateObject();

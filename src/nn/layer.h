@@ -83,7 +83,9 @@ struct bl_model {
     void *grad_hook_user;
     int per_example_on;     /* accumulate per-example gradient norms in backward */
     double per_example_sum; /* sum over examples of |d(scale loss_i)/d theta|^2 */
-    bl_rng dropout_rng;
+    /* dropout: the Philox key, and where the next training forward lies in the
+     * mask stream (bl_model_set_dropout_position) */
+    uint64_t dropout_seed, dropout_step, dropout_first;
 };
 
 #endif

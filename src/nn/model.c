@@ -322,7 +322,8 @@ void bl_model_free(bl_model *m) {
 void bl_model_init(bl_model *m, uint64_t seed) {
     bl_rng r;
     bl_rng_derive(&r, seed, 1);
-    bl_rng_derive(&m->dropout_rng, seed, 2);
+    m->dropout_seed = seed;
+    m->dropout_step = m->dropout_first = 0;
     for (int i = 0; i < m->n_layers; i++) {
         bl_layer *l = &m->layers[i];
         if (l->kind == BL_LAYER_DENSE || l->kind == BL_LAYER_CONV) {
@@ -360,6 +361,9 @@ const bl_param_info *bl_model_tensor(const bl_model *m, int i) {
 float *bl_model_params(bl_model *m) { return m->params; }
 float *bl_model_grads(bl_model *m) { return m->grads; }
 float *bl_model_buffers(bl_model *m) { return m->buffers; }
-bl_rng *bl_model_rng(bl_model *m) { return &m->dropout_rng; }
+void bl_model_set_dropout_position(bl_model *m, long step, size_t first_sample) {
+    m->dropout_step = (uint64_t)step;
+    m->dropout_first = first_sample;
+}
 
 void bl_model_zero_grad(bl_model *m) { m->ctx->be->fill(m->grads, m->n_params, 0.0f); }

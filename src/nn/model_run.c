@@ -51,9 +51,13 @@ const float *bl_model_forward(bl_model *m, const float *x, int B, int train) {
                 be->act_forward(out, h, n, l->act, l->alpha);
             break;
         case BL_LAYER_DROPOUT:
-            if (train && l->p > 0)
-                be->dropout_forward(out, l->mask, h, n, l->p, &m->dropout_rng);
-            else
+            if (train && l->p > 0) {
+                bl_dropout_key key = {.seed = m->dropout_seed,
+                                      .step = m->dropout_step,
+                                      .layer = (uint32_t)i,
+                                      .first = m->dropout_first * in_n};
+                be->dropout_forward(out, l->mask, h, n, l->p, &key);
+            } else
                 be->copy(out, h, n);
             break;
         case BL_LAYER_BN: {

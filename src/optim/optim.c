@@ -91,6 +91,10 @@ static size_t state_floats(const bl_optim_config *c, size_t n) {
     return 2 * n;
 }
 
+size_t bl_optim_state_bytes(const bl_optim_config *c, size_t n_params) {
+    return state_floats(c, n_params) * sizeof(float);
+}
+
 bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, bl_mem *mem,
                         bl_error *err) {
     memset(o, 0, sizeof *o);
@@ -101,7 +105,7 @@ bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, 
                        bl_optim_name(c), n_params);
     size_t sn = state_floats(c, n_params);
     if (sn) {
-        o->state = bl_mem_alloc(mem, sn * sizeof(float), "optimizer state", err);
+        o->state = bl_mem_alloc(mem, bl_optim_state_bytes(c, n_params), "optimizer state", err);
         if (!o->state) return err ? err->code : BL_ERR_NOMEM;
     }
     o->cfg = *c;

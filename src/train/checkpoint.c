@@ -1,9 +1,12 @@
 /* Checkpoints as safetensors. Tensors: every model parameter and buffer under
  * its torch-style name, "optim.state" (momentum or Adam moments as one flat
- * arena), "rng.dropout" (the raw 32-byte RNG state), and the input
+ * arena), "rng.noise" (the noise-measurement RNG state), and the input
  * normalisation ("norm.scale", optional "norm.mean"). Metadata strings hold the
  * spec, input shape, counters and data position, so a resumed run continues
- * bit-identically: the data order is a function of (seed, epoch) alone. */
+ * bit-identically: the data order is a function of (seed, epoch) alone, and the
+ * dropout masks of (seed, step). Checkpoints from before counter-based dropout
+ * also hold "rng.dropout"; it is ignored, so they load and resume, with the masks
+ * of the new scheme from the resumed step on. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +54,6 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     }
     if (t->opt.state_n)
         add_tensor(ts, &n, "optim.state", BL_DT_F32, t->opt.state, (int64_t)t->opt.state_n);
-    add_tensor(ts, &n, "rng.dropout", BL_DT_U8, bl_model_rng(m)->s, 32);
     add_tensor(ts, &n, "rng.noise", BL_DT_U8, t->noise_rng.s, 32);
     if (norm && norm->kind != BL_NORM_NONE) {
         add_tensor(ts, &n, "norm.scale", BL_DT_F32, norm->scale, (int64_t)norm->dim);
@@ -241,13 +243,6 @@ bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err) {
     if (!s) s = load_model_tensors(m, &st, path, err);
     if (!s && t->opt.state_n)
         s = load_f32(&st, path, "optim.state", t->opt.state, t->opt.state_n, err);
-    if (!s) {
-        const bl_tensor *r = bl_safetensors_find(&st, "rng.dropout");
-        if (!r || r->nbytes != 32)
-            s = bl_fail(err, BL_ERR_FORMAT, "%s: checkpoint has no valid 'rng.dropout'", path);
-        else
-            memcpy(bl_model_rng(m)->s, r->data, 32);
-    }
     if (!s) s = ckpt_state_restore(t, &st, path, err);
     bl_safetensors_free(&st);
     if (s) return s;

@@ -20,8 +20,9 @@
  * so the estimate does not depend on the number of ranks.
  *
  * The training pass then runs exactly as it would unmeasured, for every
- * model: the measurement restores the dropout stream and batch-norm
- * statistics it moved, and the data order is not touched. Its cost is one
+ * model: the measurement restores the batch-norm statistics it moved, dropout
+ * masks are keyed by step and position rather than drawn from a stream, and the
+ * data order is not touched. Its cost is one
  * extra forward and backward of a batch per measured update (--noise-every N
  * spreads that over N updates); the trainer reports it apart from the
  * update's own time. */
@@ -52,9 +53,12 @@ void trainer_noise_free(bl_trainer *t) {
     t->noise_y = NULL;
 }
 
-static void pass(bl_trainer *t, int b, float scale) {
+/* b samples from position `first` of the measurement's batch, with the dropout
+ * masks of this update's step. */
+static void pass(bl_trainer *t, int b, int first, float scale) {
     bl_model *m = t->model;
     int correct = 0;
+    bl_model_set_dropout_position(m, t->step, (size_t)first);
     bl_model_forward(m, t->noise_x, b, 1);
     bl_model_loss(m, t->noise_y, b, t->cfg.loss, &correct);
     bl_model_backward(m, t->noise_x, t->noise_y, b, t->cfg.loss, scale);
@@ -75,7 +79,6 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
     int lo = (int)((long)total * rank / world), hi = (int)((long)total * (rank + 1) / world);
     int share = hi - lo;
     int per_example = bl_model_per_example_ok(m);
-    bl_rng dropout = *bl_model_rng(m);
     bl_model_set_grad_hook(m, NULL, NULL);
     bl_model_zero_grad(m);
     bl_model_per_example_norms(m, per_example);
@@ -93,7 +96,7 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
                ds->dim * sizeof(float));
         t->noise_y[filled++] = ds->y[k];
         if (filled < want) continue;
-        pass(t, filled, scale);
+        pass(t, filled, lo + done, scale);
         done += filled;
         if (!per_example && world == 1 && done == filled) {
             double r = (double)total / done;
@@ -126,7 +129,6 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
         *b_big = total;
     }
     bl_model_zero_grad(m);
-    *bl_model_rng(m) = dropout;
     if (nb) memcpy(bl_model_buffers(m), t->saved_buffers, nb * sizeof(float));
     return st;
 }

@@ -176,6 +176,7 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
         if (!bl_loader_next(&t->loader, b, &batch) || batch.B != b)
             return bl_fail(err, BL_ERR_FORMAT, "data loader returned %d samples, expected %d",
                            batch.B, b);
+        bl_model_set_dropout_position(m, t->step, lo + done);
         bl_model_forward(m, batch.x, b, 1);
         double l = bl_model_loss(m, batch.y, b, t->cfg.loss, &correct);
         if (!isfinite(l)) {
@@ -199,13 +200,12 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
 typedef struct step_undo {
     long epoch;
     size_t pos;
-    bl_rng dropout, noise;
+    bl_rng noise;
 } step_undo;
 
 static void undo_save(bl_trainer *t, step_undo *u) {
     u->epoch = t->loader.epoch;
     u->pos = t->loader.pos;
-    u->dropout = *bl_model_rng(t->model);
     u->noise = t->noise_rng;
     size_t nb = bl_model_num_buffers(t->model);
     if (nb) memcpy(t->saved_buffers, bl_model_buffers(t->model), nb * sizeof(float));
@@ -213,7 +213,6 @@ static void undo_save(bl_trainer *t, step_undo *u) {
 
 static bl_status undo_step(bl_trainer *t, const step_undo *u, bl_status st) {
     bl_loader_seek(&t->loader, u->epoch, u->pos);
-    *bl_model_rng(t->model) = u->dropout;
     t->noise_rng = u->noise;
     size_t nb = bl_model_num_buffers(t->model);
     if (nb) memcpy(bl_model_buffers(t->model), t->saved_buffers, nb * sizeof(float));

@@ -34,7 +34,7 @@ struct bl_trainer {
 /* The gradient noise scale of this update from a held-back batch of cfg.noise_batch samples
  * (see noise_live.c): fills the two squared gradient norms and their batch sizes, the
  * same on every rank, or sets *b_small = 0 when nothing was measured. Leaves parameters,
- * batch-norm statistics, the dropout stream and the data position as they were, and the
+ * batch-norm statistics and the data position as they were, and the
  * gradient arena zeroed. */
 bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small, double *g2_big,
                                 double *b_big, bl_error *err);

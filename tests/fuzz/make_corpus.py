@@ -188,6 +188,8 @@ def ckpt_meta(spec, shape, n_classes, norm):
 
 
 def checkpoint_seeds():
+    # The dropout generator state of checkpoints from before counter-based dropout: the
+    # loader ignores it now, and the seeds keep that older layout covered.
     rng = ("rng.dropout", "U8", (32,), bytes(range(32)))
     dense = safetensors([
         ("1.weight", "F32", (3, 4), ramp(12)), ("1.bias", "F32", (3,), ramp(3)),

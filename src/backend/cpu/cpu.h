@@ -94,7 +94,7 @@ void cpu_act_forward(float *out, const float *in, size_t n, bl_act act, float al
 void cpu_act_backward(float *din, const float *dout, const float *in, const float *out, size_t n,
                       bl_act act, float alpha);
 void cpu_dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p,
-                         bl_rng *rng);
+                         const bl_dropout_key *key);
 void cpu_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p);
 
 /* batchnorm.c */

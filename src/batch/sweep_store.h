@@ -1,7 +1,8 @@
-/* Shared between the sweep's loop (sweep.c), its files (sweep_store.c) and its
- * report (sweep_report.c). */
-#ifndef BL_SWEEP_INTERNAL_H
-#define BL_SWEEP_INTERNAL_H
+/* The sweep's folder (sweep_store.c): the settings record, one record per trial,
+ * the results table. Used by the loop (sweep.c) and the report (sweep_report.c);
+ * depends on neither. */
+#ifndef BL_SWEEP_STORE_H
+#define BL_SWEEP_STORE_H
 
 #include <stddef.h>
 #include "batchlab/sweep.h"
@@ -27,9 +28,5 @@ bl_status sweep_trial_save(const char *dir, const bl_trial *t, bl_error *err);
 /* results.csv and results.json. */
 bl_status sweep_write_results(const bl_sweep_config *c, const sweep_data_info *di,
                               const bl_sweep_result *r, bl_error *err);
-/* plots/ (through bl_plot; a missing gnuplot is noted in r->plot_msg, not an error; a
- * plot that could not be written is), report.md and report.html. */
-bl_status sweep_write_report(const bl_sweep_config *c, const sweep_data_info *di,
-                             bl_sweep_result *r, bl_error *err);
 
 #endif

@@ -247,8 +247,13 @@ typedef struct bl_kserve_model {
     int in_dim, out_dim, max_batch;
 } bl_kserve_model;
 
+#define BL_KSERVE_MAX_ID 255 /* bytes of "id"; a longer one is refused (400), never cut */
+/* Bytes of request JSON besides inputs[0].data (which is read without a node per number);
+ * a request with more is refused, so parsing memory stays bounded by the body. */
+#define BL_KSERVE_MAX_JSON_REST (1 << 20)
+
 typedef struct bl_kserve_request {
-    char id[256]; /* "" when absent */
+    char id[BL_KSERVE_MAX_ID + 1]; /* "" when absent */
     float *x;     /* (n, in_dim), malloc'ed: bl_kserve_request_free */
     int n;
     long timeout_ms;   /* parameters.timeout_ms; 0 = none */
@@ -256,8 +261,9 @@ typedef struct bl_kserve_request {
 } bl_kserve_request;
 
 /* Parse an infer request body. header_len: the Inference-Header-Content-Length value, or
- * -1 when the header is absent (then the whole body is JSON). Every failure is a client
- * error (HTTP 400) with a message naming the field. */
+ * -1 when the header is absent (then the whole body is JSON). The JSON must be one valid
+ * value (UTF-8 strings, nothing after it) and every input finite. Every failure but
+ * BL_ERR_NOMEM is a client error (HTTP 400) with a message naming the field. */
 bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *mdl, const char *body,
                                 size_t len, long header_len, bl_error *err);
 void bl_kserve_request_free(bl_kserve_request *rq);

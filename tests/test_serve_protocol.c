@@ -166,7 +166,9 @@ static void ids_utf8_and_trailing_bytes(void **state) {
         {REQ("[0,1,2,3,4,5,]"), "malformed JSON"},
         {REQ("[0,1,2,3,4,05]"), "malformed JSON"},
         {REQ("[0,1,2,3,4,5"), "malformed JSON"},
-        {REQ("[0,1,2,3,4,nul]"), "not a number"},
+        {REQ("[0,1,2,3,4,nul]"), "malformed JSON"},
+        {REQ("[0,1,2,3,true,5]"), "element 4 is not a number"},
+        {REQ("[0,\"1,2]\",2,3,4,5,6,7,8]"), "element 1 is not a number"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_refused(cases[i].body, strlen(cases[i].body), cases[i].msg);

@@ -229,15 +229,17 @@ static int scan_data(scan *sc, int depth) {
             if (scan_data(sc, depth + 1)) return -1;
         } else if (c == '-' || is_digit(c)) {
             double v;
-            if (sc->n >= sc->cap) return fail(sc, JSON_SCAN_NOMEM, "inputs[0].data");
             if (parse_number(sc->s, sc->len, &sc->i, &v))
                 return fail(sc, JSON_SCAN_MALFORMED, "a malformed number");
-            sc->x[sc->n++] = (float)v;
-        } else if (c && strchr("\"{tfn", c)) {
-            sc->out->bad_index = sc->n;
-            return fail(sc, JSON_SCAN_DATA, "inputs[0].data element is not a number");
-        } else {
-            return fail(sc, JSON_SCAN_MALFORMED, "an unexpected character");
+            /* reserve_data stops counting at a string or object, which is refused anyway */
+            if (sc->n < sc->cap)
+                sc->x[sc->n] = (float)v;
+            else if (sc->out->bad_index < 0)
+                return fail(sc, JSON_SCAN_NOMEM, "inputs[0].data");
+            sc->n++;
+        } else { /* reported by the caller after the fields before it (datatype...) */
+            if (sc->out->bad_index < 0) sc->out->bad_index = sc->n;
+            if (scan_value(sc, ROLE_OTHER, depth + 1)) return -1;
         }
         skip_space(sc);
         if (sc->i >= sc->len) return fail(sc, JSON_SCAN_MALFORMED, "an unterminated array");
@@ -367,6 +369,7 @@ static int scan_value(scan *sc, role r, int depth) {
 json_scan_error json_scan_request(const char *s, size_t len, json_request_scan *out) {
     memset(out, 0, sizeof *out);
     out->n = -1;
+    out->bad_index = -1;
     scan sc = {s, len, 0, out, NULL, 0, 0};
     if (!scan_value(&sc, ROLE_ROOT, 0)) {
         skip_space(&sc);

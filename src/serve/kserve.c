@@ -185,6 +185,9 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
     /* json_scan.c took the first inputs[0].data array out and left [] in its place. */
     if (!cJSON_IsArray(data) || sc->n < 0)
         return bl_fail(err, BL_ERR_ARG, "inputs[0].data is missing or not an array");
+    if (sc->bad_index >= 0)
+        return bl_fail(err, BL_ERR_ARG, "inputs[0].data element %ld is not a number (datatype FP32)",
+                       sc->bad_index);
     if ((size_t)sc->n > want)
         return bl_fail(err, BL_ERR_SHAPE,
                        "inputs[0].data has more than the %zu values its shape implies", want);
@@ -230,10 +233,6 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
                        "JSON value",
                        json_len - sc.at, sc.at);
     case JSON_SCAN_DATA:
-        if (sc.bad_index >= 0 && !strstr(sc.what, "deeply"))
-            return bl_fail(err, BL_ERR_ARG,
-                           "inputs[0].data element %ld is not a number (datatype FP32)",
-                           sc.bad_index);
         return bl_fail(err, BL_ERR_SHAPE, "%s", sc.what);
     case JSON_SCAN_NOMEM:
         return bl_fail(err, BL_ERR_NOMEM, "out of memory reading %zu bytes of JSON", json_len);

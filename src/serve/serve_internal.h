@@ -42,13 +42,14 @@ void metrics_publish_aimd(bl_serve_metrics *m, const bl_aimd *a);
 /* json_scan.c: check that s[0..len) is one JSON value (valid UTF-8 strings and escapes,
  * nothing after it) and read root."inputs"[0]."data", when it is an array, into out->x
  * (bl_malloc'ed, out->n numbers, from byte out->begin to out->end; n = -1 when there is
- * no such array). On failure out->x is NULL and out->at / out->what say where and what. */
+ * no such array; bad_index >= 0: the first element that is not a number, the others
+ * read). On failure out->x is NULL and out->at / out->what say where and what. */
 typedef enum {
     JSON_SCAN_OK,
     JSON_SCAN_MALFORMED, /* not JSON */
     JSON_SCAN_BAD_UTF8,  /* a string is not UTF-8 */
     JSON_SCAN_TRAILING,  /* bytes after the value */
-    JSON_SCAN_DATA,      /* inputs[0].data holds a non-number (bad_index) or nests too deep */
+    JSON_SCAN_DATA,      /* inputs[0].data nests too deeply */
     JSON_SCAN_NOMEM
 } json_scan_error;
 

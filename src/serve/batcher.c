@@ -55,7 +55,8 @@ struct bl_batcher {
     pthread_cond_t cv;
     bl_infer_req *head, *tail;               /* guarded by mu */
     long n_requests, n_samples;              /* guarded by mu: waiting requests, untaken samples */
-    int draining;                            /* guarded by mu */
+    int draining, cancelling;                /* guarded by mu */
+    long abandoned;                          /* guarded by mu */
     int busy;                                /* guarded by mu: a batch is formed and running */
     uint64_t idle_since_ns, last_compute_ns; /* guarded by mu */
     long queued_at_drain;
@@ -144,6 +145,36 @@ static bl_infer_req *expire_locked(bl_batcher *b, uint64_t now) {
     }
     if (expired) publish_queue(b);
     return expired;
+}
+
+/* Unlink what must not be computed: every request once cancelling, and those whose
+ * client has gone among the ones the next batch would take (asking all of a long queue
+ * every batch would cost a system call each). Called with no batch running, so no batch
+ * holds rows of them, partly taken or not. */
+static bl_infer_req *sweep_locked(bl_batcher *b, uint64_t now) {
+    bl_infer_req *out = NULL, **link = &b->head, *prev = NULL;
+    long ahead = 0;
+    while (*link && (b->cancelling || ahead < b->cur_max)) {
+        bl_infer_req *r = *link;
+        int cancel = b->cancelling, gone = !cancel && r->alive && !r->alive(r);
+        if (!cancel && !gone) {
+            ahead += r->n - r->taken;
+            prev = r;
+            link = &r->next;
+            continue;
+        }
+        *link = r->next;
+        if (b->tail == r) b->tail = prev;
+        b->n_requests--;
+        b->n_samples -= r->n - r->taken;
+        b->abandoned += gone;
+        r->outcome = cancel ? BL_REQ_CANCELLED : BL_REQ_ABANDONED;
+        r->t_end_ns = now;
+        r->next = out;
+        out = r;
+    }
+    if (out) publish_queue(b);
+    return out;
 }
 
 static void complete_list(bl_infer_req *list) {
@@ -258,6 +289,7 @@ static void *batcher_main(void *arg) {
         }
         uint64_t now = bl_now_ns();
         bl_infer_req *expired = expire_locked(b, now);
+        if (!expired) expired = sweep_locked(b, now);
         if (expired) {
             pthread_mutex_unlock(&b->mu);
             complete_list(expired);
@@ -450,13 +482,29 @@ bl_status bl_batcher_infer(bl_batcher *b, bl_infer_req *r, bl_error *err) {
     return st;
 }
 
-long bl_batcher_drain(bl_batcher *b) {
+long bl_batcher_begin_drain(bl_batcher *b) {
     pthread_mutex_lock(&b->mu);
     if (!b->draining) {
         b->draining = 1;
         b->queued_at_drain = b->n_requests;
         pthread_cond_broadcast(&b->cv);
     }
+    long q = b->queued_at_drain;
+    pthread_mutex_unlock(&b->mu);
+    return q;
+}
+
+void bl_batcher_cancel_waiting(bl_batcher *b) {
+    bl_batcher_begin_drain(b);
+    pthread_mutex_lock(&b->mu);
+    b->cancelling = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+long bl_batcher_drain(bl_batcher *b) {
+    bl_batcher_begin_drain(b);
+    pthread_mutex_lock(&b->mu);
     int join = b->started && !b->joined;
     b->joined = 1;
     long q = b->queued_at_drain;
@@ -478,6 +526,12 @@ void bl_batcher_free(bl_batcher *b) {
 
 bl_serve_metrics *bl_batcher_metrics(bl_batcher *b) {
     return &b->metrics;
+}
+long bl_batcher_abandoned(bl_batcher *b) {
+    pthread_mutex_lock(&b->mu);
+    long n = b->abandoned;
+    pthread_mutex_unlock(&b->mu);
+    return n;
 }
 long bl_batcher_queue_requests(bl_batcher *b) {
     return atomic_load(&b->metrics.queue_requests);

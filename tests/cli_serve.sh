@@ -206,12 +206,56 @@ if start_server b --max-batch 64 --max-delay-us 300000; then
     fi
 fi
 
+# ---- servers C and D: stops that must not wait for all the queued compute --------------
+# Eight clients keep 4000-sample requests in flight, so a drain has seconds of compute
+# queued. C: a second SIGTERM during the drain (D6) must end it early; D: --grace-ms 300
+# must (D7). Either way the summary is printed and every accepted request still gets an
+# answer: 200, or 503 when it was never computed.
+# heavy_stop NAME SIGNALS GRACE_MS EXPECT_PATTERN
+heavy_stop() {
+    local name=$1 signals=$2 grace=$3 pattern=$4 depth=0
+    start_server "$name" --max-batch 64 --grace-ms "$grace" || return
+    "$BL" load --url "http://127.0.0.1:$PORT" --model mlp --closed --concurrency 8 --duration 60 \
+        --warmup 0 --per-request 4000 --format binary --json >"$T/$name.json" 2>"$T/$name.lerr" &
+    local load_pid=$!
+    PIDS+=("$load_pid")
+    for _ in $(seq 1 600); do
+        http GET /metrics
+        depth=$(metric batchlab_queue_depth_requests)
+        [ "${depth:-0}" -ge 4 ] && break
+        sleep 0.1
+    done
+    if [ "$signals" = 2 ]; then
+        kill -TERM "$SRV_PID"
+        for _ in $(seq 1 100); do grep -q draining "$T/$name.err" && break; sleep 0.05; done
+    fi
+    stop_server "$SRV_PID"
+    kill -TERM "$load_pid" 2>/dev/null
+    wait "$load_pid" 2>/dev/null
+    local line accepted answered cancelled
+    line=$(grep 'stopped:' "$T/$name.err")
+    accepted=$(sed -n 's/.*accepted=\([0-9]*\).*/\1/p' <<<"$line")
+    answered=$(sed -n 's/.* answered=\([0-9]*\).*/\1/p' <<<"$line")
+    cancelled=$(sed -n 's/.*cancelled=\([0-9]*\).*/\1/p' <<<"$line")
+    if [ "$SRV_RC" = 0 ] && grep -qE "$pattern" "$T/$name.err" && [ -n "$accepted" ] &&
+        [ "$accepted" -ge 4 ] && [ "$accepted" = "$answered" ] && [ "${cancelled:-0}" -ge 1 ]; then
+        ok "$name: stopped early; accepted $accepted = answered $answered ($cancelled got 503)"
+    else
+        bad "$name (queue depth $depth): exit $SRV_RC, '$line': $(tail -3 "$T/$name.err")"
+    fi
+}
+heavy_stop second-sigterm 2 600000 'second SIGTERM: stopped without finishing'
+heavy_stop grace-300ms 1 300 'stopped:'
+
 # ---- usage and runtime errors -----------------------------------------------------------
 expect_exit "serve without a checkpoint" 2 "CHECKPOINT is required" "$BL" serve
 expect_exit "serve a missing file" 1 "nope.safetensors" "$BL" serve "$T/nope.safetensors" --port 0
 expect_exit "serve bad max batch" 2 "--max-batch 0" "$BL" serve "$T/mlp.safetensors" --max-batch 0
 expect_exit "serve bad preferred" 2 "--preferred-batch" "$BL" serve "$T/mlp.safetensors" --preferred-batch 4,x
 expect_exit "serve bad slo" 2 "--slo-p99-ms" "$BL" serve "$T/mlp.safetensors" --slo-p99-ms -1
+expect_exit "serve bad conn timeout" 2 "--conn-timeout-s 0" "$BL" serve "$T/mlp.safetensors" --conn-timeout-s 0
+expect_exit "serve bad max connections" 2 "--max-connections 0" "$BL" serve "$T/mlp.safetensors" --max-connections 0
+expect_exit "serve bad grace" 2 "--grace-ms -1" "$BL" serve "$T/mlp.safetensors" --grace-ms -1
 expect_exit "load bad format" 2 "--format must be json or binary" "$BL" load --format xml
 expect_exit "load sweep without csv" 2 "--sweep needs --csv" "$BL" load --sweep 10,20
 expect_exit "load with no server" 1 "127.0.0.1:9" "$BL" load --url http://127.0.0.1:9 --rate 10 --duration 0.1

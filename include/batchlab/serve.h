@@ -140,7 +140,14 @@ void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns);
 int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns);
 
 /* ======================================================================== batcher */
-typedef enum { BL_REQ_PENDING, BL_REQ_OK, BL_REQ_TIMEOUT, BL_REQ_FAILED } bl_req_outcome;
+typedef enum {
+    BL_REQ_PENDING,
+    BL_REQ_OK,
+    BL_REQ_TIMEOUT,
+    BL_REQ_FAILED,
+    BL_REQ_CANCELLED, /* bl_batcher_cancel_waiting: the server stops without computing it */
+    BL_REQ_ABANDONED  /* its alive() said the client has gone: dropped, rows not computed */
+} bl_req_outcome;
 
 typedef struct bl_infer_req bl_infer_req;
 /* Called exactly once per accepted request, on the thread that runs its last batch (the
@@ -159,6 +166,9 @@ struct bl_infer_req {
                             * controller measures latency from here, parsing included */
     bl_req_done_fn done;
     void *user;
+    /* Optional: 0 once the client has gone. Asked, under the batcher's lock, before the
+     * request's rows go into a batch, so a client that left costs no compute. */
+    int (*alive)(const bl_infer_req *r);
     /* --- filled by the batcher --- */
     bl_req_outcome outcome;
     uint64_t t_enqueue_ns, t_start_ns, t_end_ns; /* t_start: its first batch began */
@@ -219,14 +229,21 @@ void bl_batcher_run_claimed(bl_batcher *b, bl_infer_req *r);
 /* Submit and wait for the outcome (for tests and simple callers; r->done/user must be
  * unset; they are used internally). */
 bl_status bl_batcher_infer(bl_batcher *b, bl_infer_req *r, bl_error *err);
-/* Refuse new requests, run everything queued at once (no delay), then stop the thread.
- * Returns the number of requests that were waiting when the drain began. Idempotent. */
+/* Refuse new requests and run everything queued at once (no delay); returns at once
+ * with the number of requests that were waiting. Idempotent. */
+long bl_batcher_begin_drain(bl_batcher *b);
+/* Complete every waiting request as BL_REQ_CANCELLED instead of computing it (a batch
+ * running now finishes). Requests submitted later are refused. */
+void bl_batcher_cancel_waiting(bl_batcher *b);
+/* bl_batcher_begin_drain, then wait for the queue to empty and stop the thread. Returns
+ * the number of requests that were waiting when the drain began. Idempotent. */
 long bl_batcher_drain(bl_batcher *b);
 /* Drain (if not yet) and free. */
 void bl_batcher_free(bl_batcher *b);
 
 bl_serve_metrics *bl_batcher_metrics(bl_batcher *b);
 long bl_batcher_queue_requests(bl_batcher *b); /* waiting now (not yet fully dispatched) */
+long bl_batcher_abandoned(bl_batcher *b);      /* requests dropped because alive() said so */
 int bl_batcher_current_max_batch(bl_batcher *b);
 long bl_batcher_current_delay_us(bl_batcher *b);
 
@@ -285,6 +302,12 @@ typedef struct bl_serve_config {
     const char *model_name; /* the {name} in /v2/models/{name}; default "model" */
     int http_threads;       /* libmicrohttpd polling threads, default 1 */
     size_t max_body_bytes;  /* larger request bodies get 413; default 64 MiB */
+    /* Connection hygiene: a client must not be able to hold the server's sockets. */
+    unsigned conn_timeout_s;  /* close a connection silent this long: headers or body
+                               * stalled, or idle keep-alive (not one waiting for its
+                               * batch); default 10 */
+    unsigned max_connections; /* open connections, all clients together; default 1000 */
+    unsigned max_conn_per_ip; /* open connections from one address; default 256, 0 = none */
     bl_batcher_config batch;
 } bl_serve_config;
 
@@ -305,12 +328,21 @@ typedef struct bl_server_stats {
     uint64_t accepted;   /* infer requests queued to the batcher */
     uint64_t answered;   /* of those, responses fully sent */
     uint64_t unanswered; /* of those, connections lost before the response was sent */
+    uint64_t abandoned;  /* of those, dropped uncomputed: the client had gone */
+    uint64_t cancelled;  /* of those, answered 503 uncomputed: the stop ran out of time */
     long queued_at_stop; /* waiting in the queue when the drain began */
 } bl_server_stats;
-/* Graceful stop: readiness turns false and new infer requests get 503, every queued
- * request is computed and answered, then (after at most grace_ms for the last responses
- * to be written) the HTTP threads stop. Idempotent. */
+/* Readiness turns false and new infer requests get 503; every response from now on
+ * carries Connection: close. Nothing stops yet (bl_server_stop does this first). */
+void bl_server_begin_drain(bl_server *s);
+/* Graceful stop: bl_server_begin_drain, then queued requests are computed and answered
+ * for up to grace_ms; what is still queued then gets 503, and after at most 200 ms more
+ * for those last responses to be written the HTTP threads stop. Idempotent. */
 void bl_server_stop(bl_server *s, long grace_ms);
+/* From another thread while bl_server_stop runs (a second signal): every request not
+ * yet computed gets 503 now, and the stop ends as soon as those answers are written
+ * (at most 200 ms). */
+void bl_server_stop_now(bl_server *s);
 void bl_server_get_stats(bl_server *s, bl_server_stats *st);
 
 /* Where a successful infer request's time goes inside the server, stage by stage. */

@@ -24,13 +24,16 @@
  * split into stages (receive, parse, queue, compute, handback, respond; HDR histograms)
  * so the overhead over the bare forward pass can be located. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include "serve_internal.h"
 #include "core/alloc.h"
@@ -60,10 +63,10 @@ struct bl_server {
     int port;
     pthread_mutex_t conn_mu; /* orders suspend before resume */
     pthread_mutex_t stop_mu;
-    atomic_int draining;
+    atomic_int draining, stop_now;
     int stopped;
     atomic_long inflight; /* accepted requests whose response is not finished */
-    atomic_uint_fast64_t accepted, answered, unanswered;
+    atomic_uint_fast64_t accepted, answered, unanswered, cancelled;
     long queued_at_stop;
     pthread_mutex_t stage_mu;
     bl_hdr *stages; /* [BL_STAGES], ns */
@@ -81,6 +84,7 @@ typedef struct conn_ctx {
     int too_large;
     size_t dropped; /* bytes read and discarded after too_large */
     int submitted, completed, accepted, orphaned;
+    int fd; /* the connection's socket, to see whether the client is still there */
     bl_kserve_request rq;
     float *out;
     bl_infer_req ir;
@@ -93,12 +97,18 @@ void bl_serve_config_default(bl_serve_config *c) {
     c->model_name = "model";
     c->http_threads = 1;
     c->max_body_bytes = 64u << 20;
+    c->conn_timeout_s = 10;
+    c->max_connections = 1000;
+    c->max_conn_per_ip = 256;
     bl_batcher_config_default(&c->batch);
 }
 
 /* ---- responses ------------------------------------------------------------------ */
 
-static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, char *body, size_t len,
+/* Every response goes out here. While draining it carries Connection: close, so a
+ * keep-alive client does not send its next request into a server about to stop; a 405
+ * says which methods this endpoint takes. */
+static enum MHD_Result send_body(conn_ctx *c, unsigned code, char *body, size_t len,
                                  const char *type, size_t json_len) {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -112,30 +122,33 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, cha
         snprintf(v, sizeof v, "%zu", json_len);
         MHD_add_response_header(r, "Inference-Header-Content-Length", v);
     }
-    if (code == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, "Allow", "GET, POST");
-    enum MHD_Result ret = MHD_queue_response(conn, code, r);
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+                                c->route == R_INFER ? "POST" : "GET, HEAD");
+    if (atomic_load(&c->s->draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c->conn, code, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, const char *json) {
+static enum MHD_Result send_json(conn_ctx *c, unsigned code, const char *json) {
     char *b = bl_strdup(json);
-    return send_body(conn, code, b, b ? strlen(b) : 0, "application/json", 0);
+    return send_body(c, code, b, b ? strlen(b) : 0, "application/json", 0);
 }
 
-static enum MHD_Result send_error(bl_server *s, struct MHD_Connection *conn, unsigned code,
-                                  bl_fail_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static enum MHD_Result send_error(bl_server *s, struct MHD_Connection *conn, unsigned code,
-                                  bl_fail_kind kind, const char *fmt, ...) {
+static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind,
+                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind,
+                                  const char *fmt, ...) {
     char msg[1200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    bl_metrics_count_failure(s->m, kind);
+    bl_metrics_count_failure(c->s->m, kind);
     char *b = bl_kserve_error_json(msg);
-    return send_body(conn, code, b, b ? strlen(b) : 0, "application/json", 0);
+    return send_body(c, code, b, b ? strlen(b) : 0, "application/json", 0);
 }
 
 /* ---- routing --------------------------------------------------------------------- */
@@ -194,21 +207,35 @@ static void on_batch_done(bl_infer_req *r) {
     pthread_mutex_unlock(&s->conn_mu);
 }
 
+/* Batcher lock held: one non-blocking peek. End of stream or a reset means the client
+ * closed (or half-closed) its side, and nobody will read the answer. */
+static int client_alive(const bl_infer_req *r) {
+    const conn_ctx *c = r->user;
+    char b;
+    ssize_t k = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k > 0 || (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
 static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
-    struct MHD_Connection *conn = c->conn;
     bl_infer_req *r = &c->ir;
     if (r->outcome == BL_REQ_TIMEOUT)
-        return send_error(s, conn, MHD_HTTP_GATEWAY_TIMEOUT, BL_FAIL_TIMEOUT,
+        return send_error(c, MHD_HTTP_GATEWAY_TIMEOUT, BL_FAIL_TIMEOUT,
                           "the request waited %.1f ms in the queue, past its timeout",
                           (double)(r->t_end_ns - r->t_enqueue_ns) * 1e-6);
+    if (r->outcome == BL_REQ_ABANDONED) return MHD_NO; /* nobody to answer: close */
+    if (r->outcome == BL_REQ_CANCELLED) {
+        atomic_fetch_add(&s->cancelled, 1);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
+                          "the server stopped before computing this request");
+    }
     if (r->outcome != BL_REQ_OK)
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                           "the model failed on this batch");
     char *body = NULL;
     size_t len = 0, json_len = 0;
     bl_error err = {0};
     if (bl_kserve_format_infer(&s->km, &c->rq, c->out, &body, &len, &json_len, &err))
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
     uint64_t now = bl_now_ns();
     bl_metrics_count_success(s->m, now - c->t0);
     const uint64_t t[BL_STAGES + 1] = {
@@ -218,19 +245,19 @@ static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
         bl_hdr_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
     pthread_mutex_unlock(&s->stage_mu);
     if (c->rq.binary_output)
-        return send_body(conn, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
-    return send_body(conn, MHD_HTTP_OK, body, len, "application/json", 0);
+        return send_body(c, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
+    return send_body(c, MHD_HTTP_OK, body, len, "application/json", 0);
 }
 
 static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     struct MHD_Connection *conn = c->conn;
     if (c->too_large)
-        return send_error(s, conn, MHD_HTTP_CONTENT_TOO_LARGE, BL_FAIL_TOO_LARGE,
+        return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, BL_FAIL_TOO_LARGE,
                           "the request body (%zu bytes) exceeds the limit of %zu bytes "
                           "(--max-body-bytes)",
                           c->len + c->dropped, s->max_body);
     if (atomic_load(&s->draining))
-        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
                           "the server is shutting down");
     long hdr_len = -1;
     const char *h =
@@ -239,20 +266,20 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
         char *end;
         hdr_len = strtol(h, &end, 10);
         if (!*h || *end || hdr_len < 0)
-            return send_error(s, conn, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST,
+            return send_error(c, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST,
                               "Inference-Header-Content-Length '%.40s' is not a byte count", h);
     }
     bl_error err = {0};
     if (bl_kserve_parse_infer(&c->rq, &s->km, c->body ? c->body : "", c->len, hdr_len, &err))
         return send_error(
-            s, conn,
+            c,
             err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
             err.code == BL_ERR_NOMEM ? BL_FAIL_INTERNAL : BL_FAIL_BAD_REQUEST, "%s", err.msg);
     bl_free(c->body); /* the floats are in rq.x now */
     c->body = NULL;
     c->out = bl_malloc((size_t)c->rq.n * (size_t)s->km.out_dim * sizeof(float));
     if (!c->out)
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                           "out of memory for %d outputs", c->rq.n);
     c->ir = (bl_infer_req){.x = c->rq.x,
                            .out = c->out,
@@ -260,7 +287,8 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
                            .timeout_us = c->rq.timeout_ms * 1000,
                            .t_arrival_ns = c->t0,
                            .done = on_batch_done,
-                           .user = c};
+                           .user = c,
+                           .alive = c->fd >= 0 ? client_alive : NULL};
     int claimed;
     pthread_mutex_lock(&s->conn_mu);
     bl_status st = bl_batcher_submit_claim(s->b, &c->ir, &claimed, &err);
@@ -281,43 +309,42 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     }
     if (!st) return MHD_YES;
     if (st == BL_ERR_NOMEM)
-        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_QUEUE_FULL, "%s", err.msg);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_QUEUE_FULL, "%s", err.msg);
     if (st == BL_ERR_INTERRUPTED)
-        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN, "%s", err.msg);
-    return send_error(s, conn, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST, "%s", err.msg);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN, "%s", err.msg);
+    return send_error(c, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST, "%s", err.msg);
 }
 
 /* ---- the access handler ------------------------------------------------------------ */
 
 static enum MHD_Result respond_get(bl_server *s, conn_ctx *c) {
-    struct MHD_Connection *conn = c->conn;
     char buf[512];
     switch (c->route) {
     case R_LIVE:
-        return send_json(conn, MHD_HTTP_OK, "{\"live\":true}");
+        return send_json(c, MHD_HTTP_OK, "{\"live\":true}");
     case R_READY:
         return atomic_load(&s->draining)
-                   ? send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"ready\":false}")
-                   : send_json(conn, MHD_HTTP_OK, "{\"ready\":true}");
+                   ? send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"ready\":false}")
+                   : send_json(c, MHD_HTTP_OK, "{\"ready\":true}");
     case R_SERVER_META:
-        return send_json(conn, MHD_HTTP_OK,
+        return send_json(c, MHD_HTTP_OK,
                          "{\"name\":\"batchlab\",\"version\":\"" BL_VERSION
                          "\",\"extensions\":[\"binary_tensor_data\",\"metrics\"]}");
     case R_MODEL_META:
-        return send_json(conn, MHD_HTTP_OK, s->metadata);
+        return send_json(c, MHD_HTTP_OK, s->metadata);
     case R_MODEL_READY: {
         int ready = !atomic_load(&s->draining);
         snprintf(buf, sizeof buf, "{\"name\":\"%s\",\"ready\":%s}", s->name,
                  ready ? "true" : "false");
-        return send_json(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf);
+        return send_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf);
     }
     case R_METRICS: {
         char *text = NULL;
         size_t len = 0;
         if (bl_metrics_render(s->m, s->name, &text, &len, NULL))
-            return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+            return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                               "cannot render metrics");
-        return send_body(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4", 0);
+        return send_body(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4", 0);
     }
     default:
         return MHD_NO;
@@ -336,6 +363,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         c->conn = conn;
         c->t0 = bl_now_ns();
         c->route = route(s, url, c->what, sizeof c->what);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) c->declared = strtoull(cl, NULL, 10);
@@ -366,21 +396,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     /* The whole request has arrived (or the batcher resumed us). */
-    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET),
+    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD),
         is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
     switch (c->route) {
     case R_NOT_FOUND:
-        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s",
+        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s",
                           url);
     case R_UNKNOWN_MODEL:
-        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
+        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
                           "unknown model '%s': this server serves '%s'", c->what, s->name);
     case R_UNKNOWN_VERSION:
-        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
+        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
                           "model '%s' has no version '%s' (only 1)", s->name, c->what);
     case R_INFER:
         if (!is_post)
-            return send_error(s, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
                               "%s %s: infer takes POST", method, url);
         if (!c->submitted) {
             c->t_body = bl_now_ns();
@@ -393,8 +423,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return done ? infer_respond(s, c) : MHD_YES;
     default:
         if (!is_get)
-            return send_error(s, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
-                              "%s %s: this endpoint takes GET", method, url);
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
+                              "%s %s: this endpoint takes GET or HEAD", method, url);
         return respond_get(s, c);
     }
 }
@@ -463,6 +493,13 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
                        "--max-batch %d exceeds the batch the model was allocated "
                        "for (%d)",
                        cfg->batch.max_batch, bl_model_max_batch(m));
+    if (cfg->conn_timeout_s < 1 || cfg->conn_timeout_s > 3600)
+        return bl_fail(err, BL_ERR_ARG, "--conn-timeout-s %u is invalid: it must be in [1, 3600]",
+                       cfg->conn_timeout_s);
+    if (cfg->max_connections < 1 || cfg->max_connections > 100000)
+        return bl_fail(err, BL_ERR_ARG,
+                       "--max-connections %u is invalid: it must be in [1, 100000]",
+                       cfg->max_connections);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     const char *host = cfg->host ? cfg->host : "127.0.0.1";
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
@@ -488,6 +525,11 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
         bl_hdr_reset(&s->stages[i]);
     bl_status st =
         s->metadata && s->stages ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
+    /* Threads start with their creator's signal mask: ours take no signal, so the
+     * process's handler (or sigwait) sees every one, whoever starts the server. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     if (!st)
         st = bl_batcher_create(&s->b, &cfg->batch, s->km.in_dim, s->km.out_dim, bl_model_runner_fn,
                                &s->runner, err);
@@ -498,13 +540,16 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
             flags, (uint16_t)cfg->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
             (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)120, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+            cfg->conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conn_per_ip,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
         if (!s->d)
             st = bl_fail(err, BL_ERR_IO,
                          "cannot listen on %s:%d (port in use, or not a local "
                          "address?)",
                          host, cfg->port);
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (st) {
         release(s);
         return st;
@@ -525,16 +570,43 @@ bl_batcher *bl_server_batcher(bl_server *s) {
     return s->b;
 }
 
+void bl_server_begin_drain(bl_server *s) {
+    atomic_store(&s->draining, 1);
+}
+
+void bl_server_stop_now(bl_server *s) {
+    atomic_store(&s->stop_now, 1);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Wait (polling each ms) until cond(s), the deadline, or (heed_stop_now) a stop_now;
+ * returns cond(s). */
+static int wait_for(bl_server *s, int (*cond)(bl_server *), uint64_t deadline, int heed_stop_now) {
+    while (!cond(s) && bl_now_ns() < deadline && !(heed_stop_now && atomic_load(&s->stop_now)))
+        sleep_ms(1);
+    return cond(s);
+}
+static int queue_empty(bl_server *s) {
+    return bl_batcher_queue_requests(s->b) == 0;
+}
+static int all_answered(bl_server *s) {
+    return atomic_load(&s->inflight) == 0;
+}
+
 void bl_server_stop(bl_server *s, long grace_ms) {
     pthread_mutex_lock(&s->stop_mu);
     if (!s->stopped) {
-        atomic_store(&s->draining, 1);
-        s->queued_at_stop = bl_batcher_drain(s->b);
+        bl_server_begin_drain(s);
         uint64_t deadline = bl_now_ns() + (uint64_t)(grace_ms > 0 ? grace_ms : 0) * 1000000ULL;
-        while (atomic_load(&s->inflight) > 0 && bl_now_ns() < deadline) {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
+        s->queued_at_stop = bl_batcher_begin_drain(s->b);
+        if (!wait_for(s, queue_empty, deadline, 1)) bl_batcher_cancel_waiting(s->b);
+        bl_batcher_drain(s->b); /* a batch running now, or a request that spans batches */
+        if (!wait_for(s, all_answered, deadline, 1))
+            wait_for(s, all_answered, bl_now_ns() + 200000000ULL, 0); /* the 503s, if any */
         MHD_stop_daemon(s->d);
         s->d = NULL;
         s->stopped = 1;
@@ -546,6 +618,8 @@ void bl_server_get_stats(bl_server *s, bl_server_stats *st) {
     st->accepted = atomic_load(&s->accepted);
     st->answered = atomic_load(&s->answered);
     st->unanswered = atomic_load(&s->unanswered);
+    st->cancelled = atomic_load(&s->cancelled);
+    st->abandoned = (uint64_t)bl_batcher_abandoned(s->b);
     pthread_mutex_lock(&s->stop_mu);
     st->queued_at_stop = s->queued_at_stop;
     pthread_mutex_unlock(&s->stop_mu);

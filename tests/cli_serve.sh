@@ -108,6 +108,8 @@ expect_exit() {
     fi
 }
 
+# summary FIELD ERR_FILE: a count from the server's "stopped:" line.
+summary() { grep 'stopped:' "$2" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
 json_num() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$2" | head -1; }
 metric() { grep "^$1{" <<<"$BODY" | head -1 | awk '{print $2}'; }
 
@@ -194,9 +196,9 @@ if start_server b --max-batch 64 --max-delay-us 300000; then
     for _ in $(seq 1 600); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.1; done
     wait "$LOAD_PID"
     line=$(grep 'stopped:' "$T/b.err")
-    accepted=$(sed -n 's/.*accepted=\([0-9]*\).*/\1/p' <<<"$line")
-    answered=$(sed -n 's/.* answered=\([0-9]*\).*/\1/p' <<<"$line")
-    queued=$(sed -n 's/.*queued_at_stop=\([0-9]*\).*/\1/p' <<<"$line")
+    accepted=$(summary accepted "$T/b.err")
+    answered=$(summary answered "$T/b.err")
+    queued=$(summary queued_at_stop "$T/b.err")
     client_ok=$(json_num ok "$T/drain.json")
     if [ "$SRV_RC" = 0 ] && [ -n "$accepted" ] && [ "$accepted" -ge 16 ] &&
         [ "$accepted" = "$answered" ] && [ "$accepted" = "$client_ok" ]; then
@@ -234,9 +236,9 @@ heavy_stop() {
     wait "$load_pid" 2>/dev/null
     local line accepted answered cancelled
     line=$(grep 'stopped:' "$T/$name.err")
-    accepted=$(sed -n 's/.*accepted=\([0-9]*\).*/\1/p' <<<"$line")
-    answered=$(sed -n 's/.* answered=\([0-9]*\).*/\1/p' <<<"$line")
-    cancelled=$(sed -n 's/.*cancelled=\([0-9]*\).*/\1/p' <<<"$line")
+    accepted=$(summary accepted "$T/$name.err")
+    answered=$(summary answered "$T/$name.err")
+    cancelled=$(summary cancelled "$T/$name.err")
     if [ "$SRV_RC" = 0 ] && grep -qE "$pattern" "$T/$name.err" && [ -n "$accepted" ] &&
         [ "$accepted" -ge 4 ] && [ "$accepted" = "$answered" ] && [ "${cancelled:-0}" -ge 1 ]; then
         ok "$name: stopped early; accepted $accepted = answered $answered ($cancelled got 503)"

@@ -212,16 +212,39 @@ static int scan_string(scan *sc, const char *key, int *match) {
 
 static int scan_value(scan *sc, role r, int depth);
 
+/* At a list's opening bracket: step over it; 1 when the list is empty (its close is
+ * stepped over too). */
+static int list_open(scan *sc, char close) {
+    sc->i++;
+    skip_space(sc);
+    if (sc->i < sc->len && sc->s[sc->i] == close) {
+        sc->i++;
+        return 1;
+    }
+    return 0;
+}
+
+/* After an element: 1 at the close, 0 at a comma (either stepped over), -1 otherwise. */
+static int list_next(scan *sc, char close) {
+    skip_space(sc);
+    int array = close == ']';
+    if (sc->i >= sc->len)
+        return fail(sc, JSON_SCAN_MALFORMED, array ? "an unterminated array" : "an unterminated object");
+    if (sc->s[sc->i] == close) {
+        sc->i++;
+        return 1;
+    }
+    if (sc->s[sc->i] != ',')
+        return fail(sc, JSON_SCAN_MALFORMED, array ? "a missing ',' or ']'" : "a missing ',' or '}'");
+    sc->i++;
+    return 0;
+}
+
 /* inputs[0].data's array: numbers (nested up to MAX_DATA_DEPTH) into sc->x. */
 static int scan_data(scan *sc, int depth) {
     if (depth > MAX_DATA_DEPTH) return fail(sc, JSON_SCAN_DATA, "inputs[0].data is nested too deeply");
-    sc->i++; /* '[' */
-    skip_space(sc);
-    if (sc->i < sc->len && sc->s[sc->i] == ']') {
-        sc->i++;
-        return 0;
-    }
-    for (;;) {
+    if (list_open(sc, ']')) return 0;
+    for (int k = 0; !k; k = list_next(sc, ']')) {
         skip_space(sc);
         if (sc->i >= sc->len) return fail(sc, JSON_SCAN_MALFORMED, "an unterminated array");
         char c = sc->s[sc->i];
@@ -241,15 +264,8 @@ static int scan_data(scan *sc, int depth) {
             if (sc->out->bad_index < 0) sc->out->bad_index = sc->n;
             if (scan_value(sc, ROLE_OTHER, depth + 1)) return -1;
         }
-        skip_space(sc);
-        if (sc->i >= sc->len) return fail(sc, JSON_SCAN_MALFORMED, "an unterminated array");
-        if (sc->s[sc->i] == ']') {
-            sc->i++;
-            return 0;
-        }
-        if (sc->s[sc->i] != ',') return fail(sc, JSON_SCAN_MALFORMED, "a missing ',' or ']'");
-        sc->i++;
     }
+    return sc->out->error ? -1 : 0;
 }
 
 /* Size the float buffer for the array at s[i] == '[': one float per ',' plus one,
@@ -270,37 +286,20 @@ static int reserve_data(scan *sc) {
 }
 
 static int scan_array(scan *sc, role r, int depth) {
-    sc->i++;
-    skip_space(sc);
-    if (sc->i < sc->len && sc->s[sc->i] == ']') {
-        sc->i++;
-        return 0;
-    }
-    for (long idx = 0;; idx++) {
-        if (scan_value(sc, r == ROLE_INPUTS && idx == 0 ? ROLE_INPUT0 : ROLE_OTHER, depth + 1))
+    if (list_open(sc, ']')) return 0;
+    long idx = 0;
+    for (int k = 0; !k; k = list_next(sc, ']'))
+        if (scan_value(sc, r == ROLE_INPUTS && idx++ == 0 ? ROLE_INPUT0 : ROLE_OTHER, depth + 1))
             return -1;
-        skip_space(sc);
-        if (sc->i >= sc->len) return fail(sc, JSON_SCAN_MALFORMED, "an unterminated array");
-        if (sc->s[sc->i] == ']') {
-            sc->i++;
-            return 0;
-        }
-        if (sc->s[sc->i] != ',') return fail(sc, JSON_SCAN_MALFORMED, "a missing ',' or ']'");
-        sc->i++;
-    }
+    return sc->out->error ? -1 : 0;
 }
 
 static int scan_object(scan *sc, role r, int depth) {
     const char *want = r == ROLE_ROOT ? "inputs" : r == ROLE_INPUT0 ? "data" : NULL;
     role inner = r == ROLE_ROOT ? ROLE_INPUTS : ROLE_DATA;
     int found = 0;
-    sc->i++;
-    skip_space(sc);
-    if (sc->i < sc->len && sc->s[sc->i] == '}') {
-        sc->i++;
-        return 0;
-    }
-    for (;;) {
+    if (list_open(sc, '}')) return 0;
+    for (int k = 0; !k; k = list_next(sc, '}')) {
         skip_space(sc);
         if (sc->i >= sc->len || sc->s[sc->i] != '"')
             return fail(sc, JSON_SCAN_MALFORMED, "a missing object key");
@@ -313,15 +312,8 @@ static int scan_object(scan *sc, role r, int depth) {
         int take = match && !found;
         found |= match;
         if (scan_value(sc, take ? inner : ROLE_OTHER, depth + 1)) return -1;
-        skip_space(sc);
-        if (sc->i >= sc->len) return fail(sc, JSON_SCAN_MALFORMED, "an unterminated object");
-        if (sc->s[sc->i] == '}') {
-            sc->i++;
-            return 0;
-        }
-        if (sc->s[sc->i] != ',') return fail(sc, JSON_SCAN_MALFORMED, "a missing ',' or '}'");
-        sc->i++;
     }
+    return sc->out->error ? -1 : 0;
 }
 
 static int scan_literal(scan *sc, const char *word) {

@@ -546,18 +546,9 @@ long bl_batcher_current_delay_us(bl_batcher *b) {
 int bl_model_runner_fn(void *user, float *x, int B, float *out) {
     bl_model_runner *mr = user;
     bl_shape s = bl_model_input_shape(mr->model);
-    size_t dim = bl_shape_size(s);
-    const bl_norm *nm = mr->norm;
-    if (nm && nm->kind != BL_NORM_NONE && nm->scale && nm->dim == dim) {
-        for (int i = 0; i < B; i++) {
-            float *row = x + (size_t)i * dim;
-            if (nm->mean)
-                for (size_t j = 0; j < dim; j++)
-                    row[j] = (row[j] - nm->mean[j]) * nm->scale[j];
-            else
-                for (size_t j = 0; j < dim; j++)
-                    row[j] *= nm->scale[j];
-        }
+    if (mr->norm) { /* the training normalisation, by the code training used */
+        bl_dataset rows = {.n = (size_t)B, .shape = s, .dim = bl_shape_size(s), .x = x};
+        bl_norm_apply(mr->norm, &rows);
     }
     const float *y = bl_model_forward(mr->model, x, B, 0);
     if (!y) return 1;

@@ -118,8 +118,7 @@ int cli_serve(int argc, char **argv) {
          "close a connection silent this long: stalled headers or body, idle keep-alive "
          "(default 10)",
          0},
-        {"max-connections", ARG_INT, &max_conn, "open connections, all clients (default 1000)",
-         0},
+        {"max-connections", ARG_INT, &max_conn, "open connections, all clients (default 1000)", 0},
         {"max-conn-per-ip", ARG_INT, &max_per_ip,
          "open connections from one address (default 256; 0: no limit)", 0},
         {"threads", ARG_INT, &threads, "BLAS threads of the batcher (default 1)", 0},
@@ -150,8 +149,7 @@ int cli_serve(int argc, char **argv) {
                          max_conn);
     if (max_per_ip < 0)
         return cli_error(cmd, "--max-conn-per-ip %d is invalid: it must be >= 0", max_per_ip);
-    if (grace_ms < 0)
-        return cli_error(cmd, "--grace-ms %ld is invalid: it must be >= 0", grace_ms);
+    if (grace_ms < 0) return cli_error(cmd, "--grace-ms %ld is invalid: it must be >= 0", grace_ms);
     cfg.conn_timeout_s = (unsigned)conn_timeout;
     cfg.max_connections = (unsigned)max_conn;
     cfg.max_conn_per_ip = (unsigned)max_per_ip;

@@ -222,8 +222,8 @@ static void head_and_allow(void **state) {
     bl_server *s = start(&cfg);
     int port = bl_server_port(s);
     char buf[8192], v[128];
-    const char *get_paths[] = {"/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/m",
-                               "/v2/models/m/ready", "/metrics"};
+    const char *get_paths[] = {"/v2/health/live", "/v2/health/ready",   "/v2",
+                               "/v2/models/m",    "/v2/models/m/ready", "/metrics"};
     for (size_t i = 0; i < sizeof get_paths / sizeof get_paths[0]; i++) {
         if (roundtrip(port, "HEAD", get_paths[i], NULL, buf, sizeof buf) != 200)
             fail_msg("HEAD %s: %.80s", get_paths[i], buf);
@@ -288,8 +288,8 @@ static void clients_that_left_are_not_computed(void **state) {
         assert_true(fd >= 0);
         request(fd, "POST", "/v2/models/m/infer", infer_body(2), 1);
         /* queued (those closed before may be dropped already: a submit wakes the batcher) */
-        for (int t = 0; t < WAIT_MS && bl_batcher_queue_requests(b) + bl_batcher_abandoned(b) < i + 1;
-             t++)
+        for (int t = 0;
+             t < WAIT_MS && bl_batcher_queue_requests(b) + bl_batcher_abandoned(b) < i + 1; t++)
             sleep_ms(1);
         assert_int_equal(bl_batcher_queue_requests(b) + bl_batcher_abandoned(b), i + 1);
         close(fd);
@@ -316,7 +316,8 @@ typedef struct client {
 
 static void *send_one(void *arg) {
     client *c = arg;
-    c->code = roundtrip(c->port, "POST", "/v2/models/m/infer", infer_body(3), c->buf, sizeof c->buf);
+    c->code =
+        roundtrip(c->port, "POST", "/v2/models/m/infer", infer_body(3), c->buf, sizeof c->buf);
     return NULL;
 }
 
@@ -374,8 +375,8 @@ static void flood_from_one_address_leaves_others_served(void **state) {
     }
     getrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < 4 * STAY) {
-        print_message("skipped: %llu file descriptors, need %d\n",
-                      (unsigned long long)rl.rlim_cur, 4 * STAY);
+        print_message("skipped: %llu file descriptors, need %d\n", (unsigned long long)rl.rlim_cur,
+                      4 * STAY);
         skip();
     }
     int probe = dial("127.0.0.2", 9); /* is 127.0.0.2 a usable source? (any answer will do) */

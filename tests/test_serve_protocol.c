@@ -35,7 +35,7 @@ static void expect_refused(const char *body, size_t len, const char *want) {
     assert_null(rq.x);
 }
 
-#define REQ(data) \
+#define REQ(data)                                                                                  \
     "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":" data "}]}"
 
 /* D3: 1e39 overflows FP32; NaN arrives through the binary extension. Both are named. */
@@ -175,7 +175,8 @@ static void ids_utf8_and_trailing_bytes(void **state) {
     /* valid multi-byte UTF-8 and escapes pass, and come back as sent */
     bl_kserve_request rq;
     bl_error err = {0};
-    snprintf(body, sizeof body, "{\"id\":\"\xc3\xa9t\xc3\xa9 \\u00e9 \\ud83d\\ude00 \xf0\x9f\x98\x80\",%s",
+    snprintf(body, sizeof body,
+             "{\"id\":\"\xc3\xa9t\xc3\xa9 \\u00e9 \\ud83d\\ude00 \xf0\x9f\x98\x80\",%s",
              REQ("[0,1,2,3,4,5]") + 1);
     assert_int_equal(parse(body, &rq, &err), BL_OK);
     assert_string_equal(rq.id, "\xc3\xa9t\xc3\xa9 \xc3\xa9 \xf0\x9f\x98\x80 \xf0\x9f\x98\x80");

@@ -1,4 +1,4 @@
-/* Serving building blocks without threads or sockets: the HDR histogram, the batch
+/* Serving building blocks without threads or sockets: the latency histogram, the batch
  * dispatch rule, the AIMD controller, the KServe v2 parser/formatter and the Prometheus
  * text. Each is a pure function of its inputs, so these tests are exact. */
 #define _GNU_SOURCE
@@ -16,17 +16,17 @@
 #include "serve/serve_internal.h"
 #include "test_util.h"
 
-/* ---- hdr -------------------------------------------------------------------------- */
+/* ---- latency histogram ------------------------------------------------------------- */
 
-static void hdr_buckets_cover_values(void **state) {
+static void latency_hist_buckets_cover_values(void **state) {
     (void)state;
     int prev = -1;
     for (uint64_t v = 0; v < 5000; v++) { /* contiguous, monotonic, exact below 128 */
-        int i = bl_hdr_index(v);
+        int i = bl_latency_hist_index(v);
         assert_true(i >= prev && i <= prev + 1);
         prev = i;
         uint64_t lo, hi;
-        bl_hdr_bucket_range(i, &lo, &hi);
+        bl_latency_hist_bucket_range(i, &lo, &hi);
         assert_true(lo <= v && v <= hi);
         if (v < 128) assert_true(lo == v && hi == v);
     }
@@ -34,51 +34,51 @@ static void hdr_buckets_cover_values(void **state) {
     bl_rng_seed(&r, 3);
     for (int k = 0; k < 100000; k++) { /* relative width <= 1/128 at every scale */
         uint64_t v = bl_rng_next(&r) >> (bl_rng_next(&r) % 60 + 4);
-        if (v >= (1ULL << BL_HDR_MAX_LOG2)) continue;
+        if (v >= (1ULL << BL_LATENCY_HIST_MAX_LOG2)) continue;
         uint64_t lo, hi;
-        int i = bl_hdr_index(v);
-        assert_true(i >= 0 && i < BL_HDR_BUCKETS);
-        bl_hdr_bucket_range(i, &lo, &hi);
+        int i = bl_latency_hist_index(v);
+        assert_true(i >= 0 && i < BL_LATENCY_HIST_BUCKETS);
+        bl_latency_hist_bucket_range(i, &lo, &hi);
         assert_true(lo <= v && v <= hi);
         assert_true((double)(hi - lo) <= (double)lo / 128.0 + 1e-9);
     }
     /* values beyond the range clamp into the last bucket */
-    assert_int_equal(bl_hdr_index(UINT64_MAX), BL_HDR_BUCKETS - 1);
+    assert_int_equal(bl_latency_hist_index(UINT64_MAX), BL_LATENCY_HIST_BUCKETS - 1);
 }
 
-static void hdr_percentiles(void **state) {
+static void latency_hist_percentiles(void **state) {
     (void)state;
-    bl_hdr *h = malloc(sizeof *h), *a = malloc(sizeof *a), *b = malloc(sizeof *b);
-    bl_hdr_reset(h);
-    assert_int_equal(bl_hdr_percentile(h, 50), 0);
+    bl_latency_hist *h = malloc(sizeof *h), *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    bl_latency_hist_reset(h);
+    assert_int_equal(bl_latency_hist_percentile(h, 50), 0);
     for (uint64_t v = 1; v <= 100000; v++) /* 1 us .. 100 ms in ns */
-        bl_hdr_record(h, v * 1000);
+        bl_latency_hist_record(h, v * 1000);
     assert_int_equal(h->total, 100000);
     assert_int_equal(h->min, 1000);
     assert_int_equal(h->max, 100000000);
     const double qs[] = {50, 90, 99, 99.9};
     for (int i = 0; i < 4; i++) {
         double want = qs[i] / 100.0 * 100000 * 1000;
-        double got = (double)bl_hdr_percentile(h, qs[i]);
+        double got = (double)bl_latency_hist_percentile(h, qs[i]);
         assert_true(got >= want && got <= want * (1 + 1.0 / 128));
     }
-    assert_int_equal(bl_hdr_percentile(h, 100), 100000000);
-    assert_int_equal(bl_hdr_percentile(h, 0), bl_hdr_percentile(h, 0.0001));
-    assert_true(fabs(bl_hdr_mean(h) - 50000.5 * 1000) < 1e-3);
+    assert_int_equal(bl_latency_hist_percentile(h, 100), 100000000);
+    assert_int_equal(bl_latency_hist_percentile(h, 0), bl_latency_hist_percentile(h, 0.0001));
+    assert_true(fabs(bl_latency_hist_mean(h) - 50000.5 * 1000) < 1e-3);
     /* merge = recording into one */
-    bl_hdr_reset(a);
-    bl_hdr_reset(b);
+    bl_latency_hist_reset(a);
+    bl_latency_hist_reset(b);
     for (uint64_t v = 1; v <= 100000; v++)
-        bl_hdr_record(v % 2 ? a : b, v * 1000);
-    bl_hdr_merge(a, b);
+        bl_latency_hist_record(v % 2 ? a : b, v * 1000);
+    bl_latency_hist_merge(a, b);
     assert_memory_equal(a->counts, h->counts, sizeof h->counts);
     assert_int_equal(a->total, h->total);
     assert_int_equal(a->min, h->min);
     assert_int_equal(a->max, h->max);
     /* a single value is reported as itself */
-    bl_hdr_reset(a);
-    bl_hdr_record_n(a, 123456, 7);
-    assert_int_equal(bl_hdr_percentile(a, 50), 123456);
+    bl_latency_hist_reset(a);
+    bl_latency_hist_record_n(a, 123456, 7);
+    assert_int_equal(bl_latency_hist_percentile(a, 50), 123456);
     free(h);
     free(a);
     free(b);
@@ -601,8 +601,8 @@ static void batcher_config_checks(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(hdr_buckets_cover_values),
-        cmocka_unit_test(hdr_percentiles),
+        cmocka_unit_test(latency_hist_buckets_cover_values),
+        cmocka_unit_test(latency_hist_percentiles),
         cmocka_unit_test(batch_policy_rules),
         cmocka_unit_test(aimd_moves_within_bounds),
         cmocka_unit_test(aimd_does_not_collapse),

@@ -12,7 +12,7 @@
  *                Prometheus text at /metrics and a graceful drain on stop.
  *   bl_load_run  an open-loop (constant or Poisson arrivals, latency measured from the
  *                intended send time) or closed-loop load generator over libcurl.
- *   bl_hdr       a log-bucketed latency histogram (HDR style, < 1% relative error).
+ *   bl_latency_hist  a log-bucketed latency histogram (HDR style, < 1% relative error).
  *
  * Typical use (what `batchlab serve` does):
  *
@@ -39,29 +39,32 @@
 extern "C" {
 #endif
 
-/* ======================================================================== hdr histogram */
-#define BL_HDR_SUB_BITS 7  /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
-#define BL_HDR_MAX_LOG2 44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped */
-#define BL_HDR_BUCKETS ((BL_HDR_MAX_LOG2 - BL_HDR_SUB_BITS + 2) << BL_HDR_SUB_BITS)
+/* ======================================================================== latency histogram */
+#define BL_LATENCY_HIST_SUB_BITS                                                                   \
+    7 /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
+#define BL_LATENCY_HIST_MAX_LOG2 44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped  \
+                                     */
+#define BL_LATENCY_HIST_BUCKETS                                                                    \
+    ((BL_LATENCY_HIST_MAX_LOG2 - BL_LATENCY_HIST_SUB_BITS + 2) << BL_LATENCY_HIST_SUB_BITS)
 
-typedef struct bl_hdr {
-    uint64_t counts[BL_HDR_BUCKETS];
+typedef struct bl_latency_hist {
+    uint64_t counts[BL_LATENCY_HIST_BUCKETS];
     uint64_t total, min, max;
     double sum;
-} bl_hdr;
+} bl_latency_hist;
 
-void bl_hdr_reset(bl_hdr *h);
-void bl_hdr_record(bl_hdr *h, uint64_t value);
-void bl_hdr_record_n(bl_hdr *h, uint64_t value, uint64_t n);
+void bl_latency_hist_reset(bl_latency_hist *h);
+void bl_latency_hist_record(bl_latency_hist *h, uint64_t value);
+void bl_latency_hist_record_n(bl_latency_hist *h, uint64_t value, uint64_t n);
 /* Add every count of src into dst. */
-void bl_hdr_merge(bl_hdr *dst, const bl_hdr *src);
+void bl_latency_hist_merge(bl_latency_hist *dst, const bl_latency_hist *src);
 /* The value at percentile q in [0, 100]: the highest value that falls in the same bucket
  * as the ceil(q% * total)-th smallest recorded value (never above max). 0 if empty. */
-uint64_t bl_hdr_percentile(const bl_hdr *h, double q);
-double bl_hdr_mean(const bl_hdr *h);
+uint64_t bl_latency_hist_percentile(const bl_latency_hist *h, double q);
+double bl_latency_hist_mean(const bl_latency_hist *h);
 /* Bucket index of a value and the bucket's [lo, hi] range (exposed for tests). */
-int bl_hdr_index(uint64_t value);
-void bl_hdr_bucket_range(int index, uint64_t *lo, uint64_t *hi);
+int bl_latency_hist_index(uint64_t value);
+void bl_latency_hist_bucket_range(int index, uint64_t *lo, uint64_t *hi);
 
 /* ======================================================================== metrics */
 typedef enum {
@@ -271,7 +274,7 @@ typedef struct bl_kserve_model {
 
 typedef struct bl_kserve_request {
     char id[BL_KSERVE_MAX_ID + 1]; /* "" when absent */
-    float *x;     /* (n, in_dim), malloc'ed: bl_kserve_request_free */
+    float *x;                      /* (n, in_dim), malloc'ed: bl_kserve_request_free */
     int n;
     long timeout_ms;   /* parameters.timeout_ms; 0 = none */
     int binary_output; /* answer with the binary-data extension */
@@ -394,13 +397,13 @@ typedef struct bl_load_result {
     double elapsed_s;      /* counted wall time: first counted intended send to last answer */
     long sent, ok, failed; /* counted requests (after warm-up) */
     long http_4xx, http_503, http_5xx, transport; /* failure classes */
-    long unsent;          /* open loop: still waiting for a connection when the run ended */
-    bl_hdr latency;       /* ns, successful counted requests, from the INTENDED send time */
-    bl_hdr send_lag;      /* ns, actual minus intended send time (generator health) */
-    char last_error[256]; /* the last failure: curl's message or the server's body */
+    long unsent;              /* open loop: still waiting for a connection when the run ended */
+    bl_latency_hist latency;  /* ns, successful counted requests, from the INTENDED send time */
+    bl_latency_hist send_lag; /* ns, actual minus intended send time (generator health) */
+    char last_error[256];     /* the last failure: curl's message or the server's body */
 } bl_load_result;
 
-/* Run one load test. The result is heap-sized (two bl_hdr); allocate it with malloc.
+/* Run one load test. The result is heap-sized (two bl_latency_hist); allocate it with malloc.
  * Errors: BL_ERR_ARG for a bad config, BL_ERR_IO if curl cannot start. Request failures
  * are counted, not errors. */
 bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err);
@@ -412,22 +415,22 @@ bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shap
 bl_status bl_load_scrape(const char *url, double *inferences, double *executions, double *max_batch,
                          bl_error *err);
 
-/* One line per rate of a sweep. */
-typedef struct bl_sweep_point {
+/* One line per rate of a load sweep (`batchlab load --sweep`). */
+typedef struct bl_load_sweep_point {
     double offered_rps, throughput_rps;
     double p50_ms, p90_ms, p99_ms, p999_ms, max_ms;
     long ok, failed;
     double avg_batch; /* from /metrics deltas; 0 if unknown */
     double max_batch; /* the server's current max batch at the end; 0 if unknown */
-} bl_sweep_point;
+} bl_load_sweep_point;
 
 /* Write the points as CSV, atomically. */
-bl_status bl_sweep_write_csv(const char *path, const bl_sweep_point *p, int n, bl_error *err);
-/* Plot p50 and p99 latency against achieved throughput (with a horizontal line at
- * slo_ms when > 0) through gnuplot into png_path and svg_path; each is written to a
- * temporary name and renamed, so a failed plot leaves no half-written file. */
-bl_status bl_sweep_plot(const char *csv_path, const char *png_path, const char *svg_path,
-                        const char *title, double slo_ms, bl_error *err);
+bl_status bl_load_sweep_write_csv(const char *path, const bl_load_sweep_point *p, int n,
+                                  bl_error *err);
+/* Plot p50, p99 and p99.9 latency against achieved throughput (with a dashed line at
+ * slo_ms when > 0) into <base>.png and <base>.svg through bl_plot_write (its errors). */
+bl_status bl_load_sweep_plot(const bl_load_sweep_point *p, int n, const char *base,
+                             const char *title, double slo_ms, bl_error *err);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,7 @@
 #include "serve_internal.h"
 #include "core/alloc.h"
 
-#define MAX_DEPTH 64    /* deeper nesting is refused (cJSON allows 1000: a stack risk) */
+#define MAX_DEPTH 64     /* deeper nesting is refused (cJSON allows 1000: a stack risk) */
 #define MAX_DATA_DEPTH 8 /* nested arrays inside inputs[0].data */
 
 static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -133,7 +133,7 @@ static int hex4(const char *s, size_t len, size_t i, unsigned *v) {
     *v = 0;
     for (int k = 0; k < 4; k++) {
         char c = s[i + (size_t)k];
-        unsigned d = is_digit(c)               ? (unsigned)(c - '0')
+        unsigned d = is_digit(c)              ? (unsigned)(c - '0')
                      : (c >= 'a' && c <= 'f') ? (unsigned)(c - 'a' + 10)
                      : (c >= 'A' && c <= 'F') ? (unsigned)(c - 'A' + 10)
                                               : 16u;
@@ -153,9 +153,9 @@ static int utf8_len(const unsigned char *s, size_t len, size_t i) {
     for (int k = 1; k < n; k++)
         if ((s[i + (size_t)k] & 0xC0) != 0x80) return 0;
     unsigned c1 = s[i + 1];
-    if (c == 0xE0 && c1 < 0xA0) return 0; /* overlong */
+    if (c == 0xE0 && c1 < 0xA0) return 0;  /* overlong */
     if (c == 0xED && c1 >= 0xA0) return 0; /* UTF-16 surrogate */
-    if (c == 0xF0 && c1 < 0x90) return 0; /* overlong */
+    if (c == 0xF0 && c1 < 0x90) return 0;  /* overlong */
     if (c == 0xF4 && c1 >= 0x90) return 0; /* above U+10FFFF */
     return n;
 }
@@ -229,20 +229,23 @@ static int list_next(scan *sc, char close) {
     skip_space(sc);
     int array = close == ']';
     if (sc->i >= sc->len)
-        return fail(sc, JSON_SCAN_MALFORMED, array ? "an unterminated array" : "an unterminated object");
+        return fail(sc, JSON_SCAN_MALFORMED,
+                    array ? "an unterminated array" : "an unterminated object");
     if (sc->s[sc->i] == close) {
         sc->i++;
         return 1;
     }
     if (sc->s[sc->i] != ',')
-        return fail(sc, JSON_SCAN_MALFORMED, array ? "a missing ',' or ']'" : "a missing ',' or '}'");
+        return fail(sc, JSON_SCAN_MALFORMED,
+                    array ? "a missing ',' or ']'" : "a missing ',' or '}'");
     sc->i++;
     return 0;
 }
 
 /* inputs[0].data's array: numbers (nested up to MAX_DATA_DEPTH) into sc->x. */
 static int scan_data(scan *sc, int depth) {
-    if (depth > MAX_DATA_DEPTH) return fail(sc, JSON_SCAN_DATA, "inputs[0].data is nested too deeply");
+    if (depth > MAX_DATA_DEPTH)
+        return fail(sc, JSON_SCAN_DATA, "inputs[0].data is nested too deeply");
     if (list_open(sc, ']')) return 0;
     for (int k = 0; !k; k = list_next(sc, ']')) {
         skip_space(sc);
@@ -275,10 +278,14 @@ static int reserve_data(scan *sc) {
     int depth = 0;
     for (size_t p = sc->i; p < sc->len; p++) {
         char c = sc->s[p];
-        if (c == ',') commas++;
-        else if (c == '[') depth++;
-        else if (c == ']' && --depth == 0) break;
-        else if (c == '"' || c == '{') break; /* not numbers: scan_data says where */
+        if (c == ',')
+            commas++;
+        else if (c == '[')
+            depth++;
+        else if (c == ']' && --depth == 0)
+            break;
+        else if (c == '"' || c == '{')
+            break; /* not numbers: scan_data says where */
     }
     sc->cap = commas + 1;
     sc->x = bl_malloc((size_t)sc->cap * sizeof(float));

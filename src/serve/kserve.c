@@ -186,8 +186,8 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
     if (!cJSON_IsArray(data) || sc->n < 0)
         return bl_fail(err, BL_ERR_ARG, "inputs[0].data is missing or not an array");
     if (sc->bad_index >= 0)
-        return bl_fail(err, BL_ERR_ARG, "inputs[0].data element %ld is not a number (datatype FP32)",
-                       sc->bad_index);
+        return bl_fail(err, BL_ERR_ARG,
+                       "inputs[0].data element %ld is not a number (datatype FP32)", sc->bad_index);
     if ((size_t)sc->n > want)
         return bl_fail(err, BL_ERR_SHAPE,
                        "inputs[0].data has more than the %zu values its shape implies", want);
@@ -222,8 +222,8 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
     case JSON_SCAN_OK:
         break;
     case JSON_SCAN_MALFORMED:
-        return bl_fail(err, BL_ERR_FORMAT, "malformed JSON near byte %zu of the request: %s",
-                       sc.at, sc.what);
+        return bl_fail(err, BL_ERR_FORMAT, "malformed JSON near byte %zu of the request: %s", sc.at,
+                       sc.what);
     case JSON_SCAN_BAD_UTF8:
         return bl_fail(err, BL_ERR_FORMAT, "invalid UTF-8 in a string at byte %zu of the request",
                        sc.at);

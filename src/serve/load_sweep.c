@@ -1,20 +1,15 @@
-/* Output of a load sweep: one CSV row per offered rate, and the latency-against-
- * throughput curve through gnuplot (PNG and SVG).
- *
- * Every file is written atomically through bl_atomic_*: the CSV directly, and each plot
- * by letting gnuplot write into the temporary file that bl_atomic_open created and
- * committing (fsync + rename) only after gnuplot exited cleanly. A missing or failing
- * gnuplot therefore leaves no half-written image, and the error carries gnuplot's own
- * message (its stderr goes to a temporary file, not to our caller's terminal). */
+/* Output of a load sweep (`batchlab load --sweep`): one CSV row per offered rate, and
+ * the latency-against-throughput curve, drawn by src/io/plot.c like every other plot
+ * (no shell, no temporary file of our own; each image written atomically). */
+#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include "batchlab/io.h"
+#include "batchlab/plot.h"
 #include "batchlab/serve.h"
+#include "core/alloc.h"
 
-bl_status bl_sweep_write_csv(const char *path, const bl_sweep_point *p, int n, bl_error *err) {
+bl_status bl_load_sweep_write_csv(const char *path, const bl_load_sweep_point *p, int n,
+                                  bl_error *err) {
     bl_atomic_file af;
     bl_status st = bl_atomic_open(&af, path, err);
     if (st) return st;
@@ -27,76 +22,40 @@ bl_status bl_sweep_write_csv(const char *path, const bl_sweep_point *p, int n, b
     return bl_atomic_commit(&af, err);
 }
 
-static int quotable(const char *s) {
-    return s && !strchr(s, '\'') && !strchr(s, '\n');
-}
-
-bl_status bl_sweep_plot(const char *csv_path, const char *png_path, const char *svg_path,
-                        const char *title, double slo_ms, bl_error *err) {
-    if (!quotable(csv_path) || !quotable(png_path) || !quotable(svg_path) || !quotable(title))
-        return bl_fail(err, BL_ERR_ARG,
-                       "plot: paths and title must not contain quotes or newlines");
-    bl_atomic_file png, svg;
-    bl_status st = bl_atomic_open(&png, png_path, err);
-    if (st) return st;
-    st = bl_atomic_open(&svg, svg_path, err);
-    if (st) {
-        bl_atomic_abort(&png);
-        return st;
+bl_status bl_load_sweep_plot(const bl_load_sweep_point *p, int n, const char *base,
+                             const char *title, double slo_ms, bl_error *err) {
+    if (n < 1) return bl_fail(err, BL_ERR_ARG, "plot: a sweep with no points");
+    double *v = bl_malloc((size_t)n * 4 * sizeof(double));
+    if (!v) return bl_fail(err, BL_ERR_NOMEM, "plot: out of memory");
+    double *x = v, *p50 = v + n, *p99 = v + 2 * n, *p999 = v + 3 * n;
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        x[i] = p[i].throughput_rps;
+        p50[i] = p[i].p50_ms;
+        p99[i] = p[i].p99_ms;
+        p999[i] = p[i].p999_ms;
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
     }
-    char log_path[] = "/tmp/batchlab-gnuplot.XXXXXX";
-    int log_fd = mkstemp(log_path);
-    if (log_fd < 0) {
-        bl_atomic_abort(&png);
-        bl_atomic_abort(&svg);
-        return bl_fail(err, BL_ERR_IO, "plot: cannot create a temporary file for gnuplot's errors");
-    }
-    close(log_fd);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "gnuplot 2>'%s'", log_path);
-    FILE *gp = popen(cmd, "w");
-    int rc = -1;
-    if (gp) {
-        fprintf(gp,
-                "set datafile separator ','\n"
-                "set title '%s'\n"
-                "set xlabel 'throughput (requests/s)'\n"
-                "set ylabel 'latency (ms), from intended send time'\n"
-                "set logscale y\nset grid\nset key top left\n",
-                title);
-        char slo[96] = "";
-        if (slo_ms > 0)
-            snprintf(slo, sizeof slo,
-                     ", %g with lines dashtype 2 lc rgb 'gray40' title 'p99 objective'", slo_ms);
-        const char *plot = "plot '%s' skip 1 using 2:3 with linespoints pt 7 title 'p50', "
-                           "'' skip 1 using 2:5 with linespoints pt 5 title 'p99', "
-                           "'' skip 1 using 2:6 with linespoints pt 3 title 'p99.9'%s\n";
-        fprintf(gp, "set terminal pngcairo size 900,600\nset output '%s'\n", png.tmp);
-        fprintf(gp, plot, csv_path, slo);
-        fprintf(gp, "set terminal svg size 900,600 dynamic\nset output '%s'\n", svg.tmp);
-        fprintf(gp, plot, csv_path, slo);
-        fprintf(gp, "unset output\n");
-        int status = pclose(gp);
-        rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    char msg[512] = "";
-    FILE *lf = fopen(log_path, "r");
-    if (lf) {
-        size_t k = fread(msg, 1, sizeof msg - 1, lf);
-        msg[k] = '\0';
-        fclose(lf);
-    }
-    unlink(log_path);
-    if (rc != 0) {
-        bl_atomic_abort(&png);
-        bl_atomic_abort(&svg);
-        return bl_fail(err, BL_ERR_IO, "plot: gnuplot %s (is gnuplot installed?) %s",
-                       gp ? "failed" : "could not be started", msg);
-    }
-    st = bl_atomic_commit(&png, err);
-    if (st) {
-        bl_atomic_abort(&svg);
-        return st;
-    }
-    return bl_atomic_commit(&svg, err);
+    double slo_x[2] = {lo, hi}, slo_y[2] = {slo_ms, slo_ms};
+    bl_plot_series s[4] = {
+        {.title = "p50", .x = x, .y = p50, .n = (size_t)n, .style = BL_PLOT_LINESPOINTS},
+        {.title = "p99", .x = x, .y = p99, .n = (size_t)n, .style = BL_PLOT_LINESPOINTS},
+        {.title = "p99.9", .x = x, .y = p999, .n = (size_t)n, .style = BL_PLOT_LINESPOINTS},
+        {.title = "p99 objective",
+         .x = slo_x,
+         .y = slo_y,
+         .n = 2,
+         .style = BL_PLOT_LINES,
+         .dashed = 1},
+    };
+    bl_plot pl = {.title = title,
+                  .xlabel = "throughput (requests/s)",
+                  .ylabel = "latency (ms), from intended send time",
+                  .logy = 1,
+                  .series = s,
+                  .n_series = slo_ms > 0 ? 4 : 3};
+    bl_status st = bl_plot_write(&pl, base, err);
+    bl_free(v);
+    return st;
 }

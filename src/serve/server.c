@@ -21,7 +21,7 @@
  * what the SIGTERM test checks. Bodies larger than max_body_bytes are read and dropped,
  * then answered 413: replying before reading them would make the kernel reset the
  * connection and the client could lose the answer. Each successful request's time is
- * split into stages (receive, parse, queue, compute, handback, respond; HDR histograms)
+ * split into stages (receive, parse, queue, compute, handback, respond; latency histograms)
  * so the overhead over the bare forward pass can be located. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,7 +69,7 @@ struct bl_server {
     atomic_uint_fast64_t accepted, answered, unanswered, cancelled;
     long queued_at_stop;
     pthread_mutex_t stage_mu;
-    bl_hdr *stages; /* [BL_STAGES], ns */
+    bl_latency_hist *stages; /* [BL_STAGES], ns */
 };
 
 typedef struct conn_ctx {
@@ -137,10 +137,10 @@ static enum MHD_Result send_json(conn_ctx *c, unsigned code, const char *json) {
     return send_body(c, code, b, b ? strlen(b) : 0, "application/json", 0);
 }
 
-static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind,
-                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind,
-                                  const char *fmt, ...) {
+static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind, const char *fmt,
+                                  ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind, const char *fmt,
+                                  ...) {
     char msg[1200];
     va_list ap;
     va_start(ap, fmt);
@@ -242,7 +242,7 @@ static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
         c->t0, c->t_body, r->t_enqueue_ns, r->t_start_ns, r->t_end_ns, c->t_resumed, now};
     pthread_mutex_lock(&s->stage_mu);
     for (int i = 0; i < BL_STAGES; i++)
-        bl_hdr_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
+        bl_latency_hist_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
     pthread_mutex_unlock(&s->stage_mu);
     if (c->rq.binary_output)
         return send_body(c, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
@@ -272,8 +272,7 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     bl_error err = {0};
     if (bl_kserve_parse_infer(&c->rq, &s->km, c->body ? c->body : "", c->len, hdr_len, &err))
         return send_error(
-            c,
-            err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
+            c, err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
             err.code == BL_ERR_NOMEM ? BL_FAIL_INTERNAL : BL_FAIL_BAD_REQUEST, "%s", err.msg);
     bl_free(c->body); /* the floats are in rq.x now */
     c->body = NULL;
@@ -400,8 +399,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
     switch (c->route) {
     case R_NOT_FOUND:
-        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s",
-                          url);
+        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s", url);
     case R_UNKNOWN_MODEL:
         return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
                           "unknown model '%s': this server serves '%s'", c->what, s->name);
@@ -522,7 +520,7 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     s->metadata = bl_kserve_metadata_json(&s->km);
     s->stages = bl_malloc(BL_STAGES * sizeof *s->stages);
     for (int i = 0; s->stages && i < BL_STAGES; i++)
-        bl_hdr_reset(&s->stages[i]);
+        bl_latency_hist_reset(&s->stages[i]);
     bl_status st =
         s->metadata && s->stages ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
     /* Threads start with their creator's signal mask: ours take no signal, so the
@@ -640,7 +638,7 @@ const char *bl_stage_name(bl_stage st) {
 uint64_t bl_server_stage_ns(bl_server *s, bl_stage st, double q) {
     if (st < 0 || st >= BL_STAGES) return 0;
     pthread_mutex_lock(&s->stage_mu);
-    uint64_t v = bl_hdr_percentile(&s->stages[st], q);
+    uint64_t v = bl_latency_hist_percentile(&s->stages[st], q);
     pthread_mutex_unlock(&s->stage_mu);
     return v;
 }

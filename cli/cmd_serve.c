@@ -110,7 +110,9 @@ int cli_serve(int argc, char **argv) {
         {"timeout-ms", ARG_LONG, &cfg.batch.timeout_ms,
          "queue timeout per request, 504 after it (default 0: none; requests may lower it)", 0},
         {"slo-p99-ms", ARG_DOUBLE, &cfg.batch.slo_p99_ms,
-         "adapt max batch and delay (AIMD) to keep p99 under this; --max-batch is the cap", 0},
+         "adapt the batching delay (AIMD) to keep p99 under this; the max batch stays at "
+         "--max-batch",
+         0},
         {"max-body-bytes", ARG_SIZE, &max_body, "larger request bodies get 413 (default 64 MiB)",
          0},
         {"http-threads", ARG_INT, &cfg.http_threads, "HTTP polling threads (default 1)", 0},

@@ -5,9 +5,9 @@
  *                preferred size, or when the oldest request has waited max_delay_us.
  *                Requests may carry several samples; big ones span batches. When the
  *                model is idle, the submitting thread may run the batch itself.
- *   bl_aimd      the run-time controller that moves max batch and delay to keep the
+ *   bl_aimd      the run-time controller that moves the batching delay to keep the
  *                observed p99 under an objective (additive increase, multiplicative
- *                decrease, as in Clipper, NSDI'17).
+ *                decrease), the max batch held at its cap.
  *   bl_server    the KServe v2 / Open Inference Protocol over libmicrohttpd, with
  *                Prometheus text at /metrics and a graceful drain on stop.
  *   bl_load_run  an open-loop (constant or Poisson arrivals, latency measured from the
@@ -42,8 +42,9 @@ extern "C" {
 /* ======================================================================== latency histogram */
 #define BL_LATENCY_HIST_SUB_BITS                                                                   \
     7 /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
-#define BL_LATENCY_HIST_MAX_LOG2 44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped  \
-                                     */
+#define BL_LATENCY_HIST_MAX_LOG2                                                                   \
+    44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped                               \
+        */
 #define BL_LATENCY_HIST_BUCKETS                                                                    \
     ((BL_LATENCY_HIST_MAX_LOG2 - BL_LATENCY_HIST_SUB_BITS + 2) << BL_LATENCY_HIST_SUB_BITS)
 
@@ -101,39 +102,40 @@ typedef enum { BL_AIMD_HOLD, BL_AIMD_INCREASE, BL_AIMD_DECREASE, BL_AIMD_SATURAT
 const char *bl_aimd_action_name(bl_aimd_action a);
 
 #define BL_AIMD_WINDOW_MAX 512
-/* Every window (>= min_samples completed requests and >= window_ns, or
- * BL_AIMD_WINDOW_MAX requests) the controller looks at the p99 of request latency
- * (arrival to batch end), the median batch compute time, and how often batches were full
- * (the max batch was binding, i.e. a queue stood behind them):
- *  - a median batch over objective/3: cut max batch by `decrease` (and halve the delay);
- *  - p99 over the objective with batches mostly full: add `step` to max batch and halve
- *    the delay (SATURATED at the cap: shed load with --max-queue);
- *  - p99 over the objective otherwise: halve the delay, keep the batch;
- *  - p99 under `headroom` x the objective: add `step` to max batch when it was binding,
- *    and while batches are not full and p99 is under half the objective, add
- *    delay_step_us to the delay (at most objective/10);
+/* The max batch stays at the cap (with first-in first-out batches whose cost per sample
+ * does not rise with size, a larger max never makes a request wait longer; see
+ * adaptive.c). Every window (>= min_samples completed requests and >= window_ns, or
+ * BL_AIMD_WINDOW_MAX requests) the delay moves on the p99 of request latency (arrival
+ * to batch end) and how often batches were full:
+ *  - p99 over the objective with batches mostly full: SATURATED (past capacity: shed load
+ *    with --max-queue);
+ *  - p99 over headroom x the objective: step the delay by delay_step_us the way that last
+ *    lowered p99, turning back when a step made it worse (INCREASE / DECREASE);
+ *  - p99 under half the objective, batches not full and the model computing under half
+ *    the window: add delay_step_us (INCREASE), up to cap_delay_us;
  *  - else hold. */
 typedef struct bl_aimd {
     double slo_ns;
-    int cap_batch, max_batch, step;
+    int cap_batch, max_batch;
     long cap_delay_us, delay_us, delay_step_us;
-    double decrease, headroom;
+    int probe;               /* +1 / -1: the direction the delay last moved under pressure */
+    uint64_t pressed_p99_ns; /* p99 of the last window over headroom (0: none) */
+    double headroom;
     long min_samples;
     uint64_t window_ns, window_start_ns;
     /* current window */
     uint64_t lat[BL_AIMD_WINDOW_MAX];
     int n_lat;
-    uint64_t compute[BL_AIMD_WINDOW_MAX];
-    int n_compute;
     long batches, full_batches;
+    uint64_t busy_ns; /* compute time of the window's batches */
     /* last decision, for metrics */
     uint64_t last_p99_ns;
     bl_aimd_action last_action;
     long decisions[4];
 } bl_aimd;
 
-/* slo_p99_ms > 0; cap_batch >= 1. The start is max batch max(1, cap/4) and delay 0; the
- * delay never exceeds min(cap_delay_us, slo/10). */
+/* slo_p99_ms > 0; cap_batch >= 1. The max batch is cap_batch; the delay starts at 0 and
+ * never exceeds min(cap_delay_us, slo/10). */
 void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us);
 /* Record one batch of `size` samples (max batch was `max_batch` when it formed) that took
  * compute_ns. */

@@ -61,8 +61,9 @@ typedef struct outcome {
 /* One run: fixed (max_batch, delay_us), or adaptive when a != NULL. */
 static outcome simulate(const step_model *sm, const load *ld, int max_batch, long delay_us,
                         bl_aimd *a, uint64_t seed) {
-    bl_rng r;
+    bl_rng r, noise; /* apart, so every setting sees the same arrivals */
     bl_rng_seed(&r, seed);
+    bl_rng_seed(&noise, seed + 1);
     bl_latency_hist *h = malloc(sizeof *h);
     bl_latency_hist_reset(h);
     static uint64_t q[MAX_QUEUE]; /* arrival times (ns) of waiting requests, a ring */
@@ -99,7 +100,7 @@ static outcome simulate(const step_model *sm, const load *ld, int max_batch, lon
             continue;
         }
         double us = sm->a_us + sm->b_us * take;
-        if (bl_rng_uniform_double(&r) < sm->slow_p) us += 2000;
+        if (bl_rng_uniform_double(&noise) < sm->slow_p) us += 2000;
         uint64_t t_end = now + (uint64_t)(us * 1000);
         if (a) bl_aimd_batch(a, take, cur_max, t_end - now);
         for (int i = 0; i < take; i++) {

@@ -35,8 +35,10 @@ static void expect_refused(const char *body, size_t len, const char *want) {
     assert_null(rq.x);
 }
 
-#define REQ(data)                                                                                  \
-    "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":" data "}]}"
+/* A request without its opening brace, for bodies that put keys before it. */
+#define REQ_TAIL(data)                                                                             \
+    "\"inputs\":[{\"name\":\"input\",\"shape\":[1,6],\"datatype\":\"FP32\",\"data\":" data "}]}"
+#define REQ(data) "{" REQ_TAIL(data)
 
 /* D3: 1e39 overflows FP32; NaN arrives through the binary extension. Both are named. */
 static void non_finite_inputs_are_refused(void **state) {
@@ -127,7 +129,7 @@ static void ids_utf8_and_trailing_bytes(void **state) {
         memset(id, 'a', (size_t)len);
         id[len - 1] = 'z';
         id[len] = '\0';
-        snprintf(body, sizeof body, "{\"id\":\"%s\",%s", id, REQ("[0,1,2,3,4,5]") + 1);
+        snprintf(body, sizeof body, "{\"id\":\"%s\",%s", id, REQ_TAIL("[0,1,2,3,4,5]"));
         bl_kserve_request rq;
         bl_error err = {0};
         bl_status st = parse(body, &rq, &err);
@@ -177,7 +179,7 @@ static void ids_utf8_and_trailing_bytes(void **state) {
     bl_error err = {0};
     snprintf(body, sizeof body,
              "{\"id\":\"\xc3\xa9t\xc3\xa9 \\u00e9 \\ud83d\\ude00 \xf0\x9f\x98\x80\",%s",
-             REQ("[0,1,2,3,4,5]") + 1);
+             REQ_TAIL("[0,1,2,3,4,5]"));
     assert_int_equal(parse(body, &rq, &err), BL_OK);
     assert_string_equal(rq.id, "\xc3\xa9t\xc3\xa9 \xc3\xa9 \xf0\x9f\x98\x80 \xf0\x9f\x98\x80");
     bl_kserve_request_free(&rq);
@@ -214,7 +216,7 @@ static void big_body_with_extra_keys_is_bounded(void **state) {
     k = (size_t)snprintf(body, cap, "{\"parameters\":{\"junk\":[");
     for (int i = 0; i < 600000; i++)
         k += (size_t)snprintf(body + k, cap - k, i ? ",1" : "1");
-    k += (size_t)snprintf(body + k, cap - k, "]},%s", REQ("[0,1,2,3,4,5]") + 1);
+    k += (size_t)snprintf(body + k, cap - k, "]},%s", REQ_TAIL("[0,1,2,3,4,5]"));
     bl_fault_alloc_arm(~0UL);
     expect_refused(body, k, "besides inputs[0].data");
     allocs = bl_fault_alloc_count();

@@ -358,6 +358,35 @@ static void stop_now_answers_every_accepted_request(void **state) {
     bl_server_free(s);
 }
 
+/* A client that sends part of a request and half-closes (shutdown SHUT_WR) is closed by
+ * the server at once, not after the connection timeout (an hour here): such sockets sat
+ * in CLOSE-WAIT for the 120 s timeout (D1). */
+static void half_closed_connections_are_closed(void **state) {
+    (void)state;
+    bl_serve_config cfg = config(0);
+    cfg.conn_timeout_s = 3600;
+    bl_server *s = start(&cfg);
+    int port = bl_server_port(s);
+    enum { N = 50 };
+    int fd[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = dial(NULL, port);
+        assert_true(fd[i] >= 0);
+        send_str(fd[i], i % 2 ? "POST /v2/models/m/infer HTTP/1.1\r\nContent-Length: 900\r\n\r\n{"
+                              : "GET /v2/health/li");
+        shutdown(fd[i], SHUT_WR);
+    }
+    char buf[4096];
+    for (int i = 0; i < N; i++) { /* the server's close is an end of stream here */
+        struct pollfd p = {fd[i], POLLIN, 0};
+        if (poll(&p, 1, WAIT_MS) != 1) fail_msg("connection %d still open after %d ms", i, WAIT_MS);
+        while (recv(fd[i], buf, sizeof buf, 0) > 0)
+            ;
+        close(fd[i]);
+    }
+    bl_server_free(s);
+}
+
 /* ---- a flood ---------------------------------------------------------------------------- */
 
 /* From 127.0.0.2: connections that send half a request and hang up, and connections that
@@ -440,6 +469,7 @@ int main(void) {
         cmocka_unit_test(drain_responses_close_the_connection),
         cmocka_unit_test(clients_that_left_are_not_computed),
         cmocka_unit_test(stop_now_answers_every_accepted_request),
+        cmocka_unit_test(half_closed_connections_are_closed),
         cmocka_unit_test(flood_from_one_address_leaves_others_served),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,7 +2,8 @@
  *
  * The threads it starts (libmicrohttpd's and the batcher's) block every signal, whoever
  * calls bl_server_start, so a process's SIGTERM reaches the thread that waits for it.
- * Connections are bounded per address and in all, and a silent one is closed.
+ * Connections are bounded per address and in all, a silent one is closed, and so is one
+ * whose client half-closed it.
  *
  * Graceful stop: readiness goes false and every response from then on says Connection:
  * close; new infer requests get 503. The batcher computes its queue for up to the grace
@@ -115,7 +116,11 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
                                &s->runner, err);
     if (!st) {
         s->m = bl_batcher_metrics(s->b);
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
+        /* poll(), not epoll: with epoll (edge-triggered in libmicrohttpd) a request's last
+         * bytes and the client's FIN in one wake-up were read as data only, and the end of
+         * stream was never seen, so a half-closed socket sat in CLOSE-WAIT until the
+         * timeout (D1); poll is level-triggered and sees it at once. */
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME;
         s->d = MHD_start_daemon(
             flags, (uint16_t)cfg->port, NULL, NULL, server_handle, s, MHD_OPTION_SOCK_ADDR,
             (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, server_on_completed, s,

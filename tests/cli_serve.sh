@@ -110,6 +110,16 @@ expect_exit() {
 
 # summary FIELD ERR_FILE: a count from the server's "stopped:" line.
 summary() { grep 'stopped:' "$2" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+# wait_metric NAME MIN: scrape /metrics (bounded) until NAME >= MIN; sets VAL.
+wait_metric() {
+    VAL=0
+    for _ in $(seq 1 600); do
+        http GET /metrics
+        VAL=$(metric "$1")
+        [ "${VAL:-0}" -ge "$2" ] && return
+        sleep 0.1
+    done
+}
 json_num() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$2" | head -1; }
 metric() { grep "^$1{" <<<"$BODY" | head -1 | awk '{print $2}'; }
 
@@ -185,13 +195,7 @@ if start_server b --max-batch 64 --max-delay-us 300000; then
         --warmup 0 --max-errors 1 --format binary --input "$IMAGES" --json >"$T/drain.json" 2>"$T/drain.err" &
     LOAD_PID=$!
     PIDS+=("$LOAD_PID")
-    succ=0
-    for _ in $(seq 1 300); do
-        http GET /metrics
-        succ=$(metric batchlab_request_success_total)
-        [ "${succ:-0}" -ge 16 ] && break
-        sleep 0.1
-    done
+    wait_metric batchlab_request_success_total 16
     stop_server "$SRV_PID"
     for _ in $(seq 1 600); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.1; done
     wait "$LOAD_PID"
@@ -215,18 +219,14 @@ fi
 # answer: 200, or 503 when it was never computed.
 # heavy_stop NAME SIGNALS GRACE_MS EXPECT_PATTERN
 heavy_stop() {
-    local name=$1 signals=$2 grace=$3 pattern=$4 depth=0
+    local name=$1 signals=$2 grace=$3 pattern=$4 depth
     start_server "$name" --max-batch 64 --grace-ms "$grace" || return
     "$BL" load --url "http://127.0.0.1:$PORT" --model mlp --closed --concurrency 8 --duration 60 \
         --warmup 0 --per-request 4000 --format binary --json >"$T/$name.json" 2>"$T/$name.lerr" &
     local load_pid=$!
     PIDS+=("$load_pid")
-    for _ in $(seq 1 600); do
-        http GET /metrics
-        depth=$(metric batchlab_queue_depth_requests)
-        [ "${depth:-0}" -ge 4 ] && break
-        sleep 0.1
-    done
+    wait_metric batchlab_queue_depth_requests 4
+    depth=$VAL
     if [ "$signals" = 2 ]; then
         kill -TERM "$SRV_PID"
         for _ in $(seq 1 100); do grep -q draining "$T/$name.err" && break; sleep 0.05; done

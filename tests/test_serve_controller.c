@@ -167,11 +167,11 @@ static double capacity(const step_model *sm, int B) {
 static const step_model LIGHT = {300, 40, 0};   /* an mlp: 0.34 ms at 1, 2.9 ms at 64 */
 static const step_model HEAVY = {500, 150, 0};  /* a bigger model: 10 ms at 64 */
 static const step_model NOISY = {300, 40, 0.1}; /* LIGHT on a shared, busy machine */
+static const step_model *const models[] = {&LIGHT, &HEAVY, &NOISY};
+static const char *const names[] = {"light", "heavy", "noisy"};
 
 static void steady_loads(void **state) {
     (void)state;
-    const step_model *models[] = {&LIGHT, &HEAVY, &NOISY};
-    const char *names[] = {"light", "heavy", "noisy"};
     const double fractions[] = {0.02, 0.3, 0.6, 0.85};
     for (int m = 0; m < 3; m++)
         for (int f = 0; f < 4; f++) {
@@ -184,8 +184,6 @@ static void steady_loads(void **state) {
 
 static void bursts_and_ramps(void **state) {
     (void)state;
-    const step_model *models[] = {&LIGHT, &HEAVY, &NOISY};
-    const char *names[] = {"light", "heavy", "noisy"};
     for (int m = 0; m < 3; m++) {
         char name[64];
         snprintf(name, sizeof name, "%s bursts", names[m]);
@@ -199,8 +197,6 @@ static void bursts_and_ramps(void **state) {
 
 static void overload(void **state) {
     (void)state;
-    const step_model *models[] = {&LIGHT, &HEAVY, &NOISY};
-    const char *names[] = {"light", "heavy", "noisy"};
     for (int m = 0; m < 3; m++) {
         char name[64];
         snprintf(name, sizeof name, "%s overload 150%%", names[m]);

@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -309,6 +310,48 @@ static void clients_that_left_are_not_computed(void **state) {
     bl_server_free(s);
 }
 
+static long g_computed;   /* samples the fake model computed */
+static int g_alive_calls; /* batcher thread only */
+static atomic_int g_done;
+
+static int count_rows(void *user, float *x, int B, float *out) {
+    (void)user;
+    (void)x;
+    g_computed += B;
+    memset(out, 0, (size_t)B * sizeof *out);
+    return 0;
+}
+static int alive_once(const bl_infer_req *r) {
+    (void)r;
+    return g_alive_calls++ == 0;
+}
+static void mark_done(bl_infer_req *r) {
+    (void)r;
+    atomic_store(&g_done, 1);
+}
+
+/* A request that spans batches is asked before each of its batches: once its client has
+ * gone, its remaining rows are skipped. */
+static void a_spanning_request_stops_when_its_client_leaves(void **state) {
+    (void)state;
+    bl_batcher_config c;
+    bl_batcher_config_default(&c);
+    c.max_batch = 4;
+    bl_batcher *b = NULL;
+    bl_error err = {0};
+    assert_int_equal(bl_batcher_create(&b, &c, 1, 1, count_rows, NULL, &err), BL_OK);
+    static float x[20], out[20];
+    bl_infer_req r = {.x = x, .out = out, .n = 20, .done = mark_done, .alive = alive_once};
+    assert_int_equal(bl_batcher_submit(b, &r, &err), BL_OK);
+    for (int t = 0; t < WAIT_MS && !atomic_load(&g_done); t++)
+        sleep_ms(1);
+    assert_true(atomic_load(&g_done));
+    assert_int_equal(r.outcome, BL_REQ_ABANDONED);
+    assert_int_equal(g_computed, 4); /* its first batch, then nothing */
+    assert_int_equal(bl_batcher_abandoned(b), 1);
+    bl_batcher_free(b);
+}
+
 typedef struct client {
     int port, code;
     char buf[4096];
@@ -468,6 +511,7 @@ int main(void) {
         cmocka_unit_test(head_and_allow),
         cmocka_unit_test(drain_responses_close_the_connection),
         cmocka_unit_test(clients_that_left_are_not_computed),
+        cmocka_unit_test(a_spanning_request_stops_when_its_client_leaves),
         cmocka_unit_test(stop_now_answers_every_accepted_request),
         cmocka_unit_test(half_closed_connections_are_closed),
         cmocka_unit_test(flood_from_one_address_leaves_others_served),

@@ -110,7 +110,7 @@ int cli_serve(int argc, char **argv) {
         {"timeout-ms", ARG_LONG, &cfg.batch.timeout_ms,
          "queue timeout per request, 504 after it (default 0: none; requests may lower it)", 0},
         {"slo-p99-ms", ARG_DOUBLE, &cfg.batch.slo_p99_ms,
-         "adapt the batching delay (AIMD) to keep p99 under this; the max batch stays at "
+         "adapt the batching delay to keep p99 under this; the max batch stays at "
          "--max-batch",
          0},
         {"max-body-bytes", ARG_SIZE, &max_body, "larger request bodies get 413 (default 64 MiB)",
@@ -162,7 +162,7 @@ int cli_serve(int argc, char **argv) {
     if (cli_opt_find(opts, n_opts, "slo-p99-ms")->seen && !(cfg.batch.slo_p99_ms > 0))
         return cli_error(cmd, "--slo-p99-ms %g is invalid: it must be positive",
                          cfg.batch.slo_p99_ms);
-    /* With an objective the delay cap defaults to a tenth of it (bl_aimd_init). */
+    /* With an objective the delay cap defaults to a tenth of it (bl_delay_ctl_init). */
     if (cfg.batch.slo_p99_ms > 0 && !cli_opt_find(opts, n_opts, "max-delay-us")->seen)
         cfg.batch.max_delay_us = (long)(cfg.batch.slo_p99_ms * 100.0);
     bl_error err = {0};

@@ -438,7 +438,7 @@ static void adaptive_controller_runs(void **state) {
     assert_int_equal(bl_batcher_create(&b, &c, IN, OUT, fake_fn, &f, &err), BL_OK);
     assert_int_equal(bl_batcher_current_max_batch(b), 32); /* the cap, held */
     areq *a = calloc(1, sizeof *a);
-    for (int k = 0; k < BL_AIMD_WINDOW_MAX + 10; k++) {
+    for (int k = 0; k < BL_DELAY_CTL_WINDOW_MAX + 10; k++) {
         a->r = (bl_infer_req){.x = a->x, .out = a->out, .n = 1};
         assert_int_equal(bl_batcher_infer(b, &a->r, &err), BL_OK);
     }

@@ -60,7 +60,7 @@ typedef struct outcome {
 
 /* One run: fixed (max_batch, delay_us), or adaptive when a != NULL. */
 static outcome simulate(const step_model *sm, const load *ld, int max_batch, long delay_us,
-                        bl_aimd *a, uint64_t seed) {
+                        bl_delay_ctl *a, uint64_t seed) {
     bl_rng r, noise; /* apart, so every setting sees the same arrivals */
     bl_rng_seed(&r, seed);
     bl_rng_seed(&noise, seed + 1);
@@ -102,14 +102,14 @@ static outcome simulate(const step_model *sm, const load *ld, int max_batch, lon
         double us = sm->a_us + sm->b_us * take;
         if (bl_rng_uniform_double(&noise) < sm->slow_p) us += 2000;
         uint64_t t_end = now + (uint64_t)(us * 1000);
-        if (a) bl_aimd_batch(a, take, cur_max, t_end - now);
+        if (a) bl_delay_ctl_batch(a, take, cur_max, t_end - now);
         for (int i = 0; i < take; i++) {
             uint64_t lat = t_end - q[qh];
             qh = (qh + 1) % MAX_QUEUE;
             qn--;
             bl_latency_hist_record(h, lat);
             o.served++;
-            if (a && bl_aimd_observe(a, lat, t_end)) {
+            if (a && bl_delay_ctl_observe(a, lat, t_end)) {
                 cur_max = a->max_batch;
                 cur_delay = a->delay_us;
             }
@@ -139,8 +139,8 @@ static void compare(const char *name, const step_model *sm, const load *ld) {
                 ok_d = delays[j];
             }
         }
-    bl_aimd *a = malloc(sizeof *a);
-    bl_aimd_init(a, SLO_MS, CAP, 1000);
+    bl_delay_ctl *a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, SLO_MS, CAP, 1000);
     outcome ad = simulate(sm, ld, 0, 0, a, 7);
     print_message("%-22s adaptive %8.0f/s p99 %7.2f ms (max %d, delay %ld us) | best fixed "
                   "meeting %g ms: %8.0f/s (B %d, %ld us) | most served %8.0f/s\n",

@@ -1,5 +1,5 @@
 /* Serving building blocks without threads or sockets: the latency histogram, the batch
- * dispatch rule, the AIMD controller, the KServe v2 parser/formatter and the Prometheus
+ * dispatch rule, the delay controller, the KServe v2 parser/formatter and the Prometheus
  * text. Each is a pure function of its inputs, so these tests are exact. */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -104,25 +104,25 @@ static void batch_policy_rules(void **state) {
     assert_int_equal(bl_batch_policy(10, 0, 8, 1000, pref, 2, 0), 8); /* preferred > max ignored */
 }
 
-/* ---- AIMD ------------------------------------------------------------------------------ */
+/* ---- the delay controller -------------------------------------------------------------- */
 
 /* Feed one closed window: `batches` batches of size `bsize` (max batch as now) taking
- * compute_ns, and BL_AIMD_WINDOW_MAX requests of latency lat_ns. */
+ * compute_ns, and BL_DELAY_CTL_WINDOW_MAX requests of latency lat_ns. */
 static uint64_t clock_ns = 1000; /* a fake clock: 1 us per request, so windows close by count */
 
-static int window(bl_aimd *a, int bsize, uint64_t compute_ns, uint64_t lat_ns) {
+static int window(bl_delay_ctl *a, int bsize, uint64_t compute_ns, uint64_t lat_ns) {
     for (int i = 0; i < 8; i++)
-        bl_aimd_batch(a, bsize, a->max_batch, compute_ns);
+        bl_delay_ctl_batch(a, bsize, a->max_batch, compute_ns);
     int decided = 0;
-    for (int i = 0; i < BL_AIMD_WINDOW_MAX; i++)
-        decided += bl_aimd_observe(a, lat_ns, clock_ns += 1000);
+    for (int i = 0; i < BL_DELAY_CTL_WINDOW_MAX; i++)
+        decided += bl_delay_ctl_observe(a, lat_ns, clock_ns += 1000);
     return decided;
 }
 
-static void aimd_moves_within_bounds(void **state) {
+static void delay_ctl_moves_within_bounds(void **state) {
     (void)state;
-    bl_aimd *a = malloc(sizeof *a);
-    bl_aimd_init(a, 10.0, 64, 1000000);
+    bl_delay_ctl *a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, 10.0, 64, 1000000);
     assert_int_equal(a->max_batch, 64); /* the cap, and it stays there */
     assert_int_equal(a->delay_us, 0);
     assert_int_equal(a->cap_delay_us, 1000); /* a tenth of the objective */
@@ -131,7 +131,7 @@ static void aimd_moves_within_bounds(void **state) {
     for (int w = 0; w < 40; w++)
         assert_int_equal(window(a, 2, 10000, 1000000), 1);
     assert_int_equal(a->delay_us, a->cap_delay_us);
-    assert_true(a->decisions[BL_AIMD_INCREASE] >= 10);
+    assert_true(a->decisions[BL_DELAY_CTL_INCREASE] >= 10);
     /* the same with the model busy most of the window: no more delay */
     long d = a->delay_us;
     window(a, 2, 10000, 1000000);
@@ -141,63 +141,63 @@ static void aimd_moves_within_bounds(void **state) {
     a->delay_us = d;
     /* over the objective: the delay steps down while that lowers p99 ... */
     window(a, 2, 10000, 20000000);
-    assert_int_equal(a->last_action, BL_AIMD_DECREASE);
+    assert_int_equal(a->last_action, BL_DELAY_CTL_DECREASE);
     assert_int_equal(a->delay_us, d - a->delay_step_us);
     window(a, 2, 10000, 15000000);
     assert_int_equal(a->delay_us, d - 2 * a->delay_step_us);
     /* ... and turns back when a step made it worse */
     window(a, 2, 10000, 18000000);
-    assert_int_equal(a->last_action, BL_AIMD_INCREASE);
+    assert_int_equal(a->last_action, BL_DELAY_CTL_INCREASE);
     assert_int_equal(a->delay_us, d - a->delay_step_us);
     /* in the band between half the objective and headroom: hold */
     long held = a->delay_us;
     window(a, 2, 10000, 6000000);
-    assert_int_equal(a->last_action, BL_AIMD_HOLD);
+    assert_int_equal(a->last_action, BL_DELAY_CTL_HOLD);
     assert_int_equal(a->delay_us, held);
     /* full batches over the objective with no delay left: saturated, max batch kept */
     a->delay_us = 0;
     window(a, 64, 10000, 20000000);
-    assert_int_equal(a->last_action, BL_AIMD_SATURATED);
+    assert_int_equal(a->last_action, BL_DELAY_CTL_SATURATED);
     assert_int_equal(a->max_batch, 64);
     /* p99 is the 99th percentile: 1% slow requests (5 of 512) do not count */
     for (int i = 0; i < 8; i++)
-        bl_aimd_batch(a, 1, a->max_batch, 10000);
-    for (int i = 0; i < BL_AIMD_WINDOW_MAX; i++)
-        bl_aimd_observe(a, i < 5 ? 50000000 : 1000000, clock_ns += 1000);
-    assert_int_equal(a->last_action, BL_AIMD_INCREASE);
+        bl_delay_ctl_batch(a, 1, a->max_batch, 10000);
+    for (int i = 0; i < BL_DELAY_CTL_WINDOW_MAX; i++)
+        bl_delay_ctl_observe(a, i < 5 ? 50000000 : 1000000, clock_ns += 1000);
+    assert_int_equal(a->last_action, BL_DELAY_CTL_INCREASE);
     free(a);
 }
 
 /* The issue-14 collapse: under load on a busy machine, slow-looking batches and a p99
  * over the objective must never shrink the max batch. */
-static void aimd_does_not_collapse(void **state) {
+static void delay_ctl_does_not_collapse(void **state) {
     (void)state;
-    bl_aimd *a = malloc(sizeof *a);
-    bl_aimd_init(a, 10.0, 32, 0);
+    bl_delay_ctl *a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, 10.0, 32, 0);
     for (int w = 0; w < 100; w++) {
         window(a, w % 3 ? 32 : 7, 8000000, 2000000000ULL); /* 8 ms batches, p99 2 s */
         assert_int_equal(a->max_batch, 32);
         assert_int_equal(a->delay_us, 0);
     }
-    assert_int_equal(a->decisions[BL_AIMD_DECREASE], 0);
+    assert_int_equal(a->decisions[BL_DELAY_CTL_DECREASE], 0);
     free(a);
 }
 
-static void aimd_window_needs_time_or_count(void **state) {
+static void delay_ctl_window_needs_time_or_count(void **state) {
     (void)state;
-    bl_aimd *a = malloc(sizeof *a);
-    bl_aimd_init(a, 10.0, 32, 0);
+    bl_delay_ctl *a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, 10.0, 32, 0);
     assert_int_equal(a->cap_delay_us, 0);
     uint64_t t = 1000000000ULL;
     /* 100 samples within 1 ms: not a window yet (needs 100 ms or 512 samples) */
     for (int i = 0; i < 100; i++)
-        assert_int_equal(bl_aimd_observe(a, 1000, t + (uint64_t)i * 10000), 0);
+        assert_int_equal(bl_delay_ctl_observe(a, 1000, t + (uint64_t)i * 10000), 0);
     /* the first sample after 100 ms closes it */
-    assert_int_equal(bl_aimd_observe(a, 1000, t + 200000000ULL), 1);
+    assert_int_equal(bl_delay_ctl_observe(a, 1000, t + 200000000ULL), 1);
     /* fewer than min_samples never decide, however long */
     for (int i = 0; i < 10; i++)
-        assert_int_equal(bl_aimd_observe(a, 1000, t + 200000000ULL + (uint64_t)i * 1000000000ULL),
-                         0);
+        assert_int_equal(
+            bl_delay_ctl_observe(a, 1000, t + 200000000ULL + (uint64_t)i * 1000000000ULL), 0);
     free(a);
 }
 
@@ -544,11 +544,11 @@ static void metrics_text(void **state) {
     free(t);
     /* adaptive: the controller's state is exported */
     metrics_init(m, 64, 1, 10.0);
-    bl_aimd *a = malloc(sizeof *a);
-    bl_aimd_init(a, 10.0, 64, 1000);
-    a->decisions[BL_AIMD_INCREASE] = 3;
+    bl_delay_ctl *a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, 10.0, 64, 1000);
+    a->decisions[BL_DELAY_CTL_INCREASE] = 3;
     a->last_p99_ns = 4000000;
-    metrics_publish_aimd(m, a);
+    metrics_publish_delay_ctl(m, a);
     assert_int_equal(bl_metrics_render(m, "mlp", &t, &len, NULL), BL_OK);
     assert_non_null(
         strstr(t, "batchlab_adaptive_decisions_total{model=\"mlp\",decision=\"increase\"} 3\n"));
@@ -589,9 +589,9 @@ int main(void) {
         cmocka_unit_test(latency_hist_buckets_cover_values),
         cmocka_unit_test(latency_hist_percentiles),
         cmocka_unit_test(batch_policy_rules),
-        cmocka_unit_test(aimd_moves_within_bounds),
-        cmocka_unit_test(aimd_does_not_collapse),
-        cmocka_unit_test(aimd_window_needs_time_or_count),
+        cmocka_unit_test(delay_ctl_moves_within_bounds),
+        cmocka_unit_test(delay_ctl_does_not_collapse),
+        cmocka_unit_test(delay_ctl_window_needs_time_or_count),
         cmocka_unit_test(kserve_parses_valid_requests),
         cmocka_unit_test(kserve_rejects_bad_requests),
         cmocka_unit_test(kserve_binary_extension),

@@ -5,9 +5,8 @@
  *                preferred size, or when the oldest request has waited max_delay_us.
  *                Requests may carry several samples; big ones span batches. When the
  *                model is idle, the submitting thread may run the batch itself.
- *   bl_aimd      the run-time controller that moves the batching delay to keep the
- *                observed p99 under an objective (additive increase, multiplicative
- *                decrease), the max batch held at its cap.
+ *   bl_delay_ctl the run-time controller that steps the batching delay to keep the
+ *                observed p99 under an objective, the max batch held at its cap.
  *   bl_server    the KServe v2 / Open Inference Protocol over libmicrohttpd, with
  *                Prometheus text at /metrics and a graceful drain on stop.
  *   bl_load_run  an open-loop (constant or Poisson arrivals, latency measured from the
@@ -98,14 +97,19 @@ void bl_metrics_count_success(bl_serve_metrics *m, uint64_t latency_ns);
 void bl_metrics_count_failure(bl_serve_metrics *m, bl_fail_kind k);
 
 /* ======================================================================== adaptive */
-typedef enum { BL_AIMD_HOLD, BL_AIMD_INCREASE, BL_AIMD_DECREASE, BL_AIMD_SATURATED } bl_aimd_action;
-const char *bl_aimd_action_name(bl_aimd_action a);
+typedef enum {
+    BL_DELAY_CTL_HOLD,
+    BL_DELAY_CTL_INCREASE,
+    BL_DELAY_CTL_DECREASE,
+    BL_DELAY_CTL_SATURATED
+} bl_delay_ctl_action;
+const char *bl_delay_ctl_action_name(bl_delay_ctl_action a);
 
-#define BL_AIMD_WINDOW_MAX 512
+#define BL_DELAY_CTL_WINDOW_MAX 512
 /* The max batch stays at the cap (with first-in first-out batches whose cost per sample
  * does not rise with size, a larger max never makes a request wait longer; see
  * adaptive.c). Every window (>= min_samples completed requests and >= window_ns, or
- * BL_AIMD_WINDOW_MAX requests) the delay moves on the p99 of request latency (arrival
+ * BL_DELAY_CTL_WINDOW_MAX requests) the delay moves on the p99 of request latency (arrival
  * to batch end) and how often batches were full:
  *  - p99 over the objective with batches mostly full: SATURATED (past capacity: shed load
  *    with --max-queue);
@@ -114,7 +118,7 @@ const char *bl_aimd_action_name(bl_aimd_action a);
  *  - p99 under half the objective, batches not full and the model computing under half
  *    the window: add delay_step_us (INCREASE), up to cap_delay_us;
  *  - else hold. */
-typedef struct bl_aimd {
+typedef struct bl_delay_ctl {
     double slo_ns;
     int cap_batch, max_batch;
     long cap_delay_us, delay_us, delay_step_us;
@@ -124,25 +128,25 @@ typedef struct bl_aimd {
     long min_samples;
     uint64_t window_ns, window_start_ns;
     /* current window */
-    uint64_t lat[BL_AIMD_WINDOW_MAX];
+    uint64_t lat[BL_DELAY_CTL_WINDOW_MAX];
     int n_lat;
     long batches, full_batches;
     uint64_t busy_ns; /* compute time of the window's batches */
     /* last decision, for metrics */
     uint64_t last_p99_ns;
-    bl_aimd_action last_action;
+    bl_delay_ctl_action last_action;
     long decisions[4];
-} bl_aimd;
+} bl_delay_ctl;
 
 /* slo_p99_ms > 0; cap_batch >= 1. The max batch is cap_batch; the delay starts at 0 and
  * never exceeds min(cap_delay_us, slo/10). */
-void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us);
+void bl_delay_ctl_init(bl_delay_ctl *a, double slo_p99_ms, int cap_batch, long cap_delay_us);
 /* Record one batch of `size` samples (max batch was `max_batch` when it formed) that took
  * compute_ns. */
-void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns);
+void bl_delay_ctl_batch(bl_delay_ctl *a, int size, int max_batch, uint64_t compute_ns);
 /* Record one completed request's latency. Returns 1 when this closed a window and a
  * decision was made (then a->max_batch / a->delay_us / a->last_action are the new ones). */
-int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns);
+int bl_delay_ctl_observe(bl_delay_ctl *a, uint64_t latency_ns, uint64_t now_ns);
 
 /* ======================================================================== batcher */
 typedef enum {
@@ -196,7 +200,7 @@ typedef struct bl_batcher_config {
     int n_preferred;
     int max_queue;     /* requests waiting; a submit beyond it is refused; >= 1 */
     long timeout_ms;   /* default per-request queue timeout; 0 = none */
-    double slo_p99_ms; /* > 0: adaptive max batch and delay (bl_aimd); 0 = fixed */
+    double slo_p99_ms; /* > 0: adaptive delay (bl_delay_ctl), max batch at its cap; 0 = fixed */
 } bl_batcher_config;
 
 void bl_batcher_config_default(bl_batcher_config *c);

@@ -1,5 +1,5 @@
 /* Adaptive batching to a latency objective: the max batch stays at its cap, and the
- * delay moves by AIMD.
+ * delay is stepped on the measured p99.
  *
  * The max batch is not a latency knob. Batches are served first in, first out, and a
  * batch's cost per sample falls (or stays) as it grows, so a larger max never makes
@@ -14,7 +14,7 @@
  *
  * The delay is the knob that trades latency for CPU: waiting to fill batches saves
  * compute per sample at light load, and costs up to the delay in latency. So per window
- * (>= min_samples requests and >= window_ns, or BL_AIMD_WINDOW_MAX requests):
+ * (>= min_samples requests and >= window_ns, or BL_DELAY_CTL_WINDOW_MAX requests):
  *
  *   p99 > objective with batches mostly full -> the server is past capacity (SATURATED:
  *        only --max-queue sheds load; a full batch does not wait for the delay);
@@ -34,21 +34,21 @@
 #include <string.h>
 #include "batchlab/serve.h"
 
-const char *bl_aimd_action_name(bl_aimd_action a) {
+const char *bl_delay_ctl_action_name(bl_delay_ctl_action a) {
     switch (a) {
-    case BL_AIMD_HOLD:
+    case BL_DELAY_CTL_HOLD:
         return "hold";
-    case BL_AIMD_INCREASE:
+    case BL_DELAY_CTL_INCREASE:
         return "increase";
-    case BL_AIMD_DECREASE:
+    case BL_DELAY_CTL_DECREASE:
         return "decrease";
-    case BL_AIMD_SATURATED:
+    case BL_DELAY_CTL_SATURATED:
         return "saturated";
     }
     return "?";
 }
 
-void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us) {
+void bl_delay_ctl_init(bl_delay_ctl *a, double slo_p99_ms, int cap_batch, long cap_delay_us) {
     memset(a, 0, sizeof *a);
     a->slo_ns = slo_p99_ms * 1e6;
     a->cap_batch = cap_batch < 1 ? 1 : cap_batch;
@@ -62,10 +62,10 @@ void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_u
     a->probe = -1;
     a->min_samples = 64;
     a->window_ns = 100000000ULL; /* 100 ms */
-    a->last_action = BL_AIMD_HOLD;
+    a->last_action = BL_DELAY_CTL_HOLD;
 }
 
-void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns) {
+void bl_delay_ctl_batch(bl_delay_ctl *a, int size, int max_batch, uint64_t compute_ns) {
     a->batches++;
     if (size >= max_batch) a->full_batches++;
     a->busy_ns += compute_ns;
@@ -84,14 +84,14 @@ static uint64_t percentile(uint64_t *v, int n, int q) {
     return v[k < 0 ? 0 : k];
 }
 
-static void decide(bl_aimd *a, uint64_t now_ns) {
+static void decide(bl_delay_ctl *a, uint64_t now_ns) {
     uint64_t p99 = percentile(a->lat, a->n_lat, 99);
     int full = a->batches && 2 * a->full_batches >= a->batches;
     double span = (double)(now_ns - a->window_start_ns);
     double busy = span > 0 ? (double)a->busy_ns / span : 1; /* share of time computing */
-    bl_aimd_action act = BL_AIMD_HOLD;
+    bl_delay_ctl_action act = BL_DELAY_CTL_HOLD;
     if ((double)p99 > a->slo_ns && full) {
-        act = BL_AIMD_SATURATED; /* full batches at the cap do not wait for the delay */
+        act = BL_DELAY_CTL_SATURATED; /* full batches at the cap do not wait for the delay */
     } else if ((double)p99 > a->headroom * a->slo_ns) {
         /* Near or over the objective a delay can help (bigger batches, less compute per
          * sample, a shorter queue) or hurt (waiting): step it the way that lowered p99,
@@ -102,7 +102,7 @@ static void decide(bl_aimd *a, uint64_t now_ns) {
         if (d < 0) d = 0;
         if (d > a->cap_delay_us) d = a->cap_delay_us;
         if (d != a->delay_us) {
-            act = d > a->delay_us ? BL_AIMD_INCREASE : BL_AIMD_DECREASE;
+            act = d > a->delay_us ? BL_DELAY_CTL_INCREASE : BL_DELAY_CTL_DECREASE;
             a->delay_us = d;
         }
     } else {
@@ -110,7 +110,7 @@ static void decide(bl_aimd *a, uint64_t now_ns) {
         if ((double)p99 < 0.5 * a->slo_ns && !full && busy < 0.5 && a->delay_us < a->cap_delay_us) {
             a->delay_us += a->delay_step_us; /* light load: fill batches, save compute */
             if (a->delay_us > a->cap_delay_us) a->delay_us = a->cap_delay_us;
-            act = BL_AIMD_INCREASE;
+            act = BL_DELAY_CTL_INCREASE;
         }
     }
     a->last_p99_ns = p99;
@@ -118,10 +118,10 @@ static void decide(bl_aimd *a, uint64_t now_ns) {
     a->decisions[act]++;
 }
 
-int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns) {
+int bl_delay_ctl_observe(bl_delay_ctl *a, uint64_t latency_ns, uint64_t now_ns) {
     if (a->n_lat == 0 && a->window_start_ns == 0) a->window_start_ns = now_ns;
-    if (a->n_lat < BL_AIMD_WINDOW_MAX) a->lat[a->n_lat++] = latency_ns;
-    int close = a->n_lat >= BL_AIMD_WINDOW_MAX ||
+    if (a->n_lat < BL_DELAY_CTL_WINDOW_MAX) a->lat[a->n_lat++] = latency_ns;
+    int close = a->n_lat >= BL_DELAY_CTL_WINDOW_MAX ||
                 (a->n_lat >= a->min_samples && now_ns - a->window_start_ns >= a->window_ns);
     if (!close) return 0;
     decide(a, now_ns);

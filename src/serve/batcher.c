@@ -17,7 +17,7 @@
  * The lock is held only to link and unlink requests: the gather copy, the forward pass,
  * the scatter and the completion callbacks all run unlocked, so submitters never wait
  * for a forward pass, and a callback may take its own locks (the server's does) without
- * any lock-order cycle. With --slo-p99-ms the AIMD controller (adaptive.c) runs after
+ * any lock-order cycle. With --slo-p99-ms the delay controller (adaptive.c) runs after
  * every batch and sets the max batch and delay the next batch uses.
  *
  * The caller path. At low load a request would be taken by the batcher thread the moment
@@ -68,7 +68,7 @@ struct bl_batcher {
     int cur_max;
     long cur_delay_us;
     int adaptive;
-    bl_aimd aimd;
+    bl_delay_ctl ctl;
     bl_serve_metrics metrics;
 };
 
@@ -246,7 +246,7 @@ static void run_batch(bl_batcher *b, const bl_infer_req *self) {
     b->batch_end_ns = t_end;
     metrics_observe_batch(&b->metrics, B, t_end - t_start);
     if (self) atomic_fetch_add_explicit(&b->metrics.caller_executions, 1, memory_order_relaxed);
-    if (b->adaptive) bl_aimd_batch(&b->aimd, B, b->max_at_formation, t_end - t_start);
+    if (b->adaptive) bl_delay_ctl_batch(&b->ctl, B, b->max_at_formation, t_end - t_start);
     pos = 0;
     for (int i = 0; i < b->n_seg; i++) {
         seg *s = &b->segs[i];
@@ -263,10 +263,10 @@ static void run_batch(bl_batcher *b, const bl_infer_req *self) {
         r->batch_size = B;
         uint64_t t_from = r->t_arrival_ns && r->t_arrival_ns <= r->t_enqueue_ns ? r->t_arrival_ns
                                                                                 : r->t_enqueue_ns;
-        if (b->adaptive && bl_aimd_observe(&b->aimd, t_end - t_from, t_end)) {
-            b->cur_max = b->aimd.max_batch;
-            b->cur_delay_us = b->aimd.delay_us;
-            metrics_publish_aimd(&b->metrics, &b->aimd);
+        if (b->adaptive && bl_delay_ctl_observe(&b->ctl, t_end - t_from, t_end)) {
+            b->cur_max = b->ctl.max_batch;
+            b->cur_delay_us = b->ctl.delay_us;
+            metrics_publish_delay_ctl(&b->metrics, &b->ctl);
         }
         if (r != self) r->done(r);
     }
@@ -347,10 +347,10 @@ bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int 
     b->adaptive = cfg->slo_p99_ms > 0;
     metrics_init(&b->metrics, cfg->max_batch, b->adaptive, cfg->slo_p99_ms);
     if (b->adaptive) {
-        bl_aimd_init(&b->aimd, cfg->slo_p99_ms, cfg->max_batch, cfg->max_delay_us);
-        b->cur_max = b->aimd.max_batch;
-        b->cur_delay_us = b->aimd.delay_us;
-        metrics_publish_aimd(&b->metrics, &b->aimd);
+        bl_delay_ctl_init(&b->ctl, cfg->slo_p99_ms, cfg->max_batch, cfg->max_delay_us);
+        b->cur_max = b->ctl.max_batch;
+        b->cur_delay_us = b->ctl.delay_us;
+        metrics_publish_delay_ctl(&b->metrics, &b->ctl);
     } else {
         b->cur_max = cfg->max_batch;
         b->cur_delay_us = cfg->max_delay_us;

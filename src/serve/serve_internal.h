@@ -37,7 +37,7 @@ struct bl_serve_metrics {
 void metrics_init(bl_serve_metrics *m, int max_batch_cap, int adaptive, double slo_ms);
 void metrics_observe_batch(bl_serve_metrics *m, int size, uint64_t compute_ns);
 void metrics_observe_queue_time(bl_serve_metrics *m, uint64_t queue_ns);
-void metrics_publish_aimd(bl_serve_metrics *m, const bl_aimd *a);
+void metrics_publish_delay_ctl(bl_serve_metrics *m, const bl_delay_ctl *a);
 
 /* json_scan.c: check that s[0..len) is one JSON value (valid UTF-8 strings and escapes,
  * nothing after it) and read root."inputs"[0]."data", when it is an array, into out->x

@@ -16,9 +16,9 @@
  *
  * Starting and stopping the server is server_life.c. Bodies larger than max_body_bytes
  * are read and dropped, then answered 413: replying before reading them would make the
- * kernel reset the connection and the client could lose the answer. Each successful request's time is
- * split into stages (receive, parse, queue, compute, handback, respond; latency histograms)
- * so the overhead over the bare forward pass can be located. */
+ * kernel reset the connection and the client could lose the answer. Each successful
+ * request's time is split into stages (receive, parse, queue, compute, handback, respond;
+ * latency histograms) so the overhead over the bare forward pass can be located. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

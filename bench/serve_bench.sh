@@ -20,7 +20,8 @@
 # Environment: SLO (ms, default 10), DUR (seconds per sweep point, default 2), ROUNDS
 #   (default 3), LOW_RATE (req/s for the overhead runs, default 100), LOW_DUR (s, default
 #   20), FORMAT (binary|json for the sweeps, default binary), ONLY (a subset of: overhead
-#   curve b1 b32 b64 b128 b64d1000 adaptive), RATES and RATES_B1 (the sweeps, comma-separated).
+#   curve b1 b32 b64 b128 b64d1000 adaptive), RATES and RATES_B1 (the sweeps, comma-separated),
+#   MODEL (the preset served, default mlp; `MODEL=cnn ONLY=curve` gives the cnn's curve).
 set -euo pipefail
 BL=${1:-build/batchlab}
 OUT=${2:-runs/serve-bench}
@@ -31,6 +32,7 @@ LOW_RATE=${LOW_RATE:-100}
 LOW_DUR=${LOW_DUR:-20}
 FORMAT=${FORMAT:-binary}
 ONLY=${ONLY:-overhead curve b1 b32 b64 b128 b64d1000 adaptive}
+MODEL=${MODEL:-mlp}
 DATA=tests/data/fmnist-sample
 IMAGES=$DATA/t10k-images-idx3-ubyte.gz
 RATES_B1=${RATES_B1:-1000,2000,3000,3500,4000,4500,5000,5500,6000}
@@ -39,13 +41,13 @@ declare -A ARGS=([b1]="--max-batch 1" [b32]="--max-batch 32" [b64]="--max-batch 
     [b128]="--max-batch 128" [b64d1000]="--max-batch 64 --max-delay-us 1000"
     [adaptive]="--max-batch 128 --slo-p99-ms $SLO")
 mkdir -p "$OUT"
-CK=$OUT/mlp.safetensors
+CK=$OUT/$MODEL.safetensors
 SERVER_PID=
 trap '[ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null; true' EXIT
 
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
-[ -f "$CK" ] || "$BL" train --quiet --data "$DATA" --model mlp --epochs 1 --save "$CK" >/dev/null
+[ -f "$CK" ] || "$BL" train --quiet --data "$DATA" --model "$MODEL" --epochs 1 --save "$CK" >/dev/null
 
 # serve NAME ARGS...: start a server on a free port; sets SERVER_PID and URL.
 serve() {
@@ -173,13 +175,13 @@ fi
 if want curve; then # what one forward pass costs at each batch size: the ceiling of batching
     {
         echo
-        echo "### the bare forward pass by batch size"
+        echo "### the bare forward pass of $MODEL by batch size"
         echo
         echo "paced: \`load --bare CK --per-request B --rate 50 --duration 4\` (weights leave the cache between"
         echo "requests); back to back: \`load --bare CK --per-request B --rate 1000000 --requests N\` (warm)."
         echo
-        echo "| B | paced p50, ms | paced, us per sample | back to back, samples/s |"
-        echo "|---|---|---|---|"
+        echo "| B | paced p50, ms | paced, us per sample | back to back, samples/s | back to back, us per sample |"
+        echo "|---|---|---|---|---|"
         for b in 1 2 4 8 16 32 64 128; do
             "$BL" load --bare "$CK" --rate 50 --duration 4 --per-request $b --input "$IMAGES" --json \
                 >"$OUT/curve-$b.json"
@@ -187,7 +189,7 @@ if want curve; then # what one forward pass costs at each batch size: the ceilin
                 --input "$IMAGES" --json >"$OUT/curve-b2b-$b.json"
             p=$(p50 "$OUT/curve-$b.json")
             t=$(sed -n 's/.*"samples_per_s":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$OUT/curve-b2b-$b.json" | head -1)
-            awk -v b=$b -v p="$p" -v t="$t" 'BEGIN { printf "| %d | %.3f | %.0f | %.0f |\n", b, p, p * 1000 / b, t }'
+            awk -v b=$b -v p="$p" -v t="$t" 'BEGIN { printf "| %d | %.3f | %.0f | %.0f | %.0f |\n", b, p, p * 1000 / b, t, 1e6 / t }'
         done
     } >>"$OUT/summary.md"
 fi

@@ -44,20 +44,20 @@ static double ms(uint64_t ns) {
     return (double)ns * 1e-6;
 }
 
-static void to_point(const bl_load_result *r, bl_sweep_point *p) {
+static void to_point(const bl_load_result *r, bl_load_sweep_point *p) {
     memset(p, 0, sizeof *p);
     p->offered_rps = r->offered_rps;
     p->throughput_rps = r->throughput_rps;
-    p->p50_ms = ms(bl_hdr_percentile(&r->latency, 50));
-    p->p90_ms = ms(bl_hdr_percentile(&r->latency, 90));
-    p->p99_ms = ms(bl_hdr_percentile(&r->latency, 99));
-    p->p999_ms = ms(bl_hdr_percentile(&r->latency, 99.9));
+    p->p50_ms = ms(bl_latency_hist_percentile(&r->latency, 50));
+    p->p90_ms = ms(bl_latency_hist_percentile(&r->latency, 90));
+    p->p99_ms = ms(bl_latency_hist_percentile(&r->latency, 99));
+    p->p999_ms = ms(bl_latency_hist_percentile(&r->latency, 99.9));
     p->max_ms = ms(r->latency.max ? r->latency.max : 0);
     p->ok = r->ok;
     p->failed = r->failed;
 }
 
-static cJSON *result_json(const bl_load_result *r, const bl_sweep_point *p, int per_request) {
+static cJSON *result_json(const bl_load_result *r, const bl_load_sweep_point *p, int per_request) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "offered_rps", r->offered_rps);
     cJSON_AddNumberToObject(j, "throughput_rps", r->throughput_rps);
@@ -77,17 +77,17 @@ static cJSON *result_json(const bl_load_result *r, const bl_sweep_point *p, int 
     cJSON_AddNumberToObject(l, "p99", p->p99_ms);
     cJSON_AddNumberToObject(l, "p999", p->p999_ms);
     cJSON_AddNumberToObject(l, "max", p->max_ms);
-    cJSON_AddNumberToObject(l, "mean", bl_hdr_mean(&r->latency) * 1e-6);
+    cJSON_AddNumberToObject(l, "mean", bl_latency_hist_mean(&r->latency) * 1e-6);
     cJSON *s = cJSON_AddObjectToObject(j, "send_lag_ms");
-    cJSON_AddNumberToObject(s, "p50", ms(bl_hdr_percentile(&r->send_lag, 50)));
-    cJSON_AddNumberToObject(s, "p99", ms(bl_hdr_percentile(&r->send_lag, 99)));
+    cJSON_AddNumberToObject(s, "p50", ms(bl_latency_hist_percentile(&r->send_lag, 50)));
+    cJSON_AddNumberToObject(s, "p99", ms(bl_latency_hist_percentile(&r->send_lag, 99)));
     if (p->avg_batch > 0) cJSON_AddNumberToObject(j, "server_avg_batch", p->avg_batch);
     if (p->max_batch > 0) cJSON_AddNumberToObject(j, "server_max_batch", p->max_batch);
     if (r->last_error[0]) cJSON_AddStringToObject(j, "last_error", r->last_error);
     return j;
 }
 
-static void print_result(const bl_load_result *r, const bl_sweep_point *p, int per_request) {
+static void print_result(const bl_load_result *r, const bl_load_sweep_point *p, int per_request) {
     printf("sent %ld, ok %ld, failed %ld (4xx %ld, 503 %ld, other 5xx %ld, transport %ld), "
            "unsent %ld\n",
            r->sent, r->ok, r->failed, r->http_4xx, r->http_503, r->http_5xx, r->transport,
@@ -96,9 +96,10 @@ static void print_result(const bl_load_result *r, const bl_sweep_point *p, int p
            r->throughput_rps * per_request, r->elapsed_s);
     printf("latency ms (from intended send): p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  "
            "mean %.3f\n",
-           p->p50_ms, p->p90_ms, p->p99_ms, p->p999_ms, p->max_ms, bl_hdr_mean(&r->latency) * 1e-6);
-    printf("send lag ms: p50 %.3f  p99 %.3f\n", ms(bl_hdr_percentile(&r->send_lag, 50)),
-           ms(bl_hdr_percentile(&r->send_lag, 99)));
+           p->p50_ms, p->p90_ms, p->p99_ms, p->p999_ms, p->max_ms,
+           bl_latency_hist_mean(&r->latency) * 1e-6);
+    printf("send lag ms: p50 %.3f  p99 %.3f\n", ms(bl_latency_hist_percentile(&r->send_lag, 50)),
+           ms(bl_latency_hist_percentile(&r->send_lag, 99)));
     if (p->avg_batch > 0)
         printf("server: average batch %.2f during the run, max batch now %.0f\n", p->avg_batch,
                p->max_batch);
@@ -109,8 +110,8 @@ static void print_result(const bl_load_result *r, const bl_sweep_point *p, int p
 static bl_status run_bare(bl_model *m, const bl_norm *norm, const bl_load_config *c, long n_req,
                           bl_load_result *r, bl_error *err) {
     memset(r, 0, sizeof *r);
-    bl_hdr_reset(&r->latency);
-    bl_hdr_reset(&r->send_lag);
+    bl_latency_hist_reset(&r->latency);
+    bl_latency_hist_reset(&r->send_lag);
     bl_model_runner mr = {m, norm};
     size_t dim = bl_shape_size(c->shape);
     int k = c->per_request;
@@ -141,8 +142,8 @@ static bl_status run_bare(bl_model *m, const bl_norm *norm, const bl_load_config
             last = done;
             r->sent++;
             r->ok++;
-            bl_hdr_record(&r->latency, done - intended);
-            bl_hdr_record(&r->send_lag, sent - intended);
+            bl_latency_hist_record(&r->latency, done - intended);
+            bl_latency_hist_record(&r->send_lag, sent - intended);
         }
         t += c->poisson ? -log(1.0 - bl_rng_uniform_double(&rng)) * gap : gap;
     }
@@ -167,7 +168,7 @@ static int parse_rates(const char *s, double *out, int cap) {
 }
 
 /* One run against the server, with the server's batch statistics over the run. */
-static bl_status run_http(const bl_load_config *c, bl_load_result *r, bl_sweep_point *p,
+static bl_status run_http(const bl_load_config *c, bl_load_result *r, bl_load_sweep_point *p,
                           bl_error *err) {
     double inf0 = NAN, ex0 = NAN, inf1 = NAN, ex1 = NAN, mb = NAN;
     bl_load_scrape(c->url, &inf0, &ex0, NULL, NULL);
@@ -279,7 +280,7 @@ int cli_load(int argc, char **argv) {
     }
     if (!rc && m && bl_model_check_input(m, bl_shape_size(c.shape), input ? input : "input", &err))
         rc = cli_fail(cmd, "%s", err.msg);
-    bl_sweep_point pt;
+    bl_load_sweep_point pt;
     if (!rc && bare) {
         long n = requests ? requests : (long)ceil(c.rate * c.duration_s);
         if (!json)
@@ -318,7 +319,7 @@ int cli_load(int argc, char **argv) {
         }
     }
     if (!rc && sweep) {
-        bl_sweep_point pts[64];
+        bl_load_sweep_point pts[64];
         unsigned mark = bl_alloc_failures();
         cJSON *arr = json ? cJSON_CreateArray() : NULL;
         if (!json)
@@ -339,14 +340,13 @@ int cli_load(int argc, char **argv) {
                 fflush(stdout);
             }
         }
-        if (!rc && bl_sweep_write_csv(csv, pts, n_rates, &err)) rc = cli_fail(cmd, "%s", err.msg);
+        if (!rc && bl_load_sweep_write_csv(csv, pts, n_rates, &err))
+            rc = cli_fail(cmd, "%s", err.msg);
         if (!rc && plot) {
-            char png[4096], svg[4096], title[256];
-            snprintf(png, sizeof png, "%s.png", plot);
-            snprintf(svg, sizeof svg, "%s.svg", plot);
+            char title[256];
             snprintf(title, sizeof title, "batchlab serve: latency against throughput (%s)",
                      format);
-            if (bl_sweep_plot(csv, png, svg, title, slo_ms, &err))
+            if (bl_load_sweep_plot(pts, n_rates, plot, title, slo_ms, &err))
                 rc = cli_fail(cmd, "%s", err.msg);
         }
         if (json && !rc) rc = cli_print_json(cmd, arr, mark);

@@ -8,9 +8,15 @@
  * of them: their handler passes it on to the main thread (tgkill), where it waits blocked
  * for sigwait. With the default action instead, a SIGTERM sent right after start-up (the
  * port file is written before the main thread reaches sigwait) killed the process without
- * the drain. */
+ * the drain.
+ *
+ * The drain runs on a thread of its own while the main thread keeps waiting for
+ * signals: a second SIGTERM/SIGINT answers everything not computed yet with 503 and
+ * stops at once (bl_server_stop_now), still with the summary. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +49,48 @@ static void pass_to_main_thread(int sig) {
     errno = e;
 }
 
+typedef struct stopper {
+    bl_server *s;
+    long grace_ms;
+    atomic_int done;
+} stopper;
+
+static void *stop_main(void *arg) {
+    stopper *st = arg;
+    bl_server_stop(st->s, st->grace_ms);
+    atomic_store(&st->done, 1);
+    return NULL;
+}
+
+/* Drain on a thread; a second signal meanwhile stops at once. Returns that signal or 0. */
+static int drain(bl_server *s, long grace_ms, const sigset_t *sigs) {
+    stopper st = {s, grace_ms, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, stop_main, &st)) { /* no thread: drain here, uninterrupted */
+        stop_main(&st);
+        return 0;
+    }
+    int second = 0;
+    while (!atomic_load(&st.done)) {
+        struct timespec ts = {0, 20000000};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig > 0 && !second) {
+            second = sig;
+            bl_server_stop_now(s);
+        }
+    }
+    pthread_join(t, NULL);
+    return second;
+}
+
 int cli_serve(int argc, char **argv) {
     const char *cmd = "serve";
     bl_serve_config cfg;
     bl_serve_config_default(&cfg);
     const char *ckpt = NULL, *port_file = NULL, *preferred = NULL;
     int threads = 1, quiet = 0, port = cfg.port;
+    int conn_timeout = (int)cfg.conn_timeout_s, max_conn = (int)cfg.max_connections,
+        max_per_ip = (int)cfg.max_conn_per_ip;
     long grace_ms = 10000;
     size_t max_body = cfg.max_body_bytes;
     cli_opt opts[] = {
@@ -68,13 +110,24 @@ int cli_serve(int argc, char **argv) {
         {"timeout-ms", ARG_LONG, &cfg.batch.timeout_ms,
          "queue timeout per request, 504 after it (default 0: none; requests may lower it)", 0},
         {"slo-p99-ms", ARG_DOUBLE, &cfg.batch.slo_p99_ms,
-         "adapt max batch and delay (AIMD) to keep p99 under this; --max-batch is the cap", 0},
+         "adapt the batching delay to keep p99 under this; the max batch stays at "
+         "--max-batch",
+         0},
         {"max-body-bytes", ARG_SIZE, &max_body, "larger request bodies get 413 (default 64 MiB)",
          0},
         {"http-threads", ARG_INT, &cfg.http_threads, "HTTP polling threads (default 1)", 0},
+        {"conn-timeout-s", ARG_INT, &conn_timeout,
+         "close a connection silent this long: stalled headers or body, idle keep-alive "
+         "(default 10)",
+         0},
+        {"max-connections", ARG_INT, &max_conn, "open connections, all clients (default 1000)", 0},
+        {"max-conn-per-ip", ARG_INT, &max_per_ip,
+         "open connections from one address (default 256; 0: no limit)", 0},
         {"threads", ARG_INT, &threads, "BLAS threads of the batcher (default 1)", 0},
         {"grace-ms", ARG_LONG, &grace_ms,
-         "on shutdown, wait this long for the last answers (default 10000)", 0},
+         "on shutdown, compute and answer what is queued for at most this long, then 503 the "
+         "rest (default 10000); a second signal stops at once",
+         0},
         {"quiet", ARG_FLAG, &quiet, "print only errors and the final summary", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -90,6 +143,18 @@ int cli_serve(int argc, char **argv) {
     if (!ckpt) return cli_error(cmd, "a CHECKPOINT is required (see batchlab serve --help)");
     cfg.port = port;
     cfg.max_body_bytes = max_body;
+    if (conn_timeout < 1 || conn_timeout > 3600)
+        return cli_error(cmd, "--conn-timeout-s %d is invalid: it must be in [1, 3600]",
+                         conn_timeout);
+    if (max_conn < 1 || max_conn > 100000)
+        return cli_error(cmd, "--max-connections %d is invalid: it must be in [1, 100000]",
+                         max_conn);
+    if (max_per_ip < 0)
+        return cli_error(cmd, "--max-conn-per-ip %d is invalid: it must be >= 0", max_per_ip);
+    if (grace_ms < 0) return cli_error(cmd, "--grace-ms %ld is invalid: it must be >= 0", grace_ms);
+    cfg.conn_timeout_s = (unsigned)conn_timeout;
+    cfg.max_connections = (unsigned)max_conn;
+    cfg.max_conn_per_ip = (unsigned)max_per_ip;
     if (preferred &&
         parse_sizes(preferred, cfg.batch.preferred, BL_MAX_PREFERRED, &cfg.batch.n_preferred))
         return cli_error(cmd, "--preferred-batch '%s' must be up to %d comma-separated sizes >= 1",
@@ -97,7 +162,7 @@ int cli_serve(int argc, char **argv) {
     if (cli_opt_find(opts, n_opts, "slo-p99-ms")->seen && !(cfg.batch.slo_p99_ms > 0))
         return cli_error(cmd, "--slo-p99-ms %g is invalid: it must be positive",
                          cfg.batch.slo_p99_ms);
-    /* With an objective the delay cap defaults to a tenth of it (bl_aimd_init). */
+    /* With an objective the delay cap defaults to a tenth of it (bl_delay_ctl_init). */
     if (cfg.batch.slo_p99_ms > 0 && !cli_opt_find(opts, n_opts, "max-delay-us")->seen)
         cfg.batch.max_delay_us = (long)(cfg.batch.slo_p99_ms * 100.0);
     bl_error err = {0};
@@ -160,16 +225,21 @@ int cli_serve(int argc, char **argv) {
     if (!quiet) {
         fprintf(stderr, "batchlab serve: %s: draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
-    bl_server_stop(s, grace_ms);
+    int second = drain(s, grace_ms, &sigs);
+    if (second)
+        fprintf(stderr, "batchlab serve: second %s: stopped without finishing the drain\n",
+                second == SIGINT ? "SIGINT" : "SIGTERM");
     bl_server_stats st;
     bl_server_get_stats(s, &st);
     bl_serve_metrics *mt = bl_server_metrics(s);
     uint64_t inf = bl_metrics_inferences(mt), ex = bl_metrics_executions(mt);
     fprintf(stderr,
             "batchlab serve: stopped: accepted=%llu answered=%llu unanswered=%llu "
-            "queued_at_stop=%ld batches=%llu samples=%llu avg_batch=%.2f\n",
+            "cancelled=%llu abandoned=%llu queued_at_stop=%ld batches=%llu samples=%llu "
+            "avg_batch=%.2f\n",
             (unsigned long long)st.accepted, (unsigned long long)st.answered,
-            (unsigned long long)st.unanswered, st.queued_at_stop, (unsigned long long)ex,
+            (unsigned long long)st.unanswered, (unsigned long long)st.cancelled,
+            (unsigned long long)st.abandoned, st.queued_at_stop, (unsigned long long)ex,
             (unsigned long long)inf, ex ? (double)inf / (double)ex : 0.0);
     if (st.answered) {
         fprintf(stderr, "batchlab serve: per request, p50/p99 us:");

@@ -108,6 +108,18 @@ expect_exit() {
     fi
 }
 
+# summary FIELD ERR_FILE: a count from the server's "stopped:" line.
+summary() { grep 'stopped:' "$2" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+# wait_metric NAME MIN: scrape /metrics (bounded) until NAME >= MIN; sets VAL.
+wait_metric() {
+    VAL=0
+    for _ in $(seq 1 600); do
+        http GET /metrics
+        VAL=$(metric "$1")
+        [ "${VAL:-0}" -ge "$2" ] && return
+        sleep 0.1
+    done
+}
 json_num() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$2" | head -1; }
 metric() { grep "^$1{" <<<"$BODY" | head -1 | awk '{print $2}'; }
 
@@ -183,20 +195,14 @@ if start_server b --max-batch 64 --max-delay-us 300000; then
         --warmup 0 --max-errors 1 --format binary --input "$IMAGES" --json >"$T/drain.json" 2>"$T/drain.err" &
     LOAD_PID=$!
     PIDS+=("$LOAD_PID")
-    succ=0
-    for _ in $(seq 1 300); do
-        http GET /metrics
-        succ=$(metric batchlab_request_success_total)
-        [ "${succ:-0}" -ge 16 ] && break
-        sleep 0.1
-    done
+    wait_metric batchlab_request_success_total 16
     stop_server "$SRV_PID"
     for _ in $(seq 1 600); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.1; done
     wait "$LOAD_PID"
     line=$(grep 'stopped:' "$T/b.err")
-    accepted=$(sed -n 's/.*accepted=\([0-9]*\).*/\1/p' <<<"$line")
-    answered=$(sed -n 's/.* answered=\([0-9]*\).*/\1/p' <<<"$line")
-    queued=$(sed -n 's/.*queued_at_stop=\([0-9]*\).*/\1/p' <<<"$line")
+    accepted=$(summary accepted "$T/b.err")
+    answered=$(summary answered "$T/b.err")
+    queued=$(summary queued_at_stop "$T/b.err")
     client_ok=$(json_num ok "$T/drain.json")
     if [ "$SRV_RC" = 0 ] && [ -n "$accepted" ] && [ "$accepted" -ge 16 ] &&
         [ "$accepted" = "$answered" ] && [ "$accepted" = "$client_ok" ]; then
@@ -206,12 +212,52 @@ if start_server b --max-batch 64 --max-delay-us 300000; then
     fi
 fi
 
+# ---- servers C and D: stops that must not wait for all the queued compute --------------
+# Eight clients keep 4000-sample requests in flight, so a drain has seconds of compute
+# queued. C: a second SIGTERM during the drain (D6) must end it early; D: --grace-ms 300
+# must (D7). Either way the summary is printed and every accepted request still gets an
+# answer: 200, or 503 when it was never computed.
+# heavy_stop NAME SIGNALS GRACE_MS EXPECT_PATTERN
+heavy_stop() {
+    local name=$1 signals=$2 grace=$3 pattern=$4 depth
+    start_server "$name" --max-batch 64 --grace-ms "$grace" || return
+    "$BL" load --url "http://127.0.0.1:$PORT" --model mlp --closed --concurrency 8 --duration 60 \
+        --warmup 0 --per-request 4000 --format binary --json >"$T/$name.json" 2>"$T/$name.lerr" &
+    local load_pid=$!
+    PIDS+=("$load_pid")
+    wait_metric batchlab_queue_depth_requests 4
+    depth=$VAL
+    if [ "$signals" = 2 ]; then
+        kill -TERM "$SRV_PID"
+        for _ in $(seq 1 100); do grep -q draining "$T/$name.err" && break; sleep 0.05; done
+    fi
+    stop_server "$SRV_PID"
+    kill -TERM "$load_pid" 2>/dev/null
+    wait "$load_pid" 2>/dev/null
+    local line accepted answered cancelled
+    line=$(grep 'stopped:' "$T/$name.err")
+    accepted=$(summary accepted "$T/$name.err")
+    answered=$(summary answered "$T/$name.err")
+    cancelled=$(summary cancelled "$T/$name.err")
+    if [ "$SRV_RC" = 0 ] && grep -qE "$pattern" "$T/$name.err" && [ -n "$accepted" ] &&
+        [ "$accepted" -ge 4 ] && [ "$accepted" = "$answered" ] && [ "${cancelled:-0}" -ge 1 ]; then
+        ok "$name: stopped early; accepted $accepted = answered $answered ($cancelled got 503)"
+    else
+        bad "$name (queue depth $depth): exit $SRV_RC, '$line': $(tail -3 "$T/$name.err")"
+    fi
+}
+heavy_stop second-sigterm 2 600000 'second SIGTERM: stopped without finishing'
+heavy_stop grace-300ms 1 300 'stopped:'
+
 # ---- usage and runtime errors -----------------------------------------------------------
 expect_exit "serve without a checkpoint" 2 "CHECKPOINT is required" "$BL" serve
 expect_exit "serve a missing file" 1 "nope.safetensors" "$BL" serve "$T/nope.safetensors" --port 0
 expect_exit "serve bad max batch" 2 "--max-batch 0" "$BL" serve "$T/mlp.safetensors" --max-batch 0
 expect_exit "serve bad preferred" 2 "--preferred-batch" "$BL" serve "$T/mlp.safetensors" --preferred-batch 4,x
 expect_exit "serve bad slo" 2 "--slo-p99-ms" "$BL" serve "$T/mlp.safetensors" --slo-p99-ms -1
+expect_exit "serve bad conn timeout" 2 "--conn-timeout-s 0" "$BL" serve "$T/mlp.safetensors" --conn-timeout-s 0
+expect_exit "serve bad max connections" 2 "--max-connections 0" "$BL" serve "$T/mlp.safetensors" --max-connections 0
+expect_exit "serve bad grace" 2 "--grace-ms -1" "$BL" serve "$T/mlp.safetensors" --grace-ms -1
 expect_exit "load bad format" 2 "--format must be json or binary" "$BL" load --format xml
 expect_exit "load sweep without csv" 2 "--sweep needs --csv" "$BL" load --sweep 10,20
 expect_exit "load with no server" 1 "127.0.0.1:9" "$BL" load --url http://127.0.0.1:9 --rate 10 --duration 0.1

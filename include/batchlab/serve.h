@@ -5,14 +5,13 @@
  *                preferred size, or when the oldest request has waited max_delay_us.
  *                Requests may carry several samples; big ones span batches. When the
  *                model is idle, the submitting thread may run the batch itself.
- *   bl_aimd      the run-time controller that moves max batch and delay to keep the
- *                observed p99 under an objective (additive increase, multiplicative
- *                decrease, as in Clipper, NSDI'17).
+ *   bl_delay_ctl the run-time controller that steps the batching delay to keep the
+ *                observed p99 under an objective, the max batch held at its cap.
  *   bl_server    the KServe v2 / Open Inference Protocol over libmicrohttpd, with
  *                Prometheus text at /metrics and a graceful drain on stop.
  *   bl_load_run  an open-loop (constant or Poisson arrivals, latency measured from the
  *                intended send time) or closed-loop load generator over libcurl.
- *   bl_hdr       a log-bucketed latency histogram (HDR style, < 1% relative error).
+ *   bl_latency_hist  a log-bucketed latency histogram (HDR style, < 1% relative error).
  *
  * Typical use (what `batchlab serve` does):
  *
@@ -39,29 +38,33 @@
 extern "C" {
 #endif
 
-/* ======================================================================== hdr histogram */
-#define BL_HDR_SUB_BITS 7  /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
-#define BL_HDR_MAX_LOG2 44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped */
-#define BL_HDR_BUCKETS ((BL_HDR_MAX_LOG2 - BL_HDR_SUB_BITS + 2) << BL_HDR_SUB_BITS)
+/* ======================================================================== latency histogram */
+#define BL_LATENCY_HIST_SUB_BITS                                                                   \
+    7 /* 128 linear sub-buckets per power of two: <= 1/128 rel. error */
+#define BL_LATENCY_HIST_MAX_LOG2                                                                   \
+    44 /* values up to 2^44 (ns: 4.9 hours); larger ones are clamped                               \
+        */
+#define BL_LATENCY_HIST_BUCKETS                                                                    \
+    ((BL_LATENCY_HIST_MAX_LOG2 - BL_LATENCY_HIST_SUB_BITS + 2) << BL_LATENCY_HIST_SUB_BITS)
 
-typedef struct bl_hdr {
-    uint64_t counts[BL_HDR_BUCKETS];
+typedef struct bl_latency_hist {
+    uint64_t counts[BL_LATENCY_HIST_BUCKETS];
     uint64_t total, min, max;
     double sum;
-} bl_hdr;
+} bl_latency_hist;
 
-void bl_hdr_reset(bl_hdr *h);
-void bl_hdr_record(bl_hdr *h, uint64_t value);
-void bl_hdr_record_n(bl_hdr *h, uint64_t value, uint64_t n);
+void bl_latency_hist_reset(bl_latency_hist *h);
+void bl_latency_hist_record(bl_latency_hist *h, uint64_t value);
+void bl_latency_hist_record_n(bl_latency_hist *h, uint64_t value, uint64_t n);
 /* Add every count of src into dst. */
-void bl_hdr_merge(bl_hdr *dst, const bl_hdr *src);
+void bl_latency_hist_merge(bl_latency_hist *dst, const bl_latency_hist *src);
 /* The value at percentile q in [0, 100]: the highest value that falls in the same bucket
  * as the ceil(q% * total)-th smallest recorded value (never above max). 0 if empty. */
-uint64_t bl_hdr_percentile(const bl_hdr *h, double q);
-double bl_hdr_mean(const bl_hdr *h);
+uint64_t bl_latency_hist_percentile(const bl_latency_hist *h, double q);
+double bl_latency_hist_mean(const bl_latency_hist *h);
 /* Bucket index of a value and the bucket's [lo, hi] range (exposed for tests). */
-int bl_hdr_index(uint64_t value);
-void bl_hdr_bucket_range(int index, uint64_t *lo, uint64_t *hi);
+int bl_latency_hist_index(uint64_t value);
+void bl_latency_hist_bucket_range(int index, uint64_t *lo, uint64_t *hi);
 
 /* ======================================================================== metrics */
 typedef enum {
@@ -94,53 +97,66 @@ void bl_metrics_count_success(bl_serve_metrics *m, uint64_t latency_ns);
 void bl_metrics_count_failure(bl_serve_metrics *m, bl_fail_kind k);
 
 /* ======================================================================== adaptive */
-typedef enum { BL_AIMD_HOLD, BL_AIMD_INCREASE, BL_AIMD_DECREASE, BL_AIMD_SATURATED } bl_aimd_action;
-const char *bl_aimd_action_name(bl_aimd_action a);
+typedef enum {
+    BL_DELAY_CTL_HOLD,
+    BL_DELAY_CTL_INCREASE,
+    BL_DELAY_CTL_DECREASE,
+    BL_DELAY_CTL_SATURATED
+} bl_delay_ctl_action;
+const char *bl_delay_ctl_action_name(bl_delay_ctl_action a);
 
-#define BL_AIMD_WINDOW_MAX 512
-/* Every window (>= min_samples completed requests and >= window_ns, or
- * BL_AIMD_WINDOW_MAX requests) the controller looks at the p99 of request latency
- * (arrival to batch end), the median batch compute time, and how often batches were full
- * (the max batch was binding, i.e. a queue stood behind them):
- *  - a median batch over objective/3: cut max batch by `decrease` (and halve the delay);
- *  - p99 over the objective with batches mostly full: add `step` to max batch and halve
- *    the delay (SATURATED at the cap: shed load with --max-queue);
- *  - p99 over the objective otherwise: halve the delay, keep the batch;
- *  - p99 under `headroom` x the objective: add `step` to max batch when it was binding,
- *    and while batches are not full and p99 is under half the objective, add
- *    delay_step_us to the delay (at most objective/10);
+#define BL_DELAY_CTL_WINDOW_MAX 512
+/* The max batch stays at the cap (with first-in first-out batches whose cost per sample
+ * does not rise with size, a larger max never makes a request wait longer; see
+ * adaptive.c). Every window (>= min_samples completed requests and >= window_ns, or
+ * BL_DELAY_CTL_WINDOW_MAX requests) the delay moves on the p99 of request latency (arrival
+ * to batch end) and how often batches were full:
+ *  - p99 over the objective with batches mostly full: SATURATED (past capacity: shed load
+ *    with --max-queue);
+ *  - p99 over headroom x the objective: step the delay by delay_step_us the way that last
+ *    lowered p99, turning back when a step made it worse (INCREASE / DECREASE);
+ *  - p99 under half the objective, batches not full and the model computing under half
+ *    the window: add delay_step_us (INCREASE), up to cap_delay_us;
  *  - else hold. */
-typedef struct bl_aimd {
+typedef struct bl_delay_ctl {
     double slo_ns;
-    int cap_batch, max_batch, step;
+    int cap_batch, max_batch;
     long cap_delay_us, delay_us, delay_step_us;
-    double decrease, headroom;
+    int probe;               /* +1 / -1: the direction the delay last moved under pressure */
+    uint64_t pressed_p99_ns; /* p99 of the last window over headroom (0: none) */
+    double headroom;
     long min_samples;
     uint64_t window_ns, window_start_ns;
     /* current window */
-    uint64_t lat[BL_AIMD_WINDOW_MAX];
+    uint64_t lat[BL_DELAY_CTL_WINDOW_MAX];
     int n_lat;
-    uint64_t compute[BL_AIMD_WINDOW_MAX];
-    int n_compute;
     long batches, full_batches;
+    uint64_t busy_ns; /* compute time of the window's batches */
     /* last decision, for metrics */
     uint64_t last_p99_ns;
-    bl_aimd_action last_action;
+    bl_delay_ctl_action last_action;
     long decisions[4];
-} bl_aimd;
+} bl_delay_ctl;
 
-/* slo_p99_ms > 0; cap_batch >= 1. The start is max batch max(1, cap/4) and delay 0; the
- * delay never exceeds min(cap_delay_us, slo/10). */
-void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us);
+/* slo_p99_ms > 0; cap_batch >= 1. The max batch is cap_batch; the delay starts at 0 and
+ * never exceeds min(cap_delay_us, slo/10). */
+void bl_delay_ctl_init(bl_delay_ctl *a, double slo_p99_ms, int cap_batch, long cap_delay_us);
 /* Record one batch of `size` samples (max batch was `max_batch` when it formed) that took
  * compute_ns. */
-void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns);
+void bl_delay_ctl_batch(bl_delay_ctl *a, int size, int max_batch, uint64_t compute_ns);
 /* Record one completed request's latency. Returns 1 when this closed a window and a
  * decision was made (then a->max_batch / a->delay_us / a->last_action are the new ones). */
-int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns);
+int bl_delay_ctl_observe(bl_delay_ctl *a, uint64_t latency_ns, uint64_t now_ns);
 
 /* ======================================================================== batcher */
-typedef enum { BL_REQ_PENDING, BL_REQ_OK, BL_REQ_TIMEOUT, BL_REQ_FAILED } bl_req_outcome;
+typedef enum {
+    BL_REQ_PENDING,
+    BL_REQ_OK,
+    BL_REQ_TIMEOUT,
+    BL_REQ_FAILED,
+    BL_REQ_CANCELLED, /* bl_batcher_cancel_waiting: the server stops without computing it */
+    BL_REQ_ABANDONED  /* its alive() said the client has gone: dropped, rows not computed */
+} bl_req_outcome;
 
 typedef struct bl_infer_req bl_infer_req;
 /* Called exactly once per accepted request, on the thread that runs its last batch (the
@@ -159,6 +175,9 @@ struct bl_infer_req {
                             * controller measures latency from here, parsing included */
     bl_req_done_fn done;
     void *user;
+    /* Optional: 0 once the client has gone. Asked, under the batcher's lock, before the
+     * request's rows go into a batch, so a client that left costs no compute. */
+    int (*alive)(const bl_infer_req *r);
     /* --- filled by the batcher --- */
     bl_req_outcome outcome;
     uint64_t t_enqueue_ns, t_start_ns, t_end_ns; /* t_start: its first batch began */
@@ -181,7 +200,7 @@ typedef struct bl_batcher_config {
     int n_preferred;
     int max_queue;     /* requests waiting; a submit beyond it is refused; >= 1 */
     long timeout_ms;   /* default per-request queue timeout; 0 = none */
-    double slo_p99_ms; /* > 0: adaptive max batch and delay (bl_aimd); 0 = fixed */
+    double slo_p99_ms; /* > 0: adaptive delay (bl_delay_ctl), max batch at its cap; 0 = fixed */
 } bl_batcher_config;
 
 void bl_batcher_config_default(bl_batcher_config *c);
@@ -219,14 +238,21 @@ void bl_batcher_run_claimed(bl_batcher *b, bl_infer_req *r);
 /* Submit and wait for the outcome (for tests and simple callers; r->done/user must be
  * unset; they are used internally). */
 bl_status bl_batcher_infer(bl_batcher *b, bl_infer_req *r, bl_error *err);
-/* Refuse new requests, run everything queued at once (no delay), then stop the thread.
- * Returns the number of requests that were waiting when the drain began. Idempotent. */
+/* Refuse new requests and run everything queued at once (no delay); returns at once
+ * with the number of requests that were waiting. Idempotent. */
+long bl_batcher_begin_drain(bl_batcher *b);
+/* Complete every waiting request as BL_REQ_CANCELLED instead of computing it (a batch
+ * running now finishes). Requests submitted later are refused. */
+void bl_batcher_cancel_waiting(bl_batcher *b);
+/* bl_batcher_begin_drain, then wait for the queue to empty and stop the thread. Returns
+ * the number of requests that were waiting when the drain began. Idempotent. */
 long bl_batcher_drain(bl_batcher *b);
 /* Drain (if not yet) and free. */
 void bl_batcher_free(bl_batcher *b);
 
 bl_serve_metrics *bl_batcher_metrics(bl_batcher *b);
 long bl_batcher_queue_requests(bl_batcher *b); /* waiting now (not yet fully dispatched) */
+long bl_batcher_abandoned(bl_batcher *b);      /* requests dropped because alive() said so */
 int bl_batcher_current_max_batch(bl_batcher *b);
 long bl_batcher_current_delay_us(bl_batcher *b);
 
@@ -247,17 +273,23 @@ typedef struct bl_kserve_model {
     int in_dim, out_dim, max_batch;
 } bl_kserve_model;
 
+#define BL_KSERVE_MAX_ID 255 /* bytes of "id"; a longer one is refused (400), never cut */
+/* Bytes of request JSON besides inputs[0].data (which is read without a node per number);
+ * a request with more is refused, so parsing memory stays bounded by the body. */
+#define BL_KSERVE_MAX_JSON_REST (1 << 20)
+
 typedef struct bl_kserve_request {
-    char id[256]; /* "" when absent */
-    float *x;     /* (n, in_dim), malloc'ed: bl_kserve_request_free */
+    char id[BL_KSERVE_MAX_ID + 1]; /* "" when absent */
+    float *x;                      /* (n, in_dim), malloc'ed: bl_kserve_request_free */
     int n;
     long timeout_ms;   /* parameters.timeout_ms; 0 = none */
     int binary_output; /* answer with the binary-data extension */
 } bl_kserve_request;
 
 /* Parse an infer request body. header_len: the Inference-Header-Content-Length value, or
- * -1 when the header is absent (then the whole body is JSON). Every failure is a client
- * error (HTTP 400) with a message naming the field. */
+ * -1 when the header is absent (then the whole body is JSON). The JSON must be one valid
+ * value (UTF-8 strings, nothing after it) and every input finite. Every failure but
+ * BL_ERR_NOMEM is a client error (HTTP 400) with a message naming the field. */
 bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *mdl, const char *body,
                                 size_t len, long header_len, bl_error *err);
 void bl_kserve_request_free(bl_kserve_request *rq);
@@ -279,6 +311,12 @@ typedef struct bl_serve_config {
     const char *model_name; /* the {name} in /v2/models/{name}; default "model" */
     int http_threads;       /* libmicrohttpd polling threads, default 1 */
     size_t max_body_bytes;  /* larger request bodies get 413; default 64 MiB */
+    /* Connection hygiene: a client must not be able to hold the server's sockets. */
+    unsigned conn_timeout_s;  /* close a connection silent this long: headers or body
+                               * stalled, or idle keep-alive (not one waiting for its
+                               * batch); default 10 */
+    unsigned max_connections; /* open connections, all clients together; default 1000 */
+    unsigned max_conn_per_ip; /* open connections from one address; default 256, 0 = none */
     bl_batcher_config batch;
 } bl_serve_config;
 
@@ -299,12 +337,21 @@ typedef struct bl_server_stats {
     uint64_t accepted;   /* infer requests queued to the batcher */
     uint64_t answered;   /* of those, responses fully sent */
     uint64_t unanswered; /* of those, connections lost before the response was sent */
+    uint64_t abandoned;  /* of those, dropped uncomputed: the client had gone */
+    uint64_t cancelled;  /* of those, answered 503 uncomputed: the stop ran out of time */
     long queued_at_stop; /* waiting in the queue when the drain began */
 } bl_server_stats;
-/* Graceful stop: readiness turns false and new infer requests get 503, every queued
- * request is computed and answered, then (after at most grace_ms for the last responses
- * to be written) the HTTP threads stop. Idempotent. */
+/* Readiness turns false and new infer requests get 503; every response from now on
+ * carries Connection: close. Nothing stops yet (bl_server_stop does this first). */
+void bl_server_begin_drain(bl_server *s);
+/* Graceful stop: bl_server_begin_drain, then queued requests are computed and answered
+ * for up to grace_ms; what is still queued then gets 503, and after at most 200 ms more
+ * for those last responses to be written the HTTP threads stop. Idempotent. */
 void bl_server_stop(bl_server *s, long grace_ms);
+/* From another thread while bl_server_stop runs (a second signal): every request not
+ * yet computed gets 503 now, and the stop ends as soon as those answers are written
+ * (at most 200 ms). */
+void bl_server_stop_now(bl_server *s);
 void bl_server_get_stats(bl_server *s, bl_server_stats *st);
 
 /* Where a successful infer request's time goes inside the server, stage by stage. */
@@ -356,13 +403,13 @@ typedef struct bl_load_result {
     double elapsed_s;      /* counted wall time: first counted intended send to last answer */
     long sent, ok, failed; /* counted requests (after warm-up) */
     long http_4xx, http_503, http_5xx, transport; /* failure classes */
-    long unsent;          /* open loop: still waiting for a connection when the run ended */
-    bl_hdr latency;       /* ns, successful counted requests, from the INTENDED send time */
-    bl_hdr send_lag;      /* ns, actual minus intended send time (generator health) */
-    char last_error[256]; /* the last failure: curl's message or the server's body */
+    long unsent;              /* open loop: still waiting for a connection when the run ended */
+    bl_latency_hist latency;  /* ns, successful counted requests, from the INTENDED send time */
+    bl_latency_hist send_lag; /* ns, actual minus intended send time (generator health) */
+    char last_error[256];     /* the last failure: curl's message or the server's body */
 } bl_load_result;
 
-/* Run one load test. The result is heap-sized (two bl_hdr); allocate it with malloc.
+/* Run one load test. The result is heap-sized (two bl_latency_hist); allocate it with malloc.
  * Errors: BL_ERR_ARG for a bad config, BL_ERR_IO if curl cannot start. Request failures
  * are counted, not errors. */
 bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err);
@@ -374,22 +421,22 @@ bl_status bl_load_fetch_shape(const char *url, const char *model, bl_shape *shap
 bl_status bl_load_scrape(const char *url, double *inferences, double *executions, double *max_batch,
                          bl_error *err);
 
-/* One line per rate of a sweep. */
-typedef struct bl_sweep_point {
+/* One line per rate of a load sweep (`batchlab load --sweep`). */
+typedef struct bl_load_sweep_point {
     double offered_rps, throughput_rps;
     double p50_ms, p90_ms, p99_ms, p999_ms, max_ms;
     long ok, failed;
     double avg_batch; /* from /metrics deltas; 0 if unknown */
     double max_batch; /* the server's current max batch at the end; 0 if unknown */
-} bl_sweep_point;
+} bl_load_sweep_point;
 
 /* Write the points as CSV, atomically. */
-bl_status bl_sweep_write_csv(const char *path, const bl_sweep_point *p, int n, bl_error *err);
-/* Plot p50 and p99 latency against achieved throughput (with a horizontal line at
- * slo_ms when > 0) through gnuplot into png_path and svg_path; each is written to a
- * temporary name and renamed, so a failed plot leaves no half-written file. */
-bl_status bl_sweep_plot(const char *csv_path, const char *png_path, const char *svg_path,
-                        const char *title, double slo_ms, bl_error *err);
+bl_status bl_load_sweep_write_csv(const char *path, const bl_load_sweep_point *p, int n,
+                                  bl_error *err);
+/* Plot p50, p99 and p99.9 latency against achieved throughput (with a dashed line at
+ * slo_ms when > 0) into <base>.png and <base>.svg through bl_plot_write (its errors). */
+bl_status bl_load_sweep_plot(const bl_load_sweep_point *p, int n, const char *base,
+                             const char *title, double slo_ms, bl_error *err);
 
 #ifdef __cplusplus
 }

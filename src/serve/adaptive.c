@@ -1,67 +1,74 @@
-/* Adaptive batching to a latency objective: AIMD on the max batch (and the delay).
+/* Adaptive batching to a latency objective: the max batch stays at its cap, and the
+ * delay is stepped on the measured p99.
  *
- * Clipper (Crankshaw et al., NSDI'17) grows the batch size additively while a batch
- * takes less than the objective and cuts it multiplicatively when it takes more. A
- * request also waits for the batch already running and for its HTTP round trip, so here
- * a batch gets a third of the objective: the median batch compute time of each window
- * is held under objective/3 by AIMD (cut by `decrease` above it). Within that budget a
- * bigger batch costs less per sample, so:
+ * The max batch is not a latency knob. Batches are served first in, first out, and a
+ * batch's cost per sample falls (or stays) as it grows, so a larger max never makes
+ * anyone wait longer: a request waits for the work queued ahead of it, which a smaller
+ * max only cuts into more, costlier pieces; and below the cap a batch holds what is
+ * queued, not more. Shrinking it for latency is what collapsed the earlier controller
+ * (Clipper-style AIMD on the batch, NSDI'17): under load a busy CPU made batches look
+ * slow, the cuts lowered throughput, the queue grew, p99 got worse and the cuts went on,
+ * down to batches of one, at 1,000 req/s where any fixed setting served 1,510. So it
+ * is held at the cap (the model's allocation, or --max-batch); small batches must cost
+ * no more per sample than B = 1 for this to hold, which the kernels see to.
  *
- *   p99 > objective, batches full     -> a queue stands behind fast, full batches: grow
- *        the max batch (SATURATED at the cap: only --max-queue can shed load then);
- *   p99 > objective, batches not full -> the time goes elsewhere (delay, HTTP threads, a
- *        busy CPU): give back delay, but do not shrink batches, which would only lower
- *        throughput (an earlier rule did, and a sweep collapsed to batches of one);
- *   p99 < headroom x objective        -> grow where it binds: the max batch when batches
- *        were full; the delay (capped at objective/10) when they were not and p99 is
- *        under half the objective, since waiting to fill batches saves CPU per sample;
+ * The delay is the knob that trades latency for CPU: waiting to fill batches saves
+ * compute per sample at light load, and costs up to the delay in latency. So per window
+ * (>= min_samples requests and >= window_ns, or BL_DELAY_CTL_WINDOW_MAX requests):
+ *
+ *   p99 > objective with batches mostly full -> the server is past capacity (SATURATED:
+ *        only --max-queue sheds load; a full batch does not wait for the delay);
+ *   p99 > headroom x objective       -> near the objective a delay can help (bigger
+ *        batches, less compute per sample, a shorter queue) or hurt (waiting): step it by
+ *        delay_step_us in the direction that last lowered p99, turning back when a step
+ *        made p99 worse (the first step is down);
+ *   p99 < objective / 2, batches not full and the model busy under half the time ->
+ *        add delay_step_us (INCREASE), at most min(--max-delay-us, objective / 10);
  *   otherwise hold.
  *
- * The median rather than the maximum compute time keeps one batch preempted by another
- * process from driving the batch size down. Request latency runs from arrival at the
- * server (parsing included) to the end of its batch. The controller is a plain struct
- * driven by the batcher thread (no locks) and deterministic given its inputs, so tests
- * feed it synthetic latencies. */
+ * Request latency runs from arrival at the server (parsing included) to the end of its
+ * batch. The controller is a plain struct driven by the batcher thread (no locks) and
+ * deterministic given its inputs: tests/test_serve_controller.c runs it in a simulated
+ * server against every fixed (max batch, delay) pair. */
 #include <stdlib.h>
 #include <string.h>
 #include "batchlab/serve.h"
 
-const char *bl_aimd_action_name(bl_aimd_action a) {
+const char *bl_delay_ctl_action_name(bl_delay_ctl_action a) {
     switch (a) {
-    case BL_AIMD_HOLD:
+    case BL_DELAY_CTL_HOLD:
         return "hold";
-    case BL_AIMD_INCREASE:
+    case BL_DELAY_CTL_INCREASE:
         return "increase";
-    case BL_AIMD_DECREASE:
+    case BL_DELAY_CTL_DECREASE:
         return "decrease";
-    case BL_AIMD_SATURATED:
+    case BL_DELAY_CTL_SATURATED:
         return "saturated";
     }
     return "?";
 }
 
-void bl_aimd_init(bl_aimd *a, double slo_p99_ms, int cap_batch, long cap_delay_us) {
+void bl_delay_ctl_init(bl_delay_ctl *a, double slo_p99_ms, int cap_batch, long cap_delay_us) {
     memset(a, 0, sizeof *a);
     a->slo_ns = slo_p99_ms * 1e6;
     a->cap_batch = cap_batch < 1 ? 1 : cap_batch;
-    a->max_batch = a->cap_batch / 4 > 1 ? a->cap_batch / 4 : 1;
-    a->step = a->cap_batch / 16 > 1 ? a->cap_batch / 16 : 1;
+    a->max_batch = a->cap_batch;
     long tenth_us = (long)(slo_p99_ms * 1000.0 / 10.0);
     a->cap_delay_us = cap_delay_us < 0 || cap_delay_us > tenth_us ? tenth_us : cap_delay_us;
     a->delay_us = 0;
     a->delay_step_us = (long)(slo_p99_ms * 1000.0 / 100.0);
     if (a->delay_step_us < 1) a->delay_step_us = 1;
-    a->decrease = 0.8;
     a->headroom = 0.8;
+    a->probe = -1;
     a->min_samples = 64;
     a->window_ns = 100000000ULL; /* 100 ms */
-    a->last_action = BL_AIMD_HOLD;
+    a->last_action = BL_DELAY_CTL_HOLD;
 }
 
-void bl_aimd_batch(bl_aimd *a, int size, int max_batch, uint64_t compute_ns) {
+void bl_delay_ctl_batch(bl_delay_ctl *a, int size, int max_batch, uint64_t compute_ns) {
     a->batches++;
     if (size >= max_batch) a->full_batches++;
-    if (a->n_compute < BL_AIMD_WINDOW_MAX) a->compute[a->n_compute++] = compute_ns;
+    a->busy_ns += compute_ns;
 }
 
 static int cmp_u64(const void *x, const void *y) {
@@ -77,62 +84,50 @@ static uint64_t percentile(uint64_t *v, int n, int q) {
     return v[k < 0 ? 0 : k];
 }
 
-static void grow_batch(bl_aimd *a) {
-    a->max_batch += a->step;
-    if (a->max_batch > a->cap_batch) a->max_batch = a->cap_batch;
-}
-
-static void cut_batch(bl_aimd *a) {
-    int nb = (int)(a->max_batch * a->decrease);
-    if (nb >= a->max_batch) nb = a->max_batch - 1;
-    a->max_batch = nb < 1 ? 1 : nb;
-}
-
-static void decide(bl_aimd *a) {
+static void decide(bl_delay_ctl *a, uint64_t now_ns) {
     uint64_t p99 = percentile(a->lat, a->n_lat, 99);
-    double c50 = (double)percentile(a->compute, a->n_compute, 50);
-    a->last_p99_ns = p99;
-    double budget = a->slo_ns / 3; /* one batch: wait for the running one, run ours, HTTP */
     int full = a->batches && 2 * a->full_batches >= a->batches;
-    bl_aimd_action act = BL_AIMD_HOLD;
-    if (c50 > budget) { /* batches this size alone break the objective */
-        cut_batch(a);
-        a->delay_us /= 2;
-        act = BL_AIMD_DECREASE;
-    } else if ((double)p99 > a->slo_ns) {
-        if (full && a->max_batch < a->cap_batch) {
-            grow_batch(a); /* a queue behind fast, full batches: more per batch */
-            act = BL_AIMD_INCREASE;
-        } else if (full) {
-            act = BL_AIMD_SATURATED;
-        } else if (a->delay_us > 0) {
-            act = BL_AIMD_DECREASE;
+    double span = (double)(now_ns - a->window_start_ns);
+    double busy = span > 0 ? (double)a->busy_ns / span : 1; /* share of time computing */
+    bl_delay_ctl_action act = BL_DELAY_CTL_HOLD;
+    if ((double)p99 > a->slo_ns && full) {
+        act = BL_DELAY_CTL_SATURATED; /* full batches at the cap do not wait for the delay */
+    } else if ((double)p99 > a->headroom * a->slo_ns) {
+        /* Near or over the objective a delay can help (bigger batches, less compute per
+         * sample, a shorter queue) or hurt (waiting): step it the way that lowered p99,
+         * turning back when the last step made p99 worse. */
+        if (a->pressed_p99_ns && p99 > a->pressed_p99_ns) a->probe = -a->probe;
+        a->pressed_p99_ns = p99;
+        long d = a->delay_us + a->probe * a->delay_step_us;
+        if (d < 0) d = 0;
+        if (d > a->cap_delay_us) d = a->cap_delay_us;
+        if (d != a->delay_us) {
+            act = d > a->delay_us ? BL_DELAY_CTL_INCREASE : BL_DELAY_CTL_DECREASE;
+            a->delay_us = d;
         }
-        a->delay_us /= 2;
-    } else if ((double)p99 < a->headroom * a->slo_ns) {
-        if (a->full_batches > 0 && a->max_batch < a->cap_batch) {
-            grow_batch(a);
-            act = BL_AIMD_INCREASE;
-        }
-        if (!full && (double)p99 < 0.5 * a->slo_ns && a->delay_us < a->cap_delay_us) {
-            a->delay_us += a->delay_step_us;
+    } else {
+        a->pressed_p99_ns = 0;
+        if ((double)p99 < 0.5 * a->slo_ns && !full && busy < 0.5 && a->delay_us < a->cap_delay_us) {
+            a->delay_us += a->delay_step_us; /* light load: fill batches, save compute */
             if (a->delay_us > a->cap_delay_us) a->delay_us = a->cap_delay_us;
-            act = BL_AIMD_INCREASE;
+            act = BL_DELAY_CTL_INCREASE;
         }
     }
+    a->last_p99_ns = p99;
     a->last_action = act;
     a->decisions[act]++;
 }
 
-int bl_aimd_observe(bl_aimd *a, uint64_t latency_ns, uint64_t now_ns) {
+int bl_delay_ctl_observe(bl_delay_ctl *a, uint64_t latency_ns, uint64_t now_ns) {
     if (a->n_lat == 0 && a->window_start_ns == 0) a->window_start_ns = now_ns;
-    if (a->n_lat < BL_AIMD_WINDOW_MAX) a->lat[a->n_lat++] = latency_ns;
-    int close = a->n_lat >= BL_AIMD_WINDOW_MAX ||
+    if (a->n_lat < BL_DELAY_CTL_WINDOW_MAX) a->lat[a->n_lat++] = latency_ns;
+    int close = a->n_lat >= BL_DELAY_CTL_WINDOW_MAX ||
                 (a->n_lat >= a->min_samples && now_ns - a->window_start_ns >= a->window_ns);
     if (!close) return 0;
-    decide(a);
-    a->n_lat = a->n_compute = 0;
+    decide(a, now_ns);
+    a->n_lat = 0;
     a->batches = a->full_batches = 0;
+    a->busy_ns = 0;
     a->window_start_ns = now_ns;
     return 1;
 }

@@ -17,7 +17,7 @@
  * The lock is held only to link and unlink requests: the gather copy, the forward pass,
  * the scatter and the completion callbacks all run unlocked, so submitters never wait
  * for a forward pass, and a callback may take its own locks (the server's does) without
- * any lock-order cycle. With --slo-p99-ms the AIMD controller (adaptive.c) runs after
+ * any lock-order cycle. With --slo-p99-ms the delay controller (adaptive.c) runs after
  * every batch and sets the max batch and delay the next batch uses.
  *
  * The caller path. At low load a request would be taken by the batcher thread the moment
@@ -55,7 +55,8 @@ struct bl_batcher {
     pthread_cond_t cv;
     bl_infer_req *head, *tail;               /* guarded by mu */
     long n_requests, n_samples;              /* guarded by mu: waiting requests, untaken samples */
-    int draining;                            /* guarded by mu */
+    int draining, cancelling;                /* guarded by mu */
+    long abandoned;                          /* guarded by mu */
     int busy;                                /* guarded by mu: a batch is formed and running */
     uint64_t idle_since_ns, last_compute_ns; /* guarded by mu */
     long queued_at_drain;
@@ -67,7 +68,7 @@ struct bl_batcher {
     int cur_max;
     long cur_delay_us;
     int adaptive;
-    bl_aimd aimd;
+    bl_delay_ctl ctl;
     bl_serve_metrics metrics;
 };
 
@@ -146,6 +147,36 @@ static bl_infer_req *expire_locked(bl_batcher *b, uint64_t now) {
     return expired;
 }
 
+/* Unlink what must not be computed: every request once cancelling, and those whose
+ * client has gone among the ones the next batch would take (asking all of a long queue
+ * every batch would cost a system call each). Called with no batch running, so no batch
+ * holds rows of them, partly taken or not. */
+static bl_infer_req *sweep_locked(bl_batcher *b, uint64_t now) {
+    bl_infer_req *out = NULL, **link = &b->head, *prev = NULL;
+    long ahead = 0;
+    while (*link && (b->cancelling || ahead < b->cur_max)) {
+        bl_infer_req *r = *link;
+        int cancel = b->cancelling, gone = !cancel && r->alive && !r->alive(r);
+        if (!cancel && !gone) {
+            ahead += r->n - r->taken;
+            prev = r;
+            link = &r->next;
+            continue;
+        }
+        *link = r->next;
+        if (b->tail == r) b->tail = prev;
+        b->n_requests--;
+        b->n_samples -= r->n - r->taken;
+        b->abandoned += gone;
+        r->outcome = cancel ? BL_REQ_CANCELLED : BL_REQ_ABANDONED;
+        r->t_end_ns = now;
+        r->next = out;
+        out = r;
+    }
+    if (out) publish_queue(b);
+    return out;
+}
+
 static void complete_list(bl_infer_req *list) {
     while (list) {
         bl_infer_req *next = list->next;
@@ -215,7 +246,7 @@ static void run_batch(bl_batcher *b, const bl_infer_req *self) {
     b->batch_end_ns = t_end;
     metrics_observe_batch(&b->metrics, B, t_end - t_start);
     if (self) atomic_fetch_add_explicit(&b->metrics.caller_executions, 1, memory_order_relaxed);
-    if (b->adaptive) bl_aimd_batch(&b->aimd, B, b->max_at_formation, t_end - t_start);
+    if (b->adaptive) bl_delay_ctl_batch(&b->ctl, B, b->max_at_formation, t_end - t_start);
     pos = 0;
     for (int i = 0; i < b->n_seg; i++) {
         seg *s = &b->segs[i];
@@ -232,10 +263,10 @@ static void run_batch(bl_batcher *b, const bl_infer_req *self) {
         r->batch_size = B;
         uint64_t t_from = r->t_arrival_ns && r->t_arrival_ns <= r->t_enqueue_ns ? r->t_arrival_ns
                                                                                 : r->t_enqueue_ns;
-        if (b->adaptive && bl_aimd_observe(&b->aimd, t_end - t_from, t_end)) {
-            b->cur_max = b->aimd.max_batch;
-            b->cur_delay_us = b->aimd.delay_us;
-            metrics_publish_aimd(&b->metrics, &b->aimd);
+        if (b->adaptive && bl_delay_ctl_observe(&b->ctl, t_end - t_from, t_end)) {
+            b->cur_max = b->ctl.max_batch;
+            b->cur_delay_us = b->ctl.delay_us;
+            metrics_publish_delay_ctl(&b->metrics, &b->ctl);
         }
         if (r != self) r->done(r);
     }
@@ -258,6 +289,7 @@ static void *batcher_main(void *arg) {
         }
         uint64_t now = bl_now_ns();
         bl_infer_req *expired = expire_locked(b, now);
+        if (!expired) expired = sweep_locked(b, now);
         if (expired) {
             pthread_mutex_unlock(&b->mu);
             complete_list(expired);
@@ -315,10 +347,10 @@ bl_status bl_batcher_create(bl_batcher **out, const bl_batcher_config *cfg, int 
     b->adaptive = cfg->slo_p99_ms > 0;
     metrics_init(&b->metrics, cfg->max_batch, b->adaptive, cfg->slo_p99_ms);
     if (b->adaptive) {
-        bl_aimd_init(&b->aimd, cfg->slo_p99_ms, cfg->max_batch, cfg->max_delay_us);
-        b->cur_max = b->aimd.max_batch;
-        b->cur_delay_us = b->aimd.delay_us;
-        metrics_publish_aimd(&b->metrics, &b->aimd);
+        bl_delay_ctl_init(&b->ctl, cfg->slo_p99_ms, cfg->max_batch, cfg->max_delay_us);
+        b->cur_max = b->ctl.max_batch;
+        b->cur_delay_us = b->ctl.delay_us;
+        metrics_publish_delay_ctl(&b->metrics, &b->ctl);
     } else {
         b->cur_max = cfg->max_batch;
         b->cur_delay_us = cfg->max_delay_us;
@@ -450,13 +482,29 @@ bl_status bl_batcher_infer(bl_batcher *b, bl_infer_req *r, bl_error *err) {
     return st;
 }
 
-long bl_batcher_drain(bl_batcher *b) {
+long bl_batcher_begin_drain(bl_batcher *b) {
     pthread_mutex_lock(&b->mu);
     if (!b->draining) {
         b->draining = 1;
         b->queued_at_drain = b->n_requests;
         pthread_cond_broadcast(&b->cv);
     }
+    long q = b->queued_at_drain;
+    pthread_mutex_unlock(&b->mu);
+    return q;
+}
+
+void bl_batcher_cancel_waiting(bl_batcher *b) {
+    bl_batcher_begin_drain(b);
+    pthread_mutex_lock(&b->mu);
+    b->cancelling = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+long bl_batcher_drain(bl_batcher *b) {
+    bl_batcher_begin_drain(b);
+    pthread_mutex_lock(&b->mu);
     int join = b->started && !b->joined;
     b->joined = 1;
     long q = b->queued_at_drain;
@@ -479,6 +527,12 @@ void bl_batcher_free(bl_batcher *b) {
 bl_serve_metrics *bl_batcher_metrics(bl_batcher *b) {
     return &b->metrics;
 }
+long bl_batcher_abandoned(bl_batcher *b) {
+    pthread_mutex_lock(&b->mu);
+    long n = b->abandoned;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
 long bl_batcher_queue_requests(bl_batcher *b) {
     return atomic_load(&b->metrics.queue_requests);
 }
@@ -492,18 +546,9 @@ long bl_batcher_current_delay_us(bl_batcher *b) {
 int bl_model_runner_fn(void *user, float *x, int B, float *out) {
     bl_model_runner *mr = user;
     bl_shape s = bl_model_input_shape(mr->model);
-    size_t dim = bl_shape_size(s);
-    const bl_norm *nm = mr->norm;
-    if (nm && nm->kind != BL_NORM_NONE && nm->scale && nm->dim == dim) {
-        for (int i = 0; i < B; i++) {
-            float *row = x + (size_t)i * dim;
-            if (nm->mean)
-                for (size_t j = 0; j < dim; j++)
-                    row[j] = (row[j] - nm->mean[j]) * nm->scale[j];
-            else
-                for (size_t j = 0; j < dim; j++)
-                    row[j] *= nm->scale[j];
-        }
+    if (mr->norm) { /* the training normalisation, by the code training used */
+        bl_dataset rows = {.n = (size_t)B, .shape = s, .dim = bl_shape_size(s), .x = x};
+        bl_norm_apply(mr->norm, &rows);
     }
     const float *y = bl_model_forward(mr->model, x, B, 0);
     if (!y) return 1;

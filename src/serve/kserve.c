@@ -13,10 +13,13 @@
  * then carries the logits the same way. This is the fast path: no number is printed or
  * parsed. (The host is little-endian: x86-64 and aarch64 Linux.)
  *
- * The "data" array is read by json_floats.c (no node per number) and cJSON parses the
- * rest; the response is printed by hand, since numbers are the whole body and "%.9g"
- * round-trips every float32 exactly. Every parse error is a client error whose message
- * names the field at fault. */
+ * json_scan.c checks the whole text (grammar, UTF-8, nothing after the value) and reads
+ * the "data" array (no node per number); cJSON parses the rest, which may hold at most
+ * BL_KSERVE_MAX_JSON_REST bytes, so no path uses more than a small constant times the
+ * body. Inputs must be finite. The response is printed by hand, since numbers are the
+ * whole body and "%.9g" round-trips every float32 exactly; a non-finite logit is an
+ * error (JSON has no NaN), not an invalid body. Every parse error is a client error whose
+ * message names the field at fault. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -34,28 +37,6 @@ void bl_kserve_request_free(bl_kserve_request *rq) {
     if (!rq) return;
     bl_free(rq->x);
     rq->x = NULL;
-}
-
-/* Flatten a (possibly nested) JSON array of numbers into x[*k..want). */
-static bl_status flatten(const cJSON *a, float *x, size_t *k, size_t want, int depth,
-                         bl_error *err) {
-    if (depth > 8) return bl_fail(err, BL_ERR_SHAPE, "inputs[0].data is nested too deeply");
-    for (const cJSON *e = a->child; e; e = e->next) {
-        if (cJSON_IsArray(e)) {
-            bl_status st = flatten(e, x, k, want, depth + 1, err);
-            if (st) return st;
-        } else if (cJSON_IsNumber(e)) {
-            if (*k >= want)
-                return bl_fail(err, BL_ERR_SHAPE,
-                               "inputs[0].data has more than the %zu values its shape implies",
-                               want);
-            x[(*k)++] = (float)e->valuedouble;
-        } else {
-            return bl_fail(err, BL_ERR_ARG,
-                           "inputs[0].data element %zu is not a number (datatype FP32)", *k);
-        }
-    }
-    return BL_OK;
 }
 
 static int dims_match(const int64_t *d, int nd, const bl_kserve_model *m) {
@@ -136,15 +117,21 @@ static bl_status parse_outputs(bl_kserve_request *rq, const cJSON *root, bl_erro
     return BL_OK;
 }
 
-/* Numbers of inputs[0].data already read by the fast path (n < 0: none). */
-typedef struct pre_data {
-    float *x;
-    long n;
-} pre_data;
+/* Every value must be finite: the model would answer NaN, and JSON has no NaN. */
+static bl_status check_finite(const float *x, size_t n, int in_dim, const char *where,
+                              bl_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return bl_fail(err, BL_ERR_NUMERIC,
+                           "inputs[0] ('" INPUT_NAME "') %s value %zu (sample %zu) is %s: FP32 "
+                           "inputs must be finite (a JSON number beyond 3.4e38 overflows)",
+                           where, i, i / (size_t)in_dim, isnan(x[i]) ? "NaN" : "infinite");
+    return BL_OK;
+}
 
 static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, const cJSON *in,
                              size_t json_len, const char *bin, size_t bin_len, int have_bin,
-                             pre_data *pre, bl_error *err) {
+                             json_request_scan *sc, bl_error *err) {
     if (!cJSON_IsObject(in)) return bl_fail(err, BL_ERR_ARG, "inputs[0] must be an object");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
     if (!cJSON_IsString(name))
@@ -189,28 +176,28 @@ static bl_status parse_input(bl_kserve_request *rq, const bl_kserve_model *m, co
                        "inputs[0].shape implies %zu values, more than %zu bytes of JSON hold", want,
                        json_len);
     }
-    rq->x = bl_malloc(want * sizeof(float));
-    if (!rq->x) return bl_fail(err, BL_ERR_NOMEM, "out of memory for %zu input values", want);
     if (bsz) {
+        rq->x = bl_malloc(want * sizeof(float));
+        if (!rq->x) return bl_fail(err, BL_ERR_NOMEM, "out of memory for %zu input values", want);
         memcpy(rq->x, bin, bin_len);
-        return BL_OK;
+        return check_finite(rq->x, want, m->in_dim, "binary data", err);
     }
-    if (!cJSON_IsArray(data))
+    /* json_scan.c took the first inputs[0].data array out and left [] in its place. */
+    if (!cJSON_IsArray(data) || sc->n < 0)
         return bl_fail(err, BL_ERR_ARG, "inputs[0].data is missing or not an array");
-    size_t k = 0;
-    if (pre->n >= 0) { /* the [] left where the fast path took the numbers out */
-        if ((size_t)pre->n > want)
-            return bl_fail(err, BL_ERR_SHAPE,
-                           "inputs[0].data has more than the %zu values its shape implies", want);
-        k = (size_t)pre->n;
-        memcpy(rq->x, pre->x, k * sizeof(float));
-    } else {
-        st = flatten(data, rq->x, &k, want, 0, err);
-        if (st) return st;
-    }
-    if (k != want)
-        return bl_fail(err, BL_ERR_SHAPE, "inputs[0].data has %zu values, its shape implies %zu", k,
-                       want);
+    if (sc->bad_index >= 0)
+        return bl_fail(err, BL_ERR_ARG,
+                       "inputs[0].data element %ld is not a number (datatype FP32)", sc->bad_index);
+    if ((size_t)sc->n > want)
+        return bl_fail(err, BL_ERR_SHAPE,
+                       "inputs[0].data has more than the %zu values its shape implies", want);
+    if ((size_t)sc->n != want)
+        return bl_fail(err, BL_ERR_SHAPE, "inputs[0].data has %ld values, its shape implies %zu",
+                       sc->n, want);
+    rq->x = sc->x; /* exactly want floats: handed over, not copied */
+    sc->x = NULL;
+    st = check_finite(rq->x, want, m->in_dim, "data", err);
+    if (st) return st;
     if (have_bin && bin_len)
         return bl_fail(err, BL_ERR_ARG,
                        "%zu bytes of binary data follow the JSON header but no "
@@ -230,27 +217,49 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
                        header_len, len);
     size_t json_len = have_bin ? (size_t)header_len : len;
     if (json_len == 0) return bl_fail(err, BL_ERR_FORMAT, "the request body is empty");
-    const char *end = NULL;
+    json_request_scan sc;
+    switch (json_scan_request(body, json_len, &sc)) {
+    case JSON_SCAN_OK:
+        break;
+    case JSON_SCAN_MALFORMED:
+        return bl_fail(err, BL_ERR_FORMAT, "malformed JSON near byte %zu of the request: %s", sc.at,
+                       sc.what);
+    case JSON_SCAN_BAD_UTF8:
+        return bl_fail(err, BL_ERR_FORMAT, "invalid UTF-8 in a string at byte %zu of the request",
+                       sc.at);
+    case JSON_SCAN_TRAILING:
+        return bl_fail(err, BL_ERR_FORMAT,
+                       "%zu bytes follow the JSON object at byte %zu: the request must be one "
+                       "JSON value",
+                       json_len - sc.at, sc.at);
+    case JSON_SCAN_DATA:
+        return bl_fail(err, BL_ERR_SHAPE, "%s", sc.what);
+    case JSON_SCAN_NOMEM:
+        return bl_fail(err, BL_ERR_NOMEM, "out of memory reading %zu bytes of JSON", json_len);
+    }
+    /* cJSON gets the rest: a node per value, so it is bounded, not the body. */
+    size_t rest_len = sc.n >= 0 ? json_len - (sc.end - sc.begin) + 2 : json_len;
+    if (rest_len > BL_KSERVE_MAX_JSON_REST) {
+        bl_free(sc.x);
+        return bl_fail(err, BL_ERR_ARG,
+                       "the request has %zu bytes of JSON besides inputs[0].data; at most %d "
+                       "are read",
+                       rest_len, BL_KSERVE_MAX_JSON_REST);
+    }
+    char *rest = sc.n >= 0 ? bl_malloc(rest_len) : NULL;
     cJSON *root = NULL;
-    size_t db = 0, de = 0;
-    pre_data pre = {NULL, -1};
-    pre.n = json_data_floats(body, json_len, &db, &de, &pre.x);
-    char *rest = pre.n >= 0 ? bl_malloc(json_len - (de - db) + 2) : NULL;
     if (rest) {
-        memcpy(rest, body, db);
-        memcpy(rest + db, "[]", 2);
-        memcpy(rest + db + 2, body + de, json_len - de);
-        root = cJSON_ParseWithLengthOpts(rest, json_len - (de - db) + 2, &end, 0);
+        memcpy(rest, body, sc.begin);
+        memcpy(rest + sc.begin, "[]", 2);
+        memcpy(rest + sc.begin + 2, body + sc.end, json_len - sc.end);
+        root = cJSON_ParseWithLength(rest, rest_len);
         bl_free(rest);
+    } else if (sc.n < 0) {
+        root = cJSON_ParseWithLength(body, json_len);
     }
-    if (!root) { /* no fast path, or the rest is malformed: parse it all, for the message */
-        bl_free(pre.x);
-        pre = (pre_data){NULL, -1};
-        root = cJSON_ParseWithLengthOpts(body, json_len, &end, 0);
-    }
-    if (!root) {
-        long at = end ? (long)(end - body) : -1;
-        return bl_fail(err, BL_ERR_FORMAT, "malformed JSON near byte %ld of the request", at);
+    if (!root) { /* the scan accepted the text, so only memory can be short */
+        bl_free(sc.x);
+        return bl_fail(err, BL_ERR_NOMEM, "out of memory parsing %zu bytes of JSON", rest_len);
     }
     bl_status st = BL_OK;
     if (!cJSON_IsObject(root))
@@ -259,8 +268,11 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
     if (id) {
         if (!cJSON_IsString(id))
             st = bl_fail(err, BL_ERR_ARG, "id must be a string");
+        else if (strlen(id->valuestring) > BL_KSERVE_MAX_ID)
+            st = bl_fail(err, BL_ERR_ARG, "id is %zu bytes long; at most %d are accepted",
+                         strlen(id->valuestring), BL_KSERVE_MAX_ID);
         else
-            snprintf(rq->id, sizeof rq->id, "%s", id->valuestring);
+            memcpy(rq->id, id->valuestring, strlen(id->valuestring) + 1);
     }
     if (!st) st = parse_params(rq, root, err);
     if (!st) st = parse_outputs(rq, root, err);
@@ -273,9 +285,9 @@ bl_status bl_kserve_parse_infer(bl_kserve_request *rq, const bl_kserve_model *m,
                      cJSON_GetArraySize(inputs));
     if (!st)
         st = parse_input(rq, m, inputs->child, json_len, body + json_len, len - json_len, have_bin,
-                         &pre, err);
+                         &sc, err);
     cJSON_Delete(root);
-    bl_free(pre.x);
+    bl_free(sc.x);
     if (st) bl_kserve_request_free(rq);
     return st;
 }
@@ -361,6 +373,13 @@ bl_status bl_kserve_format_infer(const bl_kserve_model *m, const bl_kserve_reque
     } else {
         sb_str(&b, ",\"data\":[");
         for (size_t i = 0; i < count; i++) {
+            if (!isfinite(out[i])) {
+                bl_free(b.p);
+                return bl_fail(err, BL_ERR_NUMERIC,
+                               "the model's output %zu (sample %zu) is not finite, which JSON "
+                               "cannot carry",
+                               i, i / (size_t)m->out_dim);
+            }
             char tmp[32];
             int k = snprintf(tmp, sizeof tmp, i ? ",%.9g" : "%.9g", (double)out[i]);
             sb_put(&b, tmp, (size_t)k);

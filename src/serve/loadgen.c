@@ -259,10 +259,10 @@ static void record(lg *g, xfer *x, int ok, long code, const char *transport_err)
     }
     if (x->intended_ns >= g->t_measure) {
         r->sent++;
-        bl_hdr_record(&r->send_lag, x->sent_ns - x->intended_ns);
+        bl_latency_hist_record(&r->send_lag, x->sent_ns - x->intended_ns);
         if (ok) {
             r->ok++;
-            bl_hdr_record(&r->latency, now - x->intended_ns);
+            bl_latency_hist_record(&r->latency, now - x->intended_ns);
             g->last_done = now;
         } else {
             r->failed++;
@@ -548,8 +548,8 @@ static bl_status check_config(const bl_load_config *c, bl_error *err) {
 
 bl_status bl_load_run(const bl_load_config *c, bl_load_result *r, bl_error *err) {
     memset(r, 0, sizeof *r);
-    bl_hdr_reset(&r->latency);
-    bl_hdr_reset(&r->send_lag);
+    bl_latency_hist_reset(&r->latency);
+    bl_latency_hist_reset(&r->send_lag);
     bl_status st = check_config(c, err);
     if (st) return st;
     lg *g = bl_calloc(1, sizeof *g);

@@ -76,7 +76,7 @@ void metrics_observe_queue_time(bl_serve_metrics *m, uint64_t queue_ns) {
     hist_observe(&m->queue_time, queue_ns);
 }
 
-void metrics_publish_aimd(bl_serve_metrics *m, const bl_aimd *a) {
+void metrics_publish_delay_ctl(bl_serve_metrics *m, const bl_delay_ctl *a) {
     atomic_store(&m->max_batch, a->max_batch);
     atomic_store(&m->delay_us, a->delay_us);
     atomic_store(&m->window_p99_ns, a->last_p99_ns);
@@ -182,10 +182,12 @@ bl_status bl_metrics_render(const bl_serve_metrics *m, const char *model, char *
              "p99 of queue+compute latency in the controller's last window.");
         fprintf(f, "batchlab_adaptive_window_p99_seconds{model=\"%s\"} %.9g\n", model,
                 (double)atomic_load(&m->window_p99_ns) * 1e-9);
-        head(f, "batchlab_adaptive_decisions_total", "counter", "AIMD decisions by kind.");
+        head(f, "batchlab_adaptive_decisions_total", "counter",
+             "Delay controller decisions by kind.");
         for (int a = 0; a < 4; a++)
             fprintf(f, "batchlab_adaptive_decisions_total{model=\"%s\",decision=\"%s\"} %ld\n",
-                    model, bl_aimd_action_name((bl_aimd_action)a), atomic_load(&m->decisions[a]));
+                    model, bl_delay_ctl_action_name((bl_delay_ctl_action)a),
+                    atomic_load(&m->decisions[a]));
     }
 #undef ULL
     if (fclose(f) != 0 || !buf) {

@@ -37,11 +37,32 @@ struct bl_serve_metrics {
 void metrics_init(bl_serve_metrics *m, int max_batch_cap, int adaptive, double slo_ms);
 void metrics_observe_batch(bl_serve_metrics *m, int size, uint64_t compute_ns);
 void metrics_observe_queue_time(bl_serve_metrics *m, uint64_t queue_ns);
-void metrics_publish_aimd(bl_serve_metrics *m, const bl_aimd *a);
+void metrics_publish_delay_ctl(bl_serve_metrics *m, const bl_delay_ctl *a);
 
-/* json_floats.c: when the JSON text s has exactly one "data" key and its value is a
- * (possibly nested) array of numbers, parse it into *out (malloc'ed), set [*begin, *end)
- * to the array's span and return the count; otherwise -1 (use the general parser). */
-long json_data_floats(const char *s, size_t len, size_t *begin, size_t *end, float **out);
+/* json_scan.c: check that s[0..len) is one JSON value (valid UTF-8 strings and escapes,
+ * nothing after it) and read root."inputs"[0]."data", when it is an array, into out->x
+ * (bl_malloc'ed, out->n numbers, from byte out->begin to out->end; n = -1 when there is
+ * no such array; bad_index >= 0: the first element that is not a number, the others
+ * read). On failure out->x is NULL and out->at / out->what say where and what. */
+typedef enum {
+    JSON_SCAN_OK,
+    JSON_SCAN_MALFORMED, /* not JSON */
+    JSON_SCAN_BAD_UTF8,  /* a string is not UTF-8 */
+    JSON_SCAN_TRAILING,  /* bytes after the value */
+    JSON_SCAN_DATA,      /* inputs[0].data nests too deeply */
+    JSON_SCAN_NOMEM
+} json_scan_error;
+
+typedef struct json_request_scan {
+    float *x;
+    long n;
+    size_t begin, end;
+    json_scan_error error;
+    size_t at;
+    const char *what;
+    long bad_index;
+} json_request_scan;
+
+json_scan_error json_scan_request(const char *s, size_t len, json_request_scan *out);
 
 #endif

@@ -14,25 +14,18 @@
  * batch may hold other, suspended requests whose callbacks take it, and answers in the
  * same call, with no suspend, no resume and no thread hand-off.
  *
- * Graceful stop: readiness goes false and new infer requests get 503; the batcher drains
- * its queue (every accepted request is computed and resumed), then we wait, bounded by a
- * grace period, until every accepted request's response has been written (counted in the
- * MHD completion callback), and only then stop the daemon. `accepted == answered` is
- * what the SIGTERM test checks. Bodies larger than max_body_bytes are read and dropped,
- * then answered 413: replying before reading them would make the kernel reset the
- * connection and the client could lose the answer. Each successful request's time is
- * split into stages (receive, parse, queue, compute, handback, respond; HDR histograms)
- * so the overhead over the bare forward pass can be located. */
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <pthread.h>
+ * Starting and stopping the server is server_life.c. Bodies larger than max_body_bytes
+ * are read and dropped, then answered 413: replying before reading them would make the
+ * kernel reset the connection and the client could lose the answer. Each successful
+ * request's time is split into stages (receive, parse, queue, compute, handback, respond;
+ * latency histograms) so the overhead over the bare forward pass can be located. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include "serve_internal.h"
+#include <sys/socket.h>
+#include "server_internal.h"
 #include "core/alloc.h"
 
 typedef enum {
@@ -48,27 +41,6 @@ typedef enum {
     R_UNKNOWN_VERSION
 } route_kind;
 
-struct bl_server {
-    struct MHD_Daemon *d;
-    bl_batcher *b;
-    bl_serve_metrics *m;
-    bl_model_runner runner;
-    bl_kserve_model km;
-    char name[128];
-    char *metadata;
-    size_t max_body;
-    int port;
-    pthread_mutex_t conn_mu; /* orders suspend before resume */
-    pthread_mutex_t stop_mu;
-    atomic_int draining;
-    int stopped;
-    atomic_long inflight; /* accepted requests whose response is not finished */
-    atomic_uint_fast64_t accepted, answered, unanswered;
-    long queued_at_stop;
-    pthread_mutex_t stage_mu;
-    bl_hdr *stages; /* [BL_STAGES], ns */
-};
-
 typedef struct conn_ctx {
     bl_server *s;
     struct MHD_Connection *conn;
@@ -81,24 +53,18 @@ typedef struct conn_ctx {
     int too_large;
     size_t dropped; /* bytes read and discarded after too_large */
     int submitted, completed, accepted, orphaned;
+    int fd; /* the connection's socket, to see whether the client is still there */
     bl_kserve_request rq;
     float *out;
     bl_infer_req ir;
 } conn_ctx;
 
-void bl_serve_config_default(bl_serve_config *c) {
-    memset(c, 0, sizeof *c);
-    c->host = "127.0.0.1";
-    c->port = 8000;
-    c->model_name = "model";
-    c->http_threads = 1;
-    c->max_body_bytes = 64u << 20;
-    bl_batcher_config_default(&c->batch);
-}
-
 /* ---- responses ------------------------------------------------------------------ */
 
-static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, char *body, size_t len,
+/* Every response goes out here. While draining it carries Connection: close, so a
+ * keep-alive client does not send its next request into a server about to stop; a 405
+ * says which methods this endpoint takes. */
+static enum MHD_Result send_body(conn_ctx *c, unsigned code, char *body, size_t len,
                                  const char *type, size_t json_len) {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -112,30 +78,33 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, cha
         snprintf(v, sizeof v, "%zu", json_len);
         MHD_add_response_header(r, "Inference-Header-Content-Length", v);
     }
-    if (code == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, "Allow", "GET, POST");
-    enum MHD_Result ret = MHD_queue_response(conn, code, r);
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+                                c->route == R_INFER ? "POST" : "GET, HEAD");
+    if (atomic_load(&c->s->draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c->conn, code, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, const char *json) {
+static enum MHD_Result send_json(conn_ctx *c, unsigned code, const char *json) {
     char *b = bl_strdup(json);
-    return send_body(conn, code, b, b ? strlen(b) : 0, "application/json", 0);
+    return send_body(c, code, b, b ? strlen(b) : 0, "application/json", 0);
 }
 
-static enum MHD_Result send_error(bl_server *s, struct MHD_Connection *conn, unsigned code,
-                                  bl_fail_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static enum MHD_Result send_error(bl_server *s, struct MHD_Connection *conn, unsigned code,
-                                  bl_fail_kind kind, const char *fmt, ...) {
+static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind, const char *fmt,
+                                  ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result send_error(conn_ctx *c, unsigned code, bl_fail_kind kind, const char *fmt,
+                                  ...) {
     char msg[1200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    bl_metrics_count_failure(s->m, kind);
+    bl_metrics_count_failure(c->s->m, kind);
     char *b = bl_kserve_error_json(msg);
-    return send_body(conn, code, b, b ? strlen(b) : 0, "application/json", 0);
+    return send_body(c, code, b, b ? strlen(b) : 0, "application/json", 0);
 }
 
 /* ---- routing --------------------------------------------------------------------- */
@@ -194,43 +163,57 @@ static void on_batch_done(bl_infer_req *r) {
     pthread_mutex_unlock(&s->conn_mu);
 }
 
+/* Batcher lock held: one non-blocking peek. End of stream or a reset means the client
+ * closed (or half-closed) its side, and nobody will read the answer. */
+static int client_alive(const bl_infer_req *r) {
+    const conn_ctx *c = r->user;
+    char b;
+    ssize_t k = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k > 0 || (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
 static enum MHD_Result infer_respond(bl_server *s, conn_ctx *c) {
-    struct MHD_Connection *conn = c->conn;
     bl_infer_req *r = &c->ir;
     if (r->outcome == BL_REQ_TIMEOUT)
-        return send_error(s, conn, MHD_HTTP_GATEWAY_TIMEOUT, BL_FAIL_TIMEOUT,
+        return send_error(c, MHD_HTTP_GATEWAY_TIMEOUT, BL_FAIL_TIMEOUT,
                           "the request waited %.1f ms in the queue, past its timeout",
                           (double)(r->t_end_ns - r->t_enqueue_ns) * 1e-6);
+    if (r->outcome == BL_REQ_ABANDONED) return MHD_NO; /* nobody to answer: close */
+    if (r->outcome == BL_REQ_CANCELLED) {
+        atomic_fetch_add(&s->cancelled, 1);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
+                          "the server stopped before computing this request");
+    }
     if (r->outcome != BL_REQ_OK)
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                           "the model failed on this batch");
     char *body = NULL;
     size_t len = 0, json_len = 0;
     bl_error err = {0};
     if (bl_kserve_format_infer(&s->km, &c->rq, c->out, &body, &len, &json_len, &err))
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL, "%s", err.msg);
     uint64_t now = bl_now_ns();
     bl_metrics_count_success(s->m, now - c->t0);
     const uint64_t t[BL_STAGES + 1] = {
         c->t0, c->t_body, r->t_enqueue_ns, r->t_start_ns, r->t_end_ns, c->t_resumed, now};
     pthread_mutex_lock(&s->stage_mu);
     for (int i = 0; i < BL_STAGES; i++)
-        bl_hdr_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
+        bl_latency_hist_record(&s->stages[i], t[i + 1] >= t[i] ? t[i + 1] - t[i] : 0);
     pthread_mutex_unlock(&s->stage_mu);
     if (c->rq.binary_output)
-        return send_body(conn, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
-    return send_body(conn, MHD_HTTP_OK, body, len, "application/json", 0);
+        return send_body(c, MHD_HTTP_OK, body, len, "application/octet-stream", json_len);
+    return send_body(c, MHD_HTTP_OK, body, len, "application/json", 0);
 }
 
 static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     struct MHD_Connection *conn = c->conn;
     if (c->too_large)
-        return send_error(s, conn, MHD_HTTP_CONTENT_TOO_LARGE, BL_FAIL_TOO_LARGE,
+        return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, BL_FAIL_TOO_LARGE,
                           "the request body (%zu bytes) exceeds the limit of %zu bytes "
                           "(--max-body-bytes)",
                           c->len + c->dropped, s->max_body);
     if (atomic_load(&s->draining))
-        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN,
                           "the server is shutting down");
     long hdr_len = -1;
     const char *h =
@@ -239,20 +222,19 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
         char *end;
         hdr_len = strtol(h, &end, 10);
         if (!*h || *end || hdr_len < 0)
-            return send_error(s, conn, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST,
+            return send_error(c, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST,
                               "Inference-Header-Content-Length '%.40s' is not a byte count", h);
     }
     bl_error err = {0};
     if (bl_kserve_parse_infer(&c->rq, &s->km, c->body ? c->body : "", c->len, hdr_len, &err))
         return send_error(
-            s, conn,
-            err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
+            c, err.code == BL_ERR_NOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR : MHD_HTTP_BAD_REQUEST,
             err.code == BL_ERR_NOMEM ? BL_FAIL_INTERNAL : BL_FAIL_BAD_REQUEST, "%s", err.msg);
     bl_free(c->body); /* the floats are in rq.x now */
     c->body = NULL;
     c->out = bl_malloc((size_t)c->rq.n * (size_t)s->km.out_dim * sizeof(float));
     if (!c->out)
-        return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                           "out of memory for %d outputs", c->rq.n);
     c->ir = (bl_infer_req){.x = c->rq.x,
                            .out = c->out,
@@ -260,7 +242,8 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
                            .timeout_us = c->rq.timeout_ms * 1000,
                            .t_arrival_ns = c->t0,
                            .done = on_batch_done,
-                           .user = c};
+                           .user = c,
+                           .alive = c->fd >= 0 ? client_alive : NULL};
     int claimed;
     pthread_mutex_lock(&s->conn_mu);
     bl_status st = bl_batcher_submit_claim(s->b, &c->ir, &claimed, &err);
@@ -281,50 +264,49 @@ static enum MHD_Result infer_submit(bl_server *s, conn_ctx *c) {
     }
     if (!st) return MHD_YES;
     if (st == BL_ERR_NOMEM)
-        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_QUEUE_FULL, "%s", err.msg);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_QUEUE_FULL, "%s", err.msg);
     if (st == BL_ERR_INTERRUPTED)
-        return send_error(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN, "%s", err.msg);
-    return send_error(s, conn, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST, "%s", err.msg);
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, BL_FAIL_SHUTDOWN, "%s", err.msg);
+    return send_error(c, MHD_HTTP_BAD_REQUEST, BL_FAIL_BAD_REQUEST, "%s", err.msg);
 }
 
 /* ---- the access handler ------------------------------------------------------------ */
 
 static enum MHD_Result respond_get(bl_server *s, conn_ctx *c) {
-    struct MHD_Connection *conn = c->conn;
     char buf[512];
     switch (c->route) {
     case R_LIVE:
-        return send_json(conn, MHD_HTTP_OK, "{\"live\":true}");
+        return send_json(c, MHD_HTTP_OK, "{\"live\":true}");
     case R_READY:
         return atomic_load(&s->draining)
-                   ? send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"ready\":false}")
-                   : send_json(conn, MHD_HTTP_OK, "{\"ready\":true}");
+                   ? send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"ready\":false}")
+                   : send_json(c, MHD_HTTP_OK, "{\"ready\":true}");
     case R_SERVER_META:
-        return send_json(conn, MHD_HTTP_OK,
+        return send_json(c, MHD_HTTP_OK,
                          "{\"name\":\"batchlab\",\"version\":\"" BL_VERSION
                          "\",\"extensions\":[\"binary_tensor_data\",\"metrics\"]}");
     case R_MODEL_META:
-        return send_json(conn, MHD_HTTP_OK, s->metadata);
+        return send_json(c, MHD_HTTP_OK, s->metadata);
     case R_MODEL_READY: {
         int ready = !atomic_load(&s->draining);
         snprintf(buf, sizeof buf, "{\"name\":\"%s\",\"ready\":%s}", s->name,
                  ready ? "true" : "false");
-        return send_json(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf);
+        return send_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, buf);
     }
     case R_METRICS: {
         char *text = NULL;
         size_t len = 0;
         if (bl_metrics_render(s->m, s->name, &text, &len, NULL))
-            return send_error(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
+            return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, BL_FAIL_INTERNAL,
                               "cannot render metrics");
-        return send_body(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4", 0);
+        return send_body(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4", 0);
     }
     default:
         return MHD_NO;
     }
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+enum MHD_Result server_handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls) {
     bl_server *s = cls;
@@ -336,6 +318,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         c->conn = conn;
         c->t0 = bl_now_ns();
         c->route = route(s, url, c->what, sizeof c->what);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) c->declared = strtoull(cl, NULL, 10);
@@ -366,21 +351,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     /* The whole request has arrived (or the batcher resumed us). */
-    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET),
+    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD),
         is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
     switch (c->route) {
     case R_NOT_FOUND:
-        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s",
-                          url);
+        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND, "no endpoint %.200s", url);
     case R_UNKNOWN_MODEL:
-        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
+        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
                           "unknown model '%s': this server serves '%s'", c->what, s->name);
     case R_UNKNOWN_VERSION:
-        return send_error(s, conn, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
+        return send_error(c, MHD_HTTP_NOT_FOUND, BL_FAIL_NOT_FOUND,
                           "model '%s' has no version '%s' (only 1)", s->name, c->what);
     case R_INFER:
         if (!is_post)
-            return send_error(s, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
                               "%s %s: infer takes POST", method, url);
         if (!c->submitted) {
             c->t_body = bl_now_ns();
@@ -393,13 +377,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return done ? infer_respond(s, c) : MHD_YES;
     default:
         if (!is_get)
-            return send_error(s, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
-                              "%s %s: this endpoint takes GET", method, url);
+            return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, BL_FAIL_METHOD,
+                              "%s %s: this endpoint takes GET or HEAD", method, url);
         return respond_get(s, c);
     }
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+void server_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     bl_server *s = cls;
     conn_ctx *c = *con_cls;
@@ -419,154 +403,4 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (held) c->orphaned = 1;
     pthread_mutex_unlock(&s->conn_mu);
     if (!held) free_ctx(c);
-}
-
-/* ---- lifecycle ---------------------------------------------------------------------- */
-
-static int valid_name(const char *n) {
-    if (!n || !*n || strlen(n) > 100) return 0;
-    for (; *n; n++)
-        if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
-              *n == '_' || *n == '-' || *n == '.'))
-            return 0;
-    return 1;
-}
-
-/* Everything but the daemon (stopped by then, or never started). */
-static void release(bl_server *s) {
-    bl_batcher_free(s->b);
-    bl_free(s->metadata);
-    bl_free(s->stages);
-    pthread_mutex_destroy(&s->conn_mu);
-    pthread_mutex_destroy(&s->stop_mu);
-    pthread_mutex_destroy(&s->stage_mu);
-    bl_free(s);
-}
-
-bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
-                          const bl_norm *norm, bl_error *err) {
-    *out = NULL;
-    if (!valid_name(cfg->model_name))
-        return bl_fail(err, BL_ERR_ARG, "--name '%s' is invalid: use 1 to 100 of A-Z a-z 0-9 _ - .",
-                       cfg->model_name ? cfg->model_name : "");
-    if (cfg->port < 0 || cfg->port > 65535)
-        return bl_fail(err, BL_ERR_ARG, "--port %d is invalid: it must be in [0, 65535]",
-                       cfg->port);
-    if (cfg->http_threads < 1 || cfg->http_threads > 64)
-        return bl_fail(err, BL_ERR_ARG, "--http-threads %d is invalid: it must be in [1, 64]",
-                       cfg->http_threads);
-    if (cfg->max_body_bytes < 64)
-        return bl_fail(err, BL_ERR_ARG, "--max-body-bytes %zu is invalid: it must be at least 64",
-                       cfg->max_body_bytes);
-    if (cfg->batch.max_batch > bl_model_max_batch(m))
-        return bl_fail(err, BL_ERR_ARG,
-                       "--max-batch %d exceeds the batch the model was allocated "
-                       "for (%d)",
-                       cfg->batch.max_batch, bl_model_max_batch(m));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
-    const char *host = cfg->host ? cfg->host : "127.0.0.1";
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return bl_fail(err, BL_ERR_ARG, "--host '%s' is not an IPv4 address", host);
-    bl_server *s = bl_calloc(1, sizeof *s);
-    if (!s) return bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
-    snprintf(s->name, sizeof s->name, "%s", cfg->model_name);
-    s->max_body = cfg->max_body_bytes;
-    s->runner = (bl_model_runner){m, norm};
-    bl_shape in = bl_model_input_shape(m);
-    s->km = (bl_kserve_model){s->name,
-                              bl_model_spec(m),
-                              in,
-                              (int)bl_shape_size(in),
-                              bl_model_output_dim(m),
-                              cfg->batch.max_batch};
-    pthread_mutex_init(&s->conn_mu, NULL);
-    pthread_mutex_init(&s->stop_mu, NULL);
-    pthread_mutex_init(&s->stage_mu, NULL);
-    s->metadata = bl_kserve_metadata_json(&s->km);
-    s->stages = bl_malloc(BL_STAGES * sizeof *s->stages);
-    for (int i = 0; s->stages && i < BL_STAGES; i++)
-        bl_hdr_reset(&s->stages[i]);
-    bl_status st =
-        s->metadata && s->stages ? BL_OK : bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
-    if (!st)
-        st = bl_batcher_create(&s->b, &cfg->batch, s->km.in_dim, s->km.out_dim, bl_model_runner_fn,
-                               &s->runner, err);
-    if (!st) {
-        s->m = bl_batcher_metrics(s->b);
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
-        s->d = MHD_start_daemon(
-            flags, (uint16_t)cfg->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)120, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
-        if (!s->d)
-            st = bl_fail(err, BL_ERR_IO,
-                         "cannot listen on %s:%d (port in use, or not a local "
-                         "address?)",
-                         host, cfg->port);
-    }
-    if (st) {
-        release(s);
-        return st;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->port;
-    *out = s;
-    return BL_OK;
-}
-
-int bl_server_port(const bl_server *s) {
-    return s->port;
-}
-bl_serve_metrics *bl_server_metrics(bl_server *s) {
-    return s->m;
-}
-bl_batcher *bl_server_batcher(bl_server *s) {
-    return s->b;
-}
-
-void bl_server_stop(bl_server *s, long grace_ms) {
-    pthread_mutex_lock(&s->stop_mu);
-    if (!s->stopped) {
-        atomic_store(&s->draining, 1);
-        s->queued_at_stop = bl_batcher_drain(s->b);
-        uint64_t deadline = bl_now_ns() + (uint64_t)(grace_ms > 0 ? grace_ms : 0) * 1000000ULL;
-        while (atomic_load(&s->inflight) > 0 && bl_now_ns() < deadline) {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
-        MHD_stop_daemon(s->d);
-        s->d = NULL;
-        s->stopped = 1;
-    }
-    pthread_mutex_unlock(&s->stop_mu);
-}
-
-void bl_server_get_stats(bl_server *s, bl_server_stats *st) {
-    st->accepted = atomic_load(&s->accepted);
-    st->answered = atomic_load(&s->answered);
-    st->unanswered = atomic_load(&s->unanswered);
-    pthread_mutex_lock(&s->stop_mu);
-    st->queued_at_stop = s->queued_at_stop;
-    pthread_mutex_unlock(&s->stop_mu);
-}
-
-void bl_server_free(bl_server *s) {
-    if (!s) return;
-    bl_server_stop(s, 5000);
-    release(s);
-}
-
-const char *bl_stage_name(bl_stage st) {
-    static const char *names[BL_STAGES] = {"receive", "parse",    "queue",
-                                           "compute", "handback", "respond"};
-    return st >= 0 && st < BL_STAGES ? names[st] : "?";
-}
-
-uint64_t bl_server_stage_ns(bl_server *s, bl_stage st, double q) {
-    if (st < 0 || st >= BL_STAGES) return 0;
-    pthread_mutex_lock(&s->stage_mu);
-    uint64_t v = bl_hdr_percentile(&s->stages[st], q);
-    pthread_mutex_unlock(&s->stage_mu);
-    return v;
 }

@@ -1,5 +1,5 @@
 /* Fuzz target: KServe v2 infer requests, JSON and binary (the body parser the
- * server runs on every request, with json_floats.c's fast path for "data").
+ * server runs on every request, with json_scan.c reading "data").
  * Byte 0 picks the served model's input shape and whether the request has an
  * Inference-Header-Content-Length header; if it has, bytes 1-2 are its value
  * (little-endian) and the body follows, else the body starts at byte 1.

@@ -318,6 +318,21 @@ def kserve_seeds():
         # The shape sized the input buffer before the body was checked: 8 GB here.
         "regress-shape-allocates": bytes([2]) + req([2000000000, 1], [1]),
         "regress-shape-allocates-binary": binary(2, [2000000000, 1], [1]),
+        # Issue 14: the scan of the whole text (json_scan.c).
+        "escaped-key-decoy": bytes([2]) + b'{"parameters":{"data":[9]},"inputs":[{"name":'
+                                          b'"input","shape":[1,1],"datatype":"FP32",'
+                                          b'"d\\u0061ta":[2]}]}',
+        "escaped-inputs": bytes([2]) + req([1, 1], [3]).replace(b'"inputs"', b'"\\u0069nputs"'),
+        "id-utf8": bytes([2]) + req([1, 1], [1]).replace(b"{", b'{"id":"\xc3\xa9\xf0\x9f\x98\x80",', 1),
+        "id-bad-utf8": bytes([2]) + req([1, 1], [1]).replace(b"{", b'{"id":"a\xff\xc0\xaf",', 1),
+        "id-surrogates": bytes([2]) + req([1, 1], [1]).replace(
+            b"{", b'{"id":"\\ud83d\\ude00\\ud800",', 1),
+        "id-too-long": bytes([2]) + req([1, 1], [1], id="x" * 256),
+        "trailing-bytes": bytes([2]) + req([1, 1], [1]) + b" xyz",
+        "non-finite": bytes([2]) + req([2, 1], [0]).replace(b"[0]", b"[1e39, -1e39]"),
+        "binary-nan": binary(2, [1, 1], [float("nan")]),
+        "data-not-numbers": bytes([2]) + req([3, 1], [0]).replace(b"[0]", b'[1, "2,]", {"a":[3]}]'),
+        "extra-big-array": bytes([2]) + req([1, 1], [1], parameters={"junk": list(range(300))}),
     }
     for name, body in seeds.items():
         write("kserve", name, body)

@@ -155,10 +155,9 @@ static void on_grad_ready(void *user, size_t off, size_t n) {
     if (!b->active || b->st) return;
     if (b->hi == 0) b->hi = off + n;
     b->lo = off;
-    if ((b->hi - b->lo) * sizeof(float) >= b->t->cfg.bucket_bytes)
-        bucket_flush(b);
-    else
-        bl_dist_progress(b->t->ctx->dist);
+    if ((b->hi - b->lo) * sizeof(float) >= b->t->cfg.bucket_bytes) bucket_flush(b);
+    /* After every layer, flushed or not: MPI moves data only inside its calls. */
+    bl_dist_progress(b->t->ctx->dist);
 }
 
 static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, double *stats,

@@ -158,9 +158,34 @@ static void resume_with_same_and_other_world(void **state) {
     tu_rmtree(d);
 }
 
+/* Our ring allreduce: overlap, --no-overlap and any bucketing give the same bits with
+ * 2 ranks (every element is x0 + x1); bf16 on the wire is close, not equal. */
+static void overlap_and_buckets_bit_identical(void **state) {
+    const char *d = tu_tmpdir();
+    char cmd[4096], a[512], b[512];
+    snprintf(a, sizeof a, "%s/overlap.safetensors", d);
+    snprintf(b, sizeof b, "%s/other.safetensors", d);
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 --save %s", a);
+    run_ok(cmd);
+    const char *variants[] = {"--no-overlap", "--bucket-kb 1", "--bucket-kb 7"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 %s --save %s", variants[i], b);
+        run_ok(cmd);
+        fprintf(stderr, "  %s against the default overlap: %.3g\n", variants[i], ckpt_diff(a, b));
+        assert_true(ckpt_diff(a, b) == 0.0);
+    }
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 --comm-dtype bf16 --save %s", b);
+    run_ok(cmd);
+    double e = ckpt_diff(a, b);
+    fprintf(stderr, "  bf16 on the wire against fp32: %.3g of tolerance\n", e);
+    assert_true(e > 0.0);
+    tu_rmtree(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(two_ranks_equal_one_rank),
+        cmocka_unit_test(overlap_and_buckets_bit_identical),
         cmocka_unit_test(noise_scale_matches_accumulation),
         cmocka_unit_test(failure_on_one_rank_ends_job),
         cmocka_unit_test(resume_with_same_and_other_world),

@@ -144,7 +144,7 @@ static void plot_curves(const char *cmd, const find_opts *o, const bl_throughput
          .y = y,
          .n = (size_t)cv->n,
          .style = BL_PLOT_LINESPOINTS},
-        {.title = "knee (doubling gains < 5%)", .x = kx, .y = ky, .n = 1, .style = BL_PLOT_POINTS}};
+        {.title = "knee (within 10% of the best)", .x = kx, .y = ky, .n = 1, .style = BL_PLOT_POINTS}};
     bl_plot p = {.title = "Throughput against batch size",
                  .xlabel = "batch size",
                  .ylabel = "samples/s",
@@ -244,8 +244,8 @@ static int run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     }
     cJSON_AddNumberToObject(j, "knee_batch", cv.p[cv.knee].batch);
     if (!o->json)
-        printf("knee: batch %d (doubling it gains less than 5%% throughput)\n",
-               cv.p[cv.knee].batch);
+        printf("knee: batch %d (the smallest within %.0f%% of the best throughput, %.0f samples/s)\n",
+               cv.p[cv.knee].batch, BL_KNEE_TOL * 100, cv.p[cv.knee].samples_per_s);
     if (tr.n) {
         cJSON *g = cJSON_AddObjectToObject(j, "goodput");
         cJSON_AddNumberToObject(g, "base_batch", o->base_batch);

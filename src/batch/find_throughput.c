@@ -63,19 +63,20 @@ bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_op
         if (st) return st;
         curve->n = i + 1;
     }
-    curve->knee = bl_throughput_knee(curve, 0.05);
+    curve->knee = bl_throughput_knee(curve, BL_KNEE_TOL);
     return BL_OK;
 }
 
-int bl_throughput_knee(const bl_throughput_curve *c, double gain) {
-    for (int i = 0; i + 1 < c->n; i++) {
-        /* Gain of doubling, from the next measured point scaled to a factor of two. */
-        double ratio = c->p[i + 1].samples_per_s / c->p[i].samples_per_s;
-        double factor = (double)c->p[i + 1].batch / c->p[i].batch;
-        double per_doubling = pow(ratio, log(2.0) / log(factor));
-        if (per_doubling < 1 + gain) return i;
-    }
-    return c->n - 1;
+/* From the curve as a whole, not neighbour to neighbour: one slow point (a dip at
+ * batch 2 on a noisy machine) must not end the search. The monotone envelope is the
+ * running maximum; its first point within tol of the best is a measured point. */
+int bl_throughput_knee(const bl_throughput_curve *c, double tol) {
+    double best = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->p[i].samples_per_s > best) best = c->p[i].samples_per_s;
+    for (int i = 0; i < c->n; i++)
+        if (c->p[i].samples_per_s >= (1 - tol) * best) return i;
+    return c->n - 1; /* no finite throughput at all */
 }
 
 double bl_efficiency(double b_noise, int m0, int m) {

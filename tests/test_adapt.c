@@ -23,7 +23,7 @@ static bl_adapt make(void) {
     int b[] = {16, 32, 64, 128, 256, 512};
     double sps[] = {3000, 5000, 8000, 11000, 12000, 12300};
     for (int i = 0; i < 6; i++) {
-        a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
+        a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i], 0};
         a.obs[i] = 100; /* all measured */
     }
     a.curve.n = 6;

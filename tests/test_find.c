@@ -125,7 +125,7 @@ static void micro_batch_proposal(void **state) {
 static void curve_of(bl_throughput_curve *c, const double *sps, int n) {
     c->n = n;
     for (int i = 0; i < n; i++)
-        c->p[i] = (bl_throughput_point){1 << i, sps[i], (1 << i) / sps[i]};
+        c->p[i] = (bl_throughput_point){1 << i, sps[i], (1 << i) / sps[i], 0};
 }
 
 /* The knee from the whole curve: a dip, a plateau, a fall at large batches. */
@@ -155,7 +155,7 @@ static void knee_and_goodput(void **state) {
     int b[] = {16, 32, 64, 128, 256};
     double sps[] = {1000, 1800, 2600, 2700, 2750};
     for (int i = 0; i < 5; i++)
-        c.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
+        c.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i], 0};
     /* Best 2750: 64 (2600) is within 10%, 32 (1800) is not. */
     assert_int_equal(bl_throughput_knee(&c, 0.10), 2);
     assert_int_equal(bl_throughput_knee(&c, 0.03), 3); /* 2700 >= 2667.5 */

@@ -44,6 +44,8 @@ int bl_dist_broken(const bl_dist *d);
  * bl_dist_configure for its wire type); the f64 one is exact fp64. */
 bl_status bl_dist_allreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err);
 bl_status bl_dist_allreduce_f64(bl_dist *d, double *buf, int n, bl_error *err);
+/* *x becomes the largest *x of all ranks (a decision every rank must share). */
+bl_status bl_dist_allreduce_max_f64(bl_dist *d, double *x, bl_error *err);
 
 /* Non-blocking sum of buf[0..n) (a bucket of the gradient arena); up to
  * BL_DIST_MAX_PENDING may be in flight; bl_dist_wait_all completes them. */

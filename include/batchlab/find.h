@@ -73,6 +73,7 @@ typedef struct bl_throughput_point {
     int batch;
     double samples_per_s; /* median of the timed runs */
     double step_s;
+    double comm_s; /* of which waiting for other ranks (mean per step; 0 on one rank) */
 } bl_throughput_point;
 
 typedef struct bl_throughput_curve {

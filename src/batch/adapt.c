@@ -216,7 +216,7 @@ int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decisio
     if (a->ceiling < 0) a->ceiling = a->curve.n - 1;
     bl_throughput_curve pred = {.n = a->ceiling + 1}; /* measured or predicted, once each */
     for (int i = 0; i < pred.n; i++)
-        pred.p[i] = (bl_throughput_point){a->curve.p[i].batch, bl_adapt_throughput(a, i), 0};
+        pred.p[i] = (bl_throughput_point){a->curve.p[i].batch, bl_adapt_throughput(a, i), 0, 0};
     int best = bl_goodput_best(&pred, d->noise_scale, a->cfg.base_batch, NULL);
     if (best < 0) best = a->current;
     int next = best > a->current ? a->current + 1 : best < a->current ? a->current - 1 : best;

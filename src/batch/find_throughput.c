@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "batchlab/dist.h"
 #include "batchlab/find.h"
 #include "batchlab/train.h"
 
@@ -26,19 +27,25 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     bl_status st = bl_trainer_create(&t, ctx, &c, ds, err);
     if (st) return st;
     bl_step_info si;
-    double rates[16];
+    double rates[16], comm = 0;
     if (runs > 16) runs = 16;
+    if (warmup < 1) warmup = 1;
+    double w0 = bl_now_sec();
     for (int w = 0; w < warmup && !st; w++)
         st = bl_trainer_step(t, &si, err);
+    /* Steps per run from the warm-up, the most any rank needs: under MPI every rank
+     * must run the same steps, so the count is agreed, not each rank's clock. */
+    double steps = ceil(min_run_s / ((bl_now_sec() - w0) / warmup));
+    if (!st) st = bl_dist_allreduce_max_f64(ctx->dist, &steps, err);
     for (int r = 0; r < runs && !st; r++) {
-        double t0 = bl_now_sec(), el = 0;
+        double t0 = bl_now_sec();
         long samples = 0;
-        while (!st && el < min_run_s) {
+        for (long k = 0; k < (long)steps && !st; k++) {
             st = bl_trainer_step(t, &si, err);
             samples += si.batch;
-            el = bl_now_sec() - t0;
+            comm += si.comm_time_s;
         }
-        rates[r] = samples / el;
+        rates[r] = samples / (bl_now_sec() - t0);
     }
     bl_trainer_free(t);
     if (st) return st;
@@ -46,6 +53,7 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     pt->batch = batch;
     pt->samples_per_s = rates[runs / 2];
     pt->step_s = batch / pt->samples_per_s;
+    pt->comm_s = comm / ((double)runs * steps);
     return BL_OK;
 }
 

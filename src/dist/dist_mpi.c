@@ -194,6 +194,11 @@ bl_status bl_dist_allreduce_f64(bl_dist *d, double *buf, int n, bl_error *err) {
     return st;
 }
 
+bl_status bl_dist_allreduce_max_f64(bl_dist *d, double *x, bl_error *err) {
+    if (!d || d->size == 1) return BL_OK;
+    return small_allreduce(d, x, 1, MPI_DOUBLE, MPI_MAX, "agreeing on a measurement", err);
+}
+
 bl_status bl_dist_agree(bl_dist *d, bl_status st, bl_error *err) {
     if (!d || d->size == 1) return st;
     if (d->broken) return st ? st : broken_fail(d, err);

@@ -51,6 +51,9 @@ bl_status bl_dist_allreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err)
 bl_status bl_dist_allreduce_f64(bl_dist *d, double *buf, int n, bl_error *err) {
     return BL_OK;
 }
+bl_status bl_dist_allreduce_max_f64(bl_dist *d, double *x, bl_error *err) {
+    return BL_OK;
+}
 bl_status bl_dist_iallreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err) {
     return BL_OK;
 }

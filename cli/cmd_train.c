@@ -70,8 +70,6 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         if ((rc = train_replay_config(cmd, o->batch_schedule, b, &o->replay, cfg, world)))
             return rc;
     } else if (!strcmp(o->batch, "auto")) {
-        if (world > 1)
-            return cli_error(cmd, "--batch auto is not supported with several MPI ranks yet");
         o->auto_batch = 1;
         if (cfg->micro_batch)
             return cli_error(cmd,
@@ -211,7 +209,8 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         progress_step(&rs->prog, &si);
         if (rs->hist) history_step(rs->hist, &si);
         if (rs->adapt &&
-            train_adapt_step(cmd, t, rs->adapt, &si, &rs->log, &rs->prog, rs->hist, &rs->decisions))
+            train_adapt_step(cmd, t, rs->adapt, &si, dist, &rs->log, &rs->prog, rs->hist,
+                             &rs->decisions))
             return 1;
         if (o->batch_schedule &&
             train_replay_step(cmd, t, &o->replay, o->batch_schedule, &rs->replay_next, &rs->log))

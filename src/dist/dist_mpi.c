@@ -103,23 +103,24 @@ static bl_status wait_reqs(bl_dist *d, MPI_Request *reqs, int n, const char *wha
         int rc = n ? MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE) : MPI_SUCCESS;
         if (rc != MPI_SUCCESS) return dist_break(d, BL_ERR_IO, err, "MPI failed while %s", what);
         if (done && d->first_open == d->n_ops) return BL_OK;
+        int cancelled = d->cancel && *d->cancel;
+        if (!cancelled && bl_now_sec() - last <= d->timeout_s) {
+            sched_yield();
+            continue;
+        }
         int peer = peer_of(d, d->first_open < d->n_ops);
         char who[32] = "another rank";
         if (peer >= 0) snprintf(who, sizeof who, "rank %d", peer);
-        if (d->cancel && *d->cancel)
+        if (cancelled)
             return dist_break(d, BL_ERR_INTERRUPTED, err,
                               "the launcher ended the job while %s with %s: that rank exited "
                               "or was killed",
                               what, who);
-        if (bl_now_sec() - last > d->timeout_s)
-            return dist_break(d, BL_ERR_IO, err,
-                              "%s stopped answering: no progress for %g s while %s "
-                              "(--comm-timeout)",
-                              who, d->timeout_s, what);
-        sched_yield();
+        return dist_break(d, BL_ERR_IO, err,
+                          "%s stopped answering: no progress for %g s while %s (--comm-timeout)",
+                          who, d->timeout_s, what);
     }
 }
-
 
 static bl_status broken_fail(bl_dist *d, bl_error *err) {
     return bl_fail(err, d->broken, "%s", d->broken_msg);

@@ -21,15 +21,17 @@
 #include "core/alloc.h"
 
 static volatile sig_atomic_t g_interrupted; /* set by SIGINT/SIGTERM; CLI-only state */
+static volatile sig_atomic_t g_terminated;  /* SIGTERM: mpirun ending the job ends waits too */
 static void on_signal(int sig) {
     g_interrupted = sig;
+    if (sig == SIGTERM) g_terminated = 1;
 }
 
 typedef struct train_opts {
     const char *model;
     cli_optim_args optim;
     const char *log_path, *save_path, *resume_path, *report, *batch_schedule;
-    const char *batch, *memory, *adapt_lr;
+    const char *batch, *memory, *adapt_lr, *comm_dtype;
     bl_batch_schedule replay; /* --batch-schedule */
     int auto_batch, min_batch, max_batch, noise_decay_set;
     int stop_default; /* neither --steps nor --epochs was given */
@@ -37,7 +39,7 @@ typedef struct train_opts {
     int epochs, json, quiet, threads, no_prefetch, drop_last, no_overlap;
     size_t bucket_kb;
     long steps, save_every, eval_every, eval_samples, warmup, step_size, seed;
-    double target_acc, target_loss;
+    double target_acc, target_loss, comm_timeout;
 } train_opts;
 
 /* Everything the run loop needs besides the trainer. */
@@ -55,6 +57,8 @@ typedef struct run_state {
     train_history *hist; /* --report */
     int reverts;         /* --batch auto: divergences recovered from */
     long next_eval_samples;
+    int comm_failed; /* a peer stopped answering: rank 0 still writes the summary */
+    char comm_msg[1100];
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -66,8 +70,6 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         if ((rc = train_replay_config(cmd, o->batch_schedule, b, &o->replay, cfg, world)))
             return rc;
     } else if (!strcmp(o->batch, "auto")) {
-        if (world > 1)
-            return cli_error(cmd, "--batch auto is not supported with several MPI ranks yet");
         o->auto_batch = 1;
         if (cfg->micro_batch)
             return cli_error(cmd,
@@ -190,6 +192,11 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         if (st) {
             progress_clear(&rs->prog);
             cli_error(cmd, "%s", err.msg);
+            if (bl_dist_broken(dist)) {
+                rs->comm_failed = 1;
+                snprintf(rs->comm_msg, sizeof rs->comm_msg, "communication failed: %s", err.msg);
+                rs->stop_reason = rs->comm_msg;
+            }
             return 1;
         }
         rs->epoch_loss_sum += si.loss * si.batch;
@@ -202,7 +209,8 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
         progress_step(&rs->prog, &si);
         if (rs->hist) history_step(rs->hist, &si);
         if (rs->adapt &&
-            train_adapt_step(cmd, t, rs->adapt, &si, &rs->log, &rs->prog, rs->hist, &rs->decisions))
+            train_adapt_step(cmd, t, rs->adapt, &si, dist, &rs->log, &rs->prog, rs->hist,
+                             &rs->decisions))
             return 1;
         if (o->batch_schedule &&
             train_replay_step(cmd, t, &o->replay, o->batch_schedule, &rs->replay_next, &rs->log))
@@ -271,6 +279,27 @@ static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *r
 static void free_run(bl_ctx *ctx, run_state *rs) {
     bl_runlog_close(&rs->log, NULL); /* after an error: the run has failed already */
     cli_splits_free(&rs->sp, &ctx->mem);
+}
+
+static int print_summary(const char *cmd, bl_trainer *t, const train_opts *o, const run_state *rs,
+                         double wall, double test_loss, double test_acc) {
+    if (o->quiet && !o->json) return 0;
+    train_summary sum = {.save_path = rs->comm_failed && !o->save_every ? NULL : o->save_path,
+                         .log_path = o->log_path,
+                         .stop_reason = rs->stop_reason,
+                         .data_name = rs->sp.train.name,
+                         .norm = rs->sp.norm.kind,
+                         .adaptive = rs->adapt != NULL,
+                         .decisions = rs->decisions,
+                         .wall_s = wall,
+                         .train_loss =
+                             rs->epoch_samples ? rs->epoch_loss_sum / rs->epoch_samples : NAN,
+                         .train_acc = rs->epoch_samples ? rs->epoch_acc_sum / rs->epoch_samples : NAN,
+                         .val_loss = rs->val_loss,
+                         .val_acc = rs->val_acc,
+                         .test_loss = test_loss,
+                         .test_acc = test_acc};
+    return train_print_summary(cmd, t, &sum, o->json);
 }
 
 static int train_main(int argc, char **argv, bl_dist *dist) {
@@ -369,6 +398,10 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
          "MPI: reduce gradients after backward, not during it", 0},
         {"bucket-kb", ARG_SIZE, &o.bucket_kb,
          "MPI: gradient bucket size for the overlap (default 1024)", 0},
+        {"comm-timeout", ARG_DOUBLE, &o.comm_timeout,
+         "MPI: end the job when an exchange makes no progress for S seconds (default 60)", 0},
+        {"comm-dtype", ARG_STR, &o.comm_dtype,
+         "MPI: gradients on the wire as fp32 (default) or bf16 (fp32 accumulation)", 0},
         {"report", ARG_STR, &o.report, "write a report (Markdown, HTML, plots) into this folder",
          0},
         {"json", ARG_FLAG, &o.json, "print a JSON summary on stdout", 0},
@@ -378,6 +411,12 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     int rc = cli_parse(cmd, "[options]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     o.noise_decay_set = cli_opt_find(opts, n_opts, "noise-decay")->seen;
+    if (o.comm_timeout < 0 || (o.comm_dtype && strcmp(o.comm_dtype, "fp32") &&
+                               strcmp(o.comm_dtype, "bf16")))
+        return cli_error(cmd, "--comm-timeout must be positive and --comm-dtype fp32 or bf16");
+    bl_dist_configure(dist, o.comm_timeout,
+                      o.comm_dtype && !strcmp(o.comm_dtype, "bf16") ? BL_DIST_BF16 : BL_DIST_FP32,
+                      &g_terminated);
     if ((rc = build_config(cmd, &o, opts, n_opts, &cfg, bl_dist_size(dist)))) return rc;
     o.stop_default = !o.epochs && !o.steps;
     if (!o.epochs && !o.steps) o.epochs = (o.target_acc > 0 || o.target_loss > 0) ? 50 : 1;
@@ -492,38 +531,25 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     double wall = bl_now_sec() - t0;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    if (rc) goto done;
+    if (rc && !rs.comm_failed) goto done;
     if (bl_runlog_close(&rs.log, &err)) { /* the log's last lines may not be on disk */
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    if (o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist))) goto done;
+    /* After a lost peer: no collective (save, evaluation) can finish; the summary says so. */
+    if (!rs.comm_failed && o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist)))
+        goto done;
     double test_loss = NAN, test_acc = NAN;
-    if (rs.sp.have_test && bl_trainer_evaluate(t, &rs.sp.test, &test_loss, &test_acc, &err)) {
+    if (!rs.comm_failed && rs.sp.have_test &&
+        bl_trainer_evaluate(t, &rs.sp.test, &test_loss, &test_acc, &err)) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    if (isnan(rs.val_acc) && rs.sp.have_val && evaluate_val(cmd, t, &rs)) {
+    if (!rs.comm_failed && isnan(rs.val_acc) && rs.sp.have_val && evaluate_val(cmd, t, &rs)) {
         rc = 1;
         goto done;
     }
-    train_summary sum = {.save_path = o.save_path,
-                         .log_path = o.log_path,
-                         .stop_reason = rs.stop_reason,
-                         .data_name = rs.sp.train.name,
-                         .norm = rs.sp.norm.kind,
-                         .adaptive = rs.adapt != NULL,
-                         .decisions = rs.decisions,
-                         .wall_s = wall,
-                         .train_loss =
-                             rs.epoch_samples ? rs.epoch_loss_sum / rs.epoch_samples : NAN,
-                         .train_acc = rs.epoch_samples ? rs.epoch_acc_sum / rs.epoch_samples : NAN,
-                         .val_loss = rs.val_loss,
-                         .val_acc = rs.val_acc,
-                         .test_loss = test_loss,
-                         .test_acc = test_acc};
-    if (rank == 0 && (o.json || !o.quiet) && (rc = train_print_summary(cmd, t, &sum, o.json)))
-        goto done;
+    if (rank == 0 && (rc = print_summary(cmd, t, &o, &rs, wall, test_loss, test_acc))) goto done;
     if (rs.hist) {
         char command[2048] = "batchlab";
         for (int i = 0; i < argc; i++)
@@ -550,6 +576,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
             printf("report       %s/report.md (and report.html, plots/)\n", o.report);
     }
     if (strcmp(rs.stop_reason, "interrupted") == 0) rc = 130;
+    if (rs.comm_failed) rc = 1;
 done:
     bl_batch_schedule_free(&o.replay);
     bl_free(rs.hist);
@@ -563,6 +590,8 @@ int cli_train(int argc, char **argv) {
     bl_error err = {0};
     if (bl_dist_init(&dist, &err)) return cli_fail("train", "%s", err.msg);
     cli_set_silent(bl_dist_rank(dist) != 0);
+    /* A write to a crashed peer's socket must fail the exchange, not kill this rank. */
+    if (bl_dist_size(dist) > 1) signal(SIGPIPE, SIG_IGN);
     int rc = train_main(argc, argv, dist);
     bl_dist_finalize(dist);
     return rc;

@@ -21,12 +21,24 @@ int train_replay_config(const char *cmd, const char *path, const char *batch, bl
 }
 
 int train_adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step_info *si,
-                     bl_runlog *log, progress *prog, train_history *hist, int *decisions) {
-    bl_adapt_observe(a, si->batch, si->samples_per_s);
+                     bl_dist *dist, bl_runlog *log, progress *prog, train_history *hist,
+                     int *decisions) {
+    bl_error err = {0};
+    /* Every rank must take the same decisions: from the slowest rank's step. */
+    double step_s = si->step_time_s;
+    if (bl_dist_allreduce_max_f64(dist, &step_s, &err)) return cli_fail(cmd, "%s", err.msg);
+    bl_adapt_observe(a, si->batch, step_s > 0 ? si->batch / step_s : 0);
+    double comm_s = si->comm_time_s;
+    if (bl_dist_allreduce_max_f64(dist, &comm_s, &err)) return cli_fail(cmd, "%s", err.msg);
+    bl_adapt_observe_comm(a, si->batch, comm_s);
     bl_adapt_decision d;
     int r = bl_adapt_decide(a, si->step, bl_trainer_noise(t), &d);
     if (r < 0) return 0;
-    bl_error err = {0};
+    size_t len = strlen(d.reason);
+    if (bl_dist_size(dist) > 1 && len + 1 < sizeof d.reason)
+        snprintf(d.reason + len, sizeof d.reason - len,
+                 "; network %.0f of %.0f ms a step, a fixed cost larger batches amortise",
+                 comm_s * 1e3, step_s * 1e3);
     int batch = bl_adapt_batch(a);
     /* AdaScale's gain moves with the noise scale even when the batch stays. */
     float f = bl_adapt_lr_factor(a->cfg.lr_rule, d.noise_scale, a->cfg.base_batch, batch);

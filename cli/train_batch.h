@@ -7,6 +7,7 @@
 #include "progress.h"
 #include "train_report.h"
 #include "batchlab/adapt.h"
+#include "batchlab/dist.h"
 #include "batchlab/runlog.h"
 #include "batchlab/train.h"
 
@@ -19,7 +20,8 @@ int train_replay_config(const char *cmd, const char *path, const char *batch, bl
  * (with the lr factor, so the log replays exactly) and counted in *decisions. Returns
  * the exit status on failure, else 0. */
 int train_adapt_step(const char *cmd, bl_trainer *t, bl_adapt *a, const bl_step_info *si,
-                     bl_runlog *log, progress *prog, train_history *hist, int *decisions);
+                     bl_dist *dist, bl_runlog *log, progress *prog, train_history *hist,
+                     int *decisions);
 /* --batch-schedule, after each step: the schedule's changes due now, each logged as a
  * decision so that the replay's own log replays too. */
 int train_replay_step(const char *cmd, bl_trainer *t, const bl_batch_schedule *s, const char *path,

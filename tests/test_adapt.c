@@ -23,7 +23,7 @@ static bl_adapt make(void) {
     int b[] = {16, 32, 64, 128, 256, 512};
     double sps[] = {3000, 5000, 8000, 11000, 12000, 12300};
     for (int i = 0; i < 6; i++) {
-        a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
+        a.curve.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i], 0};
         a.obs[i] = 100; /* all measured */
     }
     a.curve.n = 6;
@@ -237,9 +237,25 @@ static void goes_back_when_a_trial_disappoints(void **state) {
     assert_int_equal(bl_adapt_batch(&a), 32);
 }
 
+/* One batch measured across ranks: its network wait is the fixed part of the step, so
+ * a bigger batch is predicted to amortise it (not the sqrt(M) guess used without). */
+static void communication_favours_larger_batches(void **state) {
+    bl_adapt a = fresh();
+    run_steps(&a, 20, 0, 0.1 / 32); /* batch 32: 100 ms a step */
+    double plain = bl_adapt_throughput(&a, 3);
+    assert_true(fabs(plain - 320 * sqrt(4.0)) < 1e-6); /* 128: sqrt rule */
+    bl_adapt_observe_comm(&a, 16, 0.08);               /* not the current batch: ignored */
+    assert_true(bl_adapt_throughput(&a, 3) == plain);
+    bl_adapt_observe_comm(&a, 32, 0.08); /* 80 ms of the 100 waiting on the network */
+    double net = bl_adapt_throughput(&a, 3);
+    assert_true(fabs(net - 128 / (0.08 + 0.02 * 4)) < 1e-6);
+    assert_true(net > plain);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lr_factors),
+        cmocka_unit_test(communication_favours_larger_batches),
         cmocka_unit_test(waits_and_needs_an_estimate),
         cmocka_unit_test(grows_with_the_noise_scale),
         cmocka_unit_test(hysteresis),

@@ -122,16 +122,44 @@ static void micro_batch_proposal(void **state) {
     assert_int_equal(bl_find_micro_batch(97, 50), 1);
 }
 
+static void curve_of(bl_throughput_curve *c, const double *sps, int n) {
+    c->n = n;
+    for (int i = 0; i < n; i++)
+        c->p[i] = (bl_throughput_point){1 << i, sps[i], (1 << i) / sps[i], 0};
+}
+
+/* The knee from the whole curve: a dip, a plateau, a fall at large batches. */
+static void knee_of_hard_curves(void **state) {
+    bl_throughput_curve c;
+    /* The AVX2 curve: batch 2 slower than 1, then 29x to batch 256. */
+    double dip[] = {467, 337, 900, 2000, 4500, 8000, 11000, 12900, 13623};
+    curve_of(&c, dip, 9);
+    assert_int_equal(bl_throughput_knee(&c, 0.10), 7); /* 128: 12900 >= 12260.7 */
+    /* A plateau from 8 on, with noise below 10%: the knee is where it starts. */
+    double plateau[] = {100, 300, 700, 1000, 1030, 980, 1040, 1010};
+    curve_of(&c, plateau, 8);
+    assert_int_equal(bl_throughput_knee(&c, 0.10), 3);
+    /* Falling at large batches (caches overflow): the best is in the middle. */
+    double fall[] = {200, 500, 1200, 2000, 2100, 1500, 900};
+    curve_of(&c, fall, 7);
+    assert_int_equal(bl_throughput_knee(&c, 0.10), 3); /* 2000 >= 1890 */
+    assert_int_equal(bl_throughput_knee(&c, 0.01), 4);
+    /* Flat from the start: the smallest batch. */
+    double flat[] = {1000, 990, 1005};
+    curve_of(&c, flat, 3);
+    assert_int_equal(bl_throughput_knee(&c, 0.10), 0);
+}
+
 static void knee_and_goodput(void **state) {
     bl_throughput_curve c = {.n = 5};
     int b[] = {16, 32, 64, 128, 256};
     double sps[] = {1000, 1800, 2600, 2700, 2750};
     for (int i = 0; i < 5; i++)
-        c.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i]};
-    /* 64 -> 128 gains 3.8% < 5%: the knee is 64. */
-    assert_int_equal(bl_throughput_knee(&c, 0.05), 2);
-    assert_int_equal(bl_throughput_knee(&c, 0.03), 3); /* 128 -> 256 gains 1.9% */
-    assert_int_equal(bl_throughput_knee(&c, 0.01), 4); /* never below 1%: the last */
+        c.p[i] = (bl_throughput_point){b[i], sps[i], b[i] / sps[i], 0};
+    /* Best 2750: 64 (2600) is within 10%, 32 (1800) is not. */
+    assert_int_equal(bl_throughput_knee(&c, 0.10), 2);
+    assert_int_equal(bl_throughput_knee(&c, 0.03), 3); /* 2700 >= 2667.5 */
+    assert_int_equal(bl_throughput_knee(&c, 0.01), 4); /* only the best itself */
     /* Efficiency is 1 at the base batch and (B+M0)/(B+M) elsewhere. */
     assert_true(fabs(bl_efficiency(100, 16, 16) - 1) < 1e-12);
     assert_true(fabs(bl_efficiency(100, 16, 84) - 116.0 / 184) < 1e-12);
@@ -150,6 +178,7 @@ int main(void) {
         cmocka_unit_test(memory_finder_cap_and_errors),
         cmocka_unit_test(micro_batch_proposal),
         cmocka_unit_test(knee_and_goodput),
+        cmocka_unit_test(knee_of_hard_curves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

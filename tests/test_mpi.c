@@ -159,9 +159,58 @@ static void resume_with_same_and_other_world(void **state) {
     tu_rmtree(d);
 }
 
+/* Our ring allreduce: overlap, --no-overlap and any bucketing give the same bits with
+ * 2 ranks (every element is x0 + x1); bf16 on the wire is close, not equal. */
+static void overlap_and_buckets_bit_identical(void **state) {
+    const char *d = tu_tmpdir();
+    char cmd[4096], a[512], b[512];
+    snprintf(a, sizeof a, "%s/overlap.safetensors", d);
+    snprintf(b, sizeof b, "%s/other.safetensors", d);
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 --save %s", a);
+    run_ok(cmd);
+    const char *variants[] = {"--no-overlap", "--bucket-kb 1", "--bucket-kb 7"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 %s --save %s", variants[i], b);
+        run_ok(cmd);
+        fprintf(stderr, "  %s against the default overlap: %.3g\n", variants[i], ckpt_diff(a, b));
+        assert_true(ckpt_diff(a, b) == 0.0);
+    }
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 --comm-dtype bf16 --save %s", b);
+    run_ok(cmd);
+    double e = ckpt_diff(a, b);
+    fprintf(stderr, "  bf16 on the wire against fp32: %.3g of tolerance\n", e);
+    assert_true(e > 0.0);
+    tu_rmtree(d);
+}
+
+/* Test accuracy of a --json run. */
+static double test_accuracy(const char *cmd) {
+    run_ok(cmd);
+    const char *p = strstr(out, "\"test_accuracy\":");
+    assert_non_null(p);
+    return strtod(p + strlen("\"test_accuracy\":"), NULL);
+}
+
+/* bf16 gradients on the wire (fp32 accumulation) train as well as fp32: the small
+ * version of bench/bf16_accuracy.sh (full Fashion-MNIST, within 0.3 points). */
+static void bf16_trains_as_well(void **state) {
+    const char *run = MPI2 BL_CLI_PATH " train --quiet --json --threads 1 --data " BL_TEST_DATA_DIR
+                           "/fmnist-sample --model mlp --batch 64 --epochs 3 --comm-dtype ";
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%sfp32", run);
+    double fp32 = test_accuracy(cmd);
+    snprintf(cmd, sizeof cmd, "%sbf16", run);
+    double bf16 = test_accuracy(cmd);
+    fprintf(stderr, "  test accuracy (200 samples): fp32 %.3f, bf16 %.3f\n", fp32, bf16);
+    assert_true(fp32 > 0.5);                /* it learned something */
+    assert_true(fabs(bf16 - fp32) <= 0.02); /* 4 of the 200 test samples */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(two_ranks_equal_one_rank),
+        cmocka_unit_test(overlap_and_buckets_bit_identical),
+        cmocka_unit_test(bf16_trains_as_well),
         cmocka_unit_test(noise_scale_matches_accumulation),
         cmocka_unit_test(failure_on_one_rank_ends_job),
         cmocka_unit_test(resume_with_same_and_other_world),

@@ -85,6 +85,10 @@ bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
                         const bl_dataset *ds, const bl_optim_config *opt, bl_error *err);
 /* Feed the throughput of a real step at the current batch (median of the recent ones). */
 void bl_adapt_observe(bl_adapt *a, int batch, double samples_per_s);
+/* Feed the time a step at the current batch waited on other ranks (data-parallel): a
+ * cost per step that does not grow with the batch, used to predict the batches not
+ * measured yet (the last value is kept). */
+void bl_adapt_observe_comm(bl_adapt *a, int batch, double comm_s);
 /* Throughput of candidate i: measured, or predicted from the measured ones (0 if none). */
 double bl_adapt_throughput(const bl_adapt *a, int i);
 int bl_adapt_measured(const bl_adapt *a, int i); /* enough live steps were timed at i */

@@ -5,6 +5,7 @@
 #ifndef BATCHLAB_DIST_H
 #define BATCHLAB_DIST_H
 
+#include <signal.h>
 #include <stddef.h>
 #include "batchlab/error.h"
 
@@ -26,9 +27,25 @@ void bl_dist_finalize(bl_dist *d);
 int bl_dist_rank(const bl_dist *d); /* 0 for NULL */
 int bl_dist_size(const bl_dist *d); /* 1 for NULL */
 
-/* In-place sums over ranks. */
+/* How gradients travel: fp32, or bf16 on the wire with fp32 accumulation (half the
+ * bytes; every rank still ends with the same values). */
+typedef enum { BL_DIST_FP32, BL_DIST_BF16 } bl_dist_dtype;
+#define BL_DIST_DEFAULT_TIMEOUT_S 60.0
+/* timeout_s: a wait that sees no progress for this long fails, naming the rank it waits
+ * on, and the world is broken from then on (every later collective fails at once and
+ * bl_dist_finalize does not wait for the others). cancel (may be NULL): a flag a signal
+ * handler sets; a wait that sees it set fails the same way. */
+void bl_dist_configure(bl_dist *d, double timeout_s, bl_dist_dtype dtype,
+                       const volatile sig_atomic_t *cancel);
+/* 1 once an exchange failed (timeout, lost peer): the other ranks may be gone. */
+int bl_dist_broken(const bl_dist *d);
+
+/* In-place sums over ranks. The f32 sum is the gradient allreduce (a ring; see
+ * bl_dist_configure for its wire type); the f64 one is exact fp64. */
 bl_status bl_dist_allreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err);
 bl_status bl_dist_allreduce_f64(bl_dist *d, double *buf, int n, bl_error *err);
+/* *x becomes the largest *x of all ranks (a decision every rank must share). */
+bl_status bl_dist_allreduce_max_f64(bl_dist *d, double *x, bl_error *err);
 
 /* Non-blocking sum of buf[0..n) (a bucket of the gradient arena); up to
  * BL_DIST_MAX_PENDING may be in flight; bl_dist_wait_all completes them. */

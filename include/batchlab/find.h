@@ -73,12 +73,13 @@ typedef struct bl_throughput_point {
     int batch;
     double samples_per_s; /* median of the timed runs */
     double step_s;
+    double comm_s; /* of which waiting for other ranks (mean per step; 0 on one rank) */
 } bl_throughput_point;
 
 typedef struct bl_throughput_curve {
     bl_throughput_point p[BL_FIND_MAX_POINTS];
     int n;
-    int knee; /* index of the knee: the first batch whose doubling gains < 5% */
+    int knee; /* index of the knee: see bl_throughput_knee */
 } bl_throughput_curve;
 
 /* Measure training-step throughput of spec on ds at each batch in batches[] (ascending),
@@ -87,8 +88,11 @@ bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_op
                              const int *batches, int n_batches, int warmup, int runs,
                              double min_run_s, bl_ctx *ctx, bl_throughput_curve *curve,
                              bl_error *err);
-/* Index of the first point whose doubling gains less than gain (0.05). */
-int bl_throughput_knee(const bl_throughput_curve *c, double gain);
+/* Index of the knee: the smallest batch whose throughput is within tol of the best
+ * of the whole curve (the first such point of its monotone envelope), so a dip or a
+ * fall at large batches does not move it. find uses BL_KNEE_TOL. */
+#define BL_KNEE_TOL 0.10
+int bl_throughput_knee(const bl_throughput_curve *c, double tol);
 
 /* Pollux efficiency of batch m relative to base batch m0 at noise scale b_noise. */
 double bl_efficiency(double b_noise, int m0, int m);

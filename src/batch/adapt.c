@@ -122,6 +122,11 @@ int bl_adapt_measured(const bl_adapt *a, int i) {
     return a->obs[i] >= ADAPT_MIN_OBS;
 }
 
+void bl_adapt_observe_comm(bl_adapt *a, int batch, double comm_s) {
+    bl_throughput_point *p = &a->curve.p[a->current];
+    if (p->batch == batch && comm_s >= 0) p->comm_s = comm_s;
+}
+
 double bl_adapt_throughput(const bl_adapt *a, int i) {
     if (bl_adapt_measured(a, i)) return a->curve.p[i].samples_per_s;
     /* Least squares of the step time t = a + b M over the measured batches. */
@@ -143,8 +148,12 @@ double bl_adapt_throughput(const bl_adapt *a, int i) {
         if (fixed < 0) fixed = 0, per = smt / smm; /* through the origin */
     }
     if (per > 0) return m / (fixed + per * m);
-    /* One batch measured (or a fit that makes no sense): throughput grows as sqrt(M). */
+    /* One batch measured, across ranks: its communication is the fixed part of the step,
+     * the rest grows with the batch. */
     const bl_throughput_point *q = &a->curve.p[near];
+    if (q->comm_s > 0 && q->comm_s < q->step_s)
+        return m / (q->comm_s + (q->step_s - q->comm_s) * m / q->batch);
+    /* Else (or a fit that makes no sense): throughput grows as sqrt(M). */
     return q->samples_per_s * sqrt(m / q->batch);
 }
 
@@ -216,7 +225,7 @@ int bl_adapt_decide(bl_adapt *a, long step, const bl_noise *ns, bl_adapt_decisio
     if (a->ceiling < 0) a->ceiling = a->curve.n - 1;
     bl_throughput_curve pred = {.n = a->ceiling + 1}; /* measured or predicted, once each */
     for (int i = 0; i < pred.n; i++)
-        pred.p[i] = (bl_throughput_point){a->curve.p[i].batch, bl_adapt_throughput(a, i), 0};
+        pred.p[i] = (bl_throughput_point){a->curve.p[i].batch, bl_adapt_throughput(a, i), 0, 0};
     int best = bl_goodput_best(&pred, d->noise_scale, a->cfg.base_batch, NULL);
     if (best < 0) best = a->current;
     int next = best > a->current ? a->current + 1 : best < a->current ? a->current - 1 : best;

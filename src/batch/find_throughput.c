@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "batchlab/dist.h"
 #include "batchlab/find.h"
 #include "batchlab/train.h"
 
@@ -26,19 +27,25 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     bl_status st = bl_trainer_create(&t, ctx, &c, ds, err);
     if (st) return st;
     bl_step_info si;
-    double rates[16];
+    double rates[16], comm = 0;
     if (runs > 16) runs = 16;
+    if (warmup < 1) warmup = 1;
+    double w0 = bl_now_sec();
     for (int w = 0; w < warmup && !st; w++)
         st = bl_trainer_step(t, &si, err);
+    /* Steps per run from the warm-up, the most any rank needs: under MPI every rank
+     * must run the same steps, so the count is agreed, not each rank's clock. */
+    double steps = ceil(min_run_s / ((bl_now_sec() - w0) / warmup));
+    if (!st) st = bl_dist_allreduce_max_f64(ctx->dist, &steps, err);
     for (int r = 0; r < runs && !st; r++) {
-        double t0 = bl_now_sec(), el = 0;
+        double t0 = bl_now_sec();
         long samples = 0;
-        while (!st && el < min_run_s) {
+        for (long k = 0; k < (long)steps && !st; k++) {
             st = bl_trainer_step(t, &si, err);
             samples += si.batch;
-            el = bl_now_sec() - t0;
+            comm += si.comm_time_s;
         }
-        rates[r] = samples / el;
+        rates[r] = samples / (bl_now_sec() - t0);
     }
     bl_trainer_free(t);
     if (st) return st;
@@ -46,6 +53,7 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     pt->batch = batch;
     pt->samples_per_s = rates[runs / 2];
     pt->step_s = batch / pt->samples_per_s;
+    pt->comm_s = comm / ((double)runs * steps);
     return BL_OK;
 }
 
@@ -63,19 +71,20 @@ bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_op
         if (st) return st;
         curve->n = i + 1;
     }
-    curve->knee = bl_throughput_knee(curve, 0.05);
+    curve->knee = bl_throughput_knee(curve, BL_KNEE_TOL);
     return BL_OK;
 }
 
-int bl_throughput_knee(const bl_throughput_curve *c, double gain) {
-    for (int i = 0; i + 1 < c->n; i++) {
-        /* Gain of doubling, from the next measured point scaled to a factor of two. */
-        double ratio = c->p[i + 1].samples_per_s / c->p[i].samples_per_s;
-        double factor = (double)c->p[i + 1].batch / c->p[i].batch;
-        double per_doubling = pow(ratio, log(2.0) / log(factor));
-        if (per_doubling < 1 + gain) return i;
-    }
-    return c->n - 1;
+/* From the curve as a whole, not neighbour to neighbour: one slow point (a dip at
+ * batch 2 on a noisy machine) must not end the search. The monotone envelope is the
+ * running maximum; its first point within tol of the best is a measured point. */
+int bl_throughput_knee(const bl_throughput_curve *c, double tol) {
+    double best = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->p[i].samples_per_s > best) best = c->p[i].samples_per_s;
+    for (int i = 0; i < c->n; i++)
+        if (c->p[i].samples_per_s >= (1 - tol) * best) return i;
+    return c->n - 1; /* no finite throughput at all */
 }
 
 double bl_efficiency(double b_noise, int m0, int m) {

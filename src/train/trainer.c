@@ -155,10 +155,9 @@ static void on_grad_ready(void *user, size_t off, size_t n) {
     if (!b->active || b->st) return;
     if (b->hi == 0) b->hi = off + n;
     b->lo = off;
-    if ((b->hi - b->lo) * sizeof(float) >= b->t->cfg.bucket_bytes)
-        bucket_flush(b);
-    else
-        bl_dist_progress(b->t->ctx->dist);
+    if ((b->hi - b->lo) * sizeof(float) >= b->t->cfg.bucket_bytes) bucket_flush(b);
+    /* After every layer, flushed or not: MPI moves data only inside its calls. */
+    bl_dist_progress(b->t->ctx->dist);
 }
 
 static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, double *stats,
@@ -224,7 +223,6 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     bl_dist *dist = t->ctx->dist;
     bl_model *m = t->model;
     uint64_t t0 = bl_now_ns();
-    double comm0 = bl_dist_comm_seconds(dist);
     int world = bl_dist_size(dist), rank = bl_dist_rank(dist);
     size_t n = t->train->n;
     size_t rem = n - t->loader.pos;
@@ -242,6 +240,8 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
         if (ms) return undo_step(t, &undo, ms);
         noise_s = (double)(bl_now_ns() - n0) * 1e-9;
     }
+    /* After the noise measurement: step_time_s leaves it out, so comm_time_s does too. */
+    double comm0 = bl_dist_comm_seconds(dist);
     double stats[ST_N] = {0};
     stats[ST_STOP] = t->stop_requested;
     bl_model_zero_grad(m);

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Data-parallel training across a shaped link (issue 17): for each link setting and
+# preset, 2 ranks (one core each, tests/mpinet), global batch 256, --no-overlap and
+# the default overlap alternating REPS times; plus one rank's compute time for its
+# share (batch 128, one thread, no MPI). Prints one CSV line per run and a Markdown
+# table of medians. Needs root (network namespaces).
+# Usage: bench/mpinet_bench.sh [OUT_DIR [REPS [LINKS]]]
+#   LINKS: space-separated RATE:DELAY_US (default "10gbit:0 1gbit:500 100mbit:2000")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/mpinet-bench}
+REPS=${2:-3}
+LINKS=${3:-"10gbit:0 1gbit:500 100mbit:2000"}
+NET=tests/mpinet/mpinet
+BL=$PWD/build/batchlab
+mkdir -p "$OUT"
+export MPINET_STATE=$OUT/state
+trap '"$NET" down >/dev/null 2>&1 || true' EXIT
+
+# median of a JSONL field over steps 5..
+med() { awk -F"\"$2\":" '/"type":"step"/ { split($2, a, ","); if (++n > 5) print a[1] }' "$1" |
+        sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+steps_for() { case $1:$2 in mlp:100mbit) echo 14 ;; cnn:*) echo 16 ;; *) echo 30 ;; esac; }
+
+echo "link,model,mode,rep,step_s,comm_s" >"$OUT/runs.csv"
+echo "model,rep,compute_s" >"$OUT/compute.csv"
+for model in mlp cnn; do # one rank's share, on one core, no network
+    for r in $(seq "$REPS"); do
+        OPENBLAS_NUM_THREADS=1 taskset -c 0 "$BL" train --quiet --model $model --batch 128 \
+            --steps 16 --threads 1 --val-frac 0 --log "$OUT/compute-$model-$r.jsonl" >/dev/null
+        echo "$model,$r,$(med "$OUT/compute-$model-$r.jsonl" step_time_s)" >>"$OUT/compute.csv"
+    done
+done
+for link in $LINKS; do
+    rate=${link%%:*} delay=${link##*:}
+    "$NET" down >/dev/null 2>&1 || true
+    "$NET" up "$rate" "$delay" >/dev/null
+    for model in mlp cnn; do
+        for r in $(seq "$REPS"); do
+            for mode in no-overlap overlap; do
+                flag=; [ $mode = no-overlap ] && flag=--no-overlap
+                log=$OUT/$rate-$model-$mode-$r.jsonl
+                "$NET" run "$BL" train --quiet --model $model --batch 256 --steps "$(steps_for $model $rate)" \
+                    --threads 1 --val-frac 0 $flag --log "$log" >/dev/null 2>&1
+                echo "$rate,$model,$mode,$r,$(med "$log" step_time_s),$(med "$log" comm_time_s)" |
+                    tee -a "$OUT/runs.csv"
+            done
+        done
+    done
+done
+
+# Table: wire floor of the ring at N = 2 = bytes x 8 / rate + 2 one-way delays.
+bytes() { case $1 in mlp) echo 7454760 ;; cnn) echo 6503464 ;; esac; }
+bps() { case $1 in *gbit) echo $((${1%gbit} * 1000000000)) ;; *mbit) echo $((${1%mbit} * 1000000)) ;; esac; }
+{
+    echo "| link | model | wire floor | comm (no-overlap) | ratio | step no-overlap | step overlap | compute | max(compute, comm) | overlap step / max |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for link in $LINKS; do
+        rate=${link%%:*} delay=${link##*:}
+        for model in mlp cnn; do
+            pick() { awk -F, -v l=$rate -v m=$model -v o=$1 -v c=$2 '$1 == l && $2 == m && $3 == o { print $c }' "$OUT/runs.csv" | median; }
+            sn=$(pick no-overlap 5) cn=$(pick no-overlap 6) so=$(pick overlap 5)
+            comp=$(awk -F, -v m=$model '$1 == m { print $3 }' "$OUT/compute.csv" | median)
+            awk -v l="$rate, ${delay} us" -v m=$model -v b="$(bytes $model)" -v r="$(bps $rate)" -v d=$delay \
+                -v sn=$sn -v cn=$cn -v so=$so -v comp=$comp 'BEGIN {
+                floor = b * 8 / r + 2 * d * 1e-6; mx = comp > cn ? comp : cn
+                printf "| %s | %s | %.1f ms | %.1f ms | %.2f | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f |\n",
+                    l, m, floor * 1e3, cn * 1e3, cn / floor, sn * 1e3, so * 1e3, comp * 1e3, mx * 1e3, so / mx }'
+        done
+    done
+} | tee "$OUT/table.md"

@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas-dev zlib1g-dev libcjson-dev
       libcmocka-dev gnuplot-nox dataset-fashion-mnist libmicrohttpd-dev libcurl4-openssl-dev
-      libopenmpi-dev openmpi-bin clang libclang-rt-dev)
+      libopenmpi-dev openmpi-bin clang libclang-rt-dev iproute2)
 if [ "${1:-}" = "--golden" ]; then pkgs+=(python3-torch python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -156,7 +156,7 @@ static int roundtrip(int port, const char *method, const char *path, const char 
     int fd = dial(NULL, port);
     if (fd < 0) return 0;
     request(fd, method, path, body, 0);
-    read_until_close(fd, buf, cap, 10000);
+    read_until_close(fd, buf, cap, WAIT_MS);
     close(fd);
     return status_code(buf);
 }
@@ -368,7 +368,9 @@ static void *send_one(void *arg) {
  * ones with 200, the rest with 503; none is left without a response. */
 static void stop_now_answers_every_accepted_request(void **state) {
     (void)state;
-    bl_serve_config cfg = config(5000000);
+    /* A delay no run reaches: the three requests must all be waiting when the stop comes
+     * (with 5 s, a loaded sanitizer run once dispatched the first before the third came). */
+    bl_serve_config cfg = config(600000000L);
     bl_server *s = start(&cfg);
     bl_batcher *b = bl_server_batcher(s);
     enum { K = 3 };
@@ -381,6 +383,13 @@ static void stop_now_answers_every_accepted_request(void **state) {
     }
     for (int w = 0; w < WAIT_MS && bl_batcher_queue_requests(b) < K; w++)
         sleep_ms(1);
+    if (bl_batcher_queue_requests(b) != K) {
+        bl_server_stats d;
+        bl_server_get_stats(s, &d);
+        print_message("queued %ld of %d after %d ms: accepted %llu, answered %llu, abandoned %ld\n",
+                      bl_batcher_queue_requests(b), K, WAIT_MS, (unsigned long long)d.accepted,
+                      (unsigned long long)d.answered, bl_batcher_abandoned(b));
+    }
     assert_int_equal(bl_batcher_queue_requests(b), K);
     bl_server_stop_now(s);
     bl_server_stop(s, 60000);

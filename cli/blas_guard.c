@@ -36,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include "backend/cpu/blas_model.h"
 #include "batchlab/core.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -54,7 +55,6 @@ extern int openblas_get_num_threads(void);
 extern void *blas_memory_alloc(int procpos);
 extern void blas_memory_free(void *buffer);
 
-#define BLAS_BUFFER_BYTES ((size_t)128 << 20)
 #define BLAS_BUFFER_SLACK ((size_t)4096) /* malloc'd buffers carry a page more */
 #define GUARD_MAX_BUFFERS 64             /* OpenBLAS's pool has 2 x its build's thread count */
 #define MALLOC_ARENA_BYTES ((size_t)64 << 20) /* glibc's HEAP_MAX_SIZE on 64-bit */
@@ -83,7 +83,7 @@ int cli_blas_guard(void) {
      * buffers it takes hung in blas_memory_alloc about once in 100 runs at the edge),
      * and for the arena malloc may reserve when OpenBLAS falls back to it. */
     int room = buffers + workers < GUARD_MAX_BUFFERS ? buffers + workers : GUARD_MAX_BUFFERS;
-    size_t need = (size_t)room * (BLAS_BUFFER_BYTES + BLAS_BUFFER_SLACK) + MALLOC_ARENA_BYTES;
+    size_t need = (size_t)room * (CPU_BLAS_BUFFER_BYTES + BLAS_BUFFER_SLACK) + MALLOC_ARENA_BYTES;
     /* A PROT_NONE reservation counts against RLIMIT_AS like the real buffers. */
     void *probe = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (probe == MAP_FAILED) {

@@ -42,7 +42,6 @@
 
 extern char *openblas_get_corename(void);
 
-#define BLAS_BUFFER_BYTES ((size_t)128 << 20) /* x86-64 BUFFER_SIZE, 32 << 22 */
 #define BLAS_ALIGN_BYTES ((size_t)16 << 10)
 #define BLAS_SLACK_BYTES ((size_t)128 << 10) /* bookkeeping around the buffers */
 #define BLAS_SWITCH_RATIO 2 /* param.h's default; the generic threaded driver uses it */
@@ -103,7 +102,7 @@ int cpu_blas_params_for(const char *corename, int l2_kb, cpu_blas_params *out) {
     if (p <= 0) p = 64; /* as OpenBLAS replaces a zero P */
     p = (int)round_up((size_t)p, (size_t)row->unroll_m);
     size_t a_bytes = round_up((size_t)p * (size_t)row->q * 4, BLAS_ALIGN_BYTES);
-    size_t r = ((BLAS_BUFFER_BYTES - a_bytes) / ((size_t)row->q * 4) - 15) & ~(size_t)15;
+    size_t r = ((CPU_BLAS_BUFFER_BYTES - a_bytes) / ((size_t)row->q * 4) - 15) & ~(size_t)15;
     *out = (cpu_blas_params){.core = known ? row->name : "default",
                              .p = p,
                              .q = row->q,

@@ -12,6 +12,9 @@
  * 65536 x GEMM_MULTITHREAD_THRESHOLD, 4 unless the build changed it). */
 #define CPU_BLAS_SERIAL_MNK 262144.0
 
+/* The work buffer OpenBLAS gives each thread (x86-64 BUFFER_SIZE, 32 << 22). */
+#define CPU_BLAS_BUFFER_BYTES ((size_t)128 << 20)
+
 /* OpenBLAS's sgemm blocking on one core type: it packs A in panels of at
  * most P x Q and B in panels of at most Q x R, in micro-tiles of
  * unroll_m x unroll_n. */

@@ -48,7 +48,7 @@ static double time_per_call(bench_fn fn, void *arg) {
     return t[2];
 }
 
-static const bl_backend *be;
+static const bl_kernels *be;
 
 typedef struct {
     bl_conv_dims d;
@@ -140,7 +140,7 @@ static void bench_dropout(bl_rng *r) {
 
 int main(int argc, char **argv) {
     int threads[8] = {1, 2}, nt = 2;
-    be = bl_backend_cpu();
+    be = bl_cpu_kernels();
     printf("ISA level %s\n", bl_cpu_isa_name(bl_cpu_isa_selected(NULL)));
     if (argc > 1) {
         nt = 0;

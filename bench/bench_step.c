@@ -116,16 +116,17 @@ static double preset_macs(const char *model) {
 
 static void train_step(void *p) {
     step_arg *a = p;
-    bl_model_zero_grad(a->m);
-    bl_model_forward(a->m, a->x, a->B, 1);
-    bl_model_loss(a->m, a->labels, a->B, BL_LOSS_XENT, NULL);
-    bl_model_backward(a->m, a->x, a->labels, a->B, BL_LOSS_XENT, 1.0f / (float)a->B);
-    bl_optim_step(&a->opt, a->ctx->be, bl_model_params(a->m), bl_model_grads(a->m), 0.01f);
+    double sum;
+    bl_model_zero_grad(a->m, NULL);
+    bl_model_forward(a->m, a->x, a->B, 1, NULL);
+    bl_model_loss(a->m, a->labels, BL_LOSS_XENT, &sum, NULL, NULL);
+    bl_model_backward(a->m, 1.0f / (float)a->B, NULL);
+    bl_optim_step(&a->opt, bl_model_params(a->m), bl_model_grads(a->m), 0.01f, NULL);
 }
 
 static void infer(void *p) {
     step_arg *a = p;
-    bl_model_forward(a->m, a->x, a->B, 0);
+    bl_model_forward(a->m, a->x, a->B, 0, NULL);
 }
 
 static void replay(void *p) {
@@ -165,11 +166,11 @@ static int setup(step_arg *a, bl_ctx *ctx, const char *model, int B) {
     bl_optim_config oc;
     if (bl_model_create(&a->m, model, in, 10, &err) || bl_model_alloc(a->m, ctx, B, &err) ||
         bl_optim_parse(&oc, "momentum", &err) ||
-        bl_optim_init(&a->opt, &oc, bl_model_num_params(a->m), &ctx->mem, &err)) {
+        bl_optim_init(&a->opt, &oc, bl_model_num_params(a->m), ctx->be, &ctx->mem, &err) ||
+        bl_model_init(a->m, 42, &err)) {
         fprintf(stderr, "bench_step: %s at B=%d: %s\n", model, B, err.msg);
         return 1;
     }
-    bl_model_init(a->m, 42);
     size_t n = (size_t)B * bl_shape_size(in);
     a->x = malloc(n * sizeof *a->x);
     a->labels = malloc((size_t)B * sizeof *a->labels);
@@ -288,7 +289,7 @@ int main(int argc, char **argv) {
     }
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
-    if (pool_threads > 0) ctx.be->set_threads(pool_threads); /* experiment: BLAS keeps its count */
+    if (pool_threads > 0) bl_cpu_kernels()->set_threads(pool_threads); /* experiment: BLAS keeps its count */
     printf("env\t%d\t%s\t%s\n", ctx.threads, openblas_get_corename(),
            bl_cpu_isa_name(bl_cpu_isa_selected(NULL)));
     char list[256];

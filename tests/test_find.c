@@ -25,7 +25,7 @@ static int fits(const char *spec, const bl_optim_config *opt, int batch, size_t 
     bl_error err = {0};
     int ok = bl_model_create(&m, spec, IMG, 10, &err) == BL_OK &&
              bl_model_alloc(m, &ctx, batch, &err) == BL_OK &&
-             bl_optim_init(&o, opt, bl_model_num_params(m), &ctx.mem, &err) == BL_OK;
+             bl_optim_init(&o, opt, bl_model_num_params(m), ctx.be, &ctx.mem, &err) == BL_OK;
     void *in = ok ? bl_mem_alloc(&ctx.mem, 2 * (size_t)batch * (784 * 4 + 4), "in", &err) : NULL;
     ok = ok && in;
     bl_mem_free(&ctx.mem, in);

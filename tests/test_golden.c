@@ -28,6 +28,7 @@
 #include "batchlab/core.h"
 #include "batchlab/io.h"
 #include "batchlab/model.h"
+#include "test_util.h"
 #include "batchlab/optim.h"
 
 /* Must match make_golden.py. */
@@ -134,8 +135,8 @@ static const bl_tensor *need_like(const golden *g, const char *prefix, const bl_
     return t;
 }
 
-static float *arena_of(golden *g, const bl_param_info *info) {
-    return info->is_buffer ? bl_model_buffers(g->m) : bl_model_params(g->m);
+static bl_arena arena_of(const bl_param_info *info) {
+    return info->is_buffer ? BL_ARENA_BUFFERS : BL_ARENA_PARAMS;
 }
 
 /* Copy prefix.<name> into the model for every parameter and buffer. */
@@ -143,7 +144,9 @@ static void load_weights(golden *g, const char *prefix) {
     for (int i = 0; i < bl_model_num_tensors(g->m); i++) {
         const bl_param_info *info = bl_model_tensor(g->m, i);
         const bl_tensor *t = need_like(g, prefix, info);
-        memcpy(arena_of(g, info) + info->offset, t->data, info->count * sizeof(float));
+        bl_error err = {0};
+        if (bl_model_write(g->m, arena_of(info), info->offset, info->count, t->data, &err))
+            fail_msg("%s: %s: %s", g->name, info->name, err.msg);
     }
 }
 
@@ -238,30 +241,36 @@ static void forward_loss_backward(void **state) {
     const bl_tensor *logits_ref = need(&g, "logits");
     assert_int_equal(numel(logits_ref), (size_t)g.B * g.K);
 
-    const float *logits = bl_model_forward(g.m, g.x, g.B, 1);
+    float *logits = malloc((size_t)g.B * g.K * sizeof *logits);
+    assert_non_null(logits);
+    tu_forward(g.m, g.x, g.B, 1, logits);
     check_close(&g, "logits", logits, logits_ref, (size_t)g.B * g.K, TOL_ATOL, TOL_RTOL);
 
     int correct = 0, correct_ref = 0;
-    double loss = bl_model_loss(g.m, g.y, g.B, g.loss, &correct) / g.B;
+    double loss = tu_loss(g.m, g.y, g.loss, &correct) / g.B;
     float loss_f = (float)loss;
     check_close(&g, "loss", &loss_f, need(&g, "loss"), 1, TOL_ATOL, TOL_RTOL);
     for (int b = 0; b < g.B; b++)
         correct_ref += argmax_row(logits_ref, b, g.K) == g.y[b];
     assert_int_equal(correct, correct_ref);
 
-    bl_model_zero_grad(g.m);
-    bl_model_backward(g.m, g.x, g.y, g.B, g.loss, 1.0f / g.B);
+    tu_zero_grad(g.m);
+    bl_error err = {0};
+    assert_int_equal(bl_model_backward(g.m, 1.0f / g.B, &err), BL_OK);
+    float *grads = tu_arena(g.m, BL_ARENA_GRADS);
     int n_grads = 0;
     for (int i = 0; i < bl_model_num_tensors(g.m); i++) {
         const bl_param_info *info = bl_model_tensor(g.m, i);
         if (info->is_buffer) continue;
         char what[160];
         snprintf(what, sizeof what, "grad.%s", info->name);
-        check_close(&g, what, bl_model_grads(g.m) + info->offset, need_like(&g, "grad", info),
+        check_close(&g, what, grads + info->offset, need_like(&g, "grad", info),
                     info->count, TOL_ATOL, TOL_RTOL);
         n_grads++;
     }
     assert_true(n_grads > 0);
+    free(grads);
+    free(logits);
     golden_close(&g);
 }
 
@@ -279,7 +288,7 @@ static double run_steps(golden *g, bl_opt_kind kind, float momentum, int fail_on
     cfg.kind = kind;
     if (kind == BL_OPT_SGD) cfg.momentum = momentum;
     load_weights(g, "init");
-    if (bl_optim_init(&o, &cfg, bl_model_num_params(g->m), &g->ctx.mem, &err) != BL_OK)
+    if (bl_optim_init(&o, &cfg, bl_model_num_params(g->m), g->ctx.be, &g->ctx.mem, &err) != BL_OK)
         fail_msg("%s: bl_optim_init: %s", g->name, err.msg);
 
     /* Our own trajectory of each bias that feeds batch norm (see the top). */
@@ -288,20 +297,21 @@ static double run_steps(golden *g, bl_opt_kind kind, float momentum, int fail_on
     assert_non_null(trace);
 
     for (int step = 0; step < GOLDEN_STEPS; step++) {
-        memcpy(trace + step * bl_model_num_params(g->m), bl_model_params(g->m),
-               bl_model_num_params(g->m) * sizeof(float));
-        bl_model_zero_grad(g->m);
-        bl_model_forward(g->m, g->x, g->B, 1);
-        bl_model_loss(g->m, g->y, g->B, g->loss, NULL);
-        bl_model_backward(g->m, g->x, g->y, g->B, g->loss, 1.0f / g->B);
-        bl_optim_step(&o, g->ctx.be, bl_model_params(g->m), bl_model_grads(g->m), lr);
+        if (bl_model_read(g->m, BL_ARENA_PARAMS, 0, bl_model_num_params(g->m),
+                          trace + step * bl_model_num_params(g->m), &err))
+            fail_msg("%s: step %d: %s", g->name, step, err.msg);
+        tu_zero_grad(g->m);
+        tu_step(g->m, g->x, g->y, g->B, g->loss, 1.0f / g->B, NULL);
+        if (bl_optim_step(&o, bl_model_params(g->m), bl_model_grads(g->m), lr, &err))
+            fail_msg("%s: step %d: %s", g->name, step, err.msg);
     }
+    float *arenas[2] = {tu_arena(g->m, BL_ARENA_PARAMS), tu_arena(g->m, BL_ARENA_BUFFERS)};
 
     double worst = 0;
     for (int i = 0; i < nt; i++) {
         const bl_param_info *info = bl_model_tensor(g->m, i);
         const bl_tensor *ref = need_like(g, prefix, info);
-        const float *ours = arena_of(g, info) + info->offset;
+        const float *ours = arenas[info->is_buffer] + info->offset;
         char what[160];
         snprintf(what, sizeof what, "%s.%s", prefix, info->name);
 
@@ -369,6 +379,8 @@ static double run_steps(golden *g, bl_opt_kind kind, float momentum, int fail_on
         free(corrected);
     }
     free(trace);
+    free(arenas[0]);
+    free(arenas[1]);
     bl_optim_free(&o, &g->ctx.mem);
     return worst;
 }
@@ -399,7 +411,9 @@ static void perturbations_are_detected(void **state) {
     const bl_tensor *logits_ref = need(&g, "logits");
     size_t n = (size_t)g.B * g.K;
 
-    const float *logits = bl_model_forward(g.m, g.x, g.B, 1);
+    float *logits = malloc(n * sizeof *logits);
+    assert_non_null(logits);
+    tu_forward(g.m, g.x, g.B, 1, logits);
     assert_true(worst_err(logits, logits_ref, n, TOL_ATOL, TOL_RTOL, &wi, &bad) <= 1);
 
     /* Nudge the first weight of the last dense layer by 1e-2 (1e-3 already
@@ -410,17 +424,24 @@ static void perturbations_are_detected(void **state) {
         if (!info->is_buffer && strstr(info->name, ".weight") && info->ndim == 2) last = info;
     }
     assert_non_null(last);
-    bl_model_params(g.m)[last->offset] += 1e-2f;
-    logits = bl_model_forward(g.m, g.x, g.B, 1);
+    bl_error err = {0};
+    float w0;
+    assert_int_equal(bl_model_read(g.m, BL_ARENA_PARAMS, last->offset, 1, &w0, &err), BL_OK);
+    w0 += 1e-2f;
+    assert_int_equal(bl_model_write(g.m, BL_ARENA_PARAMS, last->offset, 1, &w0, &err), BL_OK);
+    tu_forward(g.m, g.x, g.B, 1, logits);
     double lw = worst_err(logits, logits_ref, n, TOL_ATOL, TOL_RTOL, &wi, &bad);
     assert_true(lw > 1);
 
     /* Gradients of the perturbed model no longer match either. */
-    bl_model_loss(g.m, g.y, g.B, g.loss, NULL);
-    bl_model_zero_grad(g.m);
-    bl_model_backward(g.m, g.x, g.y, g.B, g.loss, 1.0f / g.B);
-    double gw = worst_err(bl_model_grads(g.m) + last->offset, need_like(&g, "grad", last),
-                          last->count, TOL_ATOL, TOL_RTOL, &wi, &bad);
+    tu_loss(g.m, g.y, g.loss, NULL);
+    tu_zero_grad(g.m);
+    assert_int_equal(bl_model_backward(g.m, 1.0f / g.B, &err), BL_OK);
+    float *grads = tu_arena(g.m, BL_ARENA_GRADS);
+    double gw = worst_err(grads + last->offset, need_like(&g, "grad", last), last->count,
+                          TOL_ATOL, TOL_RTOL, &wi, &bad);
+    free(grads);
+    free(logits);
     assert_true(gw > 1);
 
     /* Momentum 0.89 instead of 0.9 is visible after 5 steps; 0.9 is not. */

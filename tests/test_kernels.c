@@ -22,7 +22,7 @@
 #define ATOL 1e-4
 #define RTOL 1e-3
 
-static const bl_backend *be;
+static const bl_kernels *be;
 
 static float *fnew(size_t n) {
     return calloc(n ? n : 1, sizeof(float));
@@ -86,8 +86,8 @@ static void backend_table_is_complete(void **state) {
     /* clang-format on */
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         assert_non_null(fns[i]);
-    /* bl_backend_cpu() is the selected level's table, one of the usable ones */
-    assert_ptr_equal(bl_backend_cpu(), bl_backend_cpu_isa(bl_cpu_isa_selected(NULL)));
+    /* bl_cpu_kernels() is the selected level's table, one of the usable ones */
+    assert_ptr_equal(bl_cpu_kernels(), bl_cpu_kernels_isa(bl_cpu_isa_selected(NULL)));
 }
 
 /* The checker must catch an error just above tolerance, and accept one below. */
@@ -725,7 +725,7 @@ int main(void) {
         char name[64];
         if (!bl_cpu_isa_built(isa)) continue;
         snprintf(name, sizeof name, "cpu kernels at ISA level %s", bl_cpu_isa_name(isa));
-        be = bl_backend_cpu_isa(isa);
+        be = bl_cpu_kernels_isa(isa);
         printf("== %s%s\n", name, be ? "" : ": skipped, this CPU cannot run it");
         fflush(stdout);
         if (!be) {

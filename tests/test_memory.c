@@ -87,19 +87,22 @@ static int measure(const char *spec, int B) {
     bl_optim opt;
     if (bl_model_create(&m, spec, in, 10, &err) || bl_model_alloc(m, &ctx, B, &err) ||
         bl_optim_parse(&oc, "momentum", &err) ||
-        bl_optim_init(&opt, &oc, bl_model_num_params(m), &ctx.mem, &err)) {
+        bl_optim_init(&opt, &oc, bl_model_num_params(m), ctx.be, &ctx.mem, &err) ||
+        bl_model_init(m, 1, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 2;
     }
-    bl_model_init(m, 1);
     struct mallinfo2 heap0 = {0};
     for (int step = 0; step < 3; step++) {
         if (step == 1) heap0 = mallinfo2(); /* after the first step has started every thread */
-        bl_model_zero_grad(m);
-        bl_model_forward(m, x, B, 1);
-        bl_model_loss(m, y, B, BL_LOSS_XENT, NULL);
-        bl_model_backward(m, x, y, B, BL_LOSS_XENT, 1.0f / (float)B);
-        bl_optim_step(&opt, ctx.be, bl_model_params(m), bl_model_grads(m), 0.01f);
+        double sum;
+        if (bl_model_zero_grad(m, &err) || bl_model_forward(m, x, B, 1, &err) ||
+            bl_model_loss(m, y, BL_LOSS_XENT, &sum, NULL, &err) ||
+            bl_model_backward(m, 1.0f / (float)B, &err) ||
+            bl_optim_step(&opt, bl_model_params(m), bl_model_grads(m), 0.01f, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 2;
+        }
     }
     struct mallinfo2 heap1 = mallinfo2();
     /* the heap in use (and mmap'd blocks) is unchanged by two more steps */

@@ -211,7 +211,7 @@ static bl_model *make_model(const char *spec, int max_batch) {
     bl_model *m = NULL;
     assert_int_equal(bl_model_create(&m, spec, g_train.shape, 10, &err), BL_OK);
     assert_int_equal(bl_model_alloc(m, &g_ctx, max_batch, &err), BL_OK);
-    bl_model_init(m, 3);
+    tu_init(m, 3);
     return m;
 }
 
@@ -223,13 +223,12 @@ static double per_sample_stats(bl_model *m, size_t n, double *g2, double *trace)
     assert_non_null(mean);
     for (size_t i = 0; i < n; i++) {
         int correct = 0;
-        bl_model_zero_grad(m);
-        bl_model_forward(m, g_train.x + i * g_train.dim, 1, 1);
-        bl_model_loss(m, g_train.y + i, 1, BL_LOSS_XENT, &correct);
-        bl_model_backward(m, g_train.x + i * g_train.dim, g_train.y + i, 1, BL_LOSS_XENT, 1.0f);
-        const float *g = bl_model_grads(m);
+        tu_zero_grad(m);
+        tu_step(m, g_train.x + i * g_train.dim, g_train.y + i, 1, BL_LOSS_XENT, 1.0f, &correct);
+        float *g = tu_arena(m, BL_ARENA_GRADS);
         for (size_t k = 0; k < np; k++)
             mean[k] += g[k], sq += (double)g[k] * g[k];
+        free(g);
     }
     double s = 0;
     for (size_t k = 0; k < np; k++)
@@ -250,10 +249,7 @@ static void measure_matches_exact_dataset_values(void **state) {
     bl_model *m = make_model("flatten,dense:16,relu,dense:10", 48);
     double g2, tr;
     exact_noise(m, &g2, &tr);
-    size_t np = bl_model_num_params(m);
-    float *before = malloc(np * sizeof *before);
-    assert_non_null(before);
-    memcpy(before, bl_model_params(m), np * sizeof *before);
+    float *before = tu_arena(m, BL_ARENA_PARAMS);
     bl_noise_measure_config c;
     bl_noise_measure_config_default(&c);
     c.b_small = 8, c.b_big = 128, c.draws = 3000, c.seed = 5;
@@ -271,7 +267,7 @@ static void measure_matches_exact_dataset_values(void **state) {
     assert_true(r.scale_lo < r.scale && r.scale < r.scale_hi);
     assert_true(r.scale_lo <= want && want <= r.scale_hi);
     assert_true(r.g2_se > 0 && r.trace_se > 0);
-    assert_memory_equal(before, bl_model_params(m), np * sizeof *before);
+    assert_true(tu_arena_is(m, BL_ARENA_PARAMS, before));
     /* Same seed, same answer. */
     bl_noise_measurement r2;
     c.draws = 50;
@@ -286,16 +282,14 @@ static void measure_restores_batchnorm_state(void **state) {
     bl_model *m = make_model("flatten,dense:16,bn,relu,dropout:0.2,dense:10", 64);
     size_t nb = bl_model_num_buffers(m);
     assert_true(nb > 0);
-    float *buf = malloc(nb * sizeof *buf);
-    assert_non_null(buf);
-    memcpy(buf, bl_model_buffers(m), nb * sizeof *buf);
+    float *buf = tu_arena(m, BL_ARENA_BUFFERS);
     bl_noise_measure_config c;
     bl_noise_measure_config_default(&c);
     c.b_small = 16, c.b_big = 64, c.draws = 10;
     bl_noise_measurement r;
     bl_error err = {0};
     assert_int_equal(bl_noise_measure(m, &g_train, &c, &r, &err), BL_OK);
-    assert_memory_equal(buf, bl_model_buffers(m), nb * sizeof *buf);
+    assert_true(tu_arena_is(m, BL_ARENA_BUFFERS, buf));
     assert_true(isfinite(r.mean_loss) && r.mean_loss > 0);
     free(buf);
     bl_model_free(m);
@@ -335,17 +329,15 @@ static void per_example_norms_match_per_sample_gradients(void **state) {
         int correct = 0;
         float scale = 0.25f;
         bl_model_per_example_norms(m, 1);
-        bl_model_zero_grad(m);
-        bl_model_forward(m, g_train.x, 40, 1);
-        bl_model_loss(m, g_train.y, 40, BL_LOSS_XENT, &correct);
-        bl_model_backward(m, g_train.x, g_train.y, 40, BL_LOSS_XENT, scale);
+        tu_zero_grad(m);
+        tu_step(m, g_train.x, g_train.y, 40, BL_LOSS_XENT, scale, &correct);
         double got = bl_model_per_example_sum(m) / ((double)scale * scale);
         fprintf(stderr, "  %s: sum |g_i|^2 %.6g per sample, %.6g from the batch\n", specs[k], want,
                 got);
         assert_true(rel_err(got, want) < 1e-4);
         /* Off: nothing is added, and turning it on again resets. */
         bl_model_per_example_norms(m, 0);
-        bl_model_backward(m, g_train.x, g_train.y, 40, BL_LOSS_XENT, scale);
+        assert_int_equal(bl_model_backward(m, scale, NULL), BL_OK);
         assert_true(bl_model_per_example_sum(m) == 0);
         bl_model_free(m);
     }
@@ -384,8 +376,7 @@ static void measuring_leaves_dense_training_unchanged(void **state) {
         assert_true(sa.has_noise && !sb.has_noise);
     }
     bl_model *ma = bl_trainer_model(a), *mb = bl_trainer_model(b);
-    assert_memory_equal(bl_model_params(ma), bl_model_params(mb),
-                        bl_model_num_params(ma) * sizeof(float));
+    assert_true(tu_arena_equal(ma, mb, BL_ARENA_PARAMS));
     bl_trainer_free(a);
     bl_trainer_free(b);
 }
@@ -415,17 +406,18 @@ static void trainer_estimates_match_exact_dataset_values(void **state) {
  * allocated for every sample (per-example norms: exact for a dense model, as tested above). */
 static void exact_noise_dense(bl_model *full, bl_model *m, double *g2, double *trace) {
     size_t np = bl_model_num_params(m), n = g_train.n;
-    memcpy(bl_model_params(full), bl_model_params(m), np * sizeof(float));
+    float *p = tu_arena(m, BL_ARENA_PARAMS);
+    tu_arena_set(full, BL_ARENA_PARAMS, p, np);
+    free(p);
     int correct = 0;
     bl_model_per_example_norms(full, 1);
-    bl_model_zero_grad(full);
-    bl_model_forward(full, g_train.x, (int)n, 1);
-    bl_model_loss(full, g_train.y, (int)n, BL_LOSS_XENT, &correct);
-    bl_model_backward(full, g_train.x, g_train.y, (int)n, BL_LOSS_XENT, 1.0f / (float)n);
+    tu_zero_grad(full);
+    tu_step(full, g_train.x, g_train.y, (int)n, BL_LOSS_XENT, 1.0f / (float)n, &correct);
     double mean_sq = bl_model_per_example_sum(full) * (double)n, s = 0;
-    const float *g = bl_model_grads(full);
+    float *g = tu_arena(full, BL_ARENA_GRADS);
     for (size_t k = 0; k < np; k++)
         s += (double)g[k] * g[k];
+    free(g);
     *g2 = s;
     *trace = mean_sq - s;
 }
@@ -513,10 +505,8 @@ static void measuring_leaves_every_model_unchanged(void **state) {
         }
     }
     bl_model *a = bl_trainer_model(tr[0]), *b = bl_trainer_model(tr[1]);
-    assert_memory_equal(bl_model_params(a), bl_model_params(b),
-                        bl_model_num_params(a) * sizeof(float));
-    assert_memory_equal(bl_model_buffers(a), bl_model_buffers(b),
-                        bl_model_num_buffers(a) * sizeof(float));
+    assert_true(tu_arena_equal(a, b, BL_ARENA_PARAMS));
+    assert_true(tu_arena_equal(a, b, BL_ARENA_BUFFERS));
     assert_true(isfinite(bl_noise_scale(bl_trainer_noise(tr[1]))) ||
                 bl_noise_g2(bl_trainer_noise(tr[1])) <= 0);
     bl_trainer_free(tr[0]);

@@ -10,8 +10,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "batchlab/backend.h"
 #include "batchlab/optim.h"
 #include "test_util.h"
 
@@ -59,6 +61,29 @@ static void ref_adam(ref_state *s, const double *g_in, double lr, double b1, dou
 
 /* ---- the comparison harness ---------------------------------------------- */
 
+/* The backend the test runs on: BATCHLAB_DEVICE's (cpu when unset). */
+static bl_backend *test_backend(void) {
+    bl_backend *be;
+    bl_error err = {0};
+    if (bl_backend_get(&be, getenv("BATCHLAB_DEVICE"), &err)) fail_msg("%s", err.msg);
+    return be;
+}
+
+/* n floats of backend memory holding host[0..n). */
+static float *to_backend(bl_backend *be, const float *host, size_t n) {
+    void *p;
+    bl_error err = {0};
+    if (be->ops->alloc(be, NULL, n * sizeof(float), BL_BUFFER_DEVICE, "test", &p, &err) ||
+        be->ops->upload(be, p, host, n * sizeof(float)))
+        fail_msg("backend %s: cannot place %zu floats: %s", be->name, n, err.msg);
+    return p;
+}
+
+static void to_host(bl_backend *be, float *host, const float *dev, size_t n) {
+    if (be->ops->download(be, host, dev, n * sizeof(float)))
+        fail_msg("backend %s: download failed", be->name);
+}
+
 static double init_param(int i) {
     return 0.5 * cos(1.1 * i) + 0.2;
 }
@@ -70,9 +95,8 @@ static void run_against_reference(const bl_optim_config *cfg, double lr0) {
     bl_mem mem = {0};
     bl_error err = {0};
     bl_optim o;
-    assert_int_equal(bl_optim_init(&o, cfg, N, &mem, &err), BL_OK);
-    const bl_backend *be = bl_backend_cpu();
-    assert_non_null(be);
+    bl_backend *be = test_backend();
+    assert_int_equal(bl_optim_init(&o, cfg, N, be, &mem, &err), BL_OK);
 
     float p[N], g[N];
     ref_state ref;
@@ -88,7 +112,11 @@ static void run_against_reference(const bl_optim_config *cfg, double lr0) {
             gd[i] = g[i];
         }
         float lr = (float)(lr0 * (1.0 + 0.25 * t)); /* as a schedule would vary it */
-        bl_optim_step(&o, be, p, g, lr);
+        float *dp = to_backend(be, p, N), *dg = to_backend(be, g, N);
+        assert_int_equal(bl_optim_step(&o, dp, dg, lr, &err), BL_OK);
+        to_host(be, p, dp, N);
+        be->ops->release(be, NULL, dp);
+        be->ops->release(be, NULL, dg);
         if (cfg->kind == BL_OPT_SGD)
             ref_sgd(&ref, gd, lr, cfg->momentum, cfg->nesterov, cfg->weight_decay);
         else
@@ -165,7 +193,7 @@ static void adamw_matches_reference(void **state) {
 
 /* With weight decay 0, Adam and AdamW are the same update, bit for bit. */
 static void adamw_equals_adam_without_decay(void **state) {
-    const bl_backend *be = bl_backend_cpu();
+    bl_backend *be = test_backend();
     float pa[N], pw[N], g[N];
     for (int i = 0; i < N; i++) {
         pa[i] = pw[i] = (float)init_param(i);
@@ -176,12 +204,18 @@ static void adamw_equals_adam_without_decay(void **state) {
     bl_optim_config_default(&cw, BL_OPT_ADAMW);
     cw.weight_decay = 0.0f;
     bl_optim a, w;
-    assert_int_equal(bl_optim_init(&a, &ca, N, NULL, NULL), BL_OK);
-    assert_int_equal(bl_optim_init(&w, &cw, N, NULL, NULL), BL_OK);
+    assert_int_equal(bl_optim_init(&a, &ca, N, be, NULL, NULL), BL_OK);
+    assert_int_equal(bl_optim_init(&w, &cw, N, be, NULL, NULL), BL_OK);
+    float *da = to_backend(be, pa, N), *dw = to_backend(be, pw, N), *dg = to_backend(be, g, N);
     for (int t = 0; t < 3; t++) {
-        bl_optim_step(&a, be, pa, g, 0.01f);
-        bl_optim_step(&w, be, pw, g, 0.01f);
+        assert_int_equal(bl_optim_step(&a, da, dg, 0.01f, NULL), BL_OK);
+        assert_int_equal(bl_optim_step(&w, dw, dg, 0.01f, NULL), BL_OK);
     }
+    to_host(be, pa, da, N);
+    to_host(be, pw, dw, N);
+    be->ops->release(be, NULL, da);
+    be->ops->release(be, NULL, dw);
+    be->ops->release(be, NULL, dg);
     assert_memory_equal(pa, pw, sizeof pa);
     bl_optim_free(&a, NULL);
     bl_optim_free(&w, NULL);
@@ -194,31 +228,35 @@ static void state_arena_sizes(void **state) {
     bl_optim o;
 
     bl_optim_config_default(&c, BL_OPT_SGD);
-    assert_int_equal(bl_optim_init(&o, &c, 1000, &mem, &err), BL_OK);
+    assert_int_equal(bl_optim_init(&o, &c, 1000, test_backend(), &mem, &err), BL_OK);
     assert_int_equal(o.state_n, 0);
     assert_null(o.state);
     assert_int_equal(mem.cur_bytes, 0);
     bl_optim_free(&o, &mem);
 
     c.momentum = 0.9f;
-    assert_int_equal(bl_optim_init(&o, &c, 1000, &mem, &err), BL_OK);
+    assert_int_equal(bl_optim_init(&o, &c, 1000, test_backend(), &mem, &err), BL_OK);
     assert_int_equal(o.state_n, 1000);
     assert_int_equal(mem.cur_bytes, 1000 * sizeof(float));
     bl_optim_free(&o, &mem);
 
     bl_optim_config_default(&c, BL_OPT_ADAM);
-    assert_int_equal(bl_optim_init(&o, &c, 1000, &mem, &err), BL_OK);
+    assert_int_equal(bl_optim_init(&o, &c, 1000, test_backend(), &mem, &err), BL_OK);
     assert_int_equal(o.state_n, 2000);
     assert_int_equal(mem.cur_bytes, 2000 * sizeof(float));
+    float *st = malloc(o.state_n * sizeof *st); /* the state is backend memory */
+    assert_non_null(st);
+    to_host(o.be, st, o.state, o.state_n);
     for (size_t i = 0; i < o.state_n; i++)
-        assert_true(o.state[i] == 0.0f);
+        assert_true(st[i] == 0.0f);
+    free(st);
     bl_optim_free(&o, &mem);
     bl_optim_free(&o, &mem); /* twice is harmless */
     assert_int_equal(mem.cur_bytes, 0);
 
     /* the budget applies to the state arena */
     mem.limit_bytes = 4000;
-    assert_int_equal(bl_optim_init(&o, &c, 1000, &mem, &err), BL_ERR_NOMEM);
+    assert_int_equal(bl_optim_init(&o, &c, 1000, test_backend(), &mem, &err), BL_ERR_NOMEM);
     assert_non_null(strstr(err.msg, "optimizer state"));
     assert_null(o.state);
 }
@@ -230,27 +268,27 @@ static void invalid_configs_are_rejected(void **state) {
 
     bl_optim_config_default(&c, BL_OPT_SGD);
     c.nesterov = 1;
-    assert_int_equal(bl_optim_init(&o, &c, 10, NULL, &err), BL_ERR_ARG);
+    assert_int_equal(bl_optim_init(&o, &c, 10, test_backend(), NULL, &err), BL_ERR_ARG);
     assert_non_null(strstr(err.msg, "nesterov"));
 
     bl_optim_config_default(&c, BL_OPT_SGD);
     c.momentum = -0.5f;
-    assert_int_equal(bl_optim_init(&o, &c, 10, NULL, &err), BL_ERR_ARG);
+    assert_int_equal(bl_optim_init(&o, &c, 10, test_backend(), NULL, &err), BL_ERR_ARG);
     assert_non_null(strstr(err.msg, "momentum"));
 
     bl_optim_config_default(&c, BL_OPT_ADAM);
     c.beta1 = 1.0f;
-    assert_int_equal(bl_optim_init(&o, &c, 10, NULL, &err), BL_ERR_ARG);
+    assert_int_equal(bl_optim_init(&o, &c, 10, test_backend(), NULL, &err), BL_ERR_ARG);
     assert_non_null(strstr(err.msg, "beta1"));
 
     bl_optim_config_default(&c, BL_OPT_ADAMW);
     c.beta2 = NAN;
-    assert_int_equal(bl_optim_init(&o, &c, 10, NULL, &err), BL_ERR_ARG);
+    assert_int_equal(bl_optim_init(&o, &c, 10, test_backend(), NULL, &err), BL_ERR_ARG);
     assert_non_null(strstr(err.msg, "beta2"));
 
     bl_optim_config_default(&c, BL_OPT_ADAMW);
     c.weight_decay = -1.0f;
-    assert_int_equal(bl_optim_init(&o, &c, 10, NULL, &err), BL_ERR_ARG);
+    assert_int_equal(bl_optim_init(&o, &c, 10, test_backend(), NULL, &err), BL_ERR_ARG);
     assert_non_null(strstr(err.msg, "weight_decay"));
 }
 

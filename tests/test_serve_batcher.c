@@ -615,7 +615,7 @@ static void model_runner_matches_predict(void **state) {
     assert_int_equal(bl_model_create(&m, "dense:16,relu,dense:5", (bl_shape){7, 1, 1}, 5, &err),
                      BL_OK);
     assert_int_equal(bl_model_alloc(m, &ctx, 8, &err), BL_OK);
-    bl_model_init(m, 42);
+    tu_init(m, 42);
     float mean[7], scale[7], x[8 * 7], xn[8 * 7], out[8 * 5], ref[8 * 5];
     for (int j = 0; j < 7; j++) {
         mean[j] = 0.1f * (float)j;

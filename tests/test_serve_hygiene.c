@@ -508,7 +508,7 @@ static int setup(void **state) {
     if (bl_model_create(&g_model, "dense:16,relu,dense:5", (bl_shape){IN_DIM, 1, 1}, 5, &err) ||
         bl_model_alloc(g_model, &g_ctx, 64, &err))
         return -1;
-    bl_model_init(g_model, 42);
+    tu_init(g_model, 42);
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }

@@ -97,15 +97,12 @@ static void resume_is_bit_identical(void **state) {
     assert_int_equal(bl_trainer_steps_done(c), 11);
     run_steps(c, 14);
     bl_model *ma = bl_trainer_model(a), *mc = bl_trainer_model(c);
-    size_t np = bl_model_num_params(ma);
-    assert_memory_equal(bl_model_params(ma), bl_model_params(mc), np * sizeof(float));
-    assert_memory_equal(bl_model_buffers(ma), bl_model_buffers(mc),
-                        bl_model_num_buffers(ma) * sizeof(float));
+    assert_true(tu_arena_equal(ma, mc, BL_ARENA_PARAMS));
+    assert_true(tu_arena_equal(ma, mc, BL_ARENA_BUFFERS));
     /* The comparison is live: a fresh model differs. */
     bl_trainer *d = make(RESUME_SPEC, 32, 0, BL_OPT_ADAM, 0.003f);
     run_steps(d, 24);
-    assert_true(
-        memcmp(bl_model_params(ma), bl_model_params(bl_trainer_model(d)), np * sizeof(float)) != 0);
+    assert_false(tu_arena_equal(ma, bl_trainer_model(d), BL_ARENA_PARAMS));
     bl_trainer_free(a);
     bl_trainer_free(c);
     bl_trainer_free(d);
@@ -141,8 +138,7 @@ static void checkpoint_with_old_dropout_state_resumes(void **state) {
     assert_int_equal(bl_trainer_resume(b, old, &err), BL_OK);
     run_steps(a, 5);
     run_steps(b, 5);
-    assert_memory_equal(bl_model_params(bl_trainer_model(a)), bl_model_params(bl_trainer_model(b)),
-                        bl_model_num_params(bl_trainer_model(a)) * sizeof(float));
+    assert_true(tu_arena_equal(bl_trainer_model(a), bl_trainer_model(b), BL_ARENA_PARAMS));
     bl_trainer_free(a);
     bl_trainer_free(b);
     tu_rmtree(dir);
@@ -183,8 +179,11 @@ static double accum_max_diff(const char *spec, bl_loss_kind loss, int steps) {
     run_steps(b, steps);
     bl_model *ma = bl_trainer_model(a), *mb = bl_trainer_model(b);
     size_t np = bl_model_num_params(ma);
-    double worst = tu_max_rel_err(bl_model_params(mb), bl_model_params(ma), np, 1e-5, 1e-4);
-    double gw = tu_max_rel_err(bl_model_grads(mb), bl_model_grads(ma), np, 1e-6, 1e-3);
+    float *pa = tu_arena(ma, BL_ARENA_PARAMS), *pb = tu_arena(mb, BL_ARENA_PARAMS);
+    float *ga = tu_arena(ma, BL_ARENA_GRADS), *gb = tu_arena(mb, BL_ARENA_GRADS);
+    double worst = tu_max_rel_err(pb, pa, np, 1e-5, 1e-4);
+    double gw = tu_max_rel_err(gb, ga, np, 1e-6, 1e-3);
+    free(pa), free(pb), free(ga), free(gb);
     bl_trainer_free(a);
     bl_trainer_free(b);
     fprintf(stderr, "  accumulation vs big batch (%s): params %.3g, grads %.3g of tolerance\n",
@@ -212,20 +211,18 @@ static void nan_loss_stops_and_keeps_weights(void **state) {
     run_steps(t, 2);
     assert_int_equal(bl_trainer_save(t, path, NULL, &err), BL_OK);
     bl_model *m = bl_trainer_model(t);
-    size_t np = bl_model_num_params(m);
-    float *before = malloc(np * sizeof(float));
-    memcpy(before, bl_model_params(m), np * sizeof(float));
+    float *before = tu_arena(m, BL_ARENA_PARAMS);
     /* Poison one weight: the next forward gives a NaN loss. */
-    bl_model_params(m)[3] = NAN;
+    tu_arena_set1(m, BL_ARENA_PARAMS, 3, NAN);
     bl_step_info si;
     assert_int_equal(bl_trainer_step(t, &si, &err), BL_ERR_NUMERIC);
     assert_non_null(strstr(err.msg, "step 3"));
     assert_non_null(strstr(err.msg, "--lr"));
     /* The weights were not updated (apart from the poisoned one). */
-    bl_model_params(m)[3] = before[3];
-    assert_memory_equal(before, bl_model_params(m), np * sizeof(float));
+    tu_arena_set1(m, BL_ARENA_PARAMS, 3, before[3]);
+    assert_true(tu_arena_is(m, BL_ARENA_PARAMS, before));
     /* A checkpoint holding NaN is refused and the good file stays. */
-    bl_model_params(m)[3] = NAN;
+    tu_arena_set1(m, BL_ARENA_PARAMS, 3, NAN);
     assert_int_equal(bl_trainer_save(t, path, NULL, &err), BL_ERR_NUMERIC);
     bl_safetensors st;
     assert_int_equal(bl_safetensors_read(&st, path, &err), BL_OK);
@@ -319,10 +316,8 @@ static bl_trainer *make_sched(const char *spec, int batch, int reserve, long tot
 
 static void assert_same_params(bl_trainer *a, bl_trainer *b) {
     bl_model *ma = bl_trainer_model(a), *mb = bl_trainer_model(b);
-    assert_memory_equal(bl_model_params(ma), bl_model_params(mb),
-                        bl_model_num_params(ma) * sizeof(float));
-    assert_memory_equal(bl_model_buffers(ma), bl_model_buffers(mb),
-                        bl_model_num_buffers(ma) * sizeof(float));
+    assert_true(tu_arena_equal(ma, mb, BL_ARENA_PARAMS));
+    assert_true(tu_arena_equal(ma, mb, BL_ARENA_BUFFERS));
 }
 
 static void resume_keeps_the_schedule(void **state) {
@@ -376,11 +371,11 @@ static void failed_step_leaves_the_trainer_as_it_was(void **state) {
     run_steps(b, 3);
     bl_model *m = bl_trainer_model(b);
     size_t k = bl_model_num_params(m) - 1; /* the last bias: the loss is NaN, batch-norm runs */
-    float keep = bl_model_params(m)[k];
-    bl_model_params(m)[k] = NAN;
+    float keep = tu_arena_get1(m, BL_ARENA_PARAMS, k);
+    tu_arena_set1(m, BL_ARENA_PARAMS, k, NAN);
     bl_step_info si;
     assert_int_equal(bl_trainer_step(b, &si, &err), BL_ERR_NUMERIC);
-    bl_model_params(m)[k] = keep;
+    tu_arena_set1(m, BL_ARENA_PARAMS, k, keep);
     assert_int_equal(bl_trainer_samples_seen(b), 3 * 32);
     run_steps(a, 5);
     run_steps(b, 5);

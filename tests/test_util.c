@@ -92,3 +92,87 @@ void tu_write_file(const char *path, const void *data, size_t n, int gz) {
         abort();
     }
 }
+
+/* ---- models ---------------------------------------------------------------- */
+static void tu_check(bl_status st, const bl_error *err, const char *what) {
+    if (st == BL_OK) return;
+    fprintf(stderr, "%s: %s\n", what, err->msg);
+    abort();
+}
+
+static size_t arena_floats(const bl_model *m, bl_arena a) {
+    return a == BL_ARENA_BUFFERS ? bl_model_num_buffers(m) : bl_model_num_params(m);
+}
+
+float *tu_arena(bl_model *m, bl_arena a) {
+    bl_error err = {0};
+    size_t n = arena_floats(m, a);
+    float *host = malloc((n ? n : 1) * sizeof *host);
+    if (!host) abort();
+    tu_check(bl_model_read(m, a, 0, n, host, &err), &err, "bl_model_read");
+    return host;
+}
+
+void tu_arena_set(bl_model *m, bl_arena a, const float *host, size_t n) {
+    bl_error err = {0};
+    tu_check(bl_model_write(m, a, 0, n, host, &err), &err, "bl_model_write");
+}
+
+void tu_forward(bl_model *m, const float *x, int B, int train, float *out) {
+    bl_error err = {0};
+    tu_check(bl_model_forward(m, x, B, train, &err), &err, "bl_model_forward");
+    if (out) tu_check(bl_model_output(m, out, &err), &err, "bl_model_output");
+}
+
+double tu_loss(bl_model *m, const int32_t *labels, bl_loss_kind loss, int *correct) {
+    bl_error err = {0};
+    double sum = 0;
+    tu_check(bl_model_loss(m, labels, loss, &sum, correct, &err), &err, "bl_model_loss");
+    return sum;
+}
+
+double tu_step(bl_model *m, const float *x, const int32_t *labels, int B, bl_loss_kind loss,
+               float scale, int *correct) {
+    bl_error err = {0};
+    tu_forward(m, x, B, 1, NULL);
+    double sum = tu_loss(m, labels, loss, correct);
+    tu_check(bl_model_backward(m, scale, &err), &err, "bl_model_backward");
+    return sum;
+}
+
+void tu_init(bl_model *m, uint64_t seed) {
+    bl_error err = {0};
+    tu_check(bl_model_init(m, seed, &err), &err, "bl_model_init");
+}
+
+void tu_zero_grad(bl_model *m) {
+    bl_error err = {0};
+    tu_check(bl_model_zero_grad(m, &err), &err, "bl_model_zero_grad");
+}
+
+int tu_arena_is(bl_model *m, bl_arena arena, const float *host) {
+    float *x = tu_arena(m, arena);
+    int same = memcmp(x, host, arena_floats(m, arena) * sizeof *x) == 0;
+    free(x);
+    return same;
+}
+
+int tu_arena_equal(bl_model *a, bl_model *b, bl_arena arena) {
+    if (arena_floats(a, arena) != arena_floats(b, arena)) return 0;
+    float *x = tu_arena(a, arena);
+    int same = tu_arena_is(b, arena, x);
+    free(x);
+    return same;
+}
+
+float tu_arena_get1(bl_model *m, bl_arena arena, size_t i) {
+    bl_error err = {0};
+    float v;
+    tu_check(bl_model_read(m, arena, i, 1, &v, &err), &err, "bl_model_read");
+    return v;
+}
+
+void tu_arena_set1(bl_model *m, bl_arena arena, size_t i, float v) {
+    bl_error err = {0};
+    tu_check(bl_model_write(m, arena, i, 1, &v, &err), &err, "bl_model_write");
+}

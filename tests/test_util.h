@@ -20,4 +20,30 @@ const char *tu_join(const char *dir, const char *name);
 /* Writes n bytes to path, gzip-compressed when gz; a fixture that cannot be written
  * is a broken test machine, so it says why and aborts. */
 void tu_write_file(const char *path, const void *data, size_t n, int gz);
+
+/* ---- models, through the backend seam (tests run on "cpu" and "opaque") ---- */
+#include "batchlab/model.h"
+/* A host copy of a model's arena (params, grads or buffers), malloc'd: the caller
+ * frees it. A failed transfer is a failed test: it says why and aborts. */
+float *tu_arena(bl_model *m, bl_arena a);
+/* Host values replace the arena's first n floats (aborts on failure). */
+void tu_arena_set(bl_model *m, bl_arena a, const float *host, size_t n);
+/* Forward (train or eval) of host x; out (may be NULL) gets the (B, out_dim) output. */
+void tu_forward(bl_model *m, const float *x, int B, int train, float *out);
+/* Forward (train), loss and backward with per-sample weight scale; returns the
+ * loss SUM and adds argmax hits to *correct (may be NULL). Gradients accumulate. */
+double tu_step(bl_model *m, const float *x, const int32_t *labels, int B, bl_loss_kind loss,
+               float scale, int *correct);
+/* Loss of the last forward (SUM), with hits added to *correct (may be NULL). */
+double tu_loss(bl_model *m, const int32_t *labels, bl_loss_kind loss, int *correct);
+/* bl_model_init / zero_grad that abort on failure. */
+void tu_init(bl_model *m, uint64_t seed);
+void tu_zero_grad(bl_model *m);
+/* 1 when two models' arenas hold the same bits, 0 otherwise. */
+int tu_arena_equal(bl_model *a, bl_model *b, bl_arena arena);
+/* 1 when model m's arena holds the same bits as host[0..n), 0 otherwise. */
+int tu_arena_is(bl_model *m, bl_arena arena, const float *host);
+/* Reads / writes float i of a model's arena (aborts on failure). */
+float tu_arena_get1(bl_model *m, bl_arena arena, size_t i);
+void tu_arena_set1(bl_model *m, bl_arena arena, size_t i, float v);
 #endif

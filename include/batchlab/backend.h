@@ -1,7 +1,19 @@
-/* The op interface. Layers never call BLAS or loops directly: they call
- * through a bl_backend, a table of kernels with explicit dimensions.
- * The CPU implementation (src/backend/cpu) comes first; a CUDA one can be
- * added without touching src/nn.
+/* The backend seam. Layers never call BLAS or loops directly, and host code
+ * never reads or writes the memory a model trains in: both go through a
+ * bl_backend, an object with its own context, its own memory (alloc/free,
+ * upload/download/copy, synchronize) and kernels that return a status. A
+ * pointer from a backend's alloc is a backend pointer: only the backend's
+ * calls may dereference it (on a GPU it is device memory), unless the backend
+ * says its memory is host memory (host_visible), as the CPU backend's is.
+ *
+ * Backends: "cpu" (OpenBLAS sgemm + im2col, the bl_kernels table below at the
+ * ISA level in use) and "opaque", the CPU kernels over memory that is
+ * mprotect()ed except while one of its own calls runs, so host code that
+ * reaches past the seam faults at once (a test backend: it proves that a
+ * device whose memory the host cannot see would work).
+ *
+ * The bl_kernels table is the CPU backend's inside: host pointers, no status,
+ * one table per ISA level. Its conventions are the backend's:
  *
  * Conventions (llm.c style):
  *   - outputs first, then inputs, then dims; row-major, NCHW activations;
@@ -56,7 +68,8 @@ typedef struct bl_dropout_key {
     uint64_t first; /* stream index of element 0 (counter words 0-1: index / 4) */
 } bl_dropout_key;
 
-typedef struct bl_backend {
+/* The CPU kernels of one ISA level, over host memory. */
+typedef struct bl_kernels {
     const char *name;
 
     /* C(M,N) = alpha * op(A) * op(B) + beta * C; row-major; op(X) = X or X^T. */
@@ -178,11 +191,11 @@ typedef struct bl_backend {
      * from the library's blocking, which the memory model adds. */
     size_t (*dense_blas_bytes)(int B, int in_dim, int out_dim);
     size_t (*conv2d_blas_bytes)(const bl_conv_dims *d);
-} bl_backend;
+} bl_kernels;
 
 /* The CPU backend (OpenBLAS sgemm + im2col) at the ISA level chosen for this
  * process (bl_cpu_isa_selected). Static storage; do not free. */
-const bl_backend *bl_backend_cpu(void);
+const bl_kernels *bl_cpu_kernels(void);
 
 /* ISA levels of the CPU kernels. A portable build holds baseline (x86-64-v2),
  * avx2 (x86-64-v3: AVX2, FMA, BMI2, F16C) and avx512 (x86-64-v4: AVX-512
@@ -205,11 +218,130 @@ int bl_cpu_isa_built(bl_cpu_isa isa);
 /* 1 when this build has level isa and this CPU and OS can run it; 0 otherwise. */
 int bl_cpu_isa_usable(bl_cpu_isa isa);
 /* The kernel table of one level, or NULL when it is not usable here. Static storage. */
-const bl_backend *bl_backend_cpu_isa(bl_cpu_isa isa);
-/* The level bl_backend_cpu() uses, chosen once per process: the best usable
+const bl_kernels *bl_cpu_kernels_isa(bl_cpu_isa isa);
+/* The level bl_cpu_kernels() uses, chosen once per process: the best usable
  * level, or the one the environment variable BATCHLAB_ISA names when that is
  * usable. *why (may be NULL) gets a static sentence saying why. */
 bl_cpu_isa bl_cpu_isa_selected(const char **why);
+
+/* ---- the backend object ------------------------------------------------ */
+typedef struct bl_backend bl_backend;
+
+typedef enum bl_buffer_kind {
+    BL_BUFFER_DEVICE, /* where kernels run: only backend calls may touch it */
+    BL_BUFFER_HOST,   /* pinned host staging for fast upload/download: host memory */
+} bl_buffer_kind;
+
+/* Every operation a backend provides. Pointers named dev_* (and every float /
+ * int32 / uint8 array of a kernel) are backend pointers; pointers to double /
+ * int results (loss sums, hit counts, norms, flags) are host pointers that the
+ * call fills before it returns. Kernels have the semantics of the bl_kernels
+ * entry of the same name. A status other than BL_OK means the backend failed
+ * (e.g. a device error), never bad arguments of a caller that checked its
+ * shapes. */
+typedef struct bl_backend_ops {
+    /* memory: bytes are charged to (and limited by) mem; what names the buffer in
+     * the BL_ERR_NOMEM message */
+    bl_status (*alloc)(bl_backend *be, bl_mem *mem, size_t bytes, bl_buffer_kind kind,
+                       const char *what, void **out, bl_error *err);
+    void (*release)(bl_backend *be, bl_mem *mem, void *p); /* NULL is fine */
+    bl_status (*upload)(bl_backend *be, void *dev_dst, const void *src, size_t bytes);
+    bl_status (*download)(bl_backend *be, void *dst, const void *dev_src, size_t bytes);
+    bl_status (*copy)(bl_backend *be, void *dev_dst, const void *dev_src, size_t bytes);
+    bl_status (*synchronize)(bl_backend *be);
+    /* threads for the backend's own parallel loops and its BLAS */
+    void (*set_threads)(bl_backend *be, int threads);
+    /* sizes for the memory model (no call on the device) */
+    size_t (*conv2d_workspace_floats)(const bl_backend *be, const bl_conv_dims *d);
+    size_t (*dense_blas_bytes)(const bl_backend *be, int B, int in_dim, int out_dim);
+    size_t (*conv2d_blas_bytes)(const bl_backend *be, const bl_conv_dims *d);
+
+    /* kernels */
+    bl_status (*dense_forward)(bl_backend *be, float *out, const float *in, const float *w,
+                               const float *b, int B, int in_dim, int out_dim, int relu);
+    bl_status (*dense_backward)(bl_backend *be, float *din, float *dw, float *db, float *dout,
+                                const float *out, const float *in, const float *w, int B,
+                                int in_dim, int out_dim, int relu);
+    bl_status (*conv2d_forward)(bl_backend *be, float *out, const float *in, const float *w,
+                                const float *b, float *ws, const bl_conv_dims *d, int relu);
+    bl_status (*conv2d_backward)(bl_backend *be, float *din, float *dw, float *db, float *dout,
+                                 const float *out, const float *in, const float *w, float *ws,
+                                 const bl_conv_dims *d, int relu);
+    bl_status (*maxpool_forward)(bl_backend *be, float *out, int32_t *argmax, const float *in,
+                                 const bl_pool_dims *d);
+    bl_status (*maxpool_backward)(bl_backend *be, float *din, const float *dout,
+                                  const int32_t *argmax, const bl_pool_dims *d);
+    bl_status (*avgpool_forward)(bl_backend *be, float *out, const float *in,
+                                 const bl_pool_dims *d);
+    bl_status (*avgpool_backward)(bl_backend *be, float *din, const float *dout,
+                                  const bl_pool_dims *d);
+    bl_status (*act_forward)(bl_backend *be, float *out, const float *in, size_t n, bl_act act,
+                             float alpha);
+    bl_status (*act_backward)(bl_backend *be, float *din, const float *dout, const float *in,
+                              const float *out, size_t n, bl_act act, float alpha);
+    bl_status (*dropout_forward)(bl_backend *be, float *out, uint8_t *mask, const float *in,
+                                 size_t n, float p, const bl_dropout_key *key);
+    bl_status (*dropout_backward)(bl_backend *be, float *din, const float *dout,
+                                  const uint8_t *mask, size_t n, float p);
+    bl_status (*batchnorm_forward_train)(bl_backend *be, float *out, float *mean, float *rstd,
+                                         float *run_mean, float *run_var, const float *in,
+                                         const float *gamma, const float *beta, int B, int C,
+                                         int HW, float momentum, float eps);
+    bl_status (*batchnorm_forward_eval)(bl_backend *be, float *out, const float *in,
+                                        const float *gamma, const float *beta,
+                                        const float *run_mean, const float *run_var, int B, int C,
+                                        int HW, float eps);
+    bl_status (*batchnorm_backward)(bl_backend *be, float *din, float *dgamma, float *dbeta,
+                                    const float *dout, const float *in, const float *mean,
+                                    const float *rstd, const float *gamma, int B, int C, int HW);
+    /* *loss_sum = sum over the batch of -log p[label]; *correct += argmax hits
+     * (correct may be NULL). */
+    bl_status (*softmax_xent_forward)(bl_backend *be, double *loss_sum, int *correct,
+                                      float *probs, const float *logits, const int32_t *labels,
+                                      int B, int K);
+    bl_status (*softmax_xent_backward)(bl_backend *be, float *dlogits, const float *probs,
+                                       const int32_t *labels, int B, int K, float scale);
+    /* target(B,K) = onehot(labels); *loss_sum = sum of per-sample MSE against it;
+     * *correct += argmax hits (may be NULL). */
+    bl_status (*mse_forward)(bl_backend *be, double *loss_sum, int *correct, float *target,
+                             const float *pred, const int32_t *labels, int B, int K);
+    bl_status (*mse_backward)(bl_backend *be, float *dpred, const float *pred,
+                              const float *target, int B, int K, float scale);
+    /* *sum += sum over rows r of |dz_r|^2 (|x_r|^2 + bias): the squared norms of a dense
+     * layer's per-example gradients (bias: 1 when it has one, else 0). */
+    bl_status (*per_example_sumsq)(bl_backend *be, double *sum, const float *dz, const float *x,
+                                   int B, int in_dim, int out_dim, int bias);
+
+    /* flat arrays */
+    bl_status (*sumsq)(bl_backend *be, double *out, const float *x, size_t n);
+    bl_status (*all_finite)(bl_backend *be, int *out, const float *x, size_t n);
+    bl_status (*scale)(bl_backend *be, float *x, size_t n, float a);
+    bl_status (*axpy)(bl_backend *be, float *y, const float *x, size_t n, float a);
+    bl_status (*fill)(bl_backend *be, float *x, size_t n, float v);
+    bl_status (*sgd_step)(bl_backend *be, float *p, float *buf, const float *g, size_t n,
+                          float lr, float momentum, int nesterov, float weight_decay,
+                          int first_step);
+    bl_status (*adam_step)(bl_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+                           float lr, float beta1, float beta2, float eps, float weight_decay,
+                           int decoupled, long t);
+} bl_backend_ops;
+
+struct bl_backend {
+    const char *name;          /* "cpu", "opaque" */
+    const bl_backend_ops *ops;
+    void *impl;                /* the backend's own context */
+    int host_visible;          /* 1: its memory is host memory (callers may skip staging) */
+};
+
+/* Backend names this build can open, for `batchlab info` and error messages:
+ * names[i] for i < the return value. */
+int bl_backend_names(const char **names, int cap);
+/* The backend called name ("cpu" or "opaque"; NULL or "" is "cpu"), shared by every
+ * context of the process (static storage; never freed). BL_ERR_ARG naming the
+ * value and the accepted ones otherwise. */
+bl_status bl_backend_get(bl_backend **out, const char *name, bl_error *err);
+/* Status of a backend call as a sentence for an error message. */
+bl_status bl_backend_fail(bl_error *err, bl_status st, const bl_backend *be, const char *what);
 
 /* Output size of a convolution/pool window along one axis; <= 0 means invalid. */
 static inline int bl_conv_out_size(int in, int k, int stride, int pad) {

@@ -61,14 +61,20 @@ struct bl_backend;
 struct bl_dist;
 typedef struct bl_ctx {
     int threads;                    /* compute threads (BLAS + ours) */
-    const struct bl_backend *be;    /* kernel table in use */
+    struct bl_backend *be;          /* where the model's memory and kernels live */
     bl_mem mem;                     /* accounting for everything this ctx allocates */
     struct bl_dist *dist;           /* data-parallel world (NULL = single process) */
 } bl_ctx;
 
-/* threads <= 0 picks bl_cpu_count_usable(). Selects the CPU backend and sets
- * the process-wide BLAS thread count (serialised with other bl_ctx_init calls). */
+/* threads <= 0 picks bl_cpu_count_usable(). Selects the backend that the
+ * environment variable BATCHLAB_DEVICE names ("cpu" when unset or not a backend
+ * of this build; see bl_ctx_set_device) and sets the process-wide BLAS thread
+ * count (serialised with other bl_ctx_init calls). */
 void bl_ctx_init(bl_ctx *ctx, int threads);
+/* Use the backend called device ("cpu", "opaque"; NULL or "": BATCHLAB_DEVICE,
+ * else cpu) from now on. Call before anything is allocated through ctx.
+ * BL_ERR_ARG naming the device and the accepted ones otherwise. */
+bl_status bl_ctx_set_device(bl_ctx *ctx, const char *device, bl_error *err);
 
 #ifdef __cplusplus
 }

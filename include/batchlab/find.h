@@ -40,6 +40,7 @@ typedef struct bl_find_memory_config {
     int max_batch;     /* cap on the answer (0 = none) */
     bl_find_mode mode; /* POWER: largest power of two that fits; BINSEARCH: exact */
     int threads;
+    const char *device; /* backend of the trials (NULL: as bl_ctx_init chooses) */
 } bl_find_memory_config;
 
 #define BL_FIND_MAX_TRIALS 64

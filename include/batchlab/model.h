@@ -57,11 +57,13 @@ bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err)
 void bl_model_free(bl_model *m);
 
 /* PyTorch default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for dense/conv weights and
- * biases; gamma 1, beta 0, running var 1), from a seeded RNG. The seed is also the
- * key of the dropout masks. */
-void bl_model_init(bl_model *m, uint64_t seed);
+ * biases; gamma 1, beta 0, running var 1), from a seeded RNG, and zero gradients. The
+ * seed is also the key of the dropout masks. */
+bl_status bl_model_init(bl_model *m, uint64_t seed, bl_error *err);
 
 const char *bl_model_spec(const bl_model *m); /* expanded, canonical spec */
+/* The backend an allocated model lives on (NULL before bl_model_alloc). */
+bl_backend *bl_model_backend(const bl_model *m);
 bl_shape bl_model_input_shape(const bl_model *m);
 int bl_model_output_dim(const bl_model *m);
 int bl_model_max_batch(const bl_model *m);
@@ -69,9 +71,21 @@ size_t bl_model_num_params(const bl_model *m);
 size_t bl_model_num_buffers(const bl_model *m);
 int bl_model_num_tensors(const bl_model *m);
 const bl_param_info *bl_model_tensor(const bl_model *m, int i);
+/* The arenas as backend pointers (see backend.h): for backend calls (optimizer,
+ * reductions) only. The host reads and writes them with bl_model_read/write. */
 float *bl_model_params(bl_model *m);
 float *bl_model_grads(bl_model *m);
 float *bl_model_buffers(bl_model *m);
+typedef enum bl_arena { BL_ARENA_PARAMS, BL_ARENA_GRADS, BL_ARENA_BUFFERS } bl_arena;
+/* Copy floats [off, off + n) of an arena to or from host memory: the transfer
+ * points for initialisation, checkpoints and tests. BL_ERR_ARG if the range is
+ * outside the arena. */
+bl_status bl_model_read(bl_model *m, bl_arena a, size_t off, size_t n, float *host, bl_error *err);
+bl_status bl_model_write(bl_model *m, bl_arena a, size_t off, size_t n, const float *host,
+                         bl_error *err);
+/* dst's parameters and buffers := src's, on their backend (the same for both; the
+ * same spec and input). */
+bl_status bl_model_copy_state(bl_model *dst, const bl_model *src, bl_error *err);
 /* Where the next training forward's dropout masks lie: update `step`, samples
  * from position first_sample of the update's batch on. A mask is a pure function
  * of (seed, step, layer, element), so it does not depend on the thread count, the
@@ -79,17 +93,22 @@ float *bl_model_buffers(bl_model *m);
  * run, which knows its step, needs no generator state. Both start at 0. */
 void bl_model_set_dropout_position(bl_model *m, long step, size_t first_sample);
 
-/* Forward B <= max_batch samples x(B, in_dim). train=1 uses dropout and batch
- * statistics. Returns the output (B, out_dim), valid until the next forward. */
-const float *bl_model_forward(bl_model *m, const float *x, int B, int train);
-/* Loss of the last forward against labels: returns the SUM over the batch
- * (cross-entropy, or MSE against one-hot labels); adds argmax hits to *correct. */
-double bl_model_loss(bl_model *m, const int32_t *labels, int B, bl_loss_kind loss, int *correct);
+/* Forward B <= max_batch samples x(B, in_dim), host memory (a transfer point: the
+ * batch is uploaded to the backend, or used in place when the backend's memory is
+ * host memory, so x must then stay unchanged until the backward). train=1 uses
+ * dropout and batch statistics. */
+bl_status bl_model_forward(bl_model *m, const float *x, int B, int train, bl_error *err);
+/* The last forward's output (B, out_dim) copied to host memory out. */
+bl_status bl_model_output(bl_model *m, float *out, bl_error *err);
+/* Loss of the last forward against labels (B of them, host memory): *sum gets the
+ * SUM over the batch (cross-entropy, or MSE against one-hot labels); argmax hits
+ * are added to *correct (may be NULL). */
+bl_status bl_model_loss(bl_model *m, const int32_t *labels, bl_loss_kind loss, double *sum,
+                        int *correct, bl_error *err);
 /* Backward of the last forward+loss; parameter gradients ACCUMULATE, each sample
  * weighted by scale (1/total_batch for a mean over the total batch). */
-void bl_model_backward(bl_model *m, const float *x, const int32_t *labels, int B, bl_loss_kind loss,
-                       float scale);
-void bl_model_zero_grad(bl_model *m);
+bl_status bl_model_backward(bl_model *m, float scale, bl_error *err);
+bl_status bl_model_zero_grad(bl_model *m, bl_error *err);
 
 /* Per-example gradient norms, for the gradient noise scale without a second batch.
  * A dense layer's gradient for one example is the outer product of its output

@@ -31,19 +31,22 @@ const char *bl_optim_name(const bl_optim_config *c);
 
 typedef struct bl_optim {
     bl_optim_config cfg;
+    struct bl_backend *be; /* where the state lives and the updates run */
     size_t n;       /* parameters */
-    float *state;   /* flat arena: SGD momentum (n) or Adam m (n) then v (n); owned */
+    float *state;   /* flat arena (backend memory): SGD momentum (n) or Adam m (n) then v (n); owned */
     size_t state_n; /* floats in state (0, n or 2n) */
     long t;         /* updates applied so far */
 } bl_optim;
 
-bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, bl_mem *mem,
-                        bl_error *err);
+/* State allocated (zeroed) on be, charged to mem (may be NULL). */
+bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params,
+                        struct bl_backend *be, bl_mem *mem, bl_error *err);
 /* Bytes of state bl_optim_init allocates for n_params parameters under c (0 for plain
  * SGD): what the memory model (bl_train_memory_bytes) counts. */
 size_t bl_optim_state_bytes(const bl_optim_config *c, size_t n_params);
-/* One update p -= f(g) at learning rate lr, through the backend's kernels. */
-void bl_optim_step(bl_optim *o, const bl_backend *be, float *params, const float *grads, float lr);
+/* One update p -= f(g) at learning rate lr, through the backend's kernels (params and
+ * grads are backend pointers). */
+bl_status bl_optim_step(bl_optim *o, float *params, const float *grads, float lr, bl_error *err);
 void bl_optim_free(bl_optim *o, bl_mem *mem);
 
 /* ---- schedules: lr(step) for 0-based update index ----------------------- */

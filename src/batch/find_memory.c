@@ -30,15 +30,19 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
     bl_ctx ctx;
     bl_ctx_init(&ctx, c->threads);
     ctx.mem.limit_bytes = limit;
+    bl_error e = {0};
+    if (c->device && bl_ctx_set_device(&ctx, c->device, &e)) {
+        if (err) *err = e;
+        return -1;
+    }
     bl_model *m = NULL;
     bl_optim opt = {0};
     float *x = NULL;
     int32_t *y = NULL;
-    bl_error e = {0};
     int result = 1;
     bl_status st = bl_model_create(&m, c->spec, c->input, c->n_classes, &e);
     if (!st) st = bl_model_alloc(m, &ctx, batch, &e);
-    if (!st) st = bl_optim_init(&opt, &c->opt, bl_model_num_params(m), &ctx.mem, &e);
+    if (!st) st = bl_optim_init(&opt, &c->opt, bl_model_num_params(m), ctx.be, &ctx.mem, &e);
     size_t dim = bl_shape_size(c->input);
     if (!st)
         x = bl_mem_alloc(
@@ -53,13 +57,13 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
             x[i] = bl_rng_normal(&r);
         for (int i = 0; i < batch; i++)
             y[i] = (int32_t)bl_rng_below(&r, (uint32_t)c->n_classes);
-        bl_model_init(m, 1);
-        double t0 = bl_now_sec();
-        bl_model_zero_grad(m);
-        bl_model_forward(m, x, batch, 1);
-        bl_model_loss(m, y, batch, BL_LOSS_XENT, NULL);
-        bl_model_backward(m, x, y, batch, BL_LOSS_XENT, 1.0f / batch);
-        bl_optim_step(&opt, ctx.be, bl_model_params(m), bl_model_grads(m), 0.01f);
+        st = bl_model_init(m, 1, &e);
+        double t0 = bl_now_sec(), loss = 0;
+        if (!st) st = bl_model_zero_grad(m, &e);
+        if (!st) st = bl_model_forward(m, x, batch, 1, &e);
+        if (!st) st = bl_model_loss(m, y, BL_LOSS_XENT, &loss, NULL, &e);
+        if (!st) st = bl_model_backward(m, 1.0f / batch, &e);
+        if (!st) st = bl_optim_step(&opt, bl_model_params(m), bl_model_grads(m), 0.01f, &e);
         *step_s = bl_now_sec() - t0;
     }
     if (st == BL_ERR_NOMEM)

@@ -29,17 +29,10 @@ void bl_noise_measure_config_default(bl_noise_measure_config *c) {
     c->n_boot = 2000;
 }
 
-static double grad_sumsq(bl_model *m) {
-    const float *g = bl_model_grads(m);
-    size_t n = bl_model_num_params(m);
-    double acc[4] = {0};
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int j = 0; j < 4; j++)
-            acc[j] += (double)g[i + j] * g[i + j];
-    for (; i < n; i++)
-        acc[0] += (double)g[i] * g[i];
-    return acc[0] + acc[1] + acc[2] + acc[3];
+static bl_status grad_sumsq(bl_model *m, double *out, bl_error *err) {
+    bl_backend *be = bl_model_backend(m);
+    bl_status st = be->ops->sumsq(be, out, bl_model_grads(m), bl_model_num_params(m));
+    return st ? bl_backend_fail(err, st, be, "noise scale: the gradient norm") : BL_OK;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -139,7 +132,8 @@ static bl_status one_draw(bl_model *m, const bl_dataset *ds, const bl_noise_meas
         uint32_t t = s->perm[i];
         s->perm[i] = s->perm[j], s->perm[j] = t;
     }
-    bl_model_zero_grad(m);
+    bl_status st = bl_model_zero_grad(m, err);
+    if (st) return st;
     float scale = 1.0f / (float)c->b_big;
     int correct = 0;
     for (int done = 0; done < c->b_big;) {
@@ -151,22 +145,25 @@ static bl_status one_draw(bl_model *m, const bl_dataset *ds, const bl_noise_meas
             s->y[k] = ds->y[idx];
         }
         bl_model_set_dropout_position(m, draw, (size_t)done);
-        bl_model_forward(m, s->x, b, 1);
-        double l = bl_model_loss(m, s->y, b, c->loss, &correct);
+        double l = 0;
+        st = bl_model_forward(m, s->x, b, 1, err);
+        if (!st) st = bl_model_loss(m, s->y, c->loss, &l, &correct, err);
+        if (st) return st;
         if (!isfinite(l))
             return bl_fail(err, BL_ERR_NUMERIC,
                            "noise scale: the loss is not finite on %s; the "
                            "checkpoint's weights may be diverged",
                            ds->name);
         *loss_sum += l;
-        bl_model_backward(m, s->x, s->y, b, c->loss, scale);
+        if ((st = bl_model_backward(m, scale, err))) return st;
         if (done == 0) { /* the arena holds (b_small/b_big) x the small batch's mean gradient */
             double k = (double)c->b_big / c->b_small;
-            *g2s = grad_sumsq(m) * k * k;
+            if ((st = grad_sumsq(m, g2s, err))) return st;
+            *g2s *= k * k;
         }
         done += b;
     }
-    *g2b = grad_sumsq(m);
+    if ((st = grad_sumsq(m, g2b, err))) return st;
     if (!isfinite(*g2s) || !isfinite(*g2b))
         return bl_fail(err, BL_ERR_NUMERIC, "noise scale: the gradient is not finite on %s",
                        ds->name);
@@ -196,7 +193,12 @@ bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_mea
     }
     for (size_t i = 0; i < ds->n; i++)
         s.perm[i] = (uint32_t)i;
-    if (s.n_buffers) memcpy(s.buffers, bl_model_buffers(m), s.n_buffers * sizeof(float));
+    /* Transfer point: batch-norm statistics kept on the host while the draws move them. */
+    st = bl_model_read(m, BL_ARENA_BUFFERS, 0, s.n_buffers, s.buffers, err);
+    if (st) {
+        scratch_free(&s);
+        return st;
+    }
     bl_model_set_grad_hook(m, NULL, NULL);
 
     bl_rng r;
@@ -220,7 +222,8 @@ bl_status bl_noise_measure(bl_model *m, const bl_dataset *ds, const bl_noise_mea
         s.g2[d] = g2b - cb * s.tr[d];
         sg += s.g2[d], stsum += s.tr[d];
     }
-    if (s.n_buffers) memcpy(bl_model_buffers(m), s.buffers, s.n_buffers * sizeof(float));
+    bl_status rs = bl_model_write(m, BL_ARENA_BUFFERS, 0, s.n_buffers, s.buffers, err);
+    if (!st) st = rs;
     if (!st) {
         int n = c->draws;
         out->b_small = c->b_small, out->b_big = c->b_big, out->draws = n;

@@ -58,12 +58,6 @@ static double resolved_noise(const bl_trainer *tr) {
     return v > 0 ? v : NAN;
 }
 
-static void sync_eval_model(bl_model *dst, bl_model *src) {
-    memcpy(bl_model_params(dst), bl_model_params(src), bl_model_num_params(src) * sizeof(float));
-    if (bl_model_num_buffers(src))
-        memcpy(bl_model_buffers(dst), bl_model_buffers(src),
-               bl_model_num_buffers(src) * sizeof(float));
-}
 
 static int reached(const bl_sweep_config *c, double acc, double loss) {
     return c->target_acc > 0 ? acc >= c->target_acc : loss <= c->target_loss;
@@ -111,9 +105,9 @@ static bl_status finish_trial(sweep_run *s, bl_trainer *tr, bl_trial *t, bl_erro
     const bl_sweep_config *c = s->c;
     bl_model *m = bl_trainer_model(tr);
     bl_loss_kind loss = c->train.loss;
-    sync_eval_model(s->eval, m);
-    bl_status st =
-        bl_model_evaluate(s->eval, s->train, loss, 0, &t->train_loss, &t->train_acc, err);
+    bl_status st = bl_model_copy_state(s->eval, m, err);
+    if (!st)
+        st = bl_model_evaluate(s->eval, s->train, loss, 0, &t->train_loss, &t->train_acc, err);
     const bl_dataset *gap = s->test && s->test->n ? s->test : s->val;
     if (!st) st = bl_model_evaluate(s->eval, gap, loss, 0, &t->test_loss, &t->test_acc, err);
     if (st) return st;
@@ -193,7 +187,7 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
         if (next_eval == 0) next_eval = eval_interval(s, t->batch, 0);
         int at_cap = si.step >= cap;
         if (si.step >= next_eval || at_cap) {
-            sync_eval_model(s->eval, bl_trainer_model(tr));
+            if ((st = bl_model_copy_state(s->eval, bl_trainer_model(tr), err))) break;
             bl_trial_point p = {
                 .step = si.step, .samples = si.samples_seen, .noise_scale = resolved_noise(tr)};
             if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, 0, &p.val_loss, &p.val_acc,

@@ -1,6 +1,5 @@
 /* Whole-dataset passes in eval mode: evaluation (loss, accuracy) and batched
  * prediction. They reuse the model's activation buffers, up to max_batch at a time. */
-#include <string.h>
 #include "nn/layer.h"
 
 bl_status bl_model_check_input(const bl_model *m, size_t dim, const char *what, bl_error *err) {
@@ -23,8 +22,11 @@ bl_status bl_model_evaluate(bl_model *m, const bl_dataset *ds, bl_loss_kind loss
     if (chunk <= 0 || chunk > m->max_batch) chunk = m->max_batch;
     for (size_t i = 0; i < ds->n; i += (size_t)chunk) {
         int B = ds->n - i < (size_t)chunk ? (int)(ds->n - i) : chunk;
-        bl_model_forward(m, ds->x + i * ds->dim, B, 0);
-        sum += bl_model_loss(m, ds->y + i, B, loss, &correct);
+        double l = 0;
+        st = bl_model_forward(m, ds->x + i * ds->dim, B, 0, err);
+        if (!st) st = bl_model_loss(m, ds->y + i, loss, &l, &correct, err);
+        if (st) return st;
+        sum += l;
     }
     *mean_loss = ds->n ? sum / (double)ds->n : 0;
     *acc = ds->n ? (double)correct / (double)ds->n : 0;
@@ -40,8 +42,9 @@ bl_status bl_model_predict(bl_model *m, const float *x, size_t n, int B, float *
     int od = bl_model_output_dim(m);
     for (size_t i = 0; i < n; i += (size_t)B) {
         int b = n - i < (size_t)B ? (int)(n - i) : B;
-        const float *y = bl_model_forward(m, x + i * in, b, 0);
-        memcpy(out + i * od, y, (size_t)b * od * sizeof(float));
+        bl_status st = bl_model_forward(m, x + i * in, b, 0, err);
+        if (!st) st = bl_model_output(m, out + i * od, err);
+        if (st) return st;
     }
     return BL_OK;
 }

@@ -198,9 +198,18 @@ typedef struct {
     size_t arenas, acts, aux, gbuf, loss, ws, blas;
 } model_sizes;
 
+/* The backend of an allocated model; before allocation, the one a context
+ * would get (for the memory model). */
+static bl_backend *model_backend(const bl_model *m) {
+    if (m->be) return m->be;
+    bl_ctx c;
+    if (bl_ctx_set_device(&c, NULL, NULL)) bl_backend_get(&c.be, "cpu", NULL);
+    return c.be;
+}
+
 static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out) {
     model_sizes z = {0};
-    const bl_backend *be = bl_backend_cpu();
+    bl_backend *be = model_backend(m);
     size_t widest = bl_shape_size(m->input), ws = 0;
     z.arenas = (2 * (m->n_params + 1) + m->n_buffers + 1) * sizeof(float); /* as allocated */
     for (int i = 0; i < m->n_layers; i++) {
@@ -215,16 +224,18 @@ static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out
         if (l->kind == BL_LAYER_CONV) {
             bl_conv_dims d;
             bl_layer_conv_dims(l, B, &d);
-            size_t w = be->conv2d_workspace_floats(&d);
+            size_t w = be->ops->conv2d_workspace_floats(be, &d);
             if (w > ws) ws = w;
-            blas = be->conv2d_blas_bytes(&d);
+            blas = be->ops->conv2d_blas_bytes(be, &d);
         } else if (l->kind == BL_LAYER_DENSE) {
-            blas = be->dense_blas_bytes(B, (int)bl_shape_size(l->in), l->units);
+            blas = be->ops->dense_blas_bytes(be, B, (int)bl_shape_size(l->in), l->units);
         }
         if (blas > z.blas) z.blas = blas; /* the buffers are reused: the largest counts */
     }
     z.gbuf = 2 * (size_t)B * widest * sizeof(float);
     z.loss = 2 * (size_t)B * (size_t)bl_model_output_dim(m) * sizeof(float);
+    if (!be->host_visible) /* the staged input and labels */
+        z.loss += (size_t)B * (bl_shape_size(m->input) * sizeof(float) + sizeof(int32_t));
     z.ws = ws * sizeof(float);
     if (ws_floats_out) *ws_floats_out = ws;
     return z;
@@ -253,8 +264,10 @@ static bl_status mem_charge(bl_mem *mem, size_t bytes, int release, bl_error *er
 
 #define ALLOC(ptr, bytes, what)                                                                \
     do {                                                                                       \
-        (ptr) = bl_mem_alloc(&ctx->mem, (bytes), (what), err);                                 \
-        if (!(ptr)) return err ? err->code : BL_ERR_NOMEM;                                     \
+        void *p_;                                                                              \
+        bl_status st_ = be->ops->alloc(be, &ctx->mem, (bytes), BL_BUFFER_DEVICE, (what), &p_, err); \
+        if (st_) return st_;                                                                   \
+        (ptr) = p_;                                                                            \
     } while (0)
 
 bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err) {
@@ -262,7 +275,9 @@ bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err)
         return bl_fail(err, BL_ERR_ARG, "batch size %d is invalid: it must be at least 1",
                        max_batch);
     if (m->ctx) return bl_fail(err, BL_ERR_ARG, "model is already allocated");
+    bl_backend *be = ctx->be;
     m->ctx = ctx;
+    m->be = be;
     m->max_batch = max_batch;
     model_sizes z = compute_sizes(m, max_batch, &m->ws_floats);
     int B = max_batch;
@@ -289,6 +304,10 @@ bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err)
     ALLOC(m->probs, (size_t)B * od * sizeof(float), "loss buffers");
     ALLOC(m->target, (size_t)B * od * sizeof(float), "loss buffers");
     if (m->ws_floats) ALLOC(m->ws, m->ws_floats * sizeof(float), "convolution workspace");
+    if (!be->host_visible) {
+        ALLOC(m->x_dev, (size_t)B * bl_shape_size(m->input) * sizeof(float), "input batch");
+        ALLOC(m->y_dev, (size_t)B * sizeof(int32_t), "label batch");
+    }
     bl_status st = mem_charge(&ctx->mem, z.blas, 0, err);
     if (!st) m->blas_bytes = z.blas;
     return st;
@@ -298,28 +317,62 @@ void bl_model_free(bl_model *m) {
     if (!m) return;
     if (m->ctx) {
         bl_mem *mem = &m->ctx->mem;
-        bl_mem_free(mem, m->params);
-        bl_mem_free(mem, m->grads);
-        bl_mem_free(mem, m->buffers);
+        bl_backend *be = m->be;
+#define RELEASE(p) be->ops->release(be, mem, (p))
+        RELEASE(m->params);
+        RELEASE(m->grads);
+        RELEASE(m->buffers);
         for (int i = 0; i < m->n_layers; i++) {
             bl_layer *l = &m->layers[i];
-            bl_mem_free(mem, l->out_buf);
-            bl_mem_free(mem, l->argmax);
-            bl_mem_free(mem, l->mask);
-            bl_mem_free(mem, l->mean);
-            bl_mem_free(mem, l->rstd);
+            RELEASE(l->out_buf);
+            RELEASE(l->argmax);
+            RELEASE(l->mask);
+            RELEASE(l->mean);
+            RELEASE(l->rstd);
         }
-        bl_mem_free(mem, m->gbuf[0]);
-        bl_mem_free(mem, m->gbuf[1]);
-        bl_mem_free(mem, m->probs);
-        bl_mem_free(mem, m->target);
-        bl_mem_free(mem, m->ws);
+        RELEASE(m->gbuf[0]);
+        RELEASE(m->gbuf[1]);
+        RELEASE(m->probs);
+        RELEASE(m->target);
+        RELEASE(m->ws);
+        RELEASE(m->x_dev);
+        RELEASE(m->y_dev);
+#undef RELEASE
         mem_charge(mem, m->blas_bytes, 1, NULL);
     }
     bl_free(m);
 }
 
-void bl_model_init(bl_model *m, uint64_t seed) {
+/* Transfer point: the initial weights are drawn on the host, in the order of the
+ * seeded stream, and uploaded. */
+/* Values written in order from an offset of an arena, through a small host
+ * buffer: initialisation stages a few KiB at a time, never a second copy of the
+ * weights (which the memory model does not count). */
+typedef struct arena_writer {
+    bl_model *m;
+    bl_arena arena;
+    size_t off, n; /* the buffer's first offset; floats in it */
+    bl_status st;
+    bl_error *err;
+    float buf[2048];
+} arena_writer;
+
+static void writer_flush(arena_writer *w) {
+    if (w->n && !w->st) w->st = bl_model_write(w->m, w->arena, w->off, w->n, w->buf, w->err);
+    w->off += w->n;
+    w->n = 0;
+}
+static void writer_seek(arena_writer *w, bl_arena arena, size_t off) {
+    writer_flush(w);
+    w->arena = arena, w->off = off;
+}
+static void writer_put(arena_writer *w, float v) {
+    w->buf[w->n++] = v;
+    if (w->n == sizeof w->buf / sizeof w->buf[0]) writer_flush(w);
+}
+
+bl_status bl_model_init(bl_model *m, uint64_t seed, bl_error *err) {
+    arena_writer w = {.m = m, .err = err};
     bl_rng r;
     bl_rng_derive(&r, seed, 1);
     m->dropout_seed = seed;
@@ -330,23 +383,27 @@ void bl_model_init(bl_model *m, uint64_t seed) {
             /* torch: kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
             size_t fan_in = l->w_n / l->b_n;
             float bound = 1.0f / sqrtf((float)fan_in);
+            writer_seek(&w, BL_ARENA_PARAMS, l->w_off);
             for (size_t j = 0; j < l->w_n; j++)
-                m->params[l->w_off + j] = bound * (2.0f * bl_rng_uniform(&r) - 1.0f);
+                writer_put(&w, bound * (2.0f * bl_rng_uniform(&r) - 1.0f));
+            writer_seek(&w, BL_ARENA_PARAMS, l->b_off);
             for (size_t j = 0; j < l->b_n; j++)
-                m->params[l->b_off + j] = bound * (2.0f * bl_rng_uniform(&r) - 1.0f);
+                writer_put(&w, bound * (2.0f * bl_rng_uniform(&r) - 1.0f));
         } else if (l->kind == BL_LAYER_BN) {
-            for (size_t j = 0; j < l->w_n; j++) m->params[l->w_off + j] = 1.0f;
-            for (size_t j = 0; j < l->b_n; j++) m->params[l->b_off + j] = 0.0f;
-            for (size_t j = 0; j < l->w_n; j++) {
-                m->buffers[l->buf_off + j] = 0.0f;
-                m->buffers[l->buf_off + l->w_n + j] = 1.0f;
-            }
+            writer_seek(&w, BL_ARENA_PARAMS, l->w_off);
+            for (size_t j = 0; j < l->w_n; j++) writer_put(&w, 1.0f);
+            writer_seek(&w, BL_ARENA_PARAMS, l->b_off);
+            for (size_t j = 0; j < l->b_n; j++) writer_put(&w, 0.0f);
+            writer_seek(&w, BL_ARENA_BUFFERS, l->buf_off); /* running mean 0, var 1 */
+            for (size_t j = 0; j < 2 * l->w_n; j++) writer_put(&w, j < l->w_n ? 0.0f : 1.0f);
         }
     }
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    writer_flush(&w);
+    return w.st ? w.st : bl_model_zero_grad(m, err);
 }
 
 const char *bl_model_spec(const bl_model *m) { return m->spec; }
+bl_backend *bl_model_backend(const bl_model *m) { return m->be; }
 bl_shape bl_model_input_shape(const bl_model *m) { return m->input; }
 int bl_model_output_dim(const bl_model *m) {
     return (int)bl_shape_size(m->layers[m->n_layers - 1].out);
@@ -366,4 +423,44 @@ void bl_model_set_dropout_position(bl_model *m, long step, size_t first_sample) 
     m->dropout_first = first_sample;
 }
 
-void bl_model_zero_grad(bl_model *m) { m->ctx->be->fill(m->grads, m->n_params, 0.0f); }
+bl_status bl_model_zero_grad(bl_model *m, bl_error *err) {
+    bl_status st = m->be->ops->fill(m->be, m->grads, m->n_params, 0.0f);
+    return st ? bl_backend_fail(err, st, m->be, "zeroing the gradients") : BL_OK;
+}
+
+static float *arena(bl_model *m, bl_arena a, size_t *n) {
+    *n = a == BL_ARENA_PARAMS || a == BL_ARENA_GRADS ? m->n_params : m->n_buffers;
+    return a == BL_ARENA_PARAMS ? m->params : a == BL_ARENA_GRADS ? m->grads : m->buffers;
+}
+
+bl_status bl_model_read(bl_model *m, bl_arena a, size_t off, size_t n, float *host, bl_error *err) {
+    size_t len;
+    float *base = arena(m, a, &len);
+    if (off > len || n > len - off)
+        return bl_fail(err, BL_ERR_ARG, "model arena read [%zu, %zu) is outside its %zu floats",
+                       off, off + n, len);
+    bl_status st = n ? m->be->ops->download(m->be, host, base + off, n * sizeof(float)) : BL_OK;
+    return st ? bl_backend_fail(err, st, m->be, "reading the model") : BL_OK;
+}
+
+bl_status bl_model_write(bl_model *m, bl_arena a, size_t off, size_t n, const float *host,
+                         bl_error *err) {
+    size_t len;
+    float *base = arena(m, a, &len);
+    if (off > len || n > len - off)
+        return bl_fail(err, BL_ERR_ARG, "model arena write [%zu, %zu) is outside its %zu floats",
+                       off, off + n, len);
+    bl_status st = n ? m->be->ops->upload(m->be, base + off, host, n * sizeof(float)) : BL_OK;
+    return st ? bl_backend_fail(err, st, m->be, "writing the model") : BL_OK;
+}
+
+bl_status bl_model_copy_state(bl_model *dst, const bl_model *src, bl_error *err) {
+    if (dst->be != src->be || dst->n_params != src->n_params || dst->n_buffers != src->n_buffers)
+        return bl_fail(err, BL_ERR_ARG, "model copy: the models differ (%zu and %zu parameters)",
+                       src->n_params, dst->n_params);
+    bl_backend *be = dst->be;
+    bl_status st = be->ops->copy(be, dst->params, src->params, dst->n_params * sizeof(float));
+    if (!st && dst->n_buffers)
+        st = be->ops->copy(be, dst->buffers, src->buffers, dst->n_buffers * sizeof(float));
+    return st ? bl_backend_fail(err, st, be, "copying the model") : BL_OK;
+}

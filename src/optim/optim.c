@@ -8,6 +8,7 @@
  * cannot fail. */
 #include <stdint.h>
 #include <string.h>
+#include "batchlab/backend.h"
 #include "batchlab/optim.h"
 
 void bl_optim_config_default(bl_optim_config *c, bl_opt_kind kind) {
@@ -95,8 +96,8 @@ size_t bl_optim_state_bytes(const bl_optim_config *c, size_t n_params) {
     return state_floats(c, n_params) * sizeof(float);
 }
 
-bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, bl_mem *mem,
-                        bl_error *err) {
+bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, bl_backend *be,
+                        bl_mem *mem, bl_error *err) {
     memset(o, 0, sizeof *o);
     bl_status st = validate_config(c, err);
     if (st != BL_OK) return st;
@@ -104,9 +105,13 @@ bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, 
         return bl_fail(err, BL_ERR_NOMEM, "optimizer %s: state for %zu parameters overflows",
                        bl_optim_name(c), n_params);
     size_t sn = state_floats(c, n_params);
+    o->be = be;
     if (sn) {
-        o->state = bl_mem_alloc(mem, bl_optim_state_bytes(c, n_params), "optimizer state", err);
-        if (!o->state) return err ? err->code : BL_ERR_NOMEM;
+        void *p;
+        st = be->ops->alloc(be, mem, bl_optim_state_bytes(c, n_params), BL_BUFFER_DEVICE,
+                            "optimizer state", &p, err);
+        if (st) return st;
+        o->state = p;
     }
     o->cfg = *c;
     o->n = n_params;
@@ -115,22 +120,26 @@ bl_status bl_optim_init(bl_optim *o, const bl_optim_config *c, size_t n_params, 
     return BL_OK;
 }
 
-void bl_optim_step(bl_optim *o, const bl_backend *be, float *params, const float *grads, float lr) {
+bl_status bl_optim_step(bl_optim *o, float *params, const float *grads, float lr, bl_error *err) {
     const bl_optim_config *c = &o->cfg;
+    bl_backend *be = o->be;
+    bl_status st;
     if (c->kind == BL_OPT_SGD) {
-        be->sgd_step(params, o->state, grads, o->n, lr, c->momentum, c->nesterov, c->weight_decay,
-                     o->t == 0);
+        st = be->ops->sgd_step(be, params, o->state, grads, o->n, lr, c->momentum, c->nesterov,
+                               c->weight_decay, o->t == 0);
     } else {
         float *m = o->state, *v = o->state ? o->state + o->n : NULL;
-        be->adam_step(params, m, v, grads, o->n, lr, c->beta1, c->beta2, c->eps, c->weight_decay,
-                      c->kind == BL_OPT_ADAMW, o->t + 1);
+        st = be->ops->adam_step(be, params, m, v, grads, o->n, lr, c->beta1, c->beta2, c->eps,
+                                c->weight_decay, c->kind == BL_OPT_ADAMW, o->t + 1);
     }
+    if (st) return bl_backend_fail(err, st, be, "the optimizer update");
     o->t++;
+    return BL_OK;
 }
 
 void bl_optim_free(bl_optim *o, bl_mem *mem) {
     if (!o) return;
-    bl_mem_free(mem, o->state);
+    if (o->be) o->be->ops->release(o->be, mem, o->state);
     o->state = NULL;
     o->state_n = 0;
     o->n = 0;

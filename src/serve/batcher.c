@@ -550,8 +550,9 @@ int bl_model_runner_fn(void *user, float *x, int B, float *out) {
         bl_dataset rows = {.n = (size_t)B, .shape = s, .dim = bl_shape_size(s), .x = x};
         bl_norm_apply(mr->norm, &rows);
     }
-    const float *y = bl_model_forward(mr->model, x, B, 0);
-    if (!y) return 1;
-    memcpy(out, y, (size_t)B * (size_t)bl_model_output_dim(mr->model) * sizeof(float));
-    return 0;
+    /* Transfer points: the batch's inputs up, its outputs down. */
+    bl_error err = {0};
+    bl_status st = bl_model_forward(mr->model, x, B, 0, &err);
+    if (!st) st = bl_model_output(mr->model, out, &err);
+    return st != BL_OK;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include "batchlab/dist.h"
 #include "batchlab/io.h"
+#include "core/alloc.h"
 #include "train/checkpoint_state.h"
 
 #define MAX_CKPT_TENSORS (3 * 64 + 8)
@@ -34,26 +35,52 @@ static void add_tensor(bl_tensor *ts, int *n, const char *name, bl_dtype dt, con
     t->nbytes = (size_t)count * bl_dtype_size(dt);
 }
 
-bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, bl_error *err) {
+/* Transfer point: parameters, buffers and optimizer state copied to one host
+ * snapshot (params, then buffers, then state), after the NaN check on the backend. */
+static bl_status snapshot(bl_trainer *t, const char *path, float **out, bl_error *err) {
     bl_model *m = t->model;
-    const bl_backend *be = t->ctx->be;
-    if (!be->all_finite(bl_model_params(m), bl_model_num_params(m)) ||
-        (t->opt.state_n && !be->all_finite(t->opt.state, t->opt.state_n)))
+    bl_backend *be = t->ctx->be;
+    size_t np = bl_model_num_params(m), nb = bl_model_num_buffers(m), ns = t->opt.state_n;
+    int finite = 1, state_finite = 1;
+    bl_status st = be->ops->all_finite(be, &finite, bl_model_params(m), np);
+    if (!st && ns) st = be->ops->all_finite(be, &state_finite, t->opt.state, ns);
+    if (st) return bl_backend_fail(err, st, be, "the NaN check");
+    if (!finite || !state_finite)
         return bl_fail(err, BL_ERR_NUMERIC,
                        "%s: not written: the parameters hold NaN or Inf (the previous "
                        "checkpoint, if any, is kept)",
                        path);
+    float *h = bl_malloc((np + nb + ns + 1) * sizeof(float));
+    if (!h) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path);
+    st = bl_model_read(m, BL_ARENA_PARAMS, 0, np, h, err);
+    if (!st) st = bl_model_read(m, BL_ARENA_BUFFERS, 0, nb, h + np, err);
+    if (!st && ns && (st = be->ops->download(be, h + np + nb, t->opt.state, ns * sizeof(float))))
+        bl_backend_fail(err, st, be, "reading the optimizer state");
+    if (st) {
+        bl_free(h);
+        return st;
+    }
+    *out = h;
+    return BL_OK;
+}
+
+bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, bl_error *err) {
+    bl_model *m = t->model;
+    float *host = NULL;
+    bl_status st = snapshot(t, path, &host, err);
+    if (st) return st;
+    size_t np = bl_model_num_params(m), nb = bl_model_num_buffers(m);
     bl_tensor ts[MAX_CKPT_TENSORS];
     int n = 0;
     for (int i = 0; i < bl_model_num_tensors(m); i++) {
         const bl_param_info *p = bl_model_tensor(m, i);
-        const float *base = p->is_buffer ? bl_model_buffers(m) : bl_model_params(m);
+        const float *base = p->is_buffer ? host + np : host;
         add_tensor(ts, &n, p->name, BL_DT_F32, base + p->offset, (int64_t)p->count);
         ts[n - 1].ndim = p->ndim;
         memcpy(ts[n - 1].shape, p->shape, sizeof p->shape);
     }
     if (t->opt.state_n)
-        add_tensor(ts, &n, "optim.state", BL_DT_F32, t->opt.state, (int64_t)t->opt.state_n);
+        add_tensor(ts, &n, "optim.state", BL_DT_F32, host + np + nb, (int64_t)t->opt.state_n);
     add_tensor(ts, &n, "rng.noise", BL_DT_U8, t->noise_rng.s, 32);
     if (norm && norm->kind != BL_NORM_NONE) {
         add_tensor(ts, &n, "norm.scale", BL_DT_F32, norm->scale, (int64_t)norm->dim);
@@ -95,9 +122,10 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     };
     ckpt_state_text text;
     int n_meta = 17 + ckpt_state_meta(t, &text, meta + 17);
-    bl_status st = text.history ? bl_safetensors_write(path, ts, n, meta, n_meta, err)
-                                : bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path);
+    st = text.history ? bl_safetensors_write(path, ts, n, meta, n_meta, err)
+                      : bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path);
     ckpt_state_text_free(&text);
+    bl_free(host);
     return st;
 }
 
@@ -117,25 +145,38 @@ static bl_status meta_long(const bl_safetensors *st, const char *path, const cha
     return BL_OK;
 }
 
-/* Copy a named F32 tensor of exactly count floats into dst. */
-static bl_status load_f32(const bl_safetensors *st, const char *path, const char *name, float *dst,
-                          size_t count, bl_error *err) {
+/* The named F32 tensor of exactly count floats. */
+static bl_status find_f32(const bl_safetensors *st, const char *path, const char *name,
+                          size_t count, const bl_tensor **out, bl_error *err) {
     const bl_tensor *t = bl_safetensors_find(st, name);
     if (!t) return bl_fail(err, BL_ERR_FORMAT, "%s: checkpoint has no tensor '%s'", path, name);
     if (t->dtype != BL_DT_F32 || t->nbytes != count * sizeof(float))
         return bl_fail(err, BL_ERR_SHAPE,
                        "%s: tensor '%s' has %zu bytes of %s but the model needs %zu floats", path,
                        name, t->nbytes, bl_dtype_name(t->dtype), count);
-    memcpy(dst, t->data, t->nbytes);
+    *out = t;
     return BL_OK;
 }
 
+/* Copy a named F32 tensor of exactly count floats into host memory dst. */
+static bl_status load_f32(const bl_safetensors *st, const char *path, const char *name, float *dst,
+                          size_t count, bl_error *err) {
+    const bl_tensor *t = NULL;
+    bl_status s = find_f32(st, path, name, count, &t, err);
+    if (!s) memcpy(dst, t->data, t->nbytes);
+    return s;
+}
+
+/* Transfer point: the checkpoint's tensors uploaded into the model's arenas. */
 static bl_status load_model_tensors(bl_model *m, const bl_safetensors *st, const char *path,
                                     bl_error *err) {
     for (int i = 0; i < bl_model_num_tensors(m); i++) {
         const bl_param_info *p = bl_model_tensor(m, i);
-        float *base = p->is_buffer ? bl_model_buffers(m) : bl_model_params(m);
-        bl_status s = load_f32(st, path, p->name, base + p->offset, p->count, err);
+        const bl_tensor *t = NULL;
+        bl_status s = find_f32(st, path, p->name, p->count, &t, err);
+        if (!s)
+            s = bl_model_write(m, p->is_buffer ? BL_ARENA_BUFFERS : BL_ARENA_PARAMS, p->offset,
+                               p->count, t->data, err);
         if (s) return s;
     }
     return BL_OK;
@@ -241,8 +282,10 @@ bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err) {
         s = bl_fail(err, BL_ERR_ARG, "%s: data position %ld is beyond this dataset's %zu samples",
                     path, pos, t->train->n);
     if (!s) s = load_model_tensors(m, &st, path, err);
-    if (!s && t->opt.state_n)
-        s = load_f32(&st, path, "optim.state", t->opt.state, t->opt.state_n, err);
+    const bl_tensor *os;
+    if (!s && t->opt.state_n && !(s = find_f32(&st, path, "optim.state", t->opt.state_n, &os, err)) &&
+        (s = t->ctx->be->ops->upload(t->ctx->be, t->opt.state, os->data, os->nbytes)))
+        bl_backend_fail(err, s, t->ctx->be, "loading the optimizer state");
     if (!s) s = ckpt_state_restore(t, &st, path, err);
     bl_safetensors_free(&st);
     if (s) return s;

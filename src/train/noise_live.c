@@ -55,32 +55,40 @@ void trainer_noise_free(bl_trainer *t) {
 
 /* b samples from position `first` of the measurement's batch, with the dropout
  * masks of this update's step. */
-static void pass(bl_trainer *t, int b, int first, float scale) {
+static bl_status pass(bl_trainer *t, int b, int first, float scale, bl_error *err) {
     bl_model *m = t->model;
     int correct = 0;
+    double loss = 0;
     bl_model_set_dropout_position(m, t->step, (size_t)first);
-    bl_model_forward(m, t->noise_x, b, 1);
-    bl_model_loss(m, t->noise_y, b, t->cfg.loss, &correct);
-    bl_model_backward(m, t->noise_x, t->noise_y, b, t->cfg.loss, scale);
+    bl_status st = bl_model_forward(m, t->noise_x, b, 1, err);
+    if (!st) st = bl_model_loss(m, t->noise_y, t->cfg.loss, &loss, &correct, err);
+    if (!st) st = bl_model_backward(m, scale, err);
+    return st;
+}
+
+static bl_status grad_sumsq(bl_trainer *t, double *out, bl_error *err) {
+    bl_backend *be = t->ctx->be;
+    bl_model *m = t->model;
+    bl_status st = be->ops->sumsq(be, out, bl_model_grads(m), bl_model_num_params(m));
+    return st ? bl_backend_fail(err, st, be, "the gradient norm") : BL_OK;
 }
 
 bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small, double *g2_big,
                                 double *b_big, bl_error *err) {
     bl_model *m = t->model;
-    const bl_backend *be = t->ctx->be;
     const bl_dataset *ds = t->train;
     bl_dist *dist = t->ctx->dist;
     int world = bl_dist_size(dist), rank = bl_dist_rank(dist);
     int total = t->cfg.noise_batch > 0 ? t->cfg.noise_batch : t->cfg.batch;
     int micro = t->cfg.micro_batch;
-    size_t np = bl_model_num_params(m), nb = bl_model_num_buffers(m);
     *b_small = 0;
     if (!t->noise_x || total < 2) return BL_OK;
     int lo = (int)((long)total * rank / world), hi = (int)((long)total * (rank + 1) / world);
     int share = hi - lo;
     int per_example = bl_model_per_example_ok(m);
     bl_model_set_grad_hook(m, NULL, NULL);
-    bl_model_zero_grad(m);
+    bl_status st = bl_model_zero_grad(m, err);
+    if (st) return st;
     bl_model_per_example_norms(m, per_example);
     float scale = 1.0f / (float)total;
     /* The first pass is the small batch in one process: one micro-batch, or half of a
@@ -89,26 +97,28 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
     if (want > share) want = share;
     int filled = 0, done = 0;
     double stats[2] = {0, 0}; /* small-batch |g|^2 and its size, summed over ranks */
-    for (int i = 0; i < total; i++) {
+    for (int i = 0; i < total && !st; i++) {
         uint32_t k = bl_rng_below(&t->noise_rng, (uint32_t)ds->n);
         if (i < lo || i >= hi) continue;
         memcpy(t->noise_x + (size_t)filled * ds->dim, ds->x + (size_t)k * ds->dim,
                ds->dim * sizeof(float));
         t->noise_y[filled++] = ds->y[k];
         if (filled < want) continue;
-        pass(t, filled, lo + done, scale);
+        st = pass(t, filled, lo + done, scale, err);
         done += filled;
-        if (!per_example && world == 1 && done == filled) {
+        if (!st && !per_example && world == 1 && done == filled) {
             double r = (double)total / done;
-            stats[0] = be->sumsq(bl_model_grads(m), np) * r * r;
+            st = grad_sumsq(t, &stats[0], err);
+            stats[0] *= r * r;
             stats[1] = done;
         }
         filled = 0;
         want = share - done < micro ? share - done : micro;
     }
-    if (!per_example && world > 1 && rank == 0) {
+    if (!st && !per_example && world > 1 && rank == 0) {
         double r = (double)total / share;
-        stats[0] = be->sumsq(bl_model_grads(m), np) * r * r;
+        st = grad_sumsq(t, &stats[0], err);
+        stats[0] *= r * r;
         stats[1] = share;
     }
     if (per_example) {
@@ -117,18 +127,17 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
         stats[1] = rank == 0;
         bl_model_per_example_norms(m, 0);
     }
-    bl_status st = BL_OK;
-    if (world > 1) {
-        st = bl_dist_allreduce_f32(dist, bl_model_grads(m), np, err);
+    if (!st && world > 1) {
+        st = trainer_allreduce_grads(t, err);
         if (!st) st = bl_dist_allreduce_f64(dist, stats, 2, err);
     }
     if (!st) {
         *g2_small = stats[0];
         *b_small = stats[1];
-        *g2_big = be->sumsq(bl_model_grads(m), np);
         *b_big = total;
+        st = grad_sumsq(t, g2_big, err);
     }
-    bl_model_zero_grad(m);
-    if (nb) memcpy(bl_model_buffers(m), t->saved_buffers, nb * sizeof(float));
+    if (!st) st = bl_model_zero_grad(m, err);
+    if (!st) st = trainer_buffers_restore(t, err);
     return st;
 }

@@ -75,7 +75,9 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     st = bl_model_create(&t->model, cfg->spec, train->shape, n_classes, err);
     int reserve = cfg->reserve_batch > micro ? cfg->reserve_batch : micro;
     if (!st) st = bl_model_alloc(t->model, ctx, reserve, err);
-    if (!st) st = bl_optim_init(&t->opt, &cfg->opt, bl_model_num_params(t->model), &ctx->mem, err);
+    if (!st)
+        st = bl_optim_init(&t->opt, &cfg->opt, bl_model_num_params(t->model), ctx->be, &ctx->mem,
+                           err);
     if (!st)
         st = bl_loader_init(&t->loader, train, reserve, 0, 1, cfg->seed, cfg->prefetch, &ctx->mem,
                             err);
@@ -85,16 +87,23 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     }
     t->loader_ready = 1;
     t->resumed_step = -1;
-    size_t nb = bl_model_num_buffers(t->model);
-    if (nb && !(t->saved_buffers =
-                    bl_mem_alloc(&ctx->mem, nb * sizeof(float), "batch-norm statistics copy", err)))
-        st = err ? err->code : BL_ERR_NOMEM;
+    size_t nb = bl_model_num_buffers(t->model), np = bl_model_num_params(t->model);
+    void *p = NULL;
+    if (nb)
+        st = ctx->be->ops->alloc(ctx->be, &ctx->mem, nb * sizeof(float), BL_BUFFER_DEVICE,
+                                 "batch-norm statistics copy", &p, err);
+    t->saved_buffers = p;
+    p = NULL;
+    if (!st && world > 1 && !ctx->be->host_visible)
+        st = ctx->be->ops->alloc(ctx->be, &ctx->mem, (np + 1) * sizeof(float), BL_BUFFER_HOST,
+                                 "gradient for reductions", &p, err);
+    t->grad_host = p;
     if (!st) st = trainer_noise_init(t, reserve, err);
+    if (!st) st = bl_model_init(t->model, cfg->seed, err);
     if (st) {
         bl_trainer_free(t);
         return st;
     }
-    bl_model_init(t->model, cfg->seed);
     bl_noise_init(&t->noise, cfg->noise_decay);
     *out = t;
     return BL_OK;
@@ -104,7 +113,9 @@ void bl_trainer_free(bl_trainer *t) {
     if (!t) return;
     if (t->loader_ready) bl_loader_free(&t->loader, &t->ctx->mem);
     trainer_noise_free(t);
-    bl_mem_free(&t->ctx->mem, t->saved_buffers);
+    bl_backend *be = t->ctx->be;
+    be->ops->release(be, &t->ctx->mem, t->saved_buffers);
+    be->ops->release(be, &t->ctx->mem, t->grad_host);
     bl_batch_schedule_free(&t->history);
     bl_optim_free(&t->opt, &t->ctx->mem);
     bl_model_free(t->model);
@@ -145,9 +156,48 @@ typedef struct bucket_state {
 
 static void bucket_flush(bucket_state *b) {
     if (b->hi == 0 || b->st) return;
-    float *g = bl_model_grads(b->t->model);
-    b->st = bl_dist_iallreduce_f32(b->t->ctx->dist, g + b->lo, b->hi - b->lo, b->err);
+    b->st = trainer_grad_to_host(b->t, b->lo, b->hi - b->lo, b->err);
+    if (!b->st)
+        b->st = bl_dist_iallreduce_f32(b->t->ctx->dist, trainer_grad_comm(b->t) + b->lo,
+                                       b->hi - b->lo, b->err);
     b->lo = b->hi = 0;
+}
+
+float *trainer_grad_comm(bl_trainer *t) {
+    return t->grad_host ? t->grad_host : bl_model_grads(t->model);
+}
+
+bl_status trainer_grad_to_host(bl_trainer *t, size_t off, size_t n, bl_error *err) {
+    return t->grad_host ? bl_model_read(t->model, BL_ARENA_GRADS, off, n, t->grad_host + off, err)
+                        : BL_OK;
+}
+
+bl_status trainer_grad_from_host(bl_trainer *t, size_t off, size_t n, bl_error *err) {
+    return t->grad_host ? bl_model_write(t->model, BL_ARENA_GRADS, off, n, t->grad_host + off, err)
+                        : BL_OK;
+}
+
+bl_status trainer_allreduce_grads(bl_trainer *t, bl_error *err) {
+    size_t np = bl_model_num_params(t->model);
+    bl_status st = trainer_grad_to_host(t, 0, np, err);
+    if (!st) st = bl_dist_allreduce_f32(t->ctx->dist, trainer_grad_comm(t), np, err);
+    if (!st) st = trainer_grad_from_host(t, 0, np, err);
+    return st;
+}
+
+static bl_status copy_buffers(bl_trainer *t, float *dst, const float *src, bl_error *err) {
+    size_t nb = bl_model_num_buffers(t->model);
+    bl_backend *be = t->ctx->be;
+    bl_status st = nb ? be->ops->copy(be, dst, src, nb * sizeof(float)) : BL_OK;
+    return st ? bl_backend_fail(err, st, be, "copying the batch-norm statistics") : BL_OK;
+}
+
+bl_status trainer_buffers_save(bl_trainer *t, bl_error *err) {
+    return copy_buffers(t, t->saved_buffers, bl_model_buffers(t->model), err);
+}
+
+bl_status trainer_buffers_restore(bl_trainer *t, bl_error *err) {
+    return copy_buffers(t, bl_model_buffers(t->model), t->saved_buffers, err);
 }
 
 static void on_grad_ready(void *user, size_t off, size_t n) {
@@ -176,16 +226,19 @@ static bl_status local_pass(bl_trainer *t, size_t lo, size_t hi, int total, doub
             return bl_fail(err, BL_ERR_FORMAT, "data loader returned %d samples, expected %d",
                            batch.B, b);
         bl_model_set_dropout_position(m, t->step, lo + done);
-        bl_model_forward(m, batch.x, b, 1);
-        double l = bl_model_loss(m, batch.y, b, t->cfg.loss, &correct);
+        double l = 0;
+        bl_status st = bl_model_forward(m, batch.x, b, 1, err);
+        if (!st) st = bl_model_loss(m, batch.y, t->cfg.loss, &l, &correct, err);
+        if (st) return st;
         if (!isfinite(l)) {
             stats[ST_NONFINITE] = 1;
             if (world == 1) break; /* nothing to agree on: stop at once */
         }
         stats[ST_LOSS] += l;
         if (bucket) bucket->active = done + (size_t)b == hi - lo;
-        bl_model_backward(m, batch.x, batch.y, b, t->cfg.loss, scale);
+        st = bl_model_backward(m, scale, err);
         if (bucket) bucket->active = 0;
+        if (st) return st;
         done += (size_t)b;
     }
     stats[ST_CORRECT] = correct;
@@ -202,24 +255,22 @@ typedef struct step_undo {
     bl_rng noise;
 } step_undo;
 
-static void undo_save(bl_trainer *t, step_undo *u) {
+static bl_status undo_save(bl_trainer *t, step_undo *u, bl_error *err) {
     u->epoch = t->loader.epoch;
     u->pos = t->loader.pos;
     u->noise = t->noise_rng;
-    size_t nb = bl_model_num_buffers(t->model);
-    if (nb) memcpy(t->saved_buffers, bl_model_buffers(t->model), nb * sizeof(float));
+    return trainer_buffers_save(t, err);
 }
 
 static bl_status undo_step(bl_trainer *t, const step_undo *u, bl_status st) {
     bl_loader_seek(&t->loader, u->epoch, u->pos);
     t->noise_rng = u->noise;
-    size_t nb = bl_model_num_buffers(t->model);
-    if (nb) memcpy(bl_model_buffers(t->model), t->saved_buffers, nb * sizeof(float));
+    trainer_buffers_restore(t, NULL); /* st says what failed first */
     return st;
 }
 
 bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
-    const bl_backend *be = t->ctx->be;
+    bl_backend *be = t->ctx->be;
     bl_dist *dist = t->ctx->dist;
     bl_model *m = t->model;
     uint64_t t0 = bl_now_ns();
@@ -231,7 +282,8 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     size_t lo = (size_t)total * (size_t)rank / (size_t)world;
     size_t hi = (size_t)total * (size_t)(rank + 1) / (size_t)world;
     step_undo undo;
-    undo_save(t, &undo);
+    bl_status st = undo_save(t, &undo, err);
+    if (st) return st;
     /* The noise scale, from a batch of its own drawn before the update (noise_live.c). */
     double g2_small = 0, b_small = 0, g2_big = 0, b_big = 0, noise_s = 0;
     if (t->cfg.noise && (t->cfg.noise_every <= 1 || t->step % t->cfg.noise_every == 0)) {
@@ -244,16 +296,17 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     double comm0 = bl_dist_comm_seconds(dist);
     double stats[ST_N] = {0};
     stats[ST_STOP] = t->stop_requested;
-    bl_model_zero_grad(m);
+    if ((st = bl_model_zero_grad(m, err))) return undo_step(t, &undo, st);
     /* Overlap needs every rank to run a backward (so all issue the same buckets). */
     int overlap = world > 1 && t->cfg.overlap && total >= world;
     bucket_state bucket = {.t = t, .err = err};
     bl_model_set_grad_hook(m, overlap ? on_grad_ready : NULL, &bucket);
-    bl_status st = local_pass(t, lo, hi, total, stats, overlap ? &bucket : NULL, err);
+    st = local_pass(t, lo, hi, total, stats, overlap ? &bucket : NULL, err);
     if (overlap) {
         bucket_flush(&bucket);
         bl_status w = bl_dist_wait_all(t->ctx->dist, err);
         if (!st) st = bucket.st ? bucket.st : w;
+        if (!st) st = trainer_grad_from_host(t, 0, bl_model_num_params(m), err);
     }
     if (st) return undo_step(t, &undo, st);
     /* One small reduction carries the flags and sums every rank must agree on. */
@@ -266,10 +319,11 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
                     "were not updated. The learning rate %g is probably too high: try --lr %g",
                     t->step + 1, t->loader.epoch + 1, (double)bl_trainer_current_lr(t),
                     (double)bl_trainer_current_lr(t) / 10));
-    if (!overlap &&
-        (st = bl_dist_allreduce_f32(dist, bl_model_grads(m), bl_model_num_params(m), err)))
+    if (!overlap && world > 1 && (st = trainer_allreduce_grads(t, err)))
         return undo_step(t, &undo, st);
-    double gsq = be->sumsq(bl_model_grads(m), bl_model_num_params(m));
+    double gsq = 0;
+    if ((st = be->ops->sumsq(be, &gsq, bl_model_grads(m), bl_model_num_params(m))))
+        return undo_step(t, &undo, bl_backend_fail(err, st, be, "the gradient norm"));
     if (!isfinite(gsq))
         return undo_step(t, &undo,
                          bl_fail(err, BL_ERR_NUMERIC,
@@ -280,7 +334,8 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     int has_noise = b_small > 0 && b_small < b_big;
     if (has_noise) bl_noise_update(&t->noise, g2_small, b_small, g2_big, b_big);
     float lr = bl_trainer_current_lr(t);
-    bl_optim_step(&t->opt, be, bl_model_params(m), bl_model_grads(m), lr);
+    if ((st = bl_optim_step(&t->opt, bl_model_params(m), bl_model_grads(m), lr, err)))
+        return undo_step(t, &undo, st);
     t->step++;
     t->samples_seen += total;
     memset(info, 0, sizeof *info);

@@ -27,9 +27,23 @@ struct bl_trainer {
     int32_t *noise_y;
     /* Batch-norm statistics saved at the start of each step (and around a measurement),
      * so that a failed step or a measurement leaves them as they were. */
-    float *saved_buffers;
+    float *saved_buffers; /* backend memory */
+    /* Host copy of the gradient for reductions across ranks, when the backend's
+     * memory is not host memory (NULL: they reduce the arena in place). */
+    float *grad_host;
     bl_batch_schedule history; /* every bl_trainer_set_batch that changed something */
 };
+
+/* Transfer points of a reduction across ranks: floats [off, off + n) of the
+ * gradient to and from the memory MPI reads (no-ops when that is the arena). */
+float *trainer_grad_comm(bl_trainer *t);
+bl_status trainer_grad_to_host(bl_trainer *t, size_t off, size_t n, bl_error *err);
+bl_status trainer_grad_from_host(bl_trainer *t, size_t off, size_t n, bl_error *err);
+/* Sum the whole gradient across ranks (blocking). */
+bl_status trainer_allreduce_grads(bl_trainer *t, bl_error *err);
+/* Batch-norm statistics: save to / restore from saved_buffers, on the backend. */
+bl_status trainer_buffers_save(bl_trainer *t, bl_error *err);
+bl_status trainer_buffers_restore(bl_trainer *t, bl_error *err);
 
 /* The gradient noise scale of this update from a held-back batch of cfg.noise_batch samples
  * (see noise_live.c): fills the two squared gradient norms and their batch sizes, the

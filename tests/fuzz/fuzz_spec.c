@@ -51,17 +51,23 @@ static void train_and_eval(bl_model *m, int B, const uint8_t *seed, size_t seed_
     for (int b = 0; b < B; b++)
         labels[b] = seed_size ? seed[b % seed_size] % K : 0;
     if (!x) return;
-    bl_model_init(m, 1);
-    bl_model_zero_grad(m);
-    bl_model_forward(m, x, B, 1);
+    bl_loss_kind loss = (seed_size && seed[0] & 1) ? BL_LOSS_MSE : BL_LOSS_XENT;
+    bl_error err = {0};
+    double sum;
     int correct = 0;
-    bl_model_loss(m, labels, B, (seed_size && seed[0] & 1) ? BL_LOSS_MSE : BL_LOSS_XENT, &correct);
-    bl_model_backward(m, x, labels, B, (seed_size && seed[0] & 1) ? BL_LOSS_MSE : BL_LOSS_XENT,
-                      1.0f / (float)B);
-    bl_model_init(m, 2); /* fresh weights: the step above may have driven them anywhere */
-    const float *y = bl_model_forward(m, x, B, 0);
+    if (bl_model_init(m, 1, &err) || bl_model_zero_grad(m, &err) ||
+        bl_model_forward(m, x, B, 1, &err) ||
+        bl_model_loss(m, labels, loss, &sum, &correct, &err) ||
+        bl_model_backward(m, 1.0f / (float)B, &err))
+        fuzz_fail("a training step of a valid model failed");
+    /* fresh weights: the step above may have driven them anywhere */
+    float *y = malloc((size_t)B * (size_t)K * sizeof *y);
+    if (!y || bl_model_init(m, 2, &err) || bl_model_forward(m, x, B, 0, &err) ||
+        bl_model_output(m, y, &err))
+        fuzz_fail("an eval forward pass of a valid model failed");
     for (size_t i = 0; outputs_bounded(m) && i < (size_t)B * (size_t)K; i++)
         if (!isfinite(y[i])) fuzz_fail("an eval forward pass gave a non-finite output");
+    free(y);
     free(x);
 }
 

@@ -5,7 +5,7 @@
  * level's suffix), and isa.c hands out the table of the level in use. */
 #include "backend/cpu/cpu.h"
 
-static const bl_backend cpu_backend = {
+static const bl_kernels cpu_backend = {
     .name = "cpu",
     .gemm = cpu_gemm,
     .dense_forward = cpu_dense_forward,
@@ -45,6 +45,6 @@ static const bl_backend cpu_backend = {
     .conv2d_blas_bytes = cpu_conv2d_blas_bytes,
 };
 
-const bl_backend *cpu_kernel_table(void) {
+const bl_kernels *cpu_kernel_table(void) {
     return &cpu_backend;
 }

@@ -16,16 +16,16 @@
 #include "backend/cpu/cpu.h"
 
 #if BL_CPU_HAVE_BASELINE
-const bl_backend *cpu_kernel_table_baseline(void);
+const bl_kernels *cpu_kernel_table_baseline(void);
 #endif
 #if BL_CPU_HAVE_AVX2
-const bl_backend *cpu_kernel_table_avx2(void);
+const bl_kernels *cpu_kernel_table_avx2(void);
 #endif
 #if BL_CPU_HAVE_AVX512
-const bl_backend *cpu_kernel_table_avx512(void);
+const bl_kernels *cpu_kernel_table_avx512(void);
 #endif
 #if BL_CPU_HAVE_NATIVE
-const bl_backend *cpu_kernel_table_native(void);
+const bl_kernels *cpu_kernel_table_native(void);
 #endif
 
 static const char *const isa_names[BL_CPU_ISA_COUNT] = {"baseline", "avx2", "avx512", "native"};
@@ -44,7 +44,7 @@ bl_status bl_cpu_isa_parse(const char *name, bl_cpu_isa *isa, bl_error *err) {
                    name ? name : "", bl_cpu_isa_built(BL_CPU_ISA_NATIVE) ? " or native" : "");
 }
 
-static const bl_backend *table_of(bl_cpu_isa isa) {
+static const bl_kernels *table_of(bl_cpu_isa isa) {
     switch (isa) {
 #if BL_CPU_HAVE_BASELINE
     case BL_CPU_ISA_BASELINE:
@@ -111,7 +111,7 @@ int bl_cpu_isa_usable(bl_cpu_isa isa) {
     return bl_cpu_isa_built(isa) && cpu_runs(isa);
 }
 
-const bl_backend *bl_backend_cpu_isa(bl_cpu_isa isa) {
+const bl_kernels *bl_cpu_kernels_isa(bl_cpu_isa isa) {
     return bl_cpu_isa_usable(isa) ? table_of(isa) : NULL;
 }
 
@@ -155,6 +155,6 @@ bl_cpu_isa bl_cpu_isa_selected(const char **why) {
     return choice_isa;
 }
 
-const bl_backend *bl_backend_cpu(void) {
+const bl_kernels *bl_cpu_kernels(void) {
     return table_of(bl_cpu_isa_selected(NULL));
 }

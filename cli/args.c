@@ -1,6 +1,7 @@
 /* Option parsing for the subcommands (see args.h). Accepts --name value and
  * --name=value. */
 #include "args.h"
+#include "batchlab/core.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -221,4 +222,11 @@ void cli_note(const char *fmt, ...) {
 int cli_ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);
+}
+
+int cli_ctx_init(const char *cmd, bl_ctx *ctx, int threads, const char *device) {
+    bl_error err = {0};
+    bl_ctx_init(ctx, threads);
+    if (bl_ctx_set_device(ctx, device, &err)) return cli_error(cmd, "--device: %s", err.msg);
+    return 0;
 }

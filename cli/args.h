@@ -51,6 +51,17 @@ int cli_parse_list(const char *cmd, const char *flag, const char *s, int as_int,
 struct cJSON;
 int cli_print_json(const char *cmd, const struct cJSON *j, unsigned mark);
 
+/* The --device option of every subcommand that computes, beside its --threads. */
+#define CLI_DEVICE_OPT(device)                                                                   \
+    {"device", ARG_STR, &(device),                                                               \
+     "where the model lives and computes: cpu, or opaque (the CPU kernels over memory the host "  \
+     "cannot read, a test of the backend seam) (default: $BATCHLAB_DEVICE, else cpu)",           \
+     0}
+/* bl_ctx_init(ctx, threads) on the backend device names (NULL: $BATCHLAB_DEVICE, else
+ * cpu). Returns 0, or 2 after an error naming --device and the accepted values. */
+struct bl_ctx;
+int cli_ctx_init(const char *cmd, struct bl_ctx *ctx, int threads, const char *device);
+
 /* 1 if s ends with suffix (file-type dispatch by extension). */
 int cli_ends_with(const char *s, const char *suffix);
 

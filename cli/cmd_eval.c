@@ -16,6 +16,7 @@ int cli_eval(int argc, char **argv) {
     cli_data_opts_default(&d);
     const char *ckpt = NULL, *split = "test", *loss_name = "xent";
     int batch = 256, json = 0, threads = 0;
+    const char *device = NULL;
     cli_opt opts[] = {
         {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
         CLI_DATA_OPTS(d),
@@ -23,6 +24,7 @@ int cli_eval(int argc, char **argv) {
         {"batch", ARG_INT, &batch, "samples per forward pass (default 256)", 0},
         {"loss", ARG_STR, &loss_name, "xent (default) or mse", 0},
         {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
+        CLI_DEVICE_OPT(device),
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -38,7 +40,7 @@ int cli_eval(int argc, char **argv) {
     if (bl_loss_parse(&loss, loss_name, &lerr)) return cli_error(cmd, "--loss %s", lerr.msg);
 
     bl_ctx ctx;
-    bl_ctx_init(&ctx, threads);
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
     bl_error err = {0};
     bl_model *m = NULL;
     bl_norm norm;

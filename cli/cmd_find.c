@@ -18,7 +18,7 @@
 #include "io/json.h"
 
 typedef struct find_opts {
-    const char *model, *optimizer, *memory, *mode, *batches, *out;
+    const char *model, *optimizer, *memory, *mode, *batches, *out, *device;
     int throughput, goodput, json, threads, max_batch, batch, runs, base_batch, noise_steps;
     double margin, min_run, noise_scale;
 } find_opts;
@@ -31,7 +31,8 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
                                .opt = *opt,
                                .margin = o->margin,
                                .max_batch = o->max_batch,
-                               .threads = o->threads};
+                               .threads = o->threads,
+                               .device = o->device};
     if (cli_parse_bytes(o->memory, &c.budget_bytes))
         return cli_error(cmd, "--memory expects a size such as 512M, 2G or 1.5GiB, got '%s'",
                          o->memory);
@@ -327,6 +328,7 @@ int cli_find(int argc, char **argv) {
          0},
         {"out", ARG_STR, &o.out, "write throughput/goodput plots (PNG, SVG) into this folder", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
+        CLI_DEVICE_OPT(o.device),
         {"json", ARG_FLAG, &o.json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -343,7 +345,7 @@ int cli_find(int argc, char **argv) {
     bl_optim_config opt;
     if (bl_optim_parse(&opt, o.optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
     bl_ctx ctx;
-    bl_ctx_init(&ctx, o.threads);
+    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
     /* Under mpirun, --throughput measures the data-parallel step: network included. */
     bl_dist *dist = NULL;
     if (o.throughput && bl_dist_init(&dist, &err)) return cli_fail(cmd, "%s", err.msg);

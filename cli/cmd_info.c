@@ -35,6 +35,7 @@ int cli_info(int argc, char **argv) {
     const char *cmd = "info";
     const char *model = NULL, *input = "1x28x28", *optimizer = "momentum";
     int batch = 64, classes = 10, json = 0, threads = 0;
+    const char *device = NULL;
     cli_opt opts[] = {
         {"model", ARG_STR, &model, "also report a model's size and memory (spec or preset)", 0},
         {"batch", ARG_INT, &batch, "batch size for the memory prediction (default 64)", 0},
@@ -42,13 +43,14 @@ int cli_info(int argc, char **argv) {
         {"classes", ARG_INT, &classes, "number of outputs (default 10)", 0},
         {"optimizer", ARG_STR, &optimizer, "optimizer whose state is counted (default momentum)", 0},
         {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
+        CLI_DEVICE_OPT(device),
         {"json", ARG_FLAG, &json, "print as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "[--model M --batch B]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     bl_ctx ctx;
-    bl_ctx_init(&ctx, threads);
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
     unsigned mark = bl_alloc_failures();
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "version", BL_VERSION);
@@ -60,6 +62,11 @@ int cli_info(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "cpus_affinity", bl_cpu_count_affinity());
     cJSON_AddNumberToObject(j, "cpu_quota", bl_cpu_quota()); /* 0: none */
     cJSON_AddStringToObject(j, "backend", ctx.be->name);
+    const char *names[8];
+    int n_names = bl_backend_names(names, 8);
+    cJSON *bj = cJSON_AddArrayToObject(j, "backends");
+    for (int i = 0; bj && i < n_names && i < 8; i++)
+        cJSON_AddItemToArray(bj, cJSON_CreateString(names[i]));
     const char *isa_why;
     const bl_cpu_isa isa = bl_cpu_isa_selected(&isa_why);
     cJSON_AddStringToObject(j, "isa", bl_cpu_isa_name(isa));
@@ -104,7 +111,9 @@ int cli_info(int argc, char **argv) {
         rc = cli_print_json(cmd, j, mark);
     } else {
         printf("batchlab %s\n", BL_VERSION);
-        printf("backend   %s\n", ctx.be->name);
+        printf("backend   %s (this build has:", ctx.be->name);
+        for (int i = 0; i < n_names && i < 8; i++) printf(" %s", names[i]);
+        printf("; choose with --device or BATCHLAB_DEVICE)\n");
         printf("isa       %s: %s\n", bl_cpu_isa_name(isa), isa_why);
         printf("levels   ");
         for (int i = 0; i < BL_CPU_ISA_COUNT; i++)

@@ -80,6 +80,7 @@ int cli_noise(int argc, char **argv) {
     bl_noise_measure_config_default(&c);
     const char *ckpt = NULL, *split = "train", *loss_name = "xent";
     int json = 0, threads = 0;
+    const char *device = NULL;
     long seed = 1;
     cli_opt opts[] = {
         {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
@@ -93,6 +94,7 @@ int cli_noise(int argc, char **argv) {
         {"loss", ARG_STR, &loss_name, "xent (default) or mse", 0},
         {"seed", ARG_LONG, &seed, "seed for drawing the batches (default 1)", 0},
         {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
+        CLI_DEVICE_OPT(device),
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -118,7 +120,7 @@ int cli_noise(int argc, char **argv) {
     c.should_stop = should_stop;
 
     bl_ctx ctx;
-    bl_ctx_init(&ctx, threads);
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
     bl_error err = {0};
     bl_model *m = NULL;
     bl_norm norm;

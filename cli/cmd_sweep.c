@@ -26,7 +26,7 @@ static int should_stop(void *arg) {
 }
 
 typedef struct sweep_opts {
-    const char *model, *batches, *grid, *out;
+    const char *model, *batches, *grid, *out, *device;
     cli_optim_args optim;
     int json, quiet, threads, no_prune;
     long warmup, seed;
@@ -288,6 +288,7 @@ int cli_sweep(int argc, char **argv) {
          0},
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and the split (default 1)", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
+        CLI_DEVICE_OPT(o.device),
         {"json", ARG_FLAG, &o.json, "print the summary as JSON", 0},
         {"quiet", ARG_FLAG, &o.quiet, "print nothing but errors (and what --json asks for)", 0},
     };
@@ -298,7 +299,7 @@ int cli_sweep(int argc, char **argv) {
     if ((rc = build_config(cmd, &o, opts, n_opts, &c))) return rc;
 
     bl_ctx ctx;
-    bl_ctx_init(&ctx, o.threads);
+    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
     bl_error err = {0};
     data_set ds;
     memset(&ds, 0, sizeof ds);

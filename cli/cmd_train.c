@@ -31,7 +31,7 @@ typedef struct train_opts {
     const char *model;
     cli_optim_args optim;
     const char *log_path, *save_path, *resume_path, *report, *batch_schedule;
-    const char *batch, *memory, *adapt_lr, *comm_dtype;
+    const char *batch, *memory, *adapt_lr, *comm_dtype, *device;
     bl_batch_schedule replay; /* --batch-schedule */
     int auto_batch, min_batch, max_batch, noise_decay_set;
     int stop_default; /* neither --steps nor --epochs was given */
@@ -389,6 +389,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         {"no-prefetch", ARG_FLAG, &o.no_prefetch, "load batches on the compute thread", 0},
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and dropout (default 1)", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
+        CLI_DEVICE_OPT(o.device),
         {"log", ARG_STR, &o.log_path, "write a JSON Lines log (one line per step and per epoch)",
          0},
         {"save", ARG_STR, &o.save_path, "write the final checkpoint (safetensors) here", 0},
@@ -423,7 +424,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
 
     d.quiet = o.quiet || o.json;
     bl_ctx ctx;
-    bl_ctx_init(&ctx, o.threads);
+    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
     ctx.dist = dist;
     int rank = bl_dist_rank(dist), world = bl_dist_size(dist);
     run_state rs;

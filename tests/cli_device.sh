@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The backend seam from the command line: --device picks where the model lives,
+# and the opaque backend (the CPU kernels over memory the host cannot read)
+# trains, evaluates and predicts bit for bit as the CPU backend does. A host
+# access that reached past the seam would kill the opaque run with SIGSEGV.
+# Usage: cli_device.sh BATCHLAB DATA_DIR
+set -u
+BL=$1
+SAMPLE=$2/fmnist-sample
+T=$(mktemp -d /tmp/bltest.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/shell_lib.sh"
+
+out=$("$BL" info --json 2>&1)
+check "info lists both backends" grep -q '"backends":.*"cpu",.*"opaque"' <<<"$(tr -d ' \t\n' <<<"$out")"
+out=$("$BL" info --device opaque --json 2>&1)
+check "info --device opaque uses it" grep -q '"backend":.*"opaque"' <<<"$out"
+expect_error "unknown --device" "--device.*'gpu'.*cpu or opaque" "$BL" info --device gpu
+expect_error "unknown BATCHLAB_DEVICE" "--device.*'tpu'.*cpu or opaque" env BATCHLAB_DEVICE=tpu "$BL" info
+expect_error "--device on train" "--device.*'x'" "$BL" train --data "$SAMPLE" --device x
+
+# Every layer kind the seam carries: conv (+ fused ReLU), pools, batch norm,
+# dropout, dense (+ fused ReLU), an activation of its own; Adam and momentum;
+# gradient accumulation; a resume.
+M="conv3x3:4,bn,relu,maxpool2,conv3x3:4,relu,avgpool2,flatten,dropout:0.2,dense:16,tanh,dense:10"
+for dev in cpu opaque; do
+    expect_ok "train --device $dev (adam, accumulation)" "$BL" train --quiet --device $dev \
+        --data "$SAMPLE" --model "$M" --steps 12 --batch 24 --micro-batch 12 --optimizer adam \
+        --lr 0.003 --seed 5 --save "$T/$dev.safetensors"
+    expect_ok "resume --device $dev (momentum)" "$BL" train --quiet --device $dev \
+        --data "$SAMPLE" --model "flatten,dense:32,relu,dense:10" --steps 6 --batch 32 \
+        --optimizer momentum --lr 0.05 --seed 3 --save "$T/$dev-m1.safetensors"
+    expect_ok "continue --device $dev" "$BL" train --quiet --device $dev --data "$SAMPLE" \
+        --model "flatten,dense:32,relu,dense:10" --steps 10 --batch 32 --optimizer momentum \
+        --lr 0.05 --seed 3 --resume "$T/$dev-m1.safetensors" --save "$T/$dev-m2.safetensors"
+    "$BL" eval --device $dev --checkpoint "$T/$dev.safetensors" --data "$SAMPLE" --json \
+        2>&1 | grep -v '"seconds"\|"checkpoint"' >"$T/$dev-eval.json"
+    "$BL" predict --device $dev --checkpoint "$T/$dev.safetensors" \
+        --input "$SAMPLE/t10k-images-idx3-ubyte.gz" --output "$T/$dev.csv" >/dev/null 2>&1
+done
+check "same checkpoint bytes on cpu and opaque" cmp "$T/cpu.safetensors" "$T/opaque.safetensors"
+check "same resumed checkpoint on cpu and opaque" cmp "$T/cpu-m2.safetensors" "$T/opaque-m2.safetensors"
+check "same evaluation (loss, accuracy) on cpu and opaque" cmp "$T/cpu-eval.json" "$T/opaque-eval.json"
+check "evaluation reports an accuracy" grep -q '"accuracy"' "$T/cpu-eval.json"
+check "same predictions on cpu and opaque" cmp "$T/cpu.csv" "$T/opaque.csv"
+check "predictions are there (200 rows and a header)" test "$(wc -l <"$T/cpu.csv")" -eq 201
+# The comparison is live: another seed gives another checkpoint.
+"$BL" train --quiet --device opaque --data "$SAMPLE" --model "$M" --steps 12 --batch 24 \
+    --micro-batch 12 --optimizer adam --lr 0.003 --seed 6 --save "$T/other.safetensors" 2>/dev/null
+check "another seed differs" bash -c "! cmp -s '$T/cpu.safetensors' '$T/other.safetensors'"
+
+finish

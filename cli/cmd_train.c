@@ -16,6 +16,7 @@
 #include "batchlab/adapt.h"
 #include "batchlab/dist.h"
 #include "batchlab/io.h"
+#include "batchlab/run.h"
 #include "batchlab/runlog.h"
 #include "batchlab/train.h"
 #include "core/alloc.h"
@@ -42,23 +43,15 @@ typedef struct train_opts {
     double target_acc, target_loss, comm_timeout;
 } train_opts;
 
-/* Everything the run loop needs besides the trainer. */
+/* What the command keeps around the library's loop (bl_run). */
 typedef struct run_state {
     cli_splits sp;
     bl_runlog log;
     progress prog;
-    double epoch_loss_sum, epoch_acc_sum;
-    long epoch_samples;
-    double val_loss, val_acc;
-    const char *stop_reason;
-    bl_adapt *adapt; /* --batch auto */
-    int decisions;
+    bl_run_result res;
+    bl_adapt *adapt;     /* --batch auto */
     int replay_next;     /* --batch-schedule: next entry to apply */
     train_history *hist; /* --report */
-    int reverts;         /* --batch auto: divergences recovered from */
-    long next_eval_samples;
-    int comm_failed; /* a peer stopped answering: rank 0 still writes the summary */
-    char comm_msg[1100];
 } run_state;
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -137,13 +130,60 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
     return 0;
 }
 
-static int evaluate_val(const char *cmd, bl_trainer *t, run_state *rs) {
+/* The loop's events: the progress line, the report's history, decisions on stderr. */
+static bl_status on_event(void *user, const bl_run_event *e, bl_error *err) {
+    run_state *rs = user;
+    (void)err;
+    switch (e->kind) {
+    case BL_RUN_STEP:
+        progress_step(&rs->prog, e->step);
+        if (rs->hist) history_step(rs->hist, e->step);
+        break;
+    case BL_RUN_EVAL:
+        if (rs->hist) history_eval(rs->hist, e->samples_seen, e->elapsed_s, e->val_acc);
+        break;
+    case BL_RUN_EPOCH:
+        progress_epoch(&rs->prog, e->epoch);
+        break;
+    case BL_RUN_DECISION:
+        if (!e->applied || e->source == BL_RUN_REPLAY) break;
+        if (rs->hist) history_decision(rs->hist, e->decision);
+        if (rs->prog.quiet) break;
+        progress_clear(&rs->prog);
+        if (e->source == BL_RUN_REVERT)
+            fprintf(stderr, "step %ld: %s\n", e->decision->step, e->decision->reason);
+        else
+            fprintf(stderr, "step %ld: batch %d -> %d, lr %.4g: %s\n", e->decision->step,
+                    e->decision->from_batch, e->decision->to_batch,
+                    (double)e->lr, e->decision->reason);
+        break;
+    }
+    return BL_OK;
+}
+
+/* The loop, in the library; here only what the options say. 0 or an exit status. */
+static int run(const char *cmd, bl_trainer *t, train_opts *o, run_state *rs) {
     bl_error err = {0};
-    rs->val_loss = rs->val_acc = NAN;
-    if (!rs->sp.have_val) return 0;
-    if (bl_trainer_evaluate(t, &rs->sp.val, &rs->val_loss, &rs->val_acc, &err))
-        return cli_fail(cmd, "%s", err.msg);
-    return 0;
+    const char *done = bl_run_already_done(t, o->steps, o->epochs);
+    if (done && !rs->prog.quiet)
+        fprintf(stderr, "note: the checkpoint is at update %ld: nothing to train (%s)\n",
+                bl_trainer_steps_done(t), done);
+    bl_run_config c;
+    bl_run_config_default(&c);
+    c.steps = o->steps, c.epochs = o->epochs;
+    c.target_acc = o->target_acc, c.target_loss = o->target_loss;
+    c.val = rs->sp.have_val ? &rs->sp.val : NULL;
+    c.eval_every = o->eval_every, c.eval_samples = o->eval_samples;
+    c.save_every = o->save_every, c.save_path = o->save_path, c.norm = &rs->sp.norm;
+    c.adapt = rs->adapt;
+    c.replay = o->batch_schedule ? &o->replay : NULL;
+    c.replay_next = &rs->replay_next, c.replay_name = o->batch_schedule;
+    c.log = &rs->log;
+    c.stop_flag = &g_interrupted;
+    c.on_event = on_event, c.user = rs;
+    bl_status st = bl_run(t, &c, &rs->res, &err);
+    progress_clear(&rs->prog);
+    return st ? cli_fail(cmd, "%s", err.msg) : 0;
 }
 
 /* Rank 0 writes; every rank learns whether it worked, so none runs on alone. */
@@ -155,127 +195,6 @@ static int save_checkpoint(const char *cmd, bl_trainer *t, run_state *rs, const 
     return 0;
 }
 
-/* The loop: step, account, evaluate at epoch ends (or every eval_every steps), stop. */
-static int run(const char *cmd, bl_trainer *t, const train_opts *o, run_state *rs, bl_dist *dist) {
-    bl_error err = {0};
-    long epochs = o->epochs;
-    double t0 = bl_now_sec();
-    const char *done = train_already_done(t, o->steps, o->epochs);
-    if (done) {
-        rs->stop_reason = done;
-        if (!rs->prog.quiet)
-            fprintf(stderr, "note: the checkpoint is at update %ld: nothing to train (%s)\n",
-                    bl_trainer_steps_done(t), done);
-        return 0;
-    }
-    for (;;) {
-        if (g_interrupted) bl_trainer_request_stop(t);
-        bl_step_info si;
-        bl_status st = bl_trainer_step(t, &si, &err);
-        if (st == BL_ERR_NUMERIC && rs->adapt && rs->reverts < 3) {
-            /* The weights were not updated: step back to the last batch that worked. */
-            bl_adapt_decision d;
-            double bn = bl_noise_scale(bl_trainer_noise(t));
-            if (bl_adapt_revert(rs->adapt, bl_trainer_steps_done(t), bn, &d) &&
-                !bl_trainer_set_batch(t, d.to_batch, 0, d.lr_factor, &err)) {
-                rs->reverts++;
-                if (bl_runlog_decision(&rs->log, &d, 1, bl_trainer_current_lr(t), &err)) {
-                    progress_clear(&rs->prog);
-                    return cli_fail(cmd, "%s", err.msg);
-                }
-                if (rs->hist) history_decision(rs->hist, &d);
-                progress_clear(&rs->prog);
-                if (!rs->prog.quiet) fprintf(stderr, "step %ld: %s\n", d.step, d.reason);
-                continue;
-            }
-        }
-        if (st) {
-            progress_clear(&rs->prog);
-            cli_error(cmd, "%s", err.msg);
-            if (bl_dist_broken(dist)) {
-                rs->comm_failed = 1;
-                snprintf(rs->comm_msg, sizeof rs->comm_msg, "communication failed: %s", err.msg);
-                rs->stop_reason = rs->comm_msg;
-            }
-            return 1;
-        }
-        rs->epoch_loss_sum += si.loss * si.batch;
-        rs->epoch_acc_sum += si.acc * si.batch;
-        rs->epoch_samples += si.batch;
-        if (bl_runlog_step(&rs->log, &si, &err)) {
-            progress_clear(&rs->prog);
-            return cli_fail(cmd, "%s", err.msg);
-        }
-        progress_step(&rs->prog, &si);
-        if (rs->hist) history_step(rs->hist, &si);
-        if (rs->adapt &&
-            train_adapt_step(cmd, t, rs->adapt, &si, dist, &rs->log, &rs->prog, rs->hist,
-                             &rs->decisions))
-            return 1;
-        if (o->batch_schedule &&
-            train_replay_step(cmd, t, &o->replay, o->batch_schedule, &rs->replay_next, &rs->log))
-            return 1;
-        int do_eval = si.epoch_end || (o->eval_every && si.step % o->eval_every == 0);
-        if (o->eval_samples && si.samples_seen >= rs->next_eval_samples) {
-            do_eval = 1;
-            while (rs->next_eval_samples <= si.samples_seen)
-                rs->next_eval_samples += o->eval_samples;
-        }
-        if (do_eval && evaluate_val(cmd, t, rs)) return 1;
-        if (do_eval && rs->sp.have_val &&
-            bl_runlog_eval(&rs->log, si.step, si.samples_seen, rs->val_loss, rs->val_acc,
-                           bl_now_sec() - t0, &err)) {
-            progress_clear(&rs->prog);
-            return cli_fail(cmd, "%s", err.msg);
-        }
-        if (do_eval && rs->hist && rs->sp.have_val)
-            history_eval(rs->hist, si.samples_seen, bl_now_sec() - t0, rs->val_acc);
-        if (si.epoch_end) {
-            bl_epoch_info ei = {.epoch = si.epoch,
-                                .step = si.step,
-                                .samples_seen = si.samples_seen,
-                                .train_loss = rs->epoch_loss_sum / rs->epoch_samples,
-                                .train_acc = rs->epoch_acc_sum / rs->epoch_samples,
-                                .val_loss = rs->val_loss,
-                                .val_acc = rs->val_acc,
-                                .elapsed_s = bl_now_sec() - t0};
-            if (bl_runlog_epoch(&rs->log, &ei, &err)) {
-                progress_clear(&rs->prog);
-                return cli_fail(cmd, "%s", err.msg);
-            }
-            progress_epoch(&rs->prog, &ei);
-        }
-        if (o->save_every && si.step % o->save_every == 0 &&
-            save_checkpoint(cmd, t, rs, o->save_path, dist))
-            return 1;
-        if (si.stop_requested) {
-            rs->stop_reason = "interrupted";
-            break;
-        }
-        if (do_eval && o->target_acc > 0 && rs->val_acc >= o->target_acc) {
-            rs->stop_reason = "reached --target-acc on validation";
-            break;
-        }
-        if (do_eval && o->target_loss > 0 && rs->val_loss <= o->target_loss) {
-            rs->stop_reason = "reached --target-loss on validation";
-            break;
-        }
-        if (o->steps && si.step >= o->steps) {
-            rs->stop_reason = "reached --steps";
-            break;
-        }
-        if (si.epoch_end && epochs && si.epoch + 1 >= epochs) {
-            rs->stop_reason = o->target_acc > 0 || o->target_loss > 0
-                                  ? "target not reached within --epochs"
-                                  : "reached --epochs";
-            break;
-        }
-        if (si.epoch_end) rs->epoch_loss_sum = rs->epoch_acc_sum = 0, rs->epoch_samples = 0;
-    }
-    progress_clear(&rs->prog);
-    return 0;
-}
-
 static void free_run(bl_ctx *ctx, run_state *rs) {
     bl_runlog_close(&rs->log, NULL); /* after an error: the run has failed already */
     cli_splits_free(&rs->sp, &ctx->mem);
@@ -284,19 +203,19 @@ static void free_run(bl_ctx *ctx, run_state *rs) {
 static int print_summary(const char *cmd, bl_trainer *t, const train_opts *o, const run_state *rs,
                          double wall, double test_loss, double test_acc) {
     if (o->quiet && !o->json) return 0;
-    train_summary sum = {.save_path = rs->comm_failed && !o->save_every ? NULL : o->save_path,
+    const bl_run_result *r = &rs->res;
+    train_summary sum = {.save_path = r->comm_failed && !o->save_every ? NULL : o->save_path,
                          .log_path = o->log_path,
-                         .stop_reason = rs->stop_reason,
+                         .stop_reason = r->stop_reason,
                          .data_name = rs->sp.train.name,
                          .norm = rs->sp.norm.kind,
                          .adaptive = rs->adapt != NULL,
-                         .decisions = rs->decisions,
+                         .decisions = r->decisions,
                          .wall_s = wall,
-                         .train_loss =
-                             rs->epoch_samples ? rs->epoch_loss_sum / rs->epoch_samples : NAN,
-                         .train_acc = rs->epoch_samples ? rs->epoch_acc_sum / rs->epoch_samples : NAN,
-                         .val_loss = rs->val_loss,
-                         .val_acc = rs->val_acc,
+                         .train_loss = r->train_loss,
+                         .train_acc = r->train_acc,
+                         .val_loss = r->val_loss,
+                         .val_acc = r->val_acc,
                          .test_loss = test_loss,
                          .test_acc = test_acc};
     return train_print_summary(cmd, t, &sum, o->json);
@@ -429,8 +348,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     int rank = bl_dist_rank(dist), world = bl_dist_size(dist);
     run_state rs;
     memset(&rs, 0, sizeof rs);
-    rs.val_loss = rs.val_acc = NAN;
-    rs.stop_reason = "finished";
+    rs.res.val_loss = rs.res.val_acc = rs.res.train_loss = rs.res.train_acc = NAN;
+    rs.res.stop_reason = "finished";
     bl_error err = {0};
     /* Test hook (fault injection): make one rank's data load fail for real. */
     const char *fault = getenv("BATCHLAB_FAULT_DATA_RANK");
@@ -499,7 +418,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    if (note[0] && rank == 0 && !o.json && !o.quiet && !train_already_done(t, o.steps, o.epochs))
+    if (note[0] && rank == 0 && !o.json && !o.quiet && !bl_run_already_done(t, o.steps, o.epochs))
         fprintf(stderr, "note: %s: %s\n", o.resume_path, note);
     if (o.resume_path && rank == 0 && bl_trainer_resumed_world(t) != world)
         fprintf(stderr,
@@ -525,29 +444,28 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     progress_init(&rs.prog, total, spe, bl_trainer_steps_done(t), o.quiet || o.json || rank != 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    if (o.eval_samples) /* the first evaluation after eval_samples more samples (also on resume) */
-        rs.next_eval_samples = (bl_trainer_samples_seen(t) / o.eval_samples + 1) * o.eval_samples;
     double t0 = bl_now_sec();
-    rc = run(cmd, t, &o, &rs, dist);
+    rc = run(cmd, t, &o, &rs);
     double wall = bl_now_sec() - t0;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    if (rc && !rs.comm_failed) goto done;
+    if (rc && !rs.res.comm_failed) goto done;
     if (bl_runlog_close(&rs.log, &err)) { /* the log's last lines may not be on disk */
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
     /* After a lost peer: no collective (save, evaluation) can finish; the summary says so. */
-    if (!rs.comm_failed && o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist)))
+    if (!rs.res.comm_failed && o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist)))
         goto done;
     double test_loss = NAN, test_acc = NAN;
-    if (!rs.comm_failed && rs.sp.have_test &&
+    if (!rs.res.comm_failed && rs.sp.have_test &&
         bl_trainer_evaluate(t, &rs.sp.test, &test_loss, &test_acc, &err)) {
         rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
-    if (!rs.comm_failed && isnan(rs.val_acc) && rs.sp.have_val && evaluate_val(cmd, t, &rs)) {
-        rc = 1;
+    if (!rs.res.comm_failed && isnan(rs.res.val_acc) && rs.sp.have_val &&
+        bl_trainer_evaluate(t, &rs.sp.val, &rs.res.val_loss, &rs.res.val_acc, &err)) {
+        rc = cli_fail(cmd, "%s", err.msg);
         goto done;
     }
     if (rank == 0 && (rc = print_summary(cmd, t, &o, &rs, wall, test_loss, test_acc))) goto done;
@@ -557,7 +475,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
             snprintf(command + strlen(command), sizeof command - strlen(command), " %s", argv[i]);
         train_outcome out = {.spec = bl_model_spec(bl_trainer_model(t)),
                              .data = rs.sp.train.name,
-                             .stop_reason = rs.stop_reason,
+                             .stop_reason = rs.res.stop_reason,
                              .command = command,
                              .final_batch = bl_trainer_config(t)->batch,
                              .base_batch = bl_trainer_config(t)->base_batch,
@@ -565,7 +483,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
                              .steps = bl_trainer_steps_done(t),
                              .samples = bl_trainer_samples_seen(t),
                              .wall_s = wall,
-                             .val_acc = rs.val_acc,
+                             .val_acc = rs.res.val_acc,
                              .test_acc = test_acc,
                              .target_acc = o.target_acc,
                              .noise_scale = bl_noise_scale(bl_trainer_noise(t))};
@@ -576,8 +494,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         if (!o.json && !o.quiet)
             printf("report       %s/report.md (and report.html, plots/)\n", o.report);
     }
-    if (strcmp(rs.stop_reason, "interrupted") == 0) rc = 130;
-    if (rs.comm_failed) rc = 1;
+    if (strcmp(rs.res.stop_reason, "interrupted") == 0) rc = 130;
+    if (rs.res.comm_failed) rc = 1;
 done:
     bl_batch_schedule_free(&o.replay);
     bl_free(rs.hist);

@@ -10,7 +10,18 @@
  * `batchlab eval --checkpoint OUT.safetensors`. */
 #include <stdio.h>
 #include <batchlab/noise_measure.h>
+#include <batchlab/run.h>
 #include <batchlab/train.h>
+
+/* The loop reports each epoch through a callback (the run log and stop rules
+ * are its own). */
+static bl_status on_event(void *user, const bl_run_event *e, bl_error *err) {
+    (void)user, (void)err;
+    if (e->kind == BL_RUN_EPOCH)
+        printf("epoch %ld: train loss %.3f, test accuracy %.1f%%\n", e->epoch->epoch + 1,
+               e->epoch->train_loss, 100 * e->epoch->val_acc);
+    return BL_OK;
+}
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : BL_FASHION_MNIST_DIR;
@@ -38,14 +49,20 @@ int main(int argc, char **argv) {
     cfg.lr = 0.05f; /* SGD with momentum 0.9 by default */
     if (bl_trainer_create(&t, &ctx, &cfg, &train, &err)) goto done;
 
-    /* 3. Train: each step is one optimizer update over a batch of 64. */
-    bl_step_info step;
-    for (int i = 0; i < 300; i++)
-        if (bl_trainer_step(t, &step, &err)) goto done;
+    /* 3. Train with the library's loop: 300 updates of 64 samples (or 2 epochs,
+     * whichever comes first), the test split evaluated at each epoch's end. */
+    bl_run_config loop;
+    bl_run_config_default(&loop);
+    loop.steps = 300;
+    loop.epochs = 2;
+    loop.val = &test;
+    loop.on_event = on_event;
+    bl_run_result run;
+    if (bl_run(t, &loop, &run, &err)) goto done;
     double loss, acc;
     if (bl_trainer_evaluate(t, &test, &loss, &acc, &err)) goto done;
-    printf("after %ld steps: batch loss %.3f, test loss %.3f, test accuracy %.1f%%\n", step.step,
-           step.loss, loss, 100 * acc);
+    printf("after %ld steps (%s): test loss %.3f, test accuracy %.1f%%\n",
+           bl_trainer_steps_done(t), run.stop_reason, loss, 100 * acc);
 
     /* 4. The noise scale B_simple at these weights, from 50 random batches of 256 whose
      * first 32 samples are also the small batch, with a 95% bootstrap interval. */

@@ -101,6 +101,7 @@ static void stops_at_steps(void **state) {
     bl_error err = {0};
     assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
     assert_string_equal(r.stop_reason, "reached --steps");
+    assert_int_equal(r.stop, BL_RUN_STOP_STEPS);
     assert_int_equal(r.steps, 7);
     assert_int_equal(s.steps, 7);
     assert_int_equal(bl_trainer_steps_done(t), 7);
@@ -113,6 +114,7 @@ static void stops_at_steps(void **state) {
     assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
     assert_int_equal(r.steps, 0);
     assert_non_null(strstr(r.stop_reason, "already at --steps"));
+    assert_int_equal(r.stop, BL_RUN_STOP_DONE);
     bl_trainer_free(t);
 }
 
@@ -126,6 +128,7 @@ static void epochs_and_evaluation_cadence(void **state) {
     bl_error err = {0};
     assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
     assert_string_equal(r.stop_reason, "reached --epochs");
+    assert_int_equal(r.stop, BL_RUN_STOP_EPOCHS);
     assert_int_equal(r.steps, 24);
     assert_int_equal(s.epochs, 2);
     /* every 5 updates, and at the epoch ends (12, 24) */
@@ -155,6 +158,7 @@ static void stops_at_a_target(void **state) {
     bl_error err = {0};
     assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
     assert_string_equal(r.stop_reason, "reached --target-acc on validation");
+    assert_int_equal(r.stop, BL_RUN_STOP_TARGET);
     assert_true(r.val_acc >= 0.3);
     assert_int_equal(r.steps % 3 == 0 || r.steps % 12 == 0, 1); /* at an evaluation */
     assert_true(r.steps < 50 * 12);
@@ -179,6 +183,7 @@ static void stop_flag_and_callback_errors(void **state) {
     /* the flag set after update 4 stops the run after the update in flight */
     assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
     assert_string_equal(r.stop_reason, "interrupted");
+    assert_int_equal(r.stop, BL_RUN_STOP_FLAG);
     assert_int_equal(r.steps, 5);
     bl_trainer_free(t);
     t = make();
@@ -188,7 +193,64 @@ static void stop_flag_and_callback_errors(void **state) {
     assert_non_null(strstr(err.msg, "the callback failed at step 2"));
     assert_int_equal(r.steps, 2);
     assert_false(r.comm_failed);
+    assert_int_equal(r.stop, BL_RUN_STOP_FAILED);
     bl_trainer_free(t);
+}
+
+/* The sweep's rules: evaluations that spread out as the run goes, one at the
+ * end, none at epoch ends, and a sample budget (the tuner's). */
+static void widening_evaluations_and_a_sample_budget(void **state) {
+    bl_trainer *t = make();
+    bl_run_config c;
+    seen s;
+    config(&c, &s);
+    c.steps = 130, c.val = &g_val;
+    c.eval_every = 2, c.eval_growth = 0.25, c.eval_epoch_end = 0, c.eval_at_end = 1;
+    bl_run_result r;
+    bl_error err = {0};
+    assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
+    /* next = s + max(2, floor(s / 4)): 2 4 6 8 10 12 15 18 22 27 33 41 51 63 78 97 121, then 130 */
+    long want[] = {2, 4, 6, 8, 10, 12, 15, 18, 22, 27, 33, 41, 51, 63, 78, 97, 121, 130};
+    int n = (int)(sizeof want / sizeof want[0]);
+    assert_int_equal(s.evals, n);
+    for (int i = 0; i < n; i++) assert_int_equal(s.eval_at[i], want[i]);
+    bl_trainer_free(t);
+    t = make();
+    config(&c, &s);
+    c.samples = 420; /* 8.4 updates of 50: stops after the 9th */
+    assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
+    assert_int_equal(r.stop, BL_RUN_STOP_SAMPLES);
+    assert_int_equal(r.steps, 9);
+    assert_int_equal(bl_run(t, &c, &r, &err), BL_OK);
+    assert_int_equal(r.stop, BL_RUN_STOP_DONE);
+    bl_trainer_free(t);
+}
+
+/* A diverged update fails the run, or, asked to, ends it without an error. */
+static void divergence_fails_or_stops(void **state) {
+    bl_error err = {0};
+    bl_run_result r;
+    bl_run_config c;
+    seen s;
+    for (int stops = 0; stops < 2; stops++) {
+        bl_trainer *t = make();
+        config(&c, &s);
+        c.steps = 20, c.diverged_stops = stops;
+        tu_arena_set1(bl_trainer_model(t), BL_ARENA_PARAMS, 5, NAN); /* the loss is NaN at once */
+        bl_status st = bl_run(t, &c, &r, &err);
+        assert_int_equal(r.steps, 0);
+        assert_int_equal(bl_trainer_steps_done(t), 0);
+        if (stops) {
+            assert_int_equal(st, BL_OK);
+            assert_int_equal(r.stop, BL_RUN_STOP_DIVERGED);
+            assert_string_equal(r.stop_reason, "diverged");
+        } else {
+            assert_int_equal(st, BL_ERR_NUMERIC);
+            assert_int_equal(r.stop, BL_RUN_STOP_FAILED);
+            assert_non_null(strstr(err.msg, "step 1"));
+        }
+        bl_trainer_free(t);
+    }
 }
 
 static void trains_as_the_bare_trainer_does_and_saves(void **state) {
@@ -226,6 +288,8 @@ int main(void) {
         cmocka_unit_test(stops_at_a_target),
         cmocka_unit_test(stop_flag_and_callback_errors),
         cmocka_unit_test(trains_as_the_bare_trainer_does_and_saves),
+        cmocka_unit_test(widening_evaluations_and_a_sample_budget),
+        cmocka_unit_test(divergence_fails_or_stops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -58,14 +58,22 @@ typedef struct bl_run_event {
 typedef bl_status (*bl_run_event_fn)(void *user, const bl_run_event *e, bl_error *err);
 
 typedef struct bl_run_config {
-    /* stop rules (0: not used); steps and epochs count the whole run, also
-     * before a resume. With neither, the run stops after one epoch. */
-    long steps, epochs;
+    /* stop rules (0: not used); steps, epochs and samples count the whole run,
+     * also before a resume. With none of them, the run stops after one epoch. */
+    long steps, epochs, samples;
     double target_acc, target_loss; /* on validation, at an evaluation */
-    /* validation (NULL: none): at every epoch end, every eval_every updates and
-     * every eval_samples samples */
+    /* validation (NULL: none): at every epoch end (eval_epoch_end, on by default),
+     * every eval_every updates and every eval_samples samples. With eval_growth > 0
+     * the spacing widens as the run goes: after an evaluation at update s the next
+     * is max(eval_every, floor(eval_growth s), 1) updates later. eval_at_end also
+     * evaluates the last update when --steps or --epochs ends the run between
+     * evaluations. evaluate (NULL: bl_trainer_evaluate on val) evaluates through
+     * the caller, who may hold a model of its own for it. */
     const bl_dataset *val;
     long eval_every, eval_samples;
+    int eval_epoch_end, eval_at_end;
+    double eval_growth;
+    bl_status (*evaluate)(void *user, bl_trainer *t, double *loss, double *acc, bl_error *err);
     /* checkpoints every save_every updates to save_path (with norm, may be NULL);
      * the final save is the caller's */
     long save_every;
@@ -75,6 +83,9 @@ typedef struct bl_run_config {
      * after a diverged update, up to max_reverts retries at a smaller batch */
     bl_adapt *adapt;
     int max_reverts;
+    /* a diverged update that is not reverted ends the run with stop_reason
+     * "diverged" (BL_RUN_STOP_DIVERGED) and BL_OK, instead of failing with BL_ERR_NUMERIC */
+    int diverged_stops;
     /* a recorded batch schedule to follow (NULL: none); *replay_next is the next
      * entry (bl_trainer_follow_schedule's), advanced as entries apply; replay_name
      * names it in decisions ("replayed from NAME") */
@@ -86,12 +97,26 @@ typedef struct bl_run_config {
     /* a flag the caller sets (a signal handler): the run stops after the update
      * in flight, on every rank, with stop_reason "interrupted" */
     volatile sig_atomic_t *stop_flag;
+    int (*should_stop)(void *user); /* polled like the flag (NULL: none) */
     bl_run_event_fn on_event;
     void *user;
 } bl_run_config;
 
+/* Which rule ended a run. */
+typedef enum bl_run_stop {
+    BL_RUN_STOP_FAILED,   /* an error (bl_run's status) */
+    BL_RUN_STOP_DONE,     /* nothing left to do: the trainer was already there */
+    BL_RUN_STOP_STEPS,
+    BL_RUN_STOP_SAMPLES,
+    BL_RUN_STOP_EPOCHS,   /* including "target not reached within --epochs" */
+    BL_RUN_STOP_TARGET,   /* target_acc or target_loss reached */
+    BL_RUN_STOP_FLAG,     /* the stop flag or should_stop: "interrupted" */
+    BL_RUN_STOP_DIVERGED, /* diverged_stops */
+} bl_run_stop;
+
 typedef struct bl_run_result {
-    const char *stop_reason; /* static, or msg below */
+    bl_run_stop stop;
+    const char *stop_reason; /* a sentence: static, or msg below */
     long steps;              /* updates this call made */
     double train_loss, train_acc; /* means over the last (possibly partial) epoch; NaN if none */
     double val_loss, val_acc;     /* the last evaluation; NaN if none */

@@ -203,20 +203,18 @@ static bl_status op_mse_backward(bl_backend *be, float *dpred, const float *pred
                                  const float *target, int B, int K_, float scale) {
     RUN(be, K()->mse_backward(dpred, pred, target, B, K_, scale), dpred, pred, target);
 }
-/* sum over rows r of |dz_r|^2 (|x_r|^2 + bias) */
-static double example_sumsq(const float *dz, const float *x, int B, int in_dim, int out_dim,
-                            int bias) {
-    double sum = 0;
+/* *sum += |dz_r|^2 (|x_r|^2 + bias), row by row */
+static void example_sumsq(double *sum, const float *dz, const float *x, int B, int in_dim,
+                          int out_dim, int bias) {
     for (int r = 0; r < B; r++) {
         double g = K()->sumsq(dz + (size_t)r * out_dim, (size_t)out_dim);
-        if (g > 0) sum += g * (K()->sumsq(x + (size_t)r * in_dim, (size_t)in_dim) + bias);
+        if (g > 0) *sum += g * (K()->sumsq(x + (size_t)r * in_dim, (size_t)in_dim) + bias);
     }
-    return sum;
 }
 
 static bl_status op_per_example_sumsq(bl_backend *be, double *sum, const float *dz, const float *x,
                                       int B, int in_dim, int out_dim, int bias) {
-    RUN(be, *sum += example_sumsq(dz, x, B, in_dim, out_dim, bias), dz, x);
+    RUN(be, example_sumsq(sum, dz, x, B, in_dim, out_dim, bias), dz, x);
 }
 static bl_status op_sumsq(bl_backend *be, double *out, const float *x, size_t n) {
     RUN(be, *out = K()->sumsq(x, n), x);

@@ -7,11 +7,19 @@
 #include <string.h>
 #include "batchlab/dist.h"
 #include "batchlab/find.h"
+#include "batchlab/run.h"
 #include "batchlab/train.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Adds each update's time in reductions across ranks to *user (a double). */
+static bl_status add_comm(void *user, const bl_run_event *e, bl_error *err) {
+    (void)err;
+    if (e->kind == BL_RUN_STEP) *(double *)user += e->step->comm_time_s;
+    return BL_OK;
 }
 
 static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_config *opt,
@@ -26,26 +34,27 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     bl_trainer *t;
     bl_status st = bl_trainer_create(&t, ctx, &c, ds, err);
     if (st) return st;
-    bl_step_info si;
     double rates[16], comm = 0;
     if (runs > 16) runs = 16;
     if (warmup < 1) warmup = 1;
+    bl_run_config rc;
+    bl_run_config_default(&rc);
+    rc.on_event = add_comm, rc.user = &comm;
+    bl_run_result rr;
     double w0 = bl_now_sec();
-    for (int w = 0; w < warmup && !st; w++)
-        st = bl_trainer_step(t, &si, err);
+    rc.steps = warmup;
+    st = bl_run(t, &rc, &rr, err);
+    comm = 0;
     /* Steps per run from the warm-up, the most any rank needs: under MPI every rank
      * must run the same steps, so the count is agreed, not each rank's clock. */
     double steps = ceil(min_run_s / ((bl_now_sec() - w0) / warmup));
     if (!st) st = bl_dist_allreduce_max_f64(ctx->dist, &steps, err);
     for (int r = 0; r < runs && !st; r++) {
         double t0 = bl_now_sec();
-        long samples = 0;
-        for (long k = 0; k < (long)steps && !st; k++) {
-            st = bl_trainer_step(t, &si, err);
-            samples += si.batch;
-            comm += si.comm_time_s;
-        }
-        rates[r] = samples / (bl_now_sec() - t0);
+        long samples = bl_trainer_samples_seen(t);
+        rc.steps = bl_trainer_steps_done(t) + (long)steps;
+        st = bl_run(t, &rc, &rr, err);
+        rates[r] = (bl_trainer_samples_seen(t) - samples) / (bl_now_sec() - t0);
     }
     bl_trainer_free(t);
     if (st) return st;

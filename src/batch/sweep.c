@@ -25,6 +25,7 @@
 #include "batch/sweep_report.h"
 #include "batch/sweep_store.h"
 #include "batchlab/noise_measure.h"
+#include "batchlab/run.h"
 #include "batchlab/runlog.h"
 #include "core/alloc.h"
 
@@ -59,10 +60,6 @@ static double resolved_noise(const bl_trainer *tr) {
 }
 
 
-static int reached(const bl_sweep_config *c, double acc, double loss) {
-    return c->target_acc > 0 ? acc >= c->target_acc : loss <= c->target_loss;
-}
-
 static bl_status log_eval(bl_runlog *log, const bl_trial_point *p, bl_error *err) {
     if (!log->open) return BL_OK;
     unsigned mark = bl_alloc_failures();
@@ -90,14 +87,6 @@ static bl_status add_point(bl_trial *t, const bl_trial_point *p, bl_error *err) 
     }
     t->hist[t->n_hist++] = *p;
     return BL_OK;
-}
-
-/* Updates between evaluations at update s (see sweep.h). */
-static long eval_interval(const sweep_run *sr, int batch, long s) {
-    long k = lround((double)bl_sweep_eval_samples(sr->c, sr->train->n, batch) / batch),
-         r = (long)floor(0.02 * (double)s);
-    long v = k > r ? k : r;
-    return v > 1 ? v : 1;
 }
 
 /* The end of a trial that ran to a verdict: full-split accuracy and the noise scale. */
@@ -139,6 +128,54 @@ static void trial_config(const bl_sweep_config *c, const bl_trial *t, long max_s
     tc->drop_last = 0;
 }
 
+/* One trial's loop (bl_run) and what the sweep keeps of it. */
+typedef struct trial_loop {
+    sweep_run *s;
+    bl_trial *t;
+    bl_trainer *tr;
+    bl_runlog *log;
+    bl_trial_point last;
+    long last_step;
+} trial_loop;
+
+/* On the evaluation model (big batches), with the trainer's state copied in. */
+static bl_status trial_evaluate(void *user, bl_trainer *tr, double *loss, double *acc,
+                                bl_error *err) {
+    trial_loop *L = user;
+    bl_status st = bl_model_copy_state(L->s->eval, bl_trainer_model(tr), err);
+    return st ? st
+              : bl_model_evaluate(L->s->eval, L->s->val, L->s->c->train.loss, 0, loss, acc, err);
+}
+
+static bl_status trial_event(void *user, const bl_run_event *e, bl_error *err) {
+    trial_loop *L = user;
+    bl_trial *t = L->t;
+    if (e->kind == BL_RUN_STEP) {
+        t->train_s += e->step->step_time_s; /* the update alone: noise measurements are apart */
+        t->steps = e->step->step, t->examples = e->step->samples_seen;
+        return bl_runlog_step(L->log, e->step, err);
+    }
+    if (e->kind == BL_RUN_EPOCH) return bl_runlog_epoch(L->log, e->epoch, err);
+    if (e->kind != BL_RUN_EVAL) return BL_OK;
+    bl_trial_point p = {.step = e->at_step,
+                        .samples = e->samples_seen,
+                        .val_acc = e->val_acc,
+                        .val_loss = e->val_loss,
+                        .noise_scale = resolved_noise(L->tr)};
+    bl_status st = add_point(t, &p, err);
+    if (!st) st = log_eval(L->log, &p, err);
+    if (st) return st;
+    L->last = p;
+    emit(L->s, BL_SWEEP_EV_EVAL, t, &p);
+    t->steps_res = p.step - L->last_step;
+    L->last_step = p.step;
+    return BL_OK;
+}
+
+static int trial_should_stop(void *user) {
+    return stop_requested(((trial_loop *)user)->s->c);
+}
+
 /* Runs one trial to its verdict; best_steps (or LONG_MAX) is the pruning bound. */
 static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error *err) {
     const bl_sweep_config *c = s->c;
@@ -161,67 +198,34 @@ static bl_status run_trial(sweep_run *s, bl_trial *t, long best_steps, bl_error 
     bl_status st = bl_trainer_create(&tr, &tctx, &tc, s->train, err);
     if (!st) st = bl_runlog_open(&log, part, 0, err);
     emit(s, BL_SWEEP_EV_START, t, NULL);
-    double ep_loss = 0, ep_acc = 0;
-    long ep_n = 0, next_eval = 0, last_step = 0;
-    bl_trial_point last = {0};
-    last.val_acc = last.val_loss = NAN;
-    while (!st) {
-        if (stop_requested(c)) {
-            st = bl_fail(err, BL_ERR_INTERRUPTED, "interrupted");
-            break;
-        }
-        bl_step_info si;
-        bl_status ss = bl_trainer_step(tr, &si, err);
-        if (ss == BL_ERR_NUMERIC) {
-            t->status = BL_TRIAL_DIVERGED;
-            t->steps = bl_trainer_steps_done(tr) + 1;
-            t->examples = (long)t->steps * t->batch;
-            bl_error_clear(err);
-            break;
-        }
-        if ((st = ss)) break;
-        t->train_s += si.step_time_s; /* the update alone: noise measurements are apart */
-        t->steps = si.step, t->examples = si.samples_seen;
-        if ((st = bl_runlog_step(&log, &si, err))) break;
-        ep_loss += si.loss * si.batch, ep_acc += si.acc * si.batch, ep_n += si.batch;
-        if (next_eval == 0) next_eval = eval_interval(s, t->batch, 0);
-        int at_cap = si.step >= cap;
-        if (si.step >= next_eval || at_cap) {
-            if ((st = bl_model_copy_state(s->eval, bl_trainer_model(tr), err))) break;
-            bl_trial_point p = {
-                .step = si.step, .samples = si.samples_seen, .noise_scale = resolved_noise(tr)};
-            if ((st = bl_model_evaluate(s->eval, s->val, c->train.loss, 0, &p.val_loss, &p.val_acc,
-                                        err)))
-                break;
-            if ((st = add_point(t, &p, err))) break;
-            if ((st = log_eval(&log, &p, err))) break;
-            last = p;
-            emit(s, BL_SWEEP_EV_EVAL, t, &p);
-            next_eval = si.step + eval_interval(s, t->batch, si.step);
-            t->steps_res = si.step - last_step;
-            last_step = si.step;
-            if (reached(c, p.val_acc, p.val_loss)) {
-                t->status = BL_TRIAL_REACHED;
-                break;
-            }
-        }
-        if (si.epoch_end) {
-            bl_epoch_info ei = {.epoch = si.epoch,
-                                .step = si.step,
-                                .samples_seen = si.samples_seen,
-                                .train_loss = ep_loss / ep_n,
-                                .train_acc = ep_acc / ep_n,
-                                .val_loss = last.val_loss,
-                                .val_acc = last.val_acc,
-                                .elapsed_s = bl_now_sec() - w0};
-            if ((st = bl_runlog_epoch(&log, &ei, err))) break;
-            ep_loss = ep_acc = 0, ep_n = 0;
-        }
-        if (at_cap) {
-            t->status = cap < max_steps ? BL_TRIAL_PRUNED : BL_TRIAL_NOT_REACHED;
-            break;
-        }
+    trial_loop L = {.s = s, .t = t, .tr = tr, .log = &log};
+    L.last.val_acc = L.last.val_loss = NAN;
+    bl_run_config rc;
+    bl_run_config_default(&rc);
+    rc.steps = cap; /* the run stops at its verdict: a target, divergence or the cap */
+    rc.target_acc = c->target_acc > 0 ? c->target_acc : 0;
+    rc.target_loss = c->target_acc > 0 ? 0 : c->target_loss;
+    /* every eval_samples samples, spaced out to 2% of the updates so far (sweep.h) */
+    rc.evaluate = trial_evaluate;
+    rc.eval_every = lround((double)bl_sweep_eval_samples(c, s->train->n, t->batch) / t->batch);
+    rc.eval_growth = 0.02;
+    rc.eval_epoch_end = 0, rc.eval_at_end = 1;
+    rc.diverged_stops = 1;
+    rc.should_stop = trial_should_stop;
+    rc.on_event = trial_event, rc.user = &L;
+    bl_run_result r;
+    if (!st) st = bl_run(tr, &rc, &r, err);
+    if (!st && r.stop == BL_RUN_STOP_FLAG) st = bl_fail(err, BL_ERR_INTERRUPTED, "interrupted");
+    if (!st && r.stop == BL_RUN_STOP_DIVERGED) {
+        t->status = BL_TRIAL_DIVERGED;
+        t->steps = bl_trainer_steps_done(tr) + 1;
+        t->examples = (long)t->steps * t->batch;
+    } else if (!st) {
+        t->status = r.stop == BL_RUN_STOP_TARGET ? BL_TRIAL_REACHED
+                    : cap < max_steps            ? BL_TRIAL_PRUNED
+                                                 : BL_TRIAL_NOT_REACHED;
     }
+    bl_trial_point last = L.last;
     t->val_acc = last.val_acc, t->val_loss = last.val_loss;
     if (tr) {
         t->noise_ema = resolved_noise(tr);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "batchlab/io.h"
+#include "batchlab/run.h"
 #include "batchlab/plot.h"
 #include "core/alloc.h"
 #include "io/json.h"
@@ -160,28 +161,26 @@ static bl_status run_rung(tune_state *s, bl_tune_trial *t, int k, bl_error *err)
         bl_trainer_free(tr);
         return st;
     }
-    long goal = s->r->rung_examples[k];
     double t0 = bl_now_sec();
-    bl_step_info si = {0};
-    long seen = k > 0 ? t->examples : 0;
-    while (seen < goal) {
-        if (c->should_stop && c->should_stop(c->stop_arg)) {
-            bl_trainer_free(tr);
-            return bl_fail(err, BL_ERR_INTERRUPTED, "interrupted");
-        }
-        st = bl_trainer_step(tr, &si, err);
-        if (st == BL_ERR_NUMERIC) break;
-        if (st) {
-            bl_trainer_free(tr);
-            return st;
-        }
-        seen = si.samples_seen;
+    bl_run_config rc;
+    bl_run_config_default(&rc);
+    rc.samples = s->r->rung_examples[k];
+    rc.diverged_stops = 1;
+    rc.should_stop = c->should_stop, rc.user = c->stop_arg;
+    bl_run_result r;
+    st = bl_run(tr, &rc, &r, err);
+    if (!st && r.stop == BL_RUN_STOP_FLAG) st = bl_fail(err, BL_ERR_INTERRUPTED, "interrupted");
+    if (st) {
+        bl_trainer_free(tr);
+        return st;
     }
+    /* a diverged update did not count: the samples before it did */
+    long seen = bl_trainer_samples_seen(tr);
     t->train_s += bl_now_sec() - t0;
     s->r->total_examples += seen - (k > 0 ? t->examples : 0);
     t->examples = seen;
     t->rungs_done = k + 1;
-    if (st == BL_ERR_NUMERIC) {
+    if (r.stop == BL_RUN_STOP_DIVERGED) {
         t->diverged = 1;
         t->acc[k] = 0;
         t->loss[k] = NAN;

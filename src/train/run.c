@@ -11,6 +11,7 @@
 void bl_run_config_default(bl_run_config *c) {
     memset(c, 0, sizeof *c);
     c->max_reverts = 3;
+    c->eval_epoch_end = 1;
 }
 
 const char *bl_run_already_done(const bl_trainer *t, long steps, long epochs) {
@@ -30,6 +31,7 @@ typedef struct run_loop {
     double loss_sum, acc_sum; /* over the epoch so far */
     long samples;
     long next_eval_samples;
+    long next_eval; /* with eval_growth: the update of the next evaluation */
 } run_loop;
 
 static bl_status emit(run_loop *L, bl_run_event *e, bl_error *err) {
@@ -116,7 +118,9 @@ static int try_revert(run_loop *L, bl_error *err, bl_status *st) {
 
 static bl_status evaluate(run_loop *L, const bl_step_info *si, bl_error *err) {
     bl_run_result *r = L->r;
-    bl_status st = bl_trainer_evaluate(L->t, L->c->val, &r->val_loss, &r->val_acc, err);
+    bl_status st = L->c->evaluate
+                       ? L->c->evaluate(L->c->user, L->t, &r->val_loss, &r->val_acc, err)
+                       : bl_trainer_evaluate(L->t, L->c->val, &r->val_loss, &r->val_acc, err);
     if (!st)
         st = bl_runlog_eval(L->c->log, si->step, si->samples_seen, r->val_loss, r->val_acc,
                             bl_now_sec() - L->t0, err);
@@ -150,30 +154,73 @@ static bl_status save(run_loop *L, bl_error *err) {
     return bl_dist_agree(L->dist, st, err);
 }
 
-/* The rule that stops the run after this update, or NULL. */
-static const char *stop_rule(const run_loop *L, const bl_step_info *si, int evaluated) {
+/* The rule that stops the run after this update, with its sentence in *why;
+ * BL_RUN_STOP_FAILED when none does. */
+static bl_run_stop stop_rule(const run_loop *L, const bl_step_info *si, int evaluated,
+                             const char **why) {
     const bl_run_config *c = L->c;
     const bl_run_result *r = L->r;
-    long epochs = c->epochs || c->steps ? c->epochs : 1;
-    if (si->stop_requested) return "interrupted";
+    long epochs = c->epochs || c->steps || c->samples ? c->epochs : 1;
+    if (si->stop_requested) return *why = "interrupted", BL_RUN_STOP_FLAG;
     if (evaluated && c->target_acc > 0 && r->val_acc >= c->target_acc)
-        return "reached --target-acc on validation";
+        return *why = "reached --target-acc on validation", BL_RUN_STOP_TARGET;
     if (evaluated && c->target_loss > 0 && r->val_loss <= c->target_loss)
-        return "reached --target-loss on validation";
-    if (c->steps && si->step >= c->steps) return "reached --steps";
-    if (si->epoch_end && epochs && si->epoch + 1 >= epochs)
-        return c->target_acc > 0 || c->target_loss > 0 ? "target not reached within --epochs"
+        return *why = "reached --target-loss on validation", BL_RUN_STOP_TARGET;
+    if (c->steps && si->step >= c->steps) return *why = "reached --steps", BL_RUN_STOP_STEPS;
+    if (c->samples && si->samples_seen >= c->samples)
+        return *why = "reached the sample budget", BL_RUN_STOP_SAMPLES;
+    if (si->epoch_end && epochs && si->epoch + 1 >= epochs) {
+        *why = c->target_acc > 0 || c->target_loss > 0 ? "target not reached within --epochs"
                                                        : "reached --epochs";
-    return NULL;
+        return BL_RUN_STOP_EPOCHS;
+    }
+    return BL_RUN_STOP_FAILED;
 }
 
-/* One update and all that follows it; *stop gets the reason to stop, if any. */
-static bl_status one_update(run_loop *L, const char **stop, bl_error *err) {
+/* Updates from an evaluation at update s to the next, with eval_growth. */
+static long eval_spacing(const bl_run_config *c, long s) {
+    long k = c->eval_every, g = (long)floor(c->eval_growth * (double)s);
+    long v = k > g ? k : g;
+    return v > 1 ? v : 1;
+}
+
+/* Whether to evaluate after update si. */
+static int eval_due(run_loop *L, const bl_step_info *si) {
     const bl_run_config *c = L->c;
-    if (c->stop_flag && *c->stop_flag) bl_trainer_request_stop(L->t);
+    long epochs = c->epochs || c->steps || c->samples ? c->epochs : 1;
+    int due = c->eval_epoch_end && si->epoch_end;
+    if (c->eval_growth > 0) {
+        if (!L->next_eval) L->next_eval = eval_spacing(c, 0);
+        due = due || si->step >= L->next_eval;
+    } else {
+        due = due || (c->eval_every && si->step % c->eval_every == 0);
+    }
+    if (c->eval_samples && si->samples_seen >= L->next_eval_samples) {
+        due = 1;
+        while (L->next_eval_samples <= si->samples_seen) L->next_eval_samples += c->eval_samples;
+    }
+    if (c->eval_at_end && ((c->steps && si->step >= c->steps) ||
+                           (c->samples && si->samples_seen >= c->samples) ||
+                           (si->epoch_end && epochs && si->epoch + 1 >= epochs)))
+        due = 1;
+    if (due && c->eval_growth > 0) L->next_eval = si->step + eval_spacing(c, si->step);
+    return due && (c->val || c->evaluate);
+}
+
+/* One update and all that follows it; L->r->stop_reason gets the reason to stop, if any. */
+static bl_status one_update(run_loop *L, bl_error *err) {
+    const bl_run_config *c = L->c;
+    if ((c->stop_flag && *c->stop_flag) || (c->should_stop && c->should_stop(c->user)))
+        bl_trainer_request_stop(L->t);
     bl_step_info si;
     bl_status st = bl_trainer_step(L->t, &si, err);
     if (st == BL_ERR_NUMERIC && try_revert(L, err, &st)) return st;
+    if (st == BL_ERR_NUMERIC && c->diverged_stops) {
+        bl_error_clear(err);
+        L->r->stop = BL_RUN_STOP_DIVERGED;
+        L->r->stop_reason = "diverged";
+        return BL_OK;
+    }
     if (st) return st;
     L->r->steps++;
     L->loss_sum += si.loss * si.batch;
@@ -183,19 +230,14 @@ static bl_status one_update(run_loop *L, const char **stop, bl_error *err) {
     if ((st = bl_runlog_step(c->log, &si, err)) || (st = emit(L, &e, err))) return st;
     if (c->adapt && (st = adapt_step(L, &si, err))) return st;
     if (c->replay && (st = replay_step(L, err))) return st;
-    int eval = si.epoch_end || (c->eval_every && si.step % c->eval_every == 0);
-    if (c->eval_samples && si.samples_seen >= L->next_eval_samples) {
-        eval = 1;
-        while (L->next_eval_samples <= si.samples_seen) L->next_eval_samples += c->eval_samples;
-    }
-    eval = eval && c->val;
+    int eval = eval_due(L, &si);
     if (eval && (st = evaluate(L, &si, err))) return st;
     if (si.epoch_end && (st = end_epoch(L, &si, err))) return st;
     if (c->save_every && c->save_path && si.step % c->save_every == 0 && (st = save(L, err)))
         return st;
-    *stop = stop_rule(L, &si, eval);
+    L->r->stop = stop_rule(L, &si, eval, &L->r->stop_reason);
     /* the summary reports the last epoch's means: reset only when going on */
-    if (si.epoch_end && !*stop) L->loss_sum = L->acc_sum = 0, L->samples = 0;
+    if (si.epoch_end && !L->r->stop_reason) L->loss_sum = L->acc_sum = 0, L->samples = 0;
     return BL_OK;
 }
 
@@ -207,9 +249,13 @@ bl_status bl_run(bl_trainer *t, const bl_run_config *c, bl_run_result *r, bl_err
         L.next_eval_samples = (bl_trainer_samples_seen(t) / c->eval_samples + 1) * c->eval_samples;
     bl_status st = BL_OK;
     r->stop_reason = bl_run_already_done(t, c->steps, c->epochs);
-    while (!r->stop_reason && !st) st = one_update(&L, &r->stop_reason, err);
+    if (!r->stop_reason && c->samples && bl_trainer_samples_seen(t) >= c->samples)
+        r->stop_reason = "already at the sample budget";
+    if (r->stop_reason) r->stop = BL_RUN_STOP_DONE;
+    while (!r->stop_reason && !st) st = one_update(&L, err);
     if (L.samples) r->train_loss = L.loss_sum / L.samples, r->train_acc = L.acc_sum / L.samples;
     r->wall_s = bl_now_sec() - L.t0;
+    if (st) r->stop = BL_RUN_STOP_FAILED;
     if (st && bl_dist_broken(L.dist)) {
         r->comm_failed = 1;
         snprintf(r->msg, sizeof r->msg, "communication failed: %s", err ? err->msg : "?");

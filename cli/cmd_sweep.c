@@ -82,54 +82,6 @@ static int build_config(const char *cmd, sweep_opts *o, cli_opt *opts, int n_opt
     return 0;
 }
 
-typedef struct data_set {
-    bl_dataset train, val, test;
-    bl_norm norm;
-} data_set;
-
-static void free_data(data_set *ds, bl_mem *mem) {
-    bl_dataset_free(&ds->train, mem);
-    bl_dataset_free(&ds->val, mem);
-    bl_dataset_free(&ds->test, mem);
-    bl_norm_free(&ds->norm, mem);
-}
-
-/* As `train`: a seeded validation split, the test split of a directory, and
- * normalisation fitted on the training part. */
-static bl_status load_data(const cli_data_opts *d, bl_mem *mem, uint64_t seed, data_set *ds,
-                           bl_error *err) {
-    bl_dataset all;
-    if (!(d->val_frac > 0 && d->val_frac < 1))
-        return bl_fail(err, BL_ERR_ARG,
-                       "--val-frac %g must be in (0, 1): the target is checked "
-                       "on validation data",
-                       d->val_frac);
-    bl_status st = cli_load_dataset(d, d->data, d->labels, "train", mem, &all, err);
-    if (st) return st;
-    size_t val_n = (size_t)(d->val_frac * (double)all.n);
-    if (val_n == 0) val_n = 1;
-    if ((st = bl_dataset_split(&all, &ds->train, &ds->val, val_n, seed, mem, err))) return st;
-    const char *test = d->test;
-    if (!test && cli_data_is_dir(d->data)) test = d->data;
-    cli_data_opts td = *d; /* the test set may miss some of the training classes */
-    td.classes = ds->train.n_classes;
-    td.min_classes = 0;
-    if (test && (st = cli_load_dataset(&td, test, d->test_labels, "test", mem, &ds->test, err)))
-        return st;
-    if ((st = cli_fit_norm(d, mem, &ds->train, &ds->norm, err))) return st;
-    bl_norm_apply(&ds->norm, &ds->train);
-    bl_norm_apply(&ds->norm, &ds->val);
-    if (ds->test.n) {
-        if (ds->test.dim != ds->train.dim)
-            return bl_fail(err, BL_ERR_SHAPE,
-                           "%s: test samples have %zu values but training "
-                           "samples have %zu",
-                           ds->test.name, ds->test.dim, ds->train.dim);
-        bl_norm_apply(&ds->norm, &ds->test);
-    }
-    return BL_OK;
-}
-
 typedef struct progress_state {
     int quiet, tty;
 } progress_state;
@@ -301,12 +253,17 @@ int cli_sweep(int argc, char **argv) {
     bl_ctx ctx;
     if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
     bl_error err = {0};
-    data_set ds;
-    memset(&ds, 0, sizeof ds);
+    cli_splits ds; /* as `train`: a seeded validation split, the test split, normalisation */
     d.quiet = o.quiet || o.json;
-    bl_status st = load_data(&d, &ctx.mem, c.train.seed, &ds, &err);
+    if (!(d.val_frac > 0 && d.val_frac < 1))
+        return cli_error(cmd, "--val-frac %g must be in (0, 1): the target is checked on "
+                              "validation data", d.val_frac);
+    bl_status st = cli_load_splits(&d, &ctx.mem, &ds, c.train.seed, &err);
+    if (!st && !ds.have_val)
+        st = bl_fail(&err, BL_ERR_ARG, "--val-frac %g of %zu samples leaves no validation sample",
+                     d.val_frac, ds.train.n);
     if (st) {
-        free_data(&ds, &ctx.mem);
+        cli_splits_free(&ds, &ctx.mem);
         return st == BL_ERR_ARG ? cli_error(cmd, "%s", err.msg) : cli_fail(cmd, "%s", err.msg);
     }
     if (c.n_batches == 0)
@@ -317,7 +274,7 @@ int cli_sweep(int argc, char **argv) {
                            "--batches: %d exceeds the %zu training samples (after the %g "
                            "validation split)",
                            c.batches[i], ds.train.n, d.val_frac);
-            free_data(&ds, &ctx.mem);
+            cli_splits_free(&ds, &ctx.mem);
             return rc;
         }
     if (c.noise_draws && (size_t)c.noise_big > ds.train.n) c.noise_big = (int)ds.train.n;
@@ -358,6 +315,6 @@ int cli_sweep(int argc, char **argv) {
         bl_sweep_result_free(&r);
     }
     bl_free(line);
-    free_data(&ds, &ctx.mem);
+    cli_splits_free(&ds, &ctx.mem);
     return rc;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include "args.h"
 #include "cli.h"
+#include "load_report.h"
 #include "batchlab/serve.h"
 #include "batchlab/train.h"
 #include "core/alloc.h"
@@ -38,72 +39,6 @@ static float *random_samples(bl_shape s, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n * dim; i++)
         x[i] = (float)(int)(256.0f * bl_rng_uniform(&r));
     return x;
-}
-
-static double ms(uint64_t ns) {
-    return (double)ns * 1e-6;
-}
-
-static void to_point(const bl_load_result *r, bl_load_sweep_point *p) {
-    memset(p, 0, sizeof *p);
-    p->offered_rps = r->offered_rps;
-    p->throughput_rps = r->throughput_rps;
-    p->p50_ms = ms(bl_latency_hist_percentile(&r->latency, 50));
-    p->p90_ms = ms(bl_latency_hist_percentile(&r->latency, 90));
-    p->p99_ms = ms(bl_latency_hist_percentile(&r->latency, 99));
-    p->p999_ms = ms(bl_latency_hist_percentile(&r->latency, 99.9));
-    p->max_ms = ms(r->latency.max ? r->latency.max : 0);
-    p->ok = r->ok;
-    p->failed = r->failed;
-}
-
-static cJSON *result_json(const bl_load_result *r, const bl_load_sweep_point *p, int per_request) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "offered_rps", r->offered_rps);
-    cJSON_AddNumberToObject(j, "throughput_rps", r->throughput_rps);
-    cJSON_AddNumberToObject(j, "samples_per_s", r->throughput_rps * per_request);
-    cJSON_AddNumberToObject(j, "elapsed_s", r->elapsed_s);
-    cJSON_AddNumberToObject(j, "sent", (double)r->sent);
-    cJSON_AddNumberToObject(j, "ok", (double)r->ok);
-    cJSON_AddNumberToObject(j, "failed", (double)r->failed);
-    cJSON_AddNumberToObject(j, "http_4xx", (double)r->http_4xx);
-    cJSON_AddNumberToObject(j, "http_503", (double)r->http_503);
-    cJSON_AddNumberToObject(j, "http_5xx", (double)r->http_5xx);
-    cJSON_AddNumberToObject(j, "transport", (double)r->transport);
-    cJSON_AddNumberToObject(j, "unsent", (double)r->unsent);
-    cJSON *l = cJSON_AddObjectToObject(j, "latency_ms");
-    cJSON_AddNumberToObject(l, "p50", p->p50_ms);
-    cJSON_AddNumberToObject(l, "p90", p->p90_ms);
-    cJSON_AddNumberToObject(l, "p99", p->p99_ms);
-    cJSON_AddNumberToObject(l, "p999", p->p999_ms);
-    cJSON_AddNumberToObject(l, "max", p->max_ms);
-    cJSON_AddNumberToObject(l, "mean", bl_latency_hist_mean(&r->latency) * 1e-6);
-    cJSON *s = cJSON_AddObjectToObject(j, "send_lag_ms");
-    cJSON_AddNumberToObject(s, "p50", ms(bl_latency_hist_percentile(&r->send_lag, 50)));
-    cJSON_AddNumberToObject(s, "p99", ms(bl_latency_hist_percentile(&r->send_lag, 99)));
-    if (p->avg_batch > 0) cJSON_AddNumberToObject(j, "server_avg_batch", p->avg_batch);
-    if (p->max_batch > 0) cJSON_AddNumberToObject(j, "server_max_batch", p->max_batch);
-    if (r->last_error[0]) cJSON_AddStringToObject(j, "last_error", r->last_error);
-    return j;
-}
-
-static void print_result(const bl_load_result *r, const bl_load_sweep_point *p, int per_request) {
-    printf("sent %ld, ok %ld, failed %ld (4xx %ld, 503 %ld, other 5xx %ld, transport %ld), "
-           "unsent %ld\n",
-           r->sent, r->ok, r->failed, r->http_4xx, r->http_503, r->http_5xx, r->transport,
-           r->unsent);
-    printf("throughput %.1f req/s (%.1f samples/s) over %.2f s\n", r->throughput_rps,
-           r->throughput_rps * per_request, r->elapsed_s);
-    printf("latency ms (from intended send): p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  "
-           "mean %.3f\n",
-           p->p50_ms, p->p90_ms, p->p99_ms, p->p999_ms, p->max_ms,
-           bl_latency_hist_mean(&r->latency) * 1e-6);
-    printf("send lag ms: p50 %.3f  p99 %.3f\n", ms(bl_latency_hist_percentile(&r->send_lag, 50)),
-           ms(bl_latency_hist_percentile(&r->send_lag, 99)));
-    if (p->avg_batch > 0)
-        printf("server: average batch %.2f during the run, max batch now %.0f\n", p->avg_batch,
-               p->max_batch);
-    if (r->last_error[0]) printf("last error: %s\n", r->last_error);
 }
 
 /* In-process baseline: the model runner the batcher uses, paced like the open loop. */
@@ -174,7 +109,7 @@ static bl_status run_http(const bl_load_config *c, bl_load_result *r, bl_load_sw
     bl_load_scrape(c->url, &inf0, &ex0, NULL, NULL);
     bl_status st = bl_load_run(c, r, err);
     if (st) return st;
-    to_point(r, p);
+    load_to_point(r, p);
     if (!bl_load_scrape(c->url, &inf1, &ex1, &mb, NULL) && ex1 > ex0) {
         p->avg_batch = (inf1 - inf0) / (ex1 - ex0);
         p->max_batch = mb;
@@ -292,7 +227,7 @@ int cli_load(int argc, char **argv) {
         if (run_bare(m, &norm, &c, n < 1 ? 1 : n, res, &err))
             rc = cli_fail(cmd, "%s", err.msg);
         else
-            to_point(res, &pt);
+            load_to_point(res, &pt);
     } else if (!rc && !sweep) {
         if (!json) {
             if (closed)
@@ -312,12 +247,12 @@ int cli_load(int argc, char **argv) {
     if (!rc && !sweep) {
         if (json) {
             unsigned mark = bl_alloc_failures();
-            cJSON *j = result_json(res, &pt, c.per_request);
+            cJSON *j = load_result_json(res, &pt, c.per_request);
             cJSON_AddStringToObject(j, "mode", bare ? "bare" : closed ? "closed" : "open");
             rc = cli_print_json(cmd, j, mark);
             cJSON_Delete(j);
         } else {
-            print_result(res, &pt, c.per_request);
+            load_print_result(res, &pt, c.per_request);
         }
     }
     if (!rc && sweep) {
@@ -334,7 +269,7 @@ int cli_load(int argc, char **argv) {
                 break;
             }
             if (json) {
-                bl_json_append(arr, result_json(res, &pts[i], c.per_request));
+                bl_json_append(arr, load_result_json(res, &pts[i], c.per_request));
             } else {
                 printf("%10.0f %12.1f %9.3f %9.3f %9.3f %9ld %8.2f %9.0f\n", pts[i].offered_rps,
                        pts[i].throughput_rps, pts[i].p50_ms, pts[i].p99_ms, pts[i].p999_ms,

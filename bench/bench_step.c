@@ -289,7 +289,8 @@ int main(int argc, char **argv) {
     }
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
-    if (pool_threads > 0) bl_cpu_kernels()->set_threads(pool_threads); /* experiment: BLAS keeps its count */
+    if (pool_threads > 0)
+        bl_cpu_kernels()->set_threads(pool_threads); /* experiment: BLAS keeps its count */
     printf("env\t%d\t%s\t%s\n", ctx.threads, openblas_get_corename(),
            bl_cpu_isa_name(bl_cpu_isa_selected(NULL)));
     char list[256];

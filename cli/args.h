@@ -52,11 +52,11 @@ struct cJSON;
 int cli_print_json(const char *cmd, const struct cJSON *j, unsigned mark);
 
 /* The --device option of every subcommand that computes, beside its --threads. */
-#define CLI_DEVICE_OPT(device)                                                                   \
-    {"device", ARG_STR, &(device),                                                               \
-     "where the model lives and computes: cpu, or opaque (the CPU kernels over memory the host "  \
-     "cannot read, a test of the backend seam) (default: $BATCHLAB_DEVICE, else cpu)",           \
-     0}
+#define CLI_DEVICE_HELP                                                                            \
+    "where the model lives and computes: cpu, or opaque (the CPU kernels over memory the host "    \
+    "cannot read, a test of the backend seam) (default: $BATCHLAB_DEVICE, else cpu)"
+#define CLI_DEVICE_OPT(device)                                                                     \
+    { "device", ARG_STR, &(device), CLI_DEVICE_HELP, 0 }
 /* bl_ctx_init(ctx, threads) on the backend device names (NULL: $BATCHLAB_DEVICE, else
  * cpu). Returns 0, or 2 after an error naming --device and the accepted values. */
 struct bl_ctx;

@@ -131,7 +131,8 @@ int cli_find(int argc, char **argv) {
          "standard, unit, none",
          0},
         {"out", ARG_STR, &o.out, "write throughput/goodput plots (PNG, SVG) into this folder", 0},
-        {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
+        {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)",
+         0},
         CLI_DEVICE_OPT(o.device),
         {"json", ARG_FLAG, &o.json, "print the result as JSON", 0},
     };

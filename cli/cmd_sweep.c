@@ -239,7 +239,8 @@ int cli_sweep(int argc, char **argv) {
          "standard, unit, none",
          0},
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and the split (default 1)", 0},
-        {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)", 0},
+        {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)",
+         0},
         CLI_DEVICE_OPT(o.device),
         {"json", ARG_FLAG, &o.json, "print the summary as JSON", 0},
         {"quiet", ARG_FLAG, &o.quiet, "print nothing but errors (and what --json asks for)", 0},
@@ -256,8 +257,10 @@ int cli_sweep(int argc, char **argv) {
     cli_splits ds; /* as `train`: a seeded validation split, the test split, normalisation */
     d.quiet = o.quiet || o.json;
     if (!(d.val_frac > 0 && d.val_frac < 1))
-        return cli_error(cmd, "--val-frac %g must be in (0, 1): the target is checked on "
-                              "validation data", d.val_frac);
+        return cli_error(cmd,
+                         "--val-frac %g must be in (0, 1): the target is checked on "
+                         "validation data",
+                         d.val_frac);
     bl_status st = cli_load_splits(&d, &ctx.mem, &ds, c.train.seed, &err);
     if (!st && !ds.have_val)
         st = bl_fail(&err, BL_ERR_ARG, "--val-frac %g of %zu samples leaves no validation sample",

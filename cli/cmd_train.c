@@ -64,8 +64,8 @@ static bl_status on_event(void *user, const bl_run_event *e, bl_error *err) {
             fprintf(stderr, "step %ld: %s\n", e->decision->step, e->decision->reason);
         else
             fprintf(stderr, "step %ld: batch %d -> %d, lr %.4g: %s\n", e->decision->step,
-                    e->decision->from_batch, e->decision->to_batch,
-                    (double)e->lr, e->decision->reason);
+                    e->decision->from_batch, e->decision->to_batch, (double)e->lr,
+                    e->decision->reason);
         break;
     }
     return BL_OK;
@@ -134,7 +134,7 @@ static int print_summary(const char *cmd, bl_trainer *t, const train_opts *o, co
 static int train_main(int argc, char **argv, bl_dist *dist) {
     const char *cmd = "train";
     bl_trainer *t = NULL; /* before the first goto done, which frees it */
-    train_cli tc; /* the option table points into it */
+    train_cli tc;         /* the option table points into it */
     int rc = train_cli_parse(cmd, &tc, argc, argv, bl_dist_size(dist));
     if (rc) return rc == 1 ? 0 : rc;
     train_opts o = tc.o;
@@ -258,7 +258,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
         goto done;
     }
     /* After a lost peer: no collective (save, evaluation) can finish; the summary says so. */
-    if (!rs.res.comm_failed && o.save_path && (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist)))
+    if (!rs.res.comm_failed && o.save_path &&
+        (rc = save_checkpoint(cmd, t, &rs, o.save_path, dist)))
         goto done;
     double test_loss = NAN, test_acc = NAN;
     if (!rs.res.comm_failed && rs.sp.have_test &&

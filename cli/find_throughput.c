@@ -53,7 +53,8 @@ static int probe_noise(const char *cmd, find_opts *o, const bl_dataset *ds,
     bl_error err = {0};
     bl_trainer *t;
     if (bl_trainer_create(&t, ctx, &c, ds, &err)) return cli_fail(cmd, "%s", err.msg);
-    noise_probe p = {.tr = tr, .every = o->noise_steps / MAX_TRAJ > 0 ? o->noise_steps / MAX_TRAJ : 1};
+    noise_probe p = {.tr = tr,
+                     .every = o->noise_steps / MAX_TRAJ > 0 ? o->noise_steps / MAX_TRAJ : 1};
     bl_run_config rc;
     bl_run_config_default(&rc);
     rc.steps = o->noise_steps;
@@ -77,13 +78,16 @@ static void plot_curves(const char *cmd, const find_opts *o, const bl_throughput
     for (int i = 0; i < cv->n; i++)
         x[i] = cv->p[i].batch, y[i] = cv->p[i].samples_per_s;
     kx[0] = x[cv->knee], ky[0] = y[cv->knee];
-    bl_plot_series s[1 + MAX_TRAJ] = {
-        {.title = "training samples/s",
-         .x = x,
-         .y = y,
-         .n = (size_t)cv->n,
-         .style = BL_PLOT_LINESPOINTS},
-        {.title = "knee (within 10% of the best)", .x = kx, .y = ky, .n = 1, .style = BL_PLOT_POINTS}};
+    bl_plot_series s[1 + MAX_TRAJ] = {{.title = "training samples/s",
+                                       .x = x,
+                                       .y = y,
+                                       .n = (size_t)cv->n,
+                                       .style = BL_PLOT_LINESPOINTS},
+                                      {.title = "knee (within 10% of the best)",
+                                       .x = kx,
+                                       .y = ky,
+                                       .n = 1,
+                                       .style = BL_PLOT_POINTS}};
     bl_plot p = {.title = "Throughput against batch size",
                  .xlabel = "batch size",
                  .ylabel = "samples/s",
@@ -122,7 +126,7 @@ static void plot_curves(const char *cmd, const find_opts *o, const bl_throughput
 }
 
 int find_run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
-                          const bl_optim_config *opt, bl_ctx *ctx, cJSON *j) {
+                        const bl_optim_config *opt, bl_ctx *ctx, cJSON *j) {
     int batches[BL_FIND_MAX_POINTS], n = 0, world = bl_dist_size(ctx->dist);
     if (o->batches) {
         if (cli_parse_list(cmd, "--batches", o->batches, 1, batches, NULL, BL_FIND_MAX_POINTS, &n))
@@ -167,8 +171,8 @@ int find_run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     double g_best = 0;
     int best = tr.n ? bl_goodput_best(&cv, b_noise, o->base_batch, &g_best) : -1;
     if (!o->json)
-        printf("%8s %12s %10s%s%s\n", "batch", "samples/s", "step ms", world > 1 ? "    comm ms" : "",
-               tr.n ? "  efficiency     goodput" : "");
+        printf("%8s %12s %10s%s%s\n", "batch", "samples/s", "step ms",
+               world > 1 ? "    comm ms" : "", tr.n ? "  efficiency     goodput" : "");
     for (int i = 0; i < cv.n; i++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "batch", cv.p[i].batch);
@@ -188,8 +192,9 @@ int find_run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     }
     cJSON_AddNumberToObject(j, "knee_batch", cv.p[cv.knee].batch);
     if (!o->json)
-        printf("knee: batch %d (the smallest within %.0f%% of the best throughput, %.0f samples/s)\n",
-               cv.p[cv.knee].batch, BL_KNEE_TOL * 100, cv.p[cv.knee].samples_per_s);
+        printf(
+            "knee: batch %d (the smallest within %.0f%% of the best throughput, %.0f samples/s)\n",
+            cv.p[cv.knee].batch, BL_KNEE_TOL * 100, cv.p[cv.knee].samples_per_s);
     if (!o->json && world > 1)
         printf("global batches over %d ranks; each step waits %.1f to %.1f ms on the network, a "
                "cost that does not grow with the batch, so a slower link moves the knee up\n",
@@ -220,4 +225,3 @@ int find_run_throughput(const char *cmd, find_opts *o, const bl_dataset *ds,
     plot_curves(cmd, o, &cv, &tr);
     return 0;
 }
-

@@ -68,4 +68,3 @@ void load_print_result(const bl_load_result *r, const bl_load_sweep_point *p, in
                p->max_batch);
     if (r->last_error[0]) printf("last error: %s\n", r->last_error);
 }
-

@@ -87,19 +87,19 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
     bl_train_config_default(cfg);
     cli_data_opts_default(d);
     *o = (train_opts){.model = "mlp",
-                    .optim = {.optimizer = "momentum",
-                              .schedule = "constant",
-                              .lr_scale = "none",
-                              .loss = "xent"},
-                    .seed = 1,
-                    .batch = "64",
-                    .adapt_lr = "adascale"};
+                      .optim = {.optimizer = "momentum",
+                                .schedule = "constant",
+                                .lr_scale = "none",
+                                .loss = "xent"},
+                      .seed = 1,
+                      .batch = "64",
+                      .adapt_lr = "adascale"};
     cli_opt opts[] = {
         {"model", ARG_STR, &o->model, "model spec or preset: mlp (default), cnn, logreg", 0},
         {"batch", ARG_STR, &o->batch,
          "samples per optimizer update (default 64), or auto (adaptive, by goodput)", 0},
-        {"min-batch", ARG_INT, &o->min_batch, "--batch auto: smallest batch (default: --base-batch)",
-         0},
+        {"min-batch", ARG_INT, &o->min_batch,
+         "--batch auto: smallest batch (default: --base-batch)", 0},
         {"max-batch", ARG_INT, &o->max_batch, "--batch auto: largest batch (default 4096)", 0},
         {"memory", ARG_STR, &o->memory, "--batch auto: memory budget for the batch (e.g. 2G)", 0},
         {"adapt-every", ARG_LONG, &o->adapt_every,
@@ -126,8 +126,8 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
          "evaluate validation every N steps (default: each epoch)", 0},
         {"eval-samples", ARG_LONG, &o->eval_samples, "evaluate validation every N training samples",
          0},
-        {"optimizer", ARG_STR, &o->optim.optimizer, "sgd, momentum (default), nesterov, adam, adamw",
-         0},
+        {"optimizer", ARG_STR, &o->optim.optimizer,
+         "sgd, momentum (default), nesterov, adam, adamw", 0},
         {"lr", ARG_FLOAT, &cfg->lr, "learning rate at --base-batch (default 0.05)", 0},
         {"momentum", ARG_FLOAT, &o->optim.momentum,
          "SGD momentum (default 0.9 for momentum/nesterov)", 0},
@@ -165,7 +165,8 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
         {"drop-last", ARG_FLAG, &o->drop_last, "drop each epoch's last partial batch", 0},
         {"no-prefetch", ARG_FLAG, &o->no_prefetch, "load batches on the compute thread", 0},
         {"seed", ARG_LONG, &o->seed, "seed for init, shuffling and dropout (default 1)", 0},
-        {"threads", ARG_INT, &o->threads, "compute threads (default: the CPUs this process may use)", 0},
+        {"threads", ARG_INT, &o->threads,
+         "compute threads (default: the CPUs this process may use)", 0},
         CLI_DEVICE_OPT(o->device),
         {"log", ARG_STR, &o->log_path, "write a JSON Lines log (one line per step and per epoch)",
          0},
@@ -192,8 +193,8 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
     int rc = cli_parse(cmd, "[options]", tc->opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc;
     o->noise_decay_set = cli_opt_find(tc->opts, n_opts, "noise-decay")->seen;
-    if (o->comm_timeout < 0 || (o->comm_dtype && strcmp(o->comm_dtype, "fp32") &&
-                               strcmp(o->comm_dtype, "bf16")))
+    if (o->comm_timeout < 0 ||
+        (o->comm_dtype && strcmp(o->comm_dtype, "fp32") && strcmp(o->comm_dtype, "bf16")))
         return cli_error(cmd, "--comm-timeout must be positive and --comm-dtype fp32 or bf16");
     if ((rc = build_config(cmd, o, tc->opts, n_opts, cfg, world))) return rc;
     o->stop_default = !o->epochs && !o->steps;

@@ -61,8 +61,8 @@ int main(int argc, char **argv) {
     if (bl_run(t, &loop, &run, &err)) goto done;
     double loss, acc;
     if (bl_trainer_evaluate(t, &test, &loss, &acc, &err)) goto done;
-    printf("after %ld steps (%s): test loss %.3f, test accuracy %.1f%%\n",
-           bl_trainer_steps_done(t), run.stop_reason, loss, 100 * acc);
+    printf("after %ld steps (%s): test loss %.3f, test accuracy %.1f%%\n", bl_trainer_steps_done(t),
+           run.stop_reason, loss, 100 * acc);
 
     /* 4. The noise scale B_simple at these weights, from 50 random batches of 256 whose
      * first 32 samples are also the small batch, with a 95% bootstrap interval. */

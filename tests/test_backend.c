@@ -55,7 +55,8 @@ static void memory_round_trip(bl_backend *be) {
     bl_mem mem = {0};
     bl_error err = {0};
     float host[100], back[100];
-    for (int i = 0; i < 100; i++) host[i] = (float)i - 50.0f;
+    for (int i = 0; i < 100; i++)
+        host[i] = (float)i - 50.0f;
     void *a = NULL, *b = NULL;
     assert_int_equal(be->ops->alloc(be, &mem, sizeof host, BL_BUFFER_DEVICE, "a", &a, &err), BL_OK);
     assert_int_equal(be->ops->alloc(be, &mem, sizeof host, BL_BUFFER_DEVICE, "b", &b, &err), BL_OK);
@@ -66,11 +67,13 @@ static void memory_round_trip(bl_backend *be) {
     double ss = 0;
     assert_int_equal(be->ops->sumsq(be, &ss, b, 100), BL_OK);
     double want = 0;
-    for (int i = 0; i < 100; i++) want += 4.0 * host[i] * host[i];
+    for (int i = 0; i < 100; i++)
+        want += 4.0 * host[i] * host[i];
     assert_true(ss == want);
     assert_int_equal(be->ops->synchronize(be), BL_OK);
     assert_int_equal(be->ops->download(be, back, b, sizeof back), BL_OK);
-    for (int i = 0; i < 100; i++) assert_true(back[i] == 2.0f * host[i]);
+    for (int i = 0; i < 100; i++)
+        assert_true(back[i] == 2.0f * host[i]);
     int finite = 0;
     assert_int_equal(be->ops->all_finite(be, &finite, b, 100), BL_OK);
     assert_true(finite);

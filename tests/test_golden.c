@@ -264,8 +264,8 @@ static void forward_loss_backward(void **state) {
         if (info->is_buffer) continue;
         char what[160];
         snprintf(what, sizeof what, "grad.%s", info->name);
-        check_close(&g, what, grads + info->offset, need_like(&g, "grad", info),
-                    info->count, TOL_ATOL, TOL_RTOL);
+        check_close(&g, what, grads + info->offset, need_like(&g, "grad", info), info->count,
+                    TOL_ATOL, TOL_RTOL);
         n_grads++;
     }
     assert_true(n_grads > 0);
@@ -438,8 +438,8 @@ static void perturbations_are_detected(void **state) {
     tu_zero_grad(g.m);
     assert_int_equal(bl_model_backward(g.m, 1.0f / g.B, &err), BL_OK);
     float *grads = tu_arena(g.m, BL_ARENA_GRADS);
-    double gw = worst_err(grads + last->offset, need_like(&g, "grad", last), last->count,
-                          TOL_ATOL, TOL_RTOL, &wi, &bad);
+    double gw = worst_err(grads + last->offset, need_like(&g, "grad", last), last->count, TOL_ATOL,
+                          TOL_RTOL, &wi, &bad);
     free(grads);
     free(logits);
     assert_true(gw > 1);

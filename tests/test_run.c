@@ -59,8 +59,8 @@ typedef struct seen {
     int steps, evals, epochs;
     long eval_at[64];
     long last_step;
-    long stop_at;        /* set the stop flag after this step (0: never) */
-    long fail_at;        /* return an error at this step (0: never) */
+    long stop_at; /* set the stop flag after this step (0: never) */
+    long fail_at; /* return an error at this step (0: never) */
     volatile sig_atomic_t flag;
 } seen;
 
@@ -134,7 +134,8 @@ static void epochs_and_evaluation_cadence(void **state) {
     /* every 5 updates, and at the epoch ends (12, 24) */
     long want[] = {5, 10, 12, 15, 20, 24};
     assert_int_equal(s.evals, 6);
-    for (int i = 0; i < 6; i++) assert_int_equal(s.eval_at[i], want[i]);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(s.eval_at[i], want[i]);
     assert_true(isfinite(r.val_acc) && isfinite(r.train_acc));
     /* eval_samples: every 200 samples = every 4 updates of 50 */
     bl_trainer_free(t);
@@ -213,7 +214,8 @@ static void widening_evaluations_and_a_sample_budget(void **state) {
     long want[] = {2, 4, 6, 8, 10, 12, 15, 18, 22, 27, 33, 41, 51, 63, 78, 97, 121, 130};
     int n = (int)(sizeof want / sizeof want[0]);
     assert_int_equal(s.evals, n);
-    for (int i = 0; i < n; i++) assert_int_equal(s.eval_at[i], want[i]);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(s.eval_at[i], want[i]);
     bl_trainer_free(t);
     t = make();
     config(&c, &s);
@@ -267,7 +269,8 @@ static void trains_as_the_bare_trainer_does_and_saves(void **state) {
     bl_error err = {0};
     assert_int_equal(bl_run(a, &c, &r, &err), BL_OK);
     bl_step_info si;
-    for (int i = 0; i < 15; i++) assert_int_equal(bl_trainer_step(b, &si, &err), BL_OK);
+    for (int i = 0; i < 15; i++)
+        assert_int_equal(bl_trainer_step(b, &si, &err), BL_OK);
     assert_true(tu_arena_equal(bl_trainer_model(a), bl_trainer_model(b), BL_ARENA_PARAMS));
     /* the last checkpoint of the cadence is update 14 */
     bl_trainer *d = make();

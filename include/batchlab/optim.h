@@ -32,8 +32,9 @@ const char *bl_optim_name(const bl_optim_config *c);
 typedef struct bl_optim {
     bl_optim_config cfg;
     struct bl_backend *be; /* where the state lives and the updates run */
-    size_t n;       /* parameters */
-    float *state;   /* flat arena (backend memory): SGD momentum (n) or Adam m (n) then v (n); owned */
+    size_t n;              /* parameters */
+    float
+        *state; /* flat arena (backend memory): SGD momentum (n) or Adam m (n) then v (n); owned */
     size_t state_n; /* floats in state (0, n or 2n) */
     long t;         /* updates applied so far */
 } bl_optim;

@@ -42,15 +42,15 @@ typedef enum bl_run_decision_source {
 
 typedef struct bl_run_event {
     bl_run_event_kind kind;
-    const bl_step_info *step;           /* STEP */
-    const bl_epoch_info *epoch;         /* EPOCH */
-    const bl_adapt_decision *decision;  /* DECISION */
-    int applied;                        /* DECISION: the batch changed */
-    bl_run_decision_source source;      /* DECISION */
-    float lr;                           /* DECISION: the learning rate after it */
-    long at_step, samples_seen;         /* EVAL */
-    double val_loss, val_acc;           /* EVAL */
-    double elapsed_s;                   /* since bl_run started (every kind) */
+    const bl_step_info *step;          /* STEP */
+    const bl_epoch_info *epoch;        /* EPOCH */
+    const bl_adapt_decision *decision; /* DECISION */
+    int applied;                       /* DECISION: the batch changed */
+    bl_run_decision_source source;     /* DECISION */
+    float lr;                          /* DECISION: the learning rate after it */
+    long at_step, samples_seen;        /* EVAL */
+    double val_loss, val_acc;          /* EVAL */
+    double elapsed_s;                  /* since bl_run started (every kind) */
 } bl_run_event;
 
 /* Called on every rank, after the run log has the record. A status other than
@@ -104,8 +104,8 @@ typedef struct bl_run_config {
 
 /* Which rule ended a run. */
 typedef enum bl_run_stop {
-    BL_RUN_STOP_FAILED,   /* an error (bl_run's status) */
-    BL_RUN_STOP_DONE,     /* nothing left to do: the trainer was already there */
+    BL_RUN_STOP_FAILED, /* an error (bl_run's status) */
+    BL_RUN_STOP_DONE,   /* nothing left to do: the trainer was already there */
     BL_RUN_STOP_STEPS,
     BL_RUN_STOP_SAMPLES,
     BL_RUN_STOP_EPOCHS,   /* including "target not reached within --epochs" */
@@ -116,8 +116,8 @@ typedef enum bl_run_stop {
 
 typedef struct bl_run_result {
     bl_run_stop stop;
-    const char *stop_reason; /* a sentence: static, or msg below */
-    long steps;              /* updates this call made */
+    const char *stop_reason;      /* a sentence: static, or msg below */
+    long steps;                   /* updates this call made */
     double train_loss, train_acc; /* means over the last (possibly partial) epoch; NaN if none */
     double val_loss, val_acc;     /* the last evaluation; NaN if none */
     int decisions;                /* batch changes by the controller */

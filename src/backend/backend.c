@@ -12,7 +12,8 @@ static bl_backend opaque_backend = {
 int bl_backend_names(const char **names, int cap) {
     static const char *const all[] = {"cpu", "opaque"};
     int n = (int)(sizeof all / sizeof all[0]);
-    for (int i = 0; i < n && i < cap; i++) names[i] = all[i];
+    for (int i = 0; i < n && i < cap; i++)
+        names[i] = all[i];
     return n;
 }
 

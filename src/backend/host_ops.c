@@ -16,14 +16,14 @@ static inline const bl_kernels *K(void) {
 /* Run stmt with the memory that the pointers after it point into open (the
  * opaque backend opens exactly those blocks); every host kernel call here
  * succeeds, so the status is BL_OK. */
-#define RUN(be, stmt, ...)                                                                       \
-    do {                                                                                         \
-        const void *const ptrs_[] = {__VA_ARGS__};                                              \
-        const int n_ = (int)(sizeof ptrs_ / sizeof ptrs_[0]);                                    \
-        if (!(be)->host_visible) opaque_pool_open((be)->impl, ptrs_, n_);                        \
-        stmt;                                                                                    \
-        if (!(be)->host_visible) opaque_pool_close((be)->impl, ptrs_, n_);                       \
-        return BL_OK;                                                                            \
+#define RUN(be, stmt, ...)                                                                         \
+    do {                                                                                           \
+        const void *const ptrs_[] = {__VA_ARGS__};                                                 \
+        const int n_ = (int)(sizeof ptrs_ / sizeof ptrs_[0]);                                      \
+        if (!(be)->host_visible) opaque_pool_open((be)->impl, ptrs_, n_);                          \
+        stmt;                                                                                      \
+        if (!(be)->host_visible) opaque_pool_close((be)->impl, ptrs_, n_);                         \
+        return BL_OK;                                                                              \
     } while (0)
 
 static bl_status op_alloc(bl_backend *be, bl_mem *mem, size_t bytes, bl_buffer_kind kind,
@@ -76,15 +76,16 @@ static size_t op_conv2d_blas_bytes(const bl_backend *be, const bl_conv_dims *d) 
 
 static bl_status op_dense_forward(bl_backend *be, float *out, const float *in, const float *w,
                                   const float *b, int B, int in_dim, int out_dim, int relu) {
-    RUN(be, (relu ? K()->dense_relu_forward : K()->dense_forward)(out, in, w, b, B, in_dim, out_dim),
+    RUN(be,
+        (relu ? K()->dense_relu_forward : K()->dense_forward)(out, in, w, b, B, in_dim, out_dim),
         out, in, w, b);
 }
 static bl_status op_dense_backward(bl_backend *be, float *din, float *dw, float *db, float *dout,
                                    const float *out, const float *in, const float *w, int B,
                                    int in_dim, int out_dim, int relu) {
     if (relu)
-        RUN(be, K()->dense_relu_backward(din, dw, db, dout, out, in, w, B, in_dim, out_dim), din, dw,
-            db, dout, out, in, w);
+        RUN(be, K()->dense_relu_backward(din, dw, db, dout, out, in, w, B, in_dim, out_dim), din,
+            dw, db, dout, out, in, w);
     RUN(be, K()->dense_backward(din, dw, db, dout, in, w, B, in_dim, out_dim), din, dw, db, dout,
         in, w);
 }
@@ -240,8 +241,8 @@ static bl_status op_sgd_step(bl_backend *be, float *p, float *buf, const float *
 static bl_status op_adam_step(bl_backend *be, float *p, float *m, float *v, const float *g,
                               size_t n, float lr, float beta1, float beta2, float eps,
                               float weight_decay, int decoupled, long t) {
-    RUN(be, K()->adam_step(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled, t), p,
-        m, v, g);
+    RUN(be, K()->adam_step(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled, t), p, m,
+        v, g);
 }
 
 const bl_backend_ops host_backend_ops = {

@@ -59,7 +59,6 @@ static double resolved_noise(const bl_trainer *tr) {
     return v > 0 ? v : NAN;
 }
 
-
 static bl_status log_eval(bl_runlog *log, const bl_trial_point *p, bl_error *err) {
     if (!log->open) return BL_OK;
     unsigned mark = bl_alloc_failures();
@@ -95,8 +94,7 @@ static bl_status finish_trial(sweep_run *s, bl_trainer *tr, bl_trial *t, bl_erro
     bl_model *m = bl_trainer_model(tr);
     bl_loss_kind loss = c->train.loss;
     bl_status st = bl_model_copy_state(s->eval, m, err);
-    if (!st)
-        st = bl_model_evaluate(s->eval, s->train, loss, 0, &t->train_loss, &t->train_acc, err);
+    if (!st) st = bl_model_evaluate(s->eval, s->train, loss, 0, &t->train_loss, &t->train_acc, err);
     const bl_dataset *gap = s->test && s->test->n ? s->test : s->val;
     if (!st) st = bl_model_evaluate(s->eval, gap, loss, 0, &t->test_loss, &t->test_acc, err);
     if (st) return st;

@@ -71,8 +71,8 @@ struct bl_model {
      * pointers of ctx->be */
     bl_ctx *ctx;
     bl_backend *be;
-    float *x_dev;     /* (max_batch, in) staged input, when the backend is not host memory */
-    int32_t *y_dev;   /* (max_batch) staged labels, likewise */
+    float *x_dev;   /* (max_batch, in) staged input, when the backend is not host memory */
+    int32_t *y_dev; /* (max_batch) staged labels, likewise */
     int max_batch;
     float *gbuf[2]; /* gradient ping-pong, (max_batch, widest layer) */
     float *probs;   /* (max_batch, out) softmax output */
@@ -82,8 +82,8 @@ struct bl_model {
     size_t blas_bytes; /* BLAS packing buffers charged to ctx->mem at alloc */
     /* last forward and loss */
     const float *acts[BL_MAX_LAYERS];
-    const float *x_in;     /* the input of the last forward (backend memory) */
-    const int32_t *y_in;   /* the labels of the last loss (backend memory) */
+    const float *x_in;   /* the input of the last forward (backend memory) */
+    const int32_t *y_in; /* the labels of the last loss (backend memory) */
     bl_loss_kind last_loss;
     int last_B, last_train;
     bl_grad_ready_fn grad_hook;

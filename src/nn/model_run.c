@@ -8,10 +8,10 @@
 #include "nn/layer.h"
 
 /* A failed backend call ends the pass with a message naming the layer. */
-#define TRY(call, what)                                                                          \
-    do {                                                                                         \
-        bl_status st_ = (call);                                                                  \
-        if (st_) return layer_fail(m, err, st_, i, what);                                        \
+#define TRY(call, what)                                                                            \
+    do {                                                                                           \
+        bl_status st_ = (call);                                                                    \
+        if (st_) return layer_fail(m, err, st_, i, what);                                          \
     } while (0)
 
 static bl_status layer_fail(const bl_model *m, bl_error *err, bl_status st, int i,
@@ -40,8 +40,8 @@ bl_status bl_model_forward(bl_model *m, const float *x, int B, int train, bl_err
         return bl_fail(err, BL_ERR_ARG, "batch size %d is invalid: it must be between 1 and %d", B,
                        m->max_batch);
     const void *xin;
-    bl_status st = stage(m, m->x_dev, x, (size_t)B * bl_shape_size(m->input) * sizeof(float),
-                         &xin, err);
+    bl_status st =
+        stage(m, m->x_dev, x, (size_t)B * bl_shape_size(m->input) * sizeof(float), &xin, err);
     if (st) return st;
     m->x_in = xin;
     const float *h = xin;

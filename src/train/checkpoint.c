@@ -283,7 +283,8 @@ bl_status bl_trainer_resume(bl_trainer *t, const char *path, bl_error *err) {
                     path, pos, t->train->n);
     if (!s) s = load_model_tensors(m, &st, path, err);
     const bl_tensor *os;
-    if (!s && t->opt.state_n && !(s = find_f32(&st, path, "optim.state", t->opt.state_n, &os, err)) &&
+    if (!s && t->opt.state_n &&
+        !(s = find_f32(&st, path, "optim.state", t->opt.state_n, &os, err)) &&
         (s = t->ctx->be->ops->upload(t->ctx->be, t->opt.state, os->data, os->nbytes)))
         bl_backend_fail(err, s, t->ctx->be, "loading the optimizer state");
     if (!s) s = ckpt_state_restore(t, &st, path, err);

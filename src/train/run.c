@@ -197,11 +197,12 @@ static int eval_due(run_loop *L, const bl_step_info *si) {
     }
     if (c->eval_samples && si->samples_seen >= L->next_eval_samples) {
         due = 1;
-        while (L->next_eval_samples <= si->samples_seen) L->next_eval_samples += c->eval_samples;
+        while (L->next_eval_samples <= si->samples_seen)
+            L->next_eval_samples += c->eval_samples;
     }
-    if (c->eval_at_end && ((c->steps && si->step >= c->steps) ||
-                           (c->samples && si->samples_seen >= c->samples) ||
-                           (si->epoch_end && epochs && si->epoch + 1 >= epochs)))
+    if (c->eval_at_end &&
+        ((c->steps && si->step >= c->steps) || (c->samples && si->samples_seen >= c->samples) ||
+         (si->epoch_end && epochs && si->epoch + 1 >= epochs)))
         due = 1;
     if (due && c->eval_growth > 0) L->next_eval = si->step + eval_spacing(c, si->step);
     return due && (c->val || c->evaluate);
@@ -252,7 +253,8 @@ bl_status bl_run(bl_trainer *t, const bl_run_config *c, bl_run_result *r, bl_err
     if (!r->stop_reason && c->samples && bl_trainer_samples_seen(t) >= c->samples)
         r->stop_reason = "already at the sample budget";
     if (r->stop_reason) r->stop = BL_RUN_STOP_DONE;
-    while (!r->stop_reason && !st) st = one_update(&L, err);
+    while (!r->stop_reason && !st)
+        st = one_update(&L, err);
     if (L.samples) r->train_loss = L.loss_sum / L.samples, r->train_acc = L.acc_sum / L.samples;
     r->wall_s = bl_now_sec() - L.t0;
     if (st) r->stop = BL_RUN_STOP_FAILED;

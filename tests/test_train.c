@@ -18,19 +18,7 @@ static bl_ctx g_ctx;
 static bl_dataset g_train, g_test;
 
 static int setup(void **state) {
-    bl_error err = {0};
-    bl_ctx_init(&g_ctx, 1);
-    if (bl_dataset_load_fashion_mnist(&g_train, &g_test, &g_ctx.mem,
-                                      BL_TEST_DATA_DIR "/fmnist-sample", &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
-    }
-    bl_norm nm;
-    if (bl_norm_fit(&nm, &g_ctx.mem, &g_train, BL_NORM_UNIT, &err)) return -1;
-    bl_norm_apply(&nm, &g_train);
-    bl_norm_apply(&nm, &g_test);
-    bl_norm_free(&nm, &g_ctx.mem);
-    return 0;
+    return tu_load_sample(&g_ctx, &g_train, &g_test);
 }
 
 static int teardown(void **state) {

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "batchlab/core.h"
+#include "batchlab/data.h"
 
 const char *tu_tmpdir(void) {
     static char bufs[8][256];
@@ -175,4 +176,25 @@ float tu_arena_get1(bl_model *m, bl_arena arena, size_t i) {
 void tu_arena_set1(bl_model *m, bl_arena arena, size_t i, float v) {
     bl_error err = {0};
     tu_check(bl_model_write(m, arena, i, 1, &v, &err), &err, "bl_model_write");
+}
+
+int tu_load_sample(bl_ctx *ctx, bl_dataset *train, bl_dataset *test) {
+    bl_error err = {0};
+    bl_dataset t = {0};
+    bl_norm nm;
+    bl_ctx_init(ctx, 1);
+    if (bl_dataset_load_fashion_mnist(train, &t, &ctx->mem, BL_TEST_DATA_DIR "/fmnist-sample",
+                                      &err) ||
+        bl_norm_fit(&nm, &ctx->mem, train, BL_NORM_UNIT, &err)) {
+        fprintf(stderr, "the Fashion-MNIST sample: %s\n", err.msg);
+        return -1;
+    }
+    bl_norm_apply(&nm, train);
+    bl_norm_apply(&nm, &t);
+    bl_norm_free(&nm, &ctx->mem);
+    if (test)
+        *test = t;
+    else
+        bl_dataset_free(&t, &ctx->mem);
+    return 0;
 }

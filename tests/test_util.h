@@ -21,6 +21,13 @@ const char *tu_join(const char *dir, const char *name);
  * is a broken test machine, so it says why and aborts. */
 void tu_write_file(const char *path, const void *data, size_t n, int gz);
 
+/* The committed Fashion-MNIST sample (600 training, 200 test images) into train and
+ * test (NULL: not kept), scaled to [0, 1] by the training split's statistics; ctx gets
+ * bl_ctx_init(ctx, 1) first. 0, or -1 after printing why. */
+struct bl_ctx;
+struct bl_dataset;
+int tu_load_sample(struct bl_ctx *ctx, struct bl_dataset *train, struct bl_dataset *test);
+
 /* ---- models, through the backend seam (tests run on "cpu" and "opaque") ---- */
 #include "batchlab/model.h"
 /* A host copy of a model's arena (params, grads or buffers), malloc'd: the caller

@@ -35,13 +35,21 @@ static void add_tensor(bl_tensor *ts, int *n, const char *name, bl_dtype dt, con
     t->nbytes = (size_t)count * bl_dtype_size(dt);
 }
 
-/* Transfer point: parameters, buffers and optimizer state copied to one host
- * snapshot (params, then buffers, then state), after the NaN check on the backend. */
-static bl_status snapshot(bl_trainer *t, const char *path, float **out, bl_error *err) {
+/* Transfer point: what a checkpoint holds, as host pointers, after the NaN check on
+ * the backend. Where the backend's memory is host memory the arenas are used in
+ * place; otherwise params, buffers and optimizer state are downloaded into one
+ * host copy (owned, freed by the caller). */
+typedef struct snapshot {
+    const float *params, *buffers, *state;
+    float *owned;
+} snapshot;
+
+static bl_status take_snapshot(bl_trainer *t, const char *path, snapshot *s, bl_error *err) {
     bl_model *m = t->model;
     bl_backend *be = t->ctx->be;
     size_t np = bl_model_num_params(m), nb = bl_model_num_buffers(m), ns = t->opt.state_n;
     int finite = 1, state_finite = 1;
+    memset(s, 0, sizeof *s);
     bl_status st = be->ops->all_finite(be, &finite, bl_model_params(m), np);
     if (!st && ns) st = be->ops->all_finite(be, &state_finite, t->opt.state, ns);
     if (st) return bl_backend_fail(err, st, be, "the NaN check");
@@ -50,6 +58,10 @@ static bl_status snapshot(bl_trainer *t, const char *path, float **out, bl_error
                        "%s: not written: the parameters hold NaN or Inf (the previous "
                        "checkpoint, if any, is kept)",
                        path);
+    if (be->host_visible) {
+        s->params = bl_model_params(m), s->buffers = bl_model_buffers(m), s->state = t->opt.state;
+        return BL_OK;
+    }
     float *h = bl_malloc((np + nb + ns + 1) * sizeof(float));
     if (!h) return bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path);
     st = bl_model_read(m, BL_ARENA_PARAMS, 0, np, h, err);
@@ -60,27 +72,26 @@ static bl_status snapshot(bl_trainer *t, const char *path, float **out, bl_error
         bl_free(h);
         return st;
     }
-    *out = h;
+    *s = (snapshot){.params = h, .buffers = h + np, .state = h + np + nb, .owned = h};
     return BL_OK;
 }
 
 bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, bl_error *err) {
     bl_model *m = t->model;
-    float *host = NULL;
-    bl_status st = snapshot(t, path, &host, err);
+    snapshot snap;
+    bl_status st = take_snapshot(t, path, &snap, err);
     if (st) return st;
-    size_t np = bl_model_num_params(m), nb = bl_model_num_buffers(m);
     bl_tensor ts[MAX_CKPT_TENSORS];
     int n = 0;
     for (int i = 0; i < bl_model_num_tensors(m); i++) {
         const bl_param_info *p = bl_model_tensor(m, i);
-        const float *base = p->is_buffer ? host + np : host;
+        const float *base = p->is_buffer ? snap.buffers : snap.params;
         add_tensor(ts, &n, p->name, BL_DT_F32, base + p->offset, (int64_t)p->count);
         ts[n - 1].ndim = p->ndim;
         memcpy(ts[n - 1].shape, p->shape, sizeof p->shape);
     }
     if (t->opt.state_n)
-        add_tensor(ts, &n, "optim.state", BL_DT_F32, host + np + nb, (int64_t)t->opt.state_n);
+        add_tensor(ts, &n, "optim.state", BL_DT_F32, snap.state, (int64_t)t->opt.state_n);
     add_tensor(ts, &n, "rng.noise", BL_DT_U8, t->noise_rng.s, 32);
     if (norm && norm->kind != BL_NORM_NONE) {
         add_tensor(ts, &n, "norm.scale", BL_DT_F32, norm->scale, (int64_t)norm->dim);
@@ -125,7 +136,7 @@ bl_status bl_trainer_save(bl_trainer *t, const char *path, const bl_norm *norm, 
     st = text.history ? bl_safetensors_write(path, ts, n, meta, n_meta, err)
                       : bl_fail(err, BL_ERR_NOMEM, "%s: out of memory", path);
     ckpt_state_text_free(&text);
-    bl_free(host);
+    bl_free(snap.owned);
     return st;
 }
 

@@ -91,7 +91,7 @@ int cli_info(int argc, char **argv) {
         if (bl_model_create(&m, model, in, classes, &err)) return cJSON_Delete(j), cli_error(cmd, "%s", err.msg);
         size_t np = bl_model_num_params(m);
         size_t state = oc.kind == BL_OPT_SGD ? (oc.momentum > 0 ? np : 0) : 2 * np;
-        size_t model_bytes = bl_model_memory_bytes(m, batch);
+        size_t model_bytes = bl_model_memory_bytes_on(m, ctx.be, batch);
         /* parameters and gradients (arenas, as allocated), the rest is per batch:
          * activations, their gradients, conv workspace and BLAS's packing buffers */
         size_t weight_bytes = (2 * (np + 1) + bl_model_num_buffers(m) + 1) * sizeof(float);

@@ -177,7 +177,8 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
                               .min_batch = o.min_batch,
                               .max_batch = o.max_batch,
                               .every_steps = o.adapt_every,
-                              .min_gain = 0.05};
+                              .min_gain = 0.05,
+                              .backend = ctx.be};
         if ((size_t)ac.max_batch > rs.sp.train.n) ac.max_batch = (int)rs.sp.train.n;
         if (o.memory && cli_parse_bytes(o.memory, &ac.memory_bytes)) {
             rc = cli_error(cmd, "--memory expects a size such as 512M or 2G, got '%s'", o.memory);

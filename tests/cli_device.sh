@@ -15,6 +15,10 @@ out=$("$BL" info --json 2>&1)
 check "info lists both backends" grep -q '"backends":.*"cpu",.*"opaque"' <<<"$(tr -d ' \t\n' <<<"$out")"
 out=$("$BL" info --device opaque --json 2>&1)
 check "info --device opaque uses it" grep -q '"backend":.*"opaque"' <<<"$out"
+# The memory model counts the opaque backend's staged batch: 64 x (784 floats + a label).
+pc=$("$BL" info --device cpu --model mlp --batch 64 --json | sed -n 's/.*"predicted_bytes":[^0-9]*\([0-9]*\).*/\1/p')
+po=$("$BL" info --device opaque --model mlp --batch 64 --json | sed -n 's/.*"predicted_bytes":[^0-9]*\([0-9]*\).*/\1/p')
+check "info's memory model follows --device ($pc vs $po bytes)" test "$((po - pc))" -eq $((64 * (784 * 4 + 4)))
 expect_error "unknown --device" "--device.*'gpu'.*cpu or opaque" "$BL" info --device gpu
 expect_error "unknown BATCHLAB_DEVICE" "--device.*'tpu'.*cpu or opaque" env BATCHLAB_DEVICE=tpu "$BL" info
 expect_error "--device on train" "--device.*'x'" "$BL" train --data "$SAMPLE" --device x

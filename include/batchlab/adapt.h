@@ -45,6 +45,7 @@ typedef struct bl_adapt_config {
     long trial_steps;    /* updates at a never-measured batch before judging it (0: every/3) */
     double min_gain;     /* switch only above this predicted goodput gain (0.05) */
     bl_adapt_lr lr_rule;
+    const bl_backend *backend; /* where training runs, for the memory budget (NULL: cpu) */
 } bl_adapt_config;
 
 typedef struct bl_adapt_decision {

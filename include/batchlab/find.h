@@ -15,6 +15,7 @@
 #ifndef BATCHLAB_FIND_H
 #define BATCHLAB_FIND_H
 
+#include "batchlab/backend.h"
 #include "batchlab/data.h"
 #include "batchlab/optim.h"
 
@@ -22,11 +23,12 @@
 extern "C" {
 #endif
 
-/* Bytes of the training footprint of spec at batch B (see above), without the noise-scale
- * measurement (bl_train_config.noise adds one input batch: B x (input floats + a label)). */
+/* Bytes of the training footprint of spec at batch B (see above) on backend be (NULL:
+ * the CPU backend), without the noise-scale measurement (bl_train_config.noise adds one
+ * input batch: B x (input floats + a label)). */
 bl_status bl_train_memory_bytes(const char *spec, bl_shape input, int n_classes,
-                                const bl_optim_config *opt, int batch, size_t *bytes,
-                                bl_error *err);
+                                const bl_optim_config *opt, int batch, const bl_backend *be,
+                                size_t *bytes, bl_error *err);
 
 typedef enum { BL_FIND_POWER, BL_FIND_BINSEARCH } bl_find_mode;
 

@@ -109,6 +109,8 @@ bl_status bl_model_loss(bl_model *m, const int32_t *labels, bl_loss_kind loss, d
  * weighted by scale (1/total_batch for a mean over the total batch). */
 bl_status bl_model_backward(bl_model *m, float scale, bl_error *err);
 bl_status bl_model_zero_grad(bl_model *m, bl_error *err);
+/* *out = the squared L2 norm of the gradient arena, summed on the backend. */
+bl_status bl_model_grad_sumsq(bl_model *m, double *out, bl_error *err);
 
 /* Per-example gradient norms, for the gradient noise scale without a second batch.
  * A dense layer's gradient for one example is the outer product of its output
@@ -143,8 +145,10 @@ bl_status bl_model_predict(bl_model *m, const float *x, size_t n, int B, float *
 bl_status bl_model_check_input(const bl_model *m, size_t dim, const char *what, bl_error *err);
 
 /* Predicted bytes for params+grads+buffers+activations+scratch at batch B (the
- * optimizer state is counted by the caller). */
+ * optimizer state is counted by the caller), on the backend m is allocated on (before
+ * bl_model_alloc: the CPU backend), or on be (NULL: likewise). */
 size_t bl_model_memory_bytes(const bl_model *m, int B);
+size_t bl_model_memory_bytes_on(const bl_model *m, const bl_backend *be, int B);
 
 #ifdef __cplusplus
 }

@@ -75,7 +75,8 @@ bl_status bl_adapt_init(bl_adapt *a, const bl_adapt_config *c, const char *spec,
     for (int i = 0; i < n; i++) {
         size_t bytes = 0;
         bl_status st =
-            bl_train_memory_bytes(spec, ds->shape, ds->n_classes, opt, cand[i], &bytes, err);
+            bl_train_memory_bytes(spec, ds->shape, ds->n_classes, opt, cand[i], c->backend, &bytes,
+                                  err);
         if (st) return st;
         /* The noise scale is measured on batches of their own, gathered into one more
          * input buffer of the reserved size. */

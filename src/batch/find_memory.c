@@ -10,13 +10,14 @@
 #include "batchlab/model.h"
 
 bl_status bl_train_memory_bytes(const char *spec, bl_shape input, int n_classes,
-                                const bl_optim_config *opt, int batch, size_t *bytes,
-                                bl_error *err) {
+                                const bl_optim_config *opt, int batch, const bl_backend *be,
+                                size_t *bytes, bl_error *err) {
     bl_model *m;
     bl_status st = bl_model_create(&m, spec, input, n_classes, err);
     if (st) return st;
     /* + the trainer's copy of the batch-norm statistics (undone after a failed step) */
-    *bytes = bl_model_memory_bytes(m, batch) + bl_optim_state_bytes(opt, bl_model_num_params(m)) +
+    *bytes = bl_model_memory_bytes_on(m, be, batch) +
+             bl_optim_state_bytes(opt, bl_model_num_params(m)) +
              bl_loader_batch_bytes(bl_shape_size(input), batch) +
              bl_model_num_buffers(m) * sizeof(float);
     bl_model_free(m);
@@ -78,8 +79,15 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
     return result;
 }
 
-static int record(const bl_find_memory_config *c, bl_find_memory_result *r, int batch,
-                  bl_error *err) {
+/* The footprint the trials on backend be will have at batch. */
+static bl_status footprint(const bl_find_memory_config *c, const bl_backend *be, size_t batch,
+                           size_t *bytes, bl_error *err) {
+    return bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, (int)batch, be, bytes,
+                                 err);
+}
+
+static int record(const bl_find_memory_config *c, const bl_backend *be, bl_find_memory_result *r,
+                  int batch, bl_error *err) {
     bl_find_trial *t = r->n_trials < BL_FIND_MAX_TRIALS ? &r->trials[r->n_trials++] : NULL;
     double step_s = 0;
     int fits = trial(c, r->limit_bytes, batch, &step_s, err);
@@ -88,7 +96,7 @@ static int record(const bl_find_memory_config *c, bl_find_memory_result *r, int 
         t->fits = fits > 0;
         t->bytes = 0;
         bl_error e2 = {0};
-        bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, batch, &t->bytes, &e2);
+        footprint(c, be, (size_t)batch, &t->bytes, &e2);
         t->step_s = fits > 0 ? step_s : 0;
     }
     return fits;
@@ -100,9 +108,9 @@ typedef struct bracket {
 } bracket;
 
 /* Trial at `batch`, narrowing k; a trial that failed for another reason is an error. */
-static bl_status probe(const bl_find_memory_config *c, bl_find_memory_result *r, int batch,
-                       bracket *k, bl_error *err) {
-    int fits = record(c, r, batch, err);
+static bl_status probe(const bl_find_memory_config *c, const bl_backend *be,
+                       bl_find_memory_result *r, int batch, bracket *k, bl_error *err) {
+    int fits = record(c, be, r, batch, err);
     if (fits < 0) return err ? err->code : BL_ERR_ARG;
     if (fits)
         k->lo = batch > k->lo ? batch : k->lo;
@@ -117,9 +125,14 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
         return bl_fail(err, BL_ERR_ARG, "memory margin %g must be in [0, 1)", c->margin);
     if (c->budget_bytes == 0) return bl_fail(err, BL_ERR_ARG, "memory budget must be > 0");
     r->limit_bytes = (size_t)((double)c->budget_bytes * (1 - c->margin));
+    /* The backend the trials will get (bl_ctx_init's choice, or c->device). */
+    bl_ctx probe_ctx;
+    bl_ctx_init(&probe_ctx, c->threads);
+    bl_status st = c->device ? bl_ctx_set_device(&probe_ctx, c->device, err) : BL_OK;
+    const bl_backend *be = probe_ctx.be;
     size_t b1, b2;
-    bl_status st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, 1, &b1, err);
-    if (!st) st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, 4097, &b2, err);
+    if (!st) st = footprint(c, be, 1, &b1, err);
+    if (!st) st = footprint(c, be, 4097, &b2, err);
     if (st) return st;
     /* Summary line for people: growth per sample at large B, and what B = 0 would need. */
     r->per_sample_bytes = (b2 - b1) / 4096;
@@ -134,17 +147,13 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
      * growing once a GEMM group is full): binary search on the exact value. */
     size_t lo_b = 1, hi_b = 2;
     for (size_t bytes = 0;; hi_b *= 2) {
-        if ((st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, (int)hi_b, &bytes,
-                                        err)))
-            return st;
+        if ((st = footprint(c, be, hi_b, &bytes, err))) return st;
         if (bytes > r->limit_bytes || hi_b >= (1u << 30)) break;
         lo_b = hi_b;
     }
     while (hi_b - lo_b > 1) {
         size_t mid = lo_b + (hi_b - lo_b) / 2, bytes;
-        if ((st = bl_train_memory_bytes(c->spec, c->input, c->n_classes, &c->opt, (int)mid, &bytes,
-                                        err)))
-            return st;
+        if ((st = footprint(c, be, mid, &bytes, err))) return st;
         if (bytes <= r->limit_bytes)
             lo_b = mid;
         else
@@ -164,16 +173,16 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
     /* Confirm: the answer fits, and (unless capped) the next candidate does not. If a
      * trial disagrees with the model, fall back to a real search between the bounds. */
     bracket k = {0, 0};
-    if ((st = probe(c, r, target, &k, err))) return st;
+    if ((st = probe(c, be, r, target, &k, err))) return st;
     long next = c->mode == BL_FIND_POWER ? 2L * target : target + 1L;
-    if (k.lo && !r->capped && next <= cap && (st = probe(c, r, (int)next, &k, err))) return st;
+    if (k.lo && !r->capped && next <= cap && (st = probe(c, be, r, (int)next, &k, err))) return st;
     while (!k.hi && k.lo < cap && r->n_trials < BL_FIND_MAX_TRIALS) /* upwards */
-        if ((st = probe(c, r, 2L * k.lo <= cap ? 2 * k.lo : cap, &k, err))) return st;
+        if ((st = probe(c, be, r, 2L * k.lo <= cap ? 2 * k.lo : cap, &k, err))) return st;
     while (!k.lo && k.hi > 1 && r->n_trials < BL_FIND_MAX_TRIALS) /* downwards */
-        if ((st = probe(c, r, k.hi / 2, &k, err))) return st;
+        if ((st = probe(c, be, r, k.hi / 2, &k, err))) return st;
     while (c->mode == BL_FIND_BINSEARCH && k.hi && k.hi - k.lo > 1 &&
            r->n_trials < BL_FIND_MAX_TRIALS)
-        if ((st = probe(c, r, k.lo + (k.hi - k.lo) / 2, &k, err))) return st;
+        if ((st = probe(c, be, r, k.lo + (k.hi - k.lo) / 2, &k, err))) return st;
     int lo = k.lo;
     if (!lo)
         return bl_fail(err, BL_ERR_NOMEM, "no batch size fits the %.1f MB budget",

@@ -29,12 +29,6 @@ void bl_noise_measure_config_default(bl_noise_measure_config *c) {
     c->n_boot = 2000;
 }
 
-static bl_status grad_sumsq(bl_model *m, double *out, bl_error *err) {
-    bl_backend *be = bl_model_backend(m);
-    bl_status st = be->ops->sumsq(be, out, bl_model_grads(m), bl_model_num_params(m));
-    return st ? bl_backend_fail(err, st, be, "noise scale: the gradient norm") : BL_OK;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -158,12 +152,12 @@ static bl_status one_draw(bl_model *m, const bl_dataset *ds, const bl_noise_meas
         if ((st = bl_model_backward(m, scale, err))) return st;
         if (done == 0) { /* the arena holds (b_small/b_big) x the small batch's mean gradient */
             double k = (double)c->b_big / c->b_small;
-            if ((st = grad_sumsq(m, g2s, err))) return st;
+            if ((st = bl_model_grad_sumsq(m, g2s, err))) return st;
             *g2s *= k * k;
         }
         done += b;
     }
-    if ((st = grad_sumsq(m, g2b, err))) return st;
+    if ((st = bl_model_grad_sumsq(m, g2b, err))) return st;
     if (!isfinite(*g2s) || !isfinite(*g2b))
         return bl_fail(err, BL_ERR_NUMERIC, "noise scale: the gradient is not finite on %s",
                        ds->name);

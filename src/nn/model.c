@@ -198,18 +198,18 @@ typedef struct {
     size_t arenas, acts, aux, gbuf, loss, ws, blas;
 } model_sizes;
 
-/* The backend of an allocated model; before allocation, the one a context
- * would get (for the memory model). */
-static bl_backend *model_backend(const bl_model *m) {
+/* The backend sizes are computed for: be, else the model's, else the CPU backend. */
+static const bl_backend *sizing_backend(const bl_model *m, const bl_backend *be) {
+    bl_backend *cpu = NULL;
+    if (be) return be;
     if (m->be) return m->be;
-    bl_ctx c;
-    if (bl_ctx_set_device(&c, NULL, NULL)) bl_backend_get(&c.be, "cpu", NULL);
-    return c.be;
+    bl_backend_get(&cpu, "cpu", NULL);
+    return cpu;
 }
 
-static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out) {
+static model_sizes compute_sizes(const bl_model *m, const bl_backend *be, int B,
+                                 size_t *ws_floats_out) {
     model_sizes z = {0};
-    bl_backend *be = model_backend(m);
     size_t widest = bl_shape_size(m->input), ws = 0;
     z.arenas = (2 * (m->n_params + 1) + m->n_buffers + 1) * sizeof(float); /* as allocated */
     for (int i = 0; i < m->n_layers; i++) {
@@ -242,7 +242,11 @@ static model_sizes compute_sizes(const bl_model *m, int B, size_t *ws_floats_out
 }
 
 size_t bl_model_memory_bytes(const bl_model *m, int B) {
-    model_sizes z = compute_sizes(m, B, NULL);
+    return bl_model_memory_bytes_on(m, NULL, B);
+}
+
+size_t bl_model_memory_bytes_on(const bl_model *m, const bl_backend *be, int B) {
+    model_sizes z = compute_sizes(m, sizing_backend(m, be), B, NULL);
     return z.arenas + z.acts + z.aux + z.gbuf + z.loss + z.ws + z.blas;
 }
 
@@ -279,7 +283,7 @@ bl_status bl_model_alloc(bl_model *m, bl_ctx *ctx, int max_batch, bl_error *err)
     m->ctx = ctx;
     m->be = be;
     m->max_batch = max_batch;
-    model_sizes z = compute_sizes(m, max_batch, &m->ws_floats);
+    model_sizes z = compute_sizes(m, be, max_batch, &m->ws_floats);
     int B = max_batch;
     ALLOC(m->params, (m->n_params + 1) * sizeof(float), "parameters");
     ALLOC(m->grads, (m->n_params + 1) * sizeof(float), "gradients");
@@ -344,10 +348,9 @@ void bl_model_free(bl_model *m) {
 }
 
 /* Transfer point: the initial weights are drawn on the host, in the order of the
- * seeded stream, and uploaded. */
-/* Values written in order from an offset of an arena, through a small host
- * buffer: initialisation stages a few KiB at a time, never a second copy of the
- * weights (which the memory model does not count). */
+ * seeded stream, and written in order from an offset of an arena through a small
+ * host buffer: a few KiB at a time, never a second copy of the weights (which
+ * the memory model does not count). */
 typedef struct arena_writer {
     bl_model *m;
     bl_arena arena;
@@ -426,6 +429,11 @@ void bl_model_set_dropout_position(bl_model *m, long step, size_t first_sample) 
 bl_status bl_model_zero_grad(bl_model *m, bl_error *err) {
     bl_status st = m->be->ops->fill(m->be, m->grads, m->n_params, 0.0f);
     return st ? bl_backend_fail(err, st, m->be, "zeroing the gradients") : BL_OK;
+}
+
+bl_status bl_model_grad_sumsq(bl_model *m, double *out, bl_error *err) {
+    bl_status st = m->be->ops->sumsq(m->be, out, m->grads, m->n_params);
+    return st ? bl_backend_fail(err, st, m->be, "the gradient norm") : BL_OK;
 }
 
 static float *arena(bl_model *m, bl_arena a, size_t *n) {

@@ -66,13 +66,6 @@ static bl_status pass(bl_trainer *t, int b, int first, float scale, bl_error *er
     return st;
 }
 
-static bl_status grad_sumsq(bl_trainer *t, double *out, bl_error *err) {
-    bl_backend *be = t->ctx->be;
-    bl_model *m = t->model;
-    bl_status st = be->ops->sumsq(be, out, bl_model_grads(m), bl_model_num_params(m));
-    return st ? bl_backend_fail(err, st, be, "the gradient norm") : BL_OK;
-}
-
 bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small, double *g2_big,
                                 double *b_big, bl_error *err) {
     bl_model *m = t->model;
@@ -108,7 +101,7 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
         done += filled;
         if (!st && !per_example && world == 1 && done == filled) {
             double r = (double)total / done;
-            st = grad_sumsq(t, &stats[0], err);
+            st = bl_model_grad_sumsq(m, &stats[0], err);
             stats[0] *= r * r;
             stats[1] = done;
         }
@@ -117,7 +110,7 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
     }
     if (!st && !per_example && world > 1 && rank == 0) {
         double r = (double)total / share;
-        st = grad_sumsq(t, &stats[0], err);
+        st = bl_model_grad_sumsq(m, &stats[0], err);
         stats[0] *= r * r;
         stats[1] = share;
     }
@@ -135,7 +128,7 @@ bl_status trainer_measure_noise(bl_trainer *t, double *g2_small, double *b_small
         *g2_small = stats[0];
         *b_small = stats[1];
         *b_big = total;
-        st = grad_sumsq(t, g2_big, err);
+        st = bl_model_grad_sumsq(m, g2_big, err);
     }
     if (!st) st = bl_model_zero_grad(m, err);
     if (!st) st = trainer_buffers_restore(t, err);

@@ -270,7 +270,6 @@ static bl_status undo_step(bl_trainer *t, const step_undo *u, bl_status st) {
 }
 
 bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
-    bl_backend *be = t->ctx->be;
     bl_dist *dist = t->ctx->dist;
     bl_model *m = t->model;
     uint64_t t0 = bl_now_ns();
@@ -322,8 +321,7 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     if (!overlap && world > 1 && (st = trainer_allreduce_grads(t, err)))
         return undo_step(t, &undo, st);
     double gsq = 0;
-    if ((st = be->ops->sumsq(be, &gsq, bl_model_grads(m), bl_model_num_params(m))))
-        return undo_step(t, &undo, bl_backend_fail(err, st, be, "the gradient norm"));
+    if ((st = bl_model_grad_sumsq(m, &gsq, err))) return undo_step(t, &undo, st);
     if (!isfinite(gsq))
         return undo_step(t, &undo,
                          bl_fail(err, BL_ERR_NUMERIC,

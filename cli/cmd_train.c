@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "args.h"
-#include "optim_opts.h"
 #include "cli.h"
 #include "data_opts.h"
 #include "progress.h"

@@ -1,6 +1,5 @@
 /* `batchlab train`: --batch auto, --batch-schedule and --resume (see train_batch.h). */
 #include "train_batch.h"
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"

@@ -5,11 +5,7 @@
 #define BL_CLI_TRAIN_BATCH_H
 
 #include "args.h"
-#include "progress.h"
-#include "train_report.h"
-#include "batchlab/adapt.h"
-#include "batchlab/dist.h"
-#include "batchlab/runlog.h"
+#include "batchlab/batch_schedule.h"
 #include "batchlab/train.h"
 
 /* --batch-schedule: load the schedule into s and set the first batch, with activations

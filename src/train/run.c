@@ -22,6 +22,11 @@ const char *bl_run_already_done(const bl_trainer *t, long steps, long epochs) {
     return NULL;
 }
 
+/* The epochs rule: as given, or one epoch when no rule counts the run's length. */
+static long epoch_limit(const bl_run_config *c) {
+    return c->epochs || c->steps || c->samples ? c->epochs : 1;
+}
+
 typedef struct run_loop {
     bl_trainer *t;
     const bl_run_config *c;
@@ -160,7 +165,7 @@ static bl_run_stop stop_rule(const run_loop *L, const bl_step_info *si, int eval
                              const char **why) {
     const bl_run_config *c = L->c;
     const bl_run_result *r = L->r;
-    long epochs = c->epochs || c->steps || c->samples ? c->epochs : 1;
+    long epochs = epoch_limit(c);
     if (si->stop_requested) return *why = "interrupted", BL_RUN_STOP_FLAG;
     if (evaluated && c->target_acc > 0 && r->val_acc >= c->target_acc)
         return *why = "reached --target-acc on validation", BL_RUN_STOP_TARGET;
@@ -187,7 +192,7 @@ static long eval_spacing(const bl_run_config *c, long s) {
 /* Whether to evaluate after update si. */
 static int eval_due(run_loop *L, const bl_step_info *si) {
     const bl_run_config *c = L->c;
-    long epochs = c->epochs || c->steps || c->samples ? c->epochs : 1;
+    long epochs = epoch_limit(c);
     int due = c->eval_epoch_end && si->epoch_end;
     if (c->eval_growth > 0) {
         if (!L->next_eval) L->next_eval = eval_spacing(c, 0);

@@ -90,8 +90,8 @@ int cli_serve(int argc, char **argv) {
     const char *ckpt = NULL, *port_file = NULL, *preferred = NULL;
     int threads = 1, quiet = 0, port = cfg.port;
     const char *device = NULL;
-    int conn_timeout = (int)cfg.conn_timeout_s, max_conn = (int)cfg.max_connections,
-        max_per_ip = (int)cfg.max_conn_per_ip;
+    int conn_timeout = (int)cfg.conn_timeout_s, read_timeout = (int)cfg.read_timeout_s,
+        max_conn = (int)cfg.max_connections, max_per_ip = (int)cfg.max_conn_per_ip;
     long grace_ms = 10000;
     size_t max_body = cfg.max_body_bytes;
     cli_opt opts[] = {
@@ -121,6 +121,10 @@ int cli_serve(int argc, char **argv) {
          "close a connection silent this long: stalled headers or body, idle keep-alive "
          "(default 10)",
          0},
+        {"read-timeout-s", ARG_INT, &read_timeout,
+         "a whole request, headers and body, must arrive within this, else 408 and close "
+         "(default 30)",
+         0},
         {"max-connections", ARG_INT, &max_conn, "open connections, all clients (default 1000)", 0},
         {"max-conn-per-ip", ARG_INT, &max_per_ip,
          "open connections from one address (default 256; 0: no limit)", 0},
@@ -148,6 +152,9 @@ int cli_serve(int argc, char **argv) {
     if (conn_timeout < 1 || conn_timeout > 3600)
         return cli_error(cmd, "--conn-timeout-s %d is invalid: it must be in [1, 3600]",
                          conn_timeout);
+    if (read_timeout < 1 || read_timeout > 3600)
+        return cli_error(cmd, "--read-timeout-s %d is invalid: it must be in [1, 3600]",
+                         read_timeout);
     if (max_conn < 1 || max_conn > 100000)
         return cli_error(cmd, "--max-connections %d is invalid: it must be in [1, 100000]",
                          max_conn);
@@ -155,6 +162,7 @@ int cli_serve(int argc, char **argv) {
         return cli_error(cmd, "--max-conn-per-ip %d is invalid: it must be >= 0", max_per_ip);
     if (grace_ms < 0) return cli_error(cmd, "--grace-ms %ld is invalid: it must be >= 0", grace_ms);
     cfg.conn_timeout_s = (unsigned)conn_timeout;
+    cfg.read_timeout_s = (unsigned)read_timeout;
     cfg.max_connections = (unsigned)max_conn;
     cfg.max_conn_per_ip = (unsigned)max_per_ip;
     if (preferred &&
@@ -238,11 +246,12 @@ int cli_serve(int argc, char **argv) {
     fprintf(stderr,
             "batchlab serve: stopped: accepted=%llu answered=%llu unanswered=%llu "
             "cancelled=%llu abandoned=%llu queued_at_stop=%ld batches=%llu samples=%llu "
-            "avg_batch=%.2f\n",
+            "avg_batch=%.2f read_timeouts=%llu\n",
             (unsigned long long)st.accepted, (unsigned long long)st.answered,
             (unsigned long long)st.unanswered, (unsigned long long)st.cancelled,
             (unsigned long long)st.abandoned, st.queued_at_stop, (unsigned long long)ex,
-            (unsigned long long)inf, ex ? (double)inf / (double)ex : 0.0);
+            (unsigned long long)inf, ex ? (double)inf / (double)ex : 0.0,
+            (unsigned long long)st.read_timeouts);
     if (st.answered) {
         fprintf(stderr, "batchlab serve: per request, p50/p99 us:");
         for (int i = 0; i < BL_STAGES; i++)

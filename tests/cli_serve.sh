@@ -256,6 +256,8 @@ expect_exit "serve bad max batch" 2 "--max-batch 0" "$BL" serve "$T/mlp.safetens
 expect_exit "serve bad preferred" 2 "--preferred-batch" "$BL" serve "$T/mlp.safetensors" --preferred-batch 4,x
 expect_exit "serve bad slo" 2 "--slo-p99-ms" "$BL" serve "$T/mlp.safetensors" --slo-p99-ms -1
 expect_exit "serve bad conn timeout" 2 "--conn-timeout-s 0" "$BL" serve "$T/mlp.safetensors" --conn-timeout-s 0
+expect_exit "serve bad read timeout" 2 "--read-timeout-s 0 is invalid" "$BL" serve "$T/mlp.safetensors" --read-timeout-s 0
+expect_exit "serve huge read timeout" 2 "--read-timeout-s 4000 is invalid" "$BL" serve "$T/mlp.safetensors" --read-timeout-s 4000
 expect_exit "serve bad max connections" 2 "--max-connections 0" "$BL" serve "$T/mlp.safetensors" --max-connections 0
 expect_exit "serve bad grace" 2 "--grace-ms -1" "$BL" serve "$T/mlp.safetensors" --grace-ms -1
 expect_exit "load bad format" 2 "--format must be json or binary" "$BL" load --format xml

@@ -7,7 +7,9 @@
  *  - a request whose client has gone is dropped, not computed (D7);
  *  - a stop cut short answers every accepted request, with 200 or 503;
  *  - a flood of half-requests and slow clients from one address leaves the server
- *    answering everyone else (D1).
+ *    answering everyone else (D1);
+ *  - a client trickling its headers or body, a byte at a time within the inactivity
+ *    timeout, is answered 408 and closed at the read timeout.
  * Waits are bounded loops; nothing asserts how long anything took. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -444,6 +446,109 @@ static void half_closed_connections_are_closed(void **state) {
     bl_server_free(s);
 }
 
+/* ---- the read timeout ----------------------------------------------------------------- */
+
+/* Send one byte of `bytes` (cycled) every gap_ms until the server answers or closes;
+ * the answer goes to buf. Returns 1 when the server ended it within WAIT_MS, else 0. */
+static int trickle_until_closed(int fd, const char *bytes, long gap_ms, char *buf, size_t cap) {
+    size_t n = strlen(bytes);
+    buf[0] = '\0';
+    for (long t = 0, i = 0; t < WAIT_MS; t += gap_ms, i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)gap_ms) == 1) {
+            read_until_close(fd, buf, cap, WAIT_MS);
+            return 1;
+        }
+        if (send(fd, bytes + (size_t)i % n, 1, MSG_NOSIGNAL) != 1) return 1; /* reset */
+    }
+    return 0;
+}
+
+static uint64_t read_timeout_metric(bl_server *s) {
+    return bl_metrics_failures(bl_server_metrics(s), BL_FAIL_READ_TIMEOUT);
+}
+
+/* Headers trickled a byte every 50 ms never trip the inactivity timeout (an hour here),
+ * but the whole request must arrive within the read timeout: 408, then closed. A valid
+ * request on another connection is answered meanwhile. */
+static void trickled_headers_get_408(void **state) {
+    (void)state;
+    bl_serve_config cfg = config(0);
+    cfg.conn_timeout_s = 3600;
+    cfg.read_timeout_s = 1;
+    bl_server *s = start(&cfg);
+    int fd = dial(NULL, bl_server_port(s));
+    assert_true(fd >= 0);
+    send_str(fd, "POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+    char buf[4096], ok[4096];
+    assert_int_equal(
+        roundtrip(bl_server_port(s), "POST", "/v2/models/m/infer", infer_body(1), ok, sizeof ok),
+        200);
+    if (!trickle_until_closed(fd, "abcdefgh", 50, buf, sizeof buf))
+        fail_msg("a header trickle was still open after %d ms", WAIT_MS);
+    close(fd);
+    if (buf[0]) { /* unless the server's reset overtook its answer */
+        assert_int_equal(status_code(buf), 408);
+        assert_non_null(strstr(buf, "read timeout"));
+    }
+    bl_server_stats st;
+    bl_server_get_stats(s, &st);
+    assert_int_equal(st.read_timeouts, 1);
+    assert_int_equal(read_timeout_metric(s), 1);
+    assert_int_equal(st.accepted, 1);
+    bl_server_free(s);
+}
+
+/* The same for a body: headers whole, Content-Length 100000, the body a byte at a time.
+ * And the clock restarts after each response: on one kept-alive connection, requests
+ * spaced 300 ms apart keep being answered past the read timeout, and a trickle that
+ * follows them is cut. */
+static void trickled_body_gets_408_and_kept_alive_requests_do_not(void **state) {
+    (void)state;
+    bl_serve_config cfg = config(0);
+    cfg.conn_timeout_s = 3600;
+    cfg.read_timeout_s = 1;
+    bl_server *s = start(&cfg);
+    int port = bl_server_port(s);
+    char buf[8192];
+
+    int fd = dial(NULL, port);
+    assert_true(fd >= 0);
+    send_str(fd, "POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n"
+                 "{\"inputs\":[{\"name\":\"input\",\"data\":[");
+    if (!trickle_until_closed(fd, "1,", 50, buf, sizeof buf))
+        fail_msg("a body trickle was still open after %d ms", WAIT_MS);
+    close(fd);
+    if (buf[0]) assert_int_equal(status_code(buf), 408);
+
+    fd = dial(NULL, port);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 6; i++) { /* 6 x 300 ms: past the 1 s timeout counted from connect */
+        sleep_ms(300);
+        request(fd, "GET", "/v2/health/live", NULL, 1);
+        size_t n = 0;
+        while (!strstr(buf, "{\"live\":true}") && n < sizeof buf - 1) {
+            struct pollfd p = {fd, POLLIN, 0};
+            if (poll(&p, 1, WAIT_MS) != 1) fail_msg("request %d: no answer", i);
+            ssize_t k = recv(fd, buf + n, sizeof buf - 1 - n, 0);
+            if (k <= 0) fail_msg("request %d: the kept-alive connection was closed", i);
+            n += (size_t)k;
+            buf[n] = '\0';
+        }
+        assert_int_equal(status_code(buf), 200);
+        buf[0] = '\0';
+    }
+    send_str(fd, "GET /v2/health/live HTTP/1.1\r\nX-Slow: ");
+    if (!trickle_until_closed(fd, "z", 50, buf, sizeof buf))
+        fail_msg("a trickle after kept-alive requests was still open after %d ms", WAIT_MS);
+    close(fd);
+    if (buf[0]) assert_int_equal(status_code(buf), 408);
+    bl_server_stats st;
+    bl_server_get_stats(s, &st);
+    assert_int_equal(st.read_timeouts, 2);
+    bl_server_free(s);
+}
+
 /* ---- a flood ---------------------------------------------------------------------------- */
 
 /* From 127.0.0.2: connections that send half a request and hang up, and connections that
@@ -529,6 +634,8 @@ int main(void) {
         cmocka_unit_test(stop_now_answers_every_accepted_request),
         cmocka_unit_test(half_closed_connections_are_closed),
         cmocka_unit_test(flood_from_one_address_leaves_others_served),
+        cmocka_unit_test(trickled_headers_get_408),
+        cmocka_unit_test(trickled_body_gets_408_and_kept_alive_requests_do_not),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

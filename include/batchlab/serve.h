@@ -68,14 +68,15 @@ void bl_latency_hist_bucket_range(int index, uint64_t *lo, uint64_t *hi);
 
 /* ======================================================================== metrics */
 typedef enum {
-    BL_FAIL_BAD_REQUEST, /* 400: malformed JSON, wrong shape/datatype/name */
-    BL_FAIL_NOT_FOUND,   /* 404: unknown path or model */
-    BL_FAIL_METHOD,      /* 405 */
-    BL_FAIL_TOO_LARGE,   /* 413: body over max_body_bytes */
-    BL_FAIL_QUEUE_FULL,  /* 503: max_queue requests already waiting */
-    BL_FAIL_SHUTDOWN,    /* 503: the server is draining */
-    BL_FAIL_TIMEOUT,     /* 504: waited in the queue past its timeout */
-    BL_FAIL_INTERNAL,    /* 500 */
+    BL_FAIL_BAD_REQUEST,  /* 400: malformed JSON, wrong shape/datatype/name */
+    BL_FAIL_NOT_FOUND,    /* 404: unknown path or model */
+    BL_FAIL_METHOD,       /* 405 */
+    BL_FAIL_TOO_LARGE,    /* 413: body over max_body_bytes */
+    BL_FAIL_QUEUE_FULL,   /* 503: max_queue requests already waiting */
+    BL_FAIL_SHUTDOWN,     /* 503: the server is draining */
+    BL_FAIL_TIMEOUT,      /* 504: waited in the queue past its timeout */
+    BL_FAIL_INTERNAL,     /* 500 */
+    BL_FAIL_READ_TIMEOUT, /* 408: the request did not arrive whole within read_timeout_s */
     BL_FAIL_KINDS
 } bl_fail_kind;
 const char *bl_fail_kind_name(bl_fail_kind k); /* "bad_request", ... */
@@ -315,6 +316,9 @@ typedef struct bl_serve_config {
     unsigned conn_timeout_s;  /* close a connection silent this long: headers or body
                                * stalled, or idle keep-alive (not one waiting for its
                                * batch); default 10 */
+    unsigned read_timeout_s;  /* a whole request (headers and body) must arrive within
+                               * this, from the connection's start or the end of the
+                               * previous response; else 408 and close; default 30 */
     unsigned max_connections; /* open connections, all clients together; default 1000 */
     unsigned max_conn_per_ip; /* open connections from one address; default 256, 0 = none */
     bl_batcher_config batch;
@@ -334,12 +338,13 @@ bl_serve_metrics *bl_server_metrics(bl_server *s);
 bl_batcher *bl_server_batcher(bl_server *s);
 
 typedef struct bl_server_stats {
-    uint64_t accepted;   /* infer requests queued to the batcher */
-    uint64_t answered;   /* of those, responses fully sent */
-    uint64_t unanswered; /* of those, connections lost before the response was sent */
-    uint64_t abandoned;  /* of those, dropped uncomputed: the client had gone */
-    uint64_t cancelled;  /* of those, answered 503 uncomputed: the stop ran out of time */
-    long queued_at_stop; /* waiting in the queue when the drain began */
+    uint64_t accepted;      /* infer requests queued to the batcher */
+    uint64_t answered;      /* of those, responses fully sent */
+    uint64_t unanswered;    /* of those, connections lost before the response was sent */
+    uint64_t abandoned;     /* of those, dropped uncomputed: the client had gone */
+    uint64_t cancelled;     /* of those, answered 503 uncomputed: the stop ran out of time */
+    long queued_at_stop;    /* waiting in the queue when the drain began */
+    uint64_t read_timeouts; /* connections closed with a 408: no whole request in time */
 } bl_server_stats;
 /* Readiness turns false and new infer requests get 503; every response from now on
  * carries Connection: close. Nothing stops yet (bl_server_stop does this first). */

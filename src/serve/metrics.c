@@ -15,8 +15,8 @@
 #include "core/alloc.h"
 
 static const char *fail_names[BL_FAIL_KINDS] = {
-    "bad_request", "not_found", "method_not_allowed", "too_large", "queue_full",
-    "shutdown",    "timeout",   "internal",
+    "bad_request", "not_found", "method_not_allowed", "too_large",    "queue_full",
+    "shutdown",    "timeout",   "internal",           "read_timeout",
 };
 
 const char *bl_fail_kind_name(bl_fail_kind k) {

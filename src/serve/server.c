@@ -350,7 +350,8 @@ enum MHD_Result server_handle(void *cls, struct MHD_Connection *conn, const char
         c->len += n;
         return MHD_YES;
     }
-    /* The whole request has arrived (or the batcher resumed us). */
+    /* The whole request has arrived (or the batcher resumed us): its read clock stops. */
+    read_deadlines_disarm(&s->deadlines, conn);
     int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD),
         is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
     switch (c->route) {
@@ -386,6 +387,7 @@ enum MHD_Result server_handle(void *cls, struct MHD_Connection *conn, const char
 void server_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     bl_server *s = cls;
+    read_deadlines_rearm(&s->deadlines, conn); /* a kept-alive connection's next request */
     conn_ctx *c = *con_cls;
     if (!c) return;
     *con_cls = NULL;

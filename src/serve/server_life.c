@@ -29,6 +29,7 @@ void bl_serve_config_default(bl_serve_config *c) {
     c->http_threads = 1;
     c->max_body_bytes = 64u << 20;
     c->conn_timeout_s = 10;
+    c->read_timeout_s = 30;
     c->max_connections = 1000;
     c->max_conn_per_ip = 256;
     bl_batcher_config_default(&c->batch);
@@ -45,6 +46,7 @@ static int valid_name(const char *n) {
 
 /* Everything but the daemon (stopped by then, or never started). */
 static void release(bl_server *s) {
+    read_deadlines_stop(&s->deadlines);
     bl_batcher_free(s->b);
     bl_free(s->metadata);
     bl_free(s->stages);
@@ -77,6 +79,9 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     if (cfg->conn_timeout_s < 1 || cfg->conn_timeout_s > 3600)
         return bl_fail(err, BL_ERR_ARG, "--conn-timeout-s %u is invalid: it must be in [1, 3600]",
                        cfg->conn_timeout_s);
+    if (cfg->read_timeout_s < 1 || cfg->read_timeout_s > 3600)
+        return bl_fail(err, BL_ERR_ARG, "--read-timeout-s %u is invalid: it must be in [1, 3600]",
+                       cfg->read_timeout_s);
     if (cfg->max_connections < 1 || cfg->max_connections > 100000)
         return bl_fail(err, BL_ERR_ARG,
                        "--max-connections %u is invalid: it must be in [1, 100000]",
@@ -116,6 +121,9 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
                                &s->runner, err);
     if (!st) {
         s->m = bl_batcher_metrics(s->b);
+        st = read_deadlines_start(&s->deadlines, cfg->read_timeout_s, s->m, err);
+    }
+    if (!st) {
         /* poll(), not epoll: with epoll (edge-triggered in libmicrohttpd) a request's last
          * bytes and the client's FIN in one wake-up were read as data only, and the end of
          * stream was never seen, so a half-closed socket sat in CLOSE-WAIT until the
@@ -124,10 +132,10 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
         s->d = MHD_start_daemon(
             flags, (uint16_t)cfg->port, NULL, NULL, server_handle, s, MHD_OPTION_SOCK_ADDR,
             (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, server_on_completed, s,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-            cfg->conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conn_per_ip,
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, read_deadlines_notify, s, MHD_OPTION_THREAD_POOL_SIZE,
+            (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout_s,
+            MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            cfg->max_conn_per_ip, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
         if (!s->d)
             st = bl_fail(err, BL_ERR_IO,
                          "cannot listen on %s:%d (port in use, or not a local "
@@ -205,6 +213,7 @@ void bl_server_get_stats(bl_server *s, bl_server_stats *st) {
     st->unanswered = atomic_load(&s->unanswered);
     st->cancelled = atomic_load(&s->cancelled);
     st->abandoned = (uint64_t)bl_batcher_abandoned(s->b);
+    st->read_timeouts = atomic_load(&s->deadlines.expired);
     pthread_mutex_lock(&s->stop_mu);
     st->queued_at_stop = s->queued_at_stop;
     pthread_mutex_unlock(&s->stop_mu);

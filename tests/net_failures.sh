@@ -81,6 +81,9 @@ for fault in cut kill-rank1; do
     wait
     out=$(cat "$T/out")
     rc=$(cat "$T/rc")
+    # rank 0's run log ends with how the run ended (bl_run's "end" record), which the
+    # launcher cannot drop the way it can drop the terminal's last lines
+    end=$(grep '"type":"end"' "$T/log.jsonl" 2>/dev/null | tail -1)
     [ "$rc" != 0 ] && ok "$fault: nonzero exit ($rc)" || bad "$fault: exit status 0" "$out"
     if [ $fault = cut ]; then
         want='batchlab train: error: rank 1 stopped answering: no progress for 2 s'
@@ -88,15 +91,20 @@ for fault in cut kill-rank1; do
             bad "$fault: no single line /$want/" "$out"
         grep -q '^trained .*communication failed' <<<"$out" && ok "$fault: the summary is written" ||
             bad "$fault: no summary" "$out"
+        grep -q '"ok":false.*rank 1 stopped answering' <<<"$end" &&
+            ok "$fault: the log's end record names rank 1" || bad "$fault: log end record: '$end'" "$out"
     else
         # Open MPI 4.1 ends rank 0 itself (ob1 aborts) when its next call sees the dead
         # peer's socket before mpirun's SIGTERM arrives: then its message is the one line.
         want='batchlab train: error: .*rank 1|peer process has unexpectedly disconnected|failed to TCP connect to a peer'
-        # Known defect, open in issue 17: sometimes Open MPI kills rank 0 before either
-        # line is printed (seen in CI). Reported here; it fails the test only with
-        # BL_TEST_KNOWN_DEFECTS=1 until rank 0 reports the lost peer itself.
+        # Known defect, open in issue 17: once in CI neither line was printed. If the
+        # launcher dropped rank 0's last line, the log's end record still names the peer;
+        # if even that is missing, Open MPI killed rank 0 before it could report. That
+        # case is reported here, and fails the test only with BL_TEST_KNOWN_DEFECTS=1.
         if grep -qE "$want" <<<"$out"; then
             ok "$fault: one line names the lost peer: $(grep -m1 -oE "$want" <<<"$out")"
+        elif grep -qE '"ok":false.*rank 1' <<<"$end"; then
+            ok "$fault: the log's end record names the lost peer (the launcher dropped the line): $end"
         elif [ -n "${BL_TEST_KNOWN_DEFECTS:-}" ]; then
             bad "$fault: nothing says that rank 1 was lost" "$out"
         else

@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "batchlab/run.h"
+#include "batchlab/runlog.h"
+#include "cJSON.h"
 #include "test_util.h"
 
 static bl_ctx g_ctx;
@@ -186,6 +189,55 @@ static void stop_flag_and_callback_errors(void **state) {
     bl_trainer_free(t);
 }
 
+/* The log's last line of a run at path. */
+static cJSON *last_record(const char *path) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096], last[4096] = "";
+    while (fgets(line, sizeof line, f))
+        snprintf(last, sizeof last, "%s", line);
+    fclose(f);
+    cJSON *o = cJSON_Parse(last);
+    assert_non_null(o);
+    return o;
+}
+
+/* Every run's log ends with an "end" record that says why it stopped, and with the
+ * error when one ended it: the line a launcher cannot lose (issue 17). */
+static void the_log_ends_with_how_the_run_ended(void **state) {
+    char dir[] = "/tmp/bl_run_log.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    bl_error err = {0};
+    for (int failing = 0; failing < 2; failing++) {
+        bl_trainer *t = make();
+        bl_run_config c;
+        seen s;
+        config(&c, &s);
+        bl_runlog log = {0};
+        assert_int_equal(bl_runlog_open(&log, path, 0, &err), BL_OK);
+        c.log = &log;
+        c.steps = 4, s.fail_at = failing ? 3 : 0;
+        bl_run_result r;
+        assert_int_equal(bl_run(t, &c, &r, &err), failing ? BL_ERR_IO : BL_OK);
+        assert_int_equal(bl_runlog_close(&log, &err), BL_OK);
+        cJSON *o = last_record(path);
+        assert_string_equal(cJSON_GetObjectItem(o, "type")->valuestring, "end");
+        assert_string_equal(cJSON_GetObjectItem(o, "stop")->valuestring, r.stop_reason);
+        assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(o, "ok")), !failing);
+        assert_int_equal((long)cJSON_GetObjectItem(o, "step")->valuedouble, failing ? 3 : 4);
+        cJSON *e = cJSON_GetObjectItem(o, "error");
+        if (failing)
+            assert_non_null(strstr(e->valuestring, "the callback failed at step 3"));
+        else
+            assert_true(cJSON_IsNull(e));
+        cJSON_Delete(o);
+        bl_trainer_free(t);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 /* The sweep's rules: evaluations that spread out as the run goes, one at the
  * end, none at epoch ends, and a sample budget (the tuner's). */
 static void widening_evaluations_and_a_sample_budget(void **state) {
@@ -281,6 +333,7 @@ int main(void) {
         cmocka_unit_test(trains_as_the_bare_trainer_does_and_saves),
         cmocka_unit_test(widening_evaluations_and_a_sample_budget),
         cmocka_unit_test(divergence_fails_or_stops),
+        cmocka_unit_test(the_log_ends_with_how_the_run_ended),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

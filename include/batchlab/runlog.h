@@ -49,6 +49,12 @@ bl_status bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double va
  * the lr factor applied (d->lr_factor), enough to replay it (bl_batch_schedule_load). */
 bl_status bl_runlog_decision(bl_runlog *log, const struct bl_adapt_decision *d, int changed,
                              float lr, bl_error *err);
+/* The run's last record, {"type":"end"}: why it stopped (stop_reason, e.g. "steps",
+ * "interrupted", "communication failed: rank 1 stopped answering ..."), the error that
+ * ended it (NULL when none), and where it was. bl_run writes it, so a log always says how
+ * its run ended, also when the launcher loses the terminal's last lines. */
+bl_status bl_runlog_end(bl_runlog *log, const char *stop_reason, const char *error, long step,
+                        long samples_seen, double elapsed_s, bl_error *err);
 /* Any record: `record` (a cJSON object, still the caller's) as one line. */
 struct cJSON;
 bl_status bl_runlog_record(bl_runlog *log, const struct cJSON *record, bl_error *err);

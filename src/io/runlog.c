@@ -145,6 +145,24 @@ bl_status bl_runlog_eval(bl_runlog *log, long step, long samples_seen, double va
     return emit(log, o, mark, err);
 }
 
+bl_status bl_runlog_end(bl_runlog *log, const char *stop_reason, const char *error, long step,
+                        long samples_seen, double elapsed_s, bl_error *err) {
+    if (!log || !log->open) return BL_OK;
+    unsigned mark = bl_alloc_failures();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "end");
+    cJSON_AddStringToObject(o, "stop", stop_reason ? stop_reason : "?");
+    cJSON_AddBoolToObject(o, "ok", !error);
+    if (error)
+        cJSON_AddStringToObject(o, "error", error);
+    else
+        cJSON_AddNullToObject(o, "error");
+    bl_json_add_number(o, "step", (double)step);
+    bl_json_add_number(o, "samples_seen", (double)samples_seen);
+    bl_json_add_number(o, "elapsed_s", elapsed_s);
+    return emit(log, o, mark, err);
+}
+
 bl_status bl_runlog_close(bl_runlog *log, bl_error *err) {
     if (!log || !log->open) return BL_OK;
     bl_status st = BL_OK;

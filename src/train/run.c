@@ -6,6 +6,7 @@
 #include <string.h>
 #include "batchlab/dist.h"
 #include "batchlab/run.h"
+#include "batchlab/runlog.h"
 #include "train/trainer_internal.h"
 
 void bl_run_config_default(bl_run_config *c) {
@@ -268,6 +269,17 @@ bl_status bl_run(bl_trainer *t, const bl_run_config *c, bl_run_result *r, bl_err
         snprintf(r->msg, sizeof r->msg, "communication failed: %s", err ? err->msg : "?");
         r->stop_reason = r->msg;
     } else if (st) {
+        r->stop_reason = "failed";
+    }
+    /* The log's last word. After a failure its own failure is moot: the first error stands. */
+    bl_error lerr = {0};
+    bl_status ls =
+        bl_runlog_end(c->log, r->stop_reason, st ? (err ? err->msg : "?") : NULL,
+                      bl_trainer_steps_done(t), bl_trainer_samples_seen(t), r->wall_s, &lerr);
+    if (ls && !st) {
+        if (err) *err = lerr;
+        st = ls;
+        r->stop = BL_RUN_STOP_FAILED;
         r->stop_reason = "failed";
     }
     return st;

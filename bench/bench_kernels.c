@@ -49,6 +49,7 @@ static double time_per_call(bench_fn fn, void *arg) {
 }
 
 static const bl_kernels *be;
+static bl_cpu_pool *pool; /* the kernels' threads, set per run below */
 
 typedef struct {
     bl_conv_dims d;
@@ -58,12 +59,12 @@ typedef struct {
 
 static void run_conv_fwd(void *p) {
     conv_arg *a = p;
-    be->conv2d_forward(a->out, a->in, a->w, a->b, a->ws, &a->d);
+    be->conv2d_forward(pool, a->out, a->in, a->w, a->b, a->ws, &a->d);
 }
 static void run_conv_bwd(void *p) {
     conv_arg *a = p;
-    be->conv2d_backward(a->with_din ? a->din : NULL, a->dw, a->db, a->dout, a->in, a->w, a->ws,
-                        &a->d);
+    be->conv2d_backward(pool, a->with_din ? a->din : NULL, a->dw, a->db, a->dout, a->in, a->w,
+                        a->ws, &a->d);
 }
 
 typedef struct {
@@ -74,7 +75,7 @@ typedef struct {
 static void run_gemm(void *p) {
     gemm_arg *g = p;
     int lda = g->ta ? g->M : g->K, ldb = g->tb ? g->K : g->N;
-    be->gemm(g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, 0.0f, g->C, g->N);
+    be->gemm(pool, g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, 0.0f, g->C, g->N);
 }
 
 typedef struct {
@@ -87,7 +88,7 @@ typedef struct {
 static void run_dropout(void *p) {
     dropout_arg *a = p;
     a->key.step++; /* a fresh mask each call, as in training */
-    be->dropout_forward(a->out, a->mask, a->in, a->n, 0.3f, &a->key);
+    be->dropout_forward(pool, a->out, a->mask, a->in, a->n, 0.3f, &a->key);
 }
 
 static float *rnd(size_t n, bl_rng *r) {
@@ -149,9 +150,10 @@ int main(int argc, char **argv) {
     }
     bl_rng r;
     bl_rng_seed(&r, 1);
+    if (bl_cpu_pool_create(&pool, 1, NULL)) return 1;
     for (int t = 0; t < nt; t++) {
         openblas_set_num_threads(threads[t]);
-        be->set_threads(threads[t]);
+        bl_cpu_pool_set_threads(pool, threads[t]);
         printf("threads %d\n", threads[t]);
         bench_conv("conv 1->32 28x28 B=32", 32, 1, 28, 28, 32, &r);
         bench_conv("conv 32->64 28x28 B=32", 32, 32, 28, 28, 64, &r);
@@ -163,5 +165,6 @@ int main(int argc, char **argv) {
                bare_gemm_gflops(1, 0, 1024, 784, 128, &r));
         bench_dropout(&r);
     }
+    bl_cpu_pool_free(pool);
     return 0;
 }

@@ -289,17 +289,18 @@ int main(int argc, char **argv) {
     }
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
-    if (pool_threads > 0)
-        bl_cpu_kernels()->set_threads(pool_threads); /* experiment: BLAS keeps its count */
+    if (pool_threads > 0) /* experiment: BLAS keeps its count */
+        bl_cpu_pool_set_threads(ctx.be->pool, pool_threads);
     printf("env\t%d\t%s\t%s\n", ctx.threads, openblas_get_corename(),
            bl_cpu_isa_name(bl_cpu_isa_selected(NULL)));
     char list[256];
     snprintf(list, sizeof list, "%s", models);
     for (char *save = NULL, *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
         for (int i = 0; i < nb; i++)
-            if (bench_train(&ctx, m, batches[i], with_sgemm)) return 1;
+            if (bench_train(&ctx, m, batches[i], with_sgemm)) return bl_ctx_free(&ctx), 1;
         for (int i = 0; i < nl; i++)
-            if (bench_latency(&ctx, m, lat[i])) return 1;
+            if (bench_latency(&ctx, m, lat[i])) return bl_ctx_free(&ctx), 1;
     }
+    bl_ctx_free(&ctx);
     return 0;
 }

@@ -227,6 +227,7 @@ int cli_ends_with(const char *s, const char *suffix) {
 int cli_ctx_init(const char *cmd, bl_ctx *ctx, int threads, const char *device) {
     bl_error err = {0};
     bl_ctx_init(ctx, threads);
-    if (bl_ctx_set_device(ctx, device, &err)) return cli_error(cmd, "--device: %s", err.msg);
+    if (bl_ctx_set_device(ctx, device, &err))
+        return bl_ctx_free(ctx), cli_error(cmd, "--device: %s", err.msg);
     return 0;
 }

@@ -58,7 +58,8 @@ int cli_print_json(const char *cmd, const struct cJSON *j, unsigned mark);
 #define CLI_DEVICE_OPT(device)                                                                     \
     { "device", ARG_STR, &(device), CLI_DEVICE_HELP, 0 }
 /* bl_ctx_init(ctx, threads) on the backend device names (NULL: $BATCHLAB_DEVICE, else
- * cpu). Returns 0, or 2 after an error naming --device and the accepted values. */
+ * cpu). Returns 0 (the caller then owes a bl_ctx_free), or 2 after an error naming
+ * --device and the accepted values (ctx already freed). */
 struct bl_ctx;
 int cli_ctx_init(const char *cmd, struct bl_ctx *ctx, int threads, const char *device);
 

@@ -45,7 +45,7 @@ int cli_eval(int argc, char **argv) {
     bl_model *m = NULL;
     bl_norm norm;
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err))
-        return cli_fail(cmd, "%s", err.msg);
+        return bl_ctx_free(&ctx), cli_fail(cmd, "%s", err.msg);
     /* Labels are checked against the model's classes; the data may miss some. */
     d.classes = bl_model_output_dim(m);
     d.min_classes = 0;
@@ -83,5 +83,6 @@ int cli_eval(int argc, char **argv) {
     bl_dataset_free(&ds, &ctx.mem);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     return rc;
 }

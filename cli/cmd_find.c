@@ -153,7 +153,8 @@ int cli_find(int argc, char **argv) {
     if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
     /* Under mpirun, --throughput measures the data-parallel step: network included. */
     bl_dist *dist = NULL;
-    if (o.throughput && bl_dist_init(&dist, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (o.throughput && bl_dist_init(&dist, &err))
+        return bl_ctx_free(&ctx), cli_fail(cmd, "%s", err.msg);
     ctx.dist = dist;
     if (bl_dist_rank(dist) != 0) { /* rank 0 reports */
         cli_set_silent(1);
@@ -167,6 +168,7 @@ int cli_find(int argc, char **argv) {
         cli_fit_norm(&d, &ctx.mem, &ds, &norm, &err)) {
         bl_dataset_free(&ds, &ctx.mem);
         bl_dist_finalize(dist);
+        bl_ctx_free(&ctx);
         return cli_fail(cmd, "%s", err.msg);
     }
     bl_norm_apply(&norm, &ds);
@@ -180,5 +182,6 @@ int cli_find(int argc, char **argv) {
     bl_norm_free(&norm, &ctx.mem);
     bl_dataset_free(&ds, &ctx.mem);
     bl_dist_finalize(dist);
+    bl_ctx_free(&ctx);
     return rc;
 }

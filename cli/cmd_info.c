@@ -83,12 +83,17 @@ int cli_info(int argc, char **argv) {
         bl_shape in;
         bl_error err = {0};
         if (sscanf(input, "%dx%dx%d", &in.c, &in.h, &in.w) != 3 || in.c <= 0 || in.h <= 0 || in.w <= 0)
-            return cJSON_Delete(j), cli_error(cmd, "--input expects CxHxW (e.g. 1x28x28), got '%s'", input);
-        if (batch <= 0) return cJSON_Delete(j), cli_error(cmd, "--batch %d is invalid: it must be at least 1", batch);
+            return cJSON_Delete(j), bl_ctx_free(&ctx),
+                   cli_error(cmd, "--input expects CxHxW (e.g. 1x28x28), got '%s'", input);
+        if (batch <= 0)
+            return cJSON_Delete(j), bl_ctx_free(&ctx),
+                   cli_error(cmd, "--batch %d is invalid: it must be at least 1", batch);
         bl_optim_config oc;
-        if (bl_optim_parse(&oc, optimizer, &err)) return cJSON_Delete(j), cli_error(cmd, "--optimizer: %s", err.msg);
+        if (bl_optim_parse(&oc, optimizer, &err))
+            return cJSON_Delete(j), bl_ctx_free(&ctx), cli_error(cmd, "--optimizer: %s", err.msg);
         bl_model *m;
-        if (bl_model_create(&m, model, in, classes, &err)) return cJSON_Delete(j), cli_error(cmd, "%s", err.msg);
+        if (bl_model_create(&m, model, in, classes, &err))
+            return cJSON_Delete(j), bl_ctx_free(&ctx), cli_error(cmd, "%s", err.msg);
         size_t np = bl_model_num_params(m);
         size_t state = oc.kind == BL_OPT_SGD ? (oc.momentum > 0 ? np : 0) : 2 * np;
         size_t model_bytes = bl_model_memory_bytes_on(m, ctx.be, batch);
@@ -144,5 +149,6 @@ int cli_info(int argc, char **argv) {
         }
     }
     cJSON_Delete(j);
+    bl_ctx_free(&ctx);
     return rc;
 }

@@ -196,7 +196,7 @@ int cli_load(int argc, char **argv) {
     bl_dataset ds = {0};
     float *rnd = NULL;
     bl_load_result *res = bl_malloc(sizeof *res);
-    if (!res) return cli_fail(cmd, "out of memory");
+    if (!res) return bl_ctx_free(&ctx), cli_fail(cmd, "out of memory");
     if (bare && bl_checkpoint_load_model(&m, &norm, &ctx, bare, c.per_request, &err))
         rc = cli_fail(cmd, "%s", err.msg);
     if (!rc && input) {
@@ -297,5 +297,6 @@ int cli_load(int argc, char **argv) {
     bl_dataset_free(&ds, &ctx.mem);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     return rc;
 }

@@ -127,7 +127,7 @@ int cli_noise(int argc, char **argv) {
     /* The big batch runs in chunks, so the activations need not hold all of it. */
     int max_batch = c.b_big < 1024 ? c.b_big : (c.b_small > 1024 ? c.b_small : 1024);
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, max_batch, &err))
-        return cli_fail(cmd, "--checkpoint: %s", err.msg);
+        return bl_ctx_free(&ctx), cli_fail(cmd, "--checkpoint: %s", err.msg);
     bl_dataset ds = {0};
     bl_noise_measurement r;
     d.classes = bl_model_output_dim(m); /* labels checked against the model's classes */
@@ -157,5 +157,6 @@ int cli_noise(int argc, char **argv) {
     bl_dataset_free(&ds, &ctx.mem);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     return rc;
 }

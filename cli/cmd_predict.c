@@ -100,7 +100,7 @@ int cli_predict(int argc, char **argv) {
     bl_model *m = NULL;
     bl_norm norm;
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, batch, &err))
-        return cli_fail(cmd, "%s", err.msg);
+        return bl_ctx_free(&ctx), cli_fail(cmd, "%s", err.msg);
     bl_dataset ds = {0};
     d.quiet = json;
     d.classes = BL_CLASSES_ANY; /* a --label-col column is read, then ignored */
@@ -152,5 +152,6 @@ int cli_predict(int argc, char **argv) {
     bl_dataset_free(&ds, &ctx.mem);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     return rc;
 }

@@ -196,12 +196,13 @@ int cli_serve(int argc, char **argv) {
     bl_model *m = NULL;
     bl_norm norm;
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, cfg.batch.max_batch, &err))
-        return cli_fail(cmd, "%s", err.msg);
+        return bl_ctx_free(&ctx), cli_fail(cmd, "%s", err.msg);
     bl_server *s = NULL;
     if (bl_server_start(&s, &cfg, m, &norm, &err)) {
         rc = err.code == BL_ERR_ARG ? cli_error(cmd, "%s", err.msg) : cli_fail(cmd, "%s", err.msg);
         bl_norm_free(&norm, &ctx.mem);
         bl_model_free(m);
+        bl_ctx_free(&ctx);
         return rc;
     }
     int bound = bl_server_port(s);
@@ -213,6 +214,7 @@ int cli_serve(int argc, char **argv) {
             bl_server_free(s);
             bl_norm_free(&norm, &ctx.mem);
             bl_model_free(m);
+            bl_ctx_free(&ctx);
             return rc;
         }
     }
@@ -264,5 +266,6 @@ int cli_serve(int argc, char **argv) {
     bl_server_free(s);
     bl_norm_free(&norm, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     return rc;
 }

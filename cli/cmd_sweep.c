@@ -257,7 +257,8 @@ int cli_sweep(int argc, char **argv) {
     cli_splits ds; /* as `train`: a seeded validation split, the test split, normalisation */
     d.quiet = o.quiet || o.json;
     if (!(d.val_frac > 0 && d.val_frac < 1))
-        return cli_error(cmd,
+        return bl_ctx_free(&ctx),
+               cli_error(cmd,
                          "--val-frac %g must be in (0, 1): the target is checked on "
                          "validation data",
                          d.val_frac);
@@ -267,6 +268,7 @@ int cli_sweep(int argc, char **argv) {
                      d.val_frac, ds.train.n);
     if (st) {
         cli_splits_free(&ds, &ctx.mem);
+        bl_ctx_free(&ctx);
         return st == BL_ERR_ARG ? cli_error(cmd, "%s", err.msg) : cli_fail(cmd, "%s", err.msg);
     }
     if (c.n_batches == 0)
@@ -278,6 +280,7 @@ int cli_sweep(int argc, char **argv) {
                            "validation split)",
                            c.batches[i], ds.train.n, d.val_frac);
             cli_splits_free(&ds, &ctx.mem);
+            bl_ctx_free(&ctx);
             return rc;
         }
     if (c.noise_draws && (size_t)c.noise_big > ds.train.n) c.noise_big = (int)ds.train.n;
@@ -319,5 +322,6 @@ int cli_sweep(int argc, char **argv) {
     }
     bl_free(line);
     cli_splits_free(&ds, &ctx.mem);
+    bl_ctx_free(&ctx);
     return rc;
 }

@@ -107,6 +107,7 @@ static int save_checkpoint(const char *cmd, bl_trainer *t, run_state *rs, const 
 static void free_run(bl_ctx *ctx, run_state *rs) {
     bl_runlog_close(&rs->log, NULL); /* after an error: the run has failed already */
     cli_splits_free(&rs->sp, &ctx->mem);
+    bl_ctx_free(ctx);
 }
 
 static int print_summary(const char *cmd, bl_trainer *t, const train_opts *o, const run_state *rs,

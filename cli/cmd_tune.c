@@ -118,10 +118,12 @@ int cli_tune(int argc, char **argv) {
     d.quiet = json;
     if (cli_load_splits(&d, &ctx.mem, &sp, c.train.seed, &err)) {
         cli_splits_free(&sp, &ctx.mem);
+        bl_ctx_free(&ctx);
         return cli_fail(cmd, "%s", err.msg);
     }
     if (!sp.have_val) {
         cli_splits_free(&sp, &ctx.mem);
+        bl_ctx_free(&ctx);
         return cli_error(cmd,
                          "tune ranks configurations on validation data: --val-frac must be > 0");
     }
@@ -131,6 +133,7 @@ int cli_tune(int argc, char **argv) {
     for (int i = 0; i < c.n_batches; i++)
         if ((size_t)c.batches[i] > sp.train.n) {
             cli_splits_free(&sp, &ctx.mem);
+            bl_ctx_free(&ctx);
             return cli_error(cmd, "batch %d exceeds the %zu training samples", c.batches[i],
                              sp.train.n);
         }
@@ -139,6 +142,7 @@ int cli_tune(int argc, char **argv) {
     bl_tune_result *r = bl_calloc(1, sizeof *r);
     if (!r) {
         cli_splits_free(&sp, &ctx.mem);
+        bl_ctx_free(&ctx);
         return cli_fail(cmd, "out of memory");
     }
     signal(SIGINT, on_signal);
@@ -193,5 +197,6 @@ int cli_tune(int argc, char **argv) {
     }
     bl_free(r);
     cli_splits_free(&sp, &ctx.mem);
+    bl_ctx_free(&ctx);
     return rc;
 }

@@ -26,7 +26,7 @@ static bl_status on_event(void *user, const bl_run_event *e, bl_error *err) {
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : BL_FASHION_MNIST_DIR;
     const char *out = argc > 2 ? argv[2] : "train_noise.safetensors";
-    bl_ctx ctx; /* threads, kernels and memory accounting: no hidden globals */
+    bl_ctx ctx; /* threads (its own pool), kernels and memory accounting: no hidden globals */
     bl_ctx_init(&ctx, 0);
     bl_error err = {0}; /* every call that can fail returns a status and fills err.msg */
     bl_dataset train = {0}, test = {0};
@@ -87,5 +87,6 @@ done:
     bl_norm_free(&norm, &ctx.mem);
     bl_dataset_free(&test, &ctx.mem);
     bl_dataset_free(&train, &ctx.mem);
+    bl_ctx_free(&ctx); /* stops the context's threads */
     return rc;
 }

@@ -6,11 +6,12 @@
 #         itself; fault injection, fuzz corpus replays);
 #   tsan: ThreadSanitizer in ./build-tsan: the tests that run threads of ours
 #         side by side: serving (HTTP threads, batcher, load generator), the
-#         BLAS thread count, the prefetching loader, the kernels' thread pool at
-#         several thread counts, and the trainer, --batch auto, find and tune
-#         through the CLI. Left out as slow under TSan (30-50 s each) for no more
-#         threading than these cover: test_noise, test_find, cli_sweep,
-#         cli_errors, cli_data; and test_mpi, which leaves ours single-threaded.
+#         BLAS thread count, the prefetching loader, the kernels' thread pools
+#         (several thread counts; one pool per context, and after fork: test_pool),
+#         and the trainer, --batch auto, find and tune through the CLI. Left
+#         out as slow under TSan (30-50 s each) for no more threading than these
+#         cover: test_noise, test_find, cli_sweep, cli_errors, cli_data; and
+#         test_mpi, which leaves ours single-threaded.
 # Exits nonzero when a test fails or any sanitizer reports, in a test or in any
 # process a test starts (batchlab run by the shell tests, mpirun's ranks): every
 # report goes to a file (log_path), so a child's report cannot hide behind an
@@ -116,7 +117,7 @@ if [ "$part" = tsan ] || [ "$part" = all ]; then
     configure build-tsan "-fsanitize=thread"
     rm -rf build-tsan/sanitizer-reports
     tsan_tests=(test_serve_batcher test_serve_http test_serve_units test_blas_threads
-        test_data_loader test_train test_replay test_tune)
+        test_data_loader test_train test_replay test_tune test_pool)
     build build-tsan batchlab_cli test_kernels "${tsan_tests[@]}"
     t1=$(date +%s)
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$reports/report"

@@ -48,6 +48,7 @@ static void registry_names_and_errors(void **state) {
     assert_string_equal(ctx.be->name, "opaque");
     assert_int_equal(bl_ctx_set_device(&ctx, "gpu", &err), BL_ERR_ARG);
     assert_string_equal(ctx.be->name, "opaque");
+    bl_ctx_free(&ctx);
 }
 
 /* upload, a kernel, copy, download; bytes charged to and returned to mem. */

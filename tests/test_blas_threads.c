@@ -56,6 +56,7 @@ static float *conv_in, *conv_w, *conv_b, *conv_ref;
 static float *dense_in, *dense_w, *dense_b, *dense_ref[2]; /* [t - 1]: with t BLAS threads */
 static size_t conv_out_n, dense_out_n;
 static atomic_int conv_running;
+static bl_cpu_pool *conv_pool; /* the convolution threads' (one context's, shared) */
 
 static float *filled(size_t n, uint64_t seed) {
     float *x = malloc(n * sizeof *x);
@@ -63,19 +64,19 @@ static float *filled(size_t n, uint64_t seed) {
     return x;
 }
 
-/* out = the layer's forward; returns 0 if it equals ref (NULL: no comparison). */
-static int conv_forward(float *out, const float *ref) {
+/* out = the layer's forward on pool; returns 0 if it equals ref (NULL: no comparison). */
+static int conv_forward(bl_cpu_pool *pool, float *out, const float *ref) {
     float *ws = malloc(be->conv2d_workspace_floats(&conv) * sizeof *ws);
     if (!ws) return -1;
     memset(out, 0xff, conv_out_n * sizeof *out);
-    be->conv2d_relu_forward(out, conv_in, conv_w, conv_b, ws, &conv);
+    be->conv2d_relu_forward(pool, out, conv_in, conv_w, conv_b, ws, &conv);
     free(ws);
     return ref && memcmp(out, ref, conv_out_n * sizeof *out) ? 1 : 0;
 }
 
-static int dense_forward(float *out, const float *ref) {
+static int dense_forward(bl_cpu_pool *pool, float *out, const float *ref) {
     memset(out, 0xff, dense_out_n * sizeof *out);
-    be->dense_forward(out, dense_in, dense_w, dense_b, DENSE_B, DENSE_I, DENSE_O);
+    be->dense_forward(pool, out, dense_in, dense_w, dense_b, DENSE_B, DENSE_I, DENSE_O);
     return ref && memcmp(out, ref, dense_out_n * sizeof *out) ? 1 : 0;
 }
 
@@ -84,7 +85,7 @@ static void *conv_thread(void *arg) {
     in_conv_thread = 1;
     float *out = malloc(conv_out_n * sizeof *out);
     for (int r = 0; r < ROUNDS; r++)
-        *mismatches += out ? conv_forward(out, conv_ref) != 0 : 1;
+        *mismatches += out ? conv_forward(conv_pool, out, conv_ref) != 0 : 1;
     free(out);
     atomic_fetch_sub(&conv_running, 1);
     return NULL;
@@ -98,7 +99,8 @@ static void *dense_thread(void *arg) {
     for (int r = 0; r < ROUNDS || atomic_load(&conv_running) > 0; r++, ++*rounds) {
         bl_ctx ctx;
         bl_ctx_init(&ctx, 1 + r % 2);
-        *mismatches += out ? dense_forward(out, dense_ref[r % 2]) != 0 : 1;
+        *mismatches += out ? dense_forward(ctx.be->pool, out, dense_ref[r % 2]) != 0 : 1;
+        bl_ctx_free(&ctx);
     }
     free(out);
     return NULL;
@@ -122,10 +124,14 @@ static int setup(void **state) {
     bl_ctx ctx;
     bl_ctx_init(&ctx, 1);
     be = bl_cpu_kernels();
-    if (conv_forward(conv_ref, NULL) || dense_forward(dense_ref[0], NULL)) return -1;
+    int bad = conv_forward(ctx.be->pool, conv_ref, NULL) ||
+              dense_forward(ctx.be->pool, dense_ref[0], NULL);
+    bl_ctx_free(&ctx);
+    if (bad) return -1;
     bl_ctx_init(&ctx, 2);
-    if (dense_forward(dense_ref[1], NULL)) return -1;
-    return 0;
+    bad = dense_forward(ctx.be->pool, dense_ref[1], NULL);
+    bl_ctx_free(&ctx);
+    return bad ? -1 : 0;
 }
 
 static int teardown(void **state) {
@@ -140,8 +146,9 @@ static void winograd_does_not_depend_on_thread_counts(void **state) {
     bl_ctx_init(&ctx, 2);
     float *out = malloc(conv_out_n * sizeof *out);
     assert_non_null(out);
-    assert_int_equal(conv_forward(out, conv_ref), 0);
+    assert_int_equal(conv_forward(ctx.be->pool, out, conv_ref), 0);
     free(out);
+    bl_ctx_free(&ctx);
     /* and the dense layer's references differ, so the concurrent test can see a change */
     assert_true(memcmp(dense_ref[0], dense_ref[1], dense_out_n * sizeof(float)) != 0);
 }
@@ -149,6 +156,7 @@ static void winograd_does_not_depend_on_thread_counts(void **state) {
 static void concurrent_kernels_keep_their_bits(void **state) {
     bl_ctx ctx;
     bl_ctx_init(&ctx, 2);
+    conv_pool = ctx.be->pool;
     atomic_store(&conv_thread_sets, 0);
     atomic_store(&conv_running, 2);
     int conv_bad[2] = {0, 0}, dense_bad[2] = {0, 0}; /* dense: mismatches, rounds */
@@ -164,6 +172,7 @@ static void concurrent_kernels_keep_their_bits(void **state) {
     assert_int_equal(dense_bad[0], 0);
     assert_true(dense_bad[1] >= ROUNDS);
     assert_true(last_set_threads == 1 || last_set_threads == 2);
+    bl_ctx_free(&ctx);
 }
 
 int main(void) {

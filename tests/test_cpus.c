@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "backend/cpu/blas_model.h"
+#include "batchlab/backend.h"
 #include "batchlab/core.h"
 #include "core/cpus.h"
 
@@ -113,8 +114,13 @@ static void default_context_uses_the_usable_cpus(void **state) {
     bl_ctx ctx;
     bl_ctx_init(&ctx, 0);
     assert_int_equal(ctx.threads, bl_cpu_count_usable());
+    assert_int_equal(bl_cpu_pool_threads(ctx.be->pool), bl_cpu_count_usable());
+    bl_ctx_free(&ctx);
     bl_ctx_init(&ctx, 1);
     assert_int_equal(ctx.threads, 1);
+    assert_int_equal(bl_cpu_pool_threads(ctx.be->pool), 1);
+    bl_ctx_free(&ctx);
+    bl_ctx_free(&ctx); /* idempotent */
 }
 
 /* ---- OpenBLAS blocking per core ------------------------------------------------ */

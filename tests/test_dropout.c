@@ -89,6 +89,7 @@ static void masks_ignore_threads_and_batch_order(void **state) {
     tu_forward(m, x, B, 0, other);
     assert_memory_equal(got, other, sizeof got);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
 }
 
 int main(void) {

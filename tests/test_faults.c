@@ -179,6 +179,7 @@ static int checkpoint_ok(const char *path) {
     int ok = bl_checkpoint_load_model(&m, &norm, &ctx, path, 1, &err) == BL_OK;
     bl_model_free(m);
     if (ok) bl_norm_free(&norm, &ctx.mem);
+    bl_ctx_free(&ctx);
     return ok;
 }
 

@@ -31,6 +31,7 @@ static int fits(const char *spec, const bl_optim_config *opt, int batch, size_t 
     bl_mem_free(&ctx.mem, in);
     bl_optim_free(&o, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     return ok;
 }
 
@@ -86,6 +87,7 @@ static void check_budget(const char *spec, bl_opt_kind kind, size_t budget, doub
     }
     /* The prediction agreed with the trials: at most two trials were needed. */
     assert_true(r.n_trials <= 2);
+    bl_ctx_free(&probe);
 }
 
 static void memory_finder_meets_budget(void **state) {

@@ -208,6 +208,7 @@ static void golden_open(golden *g, const char *name) {
 
 static void golden_close(golden *g) {
     bl_model_free(g->m);
+    bl_ctx_free(&g->ctx);
     bl_safetensors_free(&g->st);
     free(g->x);
     free(g->y);

@@ -23,6 +23,7 @@
 #define RTOL 1e-3
 
 static const bl_kernels *be;
+static bl_cpu_pool *pool; /* the kernels' threads (bl_cpu_pool_set_threads in the tests) */
 
 static float *fnew(size_t n) {
     return calloc(n ? n : 1, sizeof(float));
@@ -82,7 +83,7 @@ static void backend_table_is_complete(void **state) {
         be->softmax_xent_backward, be->mse_forward, be->mse_backward, be->sumsq, be->scale,
         be->axpy, be->fill, be->copy, be->all_finite, be->sgd_step, be->adam_step,
         be->dense_relu_forward, be->dense_relu_backward, be->conv2d_relu_forward,
-        be->conv2d_relu_backward, be->set_threads, be->dense_blas_bytes, be->conv2d_blas_bytes};
+        be->conv2d_relu_backward, be->dense_blas_bytes, be->conv2d_blas_bytes};
     /* clang-format on */
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         assert_non_null(fns[i]);
@@ -123,16 +124,16 @@ static void gemm_all_transposes_match_naive(void **state) {
                     want[(size_t)i * ldc + j] =
                         j < N ? 0.7 * s + 0.3 * C[(size_t)i * ldc + j] : C[(size_t)i * ldc + j];
                 }
-            be->gemm(ta, tb, M, N, K, 0.7f, A, lda, Bm, ldb, 0.3f, C, ldc);
+            be->gemm(pool, ta, tb, M, N, K, 0.7f, A, lda, Bm, ldb, 0.3f, C, ldc);
             assert_close(C, want, (size_t)M * ldc, "gemm");
             free(A), free(Bm), free(C), free(want);
         }
     /* K = 0: C = beta C; M = 0: nothing touched */
     float C[6] = {1, 2, 3, 4, 5, 6}, dummy[1] = {0};
-    be->gemm(0, 0, 2, 3, 0, 1.0f, dummy, 1, dummy, 3, 0.5f, C, 3);
+    be->gemm(pool, 0, 0, 2, 3, 0, 1.0f, dummy, 1, dummy, 3, 0.5f, C, 3);
     for (int i = 0; i < 6; i++)
         assert_true(C[i] == 0.5f * (float)(i + 1));
-    be->gemm(0, 0, 0, 3, 4, 1.0f, dummy, 4, dummy, 3, 0.0f, C, 3);
+    be->gemm(pool, 0, 0, 0, 3, 4, 1.0f, dummy, 4, dummy, 3, 0.0f, C, 3);
     assert_true(C[0] == 0.5f);
 }
 
@@ -197,13 +198,13 @@ static void lc_free(layer_case *c) {
 static void lc_forward(layer_case *c, float *out, int fused, int bias) {
     const float *b = bias ? c->b : NULL;
     if (c->d && fused)
-        be->conv2d_relu_forward(out, c->in, c->w, b, c->ws, c->d);
+        be->conv2d_relu_forward(pool, out, c->in, c->w, b, c->ws, c->d);
     else if (c->d)
-        be->conv2d_forward(out, c->in, c->w, b, c->ws, c->d);
+        be->conv2d_forward(pool, out, c->in, c->w, b, c->ws, c->d);
     else if (fused)
-        be->dense_relu_forward(out, c->in, c->w, b, c->B, c->I, c->O);
+        be->dense_relu_forward(pool, out, c->in, c->w, b, c->B, c->I, c->O);
     else
-        be->dense_forward(out, c->in, c->w, b, c->B, c->I, c->O);
+        be->dense_forward(pool, out, c->in, c->w, b, c->B, c->I, c->O);
     if (c->d && fused)
         ref_conv2d_relu_forward(c->out_, c->in_, c->w_, bias ? c->b_ : NULL, c->d);
     else if (c->d)
@@ -216,13 +217,13 @@ static void lc_forward(layer_case *c, float *out, int fused, int bias) {
 
 static void lc_backward(layer_case *c, float *din, float *dw, float *db, float *dout, int fused) {
     if (c->d && fused)
-        be->conv2d_relu_backward(din, dw, db, dout, c->out, c->in, c->w, c->ws, c->d);
+        be->conv2d_relu_backward(pool, din, dw, db, dout, c->out, c->in, c->w, c->ws, c->d);
     else if (c->d)
-        be->conv2d_backward(din, dw, db, dout, c->in, c->w, c->ws, c->d);
+        be->conv2d_backward(pool, din, dw, db, dout, c->in, c->w, c->ws, c->d);
     else if (fused)
-        be->dense_relu_backward(din, dw, db, dout, c->out, c->in, c->w, c->B, c->I, c->O);
+        be->dense_relu_backward(pool, din, dw, db, dout, c->out, c->in, c->w, c->B, c->I, c->O);
     else
-        be->dense_backward(din, dw, db, dout, c->in, c->w, c->B, c->I, c->O);
+        be->dense_backward(pool, din, dw, db, dout, c->in, c->w, c->B, c->I, c->O);
 }
 
 static void lc_ref_backward(layer_case *c, double *din, double *db) {
@@ -247,7 +248,7 @@ static void layer_case_run(layer_case *c, uint64_t seed) {
     if (c->relu) { /* plain kernel, then ReLU: the same floats */
         lc_forward(c, c->pre, 0, 1);
         lc_forward(c, c->out, 1, 1); /* the reference's out_ must be the fused one */
-        be->act_forward(c->dz, c->pre, c->no, BL_ACT_RELU, 0);
+        be->act_forward(pool, c->dz, c->pre, c->no, BL_ACT_RELU, 0);
         assert_memory_equal(c->out, c->dz, c->no * sizeof(float));
     }
     for (int call = 0; call < 3; call++) {
@@ -261,7 +262,7 @@ static void layer_case_run(layer_case *c, uint64_t seed) {
         assert_close(c->db, c->db_, c->nb, "db (accumulated)");
         if (!c->relu) continue;
         /* unfused: ReLU backward, then the plain layer */
-        be->act_backward(c->dz, c->dout, c->pre, c->out, c->no, BL_ACT_RELU, 0);
+        be->act_backward(pool, c->dz, c->dout, c->pre, c->out, c->no, BL_ACT_RELU, 0);
         lc_backward(c, alone ? NULL : c->din_u, c->dw_u, alone ? NULL : c->db_u, c->dz, 0);
         if (!alone) assert_memory_equal(c->din, c->din_u, c->ni * sizeof(float));
         assert_memory_equal(c->dw, c->dw_u, c->nw * sizeof(float));
@@ -364,20 +365,20 @@ static void pools_match_reference(void **state) {
         double *in_ = todouble(in, ni), *dout_ = todouble(dout, no), *out_ = dnew(no),
                *din_ = dnew(ni);
 
-        be->maxpool_forward(out, am, in, &d);
+        be->maxpool_forward(pool, out, am, in, &d);
         ref_maxpool_forward(out_, am_, in_, &d);
         assert_close(out, out_, no, "maxpool forward");
         assert_memory_equal(am, am_, no * sizeof *am);
         ffill(din, ni, 1e30f);
-        be->maxpool_backward(din, dout, am, &d);
+        be->maxpool_backward(pool, din, dout, am, &d);
         ref_maxpool_backward(din_, dout_, am_, &d);
         assert_close(din, din_, ni, "maxpool backward");
 
-        be->avgpool_forward(out, in, &d);
+        be->avgpool_forward(pool, out, in, &d);
         ref_avgpool_forward(out_, in_, &d);
         assert_close(out, out_, no, "avgpool forward");
         ffill(din, ni, 1e30f);
-        be->avgpool_backward(din, dout, &d);
+        be->avgpool_backward(pool, din, dout, &d);
         ref_avgpool_backward(din_, dout_, &d);
         assert_close(din, din_, ni, "avgpool backward");
         free(in), free(out), free(dout), free(din), free(am), free(am_);
@@ -391,7 +392,7 @@ static void maxpool_tie_takes_first(void **state) {
     float in[16] = {0, 5, 5, 1, 5, 5, 2, 2, 3, 1, 7, 7, 1, 3, 7, 7};
     float out[4];
     int32_t am[4];
-    be->maxpool_forward(out, am, in, &d);
+    be->maxpool_forward(pool, out, am, in, &d);
     assert_int_equal(am[0], 1);  /* 5 at (0,1) before (1,0),(1,1) */
     assert_int_equal(am[1], 2);  /* 5 at (0,2) */
     assert_int_equal(am[2], 8);  /* 3 at (2,0) before (3,1) */
@@ -409,11 +410,11 @@ static void dense_thread_count_does_not_change_results(void **state) {
     for (int B = 2; B <= 8; B++) {
         float *r[2][3];
         for (int k = 0; k < 2; k++) {
-            be->set_threads(k ? 3 : 1);
+            bl_cpu_pool_set_threads(pool, k ? 3 : 1);
             r[k][0] = fnew((size_t)B * O), r[k][1] = fnew((size_t)B * I);
             r[k][2] = frand((size_t)O * I, 1103);
-            be->dense_forward(r[k][0], in, w, NULL, B, I, O);
-            be->dense_backward(r[k][1], r[k][2], NULL, dout, in, w, B, I, O);
+            be->dense_forward(pool, r[k][0], in, w, NULL, B, I, O);
+            be->dense_backward(pool, r[k][1], r[k][2], NULL, dout, in, w, B, I, O);
         }
         assert_memory_equal(r[0][0], r[1][0], (size_t)B * O * sizeof(float));
         assert_memory_equal(r[0][1], r[1][1], (size_t)B * I * sizeof(float));
@@ -421,7 +422,7 @@ static void dense_thread_count_does_not_change_results(void **state) {
         for (int k = 0; k < 2; k++)
             free(r[k][0]), free(r[k][1]), free(r[k][2]);
     }
-    be->set_threads(2);
+    bl_cpu_pool_set_threads(pool, 2);
     free(in), free(w), free(dout);
 }
 
@@ -436,17 +437,17 @@ static void thread_count_does_not_change_results(void **state) {
     float *g = frand(big, 1003);
     ws = fnew(be->conv2d_workspace_floats(&d));
     for (int k = 0; k < 2; k++) {
-        be->set_threads(k ? 3 : 1);
+        bl_cpu_pool_set_threads(pool, k ? 3 : 1);
         float **o = r[k];
         o[0] = fnew(no), o[1] = frand(no, 1004), o[2] = fnew(ni), o[3] = fnew(nw), o[4] = fnew(64);
         o[5] = fnew(np), o[6] = frand(big, 1005), o[7] = frand(big, 1006);
         int32_t *am = calloc(np, sizeof *am);
-        be->conv2d_relu_forward(o[0], in, w, b, ws, &d);
-        be->conv2d_relu_backward(o[2], o[3], o[4], o[1], o[0], in, w, ws, &d);
-        be->maxpool_forward(o[5], am, o[0], &pd);
-        be->maxpool_backward(o[0], o[5], am, &pd);
-        be->sgd_step(o[6], o[7], g, big, 0.1f, 0.9f, 0, 1e-4f, 0);
-        sq[k] = be->sumsq(o[6], big);
+        be->conv2d_relu_forward(pool, o[0], in, w, b, ws, &d);
+        be->conv2d_relu_backward(pool, o[2], o[3], o[4], o[1], o[0], in, w, ws, &d);
+        be->maxpool_forward(pool, o[5], am, o[0], &pd);
+        be->maxpool_backward(pool, o[0], o[5], am, &pd);
+        be->sgd_step(pool, o[6], o[7], g, big, 0.1f, 0.9f, 0, 1e-4f, 0);
+        sq[k] = be->sumsq(pool, o[6], big);
         free(am);
     }
     const size_t sizes[8] = {no, no, ni, nw, 64, np, big, big};
@@ -455,7 +456,7 @@ static void thread_count_does_not_change_results(void **state) {
         free(r[0][i]), free(r[1][i]);
     }
     assert_true(sq[0] == sq[1]);
-    be->set_threads(2);
+    bl_cpu_pool_set_threads(pool, 2);
     free(in), free(w), free(b), free(ws), free(g);
 }
 
@@ -471,17 +472,17 @@ static void activations_match_reference(void **state) {
     double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n);
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
         ffill(out, n, NAN);
-        be->act_forward(out, in, n, acts[a], 0.1f);
+        be->act_forward(pool, out, in, n, acts[a], 0.1f);
         ref_act_forward(out_, in_, n, acts[a], 0.1);
         assert_close(out, out_, n, "act forward");
         ffill(din, n, NAN);
-        be->act_backward(din, dout, in, out, n, acts[a], 0.1f);
+        be->act_backward(pool, din, dout, in, out, n, acts[a], 0.1f);
         ref_act_backward(din_, dout_, in_, out_, n, acts[a], 0.1);
         assert_close(din, din_, n, "act backward");
     }
     /* ReLU lets NaN through rather than hiding it */
     float x = NAN, y = 0;
-    be->act_forward(&y, &x, 1, BL_ACT_RELU, 0);
+    be->act_forward(pool, &y, &x, 1, BL_ACT_RELU, 0);
     assert_true(isnan(y));
     free(in), free(out), free(dout), free(din), free(in_), free(out_), free(dout_), free(din_);
 }
@@ -496,8 +497,8 @@ static void dropout_mask_and_values(void **state) {
     uint8_t *mask = calloc(n, 1), *other = calloc(n, 1);
     float *scratch = fnew(n);
     bl_dropout_key key = {.seed = 77, .step = 5, .layer = 3, .first = 1001};
-    be->set_threads(1);
-    be->dropout_forward(out, mask, in, n, p, &key);
+    bl_cpu_pool_set_threads(pool, 1);
+    be->dropout_forward(pool, out, mask, in, n, p, &key);
     size_t kept = 0;
     uint32_t th = bl_dropout_threshold(p);
     for (size_t i = 0; i < n; i++) {
@@ -505,11 +506,11 @@ static void dropout_mask_and_values(void **state) {
         kept += mask[i];
     }
     assert_true(fabs((double)kept / n - (1 - p)) < 0.015);
-    be->set_threads(3);
+    bl_cpu_pool_set_threads(pool, 3);
     bl_dropout_key tail = key;
     tail.first += cut;
-    be->dropout_forward(scratch + cut, other + cut, in + cut, n - cut, p, &tail);
-    be->dropout_forward(scratch, other, in, cut, p, &key);
+    be->dropout_forward(pool, scratch + cut, other + cut, in + cut, n - cut, p, &tail);
+    be->dropout_forward(pool, scratch, other, in, cut, p, &key);
     assert_memory_equal(mask, other, n);
     assert_memory_equal(out, scratch, n * sizeof *out);
     /* another step, layer or seed is another mask */
@@ -518,21 +519,21 @@ static void dropout_mask_and_values(void **state) {
         if (k == 0) o.step++;
         if (k == 1) o.layer++;
         if (k == 2) o.seed++;
-        be->dropout_forward(scratch, other, in, n, p, &o);
+        be->dropout_forward(pool, scratch, other, in, n, p, &o);
         size_t differ = 0;
         for (size_t i = 0; i < n; i++)
             differ += mask[i] != other[i];
         assert_true(differ > n / 4); /* independent masks differ on 2 p (1 - p) = 42% */
     }
-    be->set_threads(2);
+    bl_cpu_pool_set_threads(pool, 2);
     double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n);
     ref_dropout_forward(out_, mask, in_, n, p);
     assert_close(out, out_, n, "dropout forward");
-    be->dropout_backward(din, dout, mask, n, p);
+    be->dropout_backward(pool, din, dout, mask, n, p);
     ref_dropout_backward(din_, dout_, mask, n, p);
     assert_close(din, din_, n, "dropout backward");
     /* p = 0 keeps everything unchanged */
-    be->dropout_forward(out, mask, in, n, 0.0f, &key);
+    be->dropout_forward(pool, out, mask, in, n, 0.0f, &key);
     assert_memory_equal(out, in, n * sizeof *out);
     free(in), free(out), free(dout), free(din), free(mask), free(other), free(scratch);
     free(in_), free(out_), free(dout_), free(din_);
@@ -558,7 +559,7 @@ static void batchnorm_matches_reference(void **state) {
                *rstd_ = dnew(C), *rm_ = todouble(rm, C), *rv_ = todouble(rv, C),
                *dg_ = todouble(dg, C), *dbt_ = todouble(dbt, C);
 
-        be->batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f,
+        be->batchnorm_forward_train(pool, out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f,
                                     1e-5f);
         ref_batchnorm_forward_train(out_, mean_, rstd_, rm_, rv_, in_, g_, b_, B, C, HW, 0.1, 1e-5);
         assert_close(out, out_, n, "bn train out");
@@ -568,13 +569,13 @@ static void batchnorm_matches_reference(void **state) {
         assert_close(rv, rv_, C, "bn running var");
         for (int call = 0; call < 2; call++) {
             ffill(din, n, 1e30f);
-            be->batchnorm_backward(din, dg, dbt, dout, in, mean, rstd, gamma, B, C, HW);
+            be->batchnorm_backward(pool, din, dg, dbt, dout, in, mean, rstd, gamma, B, C, HW);
             ref_batchnorm_backward(din_, dg_, dbt_, dout_, in_, mean_, rstd_, g_, B, C, HW);
             assert_close(din, din_, n, "bn din");
             assert_close(dg, dg_, C, "bn dgamma (accumulated)");
             assert_close(dbt, dbt_, C, "bn dbeta (accumulated)");
         }
-        be->batchnorm_forward_eval(out, in, gamma, beta, rm, rv, B, C, HW, 1e-5f);
+        be->batchnorm_forward_eval(pool, out, in, gamma, beta, rm, rv, B, C, HW, 1e-5f);
         ref_batchnorm_forward_eval(out_, in_, g_, b_, rm_, rv_, B, C, HW, 1e-5);
         assert_close(out, out_, n, "bn eval");
         free(in), free(out), free(dout), free(din), free(gamma), free(beta), free(mean);
@@ -601,13 +602,13 @@ static void softmax_xent_matches_reference(void **state) {
             logits[i] *= 30.0f; /* some large gaps */
         double *logits_ = todouble(logits, n), *probs_ = dnew(n), *dl_ = dnew(n);
         int correct = 5, correct_ = 5; /* counts are added to what is there */
-        double loss = be->softmax_xent_forward(probs, &correct, logits, labels, B, K);
+        double loss = be->softmax_xent_forward(pool, probs, &correct, logits, labels, B, K);
         double loss_ = ref_softmax_xent_forward(probs_, &correct_, logits_, labels, B, K);
         assert_true(fabs(loss - loss_) <= 1e-5 * (1 + fabs(loss_)));
         assert_int_equal(correct, correct_);
         assert_close(probs, probs_, n, "softmax probs");
         ffill(dl, n, NAN);
-        be->softmax_xent_backward(dl, probs, labels, B, K, 0.25f);
+        be->softmax_xent_backward(pool, dl, probs, labels, B, K, 0.25f);
         ref_softmax_xent_backward(dl_, probs_, labels, B, K, 0.25);
         assert_close(dl, dl_, n, "xent backward");
         free(logits), free(probs), free(dl), free(labels), free(logits_), free(probs_), free(dl_);
@@ -620,14 +621,14 @@ static void softmax_xent_stable_and_tie_rule(void **state) {
     int32_t labels[2] = {1, 2};
     float probs[8];
     int correct = 0;
-    double loss = be->softmax_xent_forward(probs, &correct, logits, labels, 2, 4);
+    double loss = be->softmax_xent_forward(pool, probs, &correct, logits, labels, 2, 4);
     double row0 = 1000 + log(1 + exp(-2000.0) + exp(-1.0) + exp(-1000.0)) + 1000;
     double row1 = log(2 + exp(-2.0) + exp(-1.0));
     assert_true(isfinite(loss));
     assert_true(fabs(loss - (row0 + row1)) < 1e-4 * (row0 + row1));
     assert_int_equal(correct, 0); /* row 1: tie 3,3 -> class 0, label 2 misses */
     labels[1] = 0;
-    be->softmax_xent_forward(probs, &correct, logits, labels, 2, 4);
+    be->softmax_xent_forward(pool, probs, &correct, logits, labels, 2, 4);
     assert_int_equal(correct, 1);
     double s = 0;
     for (int k = 0; k < 4; k++)
@@ -640,10 +641,10 @@ static void mse_matches_reference(void **state) {
     const size_t n = (size_t)B * K;
     float *p = frand(n, 700), *t = frand(n, 701), *g = fnew(n);
     double *p_ = todouble(p, n), *t_ = todouble(t, n), *g_ = dnew(n);
-    double l = be->mse_forward(p, t, B, K), l_ = ref_mse_forward(p_, t_, B, K);
+    double l = be->mse_forward(pool, p, t, B, K), l_ = ref_mse_forward(p_, t_, B, K);
     assert_true(fabs(l - l_) <= 1e-6 * (1 + fabs(l_)));
     ffill(g, n, NAN);
-    be->mse_backward(g, p, t, B, K, 0.5f);
+    be->mse_backward(pool, g, p, t, B, K, 0.5f);
     ref_mse_backward(g_, p_, t_, B, K, 0.5);
     assert_close(g, g_, n, "mse backward");
     free(p), free(t), free(g), free(p_), free(t_), free(g_);
@@ -657,37 +658,38 @@ static void flat_helpers(void **state) {
     double *want = dnew(n), s = 0;
     for (size_t i = 0; i < n; i++)
         s += (double)x[i] * x[i];
-    assert_true(fabs(be->sumsq(x, n) - s) <= 1e-12 * s);
-    assert_true(be->sumsq(x, 5) == (double)x[0] * x[0] + (double)x[1] * x[1] + (double)x[2] * x[2] +
-                                       (double)x[3] * x[3] + (double)x[4] * x[4]);
+    assert_true(fabs(be->sumsq(pool, x, n) - s) <= 1e-12 * s);
+    assert_true(be->sumsq(pool, x, 5) == (double)x[0] * x[0] + (double)x[1] * x[1] +
+                                             (double)x[2] * x[2] + (double)x[3] * x[3] +
+                                             (double)x[4] * x[4]);
     for (size_t i = 0; i < n; i++)
         want[i] = (double)y[i] + 0.3 * (double)x[i];
-    be->axpy(y, x, n, 0.3f);
+    be->axpy(pool, y, x, n, 0.3f);
     assert_close(y, want, n, "axpy");
     for (size_t i = 0; i < n; i++)
         want[i] = -2.5 * (double)x[i];
     memcpy(z, x, n * sizeof *z);
-    be->scale(z, n, -2.5f);
+    be->scale(pool, z, n, -2.5f);
     assert_close(z, want, n, "scale");
-    be->fill(z, n, 0.75f);
+    be->fill(pool, z, n, 0.75f);
     for (size_t i = 0; i < n; i++)
         assert_true(z[i] == 0.75f);
-    be->copy(z, x, n);
+    be->copy(pool, z, x, n);
     assert_memory_equal(z, x, n * sizeof *z);
 
-    assert_int_equal(be->all_finite(x, n), 1);
-    assert_int_equal(be->all_finite(x, 0), 1);
+    assert_int_equal(be->all_finite(pool, x, n), 1);
+    assert_int_equal(be->all_finite(pool, x, 0), 1);
     const float bad[] = {NAN, INFINITY, -INFINITY};
     const size_t where[] = {0, 1500, n - 1};
     for (int b = 0; b < 3; b++)
         for (int w = 0; w < 3; w++) {
             memcpy(z, x, n * sizeof *z);
             z[where[w]] = bad[b];
-            assert_int_equal(be->all_finite(z, n), 0);
+            assert_int_equal(be->all_finite(pool, z, n), 0);
         }
     z[0] = 3.4e38f; /* huge but finite */
     z[n - 1] = -3.4e38f;
-    assert_int_equal(be->all_finite(z, n), 1);
+    assert_int_equal(be->all_finite(pool, z, n), 1);
     free(x), free(y), free(z), free(want);
 }
 
@@ -720,6 +722,7 @@ int main(void) {
     };
     const struct CMUnitTest skipped[] = {cmocka_unit_test(level_not_on_this_cpu)};
     int failed = 0, covered = 0;
+    if (bl_cpu_pool_create(&pool, 2, NULL)) return 1;
     for (int i = 0; i < BL_CPU_ISA_COUNT; i++) {
         const bl_cpu_isa isa = (bl_cpu_isa)i;
         char name[64];
@@ -732,10 +735,11 @@ int main(void) {
             failed += cmocka_run_group_tests_name(name, skipped, NULL, NULL);
             continue;
         }
-        be->set_threads(2); /* the parallel paths, even on a 1-core runner */
+        bl_cpu_pool_set_threads(pool, 2); /* the parallel paths, even on a 1-core runner */
         failed += cmocka_run_group_tests_name(name, tests, NULL, NULL);
         covered++;
     }
     printf("ISA levels covered: %d\n", covered);
+    bl_cpu_pool_free(pool);
     return failed || covered == 0;
 }

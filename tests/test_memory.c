@@ -114,6 +114,7 @@ static int measure(const char *spec, int B) {
            file > base_file ? file - base_file : 0, heap_delta);
     bl_optim_free(&opt, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     free(x), free(y);
     return 0;
 }

@@ -191,6 +191,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     bl_dataset_free(&g_train, &g_ctx.mem);
+    bl_ctx_free(&g_ctx);
     return 0;
 }
 

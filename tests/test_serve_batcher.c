@@ -633,6 +633,7 @@ static void model_runner_matches_predict(void **state) {
     assert_int_equal(bl_model_runner_fn(&mr, xb, 8, out), 0);
     assert_memory_equal(out, ref, sizeof out); /* same arithmetic, same batch: bit-equal */
     bl_model_free(m);
+    bl_ctx_free(&ctx);
 }
 
 int main(void) {

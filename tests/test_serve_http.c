@@ -238,6 +238,7 @@ static int group_teardown(void **state) {
     bl_norm_free(&g.norm, &g.ctx.mem);
     bl_dataset_free(&g.images, &g.ctx.mem);
     bl_dataset_free(&g.pred, &g.ctx.mem);
+    bl_ctx_free(&g.ctx);
     tu_rmtree(g.dir);
     curl_global_cleanup();
     return 0;

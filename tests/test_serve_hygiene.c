@@ -631,6 +631,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     bl_model_free(g_model);
+    bl_ctx_free(&g_ctx);
     return 0;
 }
 

@@ -23,7 +23,7 @@ void tu_write_file(const char *path, const void *data, size_t n, int gz);
 
 /* The committed Fashion-MNIST sample (600 training, 200 test images) into train and
  * test (NULL: not kept), scaled to [0, 1] by the training split's statistics; ctx gets
- * bl_ctx_init(ctx, 1) first. 0, or -1 after printing why. */
+ * bl_ctx_init(ctx, 1) first (the caller owes a bl_ctx_free). 0, or -1 after printing why. */
 struct bl_ctx;
 struct bl_dataset;
 int tu_load_sample(struct bl_ctx *ctx, struct bl_dataset *train, struct bl_dataset *test);

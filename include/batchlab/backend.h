@@ -24,7 +24,15 @@
  *   - weights follow PyTorch layouts: dense w is (O, I), conv w is (K, C, R, S),
  *     so checkpoints and golden dumps map one to one;
  *   - dense dims are named in_dim (I) and out_dim (O) here: I itself is a macro
- *     once <complex.h> is included (OpenBLAS's cblas.h includes it). */
+ *     once <complex.h> is included (OpenBLAS's cblas.h includes it);
+ *   - every kernel that reads or writes arrays takes the thread pool its
+ *     parallel loops run on as its FIRST argument, before the outputs (the
+ *     size queries, which touch no memory, do not). The caller owns the pool,
+ *     normally its context's (bl_ctx_init creates it: ctx->be->pool); NULL
+ *     runs the kernel on the calling thread. Results do not depend on the
+ *     pool or its thread count: they are bit-identical to a NULL pool's.
+ *     The table stays static and shared: a kernel keeps no state between
+ *     calls, so nothing ties a table to a context. */
 #ifndef BATCHLAB_BACKEND_H
 #define BATCHLAB_BACKEND_H
 
@@ -68,123 +76,146 @@ typedef struct bl_dropout_key {
     uint64_t first; /* stream index of element 0 (counter words 0-1: index / 4) */
 } bl_dropout_key;
 
+/* ---- the CPU kernels' thread pool --------------------------------------
+ * A fork-join pool for the CPU kernels' own parallel loops (the passes
+ * between BLAS calls): contiguous slices in index order, so results do not
+ * depend on the thread count. Each context owns one (bl_ctx_init creates it
+ * with the context's threads, bl_ctx_free frees it), so two contexts in one
+ * process have their own workers and thread counts. One region at a time
+ * per pool: a caller that finds its pool busy runs serially rather than
+ * waiting. Workers start on the first parallel loop and block all signals;
+ * a forked child starts its own. OpenBLAS's threads are separate and
+ * process-wide (see bl_ctx_init). */
+typedef struct bl_cpu_pool bl_cpu_pool;
+/* A pool of threads (the calling thread included; clamped to 1..64) in *out,
+ * which the caller frees with bl_cpu_pool_free. No thread starts yet.
+ * BL_ERR_NOMEM (and *out = NULL) when memory is short. */
+bl_status bl_cpu_pool_create(bl_cpu_pool **out, int threads, bl_error *err);
+/* Stops and joins the pool's workers and frees it; NULL is fine. No loop may
+ * be running on the pool. */
+void bl_cpu_pool_free(bl_cpu_pool *pool);
+/* Threads for the pool's next loops, the caller included (clamped to 1..64);
+ * NULL is ignored. Safe while another thread runs a loop on the pool. */
+void bl_cpu_pool_set_threads(bl_cpu_pool *pool, int threads);
+/* The pool's thread count; 1 for NULL. */
+int bl_cpu_pool_threads(const bl_cpu_pool *pool);
+
 /* The CPU kernels of one ISA level, over host memory. */
 typedef struct bl_kernels {
     const char *name;
 
     /* C(M,N) = alpha * op(A) * op(B) + beta * C; row-major; op(X) = X or X^T. */
-    void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-                 int lda, const float *Bm, int ldb, float beta, float *C, int ldc);
+    void (*gemm)(bl_cpu_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *Bm, int ldb, float beta, float *C, int ldc);
 
     /* out(B,O) = in(B,I) @ w(O,I)^T + b(O).  b may be NULL. */
-    void (*dense_forward)(float *out, const float *in, const float *w, const float *b, int B,
-                          int in_dim, int out_dim);
+    void (*dense_forward)(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                          const float *b, int B, int in_dim, int out_dim);
     /* din(B,I) = dout @ w; dw(O,I) += dout^T @ in; db(O) += sum_b dout. din/db may be NULL. */
-    void (*dense_backward)(float *din, float *dw, float *db, const float *dout, const float *in,
-                           const float *w, int B, int in_dim, int out_dim);
+    void (*dense_backward)(bl_cpu_pool *pool, float *din, float *dw, float *db, const float *dout,
+                           const float *in, const float *w, int B, int in_dim, int out_dim);
 
     /* Floats of scratch that conv2d_forward/backward need for dims d. */
     size_t (*conv2d_workspace_floats)(const bl_conv_dims *d);
     /* out(B,K,P,Q) = conv(in(B,C,H,W), w(K,C,R,S)) + b(K). b may be NULL. */
-    void (*conv2d_forward)(float *out, const float *in, const float *w, const float *b, float *ws,
-                           const bl_conv_dims *d);
+    void (*conv2d_forward)(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                           const float *b, float *ws, const bl_conv_dims *d);
     /* din overwritten (may be NULL); dw, db accumulated (db may be NULL). */
-    void (*conv2d_backward)(float *din, float *dw, float *db, const float *dout, const float *in,
-                            const float *w, float *ws, const bl_conv_dims *d);
+    void (*conv2d_backward)(bl_cpu_pool *pool, float *din, float *dw, float *db, const float *dout,
+                            const float *in, const float *w, float *ws, const bl_conv_dims *d);
 
     /* argmax(B,C,P,Q) holds the flat index h*W+w of the max within its (b,c) plane. */
-    void (*maxpool_forward)(float *out, int32_t *argmax, const float *in, const bl_pool_dims *d);
-    void (*maxpool_backward)(float *din, const float *dout, const int32_t *argmax,
+    void (*maxpool_forward)(bl_cpu_pool *pool, float *out, int32_t *argmax, const float *in,
+                            const bl_pool_dims *d);
+    void (*maxpool_backward)(bl_cpu_pool *pool, float *din, const float *dout,
+                             const int32_t *argmax, const bl_pool_dims *d);
+    void (*avgpool_forward)(bl_cpu_pool *pool, float *out, const float *in, const bl_pool_dims *d);
+    void (*avgpool_backward)(bl_cpu_pool *pool, float *din, const float *dout,
                              const bl_pool_dims *d);
-    void (*avgpool_forward)(float *out, const float *in, const bl_pool_dims *d);
-    void (*avgpool_backward)(float *din, const float *dout, const bl_pool_dims *d);
 
     /* Elementwise activation over n floats. */
-    void (*act_forward)(float *out, const float *in, size_t n, bl_act act, float alpha);
+    void (*act_forward)(bl_cpu_pool *pool, float *out, const float *in, size_t n, bl_act act,
+                        float alpha);
     /* din = dout * f'(in); out = f(in) is passed so tanh/sigmoid need not recompute. */
-    void (*act_backward)(float *din, const float *dout, const float *in, const float *out,
-                         size_t n, bl_act act, float alpha);
+    void (*act_backward)(bl_cpu_pool *pool, float *din, const float *dout, const float *in,
+                         const float *out, size_t n, bl_act act, float alpha);
 
     /* Inverted dropout: mask[i] = keep (prob 1-p), out = in * mask / (1-p). The mask
      * is a pure function of key and element index (src/backend/dropout_mask.h), not of a
      * stream position, so any thread count and any backend draw the same one. */
-    void (*dropout_forward)(float *out, uint8_t *mask, const float *in, size_t n, float p,
-                            const bl_dropout_key *key);
-    void (*dropout_backward)(float *din, const float *dout, const uint8_t *mask, size_t n,
-                             float p);
+    void (*dropout_forward)(bl_cpu_pool *pool, float *out, uint8_t *mask, const float *in, size_t n,
+                            float p, const bl_dropout_key *key);
+    void (*dropout_backward)(bl_cpu_pool *pool, float *din, const float *dout, const uint8_t *mask,
+                             size_t n, float p);
 
     /* Batch norm over (B, C, HW), statistics per channel, as torch BatchNorm1d/2d.
      * Train: normalise with the biased batch variance, save mean(C), rstd(C),
      * and update running stats: run = (1-momentum) run + momentum * batch,
      * using the UNBIASED variance for run_var. */
-    void (*batchnorm_forward_train)(float *out, float *mean, float *rstd, float *run_mean,
-                                    float *run_var, const float *in, const float *gamma,
-                                    const float *beta, int B, int C, int HW, float momentum,
-                                    float eps);
-    void (*batchnorm_forward_eval)(float *out, const float *in, const float *gamma,
-                                   const float *beta, const float *run_mean, const float *run_var,
-                                   int B, int C, int HW, float eps);
+    void (*batchnorm_forward_train)(bl_cpu_pool *pool, float *out, float *mean, float *rstd,
+                                    float *run_mean, float *run_var, const float *in,
+                                    const float *gamma, const float *beta, int B, int C, int HW,
+                                    float momentum, float eps);
+    void (*batchnorm_forward_eval)(bl_cpu_pool *pool, float *out, const float *in,
+                                   const float *gamma, const float *beta, const float *run_mean,
+                                   const float *run_var, int B, int C, int HW, float eps);
     /* din overwritten; dgamma, dbeta accumulated. Uses the saved mean/rstd. */
-    void (*batchnorm_backward)(float *din, float *dgamma, float *dbeta, const float *dout,
-                               const float *in, const float *mean, const float *rstd,
-                               const float *gamma, int B, int C, int HW);
+    void (*batchnorm_backward)(bl_cpu_pool *pool, float *din, float *dgamma, float *dbeta,
+                               const float *dout, const float *in, const float *mean,
+                               const float *rstd, const float *gamma, int B, int C, int HW);
 
     /* Softmax cross-entropy on logits(B,K) with integer labels. Writes probs(B,K)
      * and returns the SUM over the batch of -log p[label] (double accumulator).
      * If correct != NULL, adds the number of argmax hits. */
-    double (*softmax_xent_forward)(float *probs, int *correct, const float *logits,
-                                   const int32_t *labels, int B, int K);
+    double (*softmax_xent_forward)(bl_cpu_pool *pool, float *probs, int *correct,
+                                   const float *logits, const int32_t *labels, int B, int K);
     /* dlogits = scale * (probs - onehot(labels)).  Overwrites. */
-    void (*softmax_xent_backward)(float *dlogits, const float *probs, const int32_t *labels,
-                                  int B, int K, float scale);
+    void (*softmax_xent_backward)(bl_cpu_pool *pool, float *dlogits, const float *probs,
+                                  const int32_t *labels, int B, int K, float scale);
     /* Per-sample loss is mean_k (pred - target)^2; returns the SUM over the batch. */
-    double (*mse_forward)(const float *pred, const float *target, int B, int K);
+    double (*mse_forward)(bl_cpu_pool *pool, const float *pred, const float *target, int B, int K);
     /* dpred = scale * 2 (pred - target) / K.  Overwrites. */
-    void (*mse_backward)(float *dpred, const float *pred, const float *target, int B, int K,
-                         float scale);
+    void (*mse_backward)(bl_cpu_pool *pool, float *dpred, const float *pred, const float *target,
+                         int B, int K, float scale);
 
     /* Flat-array helpers used on the arenas. */
-    double (*sumsq)(const float *x, size_t n);
-    void (*scale)(float *x, size_t n, float a);
-    void (*axpy)(float *y, const float *x, size_t n, float a); /* y += a x */
-    void (*fill)(float *x, size_t n, float v);
-    void (*copy)(float *dst, const float *src, size_t n);
-    int (*all_finite)(const float *x, size_t n); /* 1 if no NaN/Inf */
+    double (*sumsq)(bl_cpu_pool *pool, const float *x, size_t n);
+    void (*scale)(bl_cpu_pool *pool, float *x, size_t n, float a);
+    void (*axpy)(bl_cpu_pool *pool, float *y, const float *x, size_t n, float a); /* y += a x */
+    void (*fill)(bl_cpu_pool *pool, float *x, size_t n, float v);
+    void (*copy)(bl_cpu_pool *pool, float *dst, const float *src, size_t n);
+    int (*all_finite)(bl_cpu_pool *pool, const float *x, size_t n); /* 1 if no NaN/Inf */
 
     /* Optimizer updates over flat arenas (torch.optim semantics).
      * SGD: g' = g + wd p; buf = mom buf + g' (buf = g' on the first step, i.e. when
      *      first_step != 0); step = nesterov ? g' + mom buf : buf (or g' when mom == 0);
      *      p -= lr step.  buf may be NULL when mom == 0. */
-    void (*sgd_step)(float *p, float *buf, const float *g, size_t n, float lr, float momentum,
-                     int nesterov, float weight_decay, int first_step);
+    void (*sgd_step)(bl_cpu_pool *pool, float *p, float *buf, const float *g, size_t n, float lr,
+                     float momentum, int nesterov, float weight_decay, int first_step);
     /* Adam / AdamW at 1-based step t: decoupled != 0 gives AdamW (p -= lr wd p first),
      * else wd is added to the gradient (Adam's L2). Bias-corrected m/v, eps outside sqrt. */
-    void (*adam_step)(float *p, float *m, float *v, const float *g, size_t n, float lr,
-                      float beta1, float beta2, float eps, float weight_decay, int decoupled,
-                      long t);
+    void (*adam_step)(bl_cpu_pool *pool, float *p, float *m, float *v, const float *g, size_t n,
+                      float lr, float beta1, float beta2, float eps, float weight_decay,
+                      int decoupled, long t);
 
     /* A dense or conv layer fused with the ReLU that follows it: one pass over
      * the output applies bias and ReLU, and the activation is stored once.
      * Results are bit-identical to the layer followed by act_forward(RELU).
      * out holds the activation relu(z), never z: ReLU's derivative is read
      * from it (out > 0 exactly where z > 0). */
-    void (*dense_relu_forward)(float *out, const float *in, const float *w, const float *b,
-                               int B, int in_dim, int out_dim);
+    void (*dense_relu_forward)(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                               const float *b, int B, int in_dim, int out_dim);
     /* Backward through the ReLU and then the layer, as act_backward(RELU) followed
      * by dense_backward / conv2d_backward. dout, the gradient at the ReLU's
      * output, is used as scratch: its contents afterwards are unspecified. */
-    void (*dense_relu_backward)(float *din, float *dw, float *db, float *dout, const float *out,
-                                const float *in, const float *w, int B, int in_dim, int out_dim);
-    void (*conv2d_relu_forward)(float *out, const float *in, const float *w, const float *b,
-                                float *ws, const bl_conv_dims *d);
-    void (*conv2d_relu_backward)(float *din, float *dw, float *db, float *dout, const float *out,
-                                 const float *in, const float *w, float *ws,
+    void (*dense_relu_backward)(bl_cpu_pool *pool, float *din, float *dw, float *db, float *dout,
+                                const float *out, const float *in, const float *w, int B,
+                                int in_dim, int out_dim);
+    void (*conv2d_relu_forward)(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                                const float *b, float *ws, const bl_conv_dims *d);
+    void (*conv2d_relu_backward)(bl_cpu_pool *pool, float *din, float *dw, float *db, float *dout,
+                                 const float *out, const float *in, const float *w, float *ws,
                                  const bl_conv_dims *d);
-
-    /* Threads for the backend's own parallel loops (the passes between BLAS
-     * calls), the caller included; bl_ctx_init sets it with the BLAS threads.
-     * Process-wide, like the BLAS setting. */
-    void (*set_threads)(int threads);
 
     /* Bytes the BLAS library touches in its own (persistent) packing buffers
      * for the largest GEMM a training step of this layer makes: an estimate
@@ -249,7 +280,7 @@ typedef struct bl_backend_ops {
     bl_status (*download)(bl_backend *be, void *dst, const void *dev_src, size_t bytes);
     bl_status (*copy)(bl_backend *be, void *dev_dst, const void *dev_src, size_t bytes);
     bl_status (*synchronize)(bl_backend *be);
-    /* threads for the backend's own parallel loops and its BLAS */
+    /* threads for the backend's own parallel loops (be->pool's; none without a pool) */
     void (*set_threads)(bl_backend *be, int threads);
     /* sizes for the memory model (no call on the device) */
     size_t (*conv2d_workspace_floats)(const bl_backend *be, const bl_conv_dims *d);
@@ -326,19 +357,16 @@ typedef struct bl_backend_ops {
                            int decoupled, long t);
 } bl_backend_ops;
 
-struct bl_backend {
-    const char *name;          /* "cpu", "opaque" */
-    const bl_backend_ops *ops;
-    void *impl;                /* the backend's own context */
-    int host_visible;          /* 1: its memory is host memory (callers may skip staging) */
-};
+/* struct bl_backend { name, ops, impl, host_visible, pool } is defined in
+ * batchlab/core.h, so that a context can hold its own instance (see bl_ctx). */
 
 /* Backend names this build can open, for `batchlab info` and error messages:
  * names[i] for i < the return value. */
 int bl_backend_names(const char **names, int cap);
-/* The backend called name ("cpu" or "opaque"; NULL or "" is "cpu"), shared by every
- * context of the process (static storage; never freed). BL_ERR_ARG naming the
- * value and the accepted ones otherwise. */
+/* The backend called name ("cpu" or "opaque"; NULL or "" is "cpu"): a shared
+ * instance without a pool (its kernels run on the calling thread), static
+ * storage, never freed. A context copies it and adds its own pool. BL_ERR_ARG
+ * naming the value and the accepted ones otherwise. */
 bl_status bl_backend_get(bl_backend **out, const char *name, bl_error *err);
 /* Status of a backend call as a sentence for an error message. */
 bl_status bl_backend_fail(bl_error *err, bl_status st, const bl_backend *be, const char *what);

@@ -57,20 +57,42 @@ size_t bl_peak_rss_bytes(void);
 int bl_cpu_count_usable(void);
 
 /* ---- context ----------------------------------------------------------- */
-struct bl_backend;
+struct bl_backend_ops;
+struct bl_cpu_pool;
 struct bl_dist;
+/* A backend instance (batchlab/backend.h has its operations). Defined here so
+ * that a context holds its own: the ops and memory are the shared backend's,
+ * the pool is the context's. */
+struct bl_backend {
+    const char *name; /* "cpu", "opaque" */
+    const struct bl_backend_ops *ops;
+    void *impl;               /* the backend's own context */
+    int host_visible;         /* 1: its memory is host memory (callers may skip staging) */
+    struct bl_cpu_pool *pool; /* threads of its CPU kernels' loops; NULL: the calling thread */
+};
+
 typedef struct bl_ctx {
-    int threads;                    /* compute threads (BLAS + ours) */
-    struct bl_backend *be;          /* where the model's memory and kernels live */
-    bl_mem mem;                     /* accounting for everything this ctx allocates */
-    struct bl_dist *dist;           /* data-parallel world (NULL = single process) */
+    int threads;               /* compute threads (BLAS + ours) */
+    struct bl_backend *be;     /* where the model's memory and kernels live: &backend */
+    bl_mem mem;                /* accounting for everything this ctx allocates */
+    struct bl_dist *dist;      /* data-parallel world (NULL = single process) */
+    struct bl_backend backend; /* this context's instance; owns backend.pool */
 } bl_ctx;
 
-/* threads <= 0 picks bl_cpu_count_usable(). Selects the backend that the
- * environment variable BATCHLAB_DEVICE names ("cpu" when unset or not a backend
- * of this build; see bl_ctx_set_device) and sets the process-wide BLAS thread
- * count (serialised with other bl_ctx_init calls). */
+/* threads <= 0 picks bl_cpu_count_usable(). Creates the context's thread pool
+ * for the backend's own loops with that many threads (workers start on first
+ * use; if memory is short there is no pool and those loops run on the calling
+ * thread), selects the backend that the environment variable BATCHLAB_DEVICE
+ * names ("cpu" when unset or not a backend of this build; see
+ * bl_ctx_set_device) and sets the BLAS thread count, which is process-wide in
+ * OpenBLAS (serialised with other bl_ctx_init calls; the last call wins).
+ * Pair with bl_ctx_free. A struct copy of a context shares its backend
+ * instance and pool (be still points into the original): free only the
+ * original, after the copy's last use. */
 void bl_ctx_init(bl_ctx *ctx, int threads);
+/* Stops and frees what the context owns (its thread pool). NULL is fine, and so
+ * is a second call; nothing may be running on the context. */
+void bl_ctx_free(bl_ctx *ctx);
 /* Use the backend called device ("cpu", "opaque"; NULL or "": BATCHLAB_DEVICE,
  * else cpu) from now on. Call before anything is allocated through ctx.
  * BL_ERR_ARG naming the device and the accepted ones otherwise. */

@@ -1,6 +1,7 @@
 /* The backends this build can open, by name. The "cpu" and "opaque" backends
  * keep no state of their own beyond the kernel choice (isa.c) and the opaque
- * pool, so each is one static object shared by every context. */
+ * memory pool, so each is one static object, without a thread pool; a context
+ * copies it into its own bl_backend and adds its own thread pool (ctx.c). */
 #include <string.h>
 #include "backend/host_backend.h"
 

@@ -34,6 +34,7 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
     bl_error e = {0};
     if (c->device && bl_ctx_set_device(&ctx, c->device, &e)) {
         if (err) *err = e;
+        bl_ctx_free(&ctx);
         return -1;
     }
     bl_model *m = NULL;
@@ -76,6 +77,7 @@ static int trial(const bl_find_memory_config *c, size_t limit, int batch, double
     bl_mem_free(&ctx.mem, x);
     bl_optim_free(&opt, &ctx.mem);
     bl_model_free(m);
+    bl_ctx_free(&ctx);
     return result;
 }
 
@@ -129,7 +131,10 @@ bl_status bl_find_memory(const bl_find_memory_config *c, bl_find_memory_result *
     bl_ctx probe_ctx;
     bl_ctx_init(&probe_ctx, c->threads);
     bl_status st = c->device ? bl_ctx_set_device(&probe_ctx, c->device, err) : BL_OK;
-    const bl_backend *be = probe_ctx.be;
+    bl_backend sizing = *probe_ctx.be; /* only asked for sizes: no threads */
+    sizing.pool = NULL;
+    bl_ctx_free(&probe_ctx);
+    const bl_backend *be = &sizing;
     size_t b1, b2;
     if (!st) st = footprint(c, be, 1, &b1, err);
     if (!st) st = footprint(c, be, 4097, &b2, err);

@@ -1,9 +1,12 @@
 /* The context carries what would otherwise be globals: thread count, the
  * backend, and memory accounting. The thread count goes both to OpenBLAS and
- * to the backend's own pool for the passes between BLAS calls; the two never
- * run at the same time, so together they use `threads` cores.
+ * to the context's own thread pool for the passes between BLAS calls; the two
+ * never run at the same time, so together they use `threads` cores.
  *
- * OpenBLAS's thread count is one per process, and its setter is not safe
+ * The pool belongs to the context (ctx->backend, the context's copy of the
+ * shared backend, carries it to the kernels), so contexts with different
+ * thread counts live side by side. OpenBLAS's thread count is one per
+ * process (0.3.21 has no per-call setting), and its setter is not safe
  * against a concurrent call, so every change goes through bl_ctx_init under
  * one lock, and only when the count differs. No kernel changes it: the
  * backend gets single-threaded BLAS where it wants it from the size of each
@@ -19,15 +22,35 @@ extern int openblas_get_num_threads(void);
 
 static pthread_mutex_t blas_threads_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* ctx->backend becomes a copy of shared, keeping the context's pool. */
+static void use_backend(bl_ctx *ctx, const bl_backend *shared) {
+    bl_cpu_pool *pool = ctx->backend.pool;
+    ctx->backend = *shared;
+    ctx->backend.pool = pool;
+    ctx->be = &ctx->backend;
+}
+
 void bl_ctx_init(bl_ctx *ctx, int threads) {
     memset(ctx, 0, sizeof *ctx);
     if (threads <= 0) threads = bl_cpu_count_usable();
     ctx->threads = threads;
-    if (bl_ctx_set_device(ctx, NULL, NULL)) bl_backend_get(&ctx->be, "cpu", NULL);
+    /* No pool when memory is short: the loops then run on the calling thread. */
+    bl_cpu_pool_create(&ctx->backend.pool, threads, NULL);
+    if (bl_ctx_set_device(ctx, NULL, NULL)) {
+        bl_backend *cpu;
+        bl_backend_get(&cpu, "cpu", NULL);
+        use_backend(ctx, cpu);
+    }
     pthread_mutex_lock(&blas_threads_lock);
     if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
     pthread_mutex_unlock(&blas_threads_lock);
     ctx->be->ops->set_threads(ctx->be, threads);
+}
+
+void bl_ctx_free(bl_ctx *ctx) {
+    if (!ctx) return;
+    bl_cpu_pool_free(ctx->backend.pool);
+    ctx->backend.pool = NULL;
 }
 
 bl_status bl_ctx_set_device(bl_ctx *ctx, const char *device, bl_error *err) {
@@ -35,6 +58,6 @@ bl_status bl_ctx_set_device(bl_ctx *ctx, const char *device, bl_error *err) {
     bl_backend *be;
     bl_status st = bl_backend_get(&be, device, err);
     if (st) return st;
-    ctx->be = be;
+    use_backend(ctx, be);
     return BL_OK;
 }

@@ -106,15 +106,16 @@ static void act_backward_slice(void *p, size_t lo, size_t hi) {
                        a->alpha);
 }
 
-void cpu_act_forward(float *out, const float *in, size_t n, bl_act act, float alpha) {
+void cpu_act_forward(bl_cpu_pool *pool, float *out, const float *in, size_t n, bl_act act,
+                     float alpha) {
     act_arg a = {.o = out, .x = in, .act = act, .alpha = alpha};
-    cpu_par_for(n, 16, act_min_per_thread(act), act_forward_slice, &a);
+    cpu_par_for(pool, n, 16, act_min_per_thread(act), act_forward_slice, &a);
 }
 
-void cpu_act_backward(float *din, const float *dout, const float *in, const float *out, size_t n,
-                      bl_act act, float alpha) {
+void cpu_act_backward(bl_cpu_pool *pool, float *din, const float *dout, const float *in,
+                      const float *out, size_t n, bl_act act, float alpha) {
     act_arg a = {.o = din, .g = dout, .x = in, .y = out, .act = act, .alpha = alpha};
-    cpu_par_for(n, 16, act_min_per_thread(act), act_backward_slice, &a);
+    cpu_par_for(pool, n, 16, act_min_per_thread(act), act_backward_slice, &a);
 }
 
 /* The mask of element i is a pure function of (key, key->first + i)
@@ -220,18 +221,20 @@ static void dropout_forward_slice(void *p, size_t lo, size_t hi) {
         o[k] = x[k] * (m[k] ? keep_scale : 0.0f);
 }
 
-void cpu_dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p,
-                         const bl_dropout_key *key) {
+void cpu_dropout_forward(bl_cpu_pool *pool, float *out, uint8_t *mask, const float *in, size_t n,
+                         float p, const bl_dropout_key *key) {
     dropout_arg a = {.o = out,
                      .m = mask,
                      .x = in,
                      .key = key,
                      .threshold = bl_dropout_threshold(p),
                      .keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f};
-    cpu_par_for(n, 64, 4096, dropout_forward_slice, &a);
+    cpu_par_for(pool, n, 64, 4096, dropout_forward_slice, &a);
 }
 
-void cpu_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
+void cpu_dropout_backward(bl_cpu_pool *pool, float *din, const float *dout, const uint8_t *mask,
+                          size_t n, float p) {
+    (void)pool; /* a serial loop */
     float *restrict g = din;
     const float *restrict go = dout;
     const uint8_t *restrict m = mask;

@@ -5,9 +5,16 @@
  * level's suffix), and isa.c hands out the table of the level in use. */
 #include "backend/cpu/cpu.h"
 
+/* The table's gemm: sgemm runs on OpenBLAS's own threads, not on the pool. */
+static void gemm(bl_cpu_pool *pool, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *Bm, int ldb, float beta, float *C, int ldc) {
+    (void)pool;
+    cpu_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
+}
+
 static const bl_kernels cpu_backend = {
     .name = "cpu",
-    .gemm = cpu_gemm,
+    .gemm = gemm,
     .dense_forward = cpu_dense_forward,
     .dense_backward = cpu_dense_backward,
     .conv2d_workspace_floats = cpu_conv2d_workspace_floats,
@@ -40,7 +47,6 @@ static const bl_kernels cpu_backend = {
     .dense_relu_backward = cpu_dense_relu_backward,
     .conv2d_relu_forward = cpu_conv2d_relu_forward,
     .conv2d_relu_backward = cpu_conv2d_relu_backward,
-    .set_threads = cpu_par_set_threads,
     .dense_blas_bytes = cpu_dense_blas_bytes,
     .conv2d_blas_bytes = cpu_conv2d_blas_bytes,
 };

@@ -77,10 +77,11 @@ static void bn_sum_dy(const float *restrict dy, const float *restrict x, int n, 
     *sdyx += b;
 }
 
-void cpu_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run_mean,
-                                 float *run_var, const float *in, const float *gamma,
-                                 const float *beta, int B, int C, int HW, float momentum,
-                                 float eps) {
+void cpu_batchnorm_forward_train(bl_cpu_pool *pool, float *out, float *mean, float *rstd,
+                                 float *run_mean, float *run_var, const float *in,
+                                 const float *gamma, const float *beta, int B, int C, int HW,
+                                 float momentum, float eps) {
+    (void)pool; /* serial */
     const double n = (double)B * HW;
     if (n <= 0) return;
     for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
@@ -122,9 +123,10 @@ void cpu_batchnorm_forward_train(float *out, float *mean, float *rstd, float *ru
     }
 }
 
-void cpu_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
-                                const float *run_mean, const float *run_var, int B, int C, int HW,
-                                float eps) {
+void cpu_batchnorm_forward_eval(bl_cpu_pool *pool, float *out, const float *in, const float *gamma,
+                                const float *beta, const float *run_mean, const float *run_var,
+                                int B, int C, int HW, float eps) {
+    (void)pool; /* serial */
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             const float *restrict x = bn_row(in, b, c, C, HW);
@@ -140,9 +142,10 @@ void cpu_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
 /* With xhat = (x - mean) rstd and dy = dout, per channel:
  *   dbeta += sum dy,  dgamma += sum dy xhat,
  *   din = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)). */
-void cpu_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
-                            const float *in, const float *mean, const float *rstd,
-                            const float *gamma, int B, int C, int HW) {
+void cpu_batchnorm_backward(bl_cpu_pool *pool, float *din, float *dgamma, float *dbeta,
+                            const float *dout, const float *in, const float *mean,
+                            const float *rstd, const float *gamma, int B, int C, int HW) {
+    (void)pool; /* serial */
     const double n = (double)B * HW;
     if (n <= 0) return;
     for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {

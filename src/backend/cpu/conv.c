@@ -194,6 +194,7 @@ static void col2im_channel(float *restrict img, float *restrict col, size_t ldco
  * Each item writes its own rows, so any split gives the same floats. */
 
 typedef struct {
+    bl_cpu_pool *pool; /* the loops' threads */
     const bl_conv_dims *d;
     float *col, *y, *out, *din, *db;
     float *dout;               /* written only by the fused backward (masked in place) */
@@ -216,7 +217,7 @@ static void im2col_items(void *p, size_t lo, size_t hi) {
 
 static void im2col_chunk(conv_arg *a) {
     size_t items = (size_t)a->n * a->crs, per = a->pq ? 32768 / a->pq + 1 : 1;
-    cpu_par_for(items, 1, per, im2col_items, a);
+    cpu_par_for(a->pool, items, 1, per, im2col_items, a);
 }
 
 static void bias_act_copy(float *restrict dst, const float *restrict src, float v, size_t n,
@@ -263,7 +264,7 @@ static void scatter_items(void *p, size_t lo, size_t hi) {
 
 static void scatter_chunk(conv_arg *a) {
     if (!a->y && !a->b && !a->relu) return;
-    cpu_par_for((size_t)a->n * a->d->K, 1, 32768 / a->pq + 1, scatter_items, a);
+    cpu_par_for(a->pool, (size_t)a->n * a->d->K, 1, 32768 / a->pq + 1, scatter_items, a);
 }
 
 /* items = n * K: y[k][j] = dout[b0+j][k] (times the ReLU mask), or the mask
@@ -328,17 +329,18 @@ static void col2im_items(void *p, size_t lo, size_t hi) {
 
 /* ---- forward and backward --------------------------------------------------- */
 
-static void conv_forward(float *out, const float *in, const float *w, const float *b, float *ws,
-                         const bl_conv_dims *d, int relu) {
+static void conv_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                         const float *b, float *ws, const bl_conv_dims *d, int relu) {
     const int B = d->B, K = d->K;
     const size_t pq = (size_t)d->P * d->Q, chw = (size_t)d->C * d->H * d->W;
     const int crs = d->C * d->R * d->S;
     if (B <= 0 || K <= 0 || pq == 0) return;
     if (cpu_winograd_applies(d)) {
-        cpu_winograd_forward(out, in, w, b, ws, d, relu);
+        cpu_winograd_forward(pool, out, in, w, b, ws, d, relu);
         return;
     }
-    conv_arg a = {.d = d,
+    conv_arg a = {.pool = pool,
+                  .d = d,
                   .out = out,
                   .in = in,
                   .b = b,
@@ -376,20 +378,21 @@ static void conv_forward(float *out, const float *in, const float *w, const floa
     }
 }
 
-void cpu_conv2d_forward(float *out, const float *in, const float *w, const float *b, float *ws,
-                        const bl_conv_dims *d) {
-    conv_forward(out, in, w, b, ws, d, 0);
+void cpu_conv2d_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                        const float *b, float *ws, const bl_conv_dims *d) {
+    conv_forward(pool, out, in, w, b, ws, d, 0);
 }
 
-void cpu_conv2d_relu_forward(float *out, const float *in, const float *w, const float *b, float *ws,
-                             const bl_conv_dims *d) {
-    conv_forward(out, in, w, b, ws, d, 1);
+void cpu_conv2d_relu_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                             const float *b, float *ws, const bl_conv_dims *d) {
+    conv_forward(pool, out, in, w, b, ws, d, 1);
 }
 
 /* act: the forward output when the layer is fused with a ReLU (dout is then
  * masked in place or while it is gathered), else NULL. */
-static void conv_backward(float *din, float *dw, float *db, float *dout, const float *act,
-                          const float *in, const float *w, float *ws, const bl_conv_dims *d) {
+static void conv_backward(bl_cpu_pool *pool, float *din, float *dw, float *db, float *dout,
+                          const float *act, const float *in, const float *w, float *ws,
+                          const bl_conv_dims *d) {
     const int B = d->B, K = d->K, C = d->C;
     const size_t pq = (size_t)d->P * d->Q, chw = (size_t)C * d->H * d->W;
     const int crs = C * d->R * d->S;
@@ -399,10 +402,11 @@ static void conv_backward(float *din, float *dw, float *db, float *dout, const f
         return;
     }
     if (cpu_winograd_applies(d)) { /* reads dout only */
-        cpu_winograd_backward(din, dw, db, dout, act, in, w, ws, d);
+        cpu_winograd_backward(pool, din, dw, db, dout, act, in, w, ws, d);
         return;
     }
-    conv_arg a = {.d = d,
+    conv_arg a = {.pool = pool,
+                  .d = d,
                   .din = din,
                   .db = db,
                   .in = in,
@@ -417,7 +421,7 @@ static void conv_backward(float *din, float *dw, float *db, float *dout, const f
     if (conv_is_pointwise(d)) {
         if (act) { /* mask all of dout in place first */
             a.n = B, a.ld = pq;
-            cpu_par_for((size_t)B * K, 1, 32768 / pq + 1, gather_items, &a);
+            cpu_par_for(pool, (size_t)B * K, 1, 32768 / pq + 1, gather_items, &a);
         }
         for (int i = 0; i < B; i++) {
             const float *g = dout + (size_t)i * a.kpq, *x = in + (size_t)i * chw;
@@ -446,26 +450,28 @@ static void conv_backward(float *din, float *dw, float *db, float *dout, const f
         } else {
             a.y = ws + (size_t)crs * nb * pq;
             g = a.y;
-            cpu_par_for((size_t)a.n * K, 1, 32768 / pq + 1, gather_items, &a);
+            cpu_par_for(pool, (size_t)a.n * K, 1, 32768 / pq + 1, gather_items, &a);
         }
-        if (db) cpu_par_for((size_t)K, 1, 32768 / a.ld + 1, row_sum_items, &a);
+        if (db) cpu_par_for(pool, (size_t)K, 1, 32768 / a.ld + 1, row_sum_items, &a);
         if (dw) {
             im2col_chunk(&a);
             cpu_gemm(0, 1, K, crs, (int)a.ld, 1.0f, g, (int)a.ld, a.col, (int)a.ld, 1.0f, dw, crs);
         }
         if (din) {
             cpu_gemm(1, 0, crs, (int)a.ld, K, 1.0f, w, crs, g, (int)a.ld, 0.0f, a.col, (int)a.ld);
-            cpu_par_for((size_t)a.n * C, 1, 32768 / (chw / C ? chw / C : 1) + 1, col2im_items, &a);
+            cpu_par_for(pool, (size_t)a.n * C, 1, 32768 / (chw / C ? chw / C : 1) + 1, col2im_items,
+                        &a);
         }
     }
 }
 
-void cpu_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                         const float *w, float *ws, const bl_conv_dims *d) {
-    conv_backward(din, dw, db, (float *)dout, NULL, in, w, ws, d); /* dout is only read */
+void cpu_conv2d_backward(bl_cpu_pool *pool, float *din, float *dw, float *db, const float *dout,
+                         const float *in, const float *w, float *ws, const bl_conv_dims *d) {
+    conv_backward(pool, din, dw, db, (float *)dout, NULL, in, w, ws, d); /* dout is only read */
 }
 
-void cpu_conv2d_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,
-                              const float *in, const float *w, float *ws, const bl_conv_dims *d) {
-    conv_backward(din, dw, db, dout, out, in, w, ws, d);
+void cpu_conv2d_relu_backward(bl_cpu_pool *pool, float *din, float *dw, float *db, float *dout,
+                              const float *out, const float *in, const float *w, float *ws,
+                              const bl_conv_dims *d) {
+    conv_backward(pool, din, dw, db, dout, out, in, w, ws, d);
 }

@@ -50,7 +50,7 @@ static void sumsq_blocks(void *p, size_t lo, size_t hi) {
     }
 }
 
-double cpu_sumsq(const float *x, size_t n) {
+double cpu_sumsq(bl_cpu_pool *pool, const float *x, size_t n) {
     if (n <= SUMSQ_BLOCK) return sumsq_serial(x, n);
     double partial[SUMSQ_MAX_BLOCKS];
     size_t block = SUMSQ_BLOCK;
@@ -58,7 +58,7 @@ double cpu_sumsq(const float *x, size_t n) {
         block = (n + SUMSQ_MAX_BLOCKS - 1) / SUMSQ_MAX_BLOCKS;
     flat_arg a = {.x = x, .partial = partial, .block = block, .n = n};
     size_t blocks = (n + block - 1) / block;
-    cpu_par_for(blocks, 1, (FLAT_PAR_MIN + block - 1) / block, sumsq_blocks, &a);
+    cpu_par_for(pool, blocks, 1, (FLAT_PAR_MIN + block - 1) / block, sumsq_blocks, &a);
     double s = 0;
     for (size_t b = 0; b < blocks; b++)
         s += partial[b];
@@ -72,9 +72,9 @@ static void scale_slice(void *p, size_t lo, size_t hi) {
         v[i] *= a->a;
 }
 
-void cpu_scale(float *x, size_t n, float a) {
+void cpu_scale(bl_cpu_pool *pool, float *x, size_t n, float a) {
     flat_arg f = {.y = x, .a = a};
-    cpu_par_for(n, 16, FLAT_PAR_MIN, scale_slice, &f);
+    cpu_par_for(pool, n, 16, FLAT_PAR_MIN, scale_slice, &f);
 }
 
 static void axpy_slice(void *p, size_t lo, size_t hi) {
@@ -85,9 +85,9 @@ static void axpy_slice(void *p, size_t lo, size_t hi) {
         yy[i] += a->a * xx[i];
 }
 
-void cpu_axpy(float *y, const float *x, size_t n, float a) {
+void cpu_axpy(bl_cpu_pool *pool, float *y, const float *x, size_t n, float a) {
     flat_arg f = {.y = y, .x = x, .a = a};
-    cpu_par_for(n, 16, FLAT_PAR_MIN, axpy_slice, &f);
+    cpu_par_for(pool, n, 16, FLAT_PAR_MIN, axpy_slice, &f);
 }
 
 static void fill_slice(void *p, size_t lo, size_t hi) {
@@ -105,12 +105,13 @@ static void fill_slice(void *p, size_t lo, size_t hi) {
         o[i] = a->a;
 }
 
-void cpu_fill(float *x, size_t n, float v) {
+void cpu_fill(bl_cpu_pool *pool, float *x, size_t n, float v) {
     flat_arg f = {.y = x, .a = v};
-    cpu_par_for(n, 16, FLAT_PAR_MIN, fill_slice, &f);
+    cpu_par_for(pool, n, 16, FLAT_PAR_MIN, fill_slice, &f);
 }
 
-void cpu_copy(float *dst, const float *src, size_t n) {
+void cpu_copy(bl_cpu_pool *pool, float *dst, const float *src, size_t n) {
+    (void)pool; /* serial */
     if (n && dst != src) memmove(dst, src, n * sizeof *dst);
 }
 
@@ -133,9 +134,9 @@ static void finite_slice(void *p, size_t lo, size_t hi) {
     }
 }
 
-int cpu_all_finite(const float *x, size_t n) {
+int cpu_all_finite(bl_cpu_pool *pool, const float *x, size_t n) {
     flat_arg a = {.x = x};
     atomic_init(&a.bad, 0);
-    cpu_par_for(n, 1024, FLAT_PAR_MIN, finite_slice, &a);
+    cpu_par_for(pool, n, 1024, FLAT_PAR_MIN, finite_slice, &a);
     return !atomic_load(&a.bad);
 }

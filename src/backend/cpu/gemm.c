@@ -14,7 +14,7 @@
  * SKINNY_MAX_B rows, skinny.c's direct kernels do the three products.
  *
  * The passes around the GEMMs (bias, ReLU, the bias gradient) run on the
- * fork-join pool (par.c) between BLAS calls. Each output element is computed
+ * caller's fork-join pool (par.c) between BLAS calls. Each output element is computed
  * by one slice in a fixed order, so results do not depend on the thread
  * count. The fused forward computes the product with beta = 0 and then adds
  * the bias and applies ReLU in the same pass over the output; that is the
@@ -80,10 +80,10 @@ static void bias_act_rows(void *p, size_t lo, size_t hi) {
     }
 }
 
-static void bias_act(float *out, const float *b, int B, int O, int relu) {
+static void bias_act(bl_cpu_pool *pool, float *out, const float *b, int B, int O, int relu) {
     if (!b && !relu) return;
     rows_arg a = {.out = out, .b = b, .O = O, .relu = relu};
-    cpu_par_for((size_t)B, 1, (DENSE_PAR_MIN + O - 1) / O, bias_act_rows, &a);
+    cpu_par_for(pool, (size_t)B, 1, (DENSE_PAR_MIN + O - 1) / O, bias_act_rows, &a);
 }
 
 /* Columns [lo, hi) of g(B, O), every row: with relu, g = g * (y > 0) in place
@@ -107,42 +107,42 @@ static void grad_cols(void *p, size_t lo, size_t hi) {
     }
 }
 
-static void bias_grad(float *g, float *db, const float *y, int B, int O) {
+static void bias_grad(bl_cpu_pool *pool, float *g, float *db, const float *y, int B, int O) {
     if (!db && !y) return;
     rows_arg a = {.out = g, .db = db, .y = y, .B = B, .O = O, .relu = y != NULL};
     size_t min_cols = (DENSE_PAR_MIN + (size_t)B - 1) / (size_t)B;
-    cpu_par_for((size_t)O, 16, min_cols < 16 ? 16 : min_cols, grad_cols, &a);
+    cpu_par_for(pool, (size_t)O, 16, min_cols < 16 ? 16 : min_cols, grad_cols, &a);
 }
 
 /* ---- dense ---------------------------------------------------------------- */
 
 /* out(B,O) = act(in(B,I) @ w(O,I)^T + b(O)), act = ReLU or identity. */
-static void dense_forward(float *out, const float *in, const float *w, const float *b, int B, int I,
-                          int O, int relu) {
+static void dense_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                          const float *b, int B, int I, int O, int relu) {
     if (B <= 0 || O <= 0) return;
     if (B == 1 && I > 0) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, w, I, in, 1, 0.0f, out, 1);
     } else if (B <= SKINNY_MAX_B && I > 0) {
-        cpu_skinny_forward(out, in, w, B, I, O);
+        cpu_skinny_forward(pool, out, in, w, B, I, O);
     } else {
         cpu_gemm(0, 1, B, O, I, 1.0f, in, I, w, I, 0.0f, out, O);
     }
-    bias_act(out, b, B, O, relu);
+    bias_act(pool, out, b, B, O, relu);
 }
 
-void cpu_dense_forward(float *out, const float *in, const float *w, const float *b, int B, int I,
-                       int O) {
-    dense_forward(out, in, w, b, B, I, O, 0);
+void cpu_dense_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                       const float *b, int B, int I, int O) {
+    dense_forward(pool, out, in, w, b, B, I, O, 0);
 }
 
-void cpu_dense_relu_forward(float *out, const float *in, const float *w, const float *b, int B,
-                            int I, int O) {
-    dense_forward(out, in, w, b, B, I, O, 1);
+void cpu_dense_relu_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                            const float *b, int B, int I, int O) {
+    dense_forward(pool, out, in, w, b, B, I, O, 1);
 }
 
 /* din(B,I) = g(B,O) @ w(O,I) (overwrite); dw(O,I) += g^T @ in. */
-static void dense_gemms(float *din, float *dw, const float *g, const float *in, const float *w,
-                        int B, int I, int O) {
+static void dense_gemms(bl_cpu_pool *pool, float *din, float *dw, const float *g, const float *in,
+                        const float *w, int B, int I, int O) {
     if (B <= 0 || I <= 0) return;
     if (B == 1 && O > 0) {
         if (din) cblas_sgemv(CblasRowMajor, CblasTrans, O, I, 1.0f, w, I, g, 1, 0.0f, din, 1);
@@ -150,25 +150,26 @@ static void dense_gemms(float *din, float *dw, const float *g, const float *in, 
         return;
     }
     if (din && B <= SKINNY_MAX_B && O > 0)
-        cpu_skinny_din(din, g, w, B, I, O);
+        cpu_skinny_din(pool, din, g, w, B, I, O);
     else if (din)
         cpu_gemm(0, 0, B, I, O, 1.0f, g, O, w, I, 0.0f, din, I);
     if (dw && B <= SKINNY_DW_MAX_B && O > 0)
-        cpu_skinny_dw(dw, g, in, B, I, O);
+        cpu_skinny_dw(pool, dw, g, in, B, I, O);
     else if (dw)
         cpu_gemm(1, 0, O, I, B, 1.0f, g, O, in, I, 1.0f, dw, I);
 }
 
-void cpu_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                        const float *w, int B, int I, int O) {
-    if (B > 0 && O > 0) bias_grad((float *)dout, db, NULL, B, O); /* reads dout only */
-    dense_gemms(din, dw, dout, in, w, B, I, O);
+void cpu_dense_backward(bl_cpu_pool *pool, float *din, float *dw, float *db, const float *dout,
+                        const float *in, const float *w, int B, int I, int O) {
+    if (B > 0 && O > 0) bias_grad(pool, (float *)dout, db, NULL, B, O); /* reads dout only */
+    dense_gemms(pool, din, dw, dout, in, w, B, I, O);
 }
 
-void cpu_dense_relu_backward(float *din, float *dw, float *db, float *dout, const float *out,
-                             const float *in, const float *w, int B, int I, int O) {
-    if (B > 0 && O > 0) bias_grad(dout, db, out, B, O);
-    dense_gemms(din, dw, dout, in, w, B, I, O);
+void cpu_dense_relu_backward(bl_cpu_pool *pool, float *din, float *dw, float *db, float *dout,
+                             const float *out, const float *in, const float *w, int B, int I,
+                             int O) {
+    if (B > 0 && O > 0) bias_grad(pool, dout, db, out, B, O);
+    dense_gemms(pool, din, dw, dout, in, w, B, I, O);
 }
 
 /* ---- the BLAS library's own memory ------------------------------------------

@@ -13,8 +13,9 @@
 #include <math.h>
 #include "backend/cpu/cpu.h"
 
-double cpu_softmax_xent_forward(float *probs, int *correct, const float *logits,
+double cpu_softmax_xent_forward(bl_cpu_pool *pool, float *probs, int *correct, const float *logits,
                                 const int32_t *labels, int B, int K) {
+    (void)pool; /* serial */
     if (B <= 0) return 0.0;
     if (K <= 0) return NAN; /* no class can match a label */
     double total = 0;
@@ -50,8 +51,9 @@ double cpu_softmax_xent_forward(float *probs, int *correct, const float *logits,
     return total;
 }
 
-void cpu_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B,
-                               int K, float scale) {
+void cpu_softmax_xent_backward(bl_cpu_pool *pool, float *dlogits, const float *probs,
+                               const int32_t *labels, int B, int K, float scale) {
+    (void)pool; /* serial */
     for (int b = 0; b < B; b++) {
         float *restrict g = dlogits + (size_t)b * K;
         const float *restrict pr = probs + (size_t)b * K;
@@ -62,7 +64,8 @@ void cpu_softmax_xent_backward(float *dlogits, const float *probs, const int32_t
     }
 }
 
-double cpu_mse_forward(const float *pred, const float *target, int B, int K) {
+double cpu_mse_forward(bl_cpu_pool *pool, const float *pred, const float *target, int B, int K) {
+    (void)pool; /* serial */
     double total = 0;
     for (int b = 0; b < B; b++) {
         const float *restrict p = pred + (size_t)b * K;
@@ -77,8 +80,9 @@ double cpu_mse_forward(const float *pred, const float *target, int B, int K) {
     return total;
 }
 
-void cpu_mse_backward(float *dpred, const float *pred, const float *target, int B, int K,
-                      float scale) {
+void cpu_mse_backward(bl_cpu_pool *pool, float *dpred, const float *pred, const float *target,
+                      int B, int K, float scale) {
+    (void)pool; /* serial */
     const float f = 2.0f * scale / (float)K;
     const size_t n = (size_t)B * K;
     float *restrict g = dpred;

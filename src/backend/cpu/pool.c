@@ -183,23 +183,24 @@ POOL_PAR(maxb, maxpool_backward_planes(a->out, a->in, a->am, a->d, lo, hi))
 POOL_PAR(avgf, avgpool_forward_planes(a->out, a->in, a->d, lo, hi))
 POOL_PAR(avgb, avgpool_backward_planes(a->out, a->in, a->d, lo, hi))
 
-void cpu_maxpool_forward(float *out, int32_t *argmax, const float *in, const bl_pool_dims *d) {
+void cpu_maxpool_forward(bl_cpu_pool *pool, float *out, int32_t *argmax, const float *in,
+                         const bl_pool_dims *d) {
     pool_arg a = {.out = out, .argmax = argmax, .in = in, .d = d};
-    cpu_par_for((size_t)d->B * d->C, 1, pool_min_planes(d), maxf_slice, &a);
+    cpu_par_for(pool, (size_t)d->B * d->C, 1, pool_min_planes(d), maxf_slice, &a);
 }
 
-void cpu_maxpool_backward(float *din, const float *dout, const int32_t *argmax,
+void cpu_maxpool_backward(bl_cpu_pool *pool, float *din, const float *dout, const int32_t *argmax,
                           const bl_pool_dims *d) {
     pool_arg a = {.out = din, .in = dout, .am = argmax, .d = d};
-    cpu_par_for((size_t)d->B * d->C, 1, pool_min_planes(d), maxb_slice, &a);
+    cpu_par_for(pool, (size_t)d->B * d->C, 1, pool_min_planes(d), maxb_slice, &a);
 }
 
-void cpu_avgpool_forward(float *out, const float *in, const bl_pool_dims *d) {
+void cpu_avgpool_forward(bl_cpu_pool *pool, float *out, const float *in, const bl_pool_dims *d) {
     pool_arg a = {.out = out, .in = in, .d = d};
-    cpu_par_for((size_t)d->B * d->C, 1, pool_min_planes(d), avgf_slice, &a);
+    cpu_par_for(pool, (size_t)d->B * d->C, 1, pool_min_planes(d), avgf_slice, &a);
 }
 
-void cpu_avgpool_backward(float *din, const float *dout, const bl_pool_dims *d) {
+void cpu_avgpool_backward(bl_cpu_pool *pool, float *din, const float *dout, const bl_pool_dims *d) {
     pool_arg a = {.out = din, .in = dout, .d = d};
-    cpu_par_for((size_t)d->B * d->C, 1, pool_min_planes(d), avgb_slice, &a);
+    cpu_par_for(pool, (size_t)d->B * d->C, 1, pool_min_planes(d), avgb_slice, &a);
 }

@@ -161,11 +161,12 @@ static void forward_blocks(void *p, size_t lo, size_t hi) {
     }
 }
 
-void cpu_skinny_forward(float *out, const float *in, const float *w, int B, int I, int O) {
+void cpu_skinny_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w, int B,
+                        int I, int O) {
     cpu_gemm_note(0, 1, B, O, I);
     skinny_arg a = {.out = out, .x = in, .w = w, .B = B, .I = I, .O = O};
     const size_t blocks = ((size_t)O + 3) / 4, per = (size_t)(65536 / ((size_t)I * B + 1)) + 1;
-    cpu_par_for(blocks, 1, per, forward_blocks, &a);
+    cpu_par_for(pool, blocks, 1, per, forward_blocks, &a);
 }
 
 /* ---- input gradient: din[b][i] = sum_o g[b][o] w[o][i] ------------------------ */
@@ -230,12 +231,13 @@ static void din_blocks(void *p, size_t lo, size_t hi) {
     }
 }
 
-void cpu_skinny_din(float *din, const float *g, const float *w, int B, int I, int O) {
+void cpu_skinny_din(bl_cpu_pool *pool, float *din, const float *g, const float *w, int B, int I,
+                    int O) {
     cpu_gemm_note(0, 0, B, I, O);
     skinny_arg a = {.out = din, .g = g, .w = w, .B = B, .I = I, .O = O};
     const size_t blocks = ((size_t)I + DIN_COLS - 1) / DIN_COLS,
                  per = (size_t)(65536 / (DIN_COLS * (size_t)O + 1)) + 1;
-    cpu_par_for(blocks, 1, per, din_blocks, &a);
+    cpu_par_for(pool, blocks, 1, per, din_blocks, &a);
 }
 #else
 /* Narrower vectors stream the weights row by row instead. The AVX-512 order
@@ -311,12 +313,13 @@ static void din_chunks(void *p, size_t lo, size_t hi) {
     }
 }
 
-void cpu_skinny_din(float *din, const float *g, const float *w, int B, int I, int O) {
+void cpu_skinny_din(bl_cpu_pool *pool, float *din, const float *g, const float *w, int B, int I,
+                    int O) {
     cpu_gemm_note(0, 0, B, I, O);
     skinny_arg a = {.out = din, .g = g, .w = w, .B = B, .I = I, .O = O};
     const size_t chunks = ((size_t)I + DIN_CHUNK - 1) / DIN_CHUNK,
                  per = (size_t)(65536 / ((size_t)DIN_CHUNK * O + 1)) + 1;
-    cpu_par_for(chunks, 1, per, din_chunks, &a);
+    cpu_par_for(pool, chunks, 1, per, din_chunks, &a);
 }
 #endif
 
@@ -383,9 +386,10 @@ static void dw_rows(void *p, size_t lo, size_t hi) {
     }
 }
 
-void cpu_skinny_dw(float *dw, const float *g, const float *in, int B, int I, int O) {
+void cpu_skinny_dw(bl_cpu_pool *pool, float *dw, const float *g, const float *in, int B, int I,
+                   int O) {
     cpu_gemm_note(1, 0, O, I, B);
     skinny_arg a = {.dw = dw, .g = g, .x = in, .B = B, .I = I, .O = O};
     const size_t per = (size_t)(32768 / ((size_t)I + 1)) + 1;
-    cpu_par_for((size_t)O, 1, per, dw_rows, &a);
+    cpu_par_for(pool, (size_t)O, 1, per, dw_rows, &a);
 }

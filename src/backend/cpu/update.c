@@ -83,8 +83,8 @@ static void sgd_slice(void *arg, size_t lo, size_t hi) {
     }
 }
 
-void cpu_sgd_step(float *p, float *buf, const float *g, size_t n, float lr, float momentum,
-                  int nesterov, float weight_decay, int first_step) {
+void cpu_sgd_step(bl_cpu_pool *pool, float *p, float *buf, const float *g, size_t n, float lr,
+                  float momentum, int nesterov, float weight_decay, int first_step) {
     update_arg a = {.p = p,
                     .buf = momentum == 0.0f ? NULL : buf,
                     .g = g,
@@ -93,7 +93,7 @@ void cpu_sgd_step(float *p, float *buf, const float *g, size_t n, float lr, floa
                     .wd = weight_decay,
                     .nesterov = nesterov,
                     .first = first_step};
-    cpu_par_for(n, 16, UPDATE_PAR_MIN, sgd_slice, &a);
+    cpu_par_for(pool, n, 16, UPDATE_PAR_MIN, sgd_slice, &a);
 }
 
 /* One Adam pass. l2 is the coupled weight decay (0 for AdamW, whose decay is
@@ -122,8 +122,9 @@ static void adam_slice(void *arg, size_t lo, size_t hi) {
               a->eps, a->step_size, a->bc2_sqrt);
 }
 
-void cpu_adam_step(float *p, float *m, float *v, const float *g, size_t n, float lr, float beta1,
-                   float beta2, float eps, float weight_decay, int decoupled, long t) {
+void cpu_adam_step(bl_cpu_pool *pool, float *p, float *m, float *v, const float *g, size_t n,
+                   float lr, float beta1, float beta2, float eps, float weight_decay, int decoupled,
+                   long t) {
     if (t < 1) t = 1; /* 1-based; guards the bias correction against 0 */
     double bc1 = 1.0 - pow((double)beta1, (double)t);
     double bc2 = 1.0 - pow((double)beta2, (double)t);
@@ -142,5 +143,5 @@ void cpu_adam_step(float *p, float *m, float *v, const float *g, size_t n, float
                     .eps = eps,
                     .step_size = step_size,
                     .bc2_sqrt = bc2_sqrt};
-    cpu_par_for(n, 16, UPDATE_PAR_MIN, adam_slice, &a);
+    cpu_par_for(pool, n, 16, UPDATE_PAR_MIN, adam_slice, &a);
 }

@@ -428,17 +428,18 @@ static void gemm_slice(void *p, size_t lo, size_t hi) {
     }
 }
 
-static void wino_gemms(const wino_arg *a, const float *U, float *dU, size_t ntiles, int mode) {
+static void wino_gemms(bl_cpu_pool *pool, const wino_arg *a, const float *U, float *dU,
+                       size_t ntiles, int mode) {
     const int piece = piece_tiles(a->d->K, a->d->C);
     gemm_job j = {a, U, dU, (int)ntiles, mode, piece ? piece : (int)ntiles};
     if (piece)
-        cpu_par_for(16, 1, 1, gemm_slice, &j);
+        cpu_par_for(pool, 16, 1, 1, gemm_slice, &j);
     else
         gemm_slice(&j, 0, 16);
 }
 
-void cpu_winograd_forward(float *out, const float *in, const float *w, const float *b, float *ws,
-                          const bl_conv_dims *d, int relu) {
+void cpu_winograd_forward(bl_cpu_pool *pool, float *out, const float *in, const float *w,
+                          const float *b, float *ws, const bl_conv_dims *d, int relu) {
     if (d->B <= 0) return;
     wino_arg a = {.out = out, .in = in, .b = b, .relu = relu};
     wino_setup(&a, d, ws);
@@ -447,9 +448,9 @@ void cpu_winograd_forward(float *out, const float *in, const float *w, const flo
     const int nb = wino_chunk(d);
     for (int b0 = 0; b0 < d->B; b0 += nb) {
         a.b0 = b0, a.n = d->B - b0 < nb ? d->B - b0 : nb;
-        cpu_par_for((size_t)a.n * d->C, 1, 1, input_transform_items, &a);
-        wino_gemms(&a, U, NULL, (size_t)a.n * a.T, GEMM_FORWARD);
-        cpu_par_for((size_t)a.n * d->K, 1, 1, output_transform_items, &a);
+        cpu_par_for(pool, (size_t)a.n * d->C, 1, 1, input_transform_items, &a);
+        wino_gemms(pool, &a, U, NULL, (size_t)a.n * a.T, GEMM_FORWARD);
+        cpu_par_for(pool, (size_t)a.n * d->K, 1, 1, output_transform_items, &a);
     }
 }
 
@@ -475,8 +476,9 @@ static void bias_grad_items(void *p, size_t lo, size_t hi) {
     }
 }
 
-void cpu_winograd_backward(float *din, float *dw, float *db, const float *dout, const float *act,
-                           const float *in, const float *w, float *ws, const bl_conv_dims *d) {
+void cpu_winograd_backward(bl_cpu_pool *pool, float *din, float *dw, float *db, const float *dout,
+                           const float *act, const float *in, const float *w, float *ws,
+                           const bl_conv_dims *d) {
     if (d->B <= 0) return;
     wino_arg a = {.din = din, .dout = dout, .in = in, .act = act, .db = db};
     wino_setup(&a, d, ws);
@@ -487,15 +489,15 @@ void cpu_winograd_backward(float *din, float *dw, float *db, const float *dout, 
     for (int b0 = 0; b0 < d->B; b0 += nb) {
         a.b0 = b0, a.n = d->B - b0 < nb ? d->B - b0 : nb;
         const int ntiles = (int)((size_t)a.n * a.T);
-        cpu_par_for((size_t)a.n * d->K, 1, 1, grad_transform_items, &a);
-        if (db) cpu_par_for((size_t)d->K, 1, 1, bias_grad_items, &a);
+        cpu_par_for(pool, (size_t)a.n * d->K, 1, 1, grad_transform_items, &a);
+        if (db) cpu_par_for(pool, (size_t)d->K, 1, 1, bias_grad_items, &a);
         if (dw) {
-            cpu_par_for((size_t)a.n * d->C, 1, 1, input_transform_items, &a);
-            wino_gemms(&a, NULL, dU, (size_t)ntiles, GEMM_WEIGHTS);
+            cpu_par_for(pool, (size_t)a.n * d->C, 1, 1, input_transform_items, &a);
+            wino_gemms(pool, &a, NULL, dU, (size_t)ntiles, GEMM_WEIGHTS);
         }
         if (din) {
-            wino_gemms(&a, U, NULL, (size_t)ntiles, GEMM_ADJOINT);
-            cpu_par_for((size_t)a.n * d->C, 1, 1, input_adjoint_items, &a);
+            wino_gemms(pool, &a, U, NULL, (size_t)ntiles, GEMM_ADJOINT);
+            cpu_par_for(pool, (size_t)a.n * d->C, 1, 1, input_adjoint_items, &a);
         }
     }
     if (dw) filter_transform_adjoint(dw, dU, d->K, d->C);

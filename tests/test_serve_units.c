@@ -168,6 +168,51 @@ static void delay_ctl_moves_within_bounds(void **state) {
     free(a);
 }
 
+/* Batches of 1 and of 4 in one window, the 4s costing per_sample4_ns a sample. */
+static int mixed_window(bl_delay_ctl *a, uint64_t per_sample4_ns, uint64_t lat_ns) {
+    for (int i = 0; i < 4; i++) {
+        bl_delay_ctl_batch(a, 1, a->max_batch, 800000);
+        if (a->max_batch >= 4) bl_delay_ctl_batch(a, 4, a->max_batch, 4 * per_sample4_ns);
+    }
+    int decided = 0;
+    for (int i = 0; i < BL_DELAY_CTL_WINDOW_MAX; i++)
+        decided += bl_delay_ctl_observe(a, lat_ns, clock_ns += 1000);
+    return decided;
+}
+
+/* A model whose batches cost as much per sample as batches of one (the cnn on a 2-core
+ * AVX2 CPU): waiting and grouping buy nothing, so the delay goes to 0 and then the max
+ * batch to 1; past capacity the cap comes back. Where batches of 4 cost 0.5x per sample,
+ * the cap stays. */
+static void delay_ctl_stops_batching_that_does_not_pay(void **state) {
+    (void)state;
+    bl_delay_ctl *a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, 10.0, 64, 1000000);
+    a->delay_us = 500;          /* as the light-load rule would have grown it */
+    for (int w = 0; w < 8; w++) /* flat: 790 us a sample at 4 against 800 at 1 */
+        mixed_window(a, 790000, 2000000);
+    assert_true(a->one_n >= 16 && a->many_n >= 16);
+    for (int w = 0; w < 60 && (a->delay_us || a->max_batch != 1); w++)
+        mixed_window(a, 790000, 2000000);
+    assert_int_equal(a->delay_us, 0);
+    assert_int_equal(a->max_batch, 1);
+    assert_int_equal(a->last_action, BL_DELAY_CTL_DECREASE);
+    /* past capacity: every batch full (at max 1) and p99 over the objective */
+    window(a, 1, 800000, 20000000);
+    assert_int_equal(a->last_action, BL_DELAY_CTL_SATURATED);
+    assert_int_equal(a->max_batch, 64);
+    free(a);
+
+    a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, 10.0, 64, 1000000);
+    for (int w = 0; w < 40; w++) { /* batches of 4 at half the cost a sample: batching pays */
+        mixed_window(a, 400000, 2000000);
+        assert_int_equal(a->max_batch, 64);
+    }
+    assert_int_equal(a->decisions[BL_DELAY_CTL_DECREASE], 0);
+    free(a);
+}
+
 /* The issue-14 collapse: under load on a busy machine, slow-looking batches and a p99
  * over the objective must never shrink the max batch. */
 static void delay_ctl_does_not_collapse(void **state) {
@@ -591,6 +636,7 @@ int main(void) {
         cmocka_unit_test(batch_policy_rules),
         cmocka_unit_test(delay_ctl_moves_within_bounds),
         cmocka_unit_test(delay_ctl_does_not_collapse),
+        cmocka_unit_test(delay_ctl_stops_batching_that_does_not_pay),
         cmocka_unit_test(delay_ctl_window_needs_time_or_count),
         cmocka_unit_test(kserve_parses_valid_requests),
         cmocka_unit_test(kserve_rejects_bad_requests),

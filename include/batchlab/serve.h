@@ -118,7 +118,11 @@ const char *bl_delay_ctl_action_name(bl_delay_ctl_action a);
  *    lowered p99, turning back when a step made it worse (INCREASE / DECREASE);
  *  - p99 under half the objective, batches not full and the model computing under half
  *    the window: add delay_step_us (INCREASE), up to cap_delay_us;
- *  - else hold. */
+ *  - else hold.
+ * Waiting is for batches that save compute: once batches of 2 or more are seen to cost
+ * more than 0.9x a batch of 1 per sample (a model whose cost per sample is flat in B),
+ * the delay only steps down, to 0, then the max batch drops to 1; past capacity (p99
+ * over the objective, batches full) it returns to the cap. */
 typedef struct bl_delay_ctl {
     double slo_ns;
     int cap_batch, max_batch;
@@ -133,6 +137,10 @@ typedef struct bl_delay_ctl {
     int n_lat;
     long batches, full_batches;
     uint64_t busy_ns; /* compute time of the window's batches */
+    /* Does batching save compute on this model? Moving averages of compute per sample
+     * of batches of 1 and of 2 or more, over the whole run. */
+    double one_ns, many_ns;
+    long one_n, many_n;
     /* last decision, for metrics */
     uint64_t last_p99_ns;
     bl_delay_ctl_action last_action;

@@ -190,9 +190,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    bl_dataset_free(&g_train, &g_ctx.mem);
-    bl_ctx_free(&g_ctx);
-    return 0;
+    return tu_free_sample(&g_ctx, &g_train, NULL);
 }
 
 static bl_model *make_model(const char *spec, int max_batch) {

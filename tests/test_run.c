@@ -24,10 +24,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    bl_dataset_free(&g_train, &g_ctx.mem);
-    bl_dataset_free(&g_val, &g_ctx.mem);
-    bl_ctx_free(&g_ctx);
-    return 0;
+    return tu_free_sample(&g_ctx, &g_train, &g_val);
 }
 
 /* batch 50: 12 updates an epoch */

@@ -22,10 +22,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    bl_dataset_free(&g_train, &g_ctx.mem);
-    bl_dataset_free(&g_test, &g_ctx.mem);
-    bl_ctx_free(&g_ctx);
-    return 0;
+    return tu_free_sample(&g_ctx, &g_train, &g_test);
 }
 
 static bl_trainer *make_loss(const char *spec, int batch, int micro, bl_opt_kind kind, float lr,

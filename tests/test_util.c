@@ -198,3 +198,10 @@ int tu_load_sample(bl_ctx *ctx, bl_dataset *train, bl_dataset *test) {
         bl_dataset_free(&t, &ctx->mem);
     return 0;
 }
+
+int tu_free_sample(bl_ctx *ctx, bl_dataset *train, bl_dataset *test) {
+    bl_dataset_free(train, &ctx->mem);
+    if (test) bl_dataset_free(test, &ctx->mem);
+    bl_ctx_free(ctx);
+    return 0;
+}

@@ -27,6 +27,8 @@ void tu_write_file(const char *path, const void *data, size_t n, int gz);
 struct bl_ctx;
 struct bl_dataset;
 int tu_load_sample(struct bl_ctx *ctx, struct bl_dataset *train, struct bl_dataset *test);
+/* Undoes tu_load_sample (test may be NULL): frees the sets, then the context. Returns 0. */
+int tu_free_sample(struct bl_ctx *ctx, struct bl_dataset *train, struct bl_dataset *test);
 
 /* ---- models, through the backend seam (tests run on "cpu" and "opaque") ---- */
 #include "batchlab/model.h"

@@ -149,17 +149,6 @@ int cli_serve(int argc, char **argv) {
     if (!ckpt) return cli_error(cmd, "a CHECKPOINT is required (see batchlab serve --help)");
     cfg.port = port;
     cfg.max_body_bytes = max_body;
-    if (conn_timeout < 1 || conn_timeout > 3600)
-        return cli_error(cmd, "--conn-timeout-s %d is invalid: it must be in [1, 3600]",
-                         conn_timeout);
-    if (read_timeout < 1 || read_timeout > 3600)
-        return cli_error(cmd, "--read-timeout-s %d is invalid: it must be in [1, 3600]",
-                         read_timeout);
-    if (max_conn < 1 || max_conn > 100000)
-        return cli_error(cmd, "--max-connections %d is invalid: it must be in [1, 100000]",
-                         max_conn);
-    if (max_per_ip < 0)
-        return cli_error(cmd, "--max-conn-per-ip %d is invalid: it must be >= 0", max_per_ip);
     if (grace_ms < 0) return cli_error(cmd, "--grace-ms %ld is invalid: it must be >= 0", grace_ms);
     cfg.conn_timeout_s = (unsigned)conn_timeout;
     cfg.read_timeout_s = (unsigned)read_timeout;
@@ -176,7 +165,8 @@ int cli_serve(int argc, char **argv) {
     if (cfg.batch.slo_p99_ms > 0 && !cli_opt_find(opts, n_opts, "max-delay-us")->seen)
         cfg.batch.max_delay_us = (long)(cfg.batch.slo_p99_ms * 100.0);
     bl_error err = {0};
-    if (bl_batcher_config_check(&cfg.batch, &err)) return cli_error(cmd, "%s", err.msg);
+    if (bl_serve_config_check(&cfg, &err))
+        return cli_error(cmd, "%s", err.msg); /* before loading */
 
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* microsecond batching delays, not 50 us slack */
     sigset_t sigs;

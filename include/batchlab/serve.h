@@ -339,6 +339,9 @@ typedef struct bl_server bl_server;
 /* Bind, start the batcher (which owns m from now on: do not run it elsewhere until
  * bl_server_free) and the HTTP threads. cfg->batch.max_batch must not exceed the model's
  * max batch. Errors: BL_ERR_ARG (config), BL_ERR_IO (cannot bind: names host:port). */
+/* BL_ERR_ARG with a message naming the option when a field of cfg (batch included) is out
+ * of range; what bl_server_start checks before it binds, short of the model's max batch. */
+bl_status bl_serve_config_check(const bl_serve_config *cfg, bl_error *err);
 bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
                           const bl_norm *norm, bl_error *err);
 int bl_server_port(const bl_server *s);

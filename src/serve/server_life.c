@@ -56,9 +56,7 @@ static void release(bl_server *s) {
     bl_free(s);
 }
 
-bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
-                          const bl_norm *norm, bl_error *err) {
-    *out = NULL;
+bl_status bl_serve_config_check(const bl_serve_config *cfg, bl_error *err) {
     if (!valid_name(cfg->model_name))
         return bl_fail(err, BL_ERR_ARG, "--name '%s' is invalid: use 1 to 100 of A-Z a-z 0-9 _ - .",
                        cfg->model_name ? cfg->model_name : "");
@@ -71,25 +69,41 @@ bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model 
     if (cfg->max_body_bytes < 64)
         return bl_fail(err, BL_ERR_ARG, "--max-body-bytes %zu is invalid: it must be at least 64",
                        cfg->max_body_bytes);
+    /* The limits are printed as int: a negative number given on the command line arrives
+     * here wrapped, and the message shows it as typed. */
+    if (cfg->conn_timeout_s < 1 || cfg->conn_timeout_s > 3600)
+        return bl_fail(err, BL_ERR_ARG, "--conn-timeout-s %d is invalid: it must be in [1, 3600]",
+                       (int)cfg->conn_timeout_s);
+    if (cfg->read_timeout_s < 1 || cfg->read_timeout_s > 3600)
+        return bl_fail(err, BL_ERR_ARG, "--read-timeout-s %d is invalid: it must be in [1, 3600]",
+                       (int)cfg->read_timeout_s);
+    if (cfg->max_connections < 1 || cfg->max_connections > 100000)
+        return bl_fail(err, BL_ERR_ARG,
+                       "--max-connections %d is invalid: it must be in [1, 100000]",
+                       (int)cfg->max_connections);
+    if (cfg->max_conn_per_ip > 100000)
+        return bl_fail(err, BL_ERR_ARG,
+                       "--max-conn-per-ip %d is invalid: it must be in [0, 100000]",
+                       (int)cfg->max_conn_per_ip);
+    struct in_addr a;
+    if (inet_pton(AF_INET, cfg->host ? cfg->host : "127.0.0.1", &a) != 1)
+        return bl_fail(err, BL_ERR_ARG, "--host '%s' is not an IPv4 address", cfg->host);
+    return bl_batcher_config_check(&cfg->batch, err);
+}
+
+bl_status bl_server_start(bl_server **out, const bl_serve_config *cfg, bl_model *m,
+                          const bl_norm *norm, bl_error *err) {
+    *out = NULL;
+    bl_status cst = bl_serve_config_check(cfg, err);
+    if (cst) return cst;
     if (cfg->batch.max_batch > bl_model_max_batch(m))
         return bl_fail(err, BL_ERR_ARG,
                        "--max-batch %d exceeds the batch the model was allocated "
                        "for (%d)",
                        cfg->batch.max_batch, bl_model_max_batch(m));
-    if (cfg->conn_timeout_s < 1 || cfg->conn_timeout_s > 3600)
-        return bl_fail(err, BL_ERR_ARG, "--conn-timeout-s %u is invalid: it must be in [1, 3600]",
-                       cfg->conn_timeout_s);
-    if (cfg->read_timeout_s < 1 || cfg->read_timeout_s > 3600)
-        return bl_fail(err, BL_ERR_ARG, "--read-timeout-s %u is invalid: it must be in [1, 3600]",
-                       cfg->read_timeout_s);
-    if (cfg->max_connections < 1 || cfg->max_connections > 100000)
-        return bl_fail(err, BL_ERR_ARG,
-                       "--max-connections %u is invalid: it must be in [1, 100000]",
-                       cfg->max_connections);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     const char *host = cfg->host ? cfg->host : "127.0.0.1";
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return bl_fail(err, BL_ERR_ARG, "--host '%s' is not an IPv4 address", host);
+    inet_pton(AF_INET, host, &sa.sin_addr); /* checked above */
     bl_server *s = bl_calloc(1, sizeof *s);
     if (!s) return bl_fail(err, BL_ERR_NOMEM, "server: out of memory");
     snprintf(s->name, sizeof s->name, "%s", cfg->model_name);

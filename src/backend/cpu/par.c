@@ -208,7 +208,10 @@ static int start_workers(bl_cpu_pool *pool) {
         w->start_gen = atomic_load(&pool->gen);
         pthread_attr_t attr;
         pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 << 10);
+        /* 2 MiB of address space (touched only as deep as it is used): the
+         * Winograd passes keep 74 KiB frames, and glibc carves the static TLS of
+         * every loaded library (cuBLAS and cuDNN hold a lot) out of this size. */
+        pthread_attr_setstacksize(&attr, 2 << 20);
         int rc = pthread_create(&w->thread, &attr, worker, w);
         pthread_attr_destroy(&attr);
         if (rc) break; /* run with the workers we have */

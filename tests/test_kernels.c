@@ -28,45 +28,12 @@ static bl_cpu_pool *pool; /* the kernels' threads (bl_cpu_pool_set_threads in th
 static float *fnew(size_t n) {
     return calloc(n ? n : 1, sizeof(float));
 }
-static double *dnew(size_t n) {
-    return calloc(n ? n : 1, sizeof(double));
-}
-static float *frand(size_t n, uint64_t seed) {
-    float *x = fnew(n);
-    tu_fill_normal(x, n, seed, 1.0f);
-    return x;
-}
-static double *todouble(const float *x, size_t n) {
-    double *d = dnew(n);
-    for (size_t i = 0; i < n; i++)
-        d[i] = x[i];
-    return d;
-}
 static void ffill(float *x, size_t n, float v) {
     for (size_t i = 0; i < n; i++)
         x[i] = v;
 }
-
-/* Worst |got - want| / (ATOL * scale + RTOL |want|) with scale = max(1, max|want|):
- * the absolute part follows the magnitude of the tensor, because float sums
- * of many terms lose digits relative to the terms, not to the result.
- * <= 1 passes. Prints the worst element so a failure says where. */
 static double close_err(const float *got, const double *want, size_t n, const char *what) {
-    double scale = 1.0, worst = 0.0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(want[i]));
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]) / (ATOL * scale + RTOL * fabs(want[i]));
-        if (!(e <= worst)) {
-            worst = e;
-            at = i;
-        }
-    }
-    if (!(worst <= 1.0))
-        fprintf(stderr, "%s: worst at %zu: got %.8g want %.8g (err %.3g)\n", what, at,
-                n ? got[at] : 0.0, n ? want[at] : 0.0, worst);
-    return worst;
+    return tu_close_err(got, want, n, ATOL, RTOL, what);
 }
 #define assert_close(got, want, n, what) assert_true(close_err(got, want, n, what) <= 1.0)
 
@@ -109,9 +76,10 @@ static void gemm_all_transposes_match_naive(void **state) {
             /* stored shapes with padded leading dimensions */
             int arows = ta ? K : M, acols = ta ? M : K, lda = acols + 3;
             int brows = tb ? N : K, bcols = tb ? K : N, ldb = bcols + 5, ldc = N + 2;
-            float *A = frand((size_t)arows * lda, 1 + ta), *Bm = frand((size_t)brows * ldb, 3 + tb);
-            float *C = frand((size_t)M * ldc, 9);
-            double *want = dnew((size_t)M * ldc);
+            float *A = tu_frand((size_t)arows * lda, 1 + ta),
+                  *Bm = tu_frand((size_t)brows * ldb, 3 + tb);
+            float *C = tu_frand((size_t)M * ldc, 9);
+            double *want = tu_dnew((size_t)M * ldc);
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < ldc; j++) {
                     double s = 0;
@@ -168,18 +136,20 @@ static void lc_alloc(layer_case *c, uint64_t seed) {
     c->no = d ? (size_t)d->B * d->K * d->P * d->Q : (size_t)c->B * c->O;
     c->nb = d ? (size_t)d->K : (size_t)c->O;
     c->nws = d ? be->conv2d_workspace_floats(d) : 0;
-    c->in = frand(c->ni, seed), c->w = frand(c->nw, seed + 1), c->b = frand(c->nb, seed + 2);
-    c->dout = frand(c->no, seed + 3), c->dw = frand(c->nw, seed + 4),
-    c->db = frand(c->nb, seed + 5);
+    c->in = tu_frand(c->ni, seed), c->w = tu_frand(c->nw, seed + 1),
+    c->b = tu_frand(c->nb, seed + 2);
+    c->dout = tu_frand(c->no, seed + 3), c->dw = tu_frand(c->nw, seed + 4),
+    c->db = tu_frand(c->nb, seed + 5);
     c->dz = fnew(c->no), c->out = fnew(c->no), c->pre = fnew(c->no), c->din = fnew(c->ni);
     c->din_u = fnew(c->ni), c->dw_u = fnew(c->nw), c->db_u = fnew(c->nb);
     c->ws = fnew(c->nws + WS_GUARD);
     ffill(c->ws + c->nws, WS_GUARD, 12345.0f); /* the workspace size is exact */
     memcpy(c->dw_u, c->dw, c->nw * sizeof(float)), memcpy(c->db_u, c->db, c->nb * sizeof(float));
-    c->in_ = todouble(c->in, c->ni), c->w_ = todouble(c->w, c->nw), c->b_ = todouble(c->b, c->nb);
-    c->dout_ = todouble(c->dout, c->no), c->dw_ = todouble(c->dw, c->nw);
-    c->db_ = todouble(c->db, c->nb), c->dz_ = dnew(c->no), c->out_ = dnew(c->no);
-    c->din_ = dnew(c->ni);
+    c->in_ = tu_todouble(c->in, c->ni), c->w_ = tu_todouble(c->w, c->nw),
+    c->b_ = tu_todouble(c->b, c->nb);
+    c->dout_ = tu_todouble(c->dout, c->no), c->dw_ = tu_todouble(c->dw, c->nw);
+    c->db_ = tu_todouble(c->db, c->nb), c->dz_ = tu_dnew(c->no), c->out_ = tu_dnew(c->no);
+    c->din_ = tu_dnew(c->ni);
 }
 
 static void lc_free(layer_case *c) {
@@ -275,10 +245,10 @@ static void dense_matches_reference(void **state) {
     /* B = 1: sgemv/sger; 2..8: the skinny kernels (remainders in samples, rows, columns;
      * the weight gradient up to 4 on AVX-512, 8 below; column chunks of the row-streaming
      * input gradient, 128 or 256 wide, with a remainder); above: sgemm */
-    const int shapes[][3] = {{1, 1, 1},     {3, 7, 5},     {17, 33, 9},    {64, 784, 10},
-                             {5, 10, 129},  {1, 300, 200}, {64, 784, 100}, {8, 784, 300},
-                             {7, 200, 70},  {5, 1024, 33}, {2, 64, 4},     {6, 1030, 37},
-                             {4, 257, 9},   {8, 300, 6},   {3, 129, 7},    {9, 70, 11},
+    const int shapes[][3] = {{1, 1, 1},       {3, 7, 5},     {17, 33, 9},    {64, 784, 10},
+                             {5, 10, 129},    {1, 300, 200}, {64, 784, 100}, {8, 784, 300},
+                             {7, 200, 70},    {5, 1024, 33}, {2, 64, 4},     {6, 1030, 37},
+                             {4, 257, 9},     {8, 300, 6},   {3, 129, 7},    {9, 70, 11},
                              {2, 1024, 1024}, {6, 784, 1023}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
         for (int relu = 0; relu < 2; relu++) {
@@ -359,11 +329,11 @@ static void pools_match_reference(void **state) {
         const int *c = pool_cases[t];
         bl_pool_dims d = pool_dims(c[0], c[1], c[2], c[3], c[4], c[5]);
         const size_t ni = (size_t)d.B * d.C * d.H * d.W, no = (size_t)d.B * d.C * d.P * d.Q;
-        float *in = frand(ni, 200 + t), *out = fnew(no), *dout = frand(no, 210 + t);
+        float *in = tu_frand(ni, 200 + t), *out = fnew(no), *dout = tu_frand(no, 210 + t);
         float *din = fnew(ni);
         int32_t *am = calloc(no, sizeof *am), *am_ = calloc(no, sizeof *am_);
-        double *in_ = todouble(in, ni), *dout_ = todouble(dout, no), *out_ = dnew(no),
-               *din_ = dnew(ni);
+        double *in_ = tu_todouble(in, ni), *dout_ = tu_todouble(dout, no), *out_ = tu_dnew(no),
+               *din_ = tu_dnew(ni);
 
         be->maxpool_forward(pool, out, am, in, &d);
         ref_maxpool_forward(out_, am_, in_, &d);
@@ -405,14 +375,14 @@ static void maxpool_tie_takes_first(void **state) {
  * small-batch dense kernels at every B they serve). */
 static void dense_thread_count_does_not_change_results(void **state) {
     const int I = 1030, O = 301;
-    float *in = frand((size_t)8 * I, 1100), *w = frand((size_t)O * I, 1101);
-    float *dout = frand((size_t)8 * O, 1102);
+    float *in = tu_frand((size_t)8 * I, 1100), *w = tu_frand((size_t)O * I, 1101);
+    float *dout = tu_frand((size_t)8 * O, 1102);
     for (int B = 2; B <= 8; B++) {
         float *r[2][3];
         for (int k = 0; k < 2; k++) {
             bl_cpu_pool_set_threads(pool, k ? 3 : 1);
             r[k][0] = fnew((size_t)B * O), r[k][1] = fnew((size_t)B * I);
-            r[k][2] = frand((size_t)O * I, 1103);
+            r[k][2] = tu_frand((size_t)O * I, 1103);
             be->dense_forward(pool, r[k][0], in, w, NULL, B, I, O);
             be->dense_backward(pool, r[k][1], r[k][2], NULL, dout, in, w, B, I, O);
         }
@@ -433,14 +403,15 @@ static void thread_count_does_not_change_results(void **state) {
     const size_t np = no / 4, big = (size_t)1 << 20;
     float *r[2][8];
     double sq[2];
-    float *in = frand(ni, 1000), *w = frand(nw, 1001), *b = frand(64, 1002), *ws = NULL;
-    float *g = frand(big, 1003);
+    float *in = tu_frand(ni, 1000), *w = tu_frand(nw, 1001), *b = tu_frand(64, 1002), *ws = NULL;
+    float *g = tu_frand(big, 1003);
     ws = fnew(be->conv2d_workspace_floats(&d));
     for (int k = 0; k < 2; k++) {
         bl_cpu_pool_set_threads(pool, k ? 3 : 1);
         float **o = r[k];
-        o[0] = fnew(no), o[1] = frand(no, 1004), o[2] = fnew(ni), o[3] = fnew(nw), o[4] = fnew(64);
-        o[5] = fnew(np), o[6] = frand(big, 1005), o[7] = frand(big, 1006);
+        o[0] = fnew(no), o[1] = tu_frand(no, 1004), o[2] = fnew(ni), o[3] = fnew(nw),
+        o[4] = fnew(64);
+        o[5] = fnew(np), o[6] = tu_frand(big, 1005), o[7] = tu_frand(big, 1006);
         int32_t *am = calloc(np, sizeof *am);
         be->conv2d_relu_forward(pool, o[0], in, w, b, ws, &d);
         be->conv2d_relu_backward(pool, o[2], o[3], o[4], o[1], o[0], in, w, ws, &d);
@@ -466,10 +437,11 @@ static void activations_match_reference(void **state) {
     const size_t n = 1003;
     const bl_act acts[] = {BL_ACT_RELU, BL_ACT_LEAKY_RELU, BL_ACT_TANH, BL_ACT_SIGMOID,
                            BL_ACT_GELU};
-    float *in = fnew(n), *out = fnew(n), *dout = frand(n, 301), *din = fnew(n);
+    float *in = fnew(n), *out = fnew(n), *dout = tu_frand(n, 301), *din = fnew(n);
     tu_fill_normal(in, n, 300, 3.0f);
     in[0] = 0.0f, in[1] = -0.0f, in[2] = 40.0f, in[3] = -40.0f, in[4] = -100.0f;
-    double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n);
+    double *in_ = tu_todouble(in, n), *out_ = tu_dnew(n), *dout_ = tu_todouble(dout, n),
+           *din_ = tu_dnew(n);
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
         ffill(out, n, NAN);
         be->act_forward(pool, out, in, n, acts[a], 0.1f);
@@ -493,7 +465,7 @@ static void activations_match_reference(void **state) {
 static void dropout_mask_and_values(void **state) {
     const size_t n = 20001, cut = 7003;
     const float p = 0.3f;
-    float *in = frand(n, 400), *out = fnew(n), *dout = frand(n, 401), *din = fnew(n);
+    float *in = tu_frand(n, 400), *out = fnew(n), *dout = tu_frand(n, 401), *din = fnew(n);
     uint8_t *mask = calloc(n, 1), *other = calloc(n, 1);
     float *scratch = fnew(n);
     bl_dropout_key key = {.seed = 77, .step = 5, .layer = 3, .first = 1001};
@@ -526,7 +498,8 @@ static void dropout_mask_and_values(void **state) {
         assert_true(differ > n / 4); /* independent masks differ on 2 p (1 - p) = 42% */
     }
     bl_cpu_pool_set_threads(pool, 2);
-    double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n);
+    double *in_ = tu_todouble(in, n), *out_ = tu_dnew(n), *dout_ = tu_todouble(dout, n),
+           *din_ = tu_dnew(n);
     ref_dropout_forward(out_, mask, in_, n, p);
     assert_close(out, out_, n, "dropout forward");
     be->dropout_backward(pool, din, dout, mask, n, p);
@@ -546,18 +519,19 @@ static void batchnorm_matches_reference(void **state) {
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int B = shapes[t][0], C = shapes[t][1], HW = shapes[t][2];
         const size_t n = (size_t)B * C * HW;
-        float *in = frand(n, 500 + t), *out = fnew(n), *dout = frand(n, 510 + t), *din = fnew(n);
-        float *gamma = frand(C, 520 + t), *beta = frand(C, 530 + t);
-        float *mean = fnew(C), *rstd = fnew(C), *rm = frand(C, 540 + t), *rv = fnew(C);
-        float *dg = frand(C, 550 + t), *dbt = frand(C, 560 + t);
+        float *in = tu_frand(n, 500 + t), *out = fnew(n), *dout = tu_frand(n, 510 + t),
+              *din = fnew(n);
+        float *gamma = tu_frand(C, 520 + t), *beta = tu_frand(C, 530 + t);
+        float *mean = fnew(C), *rstd = fnew(C), *rm = tu_frand(C, 540 + t), *rv = fnew(C);
+        float *dg = tu_frand(C, 550 + t), *dbt = tu_frand(C, 560 + t);
         for (int c = 0; c < C; c++)
             rv[c] = 1.0f + 0.5f * (float)c / C;
         for (size_t i = 0; i < n; i++)
             in[i] = 3.0f * in[i] + 2.0f; /* nonzero mean */
-        double *in_ = todouble(in, n), *out_ = dnew(n), *dout_ = todouble(dout, n), *din_ = dnew(n),
-               *g_ = todouble(gamma, C), *b_ = todouble(beta, C), *mean_ = dnew(C),
-               *rstd_ = dnew(C), *rm_ = todouble(rm, C), *rv_ = todouble(rv, C),
-               *dg_ = todouble(dg, C), *dbt_ = todouble(dbt, C);
+        double *in_ = tu_todouble(in, n), *out_ = tu_dnew(n), *dout_ = tu_todouble(dout, n),
+               *din_ = tu_dnew(n), *g_ = tu_todouble(gamma, C), *b_ = tu_todouble(beta, C),
+               *mean_ = tu_dnew(C), *rstd_ = tu_dnew(C), *rm_ = tu_todouble(rm, C),
+               *rv_ = tu_todouble(rv, C), *dg_ = tu_todouble(dg, C), *dbt_ = tu_todouble(dbt, C);
 
         be->batchnorm_forward_train(pool, out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f,
                                     1e-5f);
@@ -592,7 +566,7 @@ static void softmax_xent_matches_reference(void **state) {
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int B = shapes[t][0], K = shapes[t][1];
         const size_t n = (size_t)B * K;
-        float *logits = frand(n, 600 + t), *probs = fnew(n), *dl = fnew(n);
+        float *logits = tu_frand(n, 600 + t), *probs = fnew(n), *dl = fnew(n);
         int32_t *labels = calloc(B, sizeof *labels);
         bl_rng r;
         bl_rng_seed(&r, 610 + t);
@@ -600,7 +574,7 @@ static void softmax_xent_matches_reference(void **state) {
             labels[b] = (int32_t)bl_rng_below(&r, K);
         for (size_t i = 0; i < n; i += 3)
             logits[i] *= 30.0f; /* some large gaps */
-        double *logits_ = todouble(logits, n), *probs_ = dnew(n), *dl_ = dnew(n);
+        double *logits_ = tu_todouble(logits, n), *probs_ = tu_dnew(n), *dl_ = tu_dnew(n);
         int correct = 5, correct_ = 5; /* counts are added to what is there */
         double loss = be->softmax_xent_forward(pool, probs, &correct, logits, labels, B, K);
         double loss_ = ref_softmax_xent_forward(probs_, &correct_, logits_, labels, B, K);
@@ -639,8 +613,8 @@ static void softmax_xent_stable_and_tie_rule(void **state) {
 static void mse_matches_reference(void **state) {
     const int B = 9, K = 13;
     const size_t n = (size_t)B * K;
-    float *p = frand(n, 700), *t = frand(n, 701), *g = fnew(n);
-    double *p_ = todouble(p, n), *t_ = todouble(t, n), *g_ = dnew(n);
+    float *p = tu_frand(n, 700), *t = tu_frand(n, 701), *g = fnew(n);
+    double *p_ = tu_todouble(p, n), *t_ = tu_todouble(t, n), *g_ = tu_dnew(n);
     double l = be->mse_forward(pool, p, t, B, K), l_ = ref_mse_forward(p_, t_, B, K);
     assert_true(fabs(l - l_) <= 1e-6 * (1 + fabs(l_)));
     ffill(g, n, NAN);
@@ -654,8 +628,8 @@ static void mse_matches_reference(void **state) {
 
 static void flat_helpers(void **state) {
     const size_t n = 3001;
-    float *x = frand(n, 800), *y = frand(n, 801), *z = fnew(n);
-    double *want = dnew(n), s = 0;
+    float *x = tu_frand(n, 800), *y = tu_frand(n, 801), *z = fnew(n);
+    double *want = tu_dnew(n), s = 0;
     for (size_t i = 0; i < n; i++)
         s += (double)x[i] * x[i];
     assert_true(fabs(be->sumsq(pool, x, n) - s) <= 1e-12 * s);

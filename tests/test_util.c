@@ -64,6 +64,45 @@ void tu_fill_normal(float *x, size_t n, uint64_t seed, float sd) {
         x[i] = sd * bl_rng_normal(&r);
 }
 
+float *tu_frand(size_t n, uint64_t seed) {
+    float *x = calloc(n ? n : 1, sizeof(float));
+    if (!x) abort();
+    tu_fill_normal(x, n, seed, 1.0f);
+    return x;
+}
+
+double *tu_dnew(size_t n) {
+    double *d = calloc(n ? n : 1, sizeof(double));
+    if (!d) abort();
+    return d;
+}
+
+double *tu_todouble(const float *x, size_t n) {
+    double *d = tu_dnew(n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i];
+    return d;
+}
+
+double tu_close_err(const float *got, const double *want, size_t n, double atol, double rtol,
+                    const char *what) {
+    double scale = 1.0, worst = 0.0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]) / (atol * scale + rtol * fabs(want[i]));
+        if (!(e <= worst)) {
+            worst = e;
+            at = i;
+        }
+    }
+    if (!(worst <= 1.0))
+        fprintf(stderr, "%s: worst at %zu: got %.8g want %.8g (err %.3g)\n", what, at,
+                n ? got[at] : 0.0, n ? want[at] : 0.0, worst);
+    return worst;
+}
+
 int tu_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;

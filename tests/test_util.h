@@ -14,6 +14,17 @@ int tu_run(const char *cmd, char *out, size_t cap);
 double tu_max_rel_err(const float *a, const float *b, size_t n, double atol, double rtol);
 /* Fill with N(0, sd) from a fixed seed. */
 void tu_fill_normal(float *x, size_t n, uint64_t seed, float sd);
+/* Kernels against double references: n floats of N(0, 1) from seed, n zeroed
+ * doubles, and a double copy of x (calloc'd: the caller frees them). */
+float *tu_frand(size_t n, uint64_t seed);
+double *tu_dnew(size_t n);
+double *tu_todouble(const float *x, size_t n);
+/* Worst |got - want| / (atol scale + rtol |want|), scale = max(1, max |want|):
+ * the absolute part follows the tensor's magnitude, because float sums of many
+ * terms lose digits relative to the terms, not to the result. <= 1 passes; a
+ * failure prints the worst element, prefixed by what. */
+double tu_close_err(const float *got, const double *want, size_t n, double atol, double rtol,
+                    const char *what);
 int tu_file_exists(const char *path);
 /* dir/name in one of 8 rotating static buffers (so a few may be alive at once). */
 const char *tu_join(const char *dir, const char *name);

@@ -271,6 +271,11 @@ typedef enum bl_buffer_kind {
  * (e.g. a device error), never bad arguments of a caller that checked its
  * shapes. */
 typedef struct bl_backend_ops {
+    /* A context's instance comes to life: open (may be NULL: nothing to do)
+     * gives be its own state (be->impl: a device's stream, library handles,
+     * scratch), close frees it. bl_ctx_set_device opens, bl_ctx_free closes. */
+    bl_status (*open)(bl_backend *be, bl_error *err);
+    void (*close)(bl_backend *be);
     /* memory: bytes are charged to (and limited by) mem; what names the buffer in
      * the BL_ERR_NOMEM message */
     bl_status (*alloc)(bl_backend *be, bl_mem *mem, size_t bytes, bl_buffer_kind kind,
@@ -360,13 +365,36 @@ typedef struct bl_backend_ops {
 /* struct bl_backend { name, ops, impl, host_visible, pool } is defined in
  * batchlab/core.h, so that a context can hold its own instance (see bl_ctx). */
 
+/* ---- CUDA devices ---------------------------------------------------- */
+typedef struct bl_gpu_info {
+    int index;
+    char name[128];
+    int cc_major, cc_minor; /* compute capability */
+    int sm_count;
+    size_t total_bytes, free_bytes;
+} bl_gpu_info;
+/* The CUDA devices this process can use, up to cap of them in out (out may be
+ * NULL when cap is 0): returns how many there are, or -1 when CUDA cannot be
+ * used here, with the reason in why (built without it, no driver, no device). */
+int bl_cuda_devices(bl_gpu_info *out, int cap, char *why, size_t why_len);
+
+/* The memory a device has free now, for a memory budget: a CUDA device's free
+ * memory ("cuda", "cuda:N"), or the host's available memory (MemAvailable of
+ * /proc/meminfo) for the CPU backends. device NULL or "" is $BATCHLAB_DEVICE,
+ * else cpu. where (may be NULL) gets a few words saying whose memory it is. */
+bl_status bl_device_free_bytes(const char *device, size_t *out, char *where, size_t where_len,
+                               bl_error *err);
+
 /* Backend names this build can open, for `batchlab info` and error messages:
  * names[i] for i < the return value. */
 int bl_backend_names(const char **names, int cap);
-/* The backend called name ("cpu" or "opaque"; NULL or "" is "cpu"): a shared
- * instance without a pool (its kernels run on the calling thread), static
- * storage, never freed. A context copies it and adds its own pool. BL_ERR_ARG
- * naming the value and the accepted ones otherwise. */
+/* The backend called name ("cpu", "opaque", and "cuda" or "cuda:N" where CUDA
+ * is built; NULL or "" is "cpu"): a shared instance without a pool (its
+ * kernels run on the calling thread) and, for a backend with an open op,
+ * without its own state: only a context's copy (bl_ctx_set_device), which
+ * opens it, may run it. Static storage, never freed. BL_ERR_ARG naming the
+ * value and the accepted ones otherwise; BL_ERR_UNSUPPORTED, saying why, for
+ * "cuda" where no device can be used. */
 bl_status bl_backend_get(bl_backend **out, const char *name, bl_error *err);
 /* Status of a backend call as a sentence for an error message. */
 bl_status bl_backend_fail(bl_error *err, bl_status st, const bl_backend *be, const char *what);

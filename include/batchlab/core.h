@@ -64,9 +64,10 @@ struct bl_dist;
  * that a context holds its own: the ops and memory are the shared backend's,
  * the pool is the context's. */
 struct bl_backend {
-    const char *name; /* "cpu", "opaque" */
+    const char *name; /* "cpu", "opaque", "cuda" */
     const struct bl_backend_ops *ops;
-    void *impl;               /* the backend's own context */
+    void *impl;               /* the backend's own context (a device's: set by its open op) */
+    int device;               /* which device of its kind (cuda:N); 0 for the CPU backends */
     int host_visible;         /* 1: its memory is host memory (callers may skip staging) */
     struct bl_cpu_pool *pool; /* threads of its CPU kernels' loops; NULL: the calling thread */
 };

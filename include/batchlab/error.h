@@ -18,6 +18,7 @@ typedef enum bl_status {
     BL_ERR_NUMERIC,     /* NaN or Inf where a finite number was required */
     BL_ERR_UNSUPPORTED, /* feature not built in (e.g. CUDA, MPI) */
     BL_ERR_INTERRUPTED, /* stopped by a signal; state on disk is consistent */
+    BL_ERR_DEVICE,      /* the device (GPU, its driver or library) reported a failure */
 } bl_status;
 
 typedef struct bl_error {

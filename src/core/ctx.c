@@ -22,12 +22,23 @@ extern int openblas_get_num_threads(void);
 
 static pthread_mutex_t blas_threads_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* ctx->backend becomes a copy of shared, keeping the context's pool. */
-static void use_backend(bl_ctx *ctx, const bl_backend *shared) {
-    bl_cpu_pool *pool = ctx->backend.pool;
-    ctx->backend = *shared;
-    ctx->backend.pool = pool;
+/* ctx->backend becomes an opened copy of shared, keeping the context's pool;
+ * the backend it had is closed. On failure the context keeps its backend. */
+static bl_status use_backend(bl_ctx *ctx, const bl_backend *shared, bl_error *err) {
+    /* already open on that device (bl_ctx_init took it from $BATCHLAB_DEVICE) */
+    if (shared->ops->open && ctx->backend.ops == shared->ops &&
+        ctx->backend.device == shared->device && ctx->backend.impl)
+        return BL_OK;
+    bl_backend next = *shared;
+    next.pool = ctx->backend.pool;
+    if (next.ops->open) {
+        bl_status st = next.ops->open(&next, err);
+        if (st) return st;
+    }
+    if (ctx->backend.ops && ctx->backend.ops->close) ctx->backend.ops->close(&ctx->backend);
+    ctx->backend = next;
     ctx->be = &ctx->backend;
+    return BL_OK;
 }
 
 void bl_ctx_init(bl_ctx *ctx, int threads) {
@@ -39,7 +50,7 @@ void bl_ctx_init(bl_ctx *ctx, int threads) {
     if (bl_ctx_set_device(ctx, NULL, NULL)) {
         bl_backend *cpu;
         bl_backend_get(&cpu, "cpu", NULL);
-        use_backend(ctx, cpu);
+        use_backend(ctx, cpu, NULL); /* the cpu backend has nothing to open */
     }
     pthread_mutex_lock(&blas_threads_lock);
     if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
@@ -49,6 +60,8 @@ void bl_ctx_init(bl_ctx *ctx, int threads) {
 
 void bl_ctx_free(bl_ctx *ctx) {
     if (!ctx) return;
+    /* close leaves the instance closed (a second close does nothing) */
+    if (ctx->backend.ops && ctx->backend.ops->close) ctx->backend.ops->close(&ctx->backend);
     bl_cpu_pool_free(ctx->backend.pool);
     ctx->backend.pool = NULL;
 }
@@ -58,6 +71,5 @@ bl_status bl_ctx_set_device(bl_ctx *ctx, const char *device, bl_error *err) {
     bl_backend *be;
     bl_status st = bl_backend_get(&be, device, err);
     if (st) return st;
-    use_backend(ctx, be);
-    return BL_OK;
+    return use_backend(ctx, be, err);
 }

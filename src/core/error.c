@@ -56,6 +56,8 @@ const char *bl_status_name(bl_status s) {
         return "unsupported";
     case BL_ERR_INTERRUPTED:
         return "interrupted";
+    case BL_ERR_DEVICE:
+        return "device";
     }
     return "unknown";
 }

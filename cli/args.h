@@ -53,8 +53,9 @@ int cli_print_json(const char *cmd, const struct cJSON *j, unsigned mark);
 
 /* The --device option of every subcommand that computes, beside its --threads. */
 #define CLI_DEVICE_HELP                                                                            \
-    "where the model lives and computes: cpu, or opaque (the CPU kernels over memory the host "    \
-    "cannot read, a test of the backend seam) (default: $BATCHLAB_DEVICE, else cpu)"
+    "where the model lives and computes: cpu; cuda or cuda:N (an NVIDIA GPU, where this build "    \
+    "has CUDA: see batchlab info); or opaque (the CPU kernels over memory the host cannot read, "  \
+    "a test of the backend seam) (default: $BATCHLAB_DEVICE, else cpu)"
 #define CLI_DEVICE_OPT(device)                                                                     \
     { "device", ARG_STR, &(device), CLI_DEVICE_HELP, 0 }
 /* bl_ctx_init(ctx, threads) on the backend device names (NULL: $BATCHLAB_DEVICE, else

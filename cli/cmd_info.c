@@ -8,6 +8,7 @@
 #include "args.h"
 #include "cli.h"
 #include "core/cpus.h"
+#include "backend/cuda_backend.h"
 #include "batchlab/backend.h"
 #include "batchlab/dist.h"
 #include "batchlab/model.h"
@@ -18,10 +19,14 @@ extern char *openblas_get_config(void);
 extern char *openblas_get_corename(void);
 extern int openblas_get_num_threads(void);
 
-static const char *cuda_status(void) {
-    return BL_HAVE_CUDA_COMPILER ? "unavailable (nvcc was found at build time, but this version "
-                                   "has no CUDA backend yet)"
-                                 : "unavailable (no CUDA compiler found at build time)";
+/* "available: N devices" or why not, and the devices in *gpus (count in *n). */
+static const char *cuda_status(bl_gpu_info *gpus, int cap, int *n) {
+    static char why[512]; /* CLI-only, filled once */
+    *n = bl_cuda_devices(gpus, cap, why, sizeof why);
+    if (*n < 0) return why;
+    static char buf[600];
+    snprintf(buf, sizeof buf, "available (%s): --device cuda or cuda:N", why);
+    return buf;
 }
 
 static const char *mpi_status(void) {
@@ -41,8 +46,10 @@ int cli_info(int argc, char **argv) {
         {"batch", ARG_INT, &batch, "batch size for the memory prediction (default 64)", 0},
         {"input", ARG_STR, &input, "input shape CxHxW (default 1x28x28)", 0},
         {"classes", ARG_INT, &classes, "number of outputs (default 10)", 0},
-        {"optimizer", ARG_STR, &optimizer, "optimizer whose state is counted (default momentum)", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
+        {"optimizer", ARG_STR, &optimizer, "optimizer whose state is counted (default momentum)",
+         0},
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)",
+         0},
         CLI_DEVICE_OPT(device),
         {"json", ARG_FLAG, &json, "print as JSON", 0},
     };
@@ -74,15 +81,36 @@ int cli_info(int argc, char **argv) {
     cJSON *levels = cJSON_AddObjectToObject(j, "isa_usable"); /* built and runnable here */
     for (int i = 0; i < BL_CPU_ISA_COUNT; i++)
         if (bl_cpu_isa_built((bl_cpu_isa)i))
-            cJSON_AddBoolToObject(levels, bl_cpu_isa_name((bl_cpu_isa)i), bl_cpu_isa_usable((bl_cpu_isa)i));
-    cJSON_AddBoolToObject(j, "cuda", 0);
-    cJSON_AddStringToObject(j, "cuda_status", cuda_status());
+            cJSON_AddBoolToObject(levels, bl_cpu_isa_name((bl_cpu_isa)i),
+                                  bl_cpu_isa_usable((bl_cpu_isa)i));
+    bl_gpu_info gpus[16];
+    int n_gpus;
+    const char *cuda_why = cuda_status(gpus, 16, &n_gpus);
+    cJSON_AddBoolToObject(j, "cuda", n_gpus > 0);
+    cJSON_AddStringToObject(j, "cuda_status", cuda_why);
+    char libs_why[600] = "";
+    const int libs = BL_HAVE_CUDA ? cuda_libs_status(libs_why, sizeof libs_why) : -1;
+    if (libs >= 0) cJSON_AddStringToObject(j, "cuda_libraries", libs_why);
+    cJSON *gj = cJSON_AddArrayToObject(j, "gpus");
+    for (int i = 0; gj && i < n_gpus && i < 16; i++) {
+        cJSON *g = cJSON_CreateObject();
+        cJSON_AddNumberToObject(g, "index", gpus[i].index);
+        cJSON_AddStringToObject(g, "name", gpus[i].name);
+        char cc[16];
+        snprintf(cc, sizeof cc, "%d.%d", gpus[i].cc_major, gpus[i].cc_minor);
+        cJSON_AddStringToObject(g, "compute_capability", cc);
+        cJSON_AddNumberToObject(g, "sms", gpus[i].sm_count);
+        cJSON_AddNumberToObject(g, "total_bytes", (double)gpus[i].total_bytes);
+        cJSON_AddNumberToObject(g, "free_bytes", (double)gpus[i].free_bytes);
+        cJSON_AddItemToArray(gj, g);
+    }
     cJSON_AddBoolToObject(j, "mpi", bl_dist_built());
     cJSON_AddStringToObject(j, "mpi_status", mpi_status());
     if (model) {
         bl_shape in;
         bl_error err = {0};
-        if (sscanf(input, "%dx%dx%d", &in.c, &in.h, &in.w) != 3 || in.c <= 0 || in.h <= 0 || in.w <= 0)
+        if (sscanf(input, "%dx%dx%d", &in.c, &in.h, &in.w) != 3 || in.c <= 0 || in.h <= 0 ||
+            in.w <= 0)
             return cJSON_Delete(j), bl_ctx_free(&ctx),
                    cli_error(cmd, "--input expects CxHxW (e.g. 1x28x28), got '%s'", input);
         if (batch <= 0)
@@ -108,7 +136,8 @@ int cli_info(int argc, char **argv) {
         cJSON_AddNumberToObject(mj, "weight_bytes", (double)weight_bytes);
         cJSON_AddNumberToObject(mj, "activation_bytes", (double)(model_bytes - weight_bytes));
         cJSON_AddNumberToObject(mj, "optimizer_state_bytes", (double)(state * sizeof(float)));
-        cJSON_AddNumberToObject(mj, "predicted_bytes", (double)(model_bytes + state * sizeof(float)));
+        cJSON_AddNumberToObject(mj, "predicted_bytes",
+                                (double)(model_bytes + state * sizeof(float)));
         bl_model_free(m);
     }
     /* The text below reads the JSON back: it must be whole. */
@@ -117,7 +146,8 @@ int cli_info(int argc, char **argv) {
     } else {
         printf("batchlab %s\n", BL_VERSION);
         printf("backend   %s (this build has:", ctx.be->name);
-        for (int i = 0; i < n_names && i < 8; i++) printf(" %s", names[i]);
+        for (int i = 0; i < n_names && i < 8; i++)
+            printf(" %s", names[i]);
         printf("; choose with --device or BATCHLAB_DEVICE)\n");
         printf("isa       %s: %s\n", bl_cpu_isa_name(isa), isa_why);
         printf("levels   ");
@@ -133,14 +163,22 @@ int cli_info(int argc, char **argv) {
         printf("threads   %d (usable CPUs %d: affinity %d of %ld online, cgroup quota %s)\n",
                ctx.threads, bl_cpu_count_usable(), bl_cpu_count_affinity(),
                sysconf(_SC_NPROCESSORS_ONLN), quota_s);
-        printf("cuda      %s\n", cuda_status());
+        printf("cuda      %s\n", cuda_why);
+        if (libs >= 0) printf("cuda libs %s\n", libs_why);
+        for (int i = 0; i < n_gpus && i < 16; i++)
+            printf("gpu       cuda:%d %s (compute %d.%d, %d SMs), %.1f GiB, %.1f GiB free\n",
+                   gpus[i].index, gpus[i].name, gpus[i].cc_major, gpus[i].cc_minor,
+                   gpus[i].sm_count, gpus[i].total_bytes / 1073741824.0,
+                   gpus[i].free_bytes / 1073741824.0);
         printf("mpi       %s\n", mpi_status());
         cJSON *mj = cJSON_GetObjectItem(j, "model");
         if (mj) {
             printf("model     %s\n", cJSON_GetObjectItem(mj, "spec")->valuestring);
             printf("params    %.0f\n", cJSON_GetObjectItem(mj, "params")->valuedouble);
-            printf("memory    %.1f MB at batch %d: weights+gradients %.1f MB, optimizer state %.1f MB,\n"
-                   "          activations+workspace+BLAS buffers %.1f MB (peak resident-set growth of\n"
+            printf("memory    %.1f MB at batch %d: weights+gradients %.1f MB, optimizer state %.1f "
+                   "MB,\n"
+                   "          activations+workspace+BLAS buffers %.1f MB (peak resident-set growth "
+                   "of\n"
                    "          a training process; the data set and its batches come on top)\n",
                    cJSON_GetObjectItem(mj, "predicted_bytes")->valuedouble / 1e6, batch,
                    cJSON_GetObjectItem(mj, "weight_bytes")->valuedouble / 1e6,

@@ -31,7 +31,7 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-
 flags+=" -fno-omit-frame-pointer -g -O1"
 mkdir -p "$build"
 CC=clang cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBL_FUZZ=ON \
-    -DBL_NATIVE=ON -DBL_MPI=OFF -DCMAKE_C_FLAGS="$flags" >"$build/configure.log" 2>&1 || {
+    -DBL_NATIVE=ON -DBL_MPI=OFF -DBL_CUDA=OFF -DCMAKE_C_FLAGS="$flags" >"$build/configure.log" 2>&1 || {
     cat "$build/configure.log" >&2
     exit 1
 }

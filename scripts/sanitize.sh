@@ -37,7 +37,7 @@ failed=0
 # the executables carry the static one, and the .so is built with -Wl,--no-undefined.
 configure() {
     local dir=$1 san=$2
-    CC=clang cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    CC=clang cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBL_CUDA=OFF \
         -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_C_FLAGS="$san -fno-omit-frame-pointer" \
         -DCMAKE_EXE_LINKER_FLAGS="$san" -DCMAKE_SHARED_LINKER_FLAGS="$san -shared-libsan" \
         >"$reports/configure.log" 2>&1 || { cat "$reports/configure.log" >&2; exit 1; }

@@ -19,8 +19,9 @@ check "info --device opaque uses it" grep -q '"backend":.*"opaque"' <<<"$out"
 pc=$("$BL" info --device cpu --model mlp --batch 64 --json | sed -n 's/.*"predicted_bytes":[^0-9]*\([0-9]*\).*/\1/p')
 po=$("$BL" info --device opaque --model mlp --batch 64 --json | sed -n 's/.*"predicted_bytes":[^0-9]*\([0-9]*\).*/\1/p')
 check "info's memory model follows --device ($pc vs $po bytes)" test "$((po - pc))" -eq $((64 * (784 * 4 + 4)))
-expect_error "unknown --device" "--device.*'gpu'.*cpu or opaque" "$BL" info --device gpu
-expect_error "unknown BATCHLAB_DEVICE" "--device.*'tpu'.*cpu or opaque" env BATCHLAB_DEVICE=tpu "$BL" info
+expect_error "unknown --device" "--device.*'gpu'.*cpu, opaque, cuda or cuda:N" "$BL" info --device gpu
+expect_error "unknown BATCHLAB_DEVICE" "--device.*'tpu'.*cpu, opaque, cuda or cuda:N" env BATCHLAB_DEVICE=tpu "$BL" info
+expect_error "--device cuda:x" "--device.*'cuda:x'.*cuda:N" "$BL" info --device cuda:x
 expect_error "--device on train" "--device.*'x'" "$BL" train --data "$SAMPLE" --device x
 
 # Every layer kind the seam carries: conv (+ fused ReLU), pools, batch norm,
@@ -52,5 +53,28 @@ check "predictions are there (200 rows and a header)" test "$(wc -l <"$T/cpu.csv
 "$BL" train --quiet --device opaque --data "$SAMPLE" --model "$M" --steps 12 --batch 24 \
     --micro-batch 12 --optimizer adam --lr 0.003 --seed 6 --save "$T/other.safetensors" 2>/dev/null
 check "another seed differs" bash -c "! cmp -s '$T/cpu.safetensors' '$T/other.safetensors'"
+
+# CUDA: where no GPU can be used, --device cuda says why; where one can, the
+# run matches the CPU's to float rounding (other summation orders).
+if tr -d ' \t\n' <<<"$("$BL" info --json)" | grep -q '"cuda":true'; then
+    expect_ok "train --device cuda (adam, accumulation)" "$BL" train --quiet --device cuda \
+        --data "$SAMPLE" --model "$M" --steps 12 --batch 24 --micro-batch 12 --optimizer adam \
+        --lr 0.003 --seed 5 --save "$T/cuda.safetensors"
+    for dev in cpu cuda; do
+        "$BL" eval --device $dev --checkpoint "$T/cuda.safetensors" --data "$SAMPLE" --json \
+            2>/dev/null | tr -d ' \t\n' | sed -n 's/.*"loss":\([-0-9.e+]*\).*/\1/p' >"$T/$dev-loss"
+    done
+    check "eval on cuda matches cpu ($(cat "$T/cpu-loss") vs $(cat "$T/cuda-loss"))" \
+        python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 1e-4 * max(1, abs(a)))" \
+        "$(cat "$T/cpu-loss")" "$(cat "$T/cuda-loss")"
+    "$BL" eval --device cpu --checkpoint "$T/cpu.safetensors" --data "$SAMPLE" --json 2>/dev/null |
+        tr -d ' \t\n' | sed -n 's/.*"loss":\([-0-9.e+]*\).*/\1/p' >"$T/cpu-trained-loss"
+    check "training on cuda reaches the cpu's loss ($(cat "$T/cpu-trained-loss") vs $(cat "$T/cuda-loss"))" \
+        python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 0.02 * max(1, abs(a)))" \
+        "$(cat "$T/cpu-trained-loss")" "$(cat "$T/cuda-loss")"
+else
+    expect_error "--device cuda without a usable GPU" "cuda.*(CUDA device|CUDA backend)" \
+        "$BL" train --data "$SAMPLE" --device cuda --steps 1
+fi
 
 finish

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "backend/cuda_backend.h"
 #include "batchlab/backend.h"
 #include "batchlab/core.h"
 #include "test_util.h"
@@ -27,9 +28,10 @@ static bl_backend *get(const char *name) {
 static void registry_names_and_errors(void **state) {
     (void)state;
     const char *names[4];
-    assert_int_equal(bl_backend_names(names, 4), 2);
+    assert_int_equal(bl_backend_names(names, 4), 2 + BL_HAVE_CUDA);
     assert_string_equal(names[0], "cpu");
     assert_string_equal(names[1], "opaque");
+    if (BL_HAVE_CUDA) assert_string_equal(names[2], "cuda");
     assert_string_equal(get("cpu")->name, "cpu");
     assert_string_equal(get(NULL)->name, "cpu");
     assert_string_equal(get("opaque")->name, "opaque");
@@ -40,7 +42,10 @@ static void registry_names_and_errors(void **state) {
     assert_int_equal(bl_backend_get(&be, "cuda0", &err), BL_ERR_ARG);
     assert_null(be);
     assert_non_null(strstr(err.msg, "'cuda0'"));
-    assert_non_null(strstr(err.msg, "cpu or opaque"));
+    assert_non_null(strstr(err.msg, "cpu, opaque, cuda or cuda:N"));
+    assert_int_equal(bl_backend_get(&be, "cuda:", &err), BL_ERR_ARG);
+    assert_int_equal(bl_backend_get(&be, "cuda:1x", &err), BL_ERR_ARG);
+    assert_non_null(strstr(err.msg, "'cuda:1x'"));
     /* a context takes the device by name, and refuses an unknown one */
     bl_ctx ctx;
     bl_ctx_init(&ctx, 1);
@@ -49,6 +54,76 @@ static void registry_names_and_errors(void **state) {
     assert_int_equal(bl_ctx_set_device(&ctx, "gpu", &err), BL_ERR_ARG);
     assert_string_equal(ctx.be->name, "opaque");
     bl_ctx_free(&ctx);
+}
+
+static void memory_round_trip(bl_backend *be);
+
+/* "cuda" opens where a device can be used, and otherwise says why; the
+ * context then keeps the backend it had. */
+static void cuda_is_opened_or_refused_with_a_reason(void **state) {
+    (void)state;
+    char why[256] = "";
+    bl_gpu_info gpus[4];
+    int n = bl_cuda_devices(gpus, 4, why, sizeof why);
+    assert_true(why[0] != '\0');
+    bl_ctx ctx;
+    bl_ctx_init(&ctx, 1);
+    assert_int_equal(bl_ctx_set_device(&ctx, "cpu", NULL), BL_OK);
+    bl_error err = {0};
+    bl_status st = bl_ctx_set_device(&ctx, "cuda", &err);
+    if (n < 0) {
+        assert_int_equal(st, BL_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, "cuda"));
+        assert_non_null(strstr(err.msg, why));
+        assert_string_equal(ctx.be->name, "cpu");
+        assert_int_equal(bl_ctx_set_device(&ctx, "cuda:0", &err), BL_ERR_UNSUPPORTED);
+    } else {
+        assert_true(n >= 1);
+        assert_true(gpus[0].total_bytes > 0);
+        assert_int_equal(st, BL_OK);
+        assert_string_equal(ctx.be->name, "cuda:0");
+        assert_false(ctx.be->host_visible);
+        memory_round_trip(ctx.be);
+        /* a device index past the last one is refused by name */
+        char name[32];
+        snprintf(name, sizeof name, "cuda:%d", n);
+        assert_int_equal(bl_ctx_set_device(&ctx, name, &err), BL_ERR_ARG);
+        assert_non_null(strstr(err.msg, name));
+        assert_string_equal(ctx.be->name, "cuda:0");
+    }
+    bl_ctx_free(&ctx);
+    bl_ctx_free(&ctx); /* a second free is harmless */
+}
+
+/* A plain "cuda" under an MPI launcher is the local rank's GPU. */
+static void cuda_device_follows_the_local_rank(void **state) {
+    (void)state;
+    unsetenv("OMPI_COMM_WORLD_LOCAL_RANK"), unsetenv("MPI_LOCALRANKID"), unsetenv("SLURM_LOCALID");
+    assert_int_equal(cuda_local_device(4), 0);
+    setenv("SLURM_LOCALID", "2", 1);
+    assert_int_equal(cuda_local_device(4), 2);
+    setenv("OMPI_COMM_WORLD_LOCAL_RANK", "5", 1); /* Open MPI's goes first */
+    assert_int_equal(cuda_local_device(4), 1);
+    assert_int_equal(cuda_local_device(8), 5);
+    setenv("OMPI_COMM_WORLD_LOCAL_RANK", "x1", 1); /* not a number: the next one */
+    assert_int_equal(cuda_local_device(4), 2);
+    unsetenv("OMPI_COMM_WORLD_LOCAL_RANK"), unsetenv("SLURM_LOCALID");
+}
+
+/* cuBLAS and cuDNN open with every function the backend calls, no GPU needed:
+ * a misspelt or missing symbol is a bug; a library missing is this machine's. */
+static void cuda_libraries_load_by_name(void **state) {
+    (void)state;
+    char why[600] = "";
+    int st = cuda_libs_status(why, sizeof why);
+    fprintf(stderr, "cuda libraries: %d (%s)\n", st, why);
+    assert_true(why[0] != '\0');
+    if (!BL_HAVE_CUDA) {
+        assert_int_equal(st, -1);
+        return;
+    }
+    assert_null(strstr(why, "has no"));
+    if (st == 0) assert_non_null(strstr(why, "cannot open"));
 }
 
 /* upload, a kernel, copy, download; bytes charged to and returned to mem. */
@@ -147,6 +222,9 @@ static void opaque_memory_is_unreadable_by_the_host(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(registry_names_and_errors),
+        cmocka_unit_test(cuda_is_opened_or_refused_with_a_reason),
+        cmocka_unit_test(cuda_libraries_load_by_name),
+        cmocka_unit_test(cuda_device_follows_the_local_rank),
         cmocka_unit_test(cpu_round_trip),
         cmocka_unit_test(opaque_round_trip),
         cmocka_unit_test(opaque_memory_is_unreadable_by_the_host),

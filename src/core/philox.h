@@ -10,6 +10,17 @@
 
 #include <stdint.h>
 
+/* Host and device: under nvcc the inline functions below (and those of
+ * backend/dropout_mask.h) are compiled for the GPU as well, so a CUDA kernel
+ * computes the same words; a C compiler sees plain static inline functions. */
+#ifndef BL_HD
+#ifdef __CUDACC__
+#define BL_HD __host__ __device__
+#else
+#define BL_HD
+#endif
+#endif
+
 #define BL_PHILOX_M0 0xD2511F53u /* multipliers */
 #define BL_PHILOX_M1 0xCD9E8D57u
 #define BL_PHILOX_W0 0x9E3779B9u /* key increments (golden ratio, sqrt(3) - 1) */
@@ -17,7 +28,7 @@
 
 /* One round: two 32x32->64 products, whose halves are mixed with the other two
  * words and the round key. */
-static inline void bl_philox_round(uint32_t c[4], uint32_t k0, uint32_t k1) {
+static inline BL_HD void bl_philox_round(uint32_t c[4], uint32_t k0, uint32_t k1) {
     uint64_t p0 = (uint64_t)BL_PHILOX_M0 * c[0], p1 = (uint64_t)BL_PHILOX_M1 * c[2];
     uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
     uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
@@ -28,7 +39,8 @@ static inline void bl_philox_round(uint32_t c[4], uint32_t k0, uint32_t k1) {
 }
 
 /* out = Philox4x32-10(counter ctr, key). out may alias ctr. */
-static inline void bl_philox4x32_10(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]) {
+static inline BL_HD void bl_philox4x32_10(uint32_t out[4], const uint32_t ctr[4],
+                                          const uint32_t key[2]) {
     uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]}, k0 = key[0], k1 = key[1];
     for (int r = 0; r < 10; r++) {
         if (r) k0 += BL_PHILOX_W0, k1 += BL_PHILOX_W1;

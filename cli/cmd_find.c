@@ -28,9 +28,16 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
                                .max_batch = o->max_batch,
                                .threads = o->threads,
                                .device = o->device};
-    if (cli_parse_bytes(o->memory, &c.budget_bytes))
-        return cli_error(cmd, "--memory expects a size such as 512M, 2G or 1.5GiB, got '%s'",
+    char where[300] = "";
+    if (!strcmp(o->memory, "auto")) {
+        bl_error err = {0};
+        if (bl_device_free_bytes(o->device, &c.budget_bytes, where, sizeof where, &err))
+            return cli_fail(cmd, "--memory auto: %s", err.msg);
+    } else if (cli_parse_bytes(o->memory, &c.budget_bytes)) {
+        return cli_error(cmd,
+                         "--memory expects a size such as 512M, 2G or 1.5GiB, or auto, got '%s'",
                          o->memory);
+    }
     if (!strcmp(o->mode, "power"))
         c.mode = BL_FIND_POWER;
     else if (!strcmp(o->mode, "binsearch"))
@@ -44,8 +51,9 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
     if (bl_find_memory(&c, &r, &err)) return cli_fail(cmd, "%s", err.msg);
     int micro = o->batch > 0 ? bl_find_micro_batch(o->batch, r.found) : 0;
     if (!o->json) {
-        printf("memory budget %.1f MB, %.0f%% usable: %.1f MB\n", c.budget_bytes / 1e6,
-               100 * (1 - c.margin), r.limit_bytes / 1e6);
+        printf("memory budget %.1f MB%s%s%s, %.0f%% usable: %.1f MB\n", c.budget_bytes / 1e6,
+               *where ? " (" : "", where, *where ? ")" : "", 100 * (1 - c.margin),
+               r.limit_bytes / 1e6);
         printf("footprint     %.2f MB + %.3f MB per sample (parameters, gradients, optimizer "
                "state, activations, workspace, input buffers)\n",
                r.fixed_bytes / 1e6, r.per_sample_bytes / 1e6);
@@ -65,6 +73,7 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
     }
     cJSON *m = cJSON_AddObjectToObject(j, "memory");
     cJSON_AddNumberToObject(m, "budget_bytes", (double)c.budget_bytes);
+    if (*where) cJSON_AddStringToObject(m, "budget_source", where);
     cJSON_AddNumberToObject(m, "usable_bytes", (double)r.limit_bytes);
     cJSON_AddNumberToObject(m, "fixed_bytes", (double)r.fixed_bytes);
     cJSON_AddNumberToObject(m, "per_sample_bytes", (double)r.per_sample_bytes);
@@ -104,7 +113,9 @@ int cli_find(int argc, char **argv) {
         {"model", ARG_STR, &o.model, "model spec or preset (default mlp)", 0},
         {"optimizer", ARG_STR, &o.optimizer, "optimizer whose state counts (default momentum)", 0},
         {"memory", ARG_STR, &o.memory,
-         "find the largest batch within this budget (512M, 2G, 1.5GiB)", 0},
+         "find the largest batch within this budget (512M, 2G, 1.5GiB; auto: what the "
+         "device has free now, the GPU's memory with --device cuda)",
+         0},
         {"margin", ARG_DOUBLE, &o.margin, "fraction of the budget kept free (default 0.1)", 0},
         {"mode", ARG_STR, &o.mode, "memory search: binsearch (exact, default) or power (of two)",
          0},

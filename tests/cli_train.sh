@@ -73,6 +73,16 @@ check "... and another target's is left alone" test -e "$T/other.safetensors.tmp
 # find and tune end to end
 out=$($BL find --memory 100M --model $M --data "$SAMPLE" --json)
 check "find --memory answers a batch" grep -q '"batch":' <<<"$out"
+# --memory auto: the device's free memory (the host's MemAvailable on the CPU backends)
+avail=$(($(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo) * 1024))
+out=$($BL find --memory auto --model $M --data "$SAMPLE" --max-batch 256 --json 2>&1 | tr -d ' \t\n')
+budget=$(sed -n 's/.*"budget_bytes":\([0-9.e+]*\).*/\1/p' <<<"$out")
+check "find --memory auto budgets the available memory ($budget vs $avail bytes)" python3 -c \
+    "import sys; b, a = float(sys.argv[1]), float(sys.argv[2]); sys.exit(not 0.8 * a < b < 1.25 * a)" \
+    "${budget:-0}" "$avail"
+check "... and says whose memory it is" grep -q '"budget_source":"[a-z]' <<<"$out"
+out=$($BL find --memory lots --model $M --data "$SAMPLE" 2>&1)
+check "find --memory lots is refused, naming auto" grep -q "error: --memory expects .* or auto, got 'lots'" <<<"$out"
 $BL tune --data "$SAMPLE" --model $M --batches 16,32 --lrs 0.02,0.1 --min-examples 100 \
     --max-examples 300 --eta 2 --out "$T/tune" >/dev/null 2>&1
 check "tune exits 0" test $? -eq 0

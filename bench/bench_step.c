@@ -31,10 +31,22 @@
  *           limit_samples_per_s  frac  blas_share
  *   latency model B  us_per_call
  *   gemm    model B  transposes M N K calls share_of_replay gflops   (--detail only)
+ *   mem     model B  accounted_peak_bytes                    (--mem only)
+ *   skip    model B  step|latency  reason    (--cap or --keep-going only)
  * Usage: bench_step [--models mlp,cnn] [--batches 1,8,32,128,512,2048]
  *                   [--latency 1,8,64] [--threads N] [--min-time S] [--runs N] [--no-sgemm]
  *                   [--clock wall|cpu] [--pool-threads N (the backend's own threads only)]
- *                   [--detail (per-shape sgemm profile)] */
+ *                   [--detail (per-shape sgemm profile)]
+ *                   [--device NAME (cpu, opaque, cuda, cuda:N; default: $BATCHLAB_DEVICE)]
+ *                   [--cap S (skip a row whose first call takes longer)]
+ *                   [--keep-going (a row that cannot be set up is skipped, not fatal)]
+ *                   [--mem (print each step row's accounted peak memory)]
+ *
+ * Asynchronous devices: every clock read that ends a measured interval comes
+ * after the backend's synchronize, so queued work is counted (a no-op on the
+ * CPU backends). Forward latency synchronizes after every call (a served
+ * request needs its result); the training step reads the loss back, which
+ * orders it anyway. With --device, env gets a 5th field, the backend's name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +61,19 @@ extern char *openblas_get_corename(void);
 static double min_time = 0.3;
 static int runs = 5;
 static int cpu_clock; /* --clock cpu: process CPU time instead of wall time */
+static double cap_s;  /* --cap: skip a row whose first call takes longer (0: never) */
+static bl_backend *dev; /* the context's backend, for synchronize */
+
+/* Wait for the device's queued work; a device error ends the benchmark. */
+static void sync_dev(void) {
+    bl_status st = dev->ops->synchronize(dev);
+    if (st) {
+        bl_error err = {0};
+        bl_backend_fail(&err, st, dev, "synchronize");
+        fprintf(stderr, "bench_step: %s\n", err.msg);
+        exit(1);
+    }
+}
 
 /* Seconds on the chosen clock. CPU time is a profiling aid for A/B
  * comparisons with --threads 1 on a busy machine (another process sharing
@@ -69,14 +94,17 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Median seconds per call: warm up for >= min_time (at least one call), then
  * `runs` timed runs of enough calls to last >= min_time each. *blas_share
- * (if not NULL) gets the fraction of the timed runs' wall time spent in BLAS. */
+ * (if not NULL) gets the fraction of the timed runs' wall time spent in BLAS.
+ * Returns -1 (nothing timed) when --cap is set and the first call took longer. */
 static double median_seconds(bench_fn fn, void *arg, double *blas_share) {
     double t0 = now_s(), t;
     long calls = 0;
     do {
         fn(arg);
+        sync_dev(); /* the warm-up's time per call sizes the timed runs */
         calls++;
         t = now_s() - t0;
+        if (calls == 1 && cap_s > 0 && t > cap_s) return -1;
     } while (t < min_time);
     long reps = (long)(min_time / (t / calls)) + 1;
     double per[64], total = 0;
@@ -87,6 +115,7 @@ static double median_seconds(bench_fn fn, void *arg, double *blas_share) {
         double s = now_s();
         for (long i = 0; i < reps; i++)
             fn(arg);
+        sync_dev();
         double e = now_s() - s;
         per[k] = e / reps;
         total += e;
@@ -127,6 +156,7 @@ static void train_step(void *p) {
 static void infer(void *p) {
     step_arg *a = p;
     bl_model_forward(a->m, a->x, a->B, 0, NULL);
+    sync_dev(); /* latency: the result is there */
 }
 
 static void replay(void *p) {
@@ -190,19 +220,35 @@ static void teardown(step_arg *a) {
     free(a->x), free(a->labels);
 }
 
-static int detail;
+static int detail, keep_going, print_mem;
+
+/* A row that was not measured: fatal (1) unless --keep-going / --cap made it a skip (0). */
+static int skip_row(const char *model, int B, const char *kind, const char *why, int fatal) {
+    if (fatal && !keep_going) return 1;
+    printf("skip\t%s\t%d\t%s\t%s\n", model, B, kind, why);
+    fflush(stdout);
+    return 0;
+}
 
 static int bench_train(bl_ctx *ctx, const char *model, int B, int with_sgemm) {
     step_arg a;
-    if (setup(&a, ctx, model, B)) return 1;
+    ctx->mem.peak_bytes = ctx->mem.cur_bytes; /* this row's peak (--mem) */
+    if (setup(&a, ctx, model, B)) {
+        teardown(&a);
+        return skip_row(model, B, "step", "setup failed (see stderr)", 1);
+    }
     double share = 0;
     double step_s = median_seconds(train_step, &a, &share);
+    if (step_s < 0) {
+        teardown(&a);
+        return skip_row(model, B, "step", "first step slower than --cap", 0);
+    }
     const gemm_call *calls;
     gemm_trace_start();
     train_step(&a);
     int n = gemm_trace_stop(&calls);
     double flops = gemm_trace_flops(calls, n), replay_s = 0;
-    if (with_sgemm) {
+    if (with_sgemm && n > 0) { /* no BLAS calls (a GPU backend): nothing to replay */
         gemm_replay *r = gemm_replay_create(calls, n, 1234);
         if (!r) {
             fprintf(stderr, "bench_step: out of memory for the sgemm replay\n");
@@ -217,6 +263,7 @@ static int bench_train(bl_ctx *ctx, const char *model, int B, int with_sgemm) {
            B / step_s, model_flops / step_s * 1e-9, flops * 1e-9,
            replay_s > 0 ? flops / replay_s * 1e-9 : 0.0, replay_s > 0 ? B / replay_s : 0.0,
            replay_s > 0 ? replay_s / step_s : 0.0, share);
+    if (print_mem) printf("mem\t%s\t%d\t%zu\n", model, B, ctx->mem.peak_bytes);
     fflush(stdout);
     teardown(&a);
     return 0;
@@ -224,8 +271,15 @@ static int bench_train(bl_ctx *ctx, const char *model, int B, int with_sgemm) {
 
 static int bench_latency(bl_ctx *ctx, const char *model, int B) {
     step_arg a;
-    if (setup(&a, ctx, model, B)) return 1;
+    if (setup(&a, ctx, model, B)) {
+        teardown(&a);
+        return skip_row(model, B, "latency", "setup failed (see stderr)", 1);
+    }
     double s = median_seconds(infer, &a, NULL);
+    if (s < 0) {
+        teardown(&a);
+        return skip_row(model, B, "latency", "first call slower than --cap", 0);
+    }
     printf("latency\t%s\t%d\t%.2f\n", model, B, s * 1e6);
     fflush(stdout);
     teardown(&a);
@@ -250,11 +304,17 @@ int main(int argc, char **argv) {
     const char *models = "mlp,cnn";
     int batches[16] = {1, 8, 32, 128, 512, 2048}, nb = 6;
     int lat[16] = {1, 8, 64}, nl = 3, threads = 0, pool_threads = 0, with_sgemm = 1;
+    const char *device = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--no-sgemm") || !strcmp(o, "--detail")) {
             with_sgemm = o[2] == 'd' ? with_sgemm : 0;
             detail |= o[2] == 'd';
+            continue;
+        }
+        if (!strcmp(o, "--keep-going") || !strcmp(o, "--mem")) {
+            keep_going |= o[2] == 'k';
+            print_mem |= o[2] == 'm';
             continue;
         }
         if (!v) {
@@ -278,6 +338,10 @@ int main(int argc, char **argv) {
             runs = atoi(v);
         else if (!strcmp(o, "--clock"))
             cpu_clock = !strcmp(v, "cpu");
+        else if (!strcmp(o, "--device"))
+            device = v;
+        else if (!strcmp(o, "--cap"))
+            cap_s = atof(v);
         else {
             fprintf(stderr, "bench_step: unknown option %s\n", o);
             return 2;
@@ -289,10 +353,21 @@ int main(int argc, char **argv) {
     }
     bl_ctx ctx;
     bl_ctx_init(&ctx, threads);
+    if (device) {
+        bl_error err = {0};
+        if (bl_ctx_set_device(&ctx, device, &err)) {
+            fprintf(stderr, "bench_step: --device %s: %s\n", device, err.msg);
+            bl_ctx_free(&ctx);
+            return 2;
+        }
+    }
+    dev = ctx.be;
     if (pool_threads > 0) /* experiment: BLAS keeps its count */
         bl_cpu_pool_set_threads(ctx.be->pool, pool_threads);
-    printf("env\t%d\t%s\t%s\n", ctx.threads, openblas_get_corename(),
+    printf("env\t%d\t%s\t%s", ctx.threads, openblas_get_corename(),
            bl_cpu_isa_name(bl_cpu_isa_selected(NULL)));
+    if (device) printf("\t%s", ctx.be->name);
+    printf("\n");
     char list[256];
     snprintf(list, sizeof list, "%s", models);
     for (char *save = NULL, *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save)) {

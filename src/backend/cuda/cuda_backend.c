@@ -15,214 +15,22 @@
  * budget and `find --memory` see device buffers too; a table of live
  * allocations gives release their sizes.
  *
- * cuBLAS and cuDNN are opened with dlopen when a context first opens the
- * backend (cuda_libs_load), not linked: linked, every run of the CLI paid for
- * loading them (0.4 s and 220 MB at start-up), GPU or not. The CUDA runtime
- * is linked statically and loads the driver only when first asked. */
-#include <cublas_v2.h>
-#include <cuda_runtime_api.h>
-#include <cudnn.h>
-#include <dlfcn.h>
-#include <pthread.h>
+ * cuBLAS and cuDNN are opened with dlopen on first use (cuda_libs.c); the
+ * convolutions' cuDNN plans are cuda_conv.c's. The CUDA runtime is linked
+ * statically and loads the driver only when first asked. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda_backend.h"
 #include "core/alloc.h"
 
 #define MAX_DEVICES 16
-#define MAX_PLANS 32
-
-/* cuDNN's choice for one convolution shape. */
-typedef struct conv_plan {
-    bl_conv_dims d;
-    cudnnTensorDescriptor_t x, y;
-    cudnnFilterDescriptor_t w;
-    cudnnConvolutionDescriptor_t conv;
-    cudnnConvolutionFwdAlgo_t fwd;
-    cudnnConvolutionBwdDataAlgo_t bwd_data;
-    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    size_t ws_bytes; /* the most any of the three needs */
-} conv_plan;
-
-typedef struct live_alloc {
-    void *p;
-    size_t bytes;
-    int host; /* pinned host memory */
-} live_alloc;
-
-typedef struct cuda_state {
-    int device;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    cudnnHandle_t dnn;
-    double *scratch; /* BLK_SCRATCH_DOUBLES, for the kernels' partial sums */
-    double *dev_sum; /* device scalars the kernels write */
-    int *dev_int;
-    double *host_sum; /* pinned mirrors the host reads */
-    int *host_int;
-    conv_plan plans[MAX_PLANS];
-    int n_plans, next_evict;
-    live_alloc *allocs;
-    size_t n_allocs, cap_allocs;
-} cuda_state;
 
 static const char *const device_names[MAX_DEVICES] = {
     "cuda:0", "cuda:1", "cuda:2",  "cuda:3",  "cuda:4",  "cuda:5",  "cuda:6",  "cuda:7",
     "cuda:8", "cuda:9", "cuda:10", "cuda:11", "cuda:12", "cuda:13", "cuda:14", "cuda:15"};
-
-/* ---- cuBLAS and cuDNN, opened on first use ------------------------------- */
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define CUBLAS_SONAME "libcublas.so." STR(CUBLAS_VER_MAJOR)
-#define CUDNN_SONAME "libcudnn.so." STR(CUDNN_MAJOR)
-
-/* The functions this file calls, under their own names (L.name). */
-static struct cuda_libs {
-    __typeof__(&cublasCreate_v2) cublasCreate_v2;
-    __typeof__(&cublasDestroy_v2) cublasDestroy_v2;
-    __typeof__(&cublasSetStream_v2) cublasSetStream_v2;
-    __typeof__(&cublasSetMathMode) cublasSetMathMode;
-    __typeof__(&cublasGetStatusString) cublasGetStatusString;
-    __typeof__(&cublasSgemm_v2) cublasSgemm_v2;
-    __typeof__(&cudnnCreate) cudnnCreate;
-    __typeof__(&cudnnDestroy) cudnnDestroy;
-    __typeof__(&cudnnSetStream) cudnnSetStream;
-    __typeof__(&cudnnGetErrorString) cudnnGetErrorString;
-    __typeof__(&cudnnCreateTensorDescriptor) cudnnCreateTensorDescriptor;
-    __typeof__(&cudnnDestroyTensorDescriptor) cudnnDestroyTensorDescriptor;
-    __typeof__(&cudnnSetTensor4dDescriptor) cudnnSetTensor4dDescriptor;
-    __typeof__(&cudnnCreateFilterDescriptor) cudnnCreateFilterDescriptor;
-    __typeof__(&cudnnDestroyFilterDescriptor) cudnnDestroyFilterDescriptor;
-    __typeof__(&cudnnSetFilter4dDescriptor) cudnnSetFilter4dDescriptor;
-    __typeof__(&cudnnCreateConvolutionDescriptor) cudnnCreateConvolutionDescriptor;
-    __typeof__(&cudnnDestroyConvolutionDescriptor) cudnnDestroyConvolutionDescriptor;
-    __typeof__(&cudnnSetConvolution2dDescriptor) cudnnSetConvolution2dDescriptor;
-    __typeof__(&cudnnSetConvolutionMathType) cudnnSetConvolutionMathType;
-    __typeof__(&cudnnGetConvolutionForwardAlgorithm_v7) cudnnGetConvolutionForwardAlgorithm_v7;
-    __typeof__(&cudnnGetConvolutionBackwardDataAlgorithm_v7)
-        cudnnGetConvolutionBackwardDataAlgorithm_v7;
-    __typeof__(&cudnnGetConvolutionBackwardFilterAlgorithm_v7)
-        cudnnGetConvolutionBackwardFilterAlgorithm_v7;
-    __typeof__(&cudnnConvolutionForward) cudnnConvolutionForward;
-    __typeof__(&cudnnConvolutionBackwardData) cudnnConvolutionBackwardData;
-    __typeof__(&cudnnConvolutionBackwardFilter) cudnnConvolutionBackwardFilter;
-} L;
-static pthread_once_t libs_once = PTHREAD_ONCE_INIT;
-static char libs_error[512]; /* empty once loaded */
-
-/* The library by its soname (the loader's path), else where it was at build time. */
-static void *open_lib(const char *soname, const char *build_dir) {
-    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", build_dir, soname);
-        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    }
-    return h;
-}
-
-static void libs_load_once(void) {
-    void *blas = open_lib(CUBLAS_SONAME, BL_CUBLAS_DIR);
-    void *dnn = blas ? open_lib(CUDNN_SONAME, BL_CUDNN_DIR) : NULL;
-    if (!blas || !dnn) {
-        snprintf(libs_error, sizeof libs_error, "cannot open %s (nor in %s): %s",
-                 blas ? CUDNN_SONAME : CUBLAS_SONAME, blas ? BL_CUDNN_DIR : BL_CUBLAS_DIR,
-                 dlerror());
-        return;
-    }
-#define SYM(lib, name)                                                                             \
-    do {                                                                                           \
-        *(void **)&L.name = dlsym(lib, #name);                                                     \
-        if (!L.name) {                                                                             \
-            snprintf(libs_error, sizeof libs_error, "%s has no %s", #lib, #name);                  \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-    SYM(blas, cublasCreate_v2);
-    SYM(blas, cublasDestroy_v2);
-    SYM(blas, cublasSetStream_v2);
-    SYM(blas, cublasSetMathMode);
-    SYM(blas, cublasGetStatusString);
-    SYM(blas, cublasSgemm_v2);
-    SYM(dnn, cudnnCreate);
-    SYM(dnn, cudnnDestroy);
-    SYM(dnn, cudnnSetStream);
-    SYM(dnn, cudnnGetErrorString);
-    SYM(dnn, cudnnCreateTensorDescriptor);
-    SYM(dnn, cudnnDestroyTensorDescriptor);
-    SYM(dnn, cudnnSetTensor4dDescriptor);
-    SYM(dnn, cudnnCreateFilterDescriptor);
-    SYM(dnn, cudnnDestroyFilterDescriptor);
-    SYM(dnn, cudnnSetFilter4dDescriptor);
-    SYM(dnn, cudnnCreateConvolutionDescriptor);
-    SYM(dnn, cudnnDestroyConvolutionDescriptor);
-    SYM(dnn, cudnnSetConvolution2dDescriptor);
-    SYM(dnn, cudnnSetConvolutionMathType);
-    SYM(dnn, cudnnGetConvolutionForwardAlgorithm_v7);
-    SYM(dnn, cudnnGetConvolutionBackwardDataAlgorithm_v7);
-    SYM(dnn, cudnnGetConvolutionBackwardFilterAlgorithm_v7);
-    SYM(dnn, cudnnConvolutionForward);
-    SYM(dnn, cudnnConvolutionBackwardData);
-    SYM(dnn, cudnnConvolutionBackwardFilter);
-#undef SYM
-}
-
-/* 1 when cuBLAS and cuDNN are loaded; else 0, with why in libs_error. */
-static int cuda_libs_load(void) {
-    pthread_once(&libs_once, libs_load_once);
-    return libs_error[0] == '\0' && L.cublasSgemm_v2 != NULL;
-}
-
-int cuda_libs_status(char *why, size_t why_len) {
-    const int ok = cuda_libs_load();
-    if (why && why_len)
-        snprintf(why, why_len, "%s",
-                 ok ? CUBLAS_SONAME " and " CUDNN_SONAME " loaded" : libs_error);
-    return ok;
-}
-
-/* ---- status ------------------------------------------------------------- */
-
-static bl_status cu_status(cudaError_t e) {
-    if (e == cudaSuccess) return BL_OK;
-    return e == cudaErrorMemoryAllocation ? BL_ERR_NOMEM : BL_ERR_DEVICE;
-}
-static bl_status blas_status(cublasStatus_t e) {
-    if (e == CUBLAS_STATUS_SUCCESS) return BL_OK;
-    return e == CUBLAS_STATUS_ALLOC_FAILED ? BL_ERR_NOMEM : BL_ERR_DEVICE;
-}
-static bl_status dnn_status(cudnnStatus_t e) {
-    if (e == CUDNN_STATUS_SUCCESS) return BL_OK;
-    return e == CUDNN_STATUS_ALLOC_FAILED ? BL_ERR_NOMEM : BL_ERR_DEVICE;
-}
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        bl_status st_ = cu_status(call);                                                           \
-        if (st_) return st_;                                                                       \
-    } while (0)
-#define BLAS(call)                                                                                 \
-    do {                                                                                           \
-        bl_status st_ = blas_status(call);                                                         \
-        if (st_) return st_;                                                                       \
-    } while (0)
-#define DNN(call)                                                                                  \
-    do {                                                                                           \
-        bl_status st_ = dnn_status(call);                                                          \
-        if (st_) return st_;                                                                       \
-    } while (0)
-
-/* The context's state, with its device current on this thread. */
-static cuda_state *S(bl_backend *be) {
-    cuda_state *s = be->impl;
-    if (s) cudaSetDevice(s->device);
-    return s;
-}
-#define STATE(be)                                                                                  \
-    cuda_state *s = S(be);                                                                         \
-    if (!s) return BL_ERR_DEVICE /* a shared instance: only an opened copy runs */
 
 /* ---- devices ------------------------------------------------------------ */
 
@@ -288,25 +96,17 @@ bl_status cuda_backend_get(bl_backend **out, int device, bl_error *err) {
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* Destroys the descriptors a plan made (those still NULL are skipped). */
-static void plan_destroy(conv_plan *p) {
-    if (p->x) L.cudnnDestroyTensorDescriptor(p->x);
-    if (p->y) L.cudnnDestroyTensorDescriptor(p->y);
-    if (p->w) L.cudnnDestroyFilterDescriptor(p->w);
-    if (p->conv) L.cudnnDestroyConvolutionDescriptor(p->conv);
-}
-
 static void state_free(cuda_state *s) {
     cudaSetDevice(s->device);
     if (s->stream) cudaStreamSynchronize(s->stream);
     for (int i = 0; i < s->n_plans; i++)
-        plan_destroy(&s->plans[i]);
+        cuda_plan_destroy(&s->plans[i]);
     /* Buffers a caller forgot: freed, so a closed context leaks nothing. */
     for (size_t i = 0; i < s->n_allocs; i++)
         s->allocs[i].host ? cudaFreeHost(s->allocs[i].p) : cudaFree(s->allocs[i].p);
     bl_free(s->allocs);
-    if (s->dnn) L.cudnnDestroy(s->dnn);
-    if (s->blas) L.cublasDestroy_v2(s->blas);
+    if (s->dnn) cuda_lib.cudnnDestroy(s->dnn);
+    if (s->blas) cuda_lib.cublasDestroy_v2(s->blas);
     cudaFree(s->scratch);
     cudaFree(s->dev_sum);
     cudaFree(s->dev_int);
@@ -325,7 +125,8 @@ static bl_status open_fail(cuda_state *s, bl_error *err, bl_status st, const cha
 
 static bl_status op_open(bl_backend *be, bl_error *err) {
     if (!cuda_libs_load())
-        return bl_fail(err, BL_ERR_UNSUPPORTED, "device cuda:%d: %s", be->device, libs_error);
+        return bl_fail(err, BL_ERR_UNSUPPORTED, "device cuda:%d: %s", be->device,
+                       cuda_libs_error());
     cuda_state *s = bl_calloc(1, sizeof *s);
     if (!s) return bl_fail(err, BL_ERR_NOMEM, "device cuda:%d: out of host memory", be->device);
     s->device = be->device;
@@ -339,16 +140,16 @@ static bl_status op_open(bl_backend *be, bl_error *err) {
     if (e == cudaSuccess) e = cudaMallocHost((void **)&s->host_int, sizeof(int));
     if (e != cudaSuccess)
         return open_fail(s, err, cu_status(e), "setting up its stream", cudaGetErrorString(e));
-    cublasStatus_t b = L.cublasCreate_v2(&s->blas);
-    if (b == CUBLAS_STATUS_SUCCESS) b = L.cublasSetStream_v2(s->blas, s->stream);
+    cublasStatus_t b = cuda_lib.cublasCreate_v2(&s->blas);
+    if (b == CUBLAS_STATUS_SUCCESS) b = cuda_lib.cublasSetStream_v2(s->blas, s->stream);
     /* fp32 as written: no TF32 tensor cores (cuBLAS's default math allows none) */
-    if (b == CUBLAS_STATUS_SUCCESS) b = L.cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH);
+    if (b == CUBLAS_STATUS_SUCCESS) b = cuda_lib.cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH);
     if (b != CUBLAS_STATUS_SUCCESS)
-        return open_fail(s, err, blas_status(b), "cublasCreate", L.cublasGetStatusString(b));
-    cudnnStatus_t d = L.cudnnCreate(&s->dnn);
-    if (d == CUDNN_STATUS_SUCCESS) d = L.cudnnSetStream(s->dnn, s->stream);
+        return open_fail(s, err, blas_status(b), "cublasCreate", cuda_lib.cublasGetStatusString(b));
+    cudnnStatus_t d = cuda_lib.cudnnCreate(&s->dnn);
+    if (d == CUDNN_STATUS_SUCCESS) d = cuda_lib.cudnnSetStream(s->dnn, s->stream);
     if (d != CUDNN_STATUS_SUCCESS)
-        return open_fail(s, err, dnn_status(d), "cudnnCreate", L.cudnnGetErrorString(d));
+        return open_fail(s, err, dnn_status(d), "cudnnCreate", cuda_lib.cudnnGetErrorString(d));
     be->impl = s;
     return BL_OK;
 }
@@ -419,27 +220,25 @@ static void op_release(bl_backend *be, bl_mem *mem, void *p) {
     }
 }
 
-/* The host may reuse src as soon as upload returns, so the copy is waited
- * for (batches arrive once per step; the data-on-device path avoids it). */
-static bl_status op_upload(bl_backend *be, void *dst, const void *src, size_t bytes) {
-    STATE(be);
-    if (!bytes) return BL_OK;
-    CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s->stream));
-    CU(cudaStreamSynchronize(s->stream));
-    return BL_OK;
-}
-static bl_status op_download(bl_backend *be, void *dst, const void *src, size_t bytes) {
-    STATE(be);
-    if (!bytes) return BL_OK;
-    CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s->stream));
-    CU(cudaStreamSynchronize(s->stream));
-    return BL_OK;
-}
-static bl_status op_copy(bl_backend *be, void *dst, const void *src, size_t bytes) {
+/* A copy on the stream; upload and download wait for it (the host may reuse
+ * or read its buffer as soon as they return; the data-on-device path avoids
+ * the upload's wait), a device-to-device copy does not. */
+static bl_status transfer(bl_backend *be, void *dst, const void *src, size_t bytes,
+                          enum cudaMemcpyKind kind) {
     STATE(be);
     if (!bytes || dst == src) return BL_OK;
-    CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->stream));
+    CU(cudaMemcpyAsync(dst, src, bytes, kind, s->stream));
+    if (kind != cudaMemcpyDeviceToDevice) CU(cudaStreamSynchronize(s->stream));
     return BL_OK;
+}
+static bl_status op_upload(bl_backend *be, void *dst, const void *src, size_t bytes) {
+    return transfer(be, dst, src, bytes, cudaMemcpyHostToDevice);
+}
+static bl_status op_download(bl_backend *be, void *dst, const void *src, size_t bytes) {
+    return transfer(be, dst, src, bytes, cudaMemcpyDeviceToHost);
+}
+static bl_status op_copy(bl_backend *be, void *dst, const void *src, size_t bytes) {
+    return transfer(be, dst, src, bytes, cudaMemcpyDeviceToDevice);
 }
 static bl_status op_synchronize(bl_backend *be) {
     STATE(be);
@@ -462,118 +261,6 @@ static bl_status read_sum(cuda_state *s, double *sum, int *count) {
     return BL_OK;
 }
 
-/* ---- convolution plans (cuDNN) ------------------------------------------ */
-
-static bl_status plan_descriptors(conv_plan *p, const bl_conv_dims *d) {
-    DNN(L.cudnnCreateTensorDescriptor(&p->x));
-    DNN(L.cudnnCreateTensorDescriptor(&p->y));
-    DNN(L.cudnnCreateFilterDescriptor(&p->w));
-    DNN(L.cudnnCreateConvolutionDescriptor(&p->conv));
-    DNN(L.cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->B, d->C, d->H,
-                                     d->W));
-    DNN(L.cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->B, d->K, d->P,
-                                     d->Q));
-    DNN(L.cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, d->K, d->C, d->R,
-                                     d->S));
-    /* cross-correlation, as torch's Conv2d and the CPU backend */
-    DNN(L.cudnnSetConvolution2dDescriptor(p->conv, d->pad, d->pad, d->stride, d->stride, 1, 1,
-                                          CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    DNN(L.cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH)); /* no TF32 */
-    return BL_OK;
-}
-
-/* The workspace limit for a shape: what the largest batch of the same layer
- * planned so far needs (the model sizes its workspace from a plan at its
- * largest batch, before any call), so a smaller batch never asks for more. */
-static size_t plan_limit(const cuda_state *s, const bl_conv_dims *d, int *found) {
-    size_t limit = 0;
-    int best_b = -1;
-    for (int i = 0; i < s->n_plans; i++) {
-        bl_conv_dims o = s->plans[i].d;
-        if (o.B < d->B || o.B <= best_b) continue;
-        o.B = d->B;
-        if (memcmp(&o, d, sizeof o)) continue;
-        best_b = s->plans[i].d.B;
-        limit = s->plans[i].ws_bytes;
-    }
-    *found = best_b >= 0;
-    return limit;
-}
-
-/* Picks the first of cuDNN's heuristic choices that ran successfully in its
- * ranking, uses FMA math (fp32), is deterministic where asked, and fits limit. */
-#define PICK(perf, n, chosen, ws, limit, need_det)                                                 \
-    do {                                                                                           \
-        int ok_ = 0;                                                                               \
-        for (int i_ = 0; i_ < (n) && !ok_; i_++) {                                                 \
-            if ((perf)[i_].status != CUDNN_STATUS_SUCCESS) continue;                               \
-            if ((perf)[i_].mathType == CUDNN_TENSOR_OP_MATH) continue;                             \
-            if ((need_det) && (perf)[i_].determinism != CUDNN_DETERMINISTIC) continue;             \
-            if ((perf)[i_].memory > (limit)) continue;                                             \
-            (chosen) = (perf)[i_].algo;                                                            \
-            (ws) = (perf)[i_].memory;                                                              \
-            ok_ = 1;                                                                               \
-        }                                                                                          \
-        if (!ok_) return BL_ERR_DEVICE;                                                            \
-    } while (0)
-
-static bl_status plan_algorithms(cuda_state *s, conv_plan *p, size_t limit) {
-    enum { N = 16 };
-    int n = 0;
-    size_t wf = 0, wd = 0, ww = 0;
-    cudnnConvolutionFwdAlgoPerf_t fp[N];
-    DNN(L.cudnnGetConvolutionForwardAlgorithm_v7(s->dnn, p->x, p->w, p->conv, p->y, N, &n, fp));
-    PICK(fp, n, p->fwd, wf, limit, 0);
-    cudnnConvolutionBwdDataAlgoPerf_t dp[N];
-    DNN(L.cudnnGetConvolutionBackwardDataAlgorithm_v7(s->dnn, p->w, p->y, p->conv, p->x, N, &n,
-                                                      dp));
-    PICK(dp, n, p->bwd_data, wd, limit, 1);
-    cudnnConvolutionBwdFilterAlgoPerf_t wp[N];
-    DNN(L.cudnnGetConvolutionBackwardFilterAlgorithm_v7(s->dnn, p->x, p->y, p->conv, p->w, N, &n,
-                                                        wp));
-    PICK(wp, n, p->bwd_filter, ww, limit, 1);
-    p->ws_bytes = wf > wd ? (wf > ww ? wf : ww) : (wd > ww ? wd : ww);
-    return BL_OK;
-}
-
-/* The plan for d: found, or made (evicting the oldest when the table is full). */
-static bl_status plan_get(cuda_state *s, const bl_conv_dims *d, conv_plan **out) {
-    for (int i = 0; i < s->n_plans; i++)
-        if (!memcmp(&s->plans[i].d, d, sizeof *d)) {
-            *out = &s->plans[i];
-            return BL_OK;
-        }
-    int found;
-    size_t limit = plan_limit(s, d, &found);
-    if (!found) limit = (size_t)1 << 40; /* a first plan for this layer: cuDNN's best */
-    conv_plan *p;
-    if (s->n_plans < MAX_PLANS) {
-        p = &s->plans[s->n_plans++];
-    } else {
-        p = &s->plans[s->next_evict];
-        s->next_evict = (s->next_evict + 1) % MAX_PLANS;
-        plan_destroy(p);
-    }
-    memset(p, 0, sizeof *p);
-    p->d = *d;
-    bl_status st = plan_descriptors(p, d);
-    if (!st) st = plan_algorithms(s, p, limit);
-    if (st) {
-        plan_destroy(p); /* unusable: dropped */
-        *p = s->plans[--s->n_plans];
-        if (s->next_evict >= s->n_plans) s->next_evict = 0;
-        return st;
-    }
-    *out = p;
-    return BL_OK;
-}
-
-static size_t op_conv2d_workspace_floats(const bl_backend *be, const bl_conv_dims *d) {
-    cuda_state *s = S((bl_backend *)be);
-    conv_plan *p;
-    if (!s || plan_get(s, d, &p)) return 0; /* the call will then fail and say so */
-    return (p->ws_bytes + sizeof(float) - 1) / sizeof(float);
-}
 static size_t op_dense_blas_bytes(const bl_backend *be, int B, int in_dim, int out_dim) {
     return 0; /* cuBLAS keeps its workspace in the handle */
 }
@@ -590,8 +277,8 @@ static bl_status op_dense_forward(bl_backend *be, float *out, const float *in, c
     if (B <= 0 || out_dim <= 0) return BL_OK;
     const float one = 1.0f, zero = 0.0f;
     /* out^T (O, B) = w^T^T ... : column-major out^T = (w as I x O)^T * (in as I x B) */
-    BLAS(L.cublasSgemm_v2(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, out_dim, B, in_dim, &one, w, in_dim,
-                          in, in_dim, &zero, out, out_dim));
+    BLAS(cuda_lib.cublasSgemm_v2(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, out_dim, B, in_dim, &one, w,
+                                 in_dim, in, in_dim, &zero, out, out_dim));
     if (b || relu) CU(blk_bias_act_rows(s->stream, out, b, B, out_dim, relu));
     return BL_OK;
 }
@@ -606,48 +293,12 @@ static bl_status op_dense_backward(bl_backend *be, float *din, float *dw, float 
     if (db) CU(blk_bias_grad_rows(s->stream, db, dout, B, out_dim));
     /* dw (O, I) += dout^T (O, B) in (B, I): column-major dw^T (I, O) = in^T (I, B) dout (B, O) */
     if (dw)
-        BLAS(L.cublasSgemm_v2(s->blas, CUBLAS_OP_N, CUBLAS_OP_T, in_dim, out_dim, B, &one, in,
-                              in_dim, dout, out_dim, &one, dw, in_dim));
+        BLAS(cuda_lib.cublasSgemm_v2(s->blas, CUBLAS_OP_N, CUBLAS_OP_T, in_dim, out_dim, B, &one,
+                                     in, in_dim, dout, out_dim, &one, dw, in_dim));
     /* din (B, I) = dout (B, O) w (O, I): column-major din^T (I, B) = w^T (I, O) dout^T (O, B) */
     if (din)
-        BLAS(L.cublasSgemm_v2(s->blas, CUBLAS_OP_N, CUBLAS_OP_N, in_dim, B, out_dim, &one, w,
-                              in_dim, dout, out_dim, &zero, din, in_dim));
-    return BL_OK;
-}
-
-/* ---- convolution (cuDNN) ------------------------------------------------ */
-
-static bl_status op_conv2d_forward(bl_backend *be, float *out, const float *in, const float *w,
-                                   const float *b, float *ws, const bl_conv_dims *d, int relu) {
-    STATE(be);
-    if (d->B <= 0) return BL_OK;
-    conv_plan *p;
-    bl_status st = plan_get(s, d, &p);
-    if (st) return st;
-    const float one = 1.0f, zero = 0.0f;
-    DNN(L.cudnnConvolutionForward(s->dnn, &one, p->x, in, p->w, w, p->conv, p->fwd, ws, p->ws_bytes,
-                                  &zero, p->y, out));
-    if (b || relu) CU(blk_bias_act_channels(s->stream, out, b, d->B, d->K, d->P * d->Q, relu));
-    return BL_OK;
-}
-
-static bl_status op_conv2d_backward(bl_backend *be, float *din, float *dw, float *db, float *dout,
-                                    const float *out, const float *in, const float *w, float *ws,
-                                    const bl_conv_dims *d, int relu) {
-    STATE(be);
-    if (d->B <= 0) return BL_OK;
-    conv_plan *p;
-    bl_status st = plan_get(s, d, &p);
-    if (st) return st;
-    const float one = 1.0f, zero = 0.0f;
-    if (relu) CU(blk_relu_mask(s->stream, dout, out, (size_t)d->B * d->K * d->P * d->Q));
-    if (db) CU(blk_bias_grad_channels(s->stream, db, dout, d->B, d->K, d->P * d->Q));
-    if (dw)
-        DNN(L.cudnnConvolutionBackwardFilter(s->dnn, &one, p->x, in, p->y, dout, p->conv,
-                                             p->bwd_filter, ws, p->ws_bytes, &one, p->w, dw));
-    if (din)
-        DNN(L.cudnnConvolutionBackwardData(s->dnn, &one, p->w, w, p->y, dout, p->conv, p->bwd_data,
-                                           ws, p->ws_bytes, &zero, p->x, din));
+        BLAS(cuda_lib.cublasSgemm_v2(s->blas, CUBLAS_OP_N, CUBLAS_OP_N, in_dim, B, out_dim, &one, w,
+                                     in_dim, dout, out_dim, &zero, din, in_dim));
     return BL_OK;
 }
 
@@ -793,13 +444,13 @@ const bl_backend_ops cuda_backend_ops = {
     .copy = op_copy,
     .synchronize = op_synchronize,
     .set_threads = op_set_threads,
-    .conv2d_workspace_floats = op_conv2d_workspace_floats,
+    .conv2d_workspace_floats = cuda_conv2d_workspace_floats,
     .dense_blas_bytes = op_dense_blas_bytes,
     .conv2d_blas_bytes = op_conv2d_blas_bytes,
     .dense_forward = op_dense_forward,
     .dense_backward = op_dense_backward,
-    .conv2d_forward = op_conv2d_forward,
-    .conv2d_backward = op_conv2d_backward,
+    .conv2d_forward = cuda_conv2d_forward,
+    .conv2d_backward = cuda_conv2d_backward,
     .maxpool_forward = op_maxpool_forward,
     .maxpool_backward = op_maxpool_backward,
     .avgpool_forward = op_avgpool_forward,

@@ -143,6 +143,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
     bl_dist_configure(dist, o.comm_timeout,
                       o.comm_dtype && !strcmp(o.comm_dtype, "bf16") ? BL_DIST_BF16 : BL_DIST_FP32,
                       &g_terminated);
+    bl_dist_set_poll(dist, o.comm_poll_us);
 
     d.quiet = o.quiet || o.json;
     bl_ctx ctx;

@@ -2,6 +2,7 @@
 #include "train_opts.h"
 #include <stdlib.h>
 #include <string.h>
+#include "batchlab/dist.h"
 #include "train_batch.h"
 
 static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opts,
@@ -93,7 +94,8 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
                                 .loss = "xent"},
                       .seed = 1,
                       .batch = "64",
-                      .adapt_lr = "adascale"};
+                      .adapt_lr = "adascale",
+                      .comm_poll_us = BL_DIST_DEFAULT_POLL_US};
     cli_opt opts[] = {
         {"model", ARG_STR, &o->model, "model spec or preset: mlp (default), cnn, logreg", 0},
         {"batch", ARG_STR, &o->batch,
@@ -179,6 +181,10 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
          "MPI: gradient bucket size for the overlap (default 1024)", 0},
         {"comm-timeout", ARG_DOUBLE, &o->comm_timeout,
          "MPI: end the job when an exchange makes no progress for S seconds (default 60)", 0},
+        {"comm-poll-us", ARG_DOUBLE, &o->comm_poll_us,
+         "MPI: a progress thread advances pending reductions every N us (default 500; 0: "
+         "only between layers)",
+         0},
         {"comm-dtype", ARG_STR, &o->comm_dtype,
          "MPI: gradients on the wire as fp32 (default) or bf16 (fp32 accumulation)", 0},
         {"report", ARG_STR, &o->report, "write a report (Markdown, HTML, plots) into this folder",
@@ -193,6 +199,9 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
     int rc = cli_parse(cmd, "[options]", tc->opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc;
     o->noise_decay_set = cli_opt_find(tc->opts, n_opts, "noise-decay")->seen;
+    if (o->comm_poll_us < 0 || o->comm_poll_us > 1e6)
+        return cli_error(cmd, "--comm-poll-us %g is invalid: it must be in [0, 1000000]",
+                         o->comm_poll_us);
     if (o->comm_timeout < 0 ||
         (o->comm_dtype && strcmp(o->comm_dtype, "fp32") && strcmp(o->comm_dtype, "bf16")))
         return cli_error(cmd, "--comm-timeout must be positive and --comm-dtype fp32 or bf16");

@@ -21,7 +21,7 @@ typedef struct train_opts {
     int epochs, json, quiet, threads, no_prefetch, drop_last, no_overlap;
     size_t bucket_kb;
     long steps, save_every, eval_every, eval_samples, warmup, step_size, seed;
-    double target_acc, target_loss, comm_timeout;
+    double target_acc, target_loss, comm_timeout, comm_poll_us;
 } train_opts;
 
 #define TRAIN_MAX_OPTS 96

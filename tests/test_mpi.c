@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
+#include "batchlab/dist.h"
 #include "batchlab/io.h"
 #include "test_util.h"
 
@@ -21,6 +23,7 @@
                 "--lr 0.003 "
 
 static char out[1 << 16];
+static const char *self_path; /* this test, run again as an MPI rank */
 
 static void run_ok(const char *cmd) {
     int rc = tu_run(cmd, out, sizeof out);
@@ -168,8 +171,10 @@ static void overlap_and_buckets_bit_identical(void **state) {
     snprintf(b, sizeof b, "%s/other.safetensors", d);
     snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 --save %s", a);
     run_ok(cmd);
-    const char *variants[] = {"--no-overlap", "--bucket-kb 1", "--bucket-kb 7"};
-    for (int i = 0; i < 3; i++) {
+    /* The progress thread off, and polling fast (many interleavings with backward). */
+    const char *variants[] = {"--no-overlap", "--bucket-kb 1", "--bucket-kb 7", "--comm-poll-us 0",
+                              "--comm-poll-us 10 --bucket-kb 3"};
+    for (int i = 0; i < 5; i++) {
         snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 8 %s --save %s", variants[i], b);
         run_ok(cmd);
         fprintf(stderr, "  %s against the default overlap: %.3g\n", variants[i], ckpt_diff(a, b));
@@ -194,8 +199,9 @@ static double test_accuracy(const char *cmd) {
 /* bf16 gradients on the wire (fp32 accumulation) train as well as fp32: the small
  * version of bench/bf16_accuracy.sh (full Fashion-MNIST, within 0.3 points). */
 static void bf16_trains_as_well(void **state) {
-    const char *run = MPI2 BL_CLI_PATH " train --quiet --json --threads 1 --data " BL_TEST_DATA_DIR
-                           "/fmnist-sample --model mlp --batch 64 --epochs 3 --comm-dtype ";
+    const char *run =
+        MPI2 BL_CLI_PATH " train --quiet --json --threads 1 --data " BL_TEST_DATA_DIR
+                         "/fmnist-sample --model mlp --batch 64 --epochs 3 --comm-dtype ";
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%sfp32", run);
     double fp32 = test_accuracy(cmd);
@@ -206,8 +212,57 @@ static void bf16_trains_as_well(void **state) {
     assert_true(fabs(bf16 - fp32) <= 0.02); /* 4 of the 200 test samples */
 }
 
-int main(void) {
+/* One rank's side of progress_thread_carries_the_ring (argv: "rank-progress" POLL_US).
+ * Starts a reduction, then makes no MPI call until the progress thread has finished the
+ * ring (2(N-1) steps) or 30 s have passed, and checks the sums exactly. Exit 0 when the
+ * thread carried every step (POLL_US > 0) or none (POLL_US = 0). */
+static int rank_progress_main(double poll_us) {
+    bl_dist *d = NULL;
+    bl_error err = {0};
+    if (bl_dist_init(&d, &err)) return fprintf(stderr, "%s\n", err.msg), 2;
+    bl_dist_set_poll(d, poll_us);
+    int rank = bl_dist_rank(d), N = bl_dist_size(d);
+    size_t n = (size_t)1 << 21; /* 8 MB: past Open MPI's eager limit, so a rendezvous */
+    float *x = malloc(n * sizeof *x);
+    if (!x || N < 2) return 3;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)((rank + 1) * (int)(i % 1000));
+    if (bl_dist_iallreduce_f32(d, x, n, &err)) return fprintf(stderr, "%s\n", err.msg), 4;
+    long want = 2L * (N - 1), steps = 0;
+    for (int ms = 0; ms < 30000 && (steps = bl_dist_thread_steps(d)) < want; ms += 2) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+        if (poll_us == 0 && ms >= 200) break; /* no thread: nothing moves by itself */
+    }
+    if (bl_dist_wait_all(d, &err)) return fprintf(stderr, "%s\n", err.msg), 5;
+    size_t bad = 0; /* sums of small integers: exact in float */
+    for (size_t i = 0; i < n; i++)
+        bad += x[i] != (float)(N * (N + 1) / 2 * (int)(i % 1000));
+    fprintf(stderr, "rank %d: the thread carried %ld of %ld ring steps; %zu wrong sums\n", rank,
+            steps, want, bad);
+    free(x);
+    bl_dist_finalize(d);
+    if (bad) return 6;
+    return (poll_us > 0 ? steps == want : steps == 0) ? 0 : 7;
+}
+
+/* The progress thread moves a reduction while the caller computes (here: sleeps) and
+ * makes no MPI call; with --comm-poll-us 0 nothing moves until the wait. */
+static void progress_thread_carries_the_ring(void **state) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, MPI2 "%s rank-progress 500", self_path);
+    run_ok(cmd);
+    fprintf(stderr, "%s", out);
+    snprintf(cmd, sizeof cmd, MPI2 "%s rank-progress 0", self_path);
+    run_ok(cmd);
+    fprintf(stderr, "%s", out);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "rank-progress")) return rank_progress_main(atof(argv[2]));
+    self_path = argv[0];
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(progress_thread_carries_the_ring),
         cmocka_unit_test(two_ranks_equal_one_rank),
         cmocka_unit_test(overlap_and_buckets_bit_identical),
         cmocka_unit_test(bf16_trains_as_well),

@@ -52,6 +52,16 @@ bl_status bl_dist_allreduce_max_f64(bl_dist *d, double *x, bl_error *err);
 #define BL_DIST_MAX_PENDING 64
 bl_status bl_dist_iallreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err);
 void bl_dist_progress(bl_dist *d); /* let MPI advance pending reductions */
+/* MPI moves data only inside its calls. While reductions are pending, a progress
+ * thread advances them every poll_us microseconds (default below), so the link stays
+ * busy through a long layer's backward, not only between layers. 0 turns the thread
+ * off (progress then happens in bl_dist_progress and the waits only). Takes effect
+ * for reductions started afterwards; a no-op in a world of one. */
+#define BL_DIST_DEFAULT_POLL_US 500.0
+void bl_dist_set_poll(bl_dist *d, double poll_us);
+/* Ring steps the progress thread has completed so far (0 without one; it starts with
+ * the first non-blocking reduction): how much of the exchange it carried. */
+long bl_dist_thread_steps(const bl_dist *d);
 bl_status bl_dist_wait_all(bl_dist *d, bl_error *err);
 
 /* Agreement on failure: each rank passes its own status (and message in err).

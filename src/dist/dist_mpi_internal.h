@@ -3,6 +3,7 @@
 #define BL_DIST_MPI_INTERNAL_H
 #include <stdint.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <signal.h>
 #include "batchlab/dist.h"
 
@@ -12,7 +13,7 @@
 typedef struct ring_op {
     float *buf;
     size_t n;
-    float *tmp; /* receive buffer of the reduce-scatter steps (dist scratch) */
+    float *tmp;                   /* receive buffer of the reduce-scatter steps (dist scratch) */
     uint16_t *wire_out, *wire_in; /* bf16 staging (dist scratch), NULL for fp32 */
     int step, tag;
     MPI_Request req[2]; /* [0] send, [1] receive */
@@ -30,6 +31,15 @@ struct bl_dist {
     const volatile sig_atomic_t *cancel;
     bl_status broken; /* a failed exchange: every later collective fails at once */
     char broken_msg[256];
+    double last_moved; /* bl_now_sec() of the last ring step completed, by any thread */
+    /* The progress thread (dist_mpi.c). MPI runs at MPI_THREAD_SERIALIZED: every MPI
+     * call and every field above is under mu once the thread runs. */
+    int thread_ok, thread_on, quit;
+    long thread_steps;
+    double poll_s;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
 };
 
 /* Starts a ring allreduce of buf[0..n) (n < 2^30); the caller has room in ops[]. */

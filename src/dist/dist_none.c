@@ -58,6 +58,10 @@ bl_status bl_dist_iallreduce_f32(bl_dist *d, float *buf, size_t n, bl_error *err
     return BL_OK;
 }
 void bl_dist_progress(bl_dist *d) {}
+void bl_dist_set_poll(bl_dist *d, double poll_us) {}
+long bl_dist_thread_steps(const bl_dist *d) {
+    return 0;
+}
 bl_status bl_dist_wait_all(bl_dist *d, bl_error *err) {
     return BL_OK;
 }

@@ -91,9 +91,11 @@ static void finish_step(bl_dist *d, ring_op *op) {
             for (size_t i = 0; i < n; i++)
                 dst[i] = from_bf16(to_bf16(dst[i])) + from_bf16(op->wire_in[i]);
         else
-            for (size_t i = 0; i < n; i++) dst[i] = from_bf16(op->wire_in[i]);
+            for (size_t i = 0; i < n; i++)
+                dst[i] = from_bf16(op->wire_in[i]);
     } else if (op->step < N - 1) {
-        for (size_t i = 0; i < n; i++) dst[i] += op->tmp[i];
+        for (size_t i = 0; i < n; i++)
+            dst[i] += op->tmp[i];
     }
 }
 
@@ -130,6 +132,7 @@ int ring_progress(bl_dist *d) {
             if (!done) break;
             finish_step(d, op);
             moved++;
+            d->last_moved = bl_now_sec();
             if (++op->step < 2 * (d->size - 1) && post_step(d, op, NULL)) return -1;
         }
         if (i == d->first_open && op->step == 2 * (d->size - 1)) d->first_open++;

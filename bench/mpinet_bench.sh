@@ -55,19 +55,22 @@ done
 bytes() { case $1 in mlp) echo 7454760 ;; cnn) echo 6503464 ;; esac; }
 bps() { case $1 in *gbit) echo $((${1%gbit} * 1000000000)) ;; *mbit) echo $((${1%mbit} * 1000000)) ;; esac; }
 {
-    echo "| link | model | wire floor | comm (no-overlap) | ratio | step no-overlap | step overlap | compute | max(compute, comm) | overlap step / max |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| link | model | wire floor | comm (no-overlap) | ratio | step no-overlap | step overlap | comm exposed (overlap) | compute alone | compute in run | overlap step / max(compute alone, comm) | overlap step / max(compute in run, comm) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for link in $LINKS; do
         rate=${link%%:*} delay=${link##*:}
         for model in mlp cnn; do
             pick() { awk -F, -v l=$rate -v m=$model -v o=$1 -v c=$2 '$1 == l && $2 == m && $3 == o { print $c }' "$OUT/runs.csv" | median; }
-            sn=$(pick no-overlap 5) cn=$(pick no-overlap 6) so=$(pick overlap 5)
+            # compute in run: each no-overlap run's step minus its wait (the same cores, the same
+            # placement, with the delay line idle while it computes), median over the runs
+            inrun=$(awk -F, -v l=$rate -v m=$model '$1 == l && $2 == m && $3 == "no-overlap" { print $5 - $6 }' "$OUT/runs.csv" | median)
+            sn=$(pick no-overlap 5) cn=$(pick no-overlap 6) so=$(pick overlap 5) co=$(pick overlap 6)
             comp=$(awk -F, -v m=$model '$1 == m { print $3 }' "$OUT/compute.csv" | median)
             awk -v l="$rate, ${delay} us" -v m=$model -v b="$(bytes $model)" -v r="$(bps $rate)" -v d=$delay \
-                -v sn=$sn -v cn=$cn -v so=$so -v comp=$comp 'BEGIN {
-                floor = b * 8 / r + 2 * d * 1e-6; mx = comp > cn ? comp : cn
-                printf "| %s | %s | %.1f ms | %.1f ms | %.2f | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f |\n",
-                    l, m, floor * 1e3, cn * 1e3, cn / floor, sn * 1e3, so * 1e3, comp * 1e3, mx * 1e3, so / mx }'
+                -v sn=$sn -v cn=$cn -v so=$so -v co=$co -v comp=$comp -v inrun=$inrun 'BEGIN {
+                floor = b * 8 / r + 2 * d * 1e-6; mx = comp > cn ? comp : cn; mi = inrun > cn ? inrun : cn
+                printf "| %s | %s | %.1f ms | %.1f ms | %.2f | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f | %.2f |\n",
+                    l, m, floor * 1e3, cn * 1e3, cn / floor, sn * 1e3, so * 1e3, co * 1e3, comp * 1e3, inrun * 1e3, so / mx, so / mi }'
         done
     done
 } | tee "$OUT/table.md"

@@ -38,6 +38,7 @@
  *                   [--clock wall|cpu] [--pool-threads N (the backend's own threads only)]
  *                   [--detail (per-shape sgemm profile)]
  *                   [--device NAME (cpu, opaque, cuda, cuda:N; default: $BATCHLAB_DEVICE)]
+ *                   [--tf32 (CUDA: TF32 tensor cores for fp32 matmuls and convolutions)]
  *                   [--cap S (skip a row whose first call takes longer)]
  *                   [--keep-going (a row that cannot be set up is skipped, not fatal)]
  *                   [--mem (print each step row's accounted peak memory)]
@@ -305,11 +306,16 @@ int main(int argc, char **argv) {
     int batches[16] = {1, 8, 32, 128, 512, 2048}, nb = 6;
     int lat[16] = {1, 8, 64}, nl = 3, threads = 0, pool_threads = 0, with_sgemm = 1;
     const char *device = NULL;
+    int tf32 = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--no-sgemm") || !strcmp(o, "--detail")) {
             with_sgemm = o[2] == 'd' ? with_sgemm : 0;
             detail |= o[2] == 'd';
+            continue;
+        }
+        if (!strcmp(o, "--tf32")) {
+            tf32 = 1;
             continue;
         }
         if (!strcmp(o, "--keep-going") || !strcmp(o, "--mem")) {
@@ -360,6 +366,12 @@ int main(int argc, char **argv) {
             bl_ctx_free(&ctx);
             return 2;
         }
+    }
+    bl_error terr = {0};
+    if (bl_ctx_set_tf32(&ctx, tf32, &terr)) {
+        fprintf(stderr, "bench_step: --tf32: %s\n", terr.msg);
+        bl_ctx_free(&ctx);
+        return 2;
     }
     dev = ctx.be;
     if (pool_threads > 0) /* experiment: BLAS keeps its count */

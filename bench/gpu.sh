@@ -35,6 +35,7 @@
 #   MIN_TIME [0.3]  RUNS [3]  CAP [10: skip a row whose first step is slower, s]
 #   MODES [eager,graph]  H2D_MODELS [mlp]: also PyTorch eager with host-side input
 #   TORCH_TF32 [default: as torch has it, which is TF32 in cuDNN's convolutions] off|on
+#   BL_TF32 [off] on: batchlab's step with --tf32 (compare with TORCH_TF32=on)
 #   MEM_MODELS [mlp,cnn]  MEM_BATCHES [512,8192,32768]  MEM_BUDGET [auto: the card]
 #   SERVE_MODEL [mlp]  SERVE_SETTINGS [b1 dyn adaptive]  SLO [10]  SERVE_DUR [1]
 #   RATES_B1, RATES_DYN (req/s, the sweeps)  SERVE_HTTP_THREADS [4]  SERVE_CONC [128]
@@ -52,7 +53,7 @@ cd "$ROOT" || exit 1
 : "${STAGES:=deps env build tests step table memory serve}"
 : "${MODELS:=mlp,cnn}" "${BATCHES:=1,8,32,128,512,2048,8192,32768}" "${LATENCY:=1}"
 : "${MIN_TIME:=0.3}" "${RUNS:=3}" "${CAP:=10}" "${MODES:=eager,graph}" "${H2D_MODELS:=mlp}"
-: "${TORCH_TF32:=default}"
+: "${TORCH_TF32:=default}" "${BL_TF32:=off}"
 : "${MEM_MODELS:=mlp,cnn}" "${MEM_BATCHES:=512,8192,32768}" "${MEM_BUDGET:=auto}"
 : "${SERVE_MODEL:=mlp}" "${SERVE_SETTINGS:=b1 dyn adaptive}" "${SLO:=10}" "${SERVE_DUR:=1}"
 : "${RATES_B1:=1000,2000,4000,6000,8000,12000,16000}"
@@ -69,7 +70,7 @@ ON_GPU=0
 export OUT WORK GPU_DEVICE BUILD CMAKE_ARGS PY DEBS DEPS_PREFIX MODELS BATCHES LATENCY \
     MIN_TIME RUNS CAP MODES H2D_MODELS MEM_MODELS MEM_BATCHES MEM_BUDGET SERVE_MODEL \
     SERVE_SETTINGS SLO SERVE_DUR RATES_B1 RATES_DYN SERVE_HTTP_THREADS SERVE_CONC GPU_ORIG_LD \
-    ON_GPU T_STEP_BL T_STEP_TORCH TORCH_TF32
+    ON_GPU T_STEP_BL T_STEP_TORCH TORCH_TF32 BL_TF32
 STATE=$WORK/stage.env # what stage deps found, for the stages after it
 DATA=tests/data/fmnist-sample
 
@@ -224,7 +225,8 @@ stage_step() {
             echo "== batchlab $m (timeout ${t}s)"
             timeout -k 5 "$t" "$BUILD/bench_step" --device "$GPU_DEVICE" --models "$m" \
                 --batches "$BATCHES" --latency "${LATENCY:-none}" --no-sgemm --keep-going --mem \
-                --cap "$CAP" --min-time "$MIN_TIME" --runs "$RUNS" | records batchlab
+                --cap "$CAP" --min-time "$MIN_TIME" --runs "$RUNS" \
+                $([ "$BL_TF32" = on ] && echo --tf32) | records batchlab
             r=${PIPESTATUS[0]}
             if [ "$r" = 124 ] || [ "$r" = 137 ]; then
                 printf 'batchlab\tskip\t%s\t-\tstep\ttimed out after %s s\n' "$m" "$t" >>"$raw"

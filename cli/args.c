@@ -224,10 +224,12 @@ int cli_ends_with(const char *s, const char *suffix) {
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-int cli_ctx_init(const char *cmd, bl_ctx *ctx, int threads, const char *device) {
+int cli_ctx_init(const char *cmd, bl_ctx *ctx, int threads, const cli_device *dev) {
     bl_error err = {0};
     bl_ctx_init(ctx, threads);
-    if (bl_ctx_set_device(ctx, device, &err))
+    if (bl_ctx_set_device(ctx, dev->name, &err))
         return bl_ctx_free(ctx), cli_error(cmd, "--device: %s", err.msg);
+    if (bl_ctx_set_tf32(ctx, dev->tf32, &err))
+        return bl_ctx_free(ctx), cli_error(cmd, "--tf32: %s", err.msg);
     return 0;
 }

@@ -56,13 +56,23 @@ int cli_print_json(const char *cmd, const struct cJSON *j, unsigned mark);
     "where the model lives and computes: cpu; cuda or cuda:N (an NVIDIA GPU, where this build "    \
     "has CUDA: see batchlab info); or opaque (the CPU kernels over memory the host cannot read, "  \
     "a test of the backend seam) (default: $BATCHLAB_DEVICE, else cpu)"
-#define CLI_DEVICE_OPT(device)                                                                     \
-    { "device", ARG_STR, &(device), CLI_DEVICE_HELP, 0 }
-/* bl_ctx_init(ctx, threads) on the backend device names (NULL: $BATCHLAB_DEVICE, else
- * cpu). Returns 0 (the caller then owes a bl_ctx_free), or 2 after an error naming
- * --device and the accepted values (ctx already freed). */
+/* --device and --tf32: where to compute, and the math allowed there. */
+typedef struct cli_device {
+    const char *name; /* NULL: $BATCHLAB_DEVICE, else cpu */
+    int tf32;
+} cli_device;
+#define CLI_DEVICE_OPTS(dev)                                                                       \
+    {"device", ARG_STR, &(dev).name, CLI_DEVICE_HELP, 0}, {                                        \
+        "tf32", ARG_FLAG, &(dev).tf32,                                                             \
+            "CUDA: allow TF32 tensor cores for fp32 matmuls and convolutions (faster, 10-bit "     \
+            "mantissa products; off by default, as in PyTorch's matmuls)",                         \
+            0                                                                                      \
+    }
+/* bl_ctx_init(ctx, threads) on the backend dev->name names, with dev->tf32. Returns 0
+ * (the caller then owes a bl_ctx_free), or 2 after an error naming --device and the
+ * accepted values, or --tf32 on a device without it (ctx already freed). */
 struct bl_ctx;
-int cli_ctx_init(const char *cmd, struct bl_ctx *ctx, int threads, const char *device);
+int cli_ctx_init(const char *cmd, struct bl_ctx *ctx, int threads, const cli_device *dev);
 
 /* 1 if s ends with suffix (file-type dispatch by extension). */
 int cli_ends_with(const char *s, const char *suffix);

@@ -16,15 +16,16 @@ int cli_eval(int argc, char **argv) {
     cli_data_opts_default(&d);
     const char *ckpt = NULL, *split = "test", *loss_name = "xent";
     int batch = 256, json = 0, threads = 0;
-    const char *device = NULL;
+    cli_device device = {0};
     cli_opt opts[] = {
         {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
         CLI_DATA_OPTS(d),
         {"split", ARG_STR, &split, "for Fashion-MNIST or a directory: test (default) or train", 0},
         {"batch", ARG_INT, &batch, "samples per forward pass (default 256)", 0},
         {"loss", ARG_STR, &loss_name, "xent (default) or mse", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
-        CLI_DEVICE_OPT(device),
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)",
+         0},
+        CLI_DEVICE_OPTS(device),
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -40,7 +41,7 @@ int cli_eval(int argc, char **argv) {
     if (bl_loss_parse(&loss, loss_name, &lerr)) return cli_error(cmd, "--loss %s", lerr.msg);
 
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, &device))) return rc;
     bl_error err = {0};
     bl_model *m = NULL;
     bl_norm norm;

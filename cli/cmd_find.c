@@ -27,11 +27,11 @@ static int run_memory(const char *cmd, find_opts *o, bl_shape in, int n_classes,
                                .margin = o->margin,
                                .max_batch = o->max_batch,
                                .threads = o->threads,
-                               .device = o->device};
+                               .device = o->device.name};
     char where[300] = "";
     if (!strcmp(o->memory, "auto")) {
         bl_error err = {0};
-        if (bl_device_free_bytes(o->device, &c.budget_bytes, where, sizeof where, &err))
+        if (bl_device_free_bytes(o->device.name, &c.budget_bytes, where, sizeof where, &err))
             return cli_fail(cmd, "--memory auto: %s", err.msg);
     } else if (cli_parse_bytes(o->memory, &c.budget_bytes)) {
         return cli_error(cmd,
@@ -144,7 +144,7 @@ int cli_find(int argc, char **argv) {
         {"out", ARG_STR, &o.out, "write throughput/goodput plots (PNG, SVG) into this folder", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)",
          0},
-        CLI_DEVICE_OPT(o.device),
+        CLI_DEVICE_OPTS(o.device),
         {"json", ARG_FLAG, &o.json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -161,7 +161,7 @@ int cli_find(int argc, char **argv) {
     bl_optim_config opt;
     if (bl_optim_parse(&opt, o.optimizer, &err)) return cli_error(cmd, "--optimizer: %s", err.msg);
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, &o.device))) return rc;
     /* Under mpirun, --throughput measures the data-parallel step: network included. */
     bl_dist *dist = NULL;
     if (o.throughput && bl_dist_init(&dist, &err))

@@ -40,7 +40,7 @@ int cli_info(int argc, char **argv) {
     const char *cmd = "info";
     const char *model = NULL, *input = "1x28x28", *optimizer = "momentum";
     int batch = 64, classes = 10, json = 0, threads = 0;
-    const char *device = NULL;
+    cli_device device = {0};
     cli_opt opts[] = {
         {"model", ARG_STR, &model, "also report a model's size and memory (spec or preset)", 0},
         {"batch", ARG_INT, &batch, "batch size for the memory prediction (default 64)", 0},
@@ -50,14 +50,14 @@ int cli_info(int argc, char **argv) {
          0},
         {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)",
          0},
-        CLI_DEVICE_OPT(device),
+        CLI_DEVICE_OPTS(device),
         {"json", ARG_FLAG, &json, "print as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "[--model M --batch B]", opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, &device))) return rc;
     unsigned mark = bl_alloc_failures();
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "version", BL_VERSION);

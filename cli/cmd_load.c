@@ -124,7 +124,7 @@ int cli_load(int argc, char **argv) {
     const char *arrivals = "constant", *format = "json", *input = NULL, *sweep = NULL;
     const char *csv = NULL, *plot = NULL, *bare = NULL, *get = NULL;
     int closed = 0, json = 0, threads = 1;
-    const char *device = NULL;
+    cli_device device = {0};
     long requests = 0, seed = 1;
     double slo_ms = 0;
     cli_opt opts[] = {
@@ -154,7 +154,7 @@ int cli_load(int argc, char **argv) {
          "GET this path (e.g. /v2/health/live) instead of infer: the HTTP floor", 0},
         {"bare", ARG_STR, &bare, "time CHECKPOINT's forward pass in-process instead (no HTTP)", 0},
         {"threads", ARG_INT, &threads, "--bare: BLAS threads (default 1)", 0},
-        CLI_DEVICE_OPT(device),
+        CLI_DEVICE_OPTS(device),
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -190,7 +190,7 @@ int cli_load(int argc, char **argv) {
 
     bl_error err = {0};
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, &device))) return rc;
     bl_model *m = NULL;
     bl_norm norm = {0};
     bl_dataset ds = {0};

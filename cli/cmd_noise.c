@@ -80,7 +80,7 @@ int cli_noise(int argc, char **argv) {
     bl_noise_measure_config_default(&c);
     const char *ckpt = NULL, *split = "train", *loss_name = "xent";
     int json = 0, threads = 0;
-    const char *device = NULL;
+    cli_device device = {0};
     long seed = 1;
     cli_opt opts[] = {
         {"checkpoint", ARG_STR, &ckpt, "checkpoint written by batchlab train (required)", 0},
@@ -93,8 +93,9 @@ int cli_noise(int argc, char **argv) {
         {"bootstrap", ARG_INT, &c.n_boot, "bootstrap resamples for the interval (default 2000)", 0},
         {"loss", ARG_STR, &loss_name, "xent (default) or mse", 0},
         {"seed", ARG_LONG, &seed, "seed for drawing the batches (default 1)", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
-        CLI_DEVICE_OPT(device),
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)",
+         0},
+        CLI_DEVICE_OPTS(device),
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -120,7 +121,7 @@ int cli_noise(int argc, char **argv) {
     c.should_stop = should_stop;
 
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, &device))) return rc;
     bl_error err = {0};
     bl_model *m = NULL;
     bl_norm norm;

@@ -60,7 +60,7 @@ int cli_predict(int argc, char **argv) {
     const char *cmd = "predict";
     const char *ckpt = NULL, *input = NULL, *output = NULL, *kind = "probs";
     int batch = 64, json = 0, threads = 0;
-    const char *device = NULL;
+    cli_device device = {0};
     cli_data_opts d;
     cli_data_opts_default(&d);
     d.label_col = NULL; /* every CSV column is a feature unless --label-col names one */
@@ -77,8 +77,9 @@ int cli_predict(int argc, char **argv) {
         {"batch", ARG_INT, &batch, "samples per forward pass (default 64)", 0},
         {"output", ARG_STR, &output, "write to OUT.csv or OUT.npy (default: CSV on stdout)", 0},
         {"output-kind", ARG_STR, &kind, "probs (default), logits or class", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
-        CLI_DEVICE_OPT(device),
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)",
+         0},
+        CLI_DEVICE_OPTS(device),
         {"json", ARG_FLAG, &json, "print a JSON summary (needs --output)", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -95,7 +96,7 @@ int cli_predict(int argc, char **argv) {
     if (json && !output) return cli_error(cmd, "--json needs --output (stdout carries the CSV)");
 
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, &device))) return rc;
     bl_error err = {0};
     bl_model *m = NULL;
     bl_norm norm;

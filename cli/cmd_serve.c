@@ -89,7 +89,7 @@ int cli_serve(int argc, char **argv) {
     bl_serve_config_default(&cfg);
     const char *ckpt = NULL, *port_file = NULL, *preferred = NULL;
     int threads = 1, quiet = 0, port = cfg.port;
-    const char *device = NULL;
+    cli_device device = {0};
     int conn_timeout = (int)cfg.conn_timeout_s, read_timeout = (int)cfg.read_timeout_s,
         max_conn = (int)cfg.max_connections, max_per_ip = (int)cfg.max_conn_per_ip;
     long grace_ms = 10000;
@@ -129,7 +129,7 @@ int cli_serve(int argc, char **argv) {
         {"max-conn-per-ip", ARG_INT, &max_per_ip,
          "open connections from one address (default 256; 0: no limit)", 0},
         {"threads", ARG_INT, &threads, "BLAS threads of the batcher (default 1)", 0},
-        CLI_DEVICE_OPT(device),
+        CLI_DEVICE_OPTS(device),
         {"grace-ms", ARG_LONG, &grace_ms,
          "on shutdown, compute and answer what is queued for at most this long, then 503 the "
          "rest (default 10000); a second signal stops at once",
@@ -182,7 +182,7 @@ int cli_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, &device))) return rc;
     bl_model *m = NULL;
     bl_norm norm;
     if (bl_checkpoint_load_model(&m, &norm, &ctx, ckpt, cfg.batch.max_batch, &err))

@@ -26,7 +26,8 @@ static int should_stop(void *arg) {
 }
 
 typedef struct sweep_opts {
-    const char *model, *batches, *grid, *out, *device;
+    const char *model, *batches, *grid, *out;
+    cli_device device;
     cli_optim_args optim;
     int json, quiet, threads, no_prune;
     long warmup, seed;
@@ -241,7 +242,7 @@ int cli_sweep(int argc, char **argv) {
         {"seed", ARG_LONG, &o.seed, "seed for init, shuffling and the split (default 1)", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (default: the CPUs this process may use)",
          0},
-        CLI_DEVICE_OPT(o.device),
+        CLI_DEVICE_OPTS(o.device),
         {"json", ARG_FLAG, &o.json, "print the summary as JSON", 0},
         {"quiet", ARG_FLAG, &o.quiet, "print nothing but errors (and what --json asks for)", 0},
     };
@@ -252,7 +253,7 @@ int cli_sweep(int argc, char **argv) {
     if ((rc = build_config(cmd, &o, opts, n_opts, &c))) return rc;
 
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, &o.device))) return rc;
     bl_error err = {0};
     cli_splits ds; /* as `train`: a seeded validation split, the test split, normalisation */
     d.quiet = o.quiet || o.json;

@@ -147,7 +147,7 @@ static int train_main(int argc, char **argv, bl_dist *dist) {
 
     d.quiet = o.quiet || o.json;
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, o.device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, o.threads, &o.device))) return rc;
     ctx.dist = dist;
     int rank = bl_dist_rank(dist), world = bl_dist_size(dist);
     run_state rs;

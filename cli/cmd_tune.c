@@ -39,7 +39,7 @@ int cli_tune(int argc, char **argv) {
     const char *model = "mlp", *optimizer = "momentum", *batches = NULL, *lrs = NULL,
                *momenta = NULL, *lr_scale = "linear", *out = NULL;
     int base_batch = 64, eta = 3, json = 0, threads = 0;
-    const char *device = NULL;
+    cli_device device = {0};
     long min_ex = 0, max_ex = 0, seed = 1;
     cli_opt opts[] = {
         {"model", ARG_STR, &model, "model spec or preset (default mlp)", 0},
@@ -66,8 +66,9 @@ int cli_tune(int argc, char **argv) {
          "standard, unit, none",
          0},
         {"seed", ARG_LONG, &seed, "seed (default 1)", 0},
-        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)", 0},
-        CLI_DEVICE_OPT(device),
+        {"threads", ARG_INT, &threads, "compute threads (default: the CPUs this process may use)",
+         0},
+        CLI_DEVICE_OPTS(device),
         {"json", ARG_FLAG, &json, "print the result as JSON", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -113,7 +114,7 @@ int cli_tune(int argc, char **argv) {
             c.lrs[c.n_lrs++] = base * m[i];
     }
     bl_ctx ctx;
-    if ((rc = cli_ctx_init(cmd, &ctx, threads, device))) return rc;
+    if ((rc = cli_ctx_init(cmd, &ctx, threads, &device))) return rc;
     cli_splits sp;
     d.quiet = json;
     if (cli_load_splits(&d, &ctx.mem, &sp, c.train.seed, &err)) {

@@ -4,12 +4,14 @@
 #define BL_CLI_FIND_OPTS_H
 
 #include <cjson/cJSON.h>
+#include "args.h"
 #include "batchlab/core.h"
 #include "batchlab/data.h"
 #include "batchlab/optim.h"
 
 typedef struct find_opts {
-    const char *model, *optimizer, *memory, *mode, *batches, *out, *device;
+    const char *model, *optimizer, *memory, *mode, *batches, *out;
+    cli_device device;
     int throughput, goodput, json, threads, max_batch, batch, runs, base_batch, noise_steps;
     double margin, min_run, noise_scale;
 } find_opts;

@@ -169,7 +169,7 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
         {"seed", ARG_LONG, &o->seed, "seed for init, shuffling and dropout (default 1)", 0},
         {"threads", ARG_INT, &o->threads,
          "compute threads (default: the CPUs this process may use)", 0},
-        CLI_DEVICE_OPT(o->device),
+        CLI_DEVICE_OPTS(o->device),
         {"log", ARG_STR, &o->log_path, "write a JSON Lines log (one line per step and per epoch)",
          0},
         {"save", ARG_STR, &o->save_path, "write the final checkpoint (safetensors) here", 0},

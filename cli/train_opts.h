@@ -13,7 +13,8 @@ typedef struct train_opts {
     const char *model;
     cli_optim_args optim;
     const char *log_path, *save_path, *resume_path, *report, *batch_schedule;
-    const char *batch, *memory, *adapt_lr, *comm_dtype, *device;
+    const char *batch, *memory, *adapt_lr, *comm_dtype;
+    cli_device device;
     bl_batch_schedule replay; /* --batch-schedule */
     int auto_batch, min_batch, max_batch, noise_decay_set;
     int stop_default; /* neither --steps nor --epochs was given */

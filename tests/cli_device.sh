@@ -54,6 +54,12 @@ check "predictions are there (200 rows and a header)" test "$(wc -l <"$T/cpu.csv
     --micro-batch 12 --optimizer adam --lr 0.003 --seed 6 --save "$T/other.safetensors" 2>/dev/null
 check "another seed differs" bash -c "! cmp -s '$T/cpu.safetensors' '$T/other.safetensors'"
 
+# --tf32 is CUDA's: elsewhere it is refused, naming the flag and the device.
+expect_error "--tf32 on cpu" "--tf32: device cpu has no TF32 math" \
+    "$BL" train --data "$SAMPLE" --tf32 --steps 1
+expect_error "--tf32 on opaque (serve)" "--tf32: device opaque has no TF32 math" \
+    "$BL" serve --device opaque --tf32 --checkpoint "$T/cpu.safetensors" --port 0
+
 # CUDA: where no GPU can be used, --device cuda says why; where one can, the
 # run matches the CPU's to float rounding (other summation orders).
 if tr -d ' \t\n' <<<"$("$BL" info --json)" | grep -q '"cuda":true'; then
@@ -72,6 +78,17 @@ if tr -d ' \t\n' <<<"$("$BL" info --json)" | grep -q '"cuda":true'; then
     check "training on cuda reaches the cpu's loss ($(cat "$T/cpu-trained-loss") vs $(cat "$T/cuda-loss"))" \
         python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 0.02 * max(1, abs(a)))" \
         "$(cat "$T/cpu-trained-loss")" "$(cat "$T/cuda-loss")"
+    # --tf32: tensor cores change the products' rounding (10-bit mantissas), so the
+    # weights differ from the fp32 run's, but training still reaches its loss.
+    expect_ok "train --device cuda --tf32" "$BL" train --quiet --device cuda --tf32 \
+        --data "$SAMPLE" --model "$M" --steps 12 --batch 24 --micro-batch 12 --optimizer adam \
+        --lr 0.003 --seed 5 --save "$T/tf32.safetensors"
+    check "--tf32 changes the weights" bash -c "! cmp -s '$T/cuda.safetensors' '$T/tf32.safetensors'"
+    "$BL" eval --device cpu --checkpoint "$T/tf32.safetensors" --data "$SAMPLE" --json 2>/dev/null |
+        tr -d ' \t\n' | sed -n 's/.*"loss":\([-0-9.e+]*\).*/\1/p' >"$T/tf32-loss"
+    check "training with --tf32 reaches the fp32 loss ($(cat "$T/cuda-loss") vs $(cat "$T/tf32-loss"))" \
+        python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 0.02 * max(1, abs(a)))" \
+        "$(cat "$T/cuda-loss")" "$(cat "$T/tf32-loss")"
 else
     expect_error "--device cuda without a usable GPU" "cuda.*(CUDA device|CUDA backend)" \
         "$BL" train --data "$SAMPLE" --device cuda --steps 1

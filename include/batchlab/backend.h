@@ -276,6 +276,10 @@ typedef struct bl_backend_ops {
      * scratch), close frees it. bl_ctx_set_device opens, bl_ctx_free closes. */
     bl_status (*open)(bl_backend *be, bl_error *err);
     void (*close)(bl_backend *be);
+    /* TF32 tensor-core math for fp32 matmuls and convolutions (on: faster, 10-bit
+     * mantissa products; off: fp32 FMA, the default). NULL: the backend has no such
+     * math. Called on an open instance before anything is planned or allocated. */
+    bl_status (*set_tf32)(bl_backend *be, int on, bl_error *err);
     /* memory: bytes are charged to (and limited by) mem; what names the buffer in
      * the BL_ERR_NOMEM message */
     bl_status (*alloc)(bl_backend *be, bl_mem *mem, size_t bytes, bl_buffer_kind kind,
@@ -332,17 +336,16 @@ typedef struct bl_backend_ops {
                                     const float *rstd, const float *gamma, int B, int C, int HW);
     /* *loss_sum = sum over the batch of -log p[label]; *correct += argmax hits
      * (correct may be NULL). */
-    bl_status (*softmax_xent_forward)(bl_backend *be, double *loss_sum, int *correct,
-                                      float *probs, const float *logits, const int32_t *labels,
-                                      int B, int K);
+    bl_status (*softmax_xent_forward)(bl_backend *be, double *loss_sum, int *correct, float *probs,
+                                      const float *logits, const int32_t *labels, int B, int K);
     bl_status (*softmax_xent_backward)(bl_backend *be, float *dlogits, const float *probs,
                                        const int32_t *labels, int B, int K, float scale);
     /* target(B,K) = onehot(labels); *loss_sum = sum of per-sample MSE against it;
      * *correct += argmax hits (may be NULL). */
     bl_status (*mse_forward)(bl_backend *be, double *loss_sum, int *correct, float *target,
                              const float *pred, const int32_t *labels, int B, int K);
-    bl_status (*mse_backward)(bl_backend *be, float *dpred, const float *pred,
-                              const float *target, int B, int K, float scale);
+    bl_status (*mse_backward)(bl_backend *be, float *dpred, const float *pred, const float *target,
+                              int B, int K, float scale);
     /* *sum += sum over rows r of |dz_r|^2 (|x_r|^2 + bias): the squared norms of a dense
      * layer's per-example gradients (bias: 1 when it has one, else 0). */
     bl_status (*per_example_sumsq)(bl_backend *be, double *sum, const float *dz, const float *x,
@@ -354,9 +357,8 @@ typedef struct bl_backend_ops {
     bl_status (*scale)(bl_backend *be, float *x, size_t n, float a);
     bl_status (*axpy)(bl_backend *be, float *y, const float *x, size_t n, float a);
     bl_status (*fill)(bl_backend *be, float *x, size_t n, float v);
-    bl_status (*sgd_step)(bl_backend *be, float *p, float *buf, const float *g, size_t n,
-                          float lr, float momentum, int nesterov, float weight_decay,
-                          int first_step);
+    bl_status (*sgd_step)(bl_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
+                          float momentum, int nesterov, float weight_decay, int first_step);
     bl_status (*adam_step)(bl_backend *be, float *p, float *m, float *v, const float *g, size_t n,
                            float lr, float beta1, float beta2, float eps, float weight_decay,
                            int decoupled, long t);

@@ -36,9 +36,9 @@ typedef struct bl_rng {
 
 void bl_rng_seed(bl_rng *r, uint64_t seed);
 uint64_t bl_rng_next(bl_rng *r);
-float bl_rng_uniform(bl_rng *r);             /* [0, 1) */
+float bl_rng_uniform(bl_rng *r);              /* [0, 1) */
 double bl_rng_uniform_double(bl_rng *r);      /* [0, 1) */
-float bl_rng_normal(bl_rng *r);              /* N(0, 1) */
+float bl_rng_normal(bl_rng *r);               /* N(0, 1) */
 uint32_t bl_rng_below(bl_rng *r, uint32_t n); /* uniform in [0, n), n > 0 */
 /* Fisher-Yates shuffle of idx[0..n). */
 void bl_rng_shuffle(bl_rng *r, uint32_t *idx, size_t n);
@@ -98,6 +98,11 @@ void bl_ctx_free(bl_ctx *ctx);
  * else cpu) from now on. Call before anything is allocated through ctx.
  * BL_ERR_ARG naming the device and the accepted ones otherwise. */
 bl_status bl_ctx_set_device(bl_ctx *ctx, const char *device, bl_error *err);
+/* Allow (on) or forbid (off, the default) TF32 tensor-core math for the fp32 matmuls
+ * and convolutions of ctx's backend, as torch.backends.cuda.matmul.allow_tf32 does.
+ * Call after bl_ctx_set_device and before anything is built on ctx. BL_ERR_ARG when
+ * the backend has no TF32 math (the CPU backends), naming it. */
+bl_status bl_ctx_set_tf32(bl_ctx *ctx, int on, bl_error *err);
 
 #ifdef __cplusplus
 }

@@ -73,3 +73,15 @@ bl_status bl_ctx_set_device(bl_ctx *ctx, const char *device, bl_error *err) {
     if (st) return st;
     return use_backend(ctx, be, err);
 }
+
+bl_status bl_ctx_set_tf32(bl_ctx *ctx, int on, bl_error *err) {
+    bl_backend *be = &ctx->backend;
+    if (!be->ops->set_tf32) {
+        if (!on) return BL_OK; /* nothing to forbid */
+        return bl_fail(err, BL_ERR_ARG,
+                       "device %s has no TF32 math (TF32 is a tensor-core format of NVIDIA GPUs "
+                       "from compute capability 8.0; use --device cuda)",
+                       be->name);
+    }
+    return be->ops->set_tf32(be, on, err);
+}

@@ -154,6 +154,22 @@ static bl_status op_open(bl_backend *be, bl_error *err) {
     return BL_OK;
 }
 
+/* cuBLAS: TF32 tensor-op math or the default (none). cuDNN: the plans made so far
+ * are dropped, so every later plan is chosen under the new math. */
+static bl_status op_set_tf32(bl_backend *be, int on, bl_error *err) {
+    cuda_state *s = be->impl;
+    cublasStatus_t b =
+        cuda_lib.cublasSetMathMode(s->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    if (b != CUBLAS_STATUS_SUCCESS)
+        return bl_fail(err, blas_status(b), "device cuda:%d: cublasSetMathMode: %s", s->device,
+                       cuda_lib.cublasGetStatusString(b));
+    for (int i = 0; i < s->n_plans; i++)
+        cuda_plan_destroy(&s->plans[i]);
+    s->n_plans = s->next_evict = 0;
+    s->tf32 = on != 0;
+    return BL_OK;
+}
+
 static void op_close(bl_backend *be) {
     if (!be->impl) return;
     state_free(be->impl);
@@ -437,6 +453,7 @@ static bl_status op_adam_step(bl_backend *be, float *p, float *m, float *v, cons
 const bl_backend_ops cuda_backend_ops = {
     .open = op_open,
     .close = op_close,
+    .set_tf32 = op_set_tf32,
     .alloc = op_alloc,
     .release = op_release,
     .upload = op_upload,

@@ -1,6 +1,6 @@
 /* The CUDA backend's convolutions: cuDNN's legacy API (cross-correlation,
- * NCHW, fp32 FMA math: no TF32), with algorithms chosen once per shape by
- * cuDNN's heuristics and kept in the context's table of plans. */
+ * NCHW, fp32 FMA math: no TF32 unless bl_ctx_set_tf32 allowed it), with algorithms chosen once per
+ * shape by cuDNN's heuristics and kept in the context's table of plans. */
 #include <string.h>
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/cuda_kernels.h"
@@ -13,7 +13,7 @@ void cuda_plan_destroy(conv_plan *p) {
     if (p->conv) cuda_lib.cudnnDestroyConvolutionDescriptor(p->conv);
 }
 
-static bl_status plan_descriptors(conv_plan *p, const bl_conv_dims *d) {
+static bl_status plan_descriptors(const cuda_state *s, conv_plan *p, const bl_conv_dims *d) {
     DNN(cuda_lib.cudnnCreateTensorDescriptor(&p->x));
     DNN(cuda_lib.cudnnCreateTensorDescriptor(&p->y));
     DNN(cuda_lib.cudnnCreateFilterDescriptor(&p->w));
@@ -27,7 +27,9 @@ static bl_status plan_descriptors(conv_plan *p, const bl_conv_dims *d) {
     /* cross-correlation, as torch's Conv2d and the CPU backend */
     DNN(cuda_lib.cudnnSetConvolution2dDescriptor(p->conv, d->pad, d->pad, d->stride, d->stride, 1,
                                                  1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    DNN(cuda_lib.cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH)); /* no TF32 */
+    /* FMA only, or (TF32 allowed) cuDNN's default, which permits TF32 tensor cores */
+    DNN(cuda_lib.cudnnSetConvolutionMathType(p->conv,
+                                             s->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     return BL_OK;
 }
 
@@ -50,13 +52,14 @@ static size_t plan_limit(const cuda_state *s, const bl_conv_dims *d, int *found)
 }
 
 /* Picks the first of cuDNN's heuristic choices that ran successfully in its
- * ranking, uses FMA math (fp32), is deterministic where asked, and fits limit. */
-#define PICK(perf, n, chosen, ws, limit, need_det)                                                 \
+ * ranking, uses FMA math (fp32) unless tensor cores are allowed (TF32), is
+ * deterministic where asked, and fits limit. */
+#define PICK(perf, n, chosen, ws, limit, need_det, tensor_ok)                                      \
     do {                                                                                           \
         int ok_ = 0;                                                                               \
         for (int i_ = 0; i_ < (n) && !ok_; i_++) {                                                 \
             if ((perf)[i_].status != CUDNN_STATUS_SUCCESS) continue;                               \
-            if ((perf)[i_].mathType == CUDNN_TENSOR_OP_MATH) continue;                             \
+            if ((perf)[i_].mathType == CUDNN_TENSOR_OP_MATH && !(tensor_ok)) continue;             \
             if ((need_det) && (perf)[i_].determinism != CUDNN_DETERMINISTIC) continue;             \
             if ((perf)[i_].memory > (limit)) continue;                                             \
             (chosen) = (perf)[i_].algo;                                                            \
@@ -73,15 +76,15 @@ static bl_status plan_algorithms(cuda_state *s, conv_plan *p, size_t limit) {
     cudnnConvolutionFwdAlgoPerf_t fp[N];
     DNN(cuda_lib.cudnnGetConvolutionForwardAlgorithm_v7(s->dnn, p->x, p->w, p->conv, p->y, N, &n,
                                                         fp));
-    PICK(fp, n, p->fwd, wf, limit, 0);
+    PICK(fp, n, p->fwd, wf, limit, 0, s->tf32);
     cudnnConvolutionBwdDataAlgoPerf_t dp[N];
     DNN(cuda_lib.cudnnGetConvolutionBackwardDataAlgorithm_v7(s->dnn, p->w, p->y, p->conv, p->x, N,
                                                              &n, dp));
-    PICK(dp, n, p->bwd_data, wd, limit, 1);
+    PICK(dp, n, p->bwd_data, wd, limit, 1, s->tf32);
     cudnnConvolutionBwdFilterAlgoPerf_t wp[N];
     DNN(cuda_lib.cudnnGetConvolutionBackwardFilterAlgorithm_v7(s->dnn, p->x, p->y, p->conv, p->w, N,
                                                                &n, wp));
-    PICK(wp, n, p->bwd_filter, ww, limit, 1);
+    PICK(wp, n, p->bwd_filter, ww, limit, 1, s->tf32);
     p->ws_bytes = wf > wd ? (wf > ww ? wf : ww) : (wd > ww ? wd : ww);
     return BL_OK;
 }
@@ -106,7 +109,7 @@ static bl_status plan_get(cuda_state *s, const bl_conv_dims *d, conv_plan **out)
     }
     memset(p, 0, sizeof *p);
     p->d = *d;
-    bl_status st = plan_descriptors(p, d);
+    bl_status st = plan_descriptors(s, p, d);
     if (!st) st = plan_algorithms(s, p, limit);
     if (st) {
         cuda_plan_destroy(p); /* unusable: dropped */

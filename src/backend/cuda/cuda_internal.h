@@ -42,6 +42,7 @@ typedef struct cuda_state {
     int *host_int;
     conv_plan plans[MAX_PLANS];
     int n_plans, next_evict;
+    int tf32; /* TF32 tensor-core math allowed (bl_ctx_set_tf32); else FMA only */
     live_alloc *allocs;
     size_t n_allocs, cap_allocs;
 } cuda_state;

@@ -47,6 +47,15 @@ static bl_status on_event(void *user, const bl_run_event *e, bl_error *err) {
     case BL_RUN_STEP:
         progress_step(&rs->prog, e->step);
         if (rs->hist) history_step(rs->hist, e->step);
+        if (e->step->overlap_decided && !rs->prog.quiet) {
+            const bl_step_info *s = e->step;
+            progress_clear(&rs->prog);
+            fprintf(stderr,
+                    "step %ld: overlap %s: a step took %.1f ms reducing during backward, %.1f ms "
+                    "after it (medians of %d, --overlap auto)\n",
+                    s->step, s->overlap_on_s <= s->overlap_off_s ? "on" : "off",
+                    s->overlap_on_s * 1e3, s->overlap_off_s * 1e3, BL_OVERLAP_PROBE_STEPS);
+        }
         break;
     case BL_RUN_EVAL:
         if (rs->hist) history_eval(rs->hist, e->samples_seen, e->elapsed_s, e->val_acc);

@@ -68,7 +68,14 @@ static int build_config(const char *cmd, train_opts *o, cli_opt *opts, int n_opt
         return cli_error(cmd, "--noise-batch %d must be at least 2", cfg->noise_batch);
     if (!(cfg->noise_decay > 0 && cfg->noise_decay < 1))
         return cli_error(cmd, "--noise-decay %g must be in (0, 1)", cfg->noise_decay);
-    cfg->overlap = !o->no_overlap;
+    if (o->overlap && strcmp(o->overlap, "on") && strcmp(o->overlap, "off") &&
+        strcmp(o->overlap, "auto"))
+        return cli_error(cmd, "--overlap '%s' is invalid: it must be on, off or auto", o->overlap);
+    if (o->no_overlap && o->overlap && strcmp(o->overlap, "off"))
+        return cli_error(cmd, "--no-overlap contradicts --overlap %s", o->overlap);
+    cfg->overlap = o->no_overlap || (o->overlap && !strcmp(o->overlap, "off")) ? BL_OVERLAP_OFF
+                   : o->overlap && !strcmp(o->overlap, "on")                   ? BL_OVERLAP_ON
+                                                                               : BL_OVERLAP_AUTO;
     if (o->bucket_kb) cfg->bucket_bytes = o->bucket_kb * 1024;
     cfg->spec = o->model;
     cfg->warmup_steps = o->warmup;
@@ -175,8 +182,11 @@ int train_cli_parse(const char *cmd, train_cli *tc, int argc, char **argv, int w
         {"save", ARG_STR, &o->save_path, "write the final checkpoint (safetensors) here", 0},
         {"save-every", ARG_LONG, &o->save_every, "also write it every N steps", 0},
         {"resume", ARG_STR, &o->resume_path, "continue from a checkpoint", 0},
-        {"no-overlap", ARG_FLAG, &o->no_overlap,
-         "MPI: reduce gradients after backward, not during it", 0},
+        {"overlap", ARG_STR, &o->overlap,
+         "MPI: reduce gradients during backward (on), after it (off), or auto (default: with 2 "
+         "ranks the faster, timed over the first steps; with more, on)",
+         0},
+        {"no-overlap", ARG_FLAG, &o->no_overlap, "MPI: the same as --overlap off", 0},
         {"bucket-kb", ARG_SIZE, &o->bucket_kb,
          "MPI: gradient bucket size for the overlap (default 1024)", 0},
         {"comm-timeout", ARG_DOUBLE, &o->comm_timeout,

@@ -13,7 +13,7 @@ typedef struct train_opts {
     const char *model;
     cli_optim_args optim;
     const char *log_path, *save_path, *resume_path, *report, *batch_schedule;
-    const char *batch, *memory, *adapt_lr, *comm_dtype;
+    const char *batch, *memory, *adapt_lr, *comm_dtype, *overlap;
     cli_device device;
     bl_batch_schedule replay; /* --batch-schedule */
     int auto_batch, min_batch, max_batch, noise_decay_set;

@@ -188,6 +188,66 @@ static void overlap_and_buckets_bit_identical(void **state) {
     tu_rmtree(d);
 }
 
+/* The "overlap" of every step record of a run log, in order ('1', '0', or '-' when
+ * missing), into modes; the deciding record's two medians into on_s and off_s. */
+static int read_overlap_modes(const char *path, char *modes, int cap, double *on_s, double *off_s) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char line[8192];
+    int n = 0, decided = 0;
+    while (fgets(line, sizeof line, f) && n < cap - 1) {
+        if (!strstr(line, "\"type\":\"step\"")) continue;
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        const cJSON *o = cJSON_GetObjectItem(j, "overlap");
+        modes[n++] = cJSON_IsTrue(o) ? '1' : cJSON_IsFalse(o) ? '0' : '-';
+        const cJSON *a = cJSON_GetObjectItem(j, "overlap_on_s");
+        const cJSON *b = cJSON_GetObjectItem(j, "overlap_off_s");
+        if (a && b) *on_s = a->valuedouble, *off_s = b->valuedouble, decided++;
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    modes[n] = '\0';
+    return decided;
+}
+
+/* --overlap auto (the default): with 2 ranks, 2 warm-up updates overlapped, then 5 of
+ * each mode alternating, then the faster kept; with 3 ranks always on. */
+static void overlap_auto_times_both_and_keeps_the_faster(void **state) {
+    const char *d = tu_tmpdir();
+    char cmd[4096], log[512], modes[64];
+    snprintf(log, sizeof log, "%s/auto.jsonl", d);
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 16 --log %s", log);
+    run_ok(cmd);
+    double on_s = 0, off_s = 0;
+    int decided = read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s);
+    char kept = on_s <= off_s ? '1' : '0';
+    fprintf(stderr, "  modes %s; medians on %.3g s, off %.3g s\n", modes, on_s, off_s);
+    assert_int_equal(decided, 1);
+    assert_true(on_s > 0 && off_s > 0);
+    assert_int_equal(strlen(modes), 16);
+    assert_memory_equal(modes, "111010101010", 12); /* warm-up, then alternating */
+    for (int i = 12; i < 16; i++)
+        assert_int_equal(modes[i], kept);
+    /* Fixed modes stay fixed, and one rank logs no overlap at all. */
+    snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 14 --overlap off --log %s", log);
+    run_ok(cmd);
+    assert_int_equal(read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s), 0);
+    assert_string_equal(modes, "00000000000000");
+    snprintf(cmd, sizeof cmd,
+             BL_MPIRUN " --allow-run-as-root --oversubscribe -np 3 " TRAIN
+                       "--batch 63 --steps 14 --log %s",
+             log);
+    run_ok(cmd);
+    assert_int_equal(read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s), 0);
+    assert_string_equal(modes, "11111111111111");
+    snprintf(cmd, sizeof cmd, TRAIN "--batch 64 --steps 3 --log %s", log);
+    run_ok(cmd);
+    read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s);
+    assert_string_equal(modes, "---");
+    tu_rmtree(d);
+}
+
 /* Test accuracy of a --json run. */
 static double test_accuracy(const char *cmd) {
     run_ok(cmd);
@@ -265,6 +325,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(progress_thread_carries_the_ring),
         cmocka_unit_test(two_ranks_equal_one_rank),
         cmocka_unit_test(overlap_and_buckets_bit_identical),
+        cmocka_unit_test(overlap_auto_times_both_and_keeps_the_faster),
         cmocka_unit_test(bf16_trains_as_well),
         cmocka_unit_test(noise_scale_matches_accumulation),
         cmocka_unit_test(failure_on_one_rank_ends_job),

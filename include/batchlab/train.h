@@ -52,11 +52,20 @@ typedef struct bl_train_config {
     int noise_every;     /* measure on every Nth update only (0 or 1: every update) */
     int reserve_batch;   /* size activations for micro-batches up to this (0 = micro_batch),
                             so bl_trainer_set_batch can grow the micro-batch later */
-    int overlap;         /* ranks > 1: reduce gradient buckets during backward (default 1) */
+    int overlap;         /* ranks > 1: a bl_overlap (default BL_OVERLAP_AUTO) */
     size_t bucket_bytes; /* bucket size for that overlap (default 1 MiB) */
 } bl_train_config;
 
 void bl_train_config_default(bl_train_config *c);
+
+/* How the gradient reduction meets backward with more than one rank. ON reduces
+ * buckets while backward goes on; OFF reduces the whole arena after it. AUTO: with 2
+ * ranks, both are timed over the first updates (BL_OVERLAP_PROBE_STEPS of each,
+ * alternating, after 2 warm-up updates) and the faster is kept; the sums are x0 + x1
+ * either way, so the weights do not depend on the choice. With more ranks the two round
+ * differently, and a choice made by timing would make reruns differ, so AUTO is ON. */
+typedef enum { BL_OVERLAP_OFF = 0, BL_OVERLAP_ON = 1, BL_OVERLAP_AUTO = 2 } bl_overlap;
+#define BL_OVERLAP_PROBE_STEPS 5
 
 typedef struct bl_step_info {
     long step;        /* updates done, after this one */
@@ -74,6 +83,11 @@ typedef struct bl_step_info {
     size_t peak_mem_bytes;
     int epoch_end;      /* this update finished an epoch */
     double comm_time_s; /* of step_time_s, spent in reductions across ranks */
+    int overlap;        /* ranks > 1: this update reduced during backward (-1: one rank) */
+    /* The step that ended BL_OVERLAP_AUTO's timing: the median step times of the two
+     * modes, averaged over the ranks, and the mode kept from the next update on. */
+    int overlap_decided;
+    double overlap_on_s, overlap_off_s;
     int stop_requested; /* some rank asked to stop (all ranks see the same value) */
     int has_noise;      /* the three below were measured this step */
     double noise_g2, noise_trace, noise_scale; /* smoothed |G|^2, tr(Sigma), B_simple */

@@ -86,6 +86,11 @@ bl_status bl_runlog_step(bl_runlog *log, const struct bl_step_info *s, bl_error 
     bl_json_add_number(o, "step_time_s", s->step_time_s);
     bl_json_add_number(o, "samples_per_s", s->samples_per_s);
     if (s->comm_time_s > 0) bl_json_add_number(o, "comm_time_s", s->comm_time_s);
+    if (s->overlap >= 0) cJSON_AddBoolToObject(o, "overlap", s->overlap);
+    if (s->overlap_decided) {
+        bl_json_add_number(o, "overlap_on_s", s->overlap_on_s);
+        bl_json_add_number(o, "overlap_off_s", s->overlap_off_s);
+    }
     bl_json_add_number(o, "peak_mem_bytes", (double)s->peak_mem_bytes);
     if (s->has_noise) {
         bl_json_add_number(o, "noise_g2", s->noise_g2);

@@ -26,7 +26,7 @@ void bl_train_config_default(bl_train_config *c) {
     c->prefetch = 1;
     c->seed = 1;
     c->noise_decay = 0.95;
-    c->overlap = 1;
+    c->overlap = BL_OVERLAP_AUTO;
     c->bucket_bytes = 1 << 20;
 }
 
@@ -87,6 +87,7 @@ bl_status bl_trainer_create(bl_trainer **out, bl_ctx *ctx, const bl_train_config
     }
     t->loader_ready = 1;
     t->resumed_step = -1;
+    t->overlap_chosen = -1;
     size_t nb = bl_model_num_buffers(t->model), np = bl_model_num_params(t->model);
     void *p = NULL;
     if (nb)
@@ -269,6 +270,50 @@ static bl_status undo_step(bl_trainer *t, const step_undo *u, bl_status st) {
     return st;
 }
 
+/* Whether this update overlaps (see bl_overlap). AUTO with 2 ranks: 2 warm-up updates
+ * overlapped, then on and off alternating until each has BL_OVERLAP_PROBE_STEPS
+ * timings, then the decision (overlap_decide). Every rank runs the same updates, so
+ * all take the same branch. */
+enum { PROBE_WARMUP = 2 };
+static int overlap_mode(const bl_trainer *t, int world) {
+    if (world < 2 || t->cfg.overlap == BL_OVERLAP_OFF) return 0;
+    if (t->cfg.overlap == BL_OVERLAP_ON || world > 2) return 1;
+    if (t->overlap_chosen >= 0) return t->overlap_chosen;
+    int k = t->probe_n - PROBE_WARMUP;
+    return k < 0 || k % 2 == 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Files one timed update under AUTO; after the last, agrees with the other ranks on
+ * the medians (summed, so every rank decides alike) and keeps the faster mode. */
+static bl_status overlap_probe(bl_trainer *t, int mode, double dt, bl_step_info *info,
+                               bl_error *err) {
+    int world = bl_dist_size(t->ctx->dist);
+    if (world != 2 || t->cfg.overlap != BL_OVERLAP_AUTO || t->overlap_chosen >= 0) return BL_OK;
+    if (t->probe_n++ < PROBE_WARMUP) return BL_OK;
+    if (t->probe_cnt[mode] < BL_OVERLAP_PROBE_STEPS) t->probe_s[mode][t->probe_cnt[mode]++] = dt;
+    if (t->probe_cnt[0] < BL_OVERLAP_PROBE_STEPS || t->probe_cnt[1] < BL_OVERLAP_PROBE_STEPS)
+        return BL_OK;
+    double med[2];
+    for (int m = 0; m < 2; m++) {
+        double v[BL_OVERLAP_PROBE_STEPS];
+        memcpy(v, t->probe_s[m], sizeof v);
+        qsort(v, BL_OVERLAP_PROBE_STEPS, sizeof v[0], cmp_double);
+        med[m] = v[BL_OVERLAP_PROBE_STEPS / 2];
+    }
+    bl_status st = bl_dist_allreduce_f64(t->ctx->dist, med, 2, err);
+    if (st) return st;
+    t->overlap_chosen = med[1] <= med[0];
+    info->overlap_decided = 1;
+    info->overlap_on_s = med[1] / world;
+    info->overlap_off_s = med[0] / world;
+    return BL_OK;
+}
+
 bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     bl_dist *dist = t->ctx->dist;
     bl_model *m = t->model;
@@ -297,7 +342,8 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     stats[ST_STOP] = t->stop_requested;
     if ((st = bl_model_zero_grad(m, err))) return undo_step(t, &undo, st);
     /* Overlap needs every rank to run a backward (so all issue the same buckets). */
-    int overlap = world > 1 && t->cfg.overlap && total >= world;
+    int mode = overlap_mode(t, world);
+    int overlap = mode && total >= world;
     bucket_state bucket = {.t = t, .err = err};
     bl_model_set_grad_hook(m, overlap ? on_grad_ready : NULL, &bucket);
     st = local_pass(t, lo, hi, total, stats, overlap ? &bucket : NULL, err);
@@ -355,6 +401,8 @@ bl_status bl_trainer_step(bl_trainer *t, bl_step_info *info, bl_error *err) {
     info->step_time_s = dt;
     info->noise_time_s = noise_s;
     info->comm_time_s = bl_dist_comm_seconds(dist) - comm0;
+    info->overlap = world > 1 ? overlap : -1;
+    if ((st = overlap_probe(t, overlap, dt, info, err))) return st;
     info->samples_per_s = dt > 0 ? total / dt : 0;
     info->peak_mem_bytes = t->ctx->mem.peak_bytes;
     info->stop_requested = stats[ST_STOP] > 0;

@@ -32,6 +32,10 @@ struct bl_trainer {
      * memory is not host memory (NULL: they reduce the arena in place). */
     float *grad_host;
     bl_batch_schedule history; /* every bl_trainer_set_batch that changed something */
+    /* BL_OVERLAP_AUTO with 2 ranks: updates timed so far in each mode (on, off) and
+     * the result, -1 until decided (trainer.c, overlap_mode). */
+    int probe_n, probe_cnt[2], overlap_chosen;
+    double probe_s[2][BL_OVERLAP_PROBE_STEPS];
 };
 
 /* Transfer points of a reduction across ranks: floats [off, off + n) of the

@@ -56,7 +56,7 @@ check "another seed differs" bash -c "! cmp -s '$T/cpu.safetensors' '$T/other.sa
 
 # --tf32 is CUDA's: elsewhere it is refused, naming the flag and the device.
 expect_error "--tf32 on cpu" "--tf32: device cpu has no TF32 math" \
-    "$BL" train --data "$SAMPLE" --tf32 --steps 1
+    "$BL" train --device cpu --data "$SAMPLE" --tf32 --steps 1
 expect_error "--tf32 on opaque (serve)" "--tf32: device opaque has no TF32 math" \
     "$BL" serve --device opaque --tf32 --checkpoint "$T/cpu.safetensors" --port 0
 

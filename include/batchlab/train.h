@@ -62,7 +62,8 @@ void bl_train_config_default(bl_train_config *c);
  * buckets while backward goes on; OFF reduces the whole arena after it. AUTO: with 2
  * ranks, both are timed over the first updates (BL_OVERLAP_PROBE_STEPS of each,
  * alternating, after 2 warm-up updates) and the faster is kept; the sums are x0 + x1
- * either way, so the weights do not depend on the choice. With more ranks the two round
+ * either way, so the weights do not depend on the choice (a batch change during the
+ * timing starts it over; one after the decision keeps it). With more ranks the two round
  * differently, and a choice made by timing would make reruns differ, so AUTO is ON. */
 typedef enum { BL_OVERLAP_OFF = 0, BL_OVERLAP_ON = 1, BL_OVERLAP_AUTO = 2 } bl_overlap;
 #define BL_OVERLAP_PROBE_STEPS 5

@@ -437,6 +437,10 @@ bl_status bl_trainer_set_batch(bl_trainer *t, int batch, int micro_batch, float 
         bl_status st = bl_batch_schedule_add(&t->history, t->step, batch, lr_factor, err);
         if (st) return st;
     }
+    /* --overlap auto's timings must all be of one batch size: a change while they are
+     * taken starts them over (a decision already made stays). */
+    if (batch != t->cfg.batch && t->overlap_chosen < 0)
+        t->probe_n = t->probe_cnt[0] = t->probe_cnt[1] = 0;
     t->cfg.batch = batch;
     t->cfg.micro_batch = micro_batch;
     t->lr_factor = lr_factor;

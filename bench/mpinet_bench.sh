@@ -46,7 +46,7 @@ for link in $LINKS; do
                 "$NET" run "$BL" train --quiet --model $model --batch 256 --steps "$(steps_for $model $rate $mode)" \
                     --threads 1 --val-frac 0 --overlap $mode --log "$log" >/dev/null 2>&1
                 kept=$(grep -o '"overlap_on_s":[0-9.e-]*,"overlap_off_s":[0-9.e-]*' "$log" |
-                    awk -F'[:,]' '{ print ($2 <= $4) ? "on" : "off" }')
+                    awk -F'[:,]' '{ print ($2 <= $4) ? "on" : "off" }' || true)
                 echo "$rate,$model,$mode,$r,$(med "$log" step_time_s $from),$(med "$log" comm_time_s $from),${kept:--}" |
                     tee -a "$OUT/runs.csv"
             done

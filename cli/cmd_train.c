@@ -51,10 +51,11 @@ static bl_status on_event(void *user, const bl_run_event *e, bl_error *err) {
             const bl_step_info *s = e->step;
             progress_clear(&rs->prog);
             fprintf(stderr,
-                    "step %ld: overlap %s: a step took %.1f ms reducing during backward, %.1f ms "
-                    "after it (medians of %d, --overlap auto)\n",
-                    s->step, s->overlap_on_s <= s->overlap_off_s ? "on" : "off",
-                    s->overlap_on_s * 1e3, s->overlap_off_s * 1e3, BL_OVERLAP_PROBE_STEPS);
+                    "step %ld: overlap %s: a step reducing during backward took %.2fx as long as "
+                    "one reducing after it (median of %d pairs; medians %.1f and %.1f ms; "
+                    "--overlap auto)\n",
+                    s->step, s->overlap_ratio <= 1 ? "on" : "off", s->overlap_ratio,
+                    BL_OVERLAP_PROBE_STEPS, s->overlap_on_s * 1e3, s->overlap_off_s * 1e3);
         }
         break;
     case BL_RUN_EVAL:

@@ -189,8 +189,10 @@ static void overlap_and_buckets_bit_identical(void **state) {
 }
 
 /* The "overlap" of every step record of a run log, in order ('1', '0', or '-' when
- * missing), into modes; the deciding record's two medians into on_s and off_s. */
-static int read_overlap_modes(const char *path, char *modes, int cap, double *on_s, double *off_s) {
+ * missing), into modes; the deciding record's two medians and pair ratio into on_s,
+ * off_s and ratio. */
+static int read_overlap_modes(const char *path, char *modes, int cap, double *on_s, double *off_s,
+                              double *ratio) {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     static char line[8192];
@@ -203,7 +205,9 @@ static int read_overlap_modes(const char *path, char *modes, int cap, double *on
         modes[n++] = cJSON_IsTrue(o) ? '1' : cJSON_IsFalse(o) ? '0' : '-';
         const cJSON *a = cJSON_GetObjectItem(j, "overlap_on_s");
         const cJSON *b = cJSON_GetObjectItem(j, "overlap_off_s");
-        if (a && b) *on_s = a->valuedouble, *off_s = b->valuedouble, decided++;
+        const cJSON *r = cJSON_GetObjectItem(j, "overlap_ratio");
+        if (a && b && r)
+            *on_s = a->valuedouble, *off_s = b->valuedouble, *ratio = r->valuedouble, decided++;
         cJSON_Delete(j);
     }
     fclose(f);
@@ -219,12 +223,13 @@ static void overlap_auto_times_both_and_keeps_the_faster(void **state) {
     snprintf(log, sizeof log, "%s/auto.jsonl", d);
     snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 16 --log %s", log);
     run_ok(cmd);
-    double on_s = 0, off_s = 0;
-    int decided = read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s);
-    char kept = on_s <= off_s ? '1' : '0';
-    fprintf(stderr, "  modes %s; medians on %.3g s, off %.3g s\n", modes, on_s, off_s);
+    double on_s = 0, off_s = 0, ratio = 0;
+    int decided = read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s, &ratio);
+    char kept = ratio <= 1 ? '1' : '0';
+    fprintf(stderr, "  modes %s; medians on %.3g s, off %.3g s, pair ratio %.3g\n", modes, on_s,
+            off_s, ratio);
     assert_int_equal(decided, 1);
-    assert_true(on_s > 0 && off_s > 0);
+    assert_true(on_s > 0 && off_s > 0 && ratio > 0);
     assert_int_equal(strlen(modes), 16);
     assert_memory_equal(modes, "111010101010", 12); /* warm-up, then alternating */
     for (int i = 12; i < 16; i++)
@@ -232,18 +237,18 @@ static void overlap_auto_times_both_and_keeps_the_faster(void **state) {
     /* Fixed modes stay fixed, and one rank logs no overlap at all. */
     snprintf(cmd, sizeof cmd, MPI2 TRAIN "--batch 64 --steps 14 --overlap off --log %s", log);
     run_ok(cmd);
-    assert_int_equal(read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s), 0);
+    assert_int_equal(read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s, &ratio), 0);
     assert_string_equal(modes, "00000000000000");
     snprintf(cmd, sizeof cmd,
              BL_MPIRUN " --allow-run-as-root --oversubscribe -np 3 " TRAIN
                        "--batch 63 --steps 14 --log %s",
              log);
     run_ok(cmd);
-    assert_int_equal(read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s), 0);
+    assert_int_equal(read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s, &ratio), 0);
     assert_string_equal(modes, "11111111111111");
     snprintf(cmd, sizeof cmd, TRAIN "--batch 64 --steps 3 --log %s", log);
     run_ok(cmd);
-    read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s);
+    read_overlap_modes(log, modes, sizeof modes, &on_s, &off_s, &ratio);
     assert_string_equal(modes, "---");
     tu_rmtree(d);
 }

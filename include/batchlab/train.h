@@ -61,7 +61,8 @@ void bl_train_config_default(bl_train_config *c);
 /* How the gradient reduction meets backward with more than one rank. ON reduces
  * buckets while backward goes on; OFF reduces the whole arena after it. AUTO: with 2
  * ranks, both are timed over the first updates (BL_OVERLAP_PROBE_STEPS of each,
- * alternating, after 2 warm-up updates) and the faster is kept; the sums are x0 + x1
+ * alternating, after 2 warm-up updates) and the faster is kept (by the median ratio of
+ * adjacent pairs); the sums are x0 + x1
  * either way, so the weights do not depend on the choice (a batch change during the
  * timing starts it over; one after the decision keeps it). With more ranks the two round
  * differently, and a choice made by timing would make reruns differ, so AUTO is ON. */
@@ -86,9 +87,10 @@ typedef struct bl_step_info {
     double comm_time_s; /* of step_time_s, spent in reductions across ranks */
     int overlap;        /* ranks > 1: this update reduced during backward (-1: one rank) */
     /* The step that ended BL_OVERLAP_AUTO's timing: the median step times of the two
-     * modes, averaged over the ranks, and the mode kept from the next update on. */
+     * modes and the median ratio of adjacent pairs (on / off), averaged over the
+     * ranks. The ratio decides: on from the next update when it is at most 1. */
     int overlap_decided;
-    double overlap_on_s, overlap_off_s;
+    double overlap_on_s, overlap_off_s, overlap_ratio;
     int stop_requested; /* some rank asked to stop (all ranks see the same value) */
     int has_noise;      /* the three below were measured this step */
     double noise_g2, noise_trace, noise_scale; /* smoothed |G|^2, tr(Sigma), B_simple */

@@ -90,6 +90,7 @@ bl_status bl_runlog_step(bl_runlog *log, const struct bl_step_info *s, bl_error 
     if (s->overlap_decided) {
         bl_json_add_number(o, "overlap_on_s", s->overlap_on_s);
         bl_json_add_number(o, "overlap_off_s", s->overlap_off_s);
+        bl_json_add_number(o, "overlap_ratio", s->overlap_ratio);
     }
     bl_json_add_number(o, "peak_mem_bytes", (double)s->peak_mem_bytes);
     if (s->has_noise) {

@@ -288,29 +288,36 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Files one timed update under AUTO; after the last, agrees with the other ranks on
- * the medians (summed, so every rank decides alike) and keeps the faster mode. */
+static double median_of(const double *x, int n) {
+    double v[BL_OVERLAP_PROBE_STEPS];
+    memcpy(v, x, (size_t)n * sizeof v[0]);
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    return v[n / 2];
+}
+
+/* Files one timed update under AUTO; after the last, decides by the median of the
+ * ratios of adjacent pairs (on, then off, one update apart), which a slow spell of the
+ * machine lasting several updates shifts far less than it shifts either median. The
+ * ranks average their figures (one allreduce), so every rank decides alike. */
 static bl_status overlap_probe(bl_trainer *t, int mode, double dt, bl_step_info *info,
                                bl_error *err) {
+    enum { K = BL_OVERLAP_PROBE_STEPS };
     int world = bl_dist_size(t->ctx->dist);
     if (world != 2 || t->cfg.overlap != BL_OVERLAP_AUTO || t->overlap_chosen >= 0) return BL_OK;
     if (t->probe_n++ < PROBE_WARMUP) return BL_OK;
-    if (t->probe_cnt[mode] < BL_OVERLAP_PROBE_STEPS) t->probe_s[mode][t->probe_cnt[mode]++] = dt;
-    if (t->probe_cnt[0] < BL_OVERLAP_PROBE_STEPS || t->probe_cnt[1] < BL_OVERLAP_PROBE_STEPS)
-        return BL_OK;
-    double med[2];
-    for (int m = 0; m < 2; m++) {
-        double v[BL_OVERLAP_PROBE_STEPS];
-        memcpy(v, t->probe_s[m], sizeof v);
-        qsort(v, BL_OVERLAP_PROBE_STEPS, sizeof v[0], cmp_double);
-        med[m] = v[BL_OVERLAP_PROBE_STEPS / 2];
-    }
-    bl_status st = bl_dist_allreduce_f64(t->ctx->dist, med, 2, err);
+    if (t->probe_cnt[mode] < K) t->probe_s[mode][t->probe_cnt[mode]++] = dt;
+    if (t->probe_cnt[0] < K || t->probe_cnt[1] < K) return BL_OK;
+    double ratio[K];
+    for (int i = 0; i < K; i++)
+        ratio[i] = t->probe_s[1][i] / t->probe_s[0][i];
+    double fig[3] = {median_of(t->probe_s[1], K), median_of(t->probe_s[0], K), median_of(ratio, K)};
+    bl_status st = bl_dist_allreduce_f64(t->ctx->dist, fig, 3, err);
     if (st) return st;
-    t->overlap_chosen = med[1] <= med[0];
+    t->overlap_chosen = fig[2] <= world; /* the mean ratio <= 1 */
     info->overlap_decided = 1;
-    info->overlap_on_s = med[1] / world;
-    info->overlap_off_s = med[0] / world;
+    info->overlap_on_s = fig[0] / world;
+    info->overlap_off_s = fig[1] / world;
+    info->overlap_ratio = fig[2] / world;
     return BL_OK;
 }
 

@@ -45,8 +45,8 @@ for link in $LINKS; do
                 from=5; [ $mode = auto ] && from=12
                 "$NET" run "$BL" train --quiet --model $model --batch 256 --steps "$(steps_for $model $rate $mode)" \
                     --threads 1 --val-frac 0 --overlap $mode --log "$log" >/dev/null 2>&1
-                kept=$(grep -o '"overlap_on_s":[0-9.e-]*,"overlap_off_s":[0-9.e-]*' "$log" |
-                    awk -F'[:,]' '{ print ($2 <= $4) ? "on" : "off" }' || true)
+                kept=$(grep -o '"overlap_ratio":[0-9.e-]*' "$log" |
+                    awk -F: '{ print ($2 <= 1) ? "on" : "off" }' || true)
                 echo "$rate,$model,$mode,$r,$(med "$log" step_time_s $from),$(med "$log" comm_time_s $from),${kept:--}" |
                     tee -a "$OUT/runs.csv"
             done

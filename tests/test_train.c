@@ -13,6 +13,7 @@
 #include "batchlab/io.h"
 #include "batchlab/train.h"
 #include "test_util.h"
+#include "train/trainer_internal.h"
 
 static bl_ctx g_ctx;
 static bl_dataset g_train, g_test;
@@ -463,8 +464,30 @@ static void batch_schedules_read_logs_and_csv(void **state) {
     tu_rmtree(dir);
 }
 
+/* --overlap auto's rule on synthetic timings (seconds, on and off alternating). */
+static void overlap_auto_decides_by_pair_ratios(void **state) {
+    double fig[3];
+    /* The mpinet run that misled the medians: a slow spell over updates 5 to 10. The
+     * medians favour off (349 > 319 ms); each pair favours on but one. */
+    const double on1[5] = {0.2548, 0.3491, 0.3980, 0.3861, 0.2789};
+    const double off1[5] = {0.2984, 0.3861, 0.3600, 0.3083, 0.3190};
+    trainer_overlap_figures(on1, off1, fig);
+    assert_true(fig[0] > fig[1]);
+    assert_true(fabs(fig[2] - 0.3491 / 0.3861) < 1e-12);
+    assert_true(fig[2] < 1);
+    /* Off faster at every pair, on a drifting machine: off. */
+    const double on2[5] = {0.11, 0.21, 0.31, 0.41, 0.51};
+    const double off2[5] = {0.10, 0.20, 0.30, 0.40, 0.50};
+    trainer_overlap_figures(on2, off2, fig);
+    assert_true(fig[2] > 1);
+    /* Equal: on (the ratio is exactly 1). */
+    trainer_overlap_figures(off2, off2, fig);
+    assert_true(fig[2] == 1.0 && fig[0] == 0.30 && fig[1] == 0.30);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(overlap_auto_decides_by_pair_ratios),
         cmocka_unit_test(resume_is_bit_identical),
         cmocka_unit_test(checkpoint_with_old_dropout_state_resumes),
         cmocka_unit_test(resume_rejects_other_model),

@@ -295,6 +295,16 @@ static double median_of(const double *x, int n) {
     return v[n / 2];
 }
 
+void trainer_overlap_figures(const double *on_s, const double *off_s, double fig[3]) {
+    enum { K = BL_OVERLAP_PROBE_STEPS };
+    double ratio[K];
+    for (int i = 0; i < K; i++)
+        ratio[i] = on_s[i] / off_s[i];
+    fig[0] = median_of(on_s, K);
+    fig[1] = median_of(off_s, K);
+    fig[2] = median_of(ratio, K);
+}
+
 /* Files one timed update under AUTO; after the last, decides by the median of the
  * ratios of adjacent pairs (on, then off, one update apart), which a slow spell of the
  * machine lasting several updates shifts far less than it shifts either median. The
@@ -307,10 +317,8 @@ static bl_status overlap_probe(bl_trainer *t, int mode, double dt, bl_step_info 
     if (t->probe_n++ < PROBE_WARMUP) return BL_OK;
     if (t->probe_cnt[mode] < K) t->probe_s[mode][t->probe_cnt[mode]++] = dt;
     if (t->probe_cnt[0] < K || t->probe_cnt[1] < K) return BL_OK;
-    double ratio[K];
-    for (int i = 0; i < K; i++)
-        ratio[i] = t->probe_s[1][i] / t->probe_s[0][i];
-    double fig[3] = {median_of(t->probe_s[1], K), median_of(t->probe_s[0], K), median_of(ratio, K)};
+    double fig[3];
+    trainer_overlap_figures(t->probe_s[1], t->probe_s[0], fig);
     bl_status st = bl_dist_allreduce_f64(t->ctx->dist, fig, 3, err);
     if (st) return st;
     t->overlap_chosen = fig[2] <= world; /* the mean ratio <= 1 */

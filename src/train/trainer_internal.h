@@ -45,6 +45,10 @@ bl_status trainer_grad_to_host(bl_trainer *t, size_t off, size_t n, bl_error *er
 bl_status trainer_grad_from_host(bl_trainer *t, size_t off, size_t n, bl_error *err);
 /* Sum the whole gradient across ranks (blocking). */
 bl_status trainer_allreduce_grads(bl_trainer *t, bl_error *err);
+/* --overlap auto's figures from BL_OVERLAP_PROBE_STEPS timings of each mode, where
+ * on_s[i] and off_s[i] are adjacent updates: fig = {median on, median off, median of
+ * on_s[i] / off_s[i]}. The last decides (on when at most 1). */
+void trainer_overlap_figures(const double *on_s, const double *off_s, double fig[3]);
 /* Batch-norm statistics: save to / restore from saved_buffers, on the backend. */
 bl_status trainer_buffers_save(bl_trainer *t, bl_error *err);
 bl_status trainer_buffers_restore(bl_trainer *t, bl_error *err);

@@ -9,11 +9,7 @@
 #include "batchlab/find.h"
 #include "batchlab/run.h"
 #include "batchlab/train.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "core/sort.h"
 
 /* Adds each update's time in reductions across ranks to *user (a double). */
 static bl_status add_comm(void *user, const bl_run_event *e, bl_error *err) {
@@ -58,7 +54,7 @@ static bl_status measure(const char *spec, const bl_dataset *ds, const bl_optim_
     }
     bl_trainer_free(t);
     if (st) return st;
-    qsort(rates, (size_t)runs, sizeof(double), cmp_double);
+    qsort(rates, (size_t)runs, sizeof(double), bl_cmp_double);
     pt->batch = batch;
     pt->samples_per_s = rates[runs / 2];
     pt->step_s = batch / pt->samples_per_s;
@@ -76,7 +72,8 @@ bl_status bl_find_throughput(const char *spec, const bl_dataset *ds, const bl_op
                        n_batches);
     if (runs < 1) runs = 1;
     for (int i = 0; i < n_batches; i++) {
-        bl_status st = measure(spec, ds, opt, batches[i], warmup, runs, min_run_s, ctx, &curve->p[i], err);
+        bl_status st =
+            measure(spec, ds, opt, batches[i], warmup, runs, min_run_s, ctx, &curve->p[i], err);
         if (st) return st;
         curve->n = i + 1;
     }

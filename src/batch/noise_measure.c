@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/alloc.h"
+#include "core/sort.h"
 
 void bl_noise_measure_config_default(bl_noise_measure_config *c) {
     memset(c, 0, sizeof *c);
@@ -27,11 +28,6 @@ void bl_noise_measure_config_default(bl_noise_measure_config *c) {
     c->loss = BL_LOSS_XENT;
     c->confidence = 0.95;
     c->n_boot = 2000;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Ratio of means for one bootstrap resample; +inf when |G|^2 is not positive. */
@@ -57,7 +53,7 @@ static bl_status bootstrap(bl_noise_measurement *out, const double *g2, const do
     bl_rng_derive(&r, c->seed, 0x6e6f697365ULL /* "noise" */);
     for (int b = 0; b < nb; b++)
         v[b] = resample_ratio(g2, tr, n, &r);
-    qsort(v, (size_t)nb, sizeof *v, cmp_double);
+    qsort(v, (size_t)nb, sizeof *v, bl_cmp_double);
     double a = (1 - c->confidence) / 2;
     int lo = (int)floor(a * (nb - 1)), hi = (int)ceil((1 - a) * (nb - 1));
     out->scale_lo = v[lo];

@@ -17,6 +17,7 @@
 #include "batchlab/io.h"
 #include "batchlab/markdown.h"
 #include "core/alloc.h"
+#include "core/sort.h"
 
 static void num(FILE *o, double v, const char *fmt) {
     if (isfinite(v))
@@ -138,11 +139,6 @@ static void recommendation(FILE *o, const bl_sweep_config *c, const sweep_data_i
                 edge < 0 ? "low" : "high", t->lr_mult, edge < 0 ? "lower" : "higher");
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* S is only known to within the evaluation interval before it; say where that is coarse. */
 static void resolution_note(FILE *o, const bl_sweep_config *c, const bl_sweep_result *r) {
     int coarse = 0;
@@ -221,7 +217,7 @@ static void noise_section(FILE *o, const bl_sweep_config *c, const bl_sweep_resu
               o);
         return;
     }
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, bl_cmp_double);
     double med = n % 2 ? v[n / 2] : sqrt(v[n / 2 - 1] * v[n / 2]);
     fprintf(o,
             "The simple noise scale B_simple = tr(Sigma)/|G|^2 measured at the weights where "
@@ -248,7 +244,7 @@ static void noise_section(FILE *o, const bl_sweep_config *c, const bl_sweep_resu
         if (r->best[i] >= 0 && isfinite(r->trials[r->best[i]].noise_ema))
             e[ne++] = r->trials[r->best[i]].noise_ema;
     if (ne > 0) {
-        qsort(e, (size_t)ne, sizeof *e, cmp_double);
+        qsort(e, (size_t)ne, sizeof *e, bl_cmp_double);
         double emed = ne % 2 ? e[ne / 2] : sqrt(e[ne / 2 - 1] * e[ne / 2]);
         fprintf(o,
                 " The trainer's running estimate at the end of training (median %.0f over the %d "

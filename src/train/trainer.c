@@ -10,6 +10,7 @@
 #include "batchlab/dist.h"
 #include "train/trainer_internal.h"
 #include "core/alloc.h"
+#include "core/sort.h"
 
 void bl_train_config_default(bl_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -283,15 +284,10 @@ static int overlap_mode(const bl_trainer *t, int world) {
     return k < 0 || k % 2 == 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median_of(const double *x, int n) {
     double v[BL_OVERLAP_PROBE_STEPS];
     memcpy(v, x, (size_t)n * sizeof v[0]);
-    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    qsort(v, (size_t)n, sizeof v[0], bl_cmp_double);
     return v[n / 2];
 }
 

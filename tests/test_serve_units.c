@@ -213,6 +213,33 @@ static void delay_ctl_stops_batching_that_does_not_pay(void **state) {
     free(a);
 }
 
+/* A verdict of "batching does not pay" that was wrong, or is no longer right, must not
+ * hold the max batch at 1: past capacity the cap comes back, and batches that pay keep
+ * it there. (Before the fix, the next window cut it to 1 again on the average from
+ * before the cut, and a server on AVX-512 sat at max batch 1 with p99 0.5-1 s.) */
+static void delay_ctl_forgets_a_stale_cost_verdict(void **state) {
+    (void)state;
+    bl_delay_ctl *a = malloc(sizeof *a);
+    bl_delay_ctl_init(a, 10.0, 64, 1000000);
+    /* batches of 4 measured at 1.5x the cost a sample of batches of 1 (as on a CPU busy
+     * with other work whenever requests queue up): cut to 1 */
+    for (int w = 0; w < 80 && a->max_batch != 1; w++)
+        mixed_window(a, 1200000, 2000000);
+    assert_int_equal(a->max_batch, 1);
+    window(a, 1, 800000, 20000000); /* past capacity */
+    assert_int_equal(a->last_action, BL_DELAY_CTL_SATURATED);
+    assert_int_equal(a->max_batch, 64);
+    for (int w = 0; w < 40; w++) { /* now batches of 4 cost half a sample of 1 */
+        mixed_window(a, 400000, 2000000);
+        assert_int_equal(a->max_batch, 64);
+    }
+    /* and a model that is flat again is cut again, on fresh batches */
+    for (int w = 0; w < 200 && a->max_batch != 1; w++)
+        mixed_window(a, 790000, 2000000);
+    assert_int_equal(a->max_batch, 1);
+    free(a);
+}
+
 /* The issue-14 collapse: under load on a busy machine, slow-looking batches and a p99
  * over the objective must never shrink the max batch. */
 static void delay_ctl_does_not_collapse(void **state) {
@@ -637,6 +664,7 @@ int main(void) {
         cmocka_unit_test(delay_ctl_moves_within_bounds),
         cmocka_unit_test(delay_ctl_does_not_collapse),
         cmocka_unit_test(delay_ctl_stops_batching_that_does_not_pay),
+        cmocka_unit_test(delay_ctl_forgets_a_stale_cost_verdict),
         cmocka_unit_test(delay_ctl_window_needs_time_or_count),
         cmocka_unit_test(kserve_parses_valid_requests),
         cmocka_unit_test(kserve_rejects_bad_requests),

@@ -36,7 +36,7 @@
  * others' compute). This cut is decided on compute cost, never on latency, so a busy CPU
  * (which slows batches of every size alike) does not trigger it; and past capacity (p99
  * over the objective with full batches) the cap comes back, as batching never lowers
- * throughput.
+ * throughput, and the larger batches' average starts over from fresh batches.
  *
  * Request latency runs from arrival at the server (parsing included) to the end of its
  * batch. The controller is a plain struct driven by the batcher thread (no locks) and
@@ -125,7 +125,14 @@ static void decide(bl_delay_ctl *a, uint64_t now_ns) {
     if (!pays) {
         a->pressed_p99_ns = 0;
         if ((double)p99 > a->slo_ns && full) {
-            a->max_batch = a->cap_batch; /* past capacity: the cap serves as much as any */
+            /* Past capacity: the cap serves as much as any. Batches of 1 since the cut
+             * left the average of larger ones as it was then, and it may have been wrong
+             * (batches of several form when the CPU was busy elsewhere, which slows them
+             * too): measured on AVX-512, a stale verdict held an mlp server that batching
+             * doubles at max batch 1, p99 0.5-1 s. So it is measured again before the max
+             * batch may drop again. */
+            if (a->max_batch == 1) a->many_n = 0;
+            a->max_batch = a->cap_batch;
             act = BL_DELAY_CTL_SATURATED;
         } else if (a->delay_us > 0) { /* waiting saves no compute here, only adds latency */
             a->delay_us -= a->delay_step_us;

@@ -21,7 +21,8 @@
 #   (default 3), LOW_RATE (req/s for the overhead runs, default 100), LOW_DUR (s, default
 #   20), FORMAT (binary|json for the sweeps, default binary), ONLY (a subset of: overhead
 #   curve b1 b32 b64 b128 b64d1000 adaptive), RATES and RATES_B1 (the sweeps, comma-separated),
-#   MODEL (the preset served, default mlp; `MODEL=cnn ONLY=curve` gives the cnn's curve).
+#   MODEL (the preset served, default mlp; `MODEL=cnn ONLY=curve` gives the cnn's curve),
+#   SERVE_ARGS (options added to every server, e.g. "--http-threads 2").
 set -euo pipefail
 BL=${1:-build/batchlab}
 OUT=${2:-runs/serve-bench}
@@ -54,7 +55,8 @@ serve() {
     local name=$1
     shift
     rm -f "$OUT/$name.port"
-    "$BL" serve "$CK" --name mlp --port 0 --port-file "$OUT/$name.port" --quiet "$@" \
+    # shellcheck disable=SC2086 # SERVE_ARGS is a list of options
+    "$BL" serve "$CK" --name mlp --port 0 --port-file "$OUT/$name.port" --quiet ${SERVE_ARGS:-} "$@" \
         2>"$OUT/$name.serve.log" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do [ -s "$OUT/$name.port" ] && break; sleep 0.1; done
@@ -129,7 +131,7 @@ best() {
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "batchlab: $("$BL" --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-    echo "server: 1 BLAS thread, 1 HTTP thread; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+    echo "server: 1 BLAS thread, 1 HTTP thread unless SERVE_ARGS says otherwise (SERVE_ARGS='${SERVE_ARGS:-}'); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 } >"$OUT/summary.md"
 
 if want overhead; then

@@ -458,6 +458,62 @@ static void adaptive_controller_runs(void **state) {
     free(a);
 }
 
+/* A model whose batches of 1 use 300 us of CPU and whose larger batches cost no CPU
+ * but take 2 ms of wall time a sample: what a batch looks like when the CPU is busy with
+ * something else while it runs (batches of several form exactly then). */
+static int descheduled_fn(void *user, float *x, int B, float *out) {
+    (void)user, (void)x;
+    if (B == 1) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+        do
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 300000);
+    } else {
+        sleep_ms(2L * B);
+    }
+    memset(out, 0, (size_t)B * OUT * sizeof *out);
+    return 0;
+}
+
+static void *infer_loop(void *arg) {
+    bl_batcher *b = arg;
+    areq *a = calloc(1, sizeof *a);
+    bl_error err = {0};
+    for (int k = 0; k < 40; k++) {
+        a->r = (bl_infer_req){.x = a->x, .out = a->out, .n = 1};
+        if (bl_batcher_infer(b, &a->r, &err) != BL_OK) break;
+    }
+    free(a);
+    return NULL;
+}
+
+/* The controller judges a batch's cost by the CPU it used, not by its wall time: fed
+ * wall times, the batches above (2 ms a sample against 0.3 ms at B = 1) "do not pay" and
+ * the max batch is cut to 1; by CPU they cost nothing, so the cap stays. */
+static void adaptive_cost_is_cpu_time(void **state) {
+    (void)state;
+    bl_batcher_config c;
+    bl_batcher_config_default(&c);
+    c.max_batch = 8;
+    c.slo_p99_ms = 1000.0; /* never past it: the cut to 1 would be free to happen */
+    c.max_delay_us = 0;
+    bl_batcher *b = NULL;
+    bl_error err = {0};
+    assert_int_equal(bl_batcher_create(&b, &c, IN, OUT, descheduled_fn, NULL, &err), BL_OK);
+    for (int round = 0; round < 3; round++) {
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) /* batches of several */
+            assert_int_equal(pthread_create(&th[i], NULL, infer_loop, b), 0);
+        for (int i = 0; i < 4; i++)
+            pthread_join(th[i], NULL);
+        for (int i = 0; i < 10; i++) /* batches of 1, one at a time, closing windows */
+            infer_loop(b);
+    }
+    assert_int_equal(bl_batcher_current_max_batch(b), 8);
+    bl_batcher_free(b);
+}
+
 /* An idle batcher lets the submitting thread run the batch: same outputs, its own done
  * callback is not called, the metrics count the batch (and that the caller ran it). */
 static void idle_request_runs_on_caller(void **state) {
@@ -647,6 +703,7 @@ int main(void) {
         cmocka_unit_test(concurrent_scatter_is_exact),
         cmocka_unit_test(failing_model_fails_requests),
         cmocka_unit_test(adaptive_controller_runs),
+        cmocka_unit_test(adaptive_cost_is_cpu_time),
         cmocka_unit_test(model_runner_matches_predict),
         cmocka_unit_test(idle_request_runs_on_caller),
         cmocka_unit_test(caller_path_keeps_batching),

@@ -224,10 +224,17 @@ static void form_batch_locked(bl_batcher *b, int take) {
     b->busy = 1;
 }
 
+/* CPU time of the calling thread, ns. */
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 /* Run the formed batch (unlocked) and complete its requests, except `self`: the caller
  * that claimed the batch reads its own outcome when this returns. Sets t_start/t_end. */
 static void run_batch(bl_batcher *b, const bl_infer_req *self) {
-    uint64_t t_start = bl_now_ns();
+    uint64_t t_start = bl_now_ns(), cpu_start = thread_cpu_ns();
     size_t in_row = (size_t)b->in_dim, out_row = (size_t)b->out_dim;
     int B = b->batch_size, pos = 0;
     for (int i = 0; i < b->n_seg; i++) {
@@ -246,7 +253,17 @@ static void run_batch(bl_batcher *b, const bl_infer_req *self) {
     b->batch_end_ns = t_end;
     metrics_observe_batch(&b->metrics, B, t_end - t_start);
     if (self) atomic_fetch_add_explicit(&b->metrics.caller_executions, 1, memory_order_relaxed);
-    if (b->adaptive) bl_delay_ctl_batch(&b->ctl, B, b->max_at_formation, t_end - t_start);
+    /* The controller's cost of a batch is this thread's CPU time, not the wall time: a
+     * batch of several forms when requests queued up, i.e. when the CPU was busy with
+     * something else, which also stretches that batch's wall time. Fed wall times, the
+     * controller judged on a 2-core AVX-512 VM that the mlp's batches (0.3-0.5x the cost
+     * a sample of batches of 1) did not pay, and cut the max batch to 1 under load.
+     * With --threads > 1 BLAS's own threads are not counted, which can only make batches
+     * look cheaper, i.e. keep batching. */
+    if (b->adaptive) {
+        uint64_t cpu = thread_cpu_ns() - cpu_start;
+        bl_delay_ctl_batch(&b->ctl, B, b->max_at_formation, cpu ? cpu : t_end - t_start);
+    }
     pos = 0;
     for (int i = 0; i < b->n_seg; i++) {
         seg *s = &b->segs[i];

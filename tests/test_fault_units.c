@@ -326,6 +326,63 @@ static void runlog_cuts_a_torn_record_back(void **state) {
     tu_rmtree(dir);
 }
 
+/* A step record is written once per optimizer step: it allocates nothing, and it is
+ * one valid JSON object per line with every field (NaN as null, overlap as a bool). */
+static void runlog_step_allocates_nothing(void **state) {
+    (void)state;
+    const char *dir = tu_tmpdir();
+    char path[600];
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    bl_runlog log;
+    bl_error err = {0};
+    assert_int_equal(bl_runlog_open(&log, path, 0, &err), BL_OK);
+    bl_step_info si = {.step = 7,
+                       .epoch = 1,
+                       .samples_seen = 448,
+                       .batch = 64,
+                       .lr = 0.05f,
+                       .loss = NAN,
+                       .acc = 0.25,
+                       .grad_norm = 1e-300,
+                       .step_time_s = 0.125,
+                       .samples_per_s = 512,
+                       .comm_time_s = 0.01,
+                       .overlap = 1,
+                       .peak_mem_bytes = 123456789,
+                       .has_noise = 1,
+                       .noise_g2 = -0.5,
+                       .noise_trace = 3e20,
+                       .noise_scale = 1.0 / 3};
+    bl_fault_alloc_arm(~0UL); /* count allocations (failing none) */
+    assert_int_equal(bl_runlog_step(&log, &si, &err), BL_OK);
+    unsigned long allocs = bl_fault_alloc_count();
+    bl_fault_alloc_arm(0);
+    assert_int_equal(allocs, 0);
+    assert_int_equal(bl_runlog_close(&log, &err), BL_OK);
+    char text[4096] = {0};
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    assert_true(n > 0 && text[n - 1] == '\n' && !strchr(text, '\n')[1]);
+    cJSON *o = cJSON_Parse(text);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "type")->valuestring, "step");
+    assert_true(cJSON_GetObjectItem(o, "step")->valuedouble == 7);
+    assert_true(cJSON_GetObjectItem(o, "batch")->valuedouble == 64);
+    assert_true(cJSON_GetObjectItem(o, "lr")->valuedouble == (double)0.05f);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "loss")));
+    assert_true(cJSON_GetObjectItem(o, "grad_norm")->valuedouble == 1e-300);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "overlap")));
+    assert_true(cJSON_GetObjectItem(o, "peak_mem_bytes")->valuedouble == 123456789);
+    assert_true(cJSON_GetObjectItem(o, "noise_trace")->valuedouble == 3e20);
+    assert_true(cJSON_GetObjectItem(o, "noise_scale")->valuedouble == 1.0 / 3);
+    assert_non_null(cJSON_GetObjectItem(o, "comm_time_s"));
+    assert_null(cJSON_GetObjectItem(o, "overlap_ratio")); /* only on the deciding step */
+    cJSON_Delete(o);
+    tu_rmtree(dir);
+}
+
 /* A test that failed half-way must not leave a fault armed for the next one. */
 static int disarm(void **state) {
     bl_fault_alloc_arm(0);
@@ -340,6 +397,7 @@ int main(void) {
         cmocka_unit_test_teardown(csv_load_under_allocation_faults, disarm),
         cmocka_unit_test_teardown(atomic_write_under_write_faults, disarm),
         cmocka_unit_test_teardown(runlog_cuts_a_torn_record_back, disarm),
+        cmocka_unit_test_teardown(runlog_step_allocates_nothing, disarm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@ typedef struct bl_runlog {
     int fd;
     long long bytes; /* end of the last complete record */
     char path[4096];
+    char line[2048]; /* the step record, formatted here: no allocation per step */
 } bl_runlog;
 
 typedef struct bl_epoch_info {

@@ -464,11 +464,9 @@ static void adaptive_controller_runs(void **state) {
 static int descheduled_fn(void *user, float *x, int B, float *out) {
     (void)user, (void)x;
     if (B == 1) {
-        struct timespec t0, t;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-        do
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 300000);
+        uint64_t t0 = bl_thread_cpu_ns();
+        while (bl_thread_cpu_ns() - t0 < 300000)
+            ;
     } else {
         sleep_ms(2L * B);
     }

@@ -48,6 +48,7 @@ void bl_rng_derive(bl_rng *out, uint64_t seed, uint64_t tag);
 /* ---- clocks ------------------------------------------------------------ */
 uint64_t bl_now_ns(void); /* CLOCK_MONOTONIC */
 double bl_now_sec(void);
+uint64_t bl_thread_cpu_ns(void); /* CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID) */
 /* Peak resident set size of this process in bytes (from getrusage). */
 size_t bl_peak_rss_bytes(void);
 

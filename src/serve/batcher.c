@@ -224,17 +224,10 @@ static void form_batch_locked(bl_batcher *b, int take) {
     b->busy = 1;
 }
 
-/* CPU time of the calling thread, ns. */
-static uint64_t thread_cpu_ns(void) {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return 0;
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Run the formed batch (unlocked) and complete its requests, except `self`: the caller
  * that claimed the batch reads its own outcome when this returns. Sets t_start/t_end. */
 static void run_batch(bl_batcher *b, const bl_infer_req *self) {
-    uint64_t t_start = bl_now_ns(), cpu_start = thread_cpu_ns();
+    uint64_t t_start = bl_now_ns(), cpu_start = b->adaptive ? bl_thread_cpu_ns() : 0;
     size_t in_row = (size_t)b->in_dim, out_row = (size_t)b->out_dim;
     int B = b->batch_size, pos = 0;
     for (int i = 0; i < b->n_seg; i++) {
@@ -261,7 +254,7 @@ static void run_batch(bl_batcher *b, const bl_infer_req *self) {
      * With --threads > 1 BLAS's own threads are not counted, which can only make batches
      * look cheaper, i.e. keep batching. */
     if (b->adaptive) {
-        uint64_t cpu = thread_cpu_ns() - cpu_start;
+        uint64_t cpu = bl_thread_cpu_ns() - cpu_start;
         bl_delay_ctl_batch(&b->ctl, B, b->max_at_formation, cpu ? cpu : t_end - t_start);
     }
     pos = 0;

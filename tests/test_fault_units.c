@@ -297,14 +297,21 @@ static void atomic_write_under_write_faults(void **state) {
     tu_rmtree(dir);
 }
 
+/* A new run log, run.jsonl, in a fresh directory (returned; its path in path). */
+static const char *open_run_log(bl_runlog *log, char *path, size_t cap) {
+    const char *dir = tu_tmpdir();
+    snprintf(path, cap, "%s/run.jsonl", dir);
+    bl_error err = {0};
+    assert_int_equal(bl_runlog_open(log, path, 0, &err), BL_OK);
+    return dir;
+}
+
 /* A log record that cannot be written whole is cut back: every line stays whole. */
 static void runlog_cuts_a_torn_record_back(void **state) {
-    const char *dir = tu_tmpdir();
-    char path[600];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
     bl_runlog log;
+    char path[600];
+    const char *dir = open_run_log(&log, path, sizeof path);
     bl_error err = {0};
-    assert_int_equal(bl_runlog_open(&log, path, 0, &err), BL_OK);
     bl_step_info si = {.step = 1, .batch = 32, .lr = 0.1f, .loss = 2.0, .acc = 0.1};
     assert_int_equal(bl_runlog_step(&log, &si, &err), BL_OK);
     struct stat sb;
@@ -330,12 +337,10 @@ static void runlog_cuts_a_torn_record_back(void **state) {
  * one valid JSON object per line with every field (NaN as null, overlap as a bool). */
 static void runlog_step_allocates_nothing(void **state) {
     (void)state;
-    const char *dir = tu_tmpdir();
-    char path[600];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
     bl_runlog log;
+    char path[600];
+    const char *dir = open_run_log(&log, path, sizeof path);
     bl_error err = {0};
-    assert_int_equal(bl_runlog_open(&log, path, 0, &err), BL_OK);
     bl_step_info si = {.step = 7,
                        .epoch = 1,
                        .samples_seen = 448,

@@ -46,18 +46,20 @@ bl_status bl_dist_init(bl_dist **out, bl_error *err) {
     if (launched_by_mpirun()) {
         int inited = 0, level = MPI_THREAD_SINGLE;
         MPI_Initialized(&inited);
-        /* Open MPI 4.1 hands a rank's help messages ("peer process has unexpectedly
-         * disconnected") to mpirun and sleeps until mpirun acknowledges; once mpirun is
-         * ending the job it never does. A rank whose peer died hung there, inside MPI and
-         * holding the world's lock, until SIGKILL (3 of 5 crash runs): no line, no end
-         * record. Quiet, the call returns at once and batchlab names the lost rank itself.
-         * OMPI_MCA_orte_execute_quiet=0 in the environment brings the messages back. */
-        if (!inited) setenv("OMPI_MCA_orte_execute_quiet", "1", 0);
         if (inited) {
             MPI_Query_thread(&level);
-        } else if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &level) != MPI_SUCCESS) {
-            bl_free(d);
-            return bl_fail(err, BL_ERR_IO, "MPI_Init failed");
+        } else {
+            /* Open MPI 4.1 hands a rank's help messages ("peer process has unexpectedly
+             * disconnected") to mpirun and sleeps until mpirun acknowledges; once mpirun is
+             * ending the job it never does. A rank whose peer died hung there, inside MPI
+             * and holding the world's lock, until SIGKILL (3 of 5 crash runs): no line, no
+             * end record. Quiet, the call returns at once and batchlab names the lost rank
+             * itself. OMPI_MCA_orte_execute_quiet=0 in the environment brings them back. */
+            setenv("OMPI_MCA_orte_execute_quiet", "1", 0);
+            if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &level) != MPI_SUCCESS) {
+                bl_free(d);
+                return bl_fail(err, BL_ERR_IO, "MPI_Init failed");
+            }
         }
         /* SERIALIZED is enough: the progress thread and the caller take turns (mu). */
         d->thread_ok = level >= MPI_THREAD_SERIALIZED;
